@@ -1,0 +1,152 @@
+/* neap.h -- the public interface of the neap memory manager.
+ *
+ * neap is a memory allocator that gives memory back to the operating system.
+ * Small requests (<= 512 bytes) live in 4 KiB pools, one page each, inside
+ * 4 MiB arenas; a pool whose blocks are all free goes back to the OS page by
+ * page, so a surviving object pins its own page and never a whole arena.
+ *
+ * Glossary
+ *   block   one allocation of one size class
+ *   pool    a run of pages holding blocks of one size class (one page for
+ *           small classes); also a run holding one large block
+ *   arena   a 4 MiB aligned region from the OS, owned by one thread's heap
+ *   heap    the per-thread allocator state; no lock on its fast paths
+ *   purge   giving free pages back to the OS (madvise) while keeping the
+ *           address range
+ *
+ * Every function here is thread-safe.  Allocation functions return NULL and
+ * set errno to ENOMEM when memory cannot be had, never abort.  Freeing a
+ * pointer neap did not hand out prints a message naming it and aborts.
+ */
+#ifndef NEAP_H
+#define NEAP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define NEAP_EXPORT __attribute__((visibility("default")))
+#define NEAP_MALLOC_ATTR __attribute__((malloc, warn_unused_result))
+#else
+#define NEAP_EXPORT
+#define NEAP_MALLOC_ATTR
+#endif
+
+#define NEAP_VERSION_MAJOR 0
+#define NEAP_VERSION_MINOR 1
+#define NEAP_VERSION "0.1.0"
+
+/* ---------------------------------------------------------------------------
+ * Allocation.  Same contracts as the C library functions of the same names.
+ * ------------------------------------------------------------------------- */
+NEAP_EXPORT NEAP_MALLOC_ATTR void *neap_malloc(size_t size);
+/* n*size overflowing gives NULL and ENOMEM; the memory is zeroed. */
+NEAP_EXPORT NEAP_MALLOC_ATTR void *neap_calloc(size_t n, size_t size);
+/* Contents kept up to the smaller size; realloc(NULL, n) is malloc(n);
+ * realloc(p, 0) with p != NULL frees p and returns NULL, as glibc does. On
+ * failure p is left untouched. */
+NEAP_EXPORT void *neap_realloc(void *p, size_t size);
+/* realloc with an overflow-checked n*size. */
+NEAP_EXPORT void *neap_reallocarray(void *p, size_t n, size_t size);
+NEAP_EXPORT void neap_free(void *p);
+/* alignment must be a power of two; otherwise NULL and EINVAL. */
+NEAP_EXPORT NEAP_MALLOC_ATTR void *neap_aligned_alloc(size_t alignment, size_t size);
+/* Returns 0, EINVAL (alignment not a power of two multiple of sizeof(void*))
+ * or ENOMEM; *out is untouched on error. */
+NEAP_EXPORT int neap_posix_memalign(void **out, size_t alignment, size_t size);
+/* Bytes usable at p (>= the size asked for); 0 for NULL. */
+NEAP_EXPORT size_t neap_usable_size(const void *p);
+/* Give every free page back to the OS now, as malloc_trim(0) does: the
+ * calling thread's heap, the arenas of exited threads, and a request to every
+ * other thread's heap, honoured at its next allocation slow path.  Returns 1
+ * if memory was given back, 0 otherwise. */
+NEAP_EXPORT int neap_trim(void);
+/* 1 if p is the start of a block inside a pool, large run or huge mapping
+ * that neap has in use, 0 otherwise; never reads memory neap does not own. */
+NEAP_EXPORT int neap_owns(const void *p);
+
+/* ---------------------------------------------------------------------------
+ * Options.  Each has an environment variable NEAP_<NAME>, read once at
+ * start-up; a malformed value gets a warning and the default.  Sizes accept
+ * K/KiB, M/MiB, G/GiB suffixes; times are milliseconds.
+ * ------------------------------------------------------------------------- */
+typedef enum neap_option_e {
+    NEAP_OPTION_PURGE_DELAY = 0, /* ms an empty page stays before it is given back */
+    NEAP_OPTION_PURGE_MAX,       /* bytes of empty committed pages a heap may hold before an early purge */
+    NEAP_OPTION_ARENA_RESERVE,   /* empty arenas a heap keeps mapped (pages purged) before unmapping */
+    NEAP_OPTION_SHOW_STATS,      /* print statistics to stderr at exit */
+    NEAP_OPTION_VERBOSE,         /* print warnings and notices */
+    NEAP_OPTION_STATS_FD,        /* if >= 0, the fd neap_stats_print(NULL) and the exit statistics go to */
+    NEAP_OPTION_COUNT
+} neap_option_t;
+
+NEAP_EXPORT long neap_option_get(neap_option_t opt);
+/* Returns 0, or -1 for an unknown option (errno EINVAL). */
+NEAP_EXPORT int neap_option_set(neap_option_t opt, long value);
+/* The option's name as in NEAP_<NAME>, or NULL. */
+NEAP_EXPORT const char *neap_option_name(neap_option_t opt);
+
+/* ---------------------------------------------------------------------------
+ * Statistics, in the spirit of sys._debugmallocstats.  A snapshot: counts of
+ * other threads' heaps may be a few operations stale.
+ * ------------------------------------------------------------------------- */
+#define NEAP_SMALL_MAX 512   /* largest small request */
+#define NEAP_CLASS_MAX 56    /* number of size classes (small and medium) */
+#define NEAP_PAGE_SIZE 4096
+#define NEAP_ARENA_SIZE (4u << 20)
+
+typedef struct neap_class_stats_s {
+    size_t block_size;   /* bytes per block of this class */
+    size_t pools;        /* pools of this class in use */
+    size_t blocks_used;  /* blocks handed out */
+    size_t blocks_free;  /* free blocks inside those pools */
+} neap_class_stats_t;
+
+typedef struct neap_stats_s {
+    size_t arenas_allocated;  /* arenas mapped since start */
+    size_t arenas_freed;      /* arenas unmapped since start */
+    size_t arenas_current;    /* arenas mapped now */
+    size_t arenas_highwater;  /* most arenas mapped at once */
+    size_t pools_current;     /* pools (small, medium and large runs) in use */
+    size_t pages_used;        /* arena pages holding pools */
+    size_t pages_dirty;       /* empty pages still committed, waiting for purge */
+    size_t bytes_live;        /* bytes in blocks handed out (block sizes) */
+    size_t bytes_in_pools;    /* bytes of pages holding pools */
+    size_t bytes_huge;        /* bytes mapped for huge blocks */
+    size_t bytes_mapped;      /* bytes of address space mapped now */
+    size_t bytes_purged;      /* bytes given back with madvise since start */
+    size_t bytes_unmapped;    /* bytes given back with munmap since start */
+    size_t huge_current;      /* huge blocks live */
+    size_t large_current;     /* large blocks live */
+    size_t heaps_current;     /* thread heaps alive */
+    size_t arenas_orphaned;   /* arenas of exited threads awaiting adoption */
+    neap_class_stats_t classes[NEAP_CLASS_MAX];
+} neap_stats_t;
+
+NEAP_EXPORT void neap_stats_get(neap_stats_t *out);
+/* Human-readable statistics; NULL means stderr (or NEAP_STATS_FD). Never
+ * allocates. */
+NEAP_EXPORT void neap_stats_print(FILE *out);
+
+/* Process memory as the kernel reports it (/proc/self/status). */
+typedef struct neap_process_memory_s {
+    size_t rss;       /* resident set size, bytes */
+    size_t peak_rss;  /* high-water resident set size, bytes */
+    size_t vsize;     /* virtual size, bytes */
+} neap_process_memory_t;
+
+/* Returns 0, or -1 if /proc cannot be read. */
+NEAP_EXPORT int neap_process_memory(neap_process_memory_t *out);
+
+/* Size class helpers: the block size a request of `size` bytes receives. */
+NEAP_EXPORT size_t neap_good_size(size_t size);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* NEAP_H */

@@ -1,0 +1,94 @@
+/* alloc.c -- the public allocation API (neap_malloc and the rest); the fast
+ * paths are in fastpath.h. */
+#include "fastpath.h"
+
+#include <errno.h>
+
+void *neap_malloc(size_t size) {
+    return neap_malloc_inline(size);
+}
+
+void neap_free(void *p) {
+    neap_free_inline(p);
+}
+
+void *neap_calloc(size_t n, size_t size) {
+    size_t total;
+    if (neap_unlikely(__builtin_mul_overflow(n, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (total <= NEAP_SMALL_MAX) {
+        void *p = neap_malloc_inline(total);
+        if (p) memset(p, 0, total);
+        return p;
+    }
+    return _neap_malloc_generic(_neap_tl_heap, total, true);
+}
+
+void *neap_realloc(void *p, size_t size) {
+    if (p == NULL) return neap_malloc_inline(size);
+    size_t usable = _neap_usable_generic(p, "realloc");
+    if (usable == 0) _neap_free_generic(p, "realloc");   /* reports the bad pointer */
+    if (size == 0) {
+        neap_free_inline(p);
+        return NULL;
+    }
+    /* keep the block when the new size fits and wastes less than half */
+    if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
+    void *q = neap_malloc_inline(size);
+    if (q == NULL) return NULL;   /* p untouched, errno ENOMEM */
+    memcpy(q, p, size < usable ? size : usable);
+    neap_free_inline(p);
+    return q;
+}
+
+void *neap_reallocarray(void *p, size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return neap_realloc(p, total);
+}
+
+static inline bool neap_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+void *neap_aligned_alloc(size_t alignment, size_t size) {
+    if (!neap_is_pow2(alignment)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (alignment <= 16) return neap_malloc_inline(size);
+    return _neap_malloc_aligned(size, alignment, false);
+}
+
+int neap_posix_memalign(void **out, size_t alignment, size_t size) {
+    if (!neap_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+    int saved = errno;
+    void *p = alignment <= 16 ? neap_malloc_inline(size) : _neap_malloc_aligned(size, alignment, false);
+    if (p == NULL) {
+        errno = saved;
+        return ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+size_t neap_usable_size(const void *p) {
+    if (p == NULL) return 0;
+    return _neap_usable_generic(p, "malloc_usable_size");
+}
+
+int neap_owns(const void *p) {
+    return p != NULL && _neap_usable_generic(p, "neap_owns") != 0;
+}
+
+int neap_trim(void) {
+    int released = 0;
+    neap_heap_t *h = _neap_tl_heap;
+    if (h != &_neap_heap_empty) released |= _neap_heap_trim(h);
+    released |= _neap_orphans_collect(true);
+    _neap_trim_all();
+    return released;
+}

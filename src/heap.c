@@ -1,0 +1,786 @@
+/* heap.c -- per-thread heaps: size classes, pools, remote frees, purging,
+ * and arenas handed over when threads exit.
+ *
+ *   heap (one per thread, no lock)
+ *   +-------------+
+ *   | direct[cls] |---> current pool of the class: malloc pops pool->free
+ *   | partial[cls]|---> pool <-> pool <-> pool   (free blocks left, LIFO:
+ *   |             |     the most recently freed-into pool is the fullest)
+ *   | arenas      |---> arena -> arena -> ...    (owned, any order)
+ *   | dirty queue |---> arena -> arena           (have empty pages, oldest first)
+ *   +-------------+
+ *
+ * A pool's life:  new (from the arena's lowest free pages, in the fullest
+ * arena) -> direct -> FULL when exhausted -> POOL on the partial list when a
+ * block comes back -> retired when its last block comes back: its pages turn
+ * dirty, join the dirty queue and go back to the OS after NEAP_PURGE_DELAY
+ * ms, or sooner once the heap holds more than NEAP_PURGE_MAX dirty bytes.
+ * The direct pool is never retired while it is direct (churn on one object
+ * would thrash); neap_trim and thread exit retire it.
+ *
+ * Remote frees: a block freed by a thread that does not own its arena is
+ * pushed on the arena's atomic `remote` stack; the push that makes the stack
+ * non-empty raises the owner's `remote_pending` flag (or the global orphan
+ * flag), and the owner drains its arenas at its next slow path.  Remote
+ * blocks count as used until drained.
+ *
+ * Thread exit: remote frees drained, empty pools retired, every dirty page
+ * purged, empty arenas unmapped, the rest orphaned (owner = NULL) on the
+ * orphan list.  A heap that needs an arena adopts an orphan before mapping a
+ * new one; meanwhile frees into orphans are applied by whichever thread next
+ * takes a slow path and sees the orphan flag.
+ *
+ * Memory order: arena.owner and the remote stack are seq_cst.  A pusher does
+ * CAS(remote) then load(owner); the exiting owner does store(owner = NULL)
+ * then exchange(remote).  Either the exchange sees the block, or the pusher
+ * sees owner == NULL and raises the orphan flag.
+ */
+#include "internal.h"
+
+#include <errno.h>
+
+/* ---------------------------------------------------------------------------
+ * Globals
+ * ------------------------------------------------------------------------- */
+neap_class_t _neap_class[NEAP_CLASS_MAX + 1];
+neap_pool_t _neap_pool_empty;   /* free == NULL: sends the fast path to the slow one */
+
+#define NEAP_E8 &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty, \
+                &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty
+neap_heap_t _neap_heap_empty = {
+    .direct = {NEAP_E8, NEAP_E8, NEAP_E8, NEAP_E8, NEAP_E8, NEAP_E8, NEAP_E8, &_neap_pool_empty},
+};
+/* Owner of the arenas of threads that did not survive a fork. */
+static neap_heap_t neap_heap_zombie;
+
+__thread neap_heap_t *_neap_tl_heap = &_neap_heap_empty;
+
+NEAP_INTERNAL neap_heap_t *_neap_all_heaps;        /* live heaps (global lock) */
+static neap_heap_t *neap_free_heaps;               /* reusable heaps (global lock) */
+
+NEAP_INTERNAL pthread_mutex_t _neap_orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+NEAP_INTERNAL neap_arena_t *_neap_orphans;         /* via hnext/hprev (orphan lock) */
+static _Atomic int neap_orphans_pending;           /* frees wait in an orphan */
+static _Atomic size_t neap_orphans_count;
+
+_Static_assert(sizeof(_neap_heap_empty.direct) / sizeof(void *) == NEAP_CLASS_MAX + 1,
+               "the empty heap must fill every direct slot");
+
+/* ---------------------------------------------------------------------------
+ * Size classes
+ *   1..32   16..512 in 16-byte steps, one-page pools
+ *   33..56  640..32768, four steps per doubling; pools of 1..16 pages chosen
+ *           so that at most 1/8 of the pool is left over
+ * ------------------------------------------------------------------------- */
+void _neap_classes_init(void) {
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
+        size_t size;
+        if (c <= NEAP_SMALL_CLASSES) size = c * 16;
+        else {
+            size_t g = (c - NEAP_SMALL_CLASSES - 1) / 4, k = (c - NEAP_SMALL_CLASSES - 1) % 4 + 1;
+            size = ((size_t)512 << g) + k * ((size_t)128 << g);
+        }
+        size_t pages = 1;
+        if (c > NEAP_SMALL_CLASSES) {
+            for (pages = 1; pages < NEAP_POOL_MAX_PAGES; pages++) {
+                size_t bytes = pages * NEAP_PAGE_SIZE;
+                if (bytes >= size && (bytes % size) * 8 <= bytes) break;
+            }
+        }
+        neap_class_t *k = &_neap_class[c];
+        k->size = (uint32_t)size;
+        k->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
+        k->pages = (uint16_t)pages;
+        k->capacity = (uint16_t)(pages * NEAP_PAGE_SIZE / size);
+    }
+    _neap_class[0] = _neap_class[1];
+}
+
+size_t neap_good_size(size_t size) {
+    if (!atomic_load_explicit(&_neap_initialized, memory_order_acquire)) _neap_process_init();
+    if (size <= NEAP_MEDIUM_MAX) return _neap_class[_neap_class_of(size)].size;
+    if (size <= NEAP_LARGE_MAX) return (size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
+    if (size > SIZE_MAX - 2 * NEAP_PAGE_SIZE) return size;
+    return (size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
+}
+
+/* ---------------------------------------------------------------------------
+ * Heap structures come from their own pages, never from the allocator.
+ * ------------------------------------------------------------------------- */
+static neap_heap_t *neap_heap_new_locked(void) {
+    static char *chunk;
+    static size_t left;
+    neap_heap_t *h = neap_free_heaps;
+    if (h) {
+        neap_free_heaps = h->gnext;
+    } else {
+        size_t sz = (sizeof(neap_heap_t) + 63) & ~(size_t)63;
+        if (left < sz) {
+            chunk = _neap_os_map(64 * 1024);
+            if (chunk == NULL) return NULL;
+            left = 64 * 1024;
+        }
+        h = (neap_heap_t *)chunk;
+        chunk += sz;
+        left -= sz;
+    }
+    memset(h, 0, sizeof *h);
+    for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) h->direct[c] = &_neap_pool_empty;
+    h->alive = 1;
+    h->gnext = _neap_all_heaps;
+    if (_neap_all_heaps) _neap_all_heaps->gprev = h;
+    _neap_all_heaps = h;
+    atomic_fetch_add_explicit(&_neap_gstats.heaps_current, 1, memory_order_relaxed);
+    return h;
+}
+
+neap_heap_t *_neap_heap_get(void) {
+    neap_heap_t *h = _neap_tl_heap;
+    if (h != &_neap_heap_empty) return h;
+    _neap_process_init();
+    pthread_mutex_lock(&_neap_lock);
+    h = neap_heap_new_locked();
+    pthread_mutex_unlock(&_neap_lock);
+    if (h == NULL) return NULL;
+    _neap_tl_heap = h;
+    _neap_thread_register(h);   /* may allocate: the heap is in place */
+    return h;
+}
+
+/* ---------------------------------------------------------------------------
+ * Lists
+ * ------------------------------------------------------------------------- */
+static void neap_set_direct(neap_heap_t *h, size_t cls, neap_pool_t *pool) {
+    h->direct[cls] = pool;
+    if (cls == 1) h->direct[0] = pool;
+}
+
+static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
+    neap_pool_t **head = &h->partial[pool->cls];
+    pool->prev = NULL;
+    pool->next = *head;
+    if (*head) (*head)->prev = pool;
+    *head = pool;
+    pool->linked = 1;
+}
+
+static void neap_partial_unlink(neap_heap_t *h, neap_pool_t *pool) {
+    if (pool->prev) pool->prev->next = pool->next;
+    else h->partial[pool->cls] = pool->next;
+    if (pool->next) pool->next->prev = pool->prev;
+    pool->next = pool->prev = NULL;
+    pool->linked = 0;
+}
+
+static void neap_heap_link_arena(neap_heap_t *h, neap_arena_t *a) {
+    a->hprev = NULL;
+    a->hnext = h->arenas;
+    if (h->arenas) h->arenas->hprev = a;
+    h->arenas = a;
+    h->narenas++;
+}
+
+static void neap_heap_unlink_arena(neap_heap_t *h, neap_arena_t *a) {
+    if (a->hprev) a->hprev->hnext = a->hnext;
+    else h->arenas = a->hnext;
+    if (a->hnext) a->hnext->hprev = a->hprev;
+    a->hnext = a->hprev = NULL;
+    h->narenas--;
+    if (h->alloc_arena == a) h->alloc_arena = NULL;
+    if (a->in_dirty) {
+        neap_arena_t **pp = &h->dirty_head, *prev = NULL;
+        while (*pp && *pp != a) {
+            prev = *pp;
+            pp = &(*pp)->dnext;
+        }
+        if (*pp) *pp = a->dnext;
+        if (h->dirty_tail == a) h->dirty_tail = prev;
+        a->in_dirty = 0;
+        a->dnext = NULL;
+        h->dirty_pages -= a->pages_dirty;
+    }
+    if (a->pages_used == 0) h->empty_arenas--;
+}
+
+static inline neap_arena_t *neap_pool_arena(const neap_pool_t *pool) {
+    return (neap_arena_t *)((uintptr_t)pool & ~NEAP_ARENA_MASK);
+}
+static inline size_t neap_pool_index(const neap_pool_t *pool) {
+    return (size_t)(pool - neap_pool_arena(pool)->pools);
+}
+static inline uintptr_t neap_pool_start(const neap_pool_t *pool) {
+    return _neap_page_addr(neap_pool_arena(pool), neap_pool_index(pool));
+}
+
+/* ---------------------------------------------------------------------------
+ * Purging
+ * ------------------------------------------------------------------------- */
+static void neap_dirty_enqueue(neap_heap_t *h, neap_arena_t *a) {
+    a->in_dirty = 1;
+    a->dnext = NULL;
+    a->dirty_since = h->now;
+    if (h->dirty_tail) h->dirty_tail->dnext = a;
+    else h->dirty_head = a;
+    h->dirty_tail = a;
+}
+
+static neap_arena_t *neap_dirty_pop(neap_heap_t *h) {
+    neap_arena_t *a = h->dirty_head;
+    h->dirty_head = a->dnext;
+    if (h->dirty_head == NULL) h->dirty_tail = NULL;
+    a->dnext = NULL;
+    a->in_dirty = 0;
+    return a;
+}
+
+/* Gives back the pages of arenas that have waited long enough, or all of
+ * them when forced; returns pages purged. */
+static size_t neap_heap_purge(neap_heap_t *h, bool force) {
+    size_t purged = 0;
+    uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    size_t max_pages = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX) >> NEAP_PAGE_SHIFT;
+    h->now = _neap_os_clock_ms();
+    while (h->dirty_head != NULL) {
+        neap_arena_t *a = h->dirty_head;
+        if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && h->dirty_pages <= max_pages)
+            break;
+        neap_dirty_pop(h);
+        size_t n = _neap_arena_purge(a);
+        h->dirty_pages -= n;
+        purged += n;
+    }
+    return purged;
+}
+
+/* ---------------------------------------------------------------------------
+ * Runs of pages for a heap
+ * ------------------------------------------------------------------------- */
+static void neap_heap_drop_arena(neap_heap_t *h, neap_arena_t *a) {
+    neap_heap_unlink_arena(h, a);
+    _neap_arena_destroy(a);
+}
+
+/* A run released by heap h (NULL: an orphan, under the orphan lock). */
+static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first, size_t n) {
+    _neap_arena_release_run(a, first, n);
+    if (h == NULL) return;   /* the orphan collector purges after draining */
+    h->dirty_pages += n;
+    if (!a->in_dirty) {
+        h->now = _neap_os_clock_ms();
+        neap_dirty_enqueue(h, a);
+    }
+    if (a->pages_used == 0) {
+        h->empty_arenas++;
+        if (h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE)) {
+            neap_heap_drop_arena(h, a);
+            return;
+        }
+    }
+    neap_heap_purge(h, false);
+}
+
+static bool neap_adopt(neap_heap_t *h, neap_arena_t *a);
+
+static neap_arena_t *neap_orphan_take(void) {
+    if (atomic_load_explicit(&neap_orphans_count, memory_order_relaxed) == 0) return NULL;
+    pthread_mutex_lock(&_neap_orphan_lock);
+    neap_arena_t *a = _neap_orphans;
+    if (a) {
+        _neap_orphans = a->hnext;
+        if (_neap_orphans) _neap_orphans->hprev = NULL;
+        a->hnext = a->hprev = NULL;
+        atomic_fetch_sub_explicit(&neap_orphans_count, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&_neap_orphan_lock);
+    return a;
+}
+
+/* Finds and takes n free pages (first page index a multiple of align):
+ * first the current arena, then the fullest owned arena that has room, then
+ * an orphan, then a new arena.  Returns the first page, or -1 (ENOMEM). */
+static long neap_heap_take_run(neap_heap_t *h, size_t n, size_t align, bool prefer_dirty, neap_arena_t **out) {
+    neap_arena_t *a = h->alloc_arena;
+    long first = a ? _neap_arena_find_run(a, n, align, prefer_dirty) : -1;
+    if (first < 0) {
+        neap_arena_t *best = NULL;
+        long best_first = -1;
+        for (neap_arena_t *x = h->arenas; x; x = x->hnext) {
+            if (x == a || NEAP_ARENA_PAGES - NEAP_META_PAGES - x->pages_used < n) continue;
+            if (best && x->pages_used <= best->pages_used) continue;
+            long f = _neap_arena_find_run(x, n, align, prefer_dirty);
+            if (f >= 0) {
+                best = x;
+                best_first = f;
+            }
+        }
+        a = best;
+        first = best_first;
+    }
+    while (first < 0) {
+        a = neap_orphan_take();
+        if (a) {
+            if (!neap_adopt(h, a)) continue;
+        } else {
+            a = _neap_arena_create();
+            if (a == NULL) return -1;
+            atomic_store(&a->owner, h);
+            neap_heap_link_arena(h, a);
+            h->empty_arenas++;
+        }
+        first = _neap_arena_find_run(a, n, align, prefer_dirty);
+    }
+    h->alloc_arena = a;
+    if (a->pages_used == 0) h->empty_arenas--;
+    h->dirty_pages -= _neap_arena_take_run(a, (size_t)first, n);
+    *out = a;
+    return first;
+}
+
+/* ---------------------------------------------------------------------------
+ * Pools
+ * ------------------------------------------------------------------------- */
+static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
+    const neap_class_t *k = &_neap_class[cls];
+    neap_arena_t *a;
+    long first = neap_heap_take_run(h, k->pages, 1, true, &a);
+    if (first < 0) return NULL;
+    neap_pool_t *pool = &a->pools[first];
+    pool->free = pool->local_free = NULL;
+    pool->used = 0;
+    pool->capacity = k->capacity;
+    pool->bumped = 0;
+    pool->npages = k->pages;
+    pool->state = NEAP_PS_POOL;
+    pool->cls = (uint8_t)cls;
+    pool->linked = 0;
+    pool->zeroed = 0;
+    pool->next = pool->prev = NULL;
+    return pool;
+}
+
+/* Carves the next page's worth of never-used blocks into the free list:
+ * memory is touched only when it is about to be handed out. */
+static void neap_pool_extend(neap_pool_t *pool) {
+    const neap_class_t *k = &_neap_class[pool->cls];
+    size_t n = NEAP_PAGE_SIZE / k->size;
+    if (n == 0) n = 1;
+    if (n > (size_t)(pool->capacity - pool->bumped)) n = (size_t)(pool->capacity - pool->bumped);
+    char *start = (char *)neap_pool_start(pool) + (size_t)pool->bumped * k->size;
+    for (size_t i = 0; i + 1 < n; i++) ((neap_block_t *)(start + i * k->size))->next = (neap_block_t *)(start + (i + 1) * k->size);
+    ((neap_block_t *)(start + (n - 1) * k->size))->next = NULL;
+    pool->free = (neap_block_t *)start;
+    pool->bumped = (uint16_t)(pool->bumped + n);
+}
+
+static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
+    neap_arena_t *a = neap_pool_arena(pool);
+    if (h && pool->linked) neap_partial_unlink(h, pool);
+    pool->free = pool->local_free = NULL;
+    pool->linked = 0;
+    neap_heap_release_run(h, a, neap_pool_index(pool), pool->npages);
+}
+
+/* A block of the given class from heap h, or NULL (ENOMEM). */
+static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
+    neap_pool_t *pool = h->direct[cls];
+    for (;;) {
+        if (pool != &_neap_pool_empty) {
+            if (pool->free == NULL) {
+                if (pool->local_free) {
+                    pool->free = pool->local_free;
+                    pool->local_free = NULL;
+                } else if (pool->bumped < pool->capacity) {
+                    neap_pool_extend(pool);
+                }
+            }
+            if (pool->free) {
+                neap_block_t *b = pool->free;
+                pool->free = b->next;
+                pool->used++;
+                return b;
+            }
+            pool->state = NEAP_PS_FULL;
+        }
+        pool = h->partial[cls];
+        if (pool) neap_partial_unlink(h, pool);
+        else if ((pool = neap_pool_new(h, cls)) == NULL) {
+            neap_set_direct(h, cls, &_neap_pool_empty);
+            return NULL;
+        }
+        neap_set_direct(h, cls, pool);
+    }
+}
+
+/* ---------------------------------------------------------------------------
+ * Large blocks: a run of whole pages holding one block
+ * ------------------------------------------------------------------------- */
+static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool zero) {
+    size_t n = (size + NEAP_PAGE_MASK) >> NEAP_PAGE_SHIFT;
+    size_t align_pages = align > NEAP_PAGE_SIZE ? align >> NEAP_PAGE_SHIFT : 1;
+    neap_arena_t *a;
+    long first = neap_heap_take_run(h, n, align_pages, false, &a);
+    if (first < 0) return NULL;
+    neap_pool_t *pool = &a->pools[first];
+    pool->free = pool->local_free = NULL;
+    pool->used = 1;
+    pool->capacity = 1;
+    pool->bumped = 1;
+    pool->npages = (uint16_t)n;
+    pool->state = NEAP_PS_LARGE;
+    pool->cls = 0;
+    pool->linked = 0;
+    pool->next = pool->prev = NULL;
+    void *p = (void *)_neap_page_addr(a, (size_t)first);
+    if (zero) memset(p, 0, size);
+    return p;
+}
+
+/* ---------------------------------------------------------------------------
+ * Freeing
+ * ------------------------------------------------------------------------- */
+
+/* The head pool of the run holding p, after checking that p is the start
+ * of a block in use there; aborts with a message otherwise. */
+static neap_pool_t *neap_pool_lookup(neap_arena_t *a, uintptr_t p, const char *func) {
+    neap_pool_t *pool = &a->pools[_neap_page_index(p)];
+    if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
+    switch (pool->state) {
+    case NEAP_PS_POOL:
+    case NEAP_PS_FULL: {
+        const neap_class_t *k = &_neap_class[pool->cls];
+        uintptr_t off = p - neap_pool_start(pool);
+        uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
+        if ((uintptr_t)idx * k->size != off || idx >= pool->bumped)
+            _neap_fatal_pointer(func, (void *)p, "invalid pointer (not the start of a block)");
+        return pool;
+    }
+    case NEAP_PS_LARGE:
+        if (p != neap_pool_start(pool))
+            _neap_fatal_pointer(func, (void *)p, "invalid pointer (inside a large block, not its start)");
+        return pool;
+    case NEAP_PS_FREE:
+        _neap_fatal_pointer(func, (void *)p, "invalid pointer (in a free page: double free or never allocated)");
+    default:
+        _neap_fatal_pointer(func, (void *)p, "invalid pointer (neap metadata)");
+    }
+}
+
+/* Frees b into its pool; h is the owner heap, or NULL for an orphan arena
+ * under the orphan lock. */
+static void neap_free_local(neap_heap_t *h, neap_pool_t *pool, neap_block_t *b, const char *func) {
+    if (pool->state == NEAP_PS_LARGE) {
+        pool->used = 0;
+        neap_heap_release_run(h, neap_pool_arena(pool), neap_pool_index(pool), pool->npages);
+        return;
+    }
+    if (neap_unlikely(pool->used == 0 || b == pool->local_free || b == pool->free))
+        _neap_fatal_pointer(func, b, "double free detected on");
+    b->next = pool->local_free;
+    pool->local_free = b;
+    pool->used--;
+    if (pool->state == NEAP_PS_FULL) {
+        pool->state = NEAP_PS_POOL;
+        if (h) neap_partial_push(h, pool);
+    }
+    if (pool->used == 0 && (h == NULL || h->direct[pool->cls] != pool)) neap_pool_retire(h, pool);
+}
+
+static void neap_free_remote(neap_arena_t *a, neap_block_t *b) {
+    neap_block_t *head = atomic_load_explicit(&a->remote, memory_order_relaxed);
+    do {
+        b->next = head;
+    } while (!atomic_compare_exchange_weak(&a->remote, &head, b));
+    if (head == NULL) {
+        neap_heap_t *owner = atomic_load(&a->owner);
+        if (owner) atomic_store(&owner->remote_pending, 1);
+        else atomic_store(&neap_orphans_pending, 1);
+    }
+}
+
+/* Applies the frees other threads left in arena a. */
+static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
+    neap_block_t *b = atomic_exchange(&a->remote, NULL);
+    while (b) {
+        neap_block_t *next = b->next;
+        neap_pool_t *pool = &a->pools[_neap_page_index((uintptr_t)b)];
+        if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
+        neap_free_local(h, pool, b, "free");
+        b = next;
+    }
+}
+
+void _neap_free_generic(void *p, const char *func) {
+    if (p == NULL) return;
+    uintptr_t addr = (uintptr_t)p;
+    uint8_t kind = _neap_map_kind(addr);
+    if (kind == NEAP_MAP_NONE)
+        _neap_fatal_pointer(func, p, "invalid pointer (not allocated by neap)");
+    if (kind != NEAP_MAP_ARENA) {
+        uintptr_t base = _neap_huge_base(addr, kind);
+        if (base == 0) _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
+        _neap_huge_free(base, p, func);
+        return;
+    }
+    neap_arena_t *a = _neap_arena_of(addr);
+    neap_pool_t *pool = neap_pool_lookup(a, addr, func);
+    neap_heap_t *h = _neap_tl_heap;
+    if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) neap_free_local(h, pool, p, func);
+    else neap_free_remote(a, p);
+}
+
+size_t _neap_usable_generic(const void *p, const char *func) {
+    uintptr_t addr = (uintptr_t)p;
+    uint8_t kind = _neap_map_kind(addr);
+    if (kind == NEAP_MAP_NONE) return 0;
+    if (kind != NEAP_MAP_ARENA) {
+        uintptr_t base = _neap_huge_base(addr, kind);
+        return base ? _neap_huge_usable(base, p) : 0;
+    }
+    neap_arena_t *a = _neap_arena_of(addr);
+    neap_pool_t *pool = &a->pools[_neap_page_index(addr)];
+    if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
+    if (pool->state == NEAP_PS_LARGE)
+        return addr == neap_pool_start(pool) ? (size_t)pool->npages << NEAP_PAGE_SHIFT : 0;
+    if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) return 0;
+    const neap_class_t *k = &_neap_class[pool->cls];
+    uintptr_t off = addr - neap_pool_start(pool);
+    uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
+    if ((uintptr_t)idx * k->size != off || idx >= pool->bumped) return 0;
+    (void)func;
+    return k->size;
+}
+
+/* ---------------------------------------------------------------------------
+ * Housekeeping at every allocation slow path: cheap flag checks, then the
+ * work they ask for.
+ * ------------------------------------------------------------------------- */
+static void neap_heap_drain_all(neap_heap_t *h) {
+    atomic_store(&h->remote_pending, 0);
+    for (neap_arena_t *a = h->arenas, *next; a; a = next) {
+        next = a->hnext;
+        if (atomic_load_explicit(&a->remote, memory_order_relaxed)) neap_arena_drain(h, a);
+    }
+}
+
+static void neap_heap_collect(neap_heap_t *h) {
+    if (atomic_load_explicit(&h->remote_pending, memory_order_relaxed)) neap_heap_drain_all(h);
+    if (atomic_load_explicit(&h->trim_requested, memory_order_relaxed)) {
+        atomic_store(&h->trim_requested, 0);
+        _neap_heap_trim(h);
+    }
+    if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
+    if (h->dirty_head) neap_heap_purge(h, false);
+}
+
+void *_neap_malloc_generic(neap_heap_t *h, size_t size, bool zero) {
+    if (neap_unlikely(h == &_neap_heap_empty)) {
+        h = _neap_heap_get();
+        if (h == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    neap_heap_collect(h);
+    void *p;
+    if (size <= NEAP_MEDIUM_MAX) {
+        size_t cls = _neap_class_of(size);
+        p = neap_pool_alloc(h, cls);
+        if (p && zero) memset(p, 0, size);
+    } else if (size <= NEAP_LARGE_MAX) {
+        p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
+    } else {
+        return _neap_huge_alloc(size, NEAP_PAGE_SIZE, NULL);  /* fresh mapping: zero */
+    }
+    if (p == NULL) errno = ENOMEM;
+    return p;
+}
+
+/* alignment: a power of two above 16. */
+void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
+    neap_heap_t *h = _neap_heap_get();
+    if (h == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    neap_heap_collect(h);
+    void *p = NULL;
+    if (size <= NEAP_MEDIUM_MAX && align <= NEAP_PAGE_SIZE) {
+        /* pools start on a page, so a class whose size is a multiple of the
+         * alignment gives aligned blocks */
+        size_t need = size < align ? align : size;
+        for (size_t c = _neap_class_of(need); c <= NEAP_CLASS_MAX; c++) {
+            if (_neap_class[c].size % align == 0) {
+                p = neap_pool_alloc(h, c);
+                if (p && zero) memset(p, 0, size);
+                if (p == NULL) errno = ENOMEM;
+                return p;
+            }
+        }
+    }
+    if (size <= NEAP_LARGE_MAX && align <= NEAP_LARGE_MAX) {
+        p = neap_large_alloc(h, size ? size : 1, align, zero);
+        if (p == NULL) errno = ENOMEM;
+        return p;
+    }
+    return _neap_huge_alloc(size, align, NULL);
+}
+
+/* ---------------------------------------------------------------------------
+ * Trim, thread exit, orphans, fork
+ * ------------------------------------------------------------------------- */
+
+/* Retires the heap's empty direct pools, purges every dirty page and unmaps
+ * every empty arena.  Returns 1 if anything went back to the OS. */
+int _neap_heap_trim(neap_heap_t *h) {
+    size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
+    neap_heap_drain_all(h);
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
+        neap_pool_t *pool = h->direct[c];
+        if (pool != &_neap_pool_empty && pool->used == 0) {
+            neap_set_direct(h, c, &_neap_pool_empty);
+            neap_pool_retire(h, pool);
+        }
+    }
+    neap_heap_purge(h, true);
+    for (neap_arena_t *a = h->arenas, *next; a; a = next) {
+        next = a->hnext;
+        if (a->pages_used == 0) neap_heap_drop_arena(h, a);
+    }
+    size_t after = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
+    return after > before;
+}
+
+void _neap_heap_done(neap_heap_t *h) {
+    if (h == NULL || h == &_neap_heap_empty) return;
+    _neap_heap_trim(h);
+    for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) {
+        h->direct[c] = &_neap_pool_empty;
+        h->partial[c] = NULL;
+    }
+    size_t orphaned = 0;
+    for (neap_arena_t *a = h->arenas, *next; a; a = next) {
+        next = a->hnext;
+        neap_heap_unlink_arena(h, a);
+        atomic_store(&a->owner, NULL);
+        neap_arena_drain(NULL, a);    /* frees that raced with the handover */
+        _neap_arena_purge(a);
+        if (a->pages_used == 0) {
+            _neap_arena_destroy(a);
+            continue;
+        }
+        pthread_mutex_lock(&_neap_orphan_lock);
+        a->hprev = NULL;
+        a->hnext = _neap_orphans;
+        if (_neap_orphans) _neap_orphans->hprev = a;
+        _neap_orphans = a;
+        pthread_mutex_unlock(&_neap_orphan_lock);
+        atomic_fetch_add_explicit(&neap_orphans_count, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
+        orphaned++;
+    }
+    if (orphaned) atomic_store(&neap_orphans_pending, 1);
+    _neap_tl_heap = &_neap_heap_empty;
+    pthread_mutex_lock(&_neap_lock);
+    if (h->gprev) h->gprev->gnext = h->gnext;
+    else _neap_all_heaps = h->gnext;
+    if (h->gnext) h->gnext->gprev = h->gprev;
+    h->alive = 0;
+    h->gnext = neap_free_heaps;
+    neap_free_heaps = h;
+    pthread_mutex_unlock(&_neap_lock);
+    atomic_fetch_sub_explicit(&_neap_gstats.heaps_current, 1, memory_order_relaxed);
+}
+
+/* Makes an orphan arena h's own: the frees waiting in it applied, its pools
+ * back on h's lists.  Returns false if the arena turned out empty and was
+ * unmapped instead. */
+static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
+    atomic_store(&a->owner, h);
+    /* still off every heap list: drain it as an orphan, so an emptied pool is
+     * only released, never unlinked from lists it is not on */
+    neap_arena_drain(NULL, a);
+    neap_heap_link_arena(h, a);
+    a->in_dirty = 0;
+    a->dnext = NULL;
+    for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
+        neap_pool_t *pool = &a->pools[i];
+        if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) continue;
+        pool->linked = 0;
+        pool->next = pool->prev = NULL;
+        if (pool->free || pool->local_free || pool->bumped < pool->capacity) {
+            pool->state = NEAP_PS_POOL;
+            neap_partial_push(h, pool);
+        } else {
+            pool->state = NEAP_PS_FULL;
+        }
+    }
+    if (a->pages_dirty) {
+        h->dirty_pages += a->pages_dirty;
+        h->now = _neap_os_clock_ms();
+        neap_dirty_enqueue(h, a);
+    }
+    if (a->pages_used == 0) {
+        h->empty_arenas++;
+        if (h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE)) {
+            neap_heap_drop_arena(h, a);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Applies frees waiting in orphan arenas, gives their empty pages back and
+ * unmaps the empty ones.  Without force, skips if another thread is at it. */
+int _neap_orphans_collect(bool force) {
+    if (force) pthread_mutex_lock(&_neap_orphan_lock);
+    else if (pthread_mutex_trylock(&_neap_orphan_lock) != 0) return 0;
+    atomic_store(&neap_orphans_pending, 0);
+    int released = 0;
+    for (neap_arena_t *a = _neap_orphans, *next; a; a = next) {
+        next = a->hnext;
+        neap_arena_drain(NULL, a);
+        if (_neap_arena_purge(a)) released = 1;
+        if (a->pages_used == 0) {
+            if (a->hprev) a->hprev->hnext = a->hnext;
+            else _neap_orphans = a->hnext;
+            if (a->hnext) a->hnext->hprev = a->hprev;
+            atomic_fetch_sub_explicit(&neap_orphans_count, 1, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
+            _neap_arena_destroy(a);
+            released = 1;
+        }
+    }
+    pthread_mutex_unlock(&_neap_orphan_lock);
+    return released;
+}
+
+void _neap_trim_all(void) {
+    pthread_mutex_lock(&_neap_lock);
+    for (neap_heap_t *h = _neap_all_heaps; h; h = h->gnext)
+        if (h != _neap_tl_heap) atomic_store(&h->trim_requested, 1);
+    pthread_mutex_unlock(&_neap_lock);
+}
+
+/* In the child after fork: only the forking thread lives on.  The arenas of
+ * the other threads may have been mid-update, so they are never reused: their
+ * blocks stay valid and frees into them are accepted and dropped. */
+void _neap_fork_child(neap_heap_t *survivor) {
+    pthread_mutex_init(&_neap_lock, NULL);
+    pthread_mutex_init(&_neap_orphan_lock, NULL);
+    neap_heap_t *keep = NULL;
+    for (neap_heap_t *h = _neap_all_heaps, *next; h; h = next) {
+        next = h->gnext;
+        if (h == survivor) {
+            keep = h;
+            continue;
+        }
+        for (neap_arena_t *a = h->arenas; a; a = a->hnext) {
+            a->zombie = 1;
+            atomic_store(&a->owner, &neap_heap_zombie);
+        }
+        atomic_fetch_sub_explicit(&_neap_gstats.heaps_current, 1, memory_order_relaxed);
+    }
+    _neap_all_heaps = keep;
+    if (keep) keep->gnext = keep->gprev = NULL;
+}

@@ -1,0 +1,73 @@
+/* init.c -- process start, thread exit and fork.
+ *
+ *   first allocation of the process --> _neap_process_init (size classes,
+ *       options) under _neap_lock; the calling thread gets a heap, then the
+ *       thread-exit key and fork handlers are registered (either may
+ *       allocate, which is fine once the heap is in place)
+ *   library constructor --> options read again (the environment is certain
+ *       to be in place by then)
+ *   thread exit --> key destructor --> _neap_heap_done: the heap's arenas are
+ *       trimmed and handed over
+ *   fork --> prepare: take the global and orphan locks so no arena list is
+ *       mid-update; parent: release; child: reset the locks, keep only the
+ *       forking thread's heap
+ *   process exit --> statistics if NEAP_SHOW_STATS=1
+ */
+#include "internal.h"
+
+pthread_mutex_t _neap_lock = PTHREAD_MUTEX_INITIALIZER;
+_Atomic int _neap_initialized;
+
+extern NEAP_INTERNAL pthread_mutex_t _neap_orphan_lock;
+
+static pthread_key_t neap_thread_key;
+static pthread_once_t neap_hooks_once = PTHREAD_ONCE_INIT;
+static int neap_key_ok;
+
+void _neap_process_init(void) {
+    if (atomic_load_explicit(&_neap_initialized, memory_order_acquire)) return;
+    pthread_mutex_lock(&_neap_lock);
+    if (!atomic_load_explicit(&_neap_initialized, memory_order_relaxed)) {
+        _neap_classes_init();
+        _neap_options_init();
+        atomic_store_explicit(&_neap_initialized, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&_neap_lock);
+}
+
+static void neap_thread_done(void *value) {
+    _neap_heap_done((neap_heap_t *)value);
+}
+
+static void neap_fork_prepare(void) {
+    pthread_mutex_lock(&_neap_lock);
+    pthread_mutex_lock(&_neap_orphan_lock);
+}
+
+static void neap_fork_parent(void) {
+    pthread_mutex_unlock(&_neap_orphan_lock);
+    pthread_mutex_unlock(&_neap_lock);
+}
+
+static void neap_fork_child(void) {
+    _neap_fork_child(_neap_tl_heap);
+}
+
+static void neap_hooks_init(void) {
+    neap_key_ok = pthread_key_create(&neap_thread_key, neap_thread_done) == 0;
+    pthread_atfork(neap_fork_prepare, neap_fork_parent, neap_fork_child);
+}
+
+void _neap_thread_register(neap_heap_t *h) {
+    pthread_once(&neap_hooks_once, neap_hooks_init);
+    if (neap_key_ok) pthread_setspecific(neap_thread_key, h);
+}
+
+__attribute__((constructor)) static void neap_constructor(void) {
+    _neap_process_init();
+    _neap_options_init();
+}
+
+__attribute__((destructor)) static void neap_destructor(void) {
+    if (neap_opt(NEAP_OPTION_SHOW_STATS)) neap_stats_print(NULL);
+}

@@ -1,0 +1,334 @@
+/* internal.h -- neap's central types, constants and invariants.
+ *
+ * Layers (one file each; calls only go down):
+ *
+ *   override.c   malloc, free, ... -> neap_*           (drop-in)
+ *   alloc.c      neap_malloc/free/realloc/...          (fast paths, inline)
+ *   heap.c       per-thread heaps: pools, lists, remote frees, purge policy
+ *   arena.c      4 MiB arenas: page runs, purge, the address map, huge maps
+ *   os.c         mmap, munmap, madvise, /proc, clock, stderr  (all OS calls)
+ *   options.c    the NEAP_* option table                 stats.c  statistics
+ *   init.c       process start, thread exit, fork
+ *
+ * Address space:
+ *
+ *   arena (4 MiB, aligned to 4 MiB, owned by one heap)
+ *   +--------------------+------+------+------+-- ... --+------+
+ *   | header + pool[1024]| page | page | page |         | page |
+ *   | (metadata pages)   |  16  |  17  |  18  |         | 1023 |
+ *   +--------------------+------+------+------+-- ... --+------+
+ *          |                 ^ small pool: one page, blocks of one class
+ *          |                 ^ medium pool: 1..16 pages; large run: 9..256 pages
+ *          +-- pool[i] describes the page i (the head page of a run describes
+ *              the run; the other pages of the run say how far back it starts)
+ *
+ *   huge block: its own mapping, aligned to 4 MiB:
+ *   +--------+--------------------------- ... ---+
+ *   | header | user data (at base + max(page, alignment))
+ *   +--------+--------------------------- ... ---+
+ *
+ *   _neap_map: one byte per 4 MiB of the 47-bit address space (32 MiB of
+ *   zero-filled, lazily touched bss): 0 not neap's, 1 arena, 2 huge mapping
+ *   base, 3..254 huge continuation (value-2 units back to the base), 255 far
+ *   inside a huge mapping.  free() consults it before touching any header,
+ *   so a foreign pointer is recognised without reading memory neap does not
+ *   own.
+ *
+ * Page states (pool[i].state):
+ *
+ *   FREE --alloc run--> POOL <--> POOL_FULL       (small/medium pools)
+ *     ^                  |             |
+ *     +----- retire -----+-------------+   (all blocks free, not the direct pool)
+ *   FREE --alloc run--> LARGE --free--> FREE
+ *   pages after the head of a run: CONT (npages = distance back to the head)
+ *   metadata pages: META
+ *   A FREE page is either dirty (committed, contents stale) or clean (never
+ *   touched or purged with MADV_DONTNEED, reads as zero): dirty_map.
+ *
+ * Invariants:
+ *   - pool.used = blocks handed out - blocks freed by the owner (blocks freed
+ *     by other threads count as used until the owner drains arena.remote).
+ *   - capacity = used + |free| + |local_free| + (capacity - bumped)
+ *     (remote-freed blocks are in no list until drained).
+ *   - A pool is in at most one place: heap.direct[cls] (the current pool),
+ *     the class's partial list (linked = 1), or nowhere (FULL, or orphaned).
+ *   - An arena's page maps, pool headers and lists are touched only by its
+ *     owner heap's thread, or, for an orphan, under the orphan lock.
+ *   - arena.pages_used counts data pages in runs; 0 means the arena is empty.
+ *   - used_map has a bit per page in a run (and the META pages); dirty_map a
+ *     bit per free page with stale contents; no page has both.
+ */
+#ifndef NEAP_INTERNAL_H
+#define NEAP_INTERNAL_H
+
+#include "neap.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------
+ * Compiler helpers
+ * ------------------------------------------------------------------------- */
+#define neap_likely(x) __builtin_expect(!!(x), 1)
+#define neap_unlikely(x) __builtin_expect(!!(x), 0)
+#define neap_noinline __attribute__((noinline))
+#define neap_inline static inline __attribute__((always_inline))
+#define NEAP_INTERNAL __attribute__((visibility("hidden")))
+
+#ifndef NEAP_DEBUG
+#define NEAP_DEBUG 0
+#endif
+/* Assertions in levels: 1 cheap, 2 internal, 3 expensive.  Never allocate. */
+#define neap_assert_level(lvl, expr)                                         \
+    do {                                                                     \
+        if (NEAP_DEBUG >= (lvl) && neap_unlikely(!(expr)))                   \
+            _neap_assert_fail(#expr, __FILE__, __LINE__);                    \
+    } while (0)
+#define neap_assert(expr) neap_assert_level(1, expr)
+#define neap_assert_internal(expr) neap_assert_level(2, expr)
+
+/* ---------------------------------------------------------------------------
+ * Tunables.  Fixed by the design; checked below.
+ * ------------------------------------------------------------------------- */
+#define NEAP_PAGE_SHIFT 12
+#define NEAP_ARENA_SHIFT 22
+#define NEAP_ARENA_MASK ((uintptr_t)NEAP_ARENA_SIZE - 1)
+#define NEAP_PAGE_MASK ((uintptr_t)NEAP_PAGE_SIZE - 1)
+#define NEAP_ARENA_PAGES (NEAP_ARENA_SIZE / NEAP_PAGE_SIZE)   /* 1024 */
+#define NEAP_MAP_WORDS (NEAP_ARENA_PAGES / 64)                 /* 16 */
+#define NEAP_ADDR_BITS 47
+#define NEAP_MAP_SIZE ((size_t)1 << (NEAP_ADDR_BITS - NEAP_ARENA_SHIFT))
+
+#define NEAP_SMALL_CLASSES 32                  /* 16..512 in 16-byte steps */
+#define NEAP_MEDIUM_MAX 32768                  /* largest medium class */
+#define NEAP_LARGE_MAX ((size_t)1 << 20)       /* larger than this: huge */
+#define NEAP_POOL_MAX_PAGES 16                 /* largest medium pool */
+
+#if (1u << NEAP_PAGE_SHIFT) != NEAP_PAGE_SIZE || (1u << NEAP_ARENA_SHIFT) != NEAP_ARENA_SIZE
+#error "page or arena shift does not match its size"
+#endif
+#if NEAP_ARENA_PAGES % 64 != 0
+#error "the page maps need a whole number of 64-bit words"
+#endif
+#if (1 << 20) >= NEAP_ARENA_SIZE / 2  /* NEAP_LARGE_MAX */
+#error "large runs must fit an arena several times over"
+#endif
+
+/* Map byte values. */
+#define NEAP_MAP_NONE 0
+#define NEAP_MAP_ARENA 1
+#define NEAP_MAP_HUGE 2
+#define NEAP_MAP_FAR 255
+
+/* Pool (page) states. */
+enum {
+    NEAP_PS_FREE = 0,  /* not in a run */
+    NEAP_PS_POOL,      /* head of a pool with free blocks (or the direct pool) */
+    NEAP_PS_FULL,      /* head of a pool with no free block left */
+    NEAP_PS_LARGE,     /* head of a run holding one large block */
+    NEAP_PS_CONT,      /* a later page of a run */
+    NEAP_PS_META       /* arena metadata */
+};
+
+/* ---------------------------------------------------------------------------
+ * Types
+ * ------------------------------------------------------------------------- */
+typedef struct neap_block_s {
+    struct neap_block_s *next;   /* next free block */
+} neap_block_t;
+
+typedef struct neap_heap_s neap_heap_t;
+typedef struct neap_arena_s neap_arena_t;
+
+/* One per arena page; meaningful at the head page of a run.  48 bytes. */
+typedef struct neap_pool_s {
+    neap_block_t *free;          /* blocks ready to hand out (owner only) */
+    neap_block_t *local_free;    /* blocks the owner freed since the last swap */
+    uint32_t used;               /* blocks out; LARGE: 1 */
+    uint16_t capacity;           /* blocks the pool holds */
+    uint16_t bumped;             /* blocks carved from fresh memory so far */
+    uint16_t npages;             /* head: pages in the run; CONT: pages back to the head */
+    uint8_t state;               /* NEAP_PS_* */
+    uint8_t cls;                 /* size class (1..NEAP_CLASS_MAX); 0 for LARGE */
+    uint8_t linked;              /* on the heap's partial list for cls */
+    uint8_t zeroed;              /* LARGE: the run was handed out zero-filled */
+    uint16_t align_pages;        /* LARGE: unused, kept for alignment */
+    struct neap_pool_s *next;    /* partial list links (owner only) */
+    struct neap_pool_s *prev;
+} neap_pool_t;
+
+typedef struct neap_class_s {
+    uint32_t size;               /* block size */
+    uint32_t recip;              /* ceil(2^32 / size): offset/size without a division */
+    uint16_t pages;              /* pages per pool */
+    uint16_t capacity;           /* blocks per pool */
+} neap_class_t;
+
+struct neap_arena_s {
+    _Atomic(neap_heap_t *) owner;   /* owning heap; NULL orphan (atomic, seq_cst) */
+    _Atomic(neap_block_t *) remote; /* blocks freed by other threads (atomic stack) */
+    uint64_t used_map[NEAP_MAP_WORDS];  /* pages in runs (owner only) */
+    uint64_t dirty_map[NEAP_MAP_WORDS]; /* free pages with stale contents (owner only) */
+    uint32_t pages_used;         /* data pages in runs (owner only) */
+    uint32_t pages_dirty;        /* bits set in dirty_map (owner only) */
+    uint64_t dirty_since;        /* ms clock when it joined the heap's dirty queue */
+    neap_arena_t *hnext, *hprev; /* the owner heap's arena list (owner only) */
+    neap_arena_t *dnext;         /* the owner heap's dirty queue (owner only) */
+    uint8_t in_dirty;            /* on the dirty queue */
+    uint8_t zombie;              /* owned by a thread that did not survive fork */
+    neap_arena_t *gnext, *gprev; /* all arenas, or the orphan list (global lock) */
+    neap_pool_t pools[NEAP_ARENA_PAGES]; /* one header per page */
+};
+
+#define NEAP_META_PAGES \
+    ((sizeof(neap_arena_t) + NEAP_PAGE_SIZE - 1) / NEAP_PAGE_SIZE)
+
+struct neap_heap_s {
+    neap_pool_t *direct[NEAP_CLASS_MAX + 1];  /* current pool per class; [0] aliases [1] */
+    neap_pool_t *partial[NEAP_CLASS_MAX + 1]; /* other pools with free blocks (LIFO) */
+    neap_arena_t *arenas;        /* arenas this heap owns */
+    neap_arena_t *alloc_arena;   /* where new runs come from first */
+    neap_arena_t *dirty_head;    /* arenas with dirty pages, oldest first */
+    neap_arena_t *dirty_tail;
+    size_t dirty_pages;          /* sum of pages_dirty over the dirty queue */
+    size_t empty_arenas;         /* owned arenas with pages_used == 0 */
+    size_t narenas;              /* owned arenas */
+    _Atomic int remote_pending;  /* some owned arena got remote frees (atomic) */
+    _Atomic int trim_requested;  /* neap_trim asked for a full purge (atomic) */
+    neap_heap_t *gnext, *gprev;  /* all live heaps (global lock) */
+    uint64_t now;                /* last clock reading, ms */
+    int alive;                   /* 1 while a thread uses it */
+};
+
+/* ---------------------------------------------------------------------------
+ * Globals
+ * ------------------------------------------------------------------------- */
+extern NEAP_INTERNAL uint8_t _neap_map[NEAP_MAP_SIZE];
+extern NEAP_INTERNAL neap_class_t _neap_class[NEAP_CLASS_MAX + 1];
+extern NEAP_INTERNAL neap_heap_t _neap_heap_empty;
+extern NEAP_INTERNAL neap_pool_t _neap_pool_empty;
+extern NEAP_INTERNAL __thread neap_heap_t *_neap_tl_heap;
+extern NEAP_INTERNAL pthread_mutex_t _neap_lock;   /* arenas list, heaps list, orphans */
+
+/* Process-wide counters (atomic, relaxed). */
+typedef struct neap_gstats_s {
+    _Atomic size_t arenas_allocated, arenas_freed, arenas_current, arenas_highwater;
+    _Atomic size_t bytes_purged, bytes_unmapped;
+    _Atomic size_t huge_current, huge_bytes;
+    _Atomic size_t heaps_current, arenas_orphaned;
+} neap_gstats_t;
+extern NEAP_INTERNAL neap_gstats_t _neap_gstats;
+
+/* ---------------------------------------------------------------------------
+ * os.c -- every system call neap makes
+ * ------------------------------------------------------------------------- */
+NEAP_INTERNAL void *_neap_os_map(size_t size);            /* NULL on failure */
+NEAP_INTERNAL void *_neap_os_map_aligned(size_t size, size_t align);
+NEAP_INTERNAL void _neap_os_unmap(void *p, size_t size);
+NEAP_INTERNAL void _neap_os_purge(void *p, size_t size);  /* contents become zero */
+NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
+NEAP_INTERNAL void _neap_os_write(int fd, const char *s, size_t n);
+NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
+NEAP_INTERNAL int _neap_os_read_file(const char *path, char *buf, size_t cap);
+NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_abort(void);
+NEAP_INTERNAL void _neap_os_yield(void);
+
+/* Formatting without allocation (os.c). */
+typedef struct neap_buf_s {
+    char *p;
+    size_t len, cap;
+} neap_buf_t;
+NEAP_INTERNAL void _neap_buf_str(neap_buf_t *b, const char *s);
+NEAP_INTERNAL void _neap_buf_u(neap_buf_t *b, unsigned long long v, int width);
+NEAP_INTERNAL void _neap_buf_hex(neap_buf_t *b, uintptr_t v);
+NEAP_INTERNAL void _neap_buf_size(neap_buf_t *b, unsigned long long bytes, int width);
+
+NEAP_INTERNAL __attribute__((noreturn, cold)) void
+_neap_fatal_pointer(const char *func, const void *p, const char *what);
+NEAP_INTERNAL __attribute__((noreturn, cold)) void
+_neap_assert_fail(const char *expr, const char *file, int line);
+NEAP_INTERNAL void _neap_warning(const char *msg, const char *detail);
+
+/* ---------------------------------------------------------------------------
+ * options.c
+ * ------------------------------------------------------------------------- */
+extern NEAP_INTERNAL long _neap_options[NEAP_OPTION_COUNT];
+NEAP_INTERNAL void _neap_options_init(void);
+#define neap_opt(o) (_neap_options[(o)])
+
+/* ---------------------------------------------------------------------------
+ * arena.c
+ * ------------------------------------------------------------------------- */
+NEAP_INTERNAL neap_arena_t *_neap_arena_create(void);     /* NULL on OOM */
+NEAP_INTERNAL void _neap_arena_destroy(neap_arena_t *a);  /* caller: not on any heap list */
+/* First page of a free run of n pages whose index is a multiple of align
+ * (pages); -1 if none.  *zero is set when no page of the run is dirty. */
+NEAP_INTERNAL long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty);
+NEAP_INTERNAL bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n);
+NEAP_INTERNAL size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n); /* returns dirty pages taken */
+NEAP_INTERNAL void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n);
+NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a); /* returns pages purged */
+NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, size_t *usable);
+NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
+NEAP_INTERNAL uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind); /* 0 if none */
+NEAP_INTERNAL size_t _neap_huge_usable(uintptr_t base, const void *p);
+
+neap_inline uint8_t _neap_map_kind(uintptr_t a) {
+    if (neap_unlikely((a >> NEAP_ADDR_BITS) != 0)) return NEAP_MAP_NONE;
+    return __atomic_load_n(&_neap_map[a >> NEAP_ARENA_SHIFT], __ATOMIC_RELAXED);
+}
+neap_inline neap_arena_t *_neap_arena_of(uintptr_t a) {
+    return (neap_arena_t *)(a & ~NEAP_ARENA_MASK);
+}
+neap_inline size_t _neap_page_index(uintptr_t a) {
+    return (a & NEAP_ARENA_MASK) >> NEAP_PAGE_SHIFT;
+}
+neap_inline uintptr_t _neap_page_addr(const neap_arena_t *a, size_t idx) {
+    return (uintptr_t)a + (idx << NEAP_PAGE_SHIFT);
+}
+
+/* ---------------------------------------------------------------------------
+ * heap.c
+ * ------------------------------------------------------------------------- */
+NEAP_INTERNAL void _neap_classes_init(void);
+NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first use */
+NEAP_INTERNAL void *_neap_malloc_generic(neap_heap_t *h, size_t size, bool zero);
+NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
+NEAP_INTERNAL void _neap_free_generic(void *p, const char *func);
+NEAP_INTERNAL size_t _neap_usable_generic(const void *p, const char *func);
+NEAP_INTERNAL void _neap_heap_done(neap_heap_t *h);        /* thread exit */
+NEAP_INTERNAL int _neap_heap_trim(neap_heap_t *h);
+NEAP_INTERNAL int _neap_orphans_collect(bool force);
+NEAP_INTERNAL void _neap_fork_child(neap_heap_t *survivor);
+NEAP_INTERNAL void _neap_trim_all(void);
+
+/* Small size class of a request of at most NEAP_SMALL_MAX bytes. */
+neap_inline size_t _neap_small_class(size_t size) { return (size + 15) >> 4; }
+
+/* Size class of a small or medium request (<= NEAP_MEDIUM_MAX). */
+neap_inline size_t _neap_class_of(size_t size) {
+    if (size <= NEAP_SMALL_MAX) {
+        size_t c = _neap_small_class(size);
+        return c ? c : 1;
+    }
+    size_t s = size - 1;
+    unsigned b = 63u - (unsigned)__builtin_clzll(s);    /* 2^b <= s < 2^(b+1) */
+    size_t k = ((s - ((size_t)1 << b)) >> (b - 2)) + 1;  /* 1..4 */
+    return NEAP_SMALL_CLASSES + (b - 9) * 4 + k;
+}
+
+/* ---------------------------------------------------------------------------
+ * init.c
+ * ------------------------------------------------------------------------- */
+NEAP_INTERNAL void _neap_process_init(void);
+NEAP_INTERNAL void _neap_thread_register(neap_heap_t *h);
+extern NEAP_INTERNAL _Atomic int _neap_initialized;
+
+/* stats.c */
+NEAP_INTERNAL void _neap_stats_collect(neap_stats_t *out);
+
+#endif /* NEAP_INTERNAL_H */

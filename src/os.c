@@ -1,0 +1,225 @@
+/* os.c -- every system call neap makes, behind one small contract.
+ *
+ *   _neap_os_map(size)            anonymous, private, read-write, zeroed;
+ *                                 NULL when the kernel refuses (never aborts)
+ *   _neap_os_map_aligned(s, al)   the same at an address that is a multiple
+ *                                 of al (over-map, then trim both ends)
+ *   _neap_os_unmap(p, size)       give the range back entirely
+ *   _neap_os_purge(p, size)       keep the range, drop its pages: RSS falls
+ *                                 at once and the pages read as zero again
+ *   _neap_os_clock_ms()           coarse monotonic clock (vDSO, no syscall)
+ *   _neap_os_write / read_file    raw write(2)/read(2): diagnostics and /proc
+ *                                 never allocate
+ *
+ * Nothing here calls malloc, and nothing above this file includes
+ * <sys/mman.h> or <unistd.h>.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+void *_neap_os_map(size_t size) {
+    int saved = errno;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    errno = saved;
+    return p;
+}
+
+void *_neap_os_map_aligned(size_t size, size_t align) {
+    if (size + align < size) return NULL;
+    /* First try: the kernel often places mappings next to the last one, so a
+     * plain mapping is already aligned when the previous one was. */
+    void *p = _neap_os_map(size);
+    if (p == NULL) return NULL;
+    if (((uintptr_t)p & (align - 1)) == 0) return p;
+    _neap_os_unmap(p, size);
+    size_t over = size + align - NEAP_PAGE_SIZE;
+    char *raw = _neap_os_map(over);
+    if (raw == NULL) return NULL;
+    uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
+    size_t lead = start - (uintptr_t)raw;
+    size_t tail = over - lead - size;
+    if (lead) _neap_os_unmap(raw, lead);
+    if (tail) _neap_os_unmap((char *)start + size, tail);
+    return (void *)start;
+}
+
+void _neap_os_unmap(void *p, size_t size) {
+    int saved = errno;
+    if (munmap(p, size) != 0) _neap_warning("munmap failed", NULL);
+    errno = saved;
+}
+
+void _neap_os_purge(void *p, size_t size) {
+    int saved = errno;
+    if (madvise(p, size, MADV_DONTNEED) != 0) _neap_warning("madvise failed", NULL);
+    errno = saved;
+}
+
+uint64_t _neap_os_clock_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void _neap_os_write(int fd, const char *s, size_t n) {
+    int saved = errno;
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        s += w;
+        n -= (size_t)w;
+    }
+    errno = saved;
+}
+
+/* getenv without the C library: works before the library is initialised
+ * and never allocates. */
+const char *_neap_os_getenv(const char *name) {
+    if (environ == NULL) return NULL;
+    size_t n = strlen(name);
+    for (char **e = environ; *e != NULL; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+    return NULL;
+}
+
+int _neap_os_read_file(const char *path, char *buf, size_t cap) {
+    int saved = errno;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    size_t len = 0;
+    while (len + 1 < cap) {
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+    }
+    buf[len] = 0;
+    close(fd);
+    errno = saved;
+    return (int)len;
+}
+
+void _neap_os_abort(void) {
+    abort();
+}
+
+void _neap_os_yield(void) {
+    sched_yield();
+}
+
+/* ---------------------------------------------------------------------------
+ * Formatting into a caller's buffer: no allocation, no locale, no stdio.
+ * ------------------------------------------------------------------------- */
+void _neap_buf_str(neap_buf_t *b, const char *s) {
+    while (*s && b->len + 1 < b->cap) b->p[b->len++] = *s++;
+    b->p[b->len] = 0;
+}
+
+void _neap_buf_u(neap_buf_t *b, unsigned long long v, int width) {
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (int i = n; i < width && b->len + 1 < b->cap; i++) b->p[b->len++] = ' ';
+    while (n > 0 && b->len + 1 < b->cap) b->p[b->len++] = tmp[--n];
+    b->p[b->len] = 0;
+}
+
+void _neap_buf_hex(neap_buf_t *b, uintptr_t v) {
+    char tmp[20];
+    int n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    _neap_buf_str(b, "0x");
+    while (n > 0 && b->len + 1 < b->cap) b->p[b->len++] = tmp[--n];
+    b->p[b->len] = 0;
+}
+
+/* Bytes with a binary unit, one decimal: "12.5 MiB". */
+void _neap_buf_size(neap_buf_t *b, unsigned long long bytes, int width) {
+    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    unsigned long long whole = bytes, tenth = 0;
+    while (whole >= 1024 && u < 4) {
+        tenth = (whole % 1024) * 10 / 1024;
+        whole /= 1024;
+        u++;
+    }
+    char tmp[48];
+    neap_buf_t t = {tmp, 0, sizeof tmp};
+    _neap_buf_u(&t, whole, 0);
+    if (u > 0) {
+        _neap_buf_str(&t, ".");
+        _neap_buf_u(&t, tenth, 0);
+    }
+    _neap_buf_str(&t, " ");
+    _neap_buf_str(&t, units[u]);
+    for (int i = (int)t.len; i < width && b->len + 1 < b->cap; i++) b->p[b->len++] = ' ';
+    _neap_buf_str(b, tmp);
+}
+
+/* ---------------------------------------------------------------------------
+ * Diagnostics: written straight to fd 2, never through the allocator.
+ * ------------------------------------------------------------------------- */
+void _neap_fatal_pointer(const char *func, const void *p, const char *what) {
+    char msg[256];
+    neap_buf_t b = {msg, 0, sizeof msg};
+    _neap_buf_str(&b, "neap: ");
+    _neap_buf_str(&b, func);
+    _neap_buf_str(&b, "(): ");
+    _neap_buf_str(&b, what);
+    _neap_buf_str(&b, " ");
+    _neap_buf_hex(&b, (uintptr_t)p);
+    _neap_buf_str(&b, "\n");
+    _neap_os_write(2, msg, b.len);
+    _neap_os_abort();
+}
+
+void _neap_assert_fail(const char *expr, const char *file, int line) {
+    char msg[512];
+    neap_buf_t b = {msg, 0, sizeof msg};
+    _neap_buf_str(&b, "neap: assertion failed: ");
+    _neap_buf_str(&b, expr);
+    _neap_buf_str(&b, " at ");
+    _neap_buf_str(&b, file);
+    _neap_buf_str(&b, ":");
+    _neap_buf_u(&b, (unsigned)line, 0);
+    _neap_buf_str(&b, "\n");
+    _neap_os_write(2, msg, b.len);
+    _neap_os_abort();
+}
+
+void _neap_warning(const char *msg, const char *detail) {
+    char out[512];
+    neap_buf_t b = {out, 0, sizeof out};
+    _neap_buf_str(&b, "neap: warning: ");
+    _neap_buf_str(&b, msg);
+    if (detail) {
+        _neap_buf_str(&b, ": ");
+        _neap_buf_str(&b, detail);
+    }
+    _neap_buf_str(&b, "\n");
+    _neap_os_write(2, out, b.len);
+}
