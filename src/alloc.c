@@ -23,7 +23,7 @@ void *neap_calloc(size_t n, size_t size) {
         if (p) memset(p, 0, total);
         return p;
     }
-    return _neap_malloc_generic(_neap_tl_heap, total, true);
+    return _neap_malloc_generic(total, true);
 }
 
 void *neap_realloc(void *p, size_t size) {

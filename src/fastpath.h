@@ -31,30 +31,35 @@ neap_inline void *neap_malloc_inline(size_t size) {
             return b;
         }
     }
-    return _neap_malloc_generic(h, size, false);
+    return _neap_malloc_generic(size, false);
+}
+
+/* true if p was freed here; false sends it to _neap_free_generic.  Written
+ * to keep few values live, so that no register has to be saved. */
+neap_inline bool neap_free_try(void *p) {
+    uintptr_t a = (uintptr_t)p;
+    if (neap_unlikely(_neap_map_kind(a) != NEAP_MAP_ARENA)) return false;
+    neap_heap_t *h = _neap_tl_heap;
+    if (neap_unlikely(atomic_load_explicit(&_neap_arena_of(a)->owner, memory_order_relaxed) != h)) return false;
+    neap_pool_t *pool = &_neap_arena_of(a)->pools[_neap_page_index(a)];
+    if (neap_unlikely(pool->state != NEAP_PS_POOL)) return false;
+    uint32_t off = (uint32_t)(a & NEAP_PAGE_MASK);
+    uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
+    if (neap_unlikely(idx * pool->block_size != off || idx >= pool->bumped)) return false;
+    neap_block_t *next = pool->local_free;
+    uint32_t used = pool->used;
+    /* a cheap double-free check; and the last block of a pool may come back
+     * here only to the direct pool, which is never retired while direct */
+    if (neap_unlikely((neap_block_t *)p == next || (used <= 1 && (used == 0 || h->direct[pool->cls] != pool))))
+        return false;
+    pool->local_free = (neap_block_t *)p;
+    pool->used = (uint16_t)(used - 1);
+    ((neap_block_t *)p)->next = next;
+    return true;
 }
 
 neap_inline void neap_free_inline(void *p) {
-    uintptr_t a = (uintptr_t)p;
-    if (neap_likely(_neap_map_kind(a) == NEAP_MAP_ARENA)) {
-        neap_arena_t *ar = _neap_arena_of(a);
-        neap_pool_t *pool = &ar->pools[_neap_page_index(a)];
-        if (neap_likely(atomic_load_explicit(&ar->owner, memory_order_relaxed) == _neap_tl_heap &&
-                        pool->state == NEAP_PS_POOL)) {
-            const neap_class_t *k = &_neap_class[pool->cls];
-            uint32_t off = (uint32_t)(a & NEAP_PAGE_MASK);
-            uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
-            uint32_t used = pool->used;
-            neap_block_t *b = (neap_block_t *)p;
-            if (neap_likely(idx * k->size == off && idx < pool->bumped && used > 1 && b != pool->local_free)) {
-                b->next = pool->local_free;
-                pool->local_free = b;
-                pool->used = used - 1;
-                return;
-            }
-        }
-    }
-    _neap_free_generic(p, "free");
+    if (neap_unlikely(!neap_free_try(p))) _neap_free_generic(p, "free");
 }
 
 #endif /* NEAP_FASTPATH_H */

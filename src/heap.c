@@ -4,8 +4,8 @@
  *   heap (one per thread, no lock)
  *   +-------------+
  *   | direct[cls] |---> current pool of the class: malloc pops pool->free
- *   | partial[cls]|---> pool <-> pool <-> pool   (free blocks left, LIFO:
- *   |             |     the most recently freed-into pool is the fullest)
+ *   | partial[cls]|---> pool <-> pool <-> pool   (free blocks left; a full
+ *   |             |     pool that gets a block back joins the tail)
  *   | arenas      |---> arena -> arena -> ...    (owned, any order)
  *   | dirty queue |---> arena -> arena           (have empty pages, oldest first)
  *   +-------------+
@@ -155,19 +155,25 @@ static void neap_set_direct(neap_heap_t *h, size_t cls, neap_pool_t *pool) {
     if (cls == 1) h->direct[0] = pool;
 }
 
+/* A pool that got a block back joins the tail: by the time allocation
+ * reaches it, more of its blocks have come back, so the allocator switches
+ * pools less often. */
 static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
-    neap_pool_t **head = &h->partial[pool->cls];
-    pool->prev = NULL;
-    pool->next = *head;
-    if (*head) (*head)->prev = pool;
-    *head = pool;
+    size_t c = pool->cls;
+    pool->next = NULL;
+    pool->prev = h->partial_tail[c];
+    if (pool->prev) pool->prev->next = pool;
+    else h->partial[c] = pool;
+    h->partial_tail[c] = pool;
     pool->linked = 1;
 }
 
 static void neap_partial_unlink(neap_heap_t *h, neap_pool_t *pool) {
+    size_t c = pool->cls;
     if (pool->prev) pool->prev->next = pool->next;
-    else h->partial[pool->cls] = pool->next;
+    else h->partial[c] = pool->next;
     if (pool->next) pool->next->prev = pool->prev;
+    else h->partial_tail[c] = pool->prev;
     pool->next = pool->prev = NULL;
     pool->linked = 0;
 }
@@ -348,13 +354,13 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     neap_pool_t *pool = &a->pools[first];
     pool->free = pool->local_free = NULL;
     pool->used = 0;
-    pool->capacity = k->capacity;
+    pool->block_size = (uint16_t)k->size;
+    pool->recip = k->recip;
     pool->bumped = 0;
     pool->npages = k->pages;
     pool->state = NEAP_PS_POOL;
     pool->cls = (uint8_t)cls;
     pool->linked = 0;
-    pool->zeroed = 0;
     pool->next = pool->prev = NULL;
     return pool;
 }
@@ -365,7 +371,8 @@ static void neap_pool_extend(neap_pool_t *pool) {
     const neap_class_t *k = &_neap_class[pool->cls];
     size_t n = NEAP_PAGE_SIZE / k->size;
     if (n == 0) n = 1;
-    if (n > (size_t)(pool->capacity - pool->bumped)) n = (size_t)(pool->capacity - pool->bumped);
+    size_t left = (size_t)(k->capacity - pool->bumped);
+    if (n > left) n = left;
     char *start = (char *)neap_pool_start(pool) + (size_t)pool->bumped * k->size;
     for (size_t i = 0; i + 1 < n; i++) ((neap_block_t *)(start + i * k->size))->next = (neap_block_t *)(start + (i + 1) * k->size);
     ((neap_block_t *)(start + (n - 1) * k->size))->next = NULL;
@@ -390,7 +397,7 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
                 if (pool->local_free) {
                     pool->free = pool->local_free;
                     pool->local_free = NULL;
-                } else if (pool->bumped < pool->capacity) {
+                } else if (pool->bumped < _neap_class[pool->cls].capacity) {
                     neap_pool_extend(pool);
                 }
             }
@@ -424,7 +431,8 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
     neap_pool_t *pool = &a->pools[first];
     pool->free = pool->local_free = NULL;
     pool->used = 1;
-    pool->capacity = 1;
+    pool->block_size = 0;
+    pool->recip = 0;
     pool->bumped = 1;
     pool->npages = (uint16_t)n;
     pool->state = NEAP_PS_LARGE;
@@ -570,10 +578,14 @@ static void neap_heap_collect(neap_heap_t *h) {
         _neap_heap_trim(h);
     }
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
-    if (h->dirty_head) neap_heap_purge(h, false);
+    if (h->dirty_head && h->purge_countdown-- == 0) {
+        h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
+        neap_heap_purge(h, false);
+    }
 }
 
-void *_neap_malloc_generic(neap_heap_t *h, size_t size, bool zero) {
+void *_neap_malloc_generic(size_t size, bool zero) {
+    neap_heap_t *h = _neap_tl_heap;
     if (neap_unlikely(h == &_neap_heap_empty)) {
         h = _neap_heap_get();
         if (h == NULL) {
@@ -656,7 +668,7 @@ void _neap_heap_done(neap_heap_t *h) {
     _neap_heap_trim(h);
     for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) {
         h->direct[c] = &_neap_pool_empty;
-        h->partial[c] = NULL;
+        h->partial[c] = h->partial_tail[c] = NULL;
     }
     size_t orphaned = 0;
     for (neap_arena_t *a = h->arenas, *next; a; a = next) {
@@ -708,7 +720,7 @@ static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
         if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) continue;
         pool->linked = 0;
         pool->next = pool->prev = NULL;
-        if (pool->free || pool->local_free || pool->bumped < pool->capacity) {
+        if (pool->free || pool->local_free || pool->bumped < _neap_class[pool->cls].capacity) {
             pool->state = NEAP_PS_POOL;
             neap_partial_push(h, pool);
         } else {

@@ -33,11 +33,12 @@ void _neap_stats_collect(neap_stats_t *out) {
                 if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
                 neap_class_stats_t *cs = &out->classes[cls - 1];
                 uint32_t used = __atomic_load_n(&pool->used, __ATOMIC_RELAXED);
-                if (used > pool->capacity) used = pool->capacity;
+                uint32_t capacity = _neap_class[cls].capacity;
+                if (used > capacity) used = capacity;
                 out->pools_current++;
                 cs->pools++;
                 cs->blocks_used += used;
-                cs->blocks_free += pool->capacity - used;
+                cs->blocks_free += capacity - used;
                 out->bytes_live += (size_t)used * cs->block_size;
             }
         }
