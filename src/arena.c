@@ -58,7 +58,7 @@ neap_arena_t *_neap_arena_create(void) {
     /* Fresh mapping: everything is zero, so only the non-zero fields. */
     for (size_t i = 0; i < NEAP_META_PAGES; i++) {
         a->used_map[i / 64] |= 1ull << (i % 64);
-        a->pools[i].state = NEAP_PS_META;
+        neap_store_relaxed(a->pools[i].state, NEAP_PS_META);
     }
     pthread_mutex_lock(&_neap_lock);
     a->gnext = _neap_all_arenas;
@@ -146,7 +146,7 @@ size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {
     a->pages_dirty -= (uint32_t)dirty;
     a->pages_used += (uint32_t)n;
     for (size_t i = 1; i < n; i++) {
-        a->pools[first + i].state = NEAP_PS_CONT;
+        neap_store_relaxed(a->pools[first + i].state, NEAP_PS_CONT);
         a->pools[first + i].npages = (uint16_t)i;
     }
     return dirty;
@@ -155,7 +155,7 @@ size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {
 void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n) {
     neap_bits(a->used_map, first, n, false);
     neap_bits(a->dirty_map, first, n, true);
-    for (size_t i = 0; i < n; i++) a->pools[first + i].state = NEAP_PS_FREE;
+    for (size_t i = 0; i < n; i++) neap_store_relaxed(a->pools[first + i].state, NEAP_PS_FREE);
     a->pages_used -= (uint32_t)n;
     a->pages_dirty += (uint32_t)n;
 }

@@ -356,9 +356,9 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     pool->used = 0;
     pool->block_size = (uint16_t)k->size;
     pool->recip = k->recip;
-    pool->bumped = 0;
+    neap_store_relaxed(pool->bumped, 0);
     pool->npages = k->pages;
-    pool->state = NEAP_PS_POOL;
+    neap_store_relaxed(pool->state, NEAP_PS_POOL);
     pool->cls = (uint8_t)cls;
     pool->linked = 0;
     pool->next = pool->prev = NULL;
@@ -377,7 +377,7 @@ static void neap_pool_extend(neap_pool_t *pool) {
     for (size_t i = 0; i + 1 < n; i++) ((neap_block_t *)(start + i * k->size))->next = (neap_block_t *)(start + (i + 1) * k->size);
     ((neap_block_t *)(start + (n - 1) * k->size))->next = NULL;
     pool->free = (neap_block_t *)start;
-    pool->bumped = (uint16_t)(pool->bumped + n);
+    neap_store_relaxed(pool->bumped, (uint16_t)(pool->bumped + n));
 }
 
 static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
@@ -407,7 +407,7 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
                 pool->used++;
                 return b;
             }
-            pool->state = NEAP_PS_FULL;
+            neap_store_relaxed(pool->state, NEAP_PS_FULL);
         }
         pool = h->partial[cls];
         if (pool) neap_partial_unlink(h, pool);
@@ -433,9 +433,9 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
     pool->used = 1;
     pool->block_size = 0;
     pool->recip = 0;
-    pool->bumped = 1;
+    neap_store_relaxed(pool->bumped, 1);
     pool->npages = (uint16_t)n;
-    pool->state = NEAP_PS_LARGE;
+    neap_store_relaxed(pool->state, NEAP_PS_LARGE);
     pool->cls = 0;
     pool->linked = 0;
     pool->next = pool->prev = NULL;
@@ -452,14 +452,14 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
  * of a block in use there; aborts with a message otherwise. */
 static neap_pool_t *neap_pool_lookup(neap_arena_t *a, uintptr_t p, const char *func) {
     neap_pool_t *pool = &a->pools[_neap_page_index(p)];
-    if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
-    switch (pool->state) {
+    if (neap_load_relaxed(pool->state) == NEAP_PS_CONT) pool -= pool->npages;
+    switch (neap_load_relaxed(pool->state)) {
     case NEAP_PS_POOL:
     case NEAP_PS_FULL: {
         const neap_class_t *k = &_neap_class[pool->cls];
         uintptr_t off = p - neap_pool_start(pool);
         uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
-        if ((uintptr_t)idx * k->size != off || idx >= pool->bumped)
+        if ((uintptr_t)idx * k->size != off || idx >= neap_load_relaxed(pool->bumped))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (not the start of a block)");
         return pool;
     }
@@ -488,7 +488,7 @@ static void neap_free_local(neap_heap_t *h, neap_pool_t *pool, neap_block_t *b, 
     pool->local_free = b;
     pool->used--;
     if (pool->state == NEAP_PS_FULL) {
-        pool->state = NEAP_PS_POOL;
+        neap_store_relaxed(pool->state, NEAP_PS_POOL);
         if (h) neap_partial_push(h, pool);
     }
     if (pool->used == 0 && (h == NULL || h->direct[pool->cls] != pool)) neap_pool_retire(h, pool);
@@ -547,14 +547,15 @@ size_t _neap_usable_generic(const void *p, const char *func) {
     }
     neap_arena_t *a = _neap_arena_of(addr);
     neap_pool_t *pool = &a->pools[_neap_page_index(addr)];
-    if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
-    if (pool->state == NEAP_PS_LARGE)
+    if (neap_load_relaxed(pool->state) == NEAP_PS_CONT) pool -= pool->npages;
+    uint8_t state = neap_load_relaxed(pool->state);
+    if (state == NEAP_PS_LARGE)
         return addr == neap_pool_start(pool) ? (size_t)pool->npages << NEAP_PAGE_SHIFT : 0;
-    if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) return 0;
+    if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) return 0;
     const neap_class_t *k = &_neap_class[pool->cls];
     uintptr_t off = addr - neap_pool_start(pool);
     uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
-    if ((uintptr_t)idx * k->size != off || idx >= pool->bumped) return 0;
+    if ((uintptr_t)idx * k->size != off || idx >= neap_load_relaxed(pool->bumped)) return 0;
     (void)func;
     return k->size;
 }
@@ -721,10 +722,10 @@ static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
         pool->linked = 0;
         pool->next = pool->prev = NULL;
         if (pool->free || pool->local_free || pool->bumped < _neap_class[pool->cls].capacity) {
-            pool->state = NEAP_PS_POOL;
+            neap_store_relaxed(pool->state, NEAP_PS_POOL);
             neap_partial_push(h, pool);
         } else {
-            pool->state = NEAP_PS_FULL;
+            neap_store_relaxed(pool->state, NEAP_PS_FULL);
         }
     }
     if (a->pages_dirty) {

@@ -78,6 +78,10 @@
 #define neap_noinline __attribute__((noinline))
 #define neap_inline static inline __attribute__((always_inline))
 #define NEAP_INTERNAL __attribute__((visibility("hidden")))
+/* Fields the owner writes and other threads read while validating a remote
+ * free (pool state and bumped): relaxed atomics, plain moves on x86-64. */
+#define neap_load_relaxed(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define neap_store_relaxed(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 #ifndef NEAP_DEBUG
 #define NEAP_DEBUG 0

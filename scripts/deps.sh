@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what building and testing neap needs,
+# when it is missing.  Sourced by ./run-demo and ./run-tests.
+neap_need() {   # neap_need COMMAND PACKAGE [COMMAND PACKAGE ...]
+    local missing=()
+    while [ $# -ge 2 ]; do
+        command -v "$1" >/dev/null 2>&1 || missing+=("$2")
+        shift 2
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $sudo apt-get update -qq >&2 && \
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+}
+
+neap_need_lib() {   # neap_need_lib FILE-GLOB PACKAGE
+    ls $1 >/dev/null 2>&1 && return 0
+    neap_need __neap_no_such_command__ "$2"
+}
+
+neap_build() {   # neap_build DIR [cmake args...]
+    local dir=$1; shift
+    local gen=()
+    command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
+    cmake -S "$NEAP_ROOT" -B "$dir" "${gen[@]}" "$@" >/dev/null && \
+        cmake --build "$dir" -j "$(nproc)"
+}
