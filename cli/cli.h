@@ -1,0 +1,59 @@
+/* cli.h -- shared declarations of the `neap` command-line tool.
+ *
+ * The tool is a table of subcommands (main.c).  Each subcommand is one
+ * function with the signature of neap_cli_fn, usually in its own file:
+ *
+ *     neap <command> [options...]
+ *        |
+ *        main.c: look <command> up in the table, call run(argc, argv)
+ *        with argv[0] == "<command>"
+ *
+ * To add a subcommand: write `int neap_cli_<name>(int argc, char **argv)`
+ * in cli/<name>.c, declare it below, add one row to the table in main.c and
+ * the file to cli/CMakeLists.txt.  Every subcommand accepts --help (usage on
+ * stdout, exit 0) and follows the exit status convention below.
+ *
+ * The tool links neap_nooverride: its own malloc is the C library's, and it
+ * reaches neap only through the neap_* API.
+ */
+#ifndef NEAP_CLI_H
+#define NEAP_CLI_H
+
+/* Exit statuses of every subcommand. */
+enum {
+    NEAP_CLI_OK = 0,      /* success */
+    NEAP_CLI_FAILED = 1,  /* the work itself failed (a child crashed, no memory, ...) */
+    NEAP_CLI_USAGE = 2    /* bad command line: unknown option, bad value */
+};
+
+/* A subcommand: argv[0] is the subcommand's name; returns an exit status. */
+typedef int (*neap_cli_fn)(int argc, char **argv);
+
+/* One row of the subcommand table. */
+typedef struct neap_cli_command_s {
+    const char *name;  /* as typed on the command line */
+    neap_cli_fn run;   /* the implementation */
+    const char *help;  /* one line for `neap help`, no trailing period */
+} neap_cli_command_t;
+
+/* --- subcommands ---------------------------------------------------------- */
+
+/* `neap demo`: neap side by side with the C library's malloc (demo.c). */
+int neap_cli_demo(int argc, char **argv);
+
+/* --- helpers for option parsing (main.c) ---------------------------------- */
+
+/* Parses a whole number written as digits ("10000000"), optionally with a
+ * power-of-ten exponent ("1e7").  Returns 0 and sets *out if the text is such
+ * a number within [min, max]; returns -1 otherwise, *out untouched. */
+int neap_cli_parse_count(const char *text, unsigned long long min, unsigned long long max,
+                         unsigned long long *out);
+
+/* Matches argv[*i] against the option `name` ("--objects") taking a value,
+ * written either "--objects N" or "--objects=N".  Returns 1 and sets *value
+ * (advancing *i past a separate value) on a match, 0 if argv[*i] is another
+ * option, and -1 after printing an error if the value is missing. */
+int neap_cli_option_value(const char *command, int argc, char **argv, int *i, const char *name,
+                          const char **value);
+
+#endif /* NEAP_CLI_H */
