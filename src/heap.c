@@ -15,6 +15,8 @@
  * block comes back -> retired when its last block comes back: its pages turn
  * dirty, join the dirty queue and go back to the OS after NEAP_PURGE_DELAY
  * ms, or sooner once the heap holds more than NEAP_PURGE_MAX dirty bytes.
+ * An arena left empty is unmapped at that moment too, beyond the
+ * NEAP_ARENA_RESERVE empty arenas a heap keeps.
  * The direct pool is never retired while it is direct (churn on one object
  * would thrash); neap_trim and thread exit retire it.
  *
@@ -239,6 +241,8 @@ static neap_arena_t *neap_dirty_pop(neap_heap_t *h) {
     return a;
 }
 
+static void neap_heap_drop_arena(neap_heap_t *h, neap_arena_t *a);
+
 /* Gives back the pages of arenas that have waited long enough, or all of
  * them when forced; returns pages purged. */
 static size_t neap_heap_purge(neap_heap_t *h, bool force) {
@@ -254,6 +258,10 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
         size_t n = _neap_arena_purge(a);
         h->dirty_pages -= n;
         purged += n;
+        /* an empty arena waits out the same delay as its pages, so churn that
+         * empties and refills arenas does not unmap and map them each time */
+        if (a->pages_used == 0 && h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE))
+            neap_heap_drop_arena(h, a);
     }
     return purged;
 }
@@ -275,13 +283,7 @@ static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first,
         h->now = _neap_os_clock_ms();
         neap_dirty_enqueue(h, a);
     }
-    if (a->pages_used == 0) {
-        h->empty_arenas++;
-        if (h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE)) {
-            neap_heap_drop_arena(h, a);
-            return;
-        }
-    }
+    if (a->pages_used == 0) h->empty_arenas++;   /* unmapped when its purge time comes */
     neap_heap_purge(h, false);
 }
 
