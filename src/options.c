@@ -2,7 +2,7 @@
  *
  *   option            env variable          default   unit
  *   purge_delay       NEAP_PURGE_DELAY      10        ms
- *   purge_max         NEAP_PURGE_MAX        16MiB     bytes
+ *   purge_max         NEAP_PURGE_MAX        8MiB      bytes
  *   arena_reserve     NEAP_ARENA_RESERVE    1         arenas
  *   show_stats        NEAP_SHOW_STATS       0         bool
  *   verbose           NEAP_VERBOSE          0         bool
@@ -29,7 +29,7 @@ typedef struct neap_option_desc_s {
 
 static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_PURGE_DELAY] = {"PURGE_DELAY", 10, 0, 3600000, NEAP_UNIT_MS},
-    [NEAP_OPTION_PURGE_MAX] = {"PURGE_MAX", 16L << 20, 0, 1L << 40, NEAP_UNIT_BYTES},
+    [NEAP_OPTION_PURGE_MAX] = {"PURGE_MAX", 8L << 20, 0, 1L << 40, NEAP_UNIT_BYTES},
     [NEAP_OPTION_ARENA_RESERVE] = {"ARENA_RESERVE", 1, 0, 1024, NEAP_UNIT_NUM},
     [NEAP_OPTION_SHOW_STATS] = {"SHOW_STATS", 0, 0, 1, NEAP_UNIT_BOOL},
     [NEAP_OPTION_VERBOSE] = {"VERBOSE", 0, 0, 1, NEAP_UNIT_BOOL},
@@ -37,7 +37,7 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
-    [NEAP_OPTION_PURGE_DELAY] = 10,   [NEAP_OPTION_PURGE_MAX] = 16L << 20,
+    [NEAP_OPTION_PURGE_DELAY] = 10,   [NEAP_OPTION_PURGE_MAX] = 8L << 20,
     [NEAP_OPTION_ARENA_RESERVE] = 1,  [NEAP_OPTION_SHOW_STATS] = 0,
     [NEAP_OPTION_VERBOSE] = 0,        [NEAP_OPTION_STATS_FD] = -1,
 };
