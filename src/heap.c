@@ -284,7 +284,7 @@ static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first,
         neap_dirty_enqueue(h, a);
     }
     if (a->pages_used == 0) h->empty_arenas++;   /* unmapped when its purge time comes */
-    neap_heap_purge(h, false);
+    if (!h->draining) neap_heap_purge(h, false);
 }
 
 static bool neap_adopt(neap_heap_t *h, neap_arena_t *a);
@@ -568,10 +568,11 @@ size_t _neap_usable_generic(const void *p, const char *func) {
  * ------------------------------------------------------------------------- */
 static void neap_heap_drain_all(neap_heap_t *h) {
     atomic_store(&h->remote_pending, 0);
-    for (neap_arena_t *a = h->arenas, *next; a; a = next) {
-        next = a->hnext;
+    h->draining = 1;
+    for (neap_arena_t *a = h->arenas; a; a = a->hnext)
         if (atomic_load_explicit(&a->remote, memory_order_relaxed)) neap_arena_drain(h, a);
-    }
+    h->draining = 0;
+    neap_heap_purge(h, false);
 }
 
 static void neap_heap_collect(neap_heap_t *h) {

@@ -211,6 +211,7 @@ struct neap_heap_s {
     neap_heap_t *gnext, *gprev;  /* all live heaps (global lock) */
     uint64_t now;                /* last clock reading, ms */
     unsigned purge_countdown;    /* slow paths until the next purge check */
+    int draining;                /* walking the arena list: no purge, it may unmap arenas */
     int alive;                   /* 1 while a thread uses it */
 };
 
