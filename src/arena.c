@@ -199,8 +199,8 @@ typedef struct neap_huge_s {
 
 void *_neap_huge_alloc(size_t size, size_t align, size_t *usable) {
     if (align < NEAP_PAGE_SIZE) align = NEAP_PAGE_SIZE;
-    if (align > NEAP_HUGE_MAX_ALIGN) {
-        errno = EINVAL;
+    if (align > NEAP_HUGE_MAX_ALIGN) {   /* a valid alignment neap cannot satisfy */
+        errno = ENOMEM;
         return NULL;
     }
     size_t offset = align;   /* header in the first page, user data after */
