@@ -48,8 +48,9 @@ NEAP_EXPORT NEAP_MALLOC_ATTR void *neap_malloc(size_t size);
 /* n*size overflowing gives NULL and ENOMEM; the memory is zeroed. */
 NEAP_EXPORT NEAP_MALLOC_ATTR void *neap_calloc(size_t n, size_t size);
 /* Contents kept up to the smaller size; realloc(NULL, n) is malloc(n);
- * realloc(p, 0) with p != NULL frees p and returns NULL, as glibc does. On
- * failure p is left untouched. */
+ * realloc(p, 0) frees p and returns a fresh minimal block (as jemalloc and
+ * mimalloc do), so NULL only ever means failure.  On failure p is left
+ * untouched. */
 NEAP_EXPORT void *neap_realloc(void *p, size_t size);
 /* realloc with an overflow-checked n*size. */
 NEAP_EXPORT void *neap_reallocarray(void *p, size_t n, size_t size);
@@ -66,8 +67,10 @@ NEAP_EXPORT size_t neap_usable_size(const void *p);
  * other thread's heap, honoured at its next allocation slow path.  Returns 1
  * if memory was given back, 0 otherwise. */
 NEAP_EXPORT int neap_trim(void);
-/* 1 if p is the start of a block inside a pool, large run or huge mapping
- * that neap has in use, 0 otherwise; never reads memory neap does not own. */
+/* 1 if p is a live block handed out by neap, 0 otherwise; never reads memory
+ * neap does not own.  Exact for blocks of the calling thread's heap (and for
+ * large and huge blocks); for a small block of another thread's heap it says
+ * whether p is a block boundary in a pool in use. */
 NEAP_EXPORT int neap_owns(const void *p);
 
 /* ---------------------------------------------------------------------------

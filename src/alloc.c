@@ -31,8 +31,10 @@ void *neap_realloc(void *p, size_t size) {
     size_t usable = _neap_usable_generic(p, "realloc");
     if (usable == 0) _neap_free_generic(p, "realloc");   /* reports the bad pointer */
     if (size == 0) {
+        void *q = neap_malloc_inline(0);
+        if (q == NULL) return NULL;   /* p untouched */
         neap_free_inline(p);
-        return NULL;
+        return q;
     }
     /* keep the block when the new size fits and wastes less than half */
     if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
@@ -81,7 +83,7 @@ size_t neap_usable_size(const void *p) {
 }
 
 int neap_owns(const void *p) {
-    return p != NULL && _neap_usable_generic(p, "neap_owns") != 0;
+    return p != NULL && _neap_usable_generic(p, "neap_owns") != 0 && !_neap_is_free_local(p);
 }
 
 int neap_trim(void) {

@@ -562,6 +562,21 @@ size_t _neap_usable_generic(const void *p, const char *func) {
     return k->size;
 }
 
+bool _neap_is_free_local(const void *p) {
+    uintptr_t addr = (uintptr_t)p;
+    if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return false;
+    neap_arena_t *a = _neap_arena_of(addr);
+    if (atomic_load_explicit(&a->owner, memory_order_relaxed) != _neap_tl_heap) return false;
+    neap_pool_t *pool = &a->pools[_neap_page_index(addr)];
+    if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
+    if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) return false;
+    for (const neap_block_t *b = pool->free; b; b = b->next)
+        if (b == p) return true;
+    for (const neap_block_t *b = pool->local_free; b; b = b->next)
+        if (b == p) return true;
+    return false;
+}
+
 /* ---------------------------------------------------------------------------
  * Housekeeping at every allocation slow path: cheap flag checks, then the
  * work they ask for.

@@ -311,6 +311,9 @@ NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads t
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
 NEAP_INTERNAL size_t _neap_usable_generic(const void *p, const char *func);
+/* p (a block boundary in a pool in use) sits on a free list of a pool of
+ * the calling thread's heap. */
+NEAP_INTERNAL bool _neap_is_free_local(const void *p);
 NEAP_INTERNAL void _neap_heap_done(neap_heap_t *h);        /* thread exit */
 NEAP_INTERNAL int _neap_heap_trim(neap_heap_t *h);
 NEAP_INTERNAL int _neap_orphans_collect(bool force);

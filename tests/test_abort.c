@@ -1,0 +1,265 @@
+/* test_abort.c -- bad frees are caught (label: abort).
+ *
+ * Usage: test_abort MODE.  The parent forks a child that makes the bad call
+ * with its stderr going into a pipe; the child first reports the pointer it
+ * is about to pass, formatted with %p, through a second pipe.  The parent
+ * then requires that the child died of SIGABRT and that its stderr names the
+ * error ("invalid pointer" or "double free") and the pointer exactly as %p
+ * prints it.  Linked against neap_static, so free() is neap's.
+ *
+ * Modes:
+ *   stack          free of a stack address
+ *   interior       free(p + 8) of a 64-byte block
+ *   interior-large free(p + 4096) of a 100000-byte block
+ *   interior-huge  free(p + 4096) of a 3 MiB block
+ *   mmap           free of an address in a private mapping (RW, garbage)
+ *   mmap-aligned   free of an address in a 4 MiB-aligned PROT_NONE mapping
+ *   global         free of a global variable
+ *   free-page      free of a pointer into a page whose blocks were all
+ *                  freed and purged
+ *   double         free(p); free(p)
+ *   double-large   the same with a 100000-byte block
+ *   valid          legitimate frees of every kind: must exit 0, stderr empty
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "neap.h"
+#include "neap_test.h"
+
+static int addr_fd = -1; /* where the child reports the pointer */
+static char a_global[64];
+
+static void
+report(const void *p)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "%p", p);
+    CHECK(n > 0 && write(addr_fd, buf, (size_t)n) == n);
+    close(addr_fd);
+}
+
+/* free() of a pointer the compiler cannot see through */
+static __attribute__((noinline)) void
+do_free(void *p)
+{
+    free(test_launder(p));
+}
+
+static void *
+map_aligned(size_t size, size_t align, int prot)
+{
+    size_t span = size + align;
+    char *m = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+    if (prot != PROT_NONE)
+        CHECK(mprotect(a, size, prot) == 0);
+    return a;
+}
+
+static void
+mode_valid(void)
+{
+    void *p[32];
+    size_t i, align;
+    int k = 0;
+
+    free(NULL);
+    neap_free(NULL);
+    p[k++] = malloc(0);
+    p[k++] = malloc(64);
+    p[k++] = malloc(700);
+    p[k++] = malloc(40000);
+    p[k++] = malloc(3 * MiB);
+    p[k++] = calloc(10, 10);
+    p[k++] = realloc(NULL, 10);
+    p[k++] = realloc(malloc(100), 100000);
+    p[k++] = realloc(malloc(3 * MiB), 10);
+    p[k++] = valloc(100);
+    p[k++] = pvalloc(100);
+    p[k++] = memalign(4096, 10);
+    for (align = 16; align <= 4 * MiB; align *= 8)
+        p[k++] = aligned_alloc(align, 100);
+    p[k++] = aligned_alloc(2 * MiB, 3 * MiB);
+    CHECK(posix_memalign(&p[k++], 65536, 70000) == 0);
+    p[k++] = neap_malloc(5);
+#ifndef NEAP_TEST_NO_OVERRIDE
+    p[k++] = strdup("hello"); /* the C library's own malloc call */
+#endif
+    for (i = 0; i < (size_t)k; i++) {
+        CHECK(p[i] != NULL);
+        do_free(p[i]);
+    }
+    /* free the same address again after it was handed out again */
+    p[0] = malloc(64);
+    do_free(p[0]);
+    p[1] = malloc(64);
+    do_free(p[1]);
+    p[0] = realloc(malloc(64), 0);
+    do_free(p[0]);
+}
+
+static void
+run_mode(const char *mode)
+{
+    if (strcmp(mode, "stack") == 0) {
+        char buf[64];
+        memset(buf, 0, sizeof buf);
+        report(buf + 16);
+        do_free(buf + 16);
+    } else if (strcmp(mode, "interior") == 0) {
+        char *p = malloc(64);
+        report(p + 8);
+        do_free(p + 8);
+    } else if (strcmp(mode, "interior-large") == 0) {
+        char *p = malloc(100000);
+        report(p + 4096);
+        do_free(p + 4096);
+    } else if (strcmp(mode, "interior-huge") == 0) {
+        char *p = malloc(3 * MiB);
+        report(p + 4096);
+        do_free(p + 4096);
+    } else if (strcmp(mode, "mmap") == 0) {
+        char *m = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(m != MAP_FAILED);
+        memset(m, 0xA7, 65536);
+        report(m + 4096 + 64);
+        do_free(m + 4096 + 64);
+    } else if (strcmp(mode, "mmap-aligned") == 0) {
+        char *m = map_aligned(NEAP_ARENA_SIZE, NEAP_ARENA_SIZE, PROT_NONE);
+        report(m + 17 * 4096);
+        do_free(m + 17 * 4096);
+    } else if (strcmp(mode, "global") == 0) {
+        report(a_global + 16);
+        do_free(a_global + 16);
+    } else if (strcmp(mode, "free-page") == 0) {
+        enum { N = 512 };
+        static char *p[N];
+        char *victim;
+        int i;
+        char *keeper;
+        neap_option_set(NEAP_OPTION_PURGE_DELAY, 0);
+        keeper = malloc(1000); /* keeps the arena mapped: the page is free, not gone */
+        for (i = 0; i < N; i++)
+            p[i] = malloc(64);
+        CHECK(((uintptr_t)keeper ^ (uintptr_t)p[N / 2]) < NEAP_ARENA_SIZE);
+        /* a block in the middle of the run: its page holds only these */
+        victim = p[N / 2];
+        for (i = 0; i < N; i++)
+            free(p[i]);
+        neap_trim();
+        report(victim);
+        do_free(victim);
+    } else if (strcmp(mode, "double") == 0) {
+        char *p = malloc(64);
+        report(p);
+        do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "double-large") == 0) {
+        char *p = malloc(100000);
+        report(p);
+        do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "valid") == 0) {
+        mode_valid();
+        report(NULL);
+        exit(0);
+    } else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        _exit(2);
+    }
+    /* still alive: the bad free went unnoticed */
+    _exit(3);
+}
+
+static size_t
+read_all(int fd, char *buf, size_t cap)
+{
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + n, cap - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        if (n == cap - 1)
+            break;
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+int
+main(int argc, char **argv)
+{
+    const char *mode;
+    int err_pipe[2], addr_pipe[2], status;
+    char err[8192], addr[64];
+    pid_t pid;
+    int expect_abort;
+    const char *want;
+
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s MODE\n", argv[0]);
+        return 2;
+    }
+    mode = argv[1];
+    expect_abort = strcmp(mode, "valid") != 0;
+    want = strncmp(mode, "double", 6) == 0 ? "double free" : "invalid pointer";
+
+    CHECK(pipe(err_pipe) == 0 && pipe(addr_pipe) == 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct rlimit no_core = {0, 0};
+        setrlimit(RLIMIT_CORE, &no_core);
+        signal(SIGABRT, SIG_DFL);
+        close(err_pipe[0]);
+        close(addr_pipe[0]);
+        dup2(err_pipe[1], 2);
+        close(err_pipe[1]);
+        addr_fd = addr_pipe[1];
+        run_mode(mode);
+        _exit(4);
+    }
+    close(err_pipe[1]);
+    close(addr_pipe[1]);
+    read_all(addr_pipe[0], addr, sizeof addr);
+    read_all(err_pipe[0], err, sizeof err);
+    CHECK(waitpid(pid, &status, 0) == pid);
+
+    printf("mode %s: pointer %s, child stderr:\n%s\n", mode, addr, err);
+    if (!expect_abort) {
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "valid frees: status %#x", status);
+        CHECKF(err[0] == '\0', "valid frees printed: %s", err);
+        printf("test_abort %s: ok\n", mode);
+        return 0;
+    }
+    CHECKF(addr[0] != '\0', "mode %s: the child did not get as far as the bad free", mode);
+    if (WIFEXITED(status))
+        CHECKF(0, "mode %s: the child exited with status %d instead of aborting%s", mode,
+               WEXITSTATUS(status),
+               WEXITSTATUS(status) == 3 ? " (the bad free returned)" : "");
+    CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+           "mode %s: the child died of signal %d, not SIGABRT (%d)", mode, WTERMSIG(status),
+           SIGABRT);
+    CHECKF(strstr(err, want) != NULL, "mode %s: stderr lacks \"%s\"", mode, want);
+    CHECKF(strstr(err, addr) != NULL, "mode %s: stderr lacks the pointer %s", mode, addr);
+    CHECKF(strstr(err, "neap") != NULL, "mode %s: stderr does not say it is neap", mode);
+    printf("test_abort %s: ok\n", mode);
+    return 0;
+}

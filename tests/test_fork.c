@@ -1,0 +1,291 @@
+/* test_fork.c -- fork while other threads allocate (label: fork).
+ *
+ * Linked against neap_static.  Background threads allocate and free all the
+ * time and drop some of their blocks into a mailbox.  The main thread forks
+ * repeatedly; each child (where only the forking thread survives):
+ *   - checks and frees the blocks the parent allocated before the fork, in
+ *     every tier, and blocks the background threads made (their heaps have
+ *     no thread in the child);
+ *   - allocates and frees a lot, in the main thread and in a new thread;
+ *   - forks once more (a grandchild does the same on a smaller scale);
+ *   - exits 0.
+ * A child stuck on a lock neap held at fork time gets SIGALRM after 30 s.
+ * Also fork + exec of /bin/true, and system("/bin/true"), while the
+ * background threads run.  The parent's own blocks must be intact after
+ * all of it.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "neap.h"
+#include "neap_test.h"
+
+struct item {
+    void *p;
+    size_t size;
+    uint64_t tag;
+};
+
+static void
+item_new(struct item *it, size_t size, uint64_t tag)
+{
+    it->p = malloc(size);
+    CHECKF(it->p != NULL, "malloc(%zu)", size);
+    it->size = size;
+    it->tag = tag;
+    pat_fill(it->p, size, tag);
+}
+
+static void
+item_free(struct item *it)
+{
+    CHECK(neap_owns(it->p));
+    CHECK_PATTERN(it->p, it->size, it->tag);
+    free(it->p);
+    it->p = NULL;
+}
+
+static size_t
+any_size(uint64_t *s)
+{
+    uint64_t r = xs_next(s) % 1000;
+    if (r == 0)
+        return xs_range(s, MiB + 1, 3 * MiB);
+    if (r < 20)
+        return xs_range(s, 32 * KiB + 1, MiB);
+    if (r < 200)
+        return xs_range(s, 513, 32 * KiB);
+    return xs_range(s, 0, 512);
+}
+
+/* ------------------------------------------------------------------------ */
+
+#define BG_THREADS 3
+#define BG_SLOTS 512
+#define MAILBOX 256
+
+static atomic_int stop;
+static pthread_mutex_t mailbox_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct item mailbox[MAILBOX];
+static size_t mailbox_n;
+
+static void *
+background(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t s = xs_seed(77 + id), seq = 0;
+    struct item *slot = calloc(BG_SLOTS, sizeof *slot);
+    size_t i;
+
+    CHECK(slot != NULL);
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        struct item *it = &slot[xs_next(&s) % BG_SLOTS];
+        if (it->p != NULL) {
+            if (xs_next(&s) % 16 == 0) {
+                /* post it for a forked child to free */
+                pthread_mutex_lock(&mailbox_lock);
+                if (mailbox_n < MAILBOX) {
+                    mailbox[mailbox_n++] = *it;
+                    it->p = NULL;
+                }
+                pthread_mutex_unlock(&mailbox_lock);
+            }
+            if (it->p != NULL)
+                item_free(it);
+        } else {
+            item_new(it, any_size(&s), ((uint64_t)id << 48) | seq++);
+        }
+    }
+    for (i = 0; i < BG_SLOTS; i++)
+        if (slot[i].p != NULL)
+            item_free(&slot[i]);
+    free(slot);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+
+#define PARENT_BLOCKS 64
+static struct item parent_blocks[PARENT_BLOCKS];
+
+static void
+churn(uint64_t seed, size_t ops)
+{
+    enum { N = 256 };
+    struct item slot[N];
+    uint64_t s = xs_seed(seed);
+    size_t i;
+    memset(slot, 0, sizeof slot);
+    for (i = 0; i < ops; i++) {
+        struct item *it = &slot[xs_next(&s) % N];
+        if (it->p != NULL)
+            item_free(it);
+        else
+            item_new(it, any_size(&s), seed * 1000003 + i);
+    }
+    for (i = 0; i < N; i++)
+        if (slot[i].p != NULL)
+            item_free(&slot[i]);
+}
+
+static void *
+child_thread(void *arg)
+{
+    churn((uint64_t)(uintptr_t)arg, test_scaled(20000));
+    return NULL;
+}
+
+static int
+wait_child(pid_t pid, const char *what)
+{
+    int status;
+    pid_t r;
+    while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    CHECK(r == pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "%s: killed by signal %d%s\n", what, WTERMSIG(status),
+                WTERMSIG(status) == SIGALRM ? " (deadlocked after fork?)" : "");
+    else
+        fprintf(stderr, "%s: exit status %d\n", what, WEXITSTATUS(status));
+    return 1;
+}
+
+/* What a forked child does.  `mail` is the mailbox as it was at the fork. */
+static void
+in_child(unsigned round, struct item *mail, size_t nmail)
+{
+    size_t i;
+    pthread_t t;
+    void *p;
+
+    alarm(30);
+    /* the parent's blocks: intact, and freeable (every other one) */
+    for (i = 0; i < PARENT_BLOCKS; i++) {
+        CHECK_PATTERN(parent_blocks[i].p, parent_blocks[i].size, parent_blocks[i].tag);
+        if (i % 2 == round % 2)
+            item_free(&parent_blocks[i]);
+    }
+    /* blocks of threads that do not exist here */
+    for (i = 0; i < nmail; i++)
+        item_free(&mail[i]);
+
+    churn(100 + round, test_scaled(40000));
+    p = malloc(5 * MiB);
+    CHECK(p != NULL);
+    memset(p, 1, 5 * MiB);
+    free(p);
+
+#ifndef __SANITIZE_THREAD__
+    /* (ThreadSanitizer cannot follow a thread started after a fork of a
+     * multi-threaded process: it finds the new thread's id still in use) */
+    CHECK(pthread_create(&t, NULL, child_thread, (void *)(uintptr_t)(200 + round)) == 0);
+    churn(300 + round, test_scaled(20000));
+    CHECK(pthread_join(t, NULL) == 0);
+#else
+    (void)t;
+    (void)child_thread;
+#endif
+
+    if (round % 4 == 0) {
+        pid_t g;
+        fflush(stdout);
+        g = fork();
+        CHECK(g >= 0);
+        if (g == 0) {
+            alarm(30);
+            churn(400 + round, test_scaled(20000));
+            for (i = 0; i < PARENT_BLOCKS; i++)
+                if (parent_blocks[i].p != NULL)
+                    item_free(&parent_blocks[i]);
+            _exit(0);
+        }
+        CHECK(wait_child(g, "grandchild") == 0);
+    }
+    for (i = 0; i < PARENT_BLOCKS; i++)
+        if (parent_blocks[i].p != NULL)
+            item_free(&parent_blocks[i]);
+    neap_trim();
+    exit(0); /* atexit handlers and neap's exit path run too */
+}
+
+int
+main(void)
+{
+    pthread_t bg[BG_THREADS];
+    uint64_t s = xs_seed(1);
+    unsigned round, rounds = (unsigned)test_scaled(24);
+    size_t i;
+    int failed = 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (i = 0; i < PARENT_BLOCKS; i++)
+        item_new(&parent_blocks[i], i < 8 ? (size_t)(1 + i) * 700 * KiB : any_size(&s), 500 + i);
+    for (i = 0; i < BG_THREADS; i++)
+        CHECK(pthread_create(&bg[i], NULL, background, (void *)(uintptr_t)i) == 0);
+
+    for (round = 0; round < rounds; round++) {
+        struct item mail[MAILBOX];
+        size_t nmail;
+        pid_t pid;
+
+        usleep(2000); /* let the background threads get going */
+        /* hold the mailbox lock across the fork so the child gets it
+         * consistent; neap's own locks are neap's business */
+        pthread_mutex_lock(&mailbox_lock);
+        fflush(stdout);
+        pid = fork();
+        CHECK(pid >= 0);
+        nmail = mailbox_n;
+        memcpy(mail, mailbox, nmail * sizeof *mail);
+        if (pid == 0) {
+            mailbox_n = 0;
+            pthread_mutex_unlock(&mailbox_lock);
+            in_child(round, mail, nmail);
+        }
+        pthread_mutex_unlock(&mailbox_lock);
+        failed |= wait_child(pid, "child");
+        /* in the parent the mailbox blocks are still live; free them here */
+        pthread_mutex_lock(&mailbox_lock);
+        nmail = mailbox_n;
+        memcpy(mail, mailbox, nmail * sizeof *mail);
+        mailbox_n = 0;
+        pthread_mutex_unlock(&mailbox_lock);
+        for (i = 0; i < nmail; i++)
+            item_free(&mail[i]);
+
+        /* fork + exec, and system(), with the threads still running */
+        if (round % 3 == 0) {
+            char *const argv[] = {"/bin/true", NULL};
+            fflush(stdout);
+            pid = fork();
+            CHECK(pid >= 0);
+            if (pid == 0) {
+                execv("/bin/true", argv);
+                _exit(127);
+            }
+            failed |= wait_child(pid, "fork+exec /bin/true");
+            CHECK(system("/bin/true") == 0);
+        }
+    }
+
+    atomic_store(&stop, 1);
+    for (i = 0; i < BG_THREADS; i++)
+        CHECK(pthread_join(bg[i], NULL) == 0);
+    for (i = 0; i < PARENT_BLOCKS; i++)
+        item_free(&parent_blocks[i]);
+    CHECK(failed == 0);
+    printf("test_fork: %u forks ok\n", rounds);
+    return 0;
+}

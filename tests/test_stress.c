@@ -1,0 +1,512 @@
+/* test_stress.c -- threads (label: stress).
+ *
+ * Linked against neap_static: the test's malloc/free are neap's.  Every
+ * block carries a position-dependent pattern (neap_test.h) written after
+ * allocation and verified before it is freed, so a block handed out twice,
+ * overlapping blocks or a block reused while live show up as corruption.
+ * Seeds are fixed; iteration counts scale with NEAP_TEST_SCALE (default 1).
+ *
+ *   random   4 threads, each 2M random malloc/free of 1..2048 bytes, with
+ *            occasional 64 KiB and 2 MiB blocks
+ *   xthread  producers hand blocks through a mutex-protected ring buffer to
+ *            consumers, which verify and free them (cross-thread frees; the
+ *            producers exit while their blocks are still being freed)
+ *   churn    200 short-lived threads: each frees some of its blocks, hands
+ *            some to the main thread (freed after it exited) and leaks some
+ *            into a global list that later threads free
+ *   realloc  blocks bounce between two threads, each realloc'ing what it
+ *            receives to a new size across all tiers
+ *
+ * Usage: test_stress [random|xthread|churn|realloc]...  (none: all)
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "neap.h"
+#include "neap_test.h"
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The tag of a block: who made it and its sequence number. */
+static uint64_t
+make_tag(unsigned who, uint64_t seq)
+{
+    return ((uint64_t)who << 40) ^ seq ^ 0xA5A5000000000000ULL;
+}
+
+/* A block and what it should contain. */
+struct item {
+    void *p;
+    size_t size;
+    uint64_t tag;
+};
+
+static void
+item_new(struct item *it, size_t size, uint64_t tag)
+{
+    it->p = malloc(size);
+    CHECKF(it->p != NULL, "malloc(%zu)", size);
+    CHECKF(test_aligned(it->p, 16), "malloc(%zu) = %p", size, it->p);
+    it->size = size;
+    it->tag = tag;
+    pat_fill(it->p, size, tag);
+}
+
+static void
+item_free(struct item *it)
+{
+    CHECK_PATTERN(it->p, it->size, it->tag);
+    free(it->p);
+    it->p = NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * random: each thread keeps SLOTS blocks and replaces a random one each step
+ * ---------------------------------------------------------------------- */
+#define RANDOM_THREADS 4
+#define SLOTS 2048
+
+static size_t
+random_size(uint64_t *s)
+{
+    uint64_t r = xs_next(s) % 100000;
+    if (r == 0)
+        return 2 * MiB - xs_range(s, 0, 100);
+    if (r < 100)
+        return 64 * KiB + xs_range(s, 0, 16);
+    return xs_range(s, 1, 2048);
+}
+
+static void *
+random_thread(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t s = xs_seed(1000 + id), seq = 0;
+    size_t iters = test_scaled(2000000), i;
+    struct item *slot = calloc(SLOTS, sizeof *slot);
+
+    CHECK(slot != NULL);
+    for (i = 0; i < iters; i++) {
+        struct item *it = &slot[xs_next(&s) % SLOTS];
+        if (it->p != NULL)
+            item_free(it);
+        else
+            item_new(it, random_size(&s), make_tag(id, seq++));
+        /* now and then a calloc or a realloc in place of malloc */
+        if ((i & 1023) == 0) {
+            struct item *r = &slot[xs_next(&s) % SLOTS];
+            if (r->p != NULL) {
+                size_t n = xs_range(&s, 1, 5000);
+                void *q = realloc(r->p, n);
+                CHECK(q != NULL);
+                CHECK_PATTERN(q, r->size < n ? r->size : n, r->tag);
+                r->p = q;
+                r->size = n;
+                pat_fill(q, n, r->tag);
+            } else {
+                size_t n = xs_range(&s, 1, 3000), k;
+                unsigned char *z = calloc(1, n);
+                CHECK(z != NULL);
+                for (k = 0; k < n; k++)
+                    CHECK(z[k] == 0);
+                free(z);
+            }
+        }
+    }
+    for (i = 0; i < SLOTS; i++)
+        if (slot[i].p != NULL)
+            item_free(&slot[i]);
+    free(slot);
+    return NULL;
+}
+
+static void
+stress_random(void)
+{
+    pthread_t t[RANDOM_THREADS];
+    uintptr_t i;
+    for (i = 0; i < RANDOM_THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, random_thread, (void *)i) == 0);
+    for (i = 0; i < RANDOM_THREADS; i++)
+        CHECK(pthread_join(t[i], NULL) == 0);
+}
+
+/* ------------------------------------------------------------------------
+ * xthread: producers -> ring buffer -> consumers
+ * ---------------------------------------------------------------------- */
+#define RING 512
+#define PRODUCERS 3
+#define CONSUMERS 2
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t not_empty, not_full;
+    struct item buf[RING];
+    size_t head, count;
+    unsigned producers_left;
+} ring = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+          {{0}}, 0, 0, PRODUCERS};
+
+static size_t consumed[CONSUMERS];
+
+static void
+ring_put(const struct item *it)
+{
+    pthread_mutex_lock(&ring.lock);
+    while (ring.count == RING)
+        pthread_cond_wait(&ring.not_full, &ring.lock);
+    ring.buf[(ring.head + ring.count) % RING] = *it;
+    ring.count++;
+    pthread_cond_signal(&ring.not_empty);
+    pthread_mutex_unlock(&ring.lock);
+}
+
+/* 0 when the producers are done and the ring is empty */
+static int
+ring_get(struct item *it)
+{
+    pthread_mutex_lock(&ring.lock);
+    while (ring.count == 0 && ring.producers_left > 0)
+        pthread_cond_wait(&ring.not_empty, &ring.lock);
+    if (ring.count == 0) {
+        pthread_mutex_unlock(&ring.lock);
+        return 0;
+    }
+    *it = ring.buf[ring.head];
+    ring.head = (ring.head + 1) % RING;
+    ring.count--;
+    pthread_cond_signal(&ring.not_full);
+    pthread_mutex_unlock(&ring.lock);
+    return 1;
+}
+
+static void *
+producer(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t s = xs_seed(2000 + id);
+    size_t n = test_scaled(400000), i;
+    for (i = 0; i < n; i++) {
+        struct item it;
+        size_t r = xs_next(&s) % 1000, size;
+        if (r == 0)
+            size = xs_range(&s, 32 * KiB, 300 * KiB);
+        else if (r < 50)
+            size = xs_range(&s, 513, 32 * KiB);
+        else
+            size = xs_range(&s, 1, 512);
+        item_new(&it, size, make_tag(100 + id, i));
+        ring_put(&it);
+        /* and some traffic of its own */
+        if ((i & 7) == 0) {
+            void *p = malloc(size);
+            CHECK(p != NULL);
+            free(p);
+        }
+    }
+    pthread_mutex_lock(&ring.lock);
+    ring.producers_left--;
+    pthread_cond_broadcast(&ring.not_empty);
+    pthread_mutex_unlock(&ring.lock);
+    return NULL;
+}
+
+static void *
+consumer(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    struct item it;
+    uint64_t s = xs_seed(3000 + id);
+    while (ring_get(&it)) {
+        /* consumers allocate too, so freed remote blocks meet local ones */
+        if (xs_next(&s) % 4 == 0) {
+            void *p = malloc(it.size);
+            CHECK(p != NULL);
+            memset(p, 0x5A, it.size);
+            free(p);
+        }
+        item_free(&it);
+        consumed[id]++;
+    }
+    return NULL;
+}
+
+static void
+stress_xthread(void)
+{
+    pthread_t p[PRODUCERS], c[CONSUMERS];
+    uintptr_t i;
+    size_t total = 0;
+    for (i = 0; i < CONSUMERS; i++)
+        CHECK(pthread_create(&c[i], NULL, consumer, (void *)i) == 0);
+    for (i = 0; i < PRODUCERS; i++)
+        CHECK(pthread_create(&p[i], NULL, producer, (void *)i) == 0);
+    for (i = 0; i < PRODUCERS; i++)
+        CHECK(pthread_join(p[i], NULL) == 0);
+    for (i = 0; i < CONSUMERS; i++) {
+        CHECK(pthread_join(c[i], NULL) == 0);
+        total += consumed[i];
+    }
+    CHECKF(total == PRODUCERS * test_scaled(400000), "%zu blocks consumed", total);
+}
+
+/* ------------------------------------------------------------------------
+ * churn: short-lived threads; blocks outlive them
+ * ---------------------------------------------------------------------- */
+#define CHURN_THREADS 200
+#define CHURN_BATCH 8
+
+static struct {
+    pthread_mutex_t lock;
+    struct item *to_main;   /* freed by main after the threads exited */
+    size_t n_main, cap_main;
+    struct item *leaked;    /* freed by later threads */
+    size_t n_leaked, cap_leaked;
+} churn = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, NULL, 0, 0};
+
+static void
+push(struct item **v, size_t *n, size_t *cap, const struct item *it)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 256;
+        struct item *nv = realloc(*v, c * sizeof *nv);
+        CHECK(nv != NULL);
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = *it;
+}
+
+static void *
+churn_thread(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t s = xs_seed(4000 + id);
+    size_t n = test_scaled(400) + 8, i;
+    struct item *mine = malloc(n * sizeof *mine);
+
+    CHECK(mine != NULL);
+    for (i = 0; i < n; i++) {
+        size_t size = xs_next(&s) % 50 == 0 ? xs_range(&s, 33 * KiB, 200 * KiB)
+                                            : xs_range(&s, 1, 3000);
+        item_new(&mine[i], size, make_tag(1000 + id, i));
+    }
+    /* free some of the blocks leaked by earlier threads */
+    pthread_mutex_lock(&churn.lock);
+    for (i = 0; i < 50 && churn.n_leaked > 0; i++) {
+        struct item it = churn.leaked[--churn.n_leaked];
+        pthread_mutex_unlock(&churn.lock);
+        item_free(&it);
+        pthread_mutex_lock(&churn.lock);
+    }
+    pthread_mutex_unlock(&churn.lock);
+
+    for (i = 0; i < n; i++) {
+        switch (xs_next(&s) % 4) {
+        case 0:
+            pthread_mutex_lock(&churn.lock);
+            push(&churn.to_main, &churn.n_main, &churn.cap_main, &mine[i]);
+            pthread_mutex_unlock(&churn.lock);
+            break;
+        case 1:
+            pthread_mutex_lock(&churn.lock);
+            push(&churn.leaked, &churn.n_leaked, &churn.cap_leaked, &mine[i]);
+            pthread_mutex_unlock(&churn.lock);
+            break;
+        default:
+            item_free(&mine[i]);
+        }
+    }
+    free(mine);
+    return NULL;
+}
+
+static void
+stress_churn(void)
+{
+    pthread_t t[CHURN_BATCH];
+    unsigned started = 0;
+    size_t i;
+    neap_stats_t st;
+
+    while (started < CHURN_THREADS) {
+        unsigned k, batch = CHURN_THREADS - started < CHURN_BATCH ? CHURN_THREADS - started
+                                                                  : CHURN_BATCH;
+        for (k = 0; k < batch; k++)
+            CHECK(pthread_create(&t[k], NULL, churn_thread, (void *)(uintptr_t)(started + k)) == 0);
+        for (k = 0; k < batch; k++)
+            CHECK(pthread_join(t[k], NULL) == 0);
+        started += batch;
+    }
+    /* every thread has exited; its heap must be gone */
+    neap_stats_get(&st);
+    CHECKF(st.heaps_current <= 2, "%zu heaps alive after 200 threads exited", st.heaps_current);
+
+    for (i = 0; i < churn.n_main; i++)
+        item_free(&churn.to_main[i]);
+    for (i = 0; i < churn.n_leaked; i++)
+        item_free(&churn.leaked[i]);
+    free(churn.to_main);
+    free(churn.leaked);
+    churn.to_main = churn.leaked = NULL;
+    churn.n_main = churn.n_leaked = 0;
+
+    /* the 200 threads' arenas were handed over, not kept one per thread */
+    neap_trim();
+    neap_stats_get(&st);
+    CHECKF(st.arenas_current < 32, "%zu arenas mapped after the churn, all freed and trimmed",
+           st.arenas_current);
+    CHECKF(st.huge_current == 0 && st.large_current < 8, "huge %zu large %zu left",
+           st.huge_current, st.large_current);
+}
+
+/* ------------------------------------------------------------------------
+ * realloc ping-pong: blocks bounce between two threads
+ * ---------------------------------------------------------------------- */
+#define PP_BLOCKS 64
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct item q[2][PP_BLOCKS]; /* q[i]: blocks waiting for thread i */
+    unsigned hops[2][PP_BLOCKS];
+    size_t n[2];
+    size_t live; /* blocks not yet retired */
+} pp = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {{{0}}}, {{0}}, {0}, 0};
+
+static size_t
+pp_size(uint64_t *s)
+{
+    uint64_t r = xs_next(s) % 100;
+    if (r == 0)
+        return xs_range(s, MiB + 1, 3 * MiB);
+    if (r < 10)
+        return xs_range(s, 32 * KiB + 1, MiB);
+    if (r < 40)
+        return xs_range(s, 513, 32 * KiB);
+    return xs_range(s, 1, 512); /* realloc(p, 0) is test_api's */
+}
+
+static void *
+pp_thread(void *arg)
+{
+    unsigned me = (unsigned)(uintptr_t)arg, other = 1 - me;
+    uint64_t s = xs_seed(5000 + me);
+    unsigned max_hops = (unsigned)test_scaled(4000);
+
+    pthread_mutex_lock(&pp.lock);
+    for (;;) {
+        struct item it;
+        unsigned hops;
+        size_t n;
+        void *q;
+        while (pp.n[me] == 0 && pp.live > 0)
+            pthread_cond_wait(&pp.cond, &pp.lock);
+        if (pp.n[me] == 0)
+            break;
+        pp.n[me]--;
+        it = pp.q[me][pp.n[me]];
+        hops = pp.hops[me][pp.n[me]];
+        pthread_mutex_unlock(&pp.lock);
+
+        CHECK_PATTERN(it.p, it.size, it.tag);
+        if (hops >= max_hops) {
+            free(it.p);
+            pthread_mutex_lock(&pp.lock);
+            pp.live--;
+            pthread_cond_broadcast(&pp.cond);
+            continue;
+        }
+        n = pp_size(&s);
+        q = realloc(it.p, n);
+        CHECKF(q != NULL, "realloc(%zu -> %zu)", it.size, n);
+        CHECKF(test_aligned(q, 16), "realloc to %zu = %p", n, q);
+        CHECK(neap_usable_size(q) >= n);
+        CHECK_PATTERN(q, it.size < n ? it.size : n, it.tag);
+        it.p = q;
+        it.size = n;
+        pat_fill(q, n, it.tag);
+
+        pthread_mutex_lock(&pp.lock);
+        pp.q[other][pp.n[other]] = it;
+        pp.hops[other][pp.n[other]] = hops + 1;
+        pp.n[other]++;
+        pthread_cond_broadcast(&pp.cond);
+    }
+    pthread_mutex_unlock(&pp.lock);
+    return NULL;
+}
+
+static void
+stress_realloc(void)
+{
+    pthread_t t[2];
+    uint64_t s = xs_seed(6000);
+    uintptr_t i;
+
+    for (i = 0; i < PP_BLOCKS; i++) {
+        struct item it;
+        item_new(&it, pp_size(&s), make_tag(9000, i));
+        pp.q[i % 2][pp.n[i % 2]] = it;
+        pp.hops[i % 2][pp.n[i % 2]] = 0;
+        pp.n[i % 2]++;
+    }
+    pp.live = PP_BLOCKS;
+    for (i = 0; i < 2; i++)
+        CHECK(pthread_create(&t[i], NULL, pp_thread, (void *)i) == 0);
+    for (i = 0; i < 2; i++)
+        CHECK(pthread_join(t[i], NULL) == 0);
+    CHECK(pp.live == 0 && pp.n[0] == 0 && pp.n[1] == 0);
+}
+
+/* ---------------------------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+} parts[] = {
+    {"random", stress_random},
+    {"xthread", stress_xthread},
+    {"churn", stress_churn},
+    {"realloc", stress_realloc},
+};
+
+int
+main(int argc, char **argv)
+{
+    size_t i;
+    int a;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    printf("NEAP_TEST_SCALE %g\n", test_scale());
+    for (i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        double t0;
+        int wanted = argc < 2;
+        for (a = 1; a < argc; a++)
+            if (strcmp(argv[a], parts[i].name) == 0)
+                wanted = 1;
+        if (!wanted)
+            continue;
+        t0 = now_s();
+        parts[i].run();
+        printf("stress %-8s ok  %.2f s\n", parts[i].name, now_s() - t0);
+    }
+    for (a = 1; a < argc; a++) {
+        int known = 0;
+        for (i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            known |= strcmp(argv[a], parts[i].name) == 0;
+        CHECKF(known, "unknown part %s", argv[a]);
+    }
+    return 0;
+}
