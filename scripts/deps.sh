@@ -15,11 +15,6 @@ neap_need() {   # neap_need COMMAND PACKAGE [COMMAND PACKAGE ...]
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 }
 
-neap_need_lib() {   # neap_need_lib FILE-GLOB PACKAGE
-    ls $1 >/dev/null 2>&1 && return 0
-    neap_need __neap_no_such_command__ "$2"
-}
-
 neap_build() {   # neap_build DIR [cmake args...]
     local dir=$1; shift
     local gen=()

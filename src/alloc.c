@@ -28,7 +28,7 @@ void *neap_calloc(size_t n, size_t size) {
 
 void *neap_realloc(void *p, size_t size) {
     if (p == NULL) return neap_malloc_inline(size);
-    size_t usable = _neap_usable_generic(p, "realloc");
+    size_t usable = _neap_usable_generic(p);
     if (usable == 0) _neap_free_generic(p, "realloc");   /* reports the bad pointer */
     if (size == 0) {
         void *q = neap_malloc_inline(0);
@@ -79,11 +79,11 @@ int neap_posix_memalign(void **out, size_t alignment, size_t size) {
 
 size_t neap_usable_size(const void *p) {
     if (p == NULL) return 0;
-    return _neap_usable_generic(p, "malloc_usable_size");
+    return _neap_usable_generic(p);
 }
 
 int neap_owns(const void *p) {
-    return p != NULL && _neap_usable_generic(p, "neap_owns") != 0 && !_neap_is_free_local(p);
+    return p != NULL && _neap_usable_generic(p) != 0 && !_neap_is_free_local(p);
 }
 
 int neap_trim(void) {

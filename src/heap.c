@@ -450,21 +450,31 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
  * Freeing
  * ------------------------------------------------------------------------- */
 
+/* The head pool of the run whose pages hold address p. */
+static inline neap_pool_t *neap_pool_head(neap_arena_t *a, uintptr_t p) {
+    neap_pool_t *pool = &a->pools[_neap_page_index(p)];
+    if (neap_load_relaxed(pool->state) == NEAP_PS_CONT) pool -= pool->npages;
+    return pool;
+}
+
+/* p is the start of a block already carved from the small/medium pool. */
+static inline bool neap_pool_block_ok(const neap_pool_t *pool, uintptr_t p) {
+    const neap_class_t *k = &_neap_class[pool->cls];
+    uintptr_t off = p - neap_pool_start(pool);
+    uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
+    return (uintptr_t)idx * k->size == off && idx < neap_load_relaxed(pool->bumped);
+}
+
 /* The head pool of the run holding p, after checking that p is the start
  * of a block in use there; aborts with a message otherwise. */
 static neap_pool_t *neap_pool_lookup(neap_arena_t *a, uintptr_t p, const char *func) {
-    neap_pool_t *pool = &a->pools[_neap_page_index(p)];
-    if (neap_load_relaxed(pool->state) == NEAP_PS_CONT) pool -= pool->npages;
+    neap_pool_t *pool = neap_pool_head(a, p);
     switch (neap_load_relaxed(pool->state)) {
     case NEAP_PS_POOL:
-    case NEAP_PS_FULL: {
-        const neap_class_t *k = &_neap_class[pool->cls];
-        uintptr_t off = p - neap_pool_start(pool);
-        uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
-        if ((uintptr_t)idx * k->size != off || idx >= neap_load_relaxed(pool->bumped))
+    case NEAP_PS_FULL:
+        if (!neap_pool_block_ok(pool, p))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (not the start of a block)");
         return pool;
-    }
     case NEAP_PS_LARGE:
         if (p != neap_pool_start(pool))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (inside a large block, not its start)");
@@ -513,9 +523,7 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     neap_block_t *b = atomic_exchange(&a->remote, NULL);
     while (b) {
         neap_block_t *next = b->next;
-        neap_pool_t *pool = &a->pools[_neap_page_index((uintptr_t)b)];
-        if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
-        neap_free_local(h, pool, b, "free");
+        neap_free_local(h, neap_pool_head(a, (uintptr_t)b), b, "free");
         b = next;
     }
 }
@@ -539,7 +547,7 @@ void _neap_free_generic(void *p, const char *func) {
     else neap_free_remote(a, p);
 }
 
-size_t _neap_usable_generic(const void *p, const char *func) {
+size_t _neap_usable_generic(const void *p) {
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
     if (kind == NEAP_MAP_NONE) return 0;
@@ -547,19 +555,12 @@ size_t _neap_usable_generic(const void *p, const char *func) {
         uintptr_t base = _neap_huge_base(addr, kind);
         return base ? _neap_huge_usable(base, p) : 0;
     }
-    neap_arena_t *a = _neap_arena_of(addr);
-    neap_pool_t *pool = &a->pools[_neap_page_index(addr)];
-    if (neap_load_relaxed(pool->state) == NEAP_PS_CONT) pool -= pool->npages;
+    neap_pool_t *pool = neap_pool_head(_neap_arena_of(addr), addr);
     uint8_t state = neap_load_relaxed(pool->state);
     if (state == NEAP_PS_LARGE)
         return addr == neap_pool_start(pool) ? (size_t)pool->npages << NEAP_PAGE_SHIFT : 0;
     if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) return 0;
-    const neap_class_t *k = &_neap_class[pool->cls];
-    uintptr_t off = addr - neap_pool_start(pool);
-    uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
-    if ((uintptr_t)idx * k->size != off || idx >= neap_load_relaxed(pool->bumped)) return 0;
-    (void)func;
-    return k->size;
+    return neap_pool_block_ok(pool, addr) ? _neap_class[pool->cls].size : 0;
 }
 
 bool _neap_is_free_local(const void *p) {
@@ -567,8 +568,7 @@ bool _neap_is_free_local(const void *p) {
     if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return false;
     neap_arena_t *a = _neap_arena_of(addr);
     if (atomic_load_explicit(&a->owner, memory_order_relaxed) != _neap_tl_heap) return false;
-    neap_pool_t *pool = &a->pools[_neap_page_index(addr)];
-    if (pool->state == NEAP_PS_CONT) pool -= pool->npages;
+    neap_pool_t *pool = neap_pool_head(a, addr);
     if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) return false;
     for (const neap_block_t *b = pool->free; b; b = b->next)
         if (b == p) return true;

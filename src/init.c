@@ -4,8 +4,8 @@
  *       options) under _neap_lock; the calling thread gets a heap, then the
  *       thread-exit key and fork handlers are registered (either may
  *       allocate, which is fine once the heap is in place)
- *   library constructor --> options read again (the environment is certain
- *       to be in place by then)
+ *   library constructor --> options read, if the first allocation came
+ *       before the environment was in place
  *   thread exit --> key destructor --> _neap_heap_done: the heap's arenas are
  *       trimmed and handed over
  *   fork --> prepare: take the global and orphan locks so no arena list is

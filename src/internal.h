@@ -244,6 +244,7 @@ NEAP_INTERNAL void _neap_os_purge(void *p, size_t size);  /* contents become zer
 NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
 NEAP_INTERNAL void _neap_os_write(int fd, const char *s, size_t n);
 NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
+NEAP_INTERNAL bool _neap_os_env_ready(void);              /* environ is set up */
 NEAP_INTERNAL int _neap_os_read_file(const char *path, char *buf, size_t cap);
 NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_abort(void);
 NEAP_INTERNAL void _neap_os_yield(void);
@@ -268,7 +269,7 @@ NEAP_INTERNAL void _neap_warning(const char *msg, const char *detail);
  * options.c
  * ------------------------------------------------------------------------- */
 extern NEAP_INTERNAL long _neap_options[NEAP_OPTION_COUNT];
-NEAP_INTERNAL void _neap_options_init(void);
+NEAP_INTERNAL void _neap_options_init(void);   /* reads once, when the environment is there */
 #define neap_opt(o) (_neap_options[(o)])
 
 /* ---------------------------------------------------------------------------
@@ -310,7 +311,7 @@ NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first u
 NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads the heap */
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
-NEAP_INTERNAL size_t _neap_usable_generic(const void *p, const char *func);
+NEAP_INTERNAL size_t _neap_usable_generic(const void *p);  /* 0 if p is no block of neap */
 /* p (a block boundary in a pool in use) sits on a free list of a pool of
  * the calling thread's heap. */
 NEAP_INTERNAL bool _neap_is_free_local(const void *p);

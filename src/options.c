@@ -8,8 +8,8 @@
  *   verbose           NEAP_VERBOSE          0         bool
  *   stats_fd          NEAP_STATS_FD         -1        fd
  *
- * Read once, at process start (and again from the library constructor, once
- * the environment is certainly in place).  A malformed or out-of-range value
+ * Read once: at process start, or, if the environment is not set up yet
+ * then, from the library constructor.  A malformed or out-of-range value
  * prints a warning and keeps the default; it never stops the program.
  * neap_option_set changes a value at run time.
  */
@@ -97,6 +97,9 @@ done:
 }
 
 void _neap_options_init(void) {
+    static bool done;
+    if (done || !_neap_os_env_ready()) return;
+    done = true;
     char name[64];
     for (int i = 0; i < NEAP_OPTION_COUNT; i++) {
         const neap_option_desc_t *d = &neap_option_desc[i];

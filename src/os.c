@@ -97,6 +97,10 @@ const char *_neap_os_getenv(const char *name) {
     return NULL;
 }
 
+bool _neap_os_env_ready(void) {
+    return environ != NULL;
+}
+
 int _neap_os_read_file(const char *path, char *buf, size_t cap) {
     int saved = errno;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
