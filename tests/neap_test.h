@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define KiB ((size_t)1 << 10)
@@ -214,5 +215,49 @@ test_pvalloc(size_t n)
 #define malloc_usable_size(p) neap_usable_size(p)
 #define malloc_trim(pad) neap_trim()
 #endif
+
+/* A block and what it should contain (stress and fork tests). */
+struct item {
+    void *p;
+    size_t size;
+    uint64_t tag;
+};
+
+static inline void
+item_new(struct item *it, size_t size, uint64_t tag)
+{
+    it->p = malloc(size);
+    CHECKF(it->p != NULL, "malloc(%zu)", size);
+    CHECKF(test_aligned(it->p, 16), "malloc(%zu) = %p", size, it->p);
+    it->size = size;
+    it->tag = tag;
+    pat_fill(it->p, size, tag);
+}
+
+static inline void
+item_free(struct item *it)
+{
+    CHECK_PATTERN(it->p, it->size, it->tag);
+    free(it->p);
+    it->p = NULL;
+}
+
+/* size bytes of fresh address space aligned to align, with protection prot:
+ * memory neap does not own, for the foreign-pointer tests. */
+static inline void *
+map_aligned(size_t size, size_t align, int prot)
+{
+    size_t span = size + align;
+    char *m = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
+    if (a > m)
+        munmap(m, (size_t)(a - m));
+    if (a + size < m + span)
+        munmap(a + size, (size_t)(m + span - (a + size)));
+    if (prot != PROT_NONE)
+        CHECK(mprotect(a, size, prot) == 0);
+    return a;
+}
 
 #endif /* NEAP_TEST_H */

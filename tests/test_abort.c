@@ -56,18 +56,6 @@ do_free(void *p)
     free(test_launder(p));
 }
 
-static void *
-map_aligned(size_t size, size_t align, int prot)
-{
-    size_t span = size + align;
-    char *m = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(m != MAP_FAILED);
-    char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
-    if (prot != PROT_NONE)
-        CHECK(mprotect(a, size, prot) == 0);
-    return a;
-}
-
 static void
 mode_valid(void)
 {

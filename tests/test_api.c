@@ -59,22 +59,6 @@ static const size_t size_list[] = {
 /* Memory that is certainly not neap's: a fresh mapping whose start is 4 MiB
  * aligned (an arena's alignment), so a check that looks for an arena header
  * at p & ~(4 MiB - 1) looks at memory neap never wrote. */
-static void *
-map_aligned(size_t size, size_t align, int prot)
-{
-    size_t span = size + align;
-    char *m = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    CHECK(m != MAP_FAILED);
-    char *a = (char *)(((uintptr_t)m + align - 1) & ~(uintptr_t)(align - 1));
-    if (a > m)
-        munmap(m, (size_t)(a - m));
-    if (a + size < m + span)
-        munmap(a + size, (size_t)(m + span - (a + size)));
-    if (prot != PROT_NONE)
-        CHECK(mprotect(a, size, prot) == 0);
-    return a;
-}
-
 struct iv {
     uintptr_t lo, hi;
 };

@@ -30,29 +30,12 @@
 #include "neap.h"
 #include "neap_test.h"
 
-struct item {
-    void *p;
-    size_t size;
-    uint64_t tag;
-};
-
+/* Frees it after checking neap still counts it live. */
 static void
-item_new(struct item *it, size_t size, uint64_t tag)
-{
-    it->p = malloc(size);
-    CHECKF(it->p != NULL, "malloc(%zu)", size);
-    it->size = size;
-    it->tag = tag;
-    pat_fill(it->p, size, tag);
-}
-
-static void
-item_free(struct item *it)
+item_free_owned(struct item *it)
 {
     CHECK(neap_owns(it->p));
-    CHECK_PATTERN(it->p, it->size, it->tag);
-    free(it->p);
-    it->p = NULL;
+    item_free(it);
 }
 
 static size_t
@@ -101,14 +84,14 @@ background(void *arg)
                 pthread_mutex_unlock(&mailbox_lock);
             }
             if (it->p != NULL)
-                item_free(it);
+                item_free_owned(it);
         } else {
             item_new(it, any_size(&s), ((uint64_t)id << 48) | seq++);
         }
     }
     for (i = 0; i < BG_SLOTS; i++)
         if (slot[i].p != NULL)
-            item_free(&slot[i]);
+            item_free_owned(&slot[i]);
     free(slot);
     return NULL;
 }
@@ -129,13 +112,13 @@ churn(uint64_t seed, size_t ops)
     for (i = 0; i < ops; i++) {
         struct item *it = &slot[xs_next(&s) % N];
         if (it->p != NULL)
-            item_free(it);
+            item_free_owned(it);
         else
             item_new(it, any_size(&s), seed * 1000003 + i);
     }
     for (i = 0; i < N; i++)
         if (slot[i].p != NULL)
-            item_free(&slot[i]);
+            item_free_owned(&slot[i]);
 }
 
 static void *
@@ -176,11 +159,11 @@ in_child(unsigned round, struct item *mail, size_t nmail)
     for (i = 0; i < PARENT_BLOCKS; i++) {
         CHECK_PATTERN(parent_blocks[i].p, parent_blocks[i].size, parent_blocks[i].tag);
         if (i % 2 == round % 2)
-            item_free(&parent_blocks[i]);
+            item_free_owned(&parent_blocks[i]);
     }
     /* blocks of threads that do not exist here */
     for (i = 0; i < nmail; i++)
-        item_free(&mail[i]);
+        item_free_owned(&mail[i]);
 
     churn(100 + round, test_scaled(40000));
     p = malloc(5 * MiB);
@@ -212,14 +195,14 @@ in_child(unsigned round, struct item *mail, size_t nmail)
             churn(400 + round, test_scaled(20000));
             for (i = 0; i < PARENT_BLOCKS; i++)
                 if (parent_blocks[i].p != NULL)
-                    item_free(&parent_blocks[i]);
+                    item_free_owned(&parent_blocks[i]);
             _exit(0);
         }
         CHECK(wait_child(g, "grandchild") == 0);
     }
     for (i = 0; i < PARENT_BLOCKS; i++)
         if (parent_blocks[i].p != NULL)
-            item_free(&parent_blocks[i]);
+            item_free_owned(&parent_blocks[i]);
     neap_trim();
     exit(0); /* atexit handlers and neap's exit path run too */
 }
@@ -267,7 +250,7 @@ main(void)
         mailbox_n = 0;
         pthread_mutex_unlock(&mailbox_lock);
         for (i = 0; i < nmail; i++)
-            item_free(&mail[i]);
+            item_free_owned(&mail[i]);
 
         /* fork + exec, and system(), with the threads still running */
         if (round % 3 == 0) {
@@ -288,7 +271,7 @@ main(void)
     for (i = 0; i < BG_THREADS; i++)
         CHECK(pthread_join(bg[i], NULL) == 0);
     for (i = 0; i < PARENT_BLOCKS; i++)
-        item_free(&parent_blocks[i]);
+        item_free_owned(&parent_blocks[i]);
     CHECK(failed == 0);
     printf("test_fork: %u forks ok\n", rounds);
     return 0;

@@ -45,31 +45,6 @@ make_tag(unsigned who, uint64_t seq)
     return ((uint64_t)who << 40) ^ seq ^ 0xA5A5000000000000ULL;
 }
 
-/* A block and what it should contain. */
-struct item {
-    void *p;
-    size_t size;
-    uint64_t tag;
-};
-
-static void
-item_new(struct item *it, size_t size, uint64_t tag)
-{
-    it->p = malloc(size);
-    CHECKF(it->p != NULL, "malloc(%zu)", size);
-    CHECKF(test_aligned(it->p, 16), "malloc(%zu) = %p", size, it->p);
-    it->size = size;
-    it->tag = tag;
-    pat_fill(it->p, size, tag);
-}
-
-static void
-item_free(struct item *it)
-{
-    CHECK_PATTERN(it->p, it->size, it->tag);
-    free(it->p);
-    it->p = NULL;
-}
 
 /* ------------------------------------------------------------------------
  * random: each thread keeps SLOTS blocks and replaces a random one each step
