@@ -19,6 +19,11 @@
 #ifndef NEAP_CLI_H
 #define NEAP_CLI_H
 
+#include <stddef.h>
+#include <stdio.h>
+
+#include "neap.h"
+
 /* Exit statuses of every subcommand. */
 enum {
     NEAP_CLI_OK = 0,      /* success */
@@ -40,6 +45,38 @@ typedef struct neap_cli_command_s {
 
 /* `neap demo`: neap side by side with the C library's malloc (demo.c). */
 int neap_cli_demo(int argc, char **argv);
+/* `neap run -- CMD`: a program on neap, with a summary at its exit (run.c). */
+int neap_cli_run(int argc, char **argv);
+/* `neap stats [PID]`: a running program's statistics (stats.c). */
+int neap_cli_stats(int argc, char **argv);
+
+/* --- statistics records published by processes on neap (record.c) -------- */
+
+typedef struct neap_cli_record_s {
+    long pid;
+    char state[16];        /* "running" or "exited" */
+    char version[32];
+    char command[256];
+    size_t time_ms;        /* wall clock of the record, ms since 1970 */
+    size_t start_ms;       /* when the process started publishing */
+    size_t interval_ms;    /* its publishing interval (0: exit record only) */
+    size_t rss, peak_rss, vsize;
+    neap_stats_t stats;
+} neap_cli_record_t;
+
+/* The record file of process pid: /tmp/neap-<uid>/<pid>. */
+void neap_cli_record_path(long pid, char *buf, size_t cap);
+/* Parses a record's text.  Returns 0, or -1 with a message in err (which
+ * line is wrong, or that the record is truncated). */
+int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, size_t errlen);
+/* Reads pid's record: 0, 1 when there is none (ENOENT), -1 on a bad record
+ * or read error; err says what happened. */
+int neap_cli_record_read(long pid, neap_cli_record_t *r, char *err, size_t errlen);
+/* "12.3 MiB" */
+void neap_cli_format_size(char *buf, size_t cap, double bytes);
+/* The memory lines and the busiest size classes (at most limit) of a record. */
+void neap_cli_record_memory(FILE *out, const neap_cli_record_t *r);
+void neap_cli_record_classes(FILE *out, const neap_cli_record_t *r, int limit);
 
 /* --- helpers for option parsing (main.c) ---------------------------------- */
 

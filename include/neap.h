@@ -85,6 +85,10 @@ typedef enum neap_option_e {
     NEAP_OPTION_SHOW_STATS,      /* print statistics to stderr at exit */
     NEAP_OPTION_VERBOSE,         /* print warnings and notices */
     NEAP_OPTION_STATS_FD,        /* if >= 0, the fd neap_stats_print(NULL) and the exit statistics go to */
+    NEAP_OPTION_PUBLISH,         /* ms; if > 0, a background thread publishes statistics for
+                                    `neap stats PID` to /tmp/neap-<uid>/<pid> at this interval */
+    NEAP_OPTION_RUN_PID,         /* set by `neap run`: the process with this pid leaves its final
+                                    statistics record at exit, for the run's summary */
     NEAP_OPTION_COUNT
 } neap_option_t;
 
@@ -108,6 +112,7 @@ typedef struct neap_class_stats_s {
     size_t pools;        /* pools of this class in use */
     size_t blocks_used;  /* blocks handed out */
     size_t blocks_free;  /* free blocks inside those pools */
+    size_t pools_made;   /* pools of this class set up since start: how busy it was */
 } neap_class_stats_t;
 
 typedef struct neap_stats_s {
@@ -148,6 +153,41 @@ NEAP_EXPORT int neap_process_memory(neap_process_memory_t *out);
 
 /* Size class helpers: the block size a request of `size` bytes receives. */
 NEAP_EXPORT size_t neap_good_size(size_t size);
+
+/* ---------------------------------------------------------------------------
+ * Isolation: the last resort for memory that must go back.  Runs
+ * fn(arg, buf, out_size) in a forked child process; every byte the child
+ * allocates goes back to the OS when it exits.  fn writes its result into
+ * buf (shared with the parent, out_size bytes) and returns the result's
+ * length, or the length it would need, as snprintf does; a negative return
+ * means fn failed.
+ *
+ * Returns the result's length (0..out_size), copied into out, or:
+ *   NEAP_ISOLATED_ERROR      the child could not be started (errno says why)
+ *   NEAP_ISOLATED_FAILED     fn returned a negative value
+ *   NEAP_ISOLATED_TOO_LARGE  fn returned more than out_size (errno ERANGE);
+ *                            out holds the first out_size bytes
+ *   NEAP_ISOLATED_EXITED     the child exited before fn returned
+ *   NEAP_ISOLATED_SIGNAL(s)  the child was killed by signal s (a crash, the
+ *                            OOM killer): NEAP_ISOLATED_IS_SIGNAL(r) is true
+ *                            and NEAP_ISOLATED_SIGNO(r) gives s
+ * The child is a fork: it must not rely on threads of the parent, and it
+ * ends with _exit, so the parent's atexit handlers and stdio buffers are
+ * left alone.
+ * ------------------------------------------------------------------------- */
+typedef long (*neap_isolated_fn)(void *arg, void *buf, size_t out_size);
+
+#define NEAP_ISOLATED_ERROR (-1L)
+#define NEAP_ISOLATED_FAILED (-2L)
+#define NEAP_ISOLATED_TOO_LARGE (-3L)
+#define NEAP_ISOLATED_EXITED (-4L)
+#define NEAP_ISOLATED_SIGNAL(s) (-128L - (long)(s))
+#define NEAP_ISOLATED_IS_SIGNAL(r) ((r) < -128L)
+#define NEAP_ISOLATED_SIGNO(r) ((int)(-128L - (r)))
+
+NEAP_EXPORT long neap_run_isolated(neap_isolated_fn fn, void *arg, void *out, size_t out_size);
+/* A sentence describing a result of neap_run_isolated. */
+NEAP_EXPORT const char *neap_isolated_strerror(long result);
 
 #ifdef __cplusplus
 }

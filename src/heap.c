@@ -364,6 +364,7 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     pool->cls = (uint8_t)cls;
     pool->linked = 0;
     pool->next = pool->prev = NULL;
+    atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
     return pool;
 }
 

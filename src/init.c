@@ -11,7 +11,10 @@
  *   fork --> prepare: take the global and orphan locks so no arena list is
  *       mid-update; parent: release; child: reset the locks, keep only the
  *       forking thread's heap
- *   process exit --> statistics if NEAP_SHOW_STATS=1
+ *   process exit --> statistics if NEAP_SHOW_STATS=1; the published
+ *       record's last word (publish.c)
+ *   NEAP_PUBLISH > 0 --> the publishing thread starts from the constructor,
+ *       and again in a forked child
  */
 #include "internal.h"
 
@@ -40,6 +43,7 @@ static void neap_thread_done(void *value) {
 }
 
 static void neap_fork_prepare(void) {
+    _neap_publish_fork_prepare();   /* before _neap_lock, as the publisher takes them */
     pthread_mutex_lock(&_neap_lock);
     pthread_mutex_lock(&_neap_orphan_lock);
 }
@@ -47,10 +51,12 @@ static void neap_fork_prepare(void) {
 static void neap_fork_parent(void) {
     pthread_mutex_unlock(&_neap_orphan_lock);
     pthread_mutex_unlock(&_neap_lock);
+    _neap_publish_fork_parent();
 }
 
 static void neap_fork_child(void) {
     _neap_fork_child(_neap_tl_heap);
+    _neap_publish_fork_child();
 }
 
 static void neap_hooks_init(void) {
@@ -66,8 +72,12 @@ void _neap_thread_register(neap_heap_t *h) {
 __attribute__((constructor)) static void neap_constructor(void) {
     _neap_process_init();
     _neap_options_init();
+    /* the fork handlers must be in place before a publishing thread runs */
+    pthread_once(&neap_hooks_once, neap_hooks_init);
+    _neap_publish_start();
 }
 
 __attribute__((destructor)) static void neap_destructor(void) {
     if (neap_opt(NEAP_OPTION_SHOW_STATS)) neap_stats_print(NULL);
+    _neap_publish_exit();
 }

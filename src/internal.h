@@ -231,6 +231,7 @@ typedef struct neap_gstats_s {
     _Atomic size_t bytes_purged, bytes_unmapped;
     _Atomic size_t huge_current, huge_bytes;
     _Atomic size_t heaps_current, arenas_orphaned;
+    _Atomic size_t pools_made[NEAP_CLASS_MAX + 1];   /* per class; counted in the slow path */
 } neap_gstats_t;
 extern NEAP_INTERNAL neap_gstats_t _neap_gstats;
 
@@ -248,6 +249,24 @@ NEAP_INTERNAL bool _neap_os_env_ready(void);              /* environ is set up *
 NEAP_INTERNAL int _neap_os_read_file(const char *path, char *buf, size_t cap);
 NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_abort(void);
 NEAP_INTERNAL void _neap_os_yield(void);
+NEAP_INTERNAL uint64_t _neap_os_realtime_ms(void);        /* wall clock, ms since 1970 */
+NEAP_INTERNAL void _neap_os_sleep_ms(unsigned ms);
+NEAP_INTERNAL long _neap_os_getpid(void);
+NEAP_INTERNAL int _neap_os_stats_dir(char *buf, size_t cap);  /* 0, or -1: not usable */
+NEAP_INTERNAL int _neap_os_replace_file(const char *path, const char *tmp, const char *data, size_t len);
+NEAP_INTERNAL void _neap_os_unlink(const char *path);
+NEAP_INTERNAL void *_neap_os_map_shared(size_t size);     /* NULL on failure */
+NEAP_INTERNAL long _neap_os_fork(void);
+NEAP_INTERNAL int _neap_os_wait(long pid, int *status);   /* 0, or -1 (errno) */
+NEAP_INTERNAL bool _neap_os_exited(int status, int *code); /* true: exit code; false: signal */
+NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_exit(int code);
+
+/* publish.c -- statistics records for `neap stats` and `neap run` */
+NEAP_INTERNAL void _neap_publish_start(void);   /* if NEAP_PUBLISH > 0 */
+NEAP_INTERNAL void _neap_publish_exit(void);    /* process exit */
+NEAP_INTERNAL void _neap_publish_fork_prepare(void);
+NEAP_INTERNAL void _neap_publish_fork_parent(void);
+NEAP_INTERNAL void _neap_publish_fork_child(void);
 
 /* Formatting without allocation (os.c). */
 typedef struct neap_buf_s {

@@ -7,6 +7,8 @@
  *   show_stats        NEAP_SHOW_STATS       0         bool
  *   verbose           NEAP_VERBOSE          0         bool
  *   stats_fd          NEAP_STATS_FD         -1        fd
+ *   publish           NEAP_PUBLISH          0         ms (0: off)
+ *   run_pid           NEAP_RUN_PID          0         pid (set by `neap run`)
  *
  * Read once: at process start, or, if the environment is not set up yet
  * then, from the library constructor.  A malformed or out-of-range value
@@ -34,12 +36,15 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_SHOW_STATS] = {"SHOW_STATS", 0, 0, 1, NEAP_UNIT_BOOL},
     [NEAP_OPTION_VERBOSE] = {"VERBOSE", 0, 0, 1, NEAP_UNIT_BOOL},
     [NEAP_OPTION_STATS_FD] = {"STATS_FD", -1, -1, INT_MAX, NEAP_UNIT_NUM},
+    [NEAP_OPTION_PUBLISH] = {"PUBLISH", 0, 0, 3600000, NEAP_UNIT_MS},
+    [NEAP_OPTION_RUN_PID] = {"RUN_PID", 0, 0, INT_MAX, NEAP_UNIT_NUM},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_PURGE_DELAY] = 10,   [NEAP_OPTION_PURGE_MAX] = 8L << 20,
     [NEAP_OPTION_ARENA_RESERVE] = 1,  [NEAP_OPTION_SHOW_STATS] = 0,
     [NEAP_OPTION_VERBOSE] = 0,        [NEAP_OPTION_STATS_FD] = -1,
+    [NEAP_OPTION_PUBLISH] = 0,        [NEAP_OPTION_RUN_PID] = 0,
 };
 
 static int neap_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }

@@ -10,6 +10,14 @@
  *   _neap_os_clock_ms()           coarse monotonic clock (vDSO, no syscall)
  *   _neap_os_write / read_file    raw write(2)/read(2): diagnostics and /proc
  *                                 never allocate
+ *   _neap_os_stats_dir(buf)       the per-user statistics directory
+ *                                 /tmp/neap-<uid>, made 0700 and checked to
+ *                                 be the user's own (publish.c)
+ *   _neap_os_replace_file(...)    write a file whole under a temporary name,
+ *                                 then rename it over the old one: readers
+ *                                 see the old record or the new, never half
+ *   _neap_os_fork / wait / exit   a child process and its end (isolate.c)
+ *   _neap_os_map_shared(size)     anonymous memory shared with children
  *
  * Nothing here calls malloc, and nothing above this file includes
  * <sys/mman.h> or <unistd.h>.
@@ -22,6 +30,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -127,6 +137,98 @@ void _neap_os_abort(void) {
 
 void _neap_os_yield(void) {
     sched_yield();
+}
+
+uint64_t _neap_os_realtime_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void _neap_os_sleep_ms(unsigned ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+long _neap_os_getpid(void) {
+    return (long)getpid();
+}
+
+int _neap_os_stats_dir(char *buf, size_t cap) {
+    int saved = errno;
+    neap_buf_t b = {buf, 0, cap};
+    buf[0] = 0;
+    _neap_buf_str(&b, "/tmp/neap-");
+    _neap_buf_u(&b, (unsigned long long)getuid(), 0);
+    if (b.len + 1 >= cap) return -1;
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST) {
+        errno = saved;
+        return -1;
+    }
+    /* somebody else's directory, or a symbolic link, is never written to */
+    struct stat st;
+    int ok = lstat(buf, &st) == 0 && S_ISDIR(st.st_mode) && st.st_uid == getuid() &&
+             (st.st_mode & 077) == 0;
+    errno = saved;
+    return ok ? 0 : -1;
+}
+
+int _neap_os_replace_file(const char *path, const char *tmp, const char *data, size_t len) {
+    int saved = errno;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        done += (size_t)w;
+    }
+    int ok = close(fd) == 0 && done == len && rename(tmp, path) == 0;
+    if (!ok) unlink(tmp);
+    errno = saved;
+    return ok ? 0 : -1;
+}
+
+void _neap_os_unlink(const char *path) {
+    int saved = errno;
+    unlink(path);
+    errno = saved;
+}
+
+void *_neap_os_map_shared(size_t size) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+long _neap_os_fork(void) {
+    return (long)fork();
+}
+
+int _neap_os_wait(long pid, int *status) {
+    for (;;) {
+        pid_t r = waitpid((pid_t)pid, status, 0);
+        if (r == (pid_t)pid) return 0;
+        if (r < 0 && errno == EINTR) continue;
+        return -1;
+    }
+}
+
+bool _neap_os_exited(int status, int *code) {
+    if (WIFEXITED(status)) {
+        *code = WEXITSTATUS(status);
+        return true;
+    }
+    *code = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+    return false;
+}
+
+void _neap_os_exit(int code) {
+    _exit(code);
 }
 
 /* ---------------------------------------------------------------------------

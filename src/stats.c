@@ -16,7 +16,10 @@ extern NEAP_INTERNAL neap_arena_t *_neap_all_arenas;
 void _neap_stats_collect(neap_stats_t *out) {
     memset(out, 0, sizeof *out);
     if (!atomic_load_explicit(&_neap_initialized, memory_order_acquire)) _neap_process_init();
-    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) out->classes[c - 1].block_size = _neap_class[c].size;
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
+        out->classes[c - 1].block_size = _neap_class[c].size;
+        out->classes[c - 1].pools_made = atomic_load_explicit(&_neap_gstats.pools_made[c], memory_order_relaxed);
+    }
     pthread_mutex_lock(&_neap_lock);
     for (neap_arena_t *a = _neap_all_arenas; a; a = a->gnext) {
         out->pages_used += __atomic_load_n(&a->pages_used, __ATOMIC_RELAXED);

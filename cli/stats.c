@@ -1,0 +1,182 @@
+/* stats.c -- `neap stats [PID] [--watch]`: the allocator statistics of a
+ * running program, without stopping it.
+ *
+ * The program publishes them itself (src/publish.c): `neap run` turns that
+ * on, and a program linked with neap turns it on with NEAP_PUBLISH=<ms>.
+ * This command only reads /tmp/neap-<uid>/<pid>:
+ *
+ *   neap stats            every publishing process: pid, RSS, live bytes,
+ *                         command (and removes records of dead processes)
+ *   neap stats PID        one process's statistics
+ *   neap stats PID --watch   the same, redrawn every second until it exits
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static void stats_usage(FILE *out) {
+    fprintf(out,
+            "usage: neap stats [PID] [--watch] [--interval MS]\n"
+            "\n"
+            "Shows the allocator statistics of a running program started with `neap run`,\n"
+            "or linked with neap and started with NEAP_PUBLISH=<ms> in its environment.\n"
+            "The program is not stopped: it publishes its statistics every NEAP_PUBLISH ms\n"
+            "(1000 under neap run) to /tmp/neap-<uid>/<pid>, and this command reads them.\n"
+            "\n"
+            "  neap stats              list the programs that publish statistics\n"
+            "  neap stats PID          the statistics of one program\n"
+            "  --watch                 redraw every second (or --interval MS) until the\n"
+            "                          program exits or you press Ctrl-C\n");
+}
+
+static int stats_alive(long pid) {
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+static size_t stats_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (size_t)ts.tv_sec * 1000 + (size_t)ts.tv_nsec / 1000000;
+}
+
+static void stats_show(FILE *out, const neap_cli_record_t *r) {
+    size_t now = stats_now_ms();
+    double age = now > r->time_ms ? (double)(now - r->time_ms) / 1000.0 : 0.0;
+    double up = r->time_ms > r->start_ms ? (double)(r->time_ms - r->start_ms) / 1000.0 : 0.0;
+    fprintf(out, "neap %s statistics of pid %ld: %s\n", r->version, r->pid, r->command);
+    fprintf(out, "  %s; publishing for %.1f s; this record is %.1f s old\n",
+            strcmp(r->state, "exited") == 0 ? "exited" : "running", up, age);
+    neap_cli_record_memory(out, r);
+    neap_cli_record_classes(out, r, 12);
+    if (strcmp(r->state, "running") == 0 && r->interval_ms > 0 && age * 1000.0 > 3.0 * (double)r->interval_ms + 2000.0)
+        fprintf(out, "  note: the record is older than three publishing intervals; the program may be "
+                     "stopped or stuck\n");
+}
+
+static int stats_list(void) {
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/neap-%lu", (unsigned long)getuid());
+    DIR *d = opendir(dir);
+    int shown = 0;
+    if (d != NULL) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            char *end;
+            long pid = strtol(e->d_name, &end, 10);
+            if (*end != '\0' || pid <= 0) continue;
+            neap_cli_record_t r;
+            char err[512];
+            int rc = neap_cli_record_read(pid, &r, err, sizeof err);
+            if (!stats_alive(pid)) {
+                /* a process that died without removing its record */
+                char path[128];
+                neap_cli_record_path(pid, path, sizeof path);
+                unlink(path);
+                continue;
+            }
+            if (shown++ == 0) printf("%8s %12s %12s  %s\n", "pid", "RSS", "live", "command");
+            if (rc != 0) {
+                printf("%8ld  (unreadable record: %s)\n", pid, err);
+                continue;
+            }
+            char rss[32], live[32];
+            neap_cli_format_size(rss, sizeof rss, (double)r.rss);
+            neap_cli_format_size(live, sizeof live, (double)r.stats.bytes_live);
+            printf("%8ld %12s %12s  %.60s\n", pid, rss, live, r.command);
+        }
+        closedir(d);
+    }
+    if (shown == 0)
+        printf("no running program publishes neap statistics (start one with `neap run -- CMD`)\n");
+    return NEAP_CLI_OK;
+}
+
+int neap_cli_stats(int argc, char **argv) {
+    long pid = 0;
+    int watch = 0;
+    unsigned long long interval = 1000;
+    for (int i = 1; i < argc; i++) {
+        const char *value;
+        int m;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            stats_usage(stdout);
+            return NEAP_CLI_OK;
+        }
+        if (strcmp(argv[i], "--watch") == 0 || strcmp(argv[i], "-w") == 0) {
+            watch = 1;
+            continue;
+        }
+        if ((m = neap_cli_option_value("stats", argc, argv, &i, "--interval", &value)) != 0) {
+            if (m < 0 || neap_cli_parse_count(value, 50, 3600000, &interval) != 0) {
+                if (m > 0) fprintf(stderr, "neap stats: --interval wants 50..3600000 ms, not '%s'\n", value);
+                return NEAP_CLI_USAGE;
+            }
+            watch = 1;
+            continue;
+        }
+        unsigned long long v;
+        if (argv[i][0] != '-' && pid == 0 && neap_cli_parse_count(argv[i], 1, 0x7fffffff, &v) == 0) {
+            pid = (long)v;
+            continue;
+        }
+        fprintf(stderr, "neap stats: unexpected argument '%s'; see 'neap stats --help'\n", argv[i]);
+        return NEAP_CLI_USAGE;
+    }
+    if (pid == 0) {
+        if (watch) {
+            fprintf(stderr, "neap stats: --watch needs a PID\n");
+            return NEAP_CLI_USAGE;
+        }
+        return stats_list();
+    }
+    for (int round = 0;; round++) {
+        neap_cli_record_t r;
+        char err[512];
+        int rc = neap_cli_record_read(pid, &r, err, sizeof err);
+        int alive = stats_alive(pid);
+        if (rc == 1) {
+            if (round > 0) {
+                printf("process %ld has exited\n", pid);
+                return NEAP_CLI_OK;
+            }
+            if (!alive)
+                fprintf(stderr, "neap stats: there is no process %ld\n", pid);
+            else
+                fprintf(stderr, "neap stats: process %ld does not publish neap statistics (no %s)\n"
+                                "  start it with `neap run -- CMD`, or set NEAP_PUBLISH=1000 in its "
+                                "environment if it is linked with neap\n",
+                        pid, strchr(err, ':') ? strndupa(err, (size_t)(strchr(err, ':') - err)) : err);
+            return NEAP_CLI_FAILED;
+        }
+        if (rc < 0) {
+            fprintf(stderr, "neap stats: %s\n", err);
+            return NEAP_CLI_FAILED;
+        }
+        if (!alive && strcmp(r.state, "running") == 0) {
+            char path[128];
+            neap_cli_record_path(pid, path, sizeof path);
+            unlink(path);
+            if (round > 0) {
+                printf("process %ld has exited\n", pid);
+                return NEAP_CLI_OK;
+            }
+            fprintf(stderr, "neap stats: process %ld is gone; it left a record, now removed\n", pid);
+            return NEAP_CLI_FAILED;
+        }
+        if (watch && isatty(STDOUT_FILENO)) printf("\033[H\033[2J");
+        else if (round > 0) printf("\n");
+        stats_show(stdout, &r);
+        fflush(stdout);
+        if (!watch || strcmp(r.state, "exited") == 0) return NEAP_CLI_OK;
+        struct timespec ts = {(time_t)(interval / 1000), (long)(interval % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
