@@ -106,7 +106,20 @@ typedef struct {
     const char *option;   /* --purge-delay */
     const char *env;      /* NEAP_PURGE_DELAY */
     const char *value;    /* as given, or NULL */
+    int size;             /* takes a K/M/G suffix */
 } run_setting_t;
+
+/* A whole number, with a K, M or G suffix (and an optional "iB" or "B")
+ * when `size`; the library checks the range and says so if it is wrong. */
+static int run_value_ok(const char *v, int size) {
+    if (*v < '0' || *v > '9') return 0;
+    while (*v >= '0' && *v <= '9') v++;
+    if (*v == 0) return 1;
+    if (!size || strchr("kKmMgG", *v) == NULL) return 0;
+    v++;
+    return *v == 0 || strcmp(v, "B") == 0 || strcmp(v, "b") == 0 || strcmp(v, "iB") == 0 ||
+           strcmp(v, "ib") == 0;
+}
 
 static void run_summary(FILE *out, char **cmd, int status, double seconds, const struct rusage *ru,
                         long pid) {
@@ -154,10 +167,10 @@ static void run_summary(FILE *out, char **cmd, int status, double seconds, const
 
 int neap_cli_run(int argc, char **argv) {
     run_setting_t settings[] = {
-        {"--purge-delay", "NEAP_PURGE_DELAY", NULL},
-        {"--purge-max", "NEAP_PURGE_MAX", NULL},
-        {"--arena-reserve", "NEAP_ARENA_RESERVE", NULL},
-        {"--publish", "NEAP_PUBLISH", "1000"},
+        {"--purge-delay", "NEAP_PURGE_DELAY", NULL, 0},
+        {"--purge-max", "NEAP_PURGE_MAX", NULL, 1},
+        {"--arena-reserve", "NEAP_ARENA_RESERVE", NULL, 0},
+        {"--publish", "NEAP_PUBLISH", "1000", 0},
     };
     const size_t nsettings = sizeof settings / sizeof settings[0];
     const char *output = NULL, *lib_arg = NULL;
@@ -196,7 +209,7 @@ int neap_cli_run(int argc, char **argv) {
             m = neap_cli_option_value("run", argc, argv, &i, settings[k].option, &value);
             if (m < 0) return NEAP_CLI_USAGE;
             if (m > 0) {
-                if (*value == '\0' || strchr(value, ' ')) {
+                if (!run_value_ok(value, settings[k].size)) {
                     fprintf(stderr, "neap run: %s: bad value '%s'\n", settings[k].option, value);
                     return NEAP_CLI_USAGE;
                 }

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# run.sh NEAP CASE -- the `neap run` and `neap stats` commands, case by case
+# (label: cli).  NEAP is the neap executable of the build tree; libneap.so
+# must be next to it, as `neap run` expects.
+#
+#   status     exit statuses pass through: 0, 3, 127 (not found), 2 (usage)
+#   signal     a program killed by SIGTERM makes neap run die of SIGTERM;
+#              SIGTERM sent to neap run reaches the program
+#   preload    the program and a child it forks and execs run on neap
+#   python     PYTHONMALLOC=malloc for a Python interpreter, unless set
+#   summary    the summary has its lines, on stderr or in -o FILE, and the
+#              statistics record is removed afterwards
+#   stats      neap stats PID shows a running program's statistics; the list
+#              shows it; --watch ends when it exits; errors for a bad pid and
+#              a corrupt record
+set -u
+NEAP=$1
+CASE=$2
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-cli.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+unset LD_PRELOAD PYTHONMALLOC NEAP_PUBLISH NEAP_RUN_PID NEAP_SHOW_STATS
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null) || PY=""
+RECDIR=/tmp/neap-$(id -u)
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# expect_status WANT CMD...: runs CMD, checks its exit status
+expect_status() {
+    local want=$1
+    shift
+    "$@" >"$WORK/out" 2>"$WORK/err"
+    local got=$?
+    [ "$got" -eq "$want" ] || {
+        cat "$WORK/err" >&2
+        fail "$* exited with $got, expected $want"
+    }
+}
+
+case $CASE in
+status)
+    expect_status 0 "$NEAP" run -q -- true
+    expect_status 3 "$NEAP" run -q -- sh -c 'exit 3'
+    expect_status 127 "$NEAP" run -q -- no-such-command-here
+    grep -q "no-such-command-here" "$WORK/err" || fail "no message for a missing command"
+    expect_status 2 "$NEAP" run --bogus -- true
+    expect_status 2 "$NEAP" run
+    expect_status 2 "$NEAP" run --purge-delay -- true
+    expect_status 2 "$NEAP" run --purge-max 12X -- true
+    expect_status 0 "$NEAP" run -q --purge-max 4MiB --purge-delay 5 -- true
+    ;;
+signal)
+    "$NEAP" run -q -- sh -c 'kill -TERM $$; sleep 5'
+    got=$?
+    [ $got -eq 143 ] || fail "program killed by SIGTERM: neap run exited $got, expected 143"
+    # SIGTERM sent to neap run itself reaches the program, which reports it
+    "$NEAP" run -q -- sh -c 'trap "echo got-term; exit 7" TERM; sleep 10 >/dev/null 2>&1 & wait' >"$WORK/out" &
+    runner=$!
+    sleep 1
+    kill -TERM $runner
+    wait $runner
+    got=$?
+    [ $got -eq 7 ] || fail "forwarded SIGTERM: exit $got, expected 7"
+    grep -q got-term "$WORK/out" || fail "the program did not see the forwarded SIGTERM"
+    ;;
+preload)
+    # the program, and a process it forks and execs, both have neap mapped
+    "$NEAP" run -q -- sh -c 'grep -c libneap /proc/$$/maps; sh -c "grep -c libneap /proc/\$\$/maps"' \
+        >"$WORK/out" 2>"$WORK/err" || fail "neap run failed: $(cat "$WORK/err")"
+    [ "$(grep -c '^[1-9]' "$WORK/out")" -eq 2 ] || fail "libneap.so not mapped in both processes: $(cat "$WORK/out")"
+    ;;
+python)
+    [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
+    out=$("$NEAP" run -q -- "$PY" -c 'import os; print(os.environ.get("PYTHONMALLOC"))')
+    [ "$out" = malloc ] || fail "PYTHONMALLOC under neap run is '$out', expected malloc"
+    out=$(PYTHONMALLOC=pymalloc "$NEAP" run -q -- "$PY" -c 'import os; print(os.environ["PYTHONMALLOC"])')
+    [ "$out" = pymalloc ] || fail "a PYTHONMALLOC the user set was changed to '$out'"
+    out=$("$NEAP" run -q --no-python -- "$PY" -c 'import os; print(os.environ.get("PYTHONMALLOC"))')
+    [ "$out" = None ] || fail "--no-python still set PYTHONMALLOC='$out'"
+    # the interpreter's objects are neap's: neap_owns says so for a new object
+    out=$("$NEAP" run -q -- "$PY" -c '
+import ctypes
+owns = ctypes.CDLL(None).neap_owns
+owns.argtypes = [ctypes.c_void_p]
+x = [object() for _ in range(1000)]
+print(sum(owns(id(o)) for o in x))')
+    [ "$out" = 1000 ] || fail "neap_owns found $out of 1000 Python objects on neap"
+    ;;
+summary)
+    "$NEAP" run -- sh -c 'exec "$0" -c "x = [bytes(100) for _ in range(200000)]; del x"' "${PY:-python3}" \
+        2>"$WORK/err" || fail "neap run failed: $(cat "$WORK/err")"
+    for line in "exited with status 0" "RSS" "live in blocks" "given back to OS" "arenas" "busiest size classes"; do
+        grep -q "$line" "$WORK/err" || { cat "$WORK/err"; fail "summary has no '$line' line"; }
+    done
+    grep -q "at exit:" "$WORK/err" || { cat "$WORK/err"; fail "summary is not the exit record"; }
+    "$NEAP" run -o "$WORK/summary.txt" -- true 2>"$WORK/err"
+    [ -s "$WORK/summary.txt" ] || fail "-o FILE wrote nothing"
+    [ ! -s "$WORK/err" ] || fail "-o FILE still wrote to stderr: $(cat "$WORK/err")"
+    "$NEAP" run -q -- sh -c 'echo $$ >pid'
+    [ ! -e "$RECDIR/$(cat pid)" ] || fail "the statistics record of a finished run was left behind"
+    cat "$WORK/summary.txt"
+    ;;
+stats)
+    [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
+    "$NEAP" run -q --publish 200 -- "$PY" -c '
+import os, time
+x = [str(i) * 4 for i in range(300000)]
+open("pid", "w").write(str(os.getpid()))
+time.sleep(3)' &
+    runner=$!
+    for _ in $(seq 50); do [ -s pid ] && break; sleep 0.1; done
+    pid=$(cat pid) || fail "the program did not start"
+    sleep 0.5
+    "$NEAP" stats "$pid" >"$WORK/stats" 2>&1 || { cat "$WORK/stats"; fail "neap stats $pid failed"; }
+    grep -q "statistics of pid $pid" "$WORK/stats" || fail "no header: $(cat "$WORK/stats")"
+    grep -q "live in blocks" "$WORK/stats" || fail "no memory lines"
+    live=$(sed -n 's/.*live in blocks *\([0-9.]*\) MiB.*/\1/p' "$WORK/stats")
+    [ -n "$live" ] || fail "live bytes are not in MiB: $(grep live "$WORK/stats")"
+    "$NEAP" stats >"$WORK/list" || fail "neap stats (the list) failed"
+    grep -q "^ *$pid " "$WORK/list" || fail "the list does not show $pid: $(cat "$WORK/list")"
+    timeout 20 "$NEAP" stats "$pid" --interval 300 >"$WORK/watch" || fail "--watch did not end cleanly"
+    grep -q "has exited" "$WORK/watch" || fail "--watch did not notice the exit"
+    wait $runner || fail "the program failed"
+    expect_status 1 "$NEAP" stats 1
+    grep -q "does not publish" "$WORK/err" || fail "no message for a process that does not publish"
+    # a corrupt record is refused with the reason, and nothing else shown
+    sh -c 'printf "neap-stats 1\npid $$\nstate running\nrss 1" >'"$RECDIR"'/$$; sleep 2' &
+    fake=$!
+    sleep 0.5
+    expect_status 1 "$NEAP" stats $fake
+    grep -q "truncated" "$WORK/err" || fail "a truncated record was not called truncated: $(cat "$WORK/err")"
+    wait $fake
+    rm -f "$RECDIR/$fake"
+    ;;
+*)
+    fail "unknown case $CASE"
+    ;;
+esac
+echo "PASS: $CASE"
