@@ -695,6 +695,8 @@ test_options(void)
         {NEAP_OPTION_SHOW_STATS, "SHOW_STATS", 0},
         {NEAP_OPTION_VERBOSE, "VERBOSE", 0},
         {NEAP_OPTION_STATS_FD, "STATS_FD", -1},
+        {NEAP_OPTION_PUBLISH, "PUBLISH", 0},
+        {NEAP_OPTION_RUN_PID, "RUN_PID", 0},
     };
     size_t i;
 
