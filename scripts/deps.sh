@@ -15,6 +15,19 @@ neap_need() {   # neap_need COMMAND PACKAGE [COMMAND PACKAGE ...]
         DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 }
 
+neap_need_pkg() {   # neap_need_pkg PACKAGE...: Debian packages that are not commands
+    local missing=() p
+    for p in "$@"; do
+        dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing: ${missing[*]}" >&2
+    $sudo apt-get update -qq >&2 && \
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
+}
+
 neap_build() {   # neap_build DIR [cmake args...]
     local dir=$1; shift
     local gen=()
