@@ -17,6 +17,8 @@
  *   global         free of a global variable
  *   free-page      free of a pointer into a page whose blocks were all
  *                  freed and purged
+ *   header         free of the start of a small block's page: the pool's
+ *                  header, never a block
  *   double         free(p); free(p)
  *   double-large   the same with a 100000-byte block
  *   valid          legitimate frees of every kind: must exit 0, stderr empty
@@ -149,6 +151,11 @@ run_mode(const char *mode)
         neap_trim();
         report(victim);
         do_free(victim);
+    } else if (strcmp(mode, "header") == 0) {
+        char *p = malloc(64);
+        char *page = (char *)((uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
+        report(page);
+        do_free(page);
     } else if (strcmp(mode, "double") == 0) {
         char *p = malloc(64);
         report(p);
