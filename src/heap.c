@@ -87,6 +87,11 @@ _Static_assert(sizeof(_neap_heap_empty.direct) / sizeof(void *) == NEAP_CLASS_MA
  *   Every pool starts with its header (NEAP_POOL_HEADER_SPACE bytes); the
  *   blocks fill the rest and end at the pool's end, the leftover (a gap of
  *   less than a block) sits between the header and block 0.
+ *   Run classes: a class whose size is a multiple of the page (4 KiB, 8 KiB,
+ *   12 KiB, 16 KiB, ... 32 KiB) would need a page for the header alone, so
+ *   its blocks are one-block runs without header (kind BLOCK); the heap
+ *   keeps the last one freed per class (SPARE), so that a block allocated
+ *   and freed over and over does not take and release pages each time.
  * ------------------------------------------------------------------------- */
 void _neap_classes_init(void) {
     for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
@@ -97,7 +102,14 @@ void _neap_classes_init(void) {
             size = ((size_t)512 << g) + k * ((size_t)128 << g);
         }
         size_t pages = 1, bytes, capacity;
+        bool run = size % NEAP_PAGE_SIZE == 0;
         for (;;) {
+            if (run) {
+                pages = size / NEAP_PAGE_SIZE;
+                bytes = size;
+                capacity = 1;
+                break;
+            }
             bytes = pages * NEAP_PAGE_SIZE;
             capacity = (bytes - NEAP_POOL_HEADER_SPACE) / size;
             if (c <= NEAP_SMALL_CLASSES || pages == NEAP_POOL_MAX_PAGES) break;
@@ -110,7 +122,8 @@ void _neap_classes_init(void) {
         k->pages = (uint16_t)pages;
         k->capacity = (uint16_t)capacity;
         k->first = (uint16_t)(bytes - capacity * size);
-        neap_assert(capacity > 0 && k->first >= NEAP_POOL_HEADER_SPACE && k->first % 16 == 0);
+        k->run = run;
+        neap_assert(run || (capacity > 0 && k->first >= NEAP_POOL_HEADER_SPACE && k->first % 16 == 0));
     }
     _neap_class[0] = _neap_class[1];
 }
@@ -445,6 +458,31 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
     }
 }
 
+/* A block of a run class: the heap's spare run of the class, or a new run. */
+static void *neap_run_class_alloc(neap_heap_t *h, size_t cls) {
+    neap_arena_t *a;
+    size_t idx;
+    uintptr_t p = h->spare[cls];
+    if (p != 0) {
+        h->spare[cls] = 0;
+        a = _neap_arena_of(p);
+        idx = _neap_page_index(p);
+    } else {
+        long first = neap_heap_take_run(h, _neap_class[cls].pages, 1, true, &a);
+        if (first < 0) return NULL;
+        idx = (size_t)first;
+        p = _neap_page_addr(a, idx);
+    }
+    _neap_kind_set(a, idx, NEAP_PK(NEAP_PS_BLOCK, cls));
+    return (void *)p;
+}
+
+/* A block of class cls from heap h, or NULL (ENOMEM). */
+static void *neap_class_alloc(neap_heap_t *h, size_t cls) {
+    if (_neap_class[cls].run) return neap_run_class_alloc(h, cls);
+    return neap_pool_alloc(h, cls);
+}
+
 /* ---------------------------------------------------------------------------
  * Large blocks: a run of whole pages holding one block from its first byte;
  * kind[] of its head page holds its length, there is no header.
@@ -497,9 +535,12 @@ static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (not the start of a block)");
         return head;
     case NEAP_PS_LARGE:
+    case NEAP_PS_BLOCK:
         if (p != _neap_page_addr(a, head))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (inside a large block, not its start)");
         return head;
+    case NEAP_PS_SPARE:
+        _neap_fatal_pointer(func, (void *)p, "double free detected on");
     case NEAP_PS_FREE:
         _neap_fatal_pointer(func, (void *)p, "invalid pointer (in a free page: double free or never allocated)");
     default:
@@ -514,6 +555,16 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
     unsigned state = NEAP_PK_KIND(v);
     if (state == NEAP_PS_LARGE) {
         neap_heap_release_run(h, a, head, NEAP_PK_COUNT(v));
+        return;
+    }
+    if (state == NEAP_PS_BLOCK) {
+        size_t cls = NEAP_PK_COUNT(v);
+        if (h && h->spare[cls] == 0) {
+            _neap_kind_set(a, head, NEAP_PK(NEAP_PS_SPARE, cls));
+            h->spare[cls] = _neap_page_addr(a, head);
+        } else {
+            neap_heap_release_run(h, a, head, _neap_class[cls].pages);
+        }
         return;
     }
     /* a block freed twice by other threads: the run may have gone meanwhile */
@@ -590,6 +641,8 @@ size_t _neap_usable_generic(const void *p) {
     unsigned state = NEAP_PK_KIND(v);
     if (state == NEAP_PS_LARGE)
         return addr == _neap_page_addr(a, head) ? NEAP_PK_COUNT(v) << NEAP_PAGE_SHIFT : 0;
+    if (state == NEAP_PS_BLOCK)
+        return addr == _neap_page_addr(a, head) ? _neap_class[NEAP_PK_COUNT(v)].size : 0;
     if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) return 0;
     const neap_pool_t *pool = neap_pool_at(a, head);
     return neap_pool_block_ok(pool, addr) ? pool->block_size : 0;
@@ -650,7 +703,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
     void *p;
     if (size <= NEAP_MEDIUM_MAX) {
         size_t cls = _neap_class_of(size);
-        p = neap_pool_alloc(h, cls);
+        p = neap_class_alloc(h, cls);
         if (p && zero) memset(p, 0, size);
     } else if (size <= NEAP_LARGE_MAX) {
         p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
@@ -671,12 +724,13 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
     neap_heap_collect(h);
     void *p = NULL;
     if (size <= NEAP_MEDIUM_MAX && align <= NEAP_PAGE_SIZE) {
-        /* blocks end at the pool's end, a page boundary, so a class whose
-         * size is a multiple of the alignment gives aligned blocks */
+        /* blocks end at the pool's end, a page boundary (a run class's
+         * block is a whole run), so a class whose size is a multiple of the
+         * alignment gives aligned blocks */
         size_t need = size < align ? align : size;
         for (size_t c = _neap_class_of(need); c <= NEAP_CLASS_MAX; c++) {
             if (_neap_class[c].size % align == 0) {
-                p = neap_pool_alloc(h, c);
+                p = neap_class_alloc(h, c);
                 if (p && zero) memset(p, 0, size);
                 if (p == NULL) errno = ENOMEM;
                 return p;
@@ -695,8 +749,9 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
  * Trim, thread exit, orphans, fork
  * ------------------------------------------------------------------------- */
 
-/* Retires the heap's empty direct pools, purges every dirty page and unmaps
- * every empty arena.  Returns 1 if anything went back to the OS. */
+/* Retires the heap's empty direct pools, releases its spare runs, purges
+ * every dirty page and unmaps every empty arena.  Returns 1 if anything went
+ * back to the OS. */
 int _neap_heap_trim(neap_heap_t *h) {
     size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     neap_heap_drain_all(h);
@@ -705,6 +760,12 @@ int _neap_heap_trim(neap_heap_t *h) {
         if (pool != &_neap_pool_empty && pool->used == 0) {
             neap_set_direct(h, c, &_neap_pool_empty);
             neap_pool_retire(h, pool);
+        }
+        if (h->spare[c] != 0) {
+            neap_arena_t *a = _neap_arena_of(h->spare[c]);
+            size_t idx = _neap_page_index(h->spare[c]);
+            h->spare[c] = 0;
+            neap_heap_release_run(h, a, idx, _neap_class[c].pages);
         }
     }
     neap_heap_purge(h, true);

@@ -37,7 +37,10 @@
  *   pool's pages and no metadata page.
  *
  *   large run: n whole pages of user data from its first byte; no header,
- *   its page count is in kind[head].
+ *   its page count is in kind[head].  A block of a class whose size is a
+ *   multiple of the page size (4, 8, 12, ... 32 KiB) is a run of its own
+ *   the same way (BLOCK, with its class in kind[head]): an in-page header
+ *   would cost such a pool a whole page.
  *
  *   huge block: its own mapping, aligned to 4 MiB:
  *   +--------+--------------------------- ... ---+
@@ -58,6 +61,8 @@
  *     ^                  |          |
  *     +----- retire -----+----------+   (all blocks free, not the direct pool)
  *   FREE --alloc run--> LARGE --free--> FREE
+ *   FREE --alloc run--> BLOCK <--> SPARE --release--> FREE  (one SPARE per
+ *                                            page-multiple class and heap)
  *   pages after the head of a run: CONT;  the arena header page: META
  *   A FREE page is either dirty (committed, contents stale) or clean (never
  *   touched or purged with MADV_DONTNEED, reads as zero): dirty_map.
@@ -154,7 +159,9 @@ enum {
     NEAP_PS_FULL,      /* head of a pool with no free block left */
     NEAP_PS_LARGE,     /* head of a run holding one large block; low bits: pages */
     NEAP_PS_CONT,      /* a later page of a run; low bits: pages back to the head */
-    NEAP_PS_META       /* the arena header */
+    NEAP_PS_META,      /* the arena header */
+    NEAP_PS_BLOCK,     /* head of a run holding one block of a page-multiple class; low bits: class */
+    NEAP_PS_SPARE      /* the same, its block free, kept by the owner heap for the next one */
 };
 #define NEAP_PK_SHIFT 12
 #define NEAP_PK_COUNT_MASK ((1u << NEAP_PK_SHIFT) - 1)
@@ -206,6 +213,7 @@ typedef struct neap_class_s {
     uint16_t pages;              /* pages per pool */
     uint16_t capacity;           /* blocks per pool */
     uint16_t first;              /* offset of block 0: pages * page - capacity * size */
+    uint8_t run;                 /* size a multiple of the page: one-block runs, no header */
 } neap_class_t;
 
 struct neap_arena_s {
@@ -234,6 +242,7 @@ struct neap_heap_s {
     neap_pool_t *direct[NEAP_CLASS_MAX + 1];  /* current pool per class; [0] aliases [1] */
     neap_pool_t *partial[NEAP_CLASS_MAX + 1]; /* other pools with free blocks, oldest first */
     neap_pool_t *partial_tail[NEAP_CLASS_MAX + 1];
+    uintptr_t spare[NEAP_CLASS_MAX + 1];     /* run classes: a SPARE run, or 0 */
     neap_arena_t *arenas;        /* arenas this heap owns */
     neap_arena_t *alloc_arena;   /* where new runs come from first */
     neap_arena_t *dirty_head;    /* arenas with dirty pages, oldest first */

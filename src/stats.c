@@ -30,6 +30,18 @@ void _neap_stats_collect(neap_stats_t *out) {
                 out->pools_current++;
                 out->large_current++;
                 out->bytes_live += NEAP_PK_COUNT(v) << NEAP_PAGE_SHIFT;
+            } else if (state == NEAP_PS_BLOCK || state == NEAP_PS_SPARE) {
+                size_t cls = NEAP_PK_COUNT(v);
+                if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
+                neap_class_stats_t *cs = &out->classes[cls - 1];
+                out->pools_current++;
+                cs->pools++;
+                if (state == NEAP_PS_BLOCK) {
+                    cs->blocks_used++;
+                    out->bytes_live += cs->block_size;
+                } else {
+                    cs->blocks_free++;
+                }
             } else if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) {
                 /* the header in the pool's head page; its owner may be
                  * retiring the pool right now, hence the range checks */

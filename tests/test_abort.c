@@ -21,6 +21,8 @@
  *                  header, never a block
  *   double         free(p); free(p)
  *   double-large   the same with a 100000-byte block
+ *   double-page    the same with an 8 KiB block (a class served as a run of
+ *                  its own pages)
  *   valid          legitimate frees of every kind: must exit 0, stderr empty
  */
 #define _GNU_SOURCE
@@ -158,6 +160,11 @@ run_mode(const char *mode)
         do_free(page);
     } else if (strcmp(mode, "double") == 0) {
         char *p = malloc(64);
+        report(p);
+        do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "double-page") == 0) {
+        char *p = malloc(8192);
         report(p);
         do_free(p);
         do_free(p);
