@@ -10,6 +10,8 @@
  * Modes:
  *   stack          free of a stack address
  *   interior       free(p + 8) of a 64-byte block
+ *   interior-medium free(p + 16) of a 3000-byte block starting a page (not
+ *                  its pool's first page)
  *   interior-large free(p + 4096) of a 100000-byte block
  *   interior-huge  free(p + 4096) of a 3 MiB block
  *   mmap           free of an address in a private mapping (RW, garbage)
@@ -114,6 +116,14 @@ run_mode(const char *mode)
         char *p = malloc(64);
         report(p + 8);
         do_free(p + 8);
+    } else if (strcmp(mode, "interior-medium") == 0) {
+        char *p = NULL;
+        int i;
+        for (i = 0; i < 64 && (p == NULL || (uintptr_t)p % NEAP_PAGE_SIZE != 0); i++)
+            p = malloc(3000);
+        CHECKF((uintptr_t)p % NEAP_PAGE_SIZE == 0, "no page-aligned 3000-byte block in %d", i);
+        report(p + 16);
+        do_free(p + 16);
     } else if (strcmp(mode, "interior-large") == 0) {
         char *p = malloc(100000);
         report(p + 4096);
