@@ -250,10 +250,7 @@ static inline size_t neap_pool_index(const neap_pool_t *pool) {
 static inline neap_pool_t *neap_pool_at(const neap_arena_t *a, size_t idx) {
     return (neap_pool_t *)_neap_page_addr(a, idx);
 }
-/* NEAP_PS_POOL or NEAP_PS_FULL, from kind[] */
-static inline unsigned neap_pool_state(const neap_pool_t *pool) {
-    return NEAP_PK_KIND(_neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)));
-}
+/* A pool's state (POOL or FULL) is its head page's kind[]. */
 static inline void neap_pool_set_state(neap_pool_t *pool, unsigned state) {
     _neap_kind_set(neap_pool_arena(pool), neap_pool_index(pool), NEAP_PK(state, 0));
 }

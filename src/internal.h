@@ -55,7 +55,7 @@
  *   own.
  *
  * Page kinds (kind[i] >> 12; the low 12 bits: LARGE the run's pages, CONT
- * the distance back to the head, otherwise 0):
+ * the distance back to the head, BLOCK and SPARE the class, otherwise 0):
  *
  *   FREE --alloc run--> POOL <--> FULL       (small/medium pool heads)
  *     ^                  |          |
