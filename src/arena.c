@@ -1,15 +1,21 @@
 /* arena.c -- 4 MiB arenas, their page runs, purging, the address map, and
  * huge blocks mapped on their own.
  *
- *   arena:  [ META pages | data pages ......................................]
- *   used_map  1 1 .. 1     0 0 1 1 1 0 0 0 1 ...      (page in a run)
- *   dirty_map 0 0 .. 0     1 0 0 0 0 1 1 0 0 ...      (free, contents stale)
+ *   arena:  [ META | data pages ...........................................]
+ *   used_map  1      0 0 1 1 1 0 0 0 1 ...      (page in a run)
+ *   dirty_map 0      1 0 0 0 0 1 1 0 0 ...      (free, contents stale)
+ *   kind      M      F F P C C F F F L ...      (FREE, POOL/FULL, LARGE with
+ *                                                its length, CONT with the
+ *                                                distance back to the head)
  *
- *   A run is n contiguous pages; its head page's pool header describes it.
+ *   The META page holds the arena header and kind[]; nothing else of an
+ *   arena is metadata.  A run is n contiguous pages; take_run marks its
+ *   later pages CONT, and the caller marks the head (a pool writes its
+ *   header into the head page; a large run keeps its length in kind[]).
  *   find_run is first-fit in address order (low pages fill first, so high
  *   pages drain), optionally trying warm dirty pages first for one-page runs.
- *   release_run marks the pages dirty; purge gives every dirty page back to
- *   the OS with one madvise per maximal dirty stretch.
+ *   release_run marks the pages FREE and dirty; purge gives every dirty page
+ *   back to the OS with one madvise per maximal dirty stretch.
  *
  * Everything here about one arena runs on its owner's thread (or under the
  * orphan lock); creating and destroying arenas takes _neap_lock, which also
@@ -58,7 +64,7 @@ neap_arena_t *_neap_arena_create(void) {
     /* Fresh mapping: everything is zero, so only the non-zero fields. */
     for (size_t i = 0; i < NEAP_META_PAGES; i++) {
         a->used_map[i / 64] |= 1ull << (i % 64);
-        neap_store_relaxed(a->pools[i].state, NEAP_PS_META);
+        _neap_kind_set(a, i, NEAP_PK(NEAP_PS_META, 0));
     }
     pthread_mutex_lock(&_neap_lock);
     a->gnext = _neap_all_arenas;
@@ -145,17 +151,14 @@ size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {
     if (dirty) neap_bits(a->dirty_map, first, n, false);
     a->pages_dirty -= (uint32_t)dirty;
     a->pages_used += (uint32_t)n;
-    for (size_t i = 1; i < n; i++) {
-        neap_store_relaxed(a->pools[first + i].state, NEAP_PS_CONT);
-        a->pools[first + i].npages = (uint16_t)i;
-    }
+    for (size_t i = 1; i < n; i++) _neap_kind_set(a, first + i, NEAP_PK(NEAP_PS_CONT, i));
     return dirty;
 }
 
 void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n) {
     neap_bits(a->used_map, first, n, false);
     neap_bits(a->dirty_map, first, n, true);
-    for (size_t i = 0; i < n; i++) neap_store_relaxed(a->pools[first + i].state, NEAP_PS_FREE);
+    for (size_t i = 0; i < n; i++) _neap_kind_set(a, first + i, NEAP_PK(NEAP_PS_FREE, 0));
     a->pages_used -= (uint32_t)n;
     a->pages_dirty += (uint32_t)n;
 }

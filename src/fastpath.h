@@ -6,11 +6,13 @@
  *   used++.  One test for "small", one unlikely test for "list empty".
  *   Budget: about 10 instructions, no atomics, no locks.
  *
- * free fast path (block of a small/medium pool's first page, owned by this
- * thread, pool neither full nor about to become empty):
- *   map byte says "arena" -> pool header of the page -> owner and state
- *   checks -> block boundary check (multiply, no division) -> cheap double
- *   free check -> push on pool->local_free; used--.
+ * free fast path (block of a small/medium pool owned by this thread, pool
+ * neither full nor about to become empty):
+ *   map byte says "arena" -> owner check -> kind[] of the page says "pool
+ *   head, not full" (or, out of line, "n pages after the head" and the
+ *   head's says so) -> the pool header is at the head page's start -> block
+ *   boundary check (multiply, no division) -> cheap double free check ->
+ *   push on pool->local_free; used--.
  *   Budget: about 25 instructions, no atomics, no locks.  Everything else
  *   (other threads' blocks, large and huge blocks, full pools, the last block
  *   of a pool, bad pointers) goes to _neap_free_generic.
@@ -40,10 +42,21 @@ neap_inline bool neap_free_try(void *p) {
     uintptr_t a = (uintptr_t)p;
     if (neap_unlikely(_neap_map_kind(a) != NEAP_MAP_ARENA)) return false;
     neap_heap_t *h = _neap_tl_heap;
-    if (neap_unlikely(atomic_load_explicit(&_neap_arena_of(a)->owner, memory_order_relaxed) != h)) return false;
-    neap_pool_t *pool = &_neap_arena_of(a)->pools[_neap_page_index(a)];
-    if (neap_unlikely(pool->state != NEAP_PS_POOL)) return false;
-    uint32_t off = (uint32_t)(a & NEAP_PAGE_MASK);
+    neap_arena_t *arena = _neap_arena_of(a);
+    if (neap_unlikely(atomic_load_explicit(&arena->owner, memory_order_relaxed) != h)) return false;
+    /* only this thread writes its arenas' kind[]: plain reads */
+    size_t i = _neap_page_index(a);
+    uint16_t k = arena->kind[i];
+    uintptr_t head = a & ~NEAP_PAGE_MASK;
+    if (neap_unlikely(k != NEAP_PK(NEAP_PS_POOL, 0))) {
+        /* a later page of a medium pool: its head is count pages back */
+        if (NEAP_PK_KIND(k) != NEAP_PS_CONT || arena->kind[i - NEAP_PK_COUNT(k)] != NEAP_PK(NEAP_PS_POOL, 0))
+            return false;
+        head -= NEAP_PK_COUNT(k) << NEAP_PAGE_SHIFT;
+    }
+    neap_pool_t *pool = (neap_pool_t *)head;
+    /* in the header, before block 0: wraps around, fails the bumped test */
+    uint32_t off = (uint32_t)(a - head) - pool->first;
     uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
     if (neap_unlikely(idx * pool->block_size != off || idx >= pool->bumped)) return false;
     neap_block_t *next = pool->local_free;

@@ -10,11 +10,22 @@
  *   | dirty queue |---> arena -> arena           (have empty pages, oldest first)
  *   +-------------+
  *
+ *   a pool pointer is the address of its head page, where its header is:
+ *   +------------------------------------+-----+-------+-- ... --+-------+
+ *   | free local_free used bumped first  | gap | block |         | block |
+ *   | block_size recip npages cls linked |     |   0   |         | cap-1 |
+ *   | next prev                          |     |       |         |       |
+ *   +------------------------------------+-----+-------+-- ... --+-------+
+ *   and arena.kind[] of that page says POOL or FULL (the state lives there,
+ *   not in the header, so a free validates the page before reading it).
+ *
  * A pool's life:  new (from the arena's lowest free pages, in the fullest
- * arena) -> direct -> FULL when exhausted -> POOL on the partial list when a
- * block comes back -> retired when its last block comes back: its pages turn
- * dirty, join the dirty queue and go back to the OS after NEAP_PURGE_DELAY
- * ms, or sooner once the heap holds more than NEAP_PURGE_MAX dirty bytes.
+ * arena; its header written into its head page) -> direct -> FULL when
+ * exhausted -> POOL on the partial list when a block comes back -> retired
+ * when its last block comes back: its pages turn FREE (the header becomes
+ * garbage) and dirty, join the dirty queue and go back to the OS after
+ * NEAP_PURGE_DELAY ms, or sooner once the heap holds more than
+ * NEAP_PURGE_MAX dirty bytes.
  * An arena left empty is unmapped at that moment too, beyond the
  * NEAP_ARENA_RESERVE empty arenas a heap keeps.
  * The direct pool is never retired while it is direct (churn on one object
@@ -72,7 +83,15 @@ _Static_assert(sizeof(_neap_heap_empty.direct) / sizeof(void *) == NEAP_CLASS_MA
  * Size classes
  *   1..32   16..512 in 16-byte steps, one-page pools
  *   33..56  640..32768, four steps per doubling; pools of 1..16 pages chosen
- *           so that at most 1/8 of the pool is left over
+ *           so that at most 1/8 of the pool is left over, header included
+ *   Every pool starts with its header (NEAP_POOL_HEADER_SPACE bytes); the
+ *   blocks fill the rest and end at the pool's end, the leftover (a gap of
+ *   less than a block) sits between the header and block 0.
+ *   Run classes: a class whose size is a multiple of the page (4 KiB, 8 KiB,
+ *   12 KiB, 16 KiB, ... 32 KiB) would need a page for the header alone, so
+ *   its blocks are one-block runs without header (kind BLOCK); the heap
+ *   keeps the last one freed per class (SPARE), so that a block allocated
+ *   and freed over and over does not take and release pages each time.
  * ------------------------------------------------------------------------- */
 void _neap_classes_init(void) {
     for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
@@ -82,18 +101,29 @@ void _neap_classes_init(void) {
             size_t g = (c - NEAP_SMALL_CLASSES - 1) / 4, k = (c - NEAP_SMALL_CLASSES - 1) % 4 + 1;
             size = ((size_t)512 << g) + k * ((size_t)128 << g);
         }
-        size_t pages = 1;
-        if (c > NEAP_SMALL_CLASSES) {
-            for (pages = 1; pages < NEAP_POOL_MAX_PAGES; pages++) {
-                size_t bytes = pages * NEAP_PAGE_SIZE;
-                if (bytes >= size && (bytes % size) * 8 <= bytes) break;
+        size_t pages = 1, bytes, capacity;
+        bool run = size % NEAP_PAGE_SIZE == 0;
+        for (;;) {
+            if (run) {
+                pages = size / NEAP_PAGE_SIZE;
+                bytes = size;
+                capacity = 1;
+                break;
             }
+            bytes = pages * NEAP_PAGE_SIZE;
+            capacity = (bytes - NEAP_POOL_HEADER_SPACE) / size;
+            if (c <= NEAP_SMALL_CLASSES || pages == NEAP_POOL_MAX_PAGES) break;
+            if (capacity > 0 && (bytes - capacity * size) * 8 <= bytes) break;
+            pages++;
         }
         neap_class_t *k = &_neap_class[c];
         k->size = (uint32_t)size;
         k->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
         k->pages = (uint16_t)pages;
-        k->capacity = (uint16_t)(pages * NEAP_PAGE_SIZE / size);
+        k->capacity = (uint16_t)capacity;
+        k->first = (uint16_t)(bytes - capacity * size);
+        k->run = run;
+        neap_assert(run || (capacity > 0 && k->first >= NEAP_POOL_HEADER_SPACE && k->first % 16 == 0));
     }
     _neap_class[0] = _neap_class[1];
 }
@@ -210,14 +240,19 @@ static void neap_heap_unlink_arena(neap_heap_t *h, neap_arena_t *a) {
     if (a->pages_used == 0) h->empty_arenas--;
 }
 
+/* A pool's header is at the start of its head page. */
 static inline neap_arena_t *neap_pool_arena(const neap_pool_t *pool) {
-    return (neap_arena_t *)((uintptr_t)pool & ~NEAP_ARENA_MASK);
+    return _neap_arena_of((uintptr_t)pool);
 }
 static inline size_t neap_pool_index(const neap_pool_t *pool) {
-    return (size_t)(pool - neap_pool_arena(pool)->pools);
+    return _neap_page_index((uintptr_t)pool);
 }
-static inline uintptr_t neap_pool_start(const neap_pool_t *pool) {
-    return _neap_page_addr(neap_pool_arena(pool), neap_pool_index(pool));
+static inline neap_pool_t *neap_pool_at(const neap_arena_t *a, size_t idx) {
+    return (neap_pool_t *)_neap_page_addr(a, idx);
+}
+/* A pool's state (POOL or FULL) is its head page's kind[]. */
+static inline void neap_pool_set_state(neap_pool_t *pool, unsigned state) {
+    _neap_kind_set(neap_pool_arena(pool), neap_pool_index(pool), NEAP_PK(state, 0));
 }
 
 /* ---------------------------------------------------------------------------
@@ -353,17 +388,18 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     neap_arena_t *a;
     long first = neap_heap_take_run(h, k->pages, 1, true, &a);
     if (first < 0) return NULL;
-    neap_pool_t *pool = &a->pools[first];
+    neap_pool_t *pool = neap_pool_at(a, (size_t)first);   /* the header goes in the head page */
     pool->free = pool->local_free = NULL;
     pool->used = 0;
+    pool->first = k->first;
     pool->block_size = (uint16_t)k->size;
     pool->recip = k->recip;
     neap_store_relaxed(pool->bumped, 0);
     pool->npages = k->pages;
-    neap_store_relaxed(pool->state, NEAP_PS_POOL);
     pool->cls = (uint8_t)cls;
     pool->linked = 0;
     pool->next = pool->prev = NULL;
+    neap_pool_set_state(pool, NEAP_PS_POOL);
     atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
     return pool;
 }
@@ -376,19 +412,17 @@ static void neap_pool_extend(neap_pool_t *pool) {
     if (n == 0) n = 1;
     size_t left = (size_t)(k->capacity - pool->bumped);
     if (n > left) n = left;
-    char *start = (char *)neap_pool_start(pool) + (size_t)pool->bumped * k->size;
+    char *start = (char *)pool + k->first + (size_t)pool->bumped * k->size;
     for (size_t i = 0; i + 1 < n; i++) ((neap_block_t *)(start + i * k->size))->next = (neap_block_t *)(start + (i + 1) * k->size);
     ((neap_block_t *)(start + (n - 1) * k->size))->next = NULL;
     pool->free = (neap_block_t *)start;
     neap_store_relaxed(pool->bumped, (uint16_t)(pool->bumped + n));
 }
 
+/* The pool's pages turn FREE; from then on its header is garbage. */
 static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
-    neap_arena_t *a = neap_pool_arena(pool);
     if (h && pool->linked) neap_partial_unlink(h, pool);
-    pool->free = pool->local_free = NULL;
-    pool->linked = 0;
-    neap_heap_release_run(h, a, neap_pool_index(pool), pool->npages);
+    neap_heap_release_run(h, neap_pool_arena(pool), neap_pool_index(pool), pool->npages);
 }
 
 /* A block of the given class from heap h, or NULL (ENOMEM). */
@@ -410,7 +444,7 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
                 pool->used++;
                 return b;
             }
-            neap_store_relaxed(pool->state, NEAP_PS_FULL);
+            neap_pool_set_state(pool, NEAP_PS_FULL);
         }
         pool = h->partial[cls];
         if (pool) neap_partial_unlink(h, pool);
@@ -422,8 +456,35 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
     }
 }
 
+/* A block of a run class: the heap's spare run of the class, or a new run. */
+static void *neap_run_class_alloc(neap_heap_t *h, size_t cls) {
+    neap_arena_t *a;
+    size_t idx;
+    uintptr_t p = h->spare[cls];
+    if (p != 0) {
+        h->spare[cls] = 0;
+        a = _neap_arena_of(p);
+        idx = _neap_page_index(p);
+    } else {
+        long first = neap_heap_take_run(h, _neap_class[cls].pages, 1, true, &a);
+        if (first < 0) return NULL;
+        idx = (size_t)first;
+        p = _neap_page_addr(a, idx);
+        atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
+    }
+    _neap_kind_set(a, idx, NEAP_PK(NEAP_PS_BLOCK, cls));
+    return (void *)p;
+}
+
+/* A block of class cls from heap h, or NULL (ENOMEM). */
+static void *neap_class_alloc(neap_heap_t *h, size_t cls) {
+    if (_neap_class[cls].run) return neap_run_class_alloc(h, cls);
+    return neap_pool_alloc(h, cls);
+}
+
 /* ---------------------------------------------------------------------------
- * Large blocks: a run of whole pages holding one block
+ * Large blocks: a run of whole pages holding one block from its first byte;
+ * kind[] of its head page holds its length, there is no header.
  * ------------------------------------------------------------------------- */
 static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool zero) {
     size_t n = (size + NEAP_PAGE_MASK) >> NEAP_PAGE_SHIFT;
@@ -431,17 +492,7 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
     neap_arena_t *a;
     long first = neap_heap_take_run(h, n, align_pages, false, &a);
     if (first < 0) return NULL;
-    neap_pool_t *pool = &a->pools[first];
-    pool->free = pool->local_free = NULL;
-    pool->used = 1;
-    pool->block_size = 0;
-    pool->recip = 0;
-    neap_store_relaxed(pool->bumped, 1);
-    pool->npages = (uint16_t)n;
-    neap_store_relaxed(pool->state, NEAP_PS_LARGE);
-    pool->cls = 0;
-    pool->linked = 0;
-    pool->next = pool->prev = NULL;
+    _neap_kind_set(a, (size_t)first, NEAP_PK(NEAP_PS_LARGE, n));
     void *p = (void *)_neap_page_addr(a, (size_t)first);
     if (zero) memset(p, 0, size);
     return p;
@@ -451,35 +502,44 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
  * Freeing
  * ------------------------------------------------------------------------- */
 
-/* The head pool of the run whose pages hold address p. */
-static inline neap_pool_t *neap_pool_head(neap_arena_t *a, uintptr_t p) {
-    neap_pool_t *pool = &a->pools[_neap_page_index(p)];
-    if (neap_load_relaxed(pool->state) == NEAP_PS_CONT) pool -= pool->npages;
-    return pool;
+/* The head page of the run whose pages hold address p; *v is its kind[]. */
+static inline size_t neap_run_head(const neap_arena_t *a, uintptr_t p, uint16_t *v) {
+    size_t i = _neap_page_index(p);
+    uint16_t k = _neap_kind_get(a, i);
+    if (NEAP_PK_KIND(k) == NEAP_PS_CONT) {
+        i -= NEAP_PK_COUNT(k);
+        k = _neap_kind_get(a, i);
+    }
+    *v = k;
+    return i;
 }
 
-/* p is the start of a block already carved from the small/medium pool. */
+/* p is the start of a block already carved from the small/medium pool (an
+ * address in the header, before block 0, wraps around and fails). */
 static inline bool neap_pool_block_ok(const neap_pool_t *pool, uintptr_t p) {
-    const neap_class_t *k = &_neap_class[pool->cls];
-    uintptr_t off = p - neap_pool_start(pool);
-    uint32_t idx = (uint32_t)(((uint64_t)off * k->recip) >> 32);
-    return (uintptr_t)idx * k->size == off && idx < neap_load_relaxed(pool->bumped);
+    uint32_t off = (uint32_t)(p - (uintptr_t)pool) - pool->first;
+    uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
+    return idx < neap_load_relaxed(pool->bumped) && idx * pool->block_size == off;
 }
 
-/* The head pool of the run holding p, after checking that p is the start
- * of a block in use there; aborts with a message otherwise. */
-static neap_pool_t *neap_pool_lookup(neap_arena_t *a, uintptr_t p, const char *func) {
-    neap_pool_t *pool = neap_pool_head(a, p);
-    switch (neap_load_relaxed(pool->state)) {
+/* The head page of the run holding p, after checking that p is the start
+ * of a block in use there; aborts with a message otherwise.  *v: the head's
+ * kind[]. */
+static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const char *func) {
+    size_t head = neap_run_head(a, p, v);
+    switch (NEAP_PK_KIND(*v)) {
     case NEAP_PS_POOL:
     case NEAP_PS_FULL:
-        if (!neap_pool_block_ok(pool, p))
+        if (!neap_pool_block_ok(neap_pool_at(a, head), p))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (not the start of a block)");
-        return pool;
+        return head;
     case NEAP_PS_LARGE:
-        if (p != neap_pool_start(pool))
+    case NEAP_PS_BLOCK:
+        if (p != _neap_page_addr(a, head))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (inside a large block, not its start)");
-        return pool;
+        return head;
+    case NEAP_PS_SPARE:
+        _neap_fatal_pointer(func, (void *)p, "double free detected on");
     case NEAP_PS_FREE:
         _neap_fatal_pointer(func, (void *)p, "invalid pointer (in a free page: double free or never allocated)");
     default:
@@ -487,21 +547,36 @@ static neap_pool_t *neap_pool_lookup(neap_arena_t *a, uintptr_t p, const char *f
     }
 }
 
-/* Frees b into its pool; h is the owner heap, or NULL for an orphan arena
- * under the orphan lock. */
-static void neap_free_local(neap_heap_t *h, neap_pool_t *pool, neap_block_t *b, const char *func) {
-    if (pool->state == NEAP_PS_LARGE) {
-        pool->used = 0;
-        neap_heap_release_run(h, neap_pool_arena(pool), neap_pool_index(pool), pool->npages);
+/* Frees b, a block of the run at page head of arena a whose kind[] is v; h
+ * is the owner heap, or NULL for an orphan arena under the orphan lock. */
+static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16_t v, neap_block_t *b,
+                            const char *func) {
+    unsigned state = NEAP_PK_KIND(v);
+    if (state == NEAP_PS_LARGE) {
+        neap_heap_release_run(h, a, head, NEAP_PK_COUNT(v));
         return;
     }
+    if (state == NEAP_PS_BLOCK) {
+        size_t cls = NEAP_PK_COUNT(v);
+        if (h && h->spare[cls] == 0) {
+            _neap_kind_set(a, head, NEAP_PK(NEAP_PS_SPARE, cls));
+            h->spare[cls] = _neap_page_addr(a, head);
+        } else {
+            neap_heap_release_run(h, a, head, _neap_class[cls].pages);
+        }
+        return;
+    }
+    /* a block freed twice by other threads: the run may have gone meanwhile */
+    if (neap_unlikely(state != NEAP_PS_POOL && state != NEAP_PS_FULL))
+        _neap_fatal_pointer(func, b, "double free detected on");
+    neap_pool_t *pool = neap_pool_at(a, head);
     if (neap_unlikely(pool->used == 0 || b == pool->local_free || b == pool->free))
         _neap_fatal_pointer(func, b, "double free detected on");
     b->next = pool->local_free;
     pool->local_free = b;
     pool->used--;
-    if (pool->state == NEAP_PS_FULL) {
-        neap_store_relaxed(pool->state, NEAP_PS_POOL);
+    if (state == NEAP_PS_FULL) {
+        neap_pool_set_state(pool, NEAP_PS_POOL);
         if (h) neap_partial_push(h, pool);
     }
     if (pool->used == 0 && (h == NULL || h->direct[pool->cls] != pool)) neap_pool_retire(h, pool);
@@ -524,7 +599,9 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     neap_block_t *b = atomic_exchange(&a->remote, NULL);
     while (b) {
         neap_block_t *next = b->next;
-        neap_free_local(h, neap_pool_head(a, (uintptr_t)b), b, "free");
+        uint16_t v;
+        size_t head = neap_run_head(a, (uintptr_t)b, &v);
+        neap_free_local(h, a, head, v, b, "free");
         b = next;
     }
 }
@@ -542,9 +619,10 @@ void _neap_free_generic(void *p, const char *func) {
         return;
     }
     neap_arena_t *a = _neap_arena_of(addr);
-    neap_pool_t *pool = neap_pool_lookup(a, addr, func);
+    uint16_t v;
+    size_t head = neap_block_lookup(a, addr, &v, func);
     neap_heap_t *h = _neap_tl_heap;
-    if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) neap_free_local(h, pool, p, func);
+    if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) neap_free_local(h, a, head, v, p, func);
     else neap_free_remote(a, p);
 }
 
@@ -556,12 +634,17 @@ size_t _neap_usable_generic(const void *p) {
         uintptr_t base = _neap_huge_base(addr, kind);
         return base ? _neap_huge_usable(base, p) : 0;
     }
-    neap_pool_t *pool = neap_pool_head(_neap_arena_of(addr), addr);
-    uint8_t state = neap_load_relaxed(pool->state);
+    neap_arena_t *a = _neap_arena_of(addr);
+    uint16_t v;
+    size_t head = neap_run_head(a, addr, &v);
+    unsigned state = NEAP_PK_KIND(v);
     if (state == NEAP_PS_LARGE)
-        return addr == neap_pool_start(pool) ? (size_t)pool->npages << NEAP_PAGE_SHIFT : 0;
+        return addr == _neap_page_addr(a, head) ? NEAP_PK_COUNT(v) << NEAP_PAGE_SHIFT : 0;
+    if (state == NEAP_PS_BLOCK)
+        return addr == _neap_page_addr(a, head) ? _neap_class[NEAP_PK_COUNT(v)].size : 0;
     if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) return 0;
-    return neap_pool_block_ok(pool, addr) ? _neap_class[pool->cls].size : 0;
+    const neap_pool_t *pool = neap_pool_at(a, head);
+    return neap_pool_block_ok(pool, addr) ? pool->block_size : 0;
 }
 
 bool _neap_is_free_local(const void *p) {
@@ -569,8 +652,10 @@ bool _neap_is_free_local(const void *p) {
     if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return false;
     neap_arena_t *a = _neap_arena_of(addr);
     if (atomic_load_explicit(&a->owner, memory_order_relaxed) != _neap_tl_heap) return false;
-    neap_pool_t *pool = neap_pool_head(a, addr);
-    if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) return false;
+    uint16_t v;
+    size_t head = neap_run_head(a, addr, &v);
+    if (NEAP_PK_KIND(v) != NEAP_PS_POOL && NEAP_PK_KIND(v) != NEAP_PS_FULL) return false;
+    const neap_pool_t *pool = neap_pool_at(a, head);
     for (const neap_block_t *b = pool->free; b; b = b->next)
         if (b == p) return true;
     for (const neap_block_t *b = pool->local_free; b; b = b->next)
@@ -617,7 +702,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
     void *p;
     if (size <= NEAP_MEDIUM_MAX) {
         size_t cls = _neap_class_of(size);
-        p = neap_pool_alloc(h, cls);
+        p = neap_class_alloc(h, cls);
         if (p && zero) memset(p, 0, size);
     } else if (size <= NEAP_LARGE_MAX) {
         p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
@@ -638,12 +723,13 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
     neap_heap_collect(h);
     void *p = NULL;
     if (size <= NEAP_MEDIUM_MAX && align <= NEAP_PAGE_SIZE) {
-        /* pools start on a page, so a class whose size is a multiple of the
+        /* blocks end at the pool's end, a page boundary (a run class's
+         * block is a whole run), so a class whose size is a multiple of the
          * alignment gives aligned blocks */
         size_t need = size < align ? align : size;
         for (size_t c = _neap_class_of(need); c <= NEAP_CLASS_MAX; c++) {
             if (_neap_class[c].size % align == 0) {
-                p = neap_pool_alloc(h, c);
+                p = neap_class_alloc(h, c);
                 if (p && zero) memset(p, 0, size);
                 if (p == NULL) errno = ENOMEM;
                 return p;
@@ -662,8 +748,9 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
  * Trim, thread exit, orphans, fork
  * ------------------------------------------------------------------------- */
 
-/* Retires the heap's empty direct pools, purges every dirty page and unmaps
- * every empty arena.  Returns 1 if anything went back to the OS. */
+/* Retires the heap's empty direct pools, releases its spare runs, purges
+ * every dirty page and unmaps every empty arena.  Returns 1 if anything went
+ * back to the OS. */
 int _neap_heap_trim(neap_heap_t *h) {
     size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     neap_heap_drain_all(h);
@@ -672,6 +759,12 @@ int _neap_heap_trim(neap_heap_t *h) {
         if (pool != &_neap_pool_empty && pool->used == 0) {
             neap_set_direct(h, c, &_neap_pool_empty);
             neap_pool_retire(h, pool);
+        }
+        if (h->spare[c] != 0) {
+            neap_arena_t *a = _neap_arena_of(h->spare[c]);
+            size_t idx = _neap_page_index(h->spare[c]);
+            h->spare[c] = 0;
+            neap_heap_release_run(h, a, idx, _neap_class[c].pages);
         }
     }
     neap_heap_purge(h, true);
@@ -736,15 +829,16 @@ static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
     a->in_dirty = 0;
     a->dnext = NULL;
     for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
-        neap_pool_t *pool = &a->pools[i];
-        if (pool->state != NEAP_PS_POOL && pool->state != NEAP_PS_FULL) continue;
+        unsigned state = NEAP_PK_KIND(_neap_kind_get(a, i));
+        if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) continue;
+        neap_pool_t *pool = neap_pool_at(a, i);
         pool->linked = 0;
         pool->next = pool->prev = NULL;
         if (pool->free || pool->local_free || pool->bumped < _neap_class[pool->cls].capacity) {
-            neap_store_relaxed(pool->state, NEAP_PS_POOL);
+            neap_pool_set_state(pool, NEAP_PS_POOL);
             neap_partial_push(h, pool);
         } else {
-            neap_store_relaxed(pool->state, NEAP_PS_FULL);
+            neap_pool_set_state(pool, NEAP_PS_FULL);
         }
     }
     if (a->pages_dirty) {

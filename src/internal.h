@@ -13,14 +13,34 @@
  * Address space:
  *
  *   arena (4 MiB, aligned to 4 MiB, owned by one heap)
- *   +--------------------+------+------+------+-- ... --+------+
- *   | header + pool[1024]| page | page | page |         | page |
- *   | (metadata pages)   |  16  |  17  |  18  |         | 1023 |
- *   +--------------------+------+------+------+-- ... --+------+
- *          |                 ^ small pool: one page, blocks of one class
- *          |                 ^ medium pool: 1..16 pages; large run: 9..256 pages
- *          +-- pool[i] describes the page i (the head page of a run describes
- *              the run; the other pages of the run say how far back it starts)
+ *   +-------------------+------+------+------+------+-- ... --+------+
+ *   | arena header      | pool | cont | pool | run  |         | free |
+ *   | + kind[1024]      |      |      |      |      |         |      |
+ *   | (page 0: META)    |  1   |  2   |  3   |  4   |         | 1023 |
+ *   +-------------------+------+------+------+------+-- ... --+------+
+ *          |               ^ small pool: one page, blocks of one class
+ *          |               ^ medium pool: 1..16 pages; large run: 1..256 pages
+ *          +-- kind[i] (16 bits) says what page i is, and for a run's later
+ *              pages how far back its head is: the only metadata page of an
+ *              arena, and the truth about every page (a free page's contents
+ *              are stale, a large run's pages hold user data)
+ *
+ *   small or medium pool (npages pages; the header is in the head page)
+ *   +--------+-----+-------+-------+-- ... --+-------+
+ *   | header | gap | block | block |         | block |   blocks end at the
+ *   | 48 B   |     |   0   |   1   |         | cap-1 |   pool's end
+ *   +--------+-----+-------+-------+-- ... --+-------+
+ *   ^ pool start   ^ pool start + first (>= NEAP_POOL_HEADER_SPACE)
+ *   capacity = (npages * 4096 - 64) / size; first = npages * 4096 - capacity
+ *   * size, so every block is 16-aligned, and aligned to any power of two
+ *   (up to a page) that divides the block size.  A survivor pins its own
+ *   pool's pages and no metadata page.
+ *
+ *   large run: n whole pages of user data from its first byte; no header,
+ *   its page count is in kind[head].  A block of a class whose size is a
+ *   multiple of the page size (4, 8, 12, ... 32 KiB) is a run of its own
+ *   the same way (BLOCK, with its class in kind[head]): an in-page header
+ *   would cost such a pool a whole page.
  *
  *   huge block: its own mapping, aligned to 4 MiB:
  *   +--------+--------------------------- ... ---+
@@ -34,16 +54,20 @@
  *   so a foreign pointer is recognised without reading memory neap does not
  *   own.
  *
- * Page states (pool[i].state):
+ * Page kinds (kind[i] >> 12; the low 12 bits: LARGE the run's pages, CONT
+ * the distance back to the head, BLOCK and SPARE the class, otherwise 0):
  *
- *   FREE --alloc run--> POOL <--> POOL_FULL       (small/medium pools)
- *     ^                  |             |
- *     +----- retire -----+-------------+   (all blocks free, not the direct pool)
+ *   FREE --alloc run--> POOL <--> FULL       (small/medium pool heads)
+ *     ^                  |          |
+ *     +----- retire -----+----------+   (all blocks free, not the direct pool)
  *   FREE --alloc run--> LARGE --free--> FREE
- *   pages after the head of a run: CONT (npages = distance back to the head)
- *   metadata pages: META
+ *   FREE --alloc run--> BLOCK <--> SPARE --release--> FREE  (one SPARE per
+ *                                            page-multiple class and heap)
+ *   pages after the head of a run: CONT;  the arena header page: META
  *   A FREE page is either dirty (committed, contents stale) or clean (never
  *   touched or purged with MADV_DONTNEED, reads as zero): dirty_map.
+ *   A pool header is read only after kind[] says POOL or FULL; once a pool
+ *   is retired its header is garbage.
  *
  * Invariants:
  *   - pool.used = blocks handed out - blocks freed by the owner (blocks freed
@@ -52,10 +76,10 @@
  *     (remote-freed blocks are in no list until drained).
  *   - A pool is in at most one place: heap.direct[cls] (the current pool),
  *     the class's partial list (linked = 1), or nowhere (FULL, or orphaned).
- *   - An arena's page maps, pool headers and lists are touched only by its
- *     owner heap's thread, or, for an orphan, under the orphan lock.
+ *   - An arena's page maps, kind[], pool headers and lists are written only
+ *     by its owner heap's thread, or, for an orphan, under the orphan lock.
  *   - arena.pages_used counts data pages in runs; 0 means the arena is empty.
- *   - used_map has a bit per page in a run (and the META pages); dirty_map a
+ *   - used_map has a bit per page in a run (and the META page); dirty_map a
  *     bit per free page with stale contents; no page has both.
  */
 #ifndef NEAP_INTERNAL_H
@@ -128,15 +152,23 @@
 #define NEAP_MAP_HUGE 2
 #define NEAP_MAP_FAR 255
 
-/* Pool (page) states. */
+/* Page kinds: arena.kind[i] >> NEAP_PK_SHIFT. */
 enum {
     NEAP_PS_FREE = 0,  /* not in a run */
     NEAP_PS_POOL,      /* head of a pool with free blocks (or the direct pool) */
     NEAP_PS_FULL,      /* head of a pool with no free block left */
-    NEAP_PS_LARGE,     /* head of a run holding one large block */
-    NEAP_PS_CONT,      /* a later page of a run */
-    NEAP_PS_META       /* arena metadata */
+    NEAP_PS_LARGE,     /* head of a run holding one large block; low bits: pages */
+    NEAP_PS_CONT,      /* a later page of a run; low bits: pages back to the head */
+    NEAP_PS_META,      /* the arena header */
+    NEAP_PS_BLOCK,     /* head of a run holding one block of a page-multiple class; low bits: class */
+    NEAP_PS_SPARE      /* the same, its block free, kept by the owner heap for the next one */
 };
+#define NEAP_PK_SHIFT 12
+#define NEAP_PK_COUNT_MASK ((1u << NEAP_PK_SHIFT) - 1)
+/* The kind[] value of a page of kind k with count n. */
+#define NEAP_PK(k, n) ((uint16_t)(((unsigned)(k) << NEAP_PK_SHIFT) | (unsigned)(n)))
+#define NEAP_PK_KIND(v) ((unsigned)(v) >> NEAP_PK_SHIFT)
+#define NEAP_PK_COUNT(v) ((size_t)((v) & NEAP_PK_COUNT_MASK))
 
 /* ---------------------------------------------------------------------------
  * Types
@@ -148,32 +180,42 @@ typedef struct neap_block_s {
 typedef struct neap_heap_s neap_heap_t;
 typedef struct neap_arena_s neap_arena_t;
 
-/* One per arena page; meaningful at the head page of a run.  48 bytes: the
- * headers of an arena take 1.2% of it. */
+/* The header of a small or medium pool, at the start of its head page (the
+ * pool's address is its header's).  The fields the free fast path reads
+ * come first; the header has its cache line to itself.  All headers sit at
+ * page offset 0, so they share one L1 set: more than about 12 pools in use
+ * at once in a tight loop evict each other's headers from L1 (to L2). */
 typedef struct neap_pool_s {
     neap_block_t *free;          /* blocks ready to hand out (owner only) */
     neap_block_t *local_free;    /* blocks the owner freed since the last swap */
-    uint16_t used;               /* blocks out; LARGE: 1 */
+    uint16_t used;               /* blocks out */
     uint16_t bumped;             /* blocks carved from fresh memory so far */
-    uint16_t npages;             /* head: pages in the run; CONT: pages back to the head */
-    uint16_t block_size;         /* bytes per block (copy of the class's); LARGE: 0 */
+    uint16_t first;              /* offset of block 0 from the pool start */
+    uint16_t block_size;         /* bytes per block (copies of the class's) */
     uint32_t recip;              /* ceil(2^32 / block_size): offset/size without a division */
-    uint8_t state;               /* NEAP_PS_* */
-    uint8_t cls;                 /* size class (1..NEAP_CLASS_MAX); 0 for LARGE */
+    uint16_t npages;             /* pages in the pool */
+    uint8_t cls;                 /* size class (1..NEAP_CLASS_MAX) */
     uint8_t linked;              /* on the heap's partial list for cls */
-    uint8_t unused;
     struct neap_pool_s *next;    /* partial list links (owner only) */
     struct neap_pool_s *prev;
 } neap_pool_t;
 
-_Static_assert(sizeof(neap_pool_t) == 48, "pool headers are 48 bytes");
+/* Bytes reserved for the header at the start of a pool: a cache line, so no
+ * block shares the header's line. */
+#define NEAP_POOL_HEADER_SPACE 64
+
+_Static_assert(sizeof(neap_pool_t) <= NEAP_POOL_HEADER_SPACE, "the pool header fits its space");
 _Static_assert(NEAP_MEDIUM_MAX <= UINT16_MAX, "block sizes must fit the pool header");
+_Static_assert(NEAP_POOL_MAX_PAGES * NEAP_PAGE_SIZE <= UINT16_MAX + 1, "pool offsets must fit the pool header");
+_Static_assert((NEAP_LARGE_MAX >> NEAP_PAGE_SHIFT) <= NEAP_PK_COUNT_MASK, "run lengths must fit kind[]");
 
 typedef struct neap_class_s {
     uint32_t size;               /* block size */
     uint32_t recip;              /* ceil(2^32 / size): offset/size without a division */
     uint16_t pages;              /* pages per pool */
     uint16_t capacity;           /* blocks per pool */
+    uint16_t first;              /* offset of block 0: pages * page - capacity * size */
+    uint8_t run;                 /* size a multiple of the page: one-block runs, no header */
 } neap_class_t;
 
 struct neap_arena_s {
@@ -189,16 +231,20 @@ struct neap_arena_s {
     uint8_t in_dirty;            /* on the dirty queue */
     uint8_t zombie;              /* owned by a thread that did not survive fork */
     neap_arena_t *gnext, *gprev; /* all arenas, or the orphan list (global lock) */
-    neap_pool_t pools[NEAP_ARENA_PAGES]; /* one header per page */
+    /* per page: NEAP_PK(kind, count) (owner writes; other threads read it,
+     * relaxed, to validate their frees) */
+    uint16_t kind[NEAP_ARENA_PAGES];
 };
 
 #define NEAP_META_PAGES \
     ((sizeof(neap_arena_t) + NEAP_PAGE_SIZE - 1) / NEAP_PAGE_SIZE)
+_Static_assert(NEAP_META_PAGES == 1, "an arena's header fits its first page");
 
 struct neap_heap_s {
     neap_pool_t *direct[NEAP_CLASS_MAX + 1];  /* current pool per class; [0] aliases [1] */
     neap_pool_t *partial[NEAP_CLASS_MAX + 1]; /* other pools with free blocks, oldest first */
     neap_pool_t *partial_tail[NEAP_CLASS_MAX + 1];
+    uintptr_t spare[NEAP_CLASS_MAX + 1];     /* run classes: a SPARE run, or 0 */
     neap_arena_t *arenas;        /* arenas this heap owns */
     neap_arena_t *alloc_arena;   /* where new runs come from first */
     neap_arena_t *dirty_head;    /* arenas with dirty pages, oldest first */
@@ -320,6 +366,12 @@ neap_inline size_t _neap_page_index(uintptr_t a) {
 }
 neap_inline uintptr_t _neap_page_addr(const neap_arena_t *a, size_t idx) {
     return (uintptr_t)a + (idx << NEAP_PAGE_SHIFT);
+}
+neap_inline uint16_t _neap_kind_get(const neap_arena_t *a, size_t idx) {
+    return __atomic_load_n(&a->kind[idx], __ATOMIC_RELAXED);
+}
+neap_inline void _neap_kind_set(neap_arena_t *a, size_t idx, uint16_t v) {
+    __atomic_store_n(&a->kind[idx], v, __ATOMIC_RELAXED);
 }
 
 /* ---------------------------------------------------------------------------

@@ -2,9 +2,11 @@
  * sys._debugmallocstats prints pymalloc's, and the process's memory as the
  * kernel sees it.
  *
- * The snapshot walks all arenas under _neap_lock, which keeps them mapped;
- * the pool headers it reads belong to their owner threads, so counts of
- * other threads may be a few operations stale.  Printing formats into stack
+ * The snapshot walks all arenas under _neap_lock, which keeps them mapped:
+ * each arena's kind[] tells its pools and large runs, and each pool's header
+ * (in the pool's first page) its class and blocks in use.  Those belong to
+ * their owner threads, so counts of other threads may be a few operations
+ * stale.  Printing formats into stack
  * buffers and writes to the stream's descriptor: no allocation.
  */
 #include "internal.h"
@@ -25,14 +27,29 @@ void _neap_stats_collect(neap_stats_t *out) {
         out->pages_used += __atomic_load_n(&a->pages_used, __ATOMIC_RELAXED);
         out->pages_dirty += __atomic_load_n(&a->pages_dirty, __ATOMIC_RELAXED);
         for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
-            const neap_pool_t *pool = &a->pools[i];
-            uint8_t state = __atomic_load_n(&pool->state, __ATOMIC_RELAXED);
+            uint16_t v = _neap_kind_get(a, i);
+            unsigned state = NEAP_PK_KIND(v);
             if (state == NEAP_PS_LARGE) {
                 out->pools_current++;
                 out->large_current++;
-                out->bytes_live += (size_t)pool->npages << NEAP_PAGE_SHIFT;
+                out->bytes_live += NEAP_PK_COUNT(v) << NEAP_PAGE_SHIFT;
+            } else if (state == NEAP_PS_BLOCK || state == NEAP_PS_SPARE) {
+                size_t cls = NEAP_PK_COUNT(v);
+                if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
+                neap_class_stats_t *cs = &out->classes[cls - 1];
+                out->pools_current++;
+                cs->pools++;
+                if (state == NEAP_PS_BLOCK) {
+                    cs->blocks_used++;
+                    out->bytes_live += cs->block_size;
+                } else {
+                    cs->blocks_free++;
+                }
             } else if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) {
-                uint8_t cls = pool->cls;
+                /* the header in the pool's head page; its owner may be
+                 * retiring the pool right now, hence the range checks */
+                const neap_pool_t *pool = (const neap_pool_t *)_neap_page_addr(a, i);
+                uint8_t cls = __atomic_load_n(&pool->cls, __ATOMIC_RELAXED);
                 if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
                 neap_class_stats_t *cs = &out->classes[cls - 1];
                 uint32_t used = __atomic_load_n(&pool->used, __ATOMIC_RELAXED);

@@ -10,6 +10,8 @@
  * Modes:
  *   stack          free of a stack address
  *   interior       free(p + 8) of a 64-byte block
+ *   interior-medium free(p + 16) of a 3000-byte block starting a page (not
+ *                  its pool's first page)
  *   interior-large free(p + 4096) of a 100000-byte block
  *   interior-huge  free(p + 4096) of a 3 MiB block
  *   mmap           free of an address in a private mapping (RW, garbage)
@@ -17,8 +19,12 @@
  *   global         free of a global variable
  *   free-page      free of a pointer into a page whose blocks were all
  *                  freed and purged
+ *   header         free of the start of a small block's page: the pool's
+ *                  header, never a block
  *   double         free(p); free(p)
  *   double-large   the same with a 100000-byte block
+ *   double-page    the same with an 8 KiB block (a class served as a run of
+ *                  its own pages)
  *   valid          legitimate frees of every kind: must exit 0, stderr empty
  */
 #define _GNU_SOURCE
@@ -110,6 +116,14 @@ run_mode(const char *mode)
         char *p = malloc(64);
         report(p + 8);
         do_free(p + 8);
+    } else if (strcmp(mode, "interior-medium") == 0) {
+        char *p = NULL;
+        int i;
+        for (i = 0; i < 64 && (p == NULL || (uintptr_t)p % NEAP_PAGE_SIZE != 0); i++)
+            p = malloc(3000);
+        CHECKF((uintptr_t)p % NEAP_PAGE_SIZE == 0, "no page-aligned 3000-byte block in %d", i);
+        report(p + 16);
+        do_free(p + 16);
     } else if (strcmp(mode, "interior-large") == 0) {
         char *p = malloc(100000);
         report(p + 4096);
@@ -149,8 +163,18 @@ run_mode(const char *mode)
         neap_trim();
         report(victim);
         do_free(victim);
+    } else if (strcmp(mode, "header") == 0) {
+        char *p = malloc(64);
+        char *page = (char *)((uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
+        report(page);
+        do_free(page);
     } else if (strcmp(mode, "double") == 0) {
         char *p = malloc(64);
+        report(p);
+        do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "double-page") == 0) {
+        char *p = malloc(8192);
         report(p);
         do_free(p);
         do_free(p);

@@ -640,6 +640,14 @@ test_owns(void)
     CHECK(!neap_owns((char *)p[5] + 4096));
     CHECK(!neap_owns((char *)p[6] + 4096));
     CHECK(!neap_owns((char *)p[6] + 2 * MiB));
+    /* the start of a small pool's page is its header, never a block */
+    {
+        char *page = (char *)((uintptr_t)p[1] & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
+        CHECK(!neap_owns(page));
+        CHECK(!neap_owns(page + 16));
+        CHECK(!neap_owns(page + 32));
+        CHECK(neap_usable_size(page) == 0 && neap_usable_size(page + 16) == 0);
+    }
     /* things neap never handed out */
     CHECK(!neap_owns(NULL));
     CHECK(!neap_owns((void *)16));

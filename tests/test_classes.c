@@ -8,7 +8,8 @@
  *             doubling up to 32 KiB (never more than 25% over the request),
  *             the NEAP_CLASS_MAX block sizes the statistics report
  *   layout    in a fresh thread (a fresh heap), for every class: blocks are
- *             16-aligned, disjoint, a small block never crosses its page,
+ *             16-aligned, disjoint, a small block never crosses its page
+ *             nor starts in the page's first 64 bytes (the pool header's),
  *             blocks sharing a page are block_size apart
  *   stats     per class: blocks_used and pools follow the allocations,
  *             blocks_used + blocks_free = pools * blocks per pool (small)
@@ -137,6 +138,8 @@ layout_class(int c)
             continue;
         CHECKF(a[i] % NEAP_PAGE_SIZE + bs <= NEAP_PAGE_SIZE,
                "class %zu: block %#lx crosses a page boundary", bs, (unsigned long)a[i]);
+        CHECKF(a[i] % NEAP_PAGE_SIZE >= 64,
+               "class %zu: block %#lx overlaps its pool's header", bs, (unsigned long)a[i]);
         if (new_page) {
             pages++;
             run = 0;
