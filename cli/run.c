@@ -3,7 +3,7 @@
  *   neap run                                   child
  *   find libneap.so next to this executable
  *   fork ----------------------------------->  LD_PRELOAD=libneap.so[:theirs]
- *   SIGINT, SIGQUIT ignored (the terminal      NEAP_PUBLISH, NEAP_RUN_PID=<own pid>,
+ *   SIGINT, SIGQUIT ignored (the terminal      NEAP_PUBLISH, NEAP_BACKGROUND, NEAP_RUN_PID=<own pid>,
  *     sends them to the child too);            NEAP_<option>s asked for,
  *   SIGTERM, SIGHUP, SIGUSR1/2 forwarded       PYTHONMALLOC=malloc for a Python
  *   wait4: exit status, peak RSS                 interpreter (unless set)
@@ -52,6 +52,8 @@ static void run_usage(FILE *out) {
             "  --arena-reserve N      empty arenas a thread keeps mapped (NEAP_ARENA_RESERVE)\n"
             "  --publish MS           how often the program publishes its statistics for\n"
             "                         `neap stats PID` (NEAP_PUBLISH; default 1000, 0: never)\n"
+            "  --no-background        no background thread giving empty pages back on time\n"
+            "                         (NEAP_BACKGROUND=1 is the default under neap run)\n"
             "  --show-stats           every process prints neap's full statistics at exit\n"
             "  --verbose              neap's warnings and notices (NEAP_VERBOSE)\n"
             "  --no-python            do not set PYTHONMALLOC=malloc for Python\n"
@@ -174,7 +176,7 @@ int neap_cli_run(int argc, char **argv) {
     };
     const size_t nsettings = sizeof settings / sizeof settings[0];
     const char *output = NULL, *lib_arg = NULL;
-    int quiet = 0, show_stats = 0, verbose = 0, python = 1;
+    int quiet = 0, show_stats = 0, verbose = 0, python = 1, background = 1;
     int i = 1;
     for (; i < argc; i++) {
         const char *a = argv[i];
@@ -193,6 +195,7 @@ int neap_cli_run(int argc, char **argv) {
         if (strcmp(a, "--show-stats") == 0) { show_stats = 1; continue; }
         if (strcmp(a, "--verbose") == 0) { verbose = 1; continue; }
         if (strcmp(a, "--no-python") == 0) { python = 0; continue; }
+        if (strcmp(a, "--no-background") == 0) { background = 0; continue; }
         if (strcmp(a, "-o") == 0) a = "--output", argv[i] = (char *)"--output";
         if ((m = neap_cli_option_value("run", argc, argv, &i, "--output", &value)) != 0) {
             if (m < 0) return NEAP_CLI_USAGE;
@@ -277,6 +280,7 @@ int neap_cli_run(int argc, char **argv) {
         for (size_t k = 0; k < nsettings; k++)
             if (settings[k].value) setenv(settings[k].env, settings[k].value, 1);
         if (show_stats) setenv("NEAP_SHOW_STATS", "1", 1);
+        if (background && getenv("NEAP_BACKGROUND") == NULL) setenv("NEAP_BACKGROUND", "1", 1);
         if (verbose) setenv("NEAP_VERBOSE", "1", 1);
         char self[32];
         snprintf(self, sizeof self, "%ld", (long)getpid());

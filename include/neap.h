@@ -89,6 +89,8 @@ typedef enum neap_option_e {
                                     `neap stats PID` to /tmp/neap-<uid>/<pid> at this interval */
     NEAP_OPTION_RUN_PID,         /* set by `neap run`: the process with this pid leaves its final
                                     statistics record at exit, for the run's summary */
+    NEAP_OPTION_BACKGROUND,      /* a background thread gives empty pages back when their delay
+                                    is up, even if the program stops calling malloc and free */
     NEAP_OPTION_COUNT
 } neap_option_t;
 

@@ -89,7 +89,11 @@ int neap_owns(const void *p) {
 int neap_trim(void) {
     int released = 0;
     neap_heap_t *h = _neap_tl_heap;
-    if (h != &_neap_heap_empty) released |= _neap_heap_trim(h);
+    if (h != &_neap_heap_empty) {
+        _neap_heap_lock(h);
+        released |= _neap_heap_trim(h);
+        _neap_heap_unlock(h);
+    }
     released |= _neap_orphans_collect(true);
     _neap_trim_all();
     return released;

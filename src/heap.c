@@ -145,6 +145,9 @@ static neap_heap_t *neap_heap_new_locked(void) {
     neap_heap_t *h = neap_free_heaps;
     if (h) {
         neap_free_heaps = h->gnext;
+        /* the background purge may still be looking at it (and finding it
+         * dead); the memset below leaves it unlocked */
+        _neap_heap_lock(h);
     } else {
         size_t sz = (sizeof(neap_heap_t) + 63) & ~(size_t)63;
         if (left < sz) {
@@ -622,8 +625,13 @@ void _neap_free_generic(void *p, const char *func) {
     uint16_t v;
     size_t head = neap_block_lookup(a, addr, &v, func);
     neap_heap_t *h = _neap_tl_heap;
-    if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) neap_free_local(h, a, head, v, p, func);
-    else neap_free_remote(a, p);
+    if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) {
+        _neap_heap_lock(h);
+        neap_free_local(h, a, head, v, p, func);
+        _neap_heap_unlock(h);
+    } else {
+        neap_free_remote(a, p);
+    }
 }
 
 size_t _neap_usable_generic(const void *p) {
@@ -690,6 +698,7 @@ static void neap_heap_collect(neap_heap_t *h) {
 }
 
 void *_neap_malloc_generic(size_t size, bool zero) {
+    if (size > NEAP_LARGE_MAX) return _neap_huge_alloc(size, NEAP_PAGE_SIZE, NULL);  /* fresh mapping: zero */
     neap_heap_t *h = _neap_tl_heap;
     if (neap_unlikely(h == &_neap_heap_empty)) {
         h = _neap_heap_get();
@@ -698,31 +707,36 @@ void *_neap_malloc_generic(size_t size, bool zero) {
             return NULL;
         }
     }
+    _neap_heap_lock(h);
     neap_heap_collect(h);
     void *p;
     if (size <= NEAP_MEDIUM_MAX) {
         size_t cls = _neap_class_of(size);
         p = neap_class_alloc(h, cls);
         if (p && zero) memset(p, 0, size);
-    } else if (size <= NEAP_LARGE_MAX) {
-        p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
     } else {
-        return _neap_huge_alloc(size, NEAP_PAGE_SIZE, NULL);  /* fresh mapping: zero */
+        p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
     }
+    _neap_heap_unlock(h);
     if (p == NULL) errno = ENOMEM;
     return p;
 }
 
 /* alignment: a power of two above 16. */
 void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
+    bool small = size <= NEAP_MEDIUM_MAX && align <= NEAP_PAGE_SIZE;
+    if (!small && !(size <= NEAP_LARGE_MAX && align <= NEAP_LARGE_MAX))
+        return _neap_huge_alloc(size, align, NULL);
     neap_heap_t *h = _neap_heap_get();
     if (h == NULL) {
         errno = ENOMEM;
         return NULL;
     }
+    _neap_heap_lock(h);
     neap_heap_collect(h);
     void *p = NULL;
-    if (size <= NEAP_MEDIUM_MAX && align <= NEAP_PAGE_SIZE) {
+    bool done = false;
+    if (small) {
         /* blocks end at the pool's end, a page boundary (a run class's
          * block is a whole run), so a class whose size is a multiple of the
          * alignment gives aligned blocks */
@@ -731,17 +745,15 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
             if (_neap_class[c].size % align == 0) {
                 p = neap_class_alloc(h, c);
                 if (p && zero) memset(p, 0, size);
-                if (p == NULL) errno = ENOMEM;
-                return p;
+                done = true;
+                break;
             }
         }
     }
-    if (size <= NEAP_LARGE_MAX && align <= NEAP_LARGE_MAX) {
-        p = neap_large_alloc(h, size ? size : 1, align, zero);
-        if (p == NULL) errno = ENOMEM;
-        return p;
-    }
-    return _neap_huge_alloc(size, align, NULL);
+    if (!done) p = neap_large_alloc(h, size ? size : 1, align, zero);
+    _neap_heap_unlock(h);
+    if (p == NULL) errno = ENOMEM;
+    return p;
 }
 
 /* ---------------------------------------------------------------------------
@@ -778,6 +790,7 @@ int _neap_heap_trim(neap_heap_t *h) {
 
 void _neap_heap_done(neap_heap_t *h) {
     if (h == NULL || h == &_neap_heap_empty) return;
+    _neap_heap_lock(h);
     _neap_heap_trim(h);
     for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) {
         h->direct[c] = &_neap_pool_empty;
@@ -813,6 +826,7 @@ void _neap_heap_done(neap_heap_t *h) {
     h->alive = 0;
     h->gnext = neap_free_heaps;
     neap_free_heaps = h;
+    _neap_heap_unlock(h);
     pthread_mutex_unlock(&_neap_lock);
     atomic_fetch_sub_explicit(&_neap_gstats.heaps_current, 1, memory_order_relaxed);
 }
@@ -879,6 +893,32 @@ int _neap_orphans_collect(bool force) {
     }
     pthread_mutex_unlock(&_neap_orphan_lock);
     return released;
+}
+
+/* The background thread's purge (publish.c).  The heap list is copied under
+ * the global lock (heaps are never unmapped, only recycled), then each heap
+ * is purged under its own lock if its owner is not in a slow path; a dead
+ * heap is skipped.  Never waits for an owner: a busy heap is purged by its
+ * owner anyway. */
+size_t _neap_heaps_purge_expired(void) {
+    neap_heap_t *heaps[256];
+    size_t n = 0, left = 0;
+    pthread_mutex_lock(&_neap_lock);
+    for (neap_heap_t *h = _neap_all_heaps; h && n < sizeof heaps / sizeof heaps[0]; h = h->gnext)
+        heaps[n++] = h;
+    pthread_mutex_unlock(&_neap_lock);
+    for (size_t i = 0; i < n; i++) {
+        neap_heap_t *h = heaps[i];
+        if (!_neap_heap_trylock(h)) {
+            left++;
+            continue;
+        }
+        if (h->alive && h->dirty_head != NULL && !h->draining) neap_heap_purge(h, false);
+        if (h->alive) left += h->dirty_pages;
+        _neap_heap_unlock(h);
+    }
+    if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
+    return left;
 }
 
 void _neap_trim_all(void) {

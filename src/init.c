@@ -13,8 +13,10 @@
  *       forking thread's heap
  *   process exit --> statistics if NEAP_SHOW_STATS=1; the published
  *       record's last word (publish.c)
- *   NEAP_PUBLISH > 0 --> the publishing thread starts from the constructor,
- *       and again in a forked child
+ *   NEAP_PUBLISH > 0 or NEAP_BACKGROUND=1 --> the background thread
+ *       (publish.c) starts from the constructor, and again in a forked child
+ *   fork with the background thread running: the forking thread's heap lock
+ *       is held across fork, so the child's heap is not mid-purge
  */
 #include "internal.h"
 
@@ -44,6 +46,7 @@ static void neap_thread_done(void *value) {
 
 static void neap_fork_prepare(void) {
     _neap_publish_fork_prepare();   /* before _neap_lock, as the publisher takes them */
+    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_lock(_neap_tl_heap);   /* no background purge in it */
     pthread_mutex_lock(&_neap_lock);
     pthread_mutex_lock(&_neap_orphan_lock);
 }
@@ -51,11 +54,13 @@ static void neap_fork_prepare(void) {
 static void neap_fork_parent(void) {
     pthread_mutex_unlock(&_neap_orphan_lock);
     pthread_mutex_unlock(&_neap_lock);
+    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
     _neap_publish_fork_parent();
 }
 
 static void neap_fork_child(void) {
     _neap_fork_child(_neap_tl_heap);
+    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
     _neap_publish_fork_child();
 }
 

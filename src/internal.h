@@ -253,6 +253,7 @@ struct neap_heap_s {
     size_t empty_arenas;         /* owned arenas with pages_used == 0 */
     size_t narenas;              /* owned arenas */
     _Atomic int remote_pending;  /* some owned arena got remote frees (atomic) */
+    _Atomic int lock;            /* slow paths vs the background purge (spin lock; fast paths never take it) */
     _Atomic int trim_requested;  /* neap_trim asked for a full purge (atomic) */
     neap_heap_t *gnext, *gprev;  /* all live heaps (global lock) */
     uint64_t now;                /* last clock reading, ms */
@@ -306,6 +307,24 @@ NEAP_INTERNAL long _neap_os_fork(void);
 NEAP_INTERNAL int _neap_os_wait(long pid, int *status);   /* 0, or -1 (errno) */
 NEAP_INTERNAL bool _neap_os_exited(int status, int *code); /* true: exit code; false: signal */
 NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_exit(int code);
+
+/* The heap lock: held by the owner thread in every slow path that changes
+ * the heap's arenas, pools lists or dirty queue, and by the background purge
+ * thread while it purges the heap.  Fast paths never take it. */
+static inline void _neap_heap_lock(neap_heap_t *h) {
+    while (atomic_exchange_explicit(&h->lock, 1, memory_order_acquire)) {
+        while (atomic_load_explicit(&h->lock, memory_order_relaxed)) _neap_os_yield();
+    }
+}
+static inline bool _neap_heap_trylock(neap_heap_t *h) {
+    return !atomic_exchange_explicit(&h->lock, 1, memory_order_acquire);
+}
+static inline void _neap_heap_unlock(neap_heap_t *h) {
+    atomic_store_explicit(&h->lock, 0, memory_order_release);
+}
+/* Background purge: expired dirty pages of every live heap.  Returns the
+ * dirty pages left waiting (heap.c). */
+NEAP_INTERNAL size_t _neap_heaps_purge_expired(void);
 
 /* publish.c -- statistics records for `neap stats` and `neap run` */
 NEAP_INTERNAL void _neap_publish_start(void);   /* if NEAP_PUBLISH > 0 */

@@ -8,6 +8,7 @@
  *   verbose           NEAP_VERBOSE          0         bool
  *   stats_fd          NEAP_STATS_FD         -1        fd
  *   publish           NEAP_PUBLISH          0         ms (0: off)
+ *   background        NEAP_BACKGROUND       0         bool
  *   run_pid           NEAP_RUN_PID          0         pid (set by `neap run`)
  *
  * Read once: at process start, or, if the environment is not set up yet
@@ -38,6 +39,7 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_STATS_FD] = {"STATS_FD", -1, -1, INT_MAX, NEAP_UNIT_NUM},
     [NEAP_OPTION_PUBLISH] = {"PUBLISH", 0, 0, 3600000, NEAP_UNIT_MS},
     [NEAP_OPTION_RUN_PID] = {"RUN_PID", 0, 0, INT_MAX, NEAP_UNIT_NUM},
+    [NEAP_OPTION_BACKGROUND] = {"BACKGROUND", 0, 0, 1, NEAP_UNIT_BOOL},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
@@ -45,6 +47,7 @@ long _neap_options[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_ARENA_RESERVE] = 1,  [NEAP_OPTION_SHOW_STATS] = 0,
     [NEAP_OPTION_VERBOSE] = 0,        [NEAP_OPTION_STATS_FD] = -1,
     [NEAP_OPTION_PUBLISH] = 0,        [NEAP_OPTION_RUN_PID] = 0,
+    [NEAP_OPTION_BACKGROUND] = 0,
 };
 
 static int neap_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }

@@ -18,6 +18,10 @@
  *   NEAP_PUBLISH=<ms> > 0 -> a background thread (all signals blocked; it
  *       never allocates) rewrites the record every <ms>, from the library
  *       constructor on.  A forked child starts its own thread and record.
+ *   The same thread does the background purge (NEAP_BACKGROUND=1): every
+ *       NEAP_PURGE_DELAY ms it gives back the pages whose delay is up, in
+ *       every heap whose owner is not in a slow path (heap.c,
+ *       _neap_heaps_purge_expired), so an idle program does not keep them.
  *   process exit (library destructor) -> the record is rewritten with
  *       "state exited" when NEAP_RUN_PID is this process's pid (`neap run`
  *       reads it, then removes it); any other process removes its record.
@@ -137,16 +141,33 @@ static void neap_pub_write(const char *state) {
     if (len > 0) _neap_os_replace_file(neap_pub_path, neap_pub_tmp, text, len);
 }
 
+/* The background thread: publishes every NEAP_PUBLISH ms, and with
+ * NEAP_BACKGROUND purges every heap's expired pages every NEAP_PURGE_DELAY ms
+ * (at least 5 ms) while any are waiting, every 100 ms when none are. */
 static void *neap_pub_main(void *arg) {
     unsigned long generation = (unsigned long)(uintptr_t)arg;
+    uint64_t last_publish = _neap_os_clock_ms();
+    size_t waiting = 1;
     for (;;) {
-        long ms = neap_opt(NEAP_OPTION_PUBLISH);
-        _neap_os_sleep_ms(ms > 0 ? (unsigned)ms : 1000u);
+        long publish = neap_opt(NEAP_OPTION_PUBLISH);
+        bool purge = neap_opt(NEAP_OPTION_BACKGROUND) != 0;
+        long tick = publish > 0 ? publish : 1000;
+        if (purge) {
+            long delay = neap_opt(NEAP_OPTION_PURGE_DELAY);
+            long want = waiting ? (delay < 5 ? 5 : delay) : 100;
+            if (want < tick) tick = want;
+        }
+        _neap_os_sleep_ms((unsigned)tick);
         pthread_mutex_lock(&neap_pub_lock);
         bool mine = neap_pub_state == NEAP_PUB_RUNNING && generation == neap_pub_generation;
-        if (mine) neap_pub_write("running");
+        uint64_t now = _neap_os_clock_ms();
+        if (mine && publish > 0 && now - last_publish + 2 >= (uint64_t)publish) {
+            neap_pub_write("running");
+            last_publish = now;
+        }
         pthread_mutex_unlock(&neap_pub_lock);
         if (!mine) return NULL;
+        if (purge) waiting = _neap_heaps_purge_expired();
     }
 }
 
@@ -168,14 +189,17 @@ static bool neap_pub_paths(void) {
 /* Sets the paths, writes a first record and starts the thread; the caller
  * holds neap_pub_lock. */
 static void neap_pub_start_locked(void) {
-    if (!neap_pub_paths()) {
+    bool publish = neap_opt(NEAP_OPTION_PUBLISH) > 0;
+    if (publish && !neap_pub_paths()) {
         _neap_warning("statistics are not published", "/tmp/neap-<uid> cannot be made, or is not the user's own 0700 directory");
-        return;
+        neap_option_set(NEAP_OPTION_PUBLISH, 0);
+        publish = false;
+        if (!neap_opt(NEAP_OPTION_BACKGROUND)) return;
     }
     neap_pub_start_ms = _neap_os_realtime_ms();
     neap_pub_generation++;
     neap_pub_state = NEAP_PUB_RUNNING;
-    neap_pub_write("running");
+    if (publish) neap_pub_write("running");
 
     /* the thread takes no signal meant for the program */
     sigset_t all, old;
@@ -189,13 +213,11 @@ static void neap_pub_start_locked(void) {
     int err = pthread_create(&tid, &attr, neap_pub_main, (void *)(uintptr_t)neap_pub_generation);
     pthread_attr_destroy(&attr);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (err != 0) {
-        _neap_warning("statistics are published once only", "the publishing thread could not start");
-    }
+    if (err != 0) _neap_warning("no background thread", "pthread_create failed: statistics are published once, pages purged by the program's own calls only");
 }
 
 void _neap_publish_start(void) {
-    if (neap_opt(NEAP_OPTION_PUBLISH) <= 0) return;
+    if (neap_opt(NEAP_OPTION_PUBLISH) <= 0 && !neap_opt(NEAP_OPTION_BACKGROUND)) return;
     pthread_mutex_lock(&neap_pub_lock);
     if (neap_pub_state == NEAP_PUB_OFF) neap_pub_start_locked();
     pthread_mutex_unlock(&neap_pub_lock);
@@ -208,11 +230,9 @@ void _neap_publish_exit(void) {
     int state = neap_pub_state;
     neap_pub_state = NEAP_PUB_STOPPED;
     /* not publishing, but `neap run` waits for this record */
-    if (state == NEAP_PUB_OFF && summary && neap_pub_paths()) state = NEAP_PUB_RUNNING;
-    if (state == NEAP_PUB_RUNNING) {
-        if (summary) neap_pub_write("exited");
-        else _neap_os_unlink(neap_pub_path);
-    }
+    if (summary && neap_pub_path[0] == 0 && !neap_pub_paths()) summary = false;
+    if (summary) neap_pub_write("exited");
+    else if (state == NEAP_PUB_RUNNING && neap_pub_path[0]) _neap_os_unlink(neap_pub_path);
     pthread_mutex_unlock(&neap_pub_lock);
 }
 
@@ -226,6 +246,7 @@ void _neap_publish_fork_parent(void) {
 
 void _neap_publish_fork_child(void) {
     pthread_mutex_init(&neap_pub_lock, NULL);
+    neap_pub_path[0] = 0;   /* the parent's record is the parent's */
     /* the parent's thread did not come along; the child publishes under its
      * own pid, and leaves the parent's record alone */
     if (neap_pub_state == NEAP_PUB_RUNNING) {

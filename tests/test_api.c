@@ -705,6 +705,7 @@ test_options(void)
         {NEAP_OPTION_STATS_FD, "STATS_FD", -1},
         {NEAP_OPTION_PUBLISH, "PUBLISH", 0},
         {NEAP_OPTION_RUN_PID, "RUN_PID", 0},
+        {NEAP_OPTION_BACKGROUND, "BACKGROUND", 0},
     };
     size_t i;
 

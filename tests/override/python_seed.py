@@ -6,15 +6,19 @@ survivors pinning the pages.
     keep = l[::1000]                      # 1 in 1000 survives, spread over all
     del l; gc.collect()                   # of the heap
 
-RSS (from /proc/self/statm) is read before, at the peak and after; the figure
-is the share of the peak's growth still resident after the frees:
+RSS (from /proc/self/statm) is read before, at the peak, right after the
+frees and once more 0.2 s later ("settled": pages whose purge delay was still
+running when the frees ended have gone back by then); the figures are the
+share of the peak's growth still resident:
 
     kept % = (after - base) / (peak - base) * 100
+    settled % = (settled - base) / (peak - base) * 100
 
 Run it on an allocator (`neap run -- python3 python_seed.py`, or LD_PRELOAD=
 with PYTHONMALLOC=malloc), or as is for pymalloc.  It prints one line,
 
-    base_kb=... peak_kb=... after_kb=... kept_pct=... objects=... malloc=...
+    base_kb=... peak_kb=... after_kb=... kept_pct=... settled_kb=... settled_pct=...
+    objects=... malloc=...
 
 where objects says whether Python's objects came from pymalloc or malloc and
 malloc names the malloc in the process (neap, jemalloc, mimalloc, tcmalloc or
@@ -24,6 +28,7 @@ Used by python_release.sh; an optional argument replaces 10**7.
 import gc
 import os
 import sys
+import time
 
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 
@@ -53,11 +58,15 @@ def main():
     del l
     gc.collect()
     after = rss_kb()
+    time.sleep(0.2)
+    settled = rss_kb()
     kept = (after - base) * 100.0 / (peak - base)
+    kept_settled = (settled - base) * 100.0 / (peak - base)
     # pymalloc counts its blocks; with PYTHONMALLOC=malloc the count is 0
     objects = "pymalloc" if sys.getallocatedblocks() > 0 else "malloc"
-    print("base_kb=%d peak_kb=%d after_kb=%d kept_pct=%.2f objects=%s malloc=%s"
-          % (base, peak, after, kept, objects, which_malloc()))
+    print("base_kb=%d peak_kb=%d after_kb=%d kept_pct=%.2f settled_kb=%d settled_pct=%.2f "
+          "objects=%s malloc=%s"
+          % (base, peak, after, kept, settled, kept_settled, objects, which_malloc()))
     assert len(keep) == (n + 999) // 1000
 
 
