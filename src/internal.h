@@ -242,6 +242,8 @@ NEAP_INTERNAL void *_neap_os_map(size_t size);            /* NULL on failure */
 NEAP_INTERNAL void *_neap_os_map_aligned(size_t size, size_t align);
 NEAP_INTERNAL void _neap_os_unmap(void *p, size_t size);
 NEAP_INTERNAL void _neap_os_purge(void *p, size_t size);  /* contents become zero */
+/* mremap: in place (dest NULL) or moved onto the caller's reservation dest */
+NEAP_INTERNAL void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest);
 NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
 NEAP_INTERNAL void _neap_os_write(int fd, const char *s, size_t n);
 NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
