@@ -91,6 +91,7 @@ int neap_trim(void) {
     neap_heap_t *h = _neap_tl_heap;
     if (h != &_neap_heap_empty) released |= _neap_heap_trim(h);
     released |= _neap_orphans_collect(true);
+    released |= _neap_huge_cache_flush();
     _neap_trim_all();
     return released;
 }

@@ -186,18 +186,157 @@ size_t _neap_arena_purge(neap_arena_t *a) {
 /* ---------------------------------------------------------------------------
  * Huge blocks: their own mapping, aligned to the arena size so the address
  * map can tell them apart from everything else.
+ *
+ *   live    header magic LIVE, map bytes set
+ *   cached  freed, kept mapped for reuse: magic CACHED, map bytes still set
+ *           (so a second free of the pointer reads the header and is told
+ *           apart as a double free), in neap_huge_cache
+ *   gone    map bytes cleared under the lock, then unmapped outside it
+ *
+ * Every header read through a pointer a caller passed (free, usable size)
+ * happens under _neap_huge_lock after re-reading the map byte: a mapping
+ * leaves the map under the lock before it is unmapped, so a stale pointer
+ * never reads an unmapped header, even while another thread expires the
+ * cache.
  * ------------------------------------------------------------------------- */
 typedef struct neap_huge_s {
     size_t map_size;     /* bytes mapped */
     uintptr_t user;      /* the pointer handed out */
     size_t usable;       /* bytes usable from user */
-    uint64_t magic;      /* NEAP_HUGE_MAGIC while live */
+    uint64_t magic;      /* NEAP_HUGE_MAGIC live, NEAP_HUGE_CACHED in the cache */
 } neap_huge_t;
 
-#define NEAP_HUGE_MAGIC 0x6e6561702d687567ull  /* "neap-hug" */
+#define NEAP_HUGE_MAGIC 0x6e6561702d687567ull   /* "neap-hug" */
+#define NEAP_HUGE_CACHED 0x6e6561702d636163ull  /* "neap-cac" */
 #define NEAP_HUGE_MAX_ALIGN ((size_t)64 << 20)
+#define NEAP_HUGE_CACHE_SLOTS 8
 
-void *_neap_huge_alloc(size_t size, size_t align, size_t *usable) {
+typedef struct neap_huge_span_s {
+    uintptr_t base;
+    size_t size;
+    uint64_t since;      /* ms clock when it was freed (cache entries) */
+} neap_huge_span_t;
+
+/* Mappings to unmap once the lock is dropped: at most every cache entry,
+ * plus the block being freed or the tail cut off a reused mapping. */
+typedef struct neap_huge_drop_s {
+    neap_huge_span_t span[NEAP_HUGE_CACHE_SLOTS + 2];
+    size_t n;
+} neap_huge_drop_t;
+
+NEAP_INTERNAL pthread_mutex_t _neap_huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static neap_huge_span_t neap_huge_cache[NEAP_HUGE_CACHE_SLOTS];  /* oldest first (lock) */
+static size_t neap_huge_ncached;                                 /* (lock) */
+/* since of the oldest entry, for a check without the lock; the cached bytes
+ * are _neap_gstats.huge_cached (written under the lock) */
+static _Atomic uint64_t neap_huge_oldest;
+
+/* Clears the map bytes of the units a mapping no longer reaches when it
+ * shrinks from old_size to new_size bytes. */
+static void neap_map_trim(uintptr_t base, size_t old_size, size_t new_size) {
+    size_t keep = (new_size + NEAP_ARENA_MASK) & ~NEAP_ARENA_MASK;
+    if (old_size > keep) neap_map_clear(base + keep, old_size - keep);
+}
+
+static void neap_huge_drop(neap_huge_drop_t *d, uintptr_t base, size_t size) {
+    d->span[d->n].base = base;
+    d->span[d->n].size = size;
+    d->n++;
+}
+
+static void neap_huge_unmap(const neap_huge_drop_t *d) {
+    for (size_t i = 0; i < d->n; i++) {
+        _neap_os_unmap((void *)d->span[i].base, d->span[i].size);
+        atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, d->span[i].size, memory_order_relaxed);
+    }
+}
+
+/* Takes entry i out of the cache (lock held). */
+static neap_huge_span_t neap_huge_cache_take(size_t i) {
+    neap_huge_span_t s = neap_huge_cache[i];
+    memmove(&neap_huge_cache[i], &neap_huge_cache[i + 1], (neap_huge_ncached - i - 1) * sizeof s);
+    neap_huge_ncached--;
+    atomic_fetch_sub_explicit(&_neap_gstats.huge_cached, s.size, memory_order_relaxed);
+    atomic_store_explicit(&neap_huge_oldest, neap_huge_ncached ? neap_huge_cache[0].since : 0,
+                          memory_order_relaxed);
+    return s;
+}
+
+/* Moves the oldest entry out of the cache and out of the map, to be unmapped
+ * by the caller (lock held). */
+static void neap_huge_cache_evict(neap_huge_drop_t *d) {
+    neap_huge_span_t s = neap_huge_cache_take(0);
+    neap_map_clear(s.base, s.size);
+    neap_huge_drop(d, s.base, s.size);
+}
+
+/* Evicts the entries freed NEAP_PURGE_DELAY ms or more before now; all of
+ * them if all (lock held). */
+static void neap_huge_cache_expire_locked(uint64_t now, bool all, neap_huge_drop_t *d) {
+    uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    while (neap_huge_ncached > 0 && (all || neap_huge_cache[0].since + delay <= now))
+        neap_huge_cache_evict(d);
+}
+
+void _neap_huge_cache_expire(uint64_t now) {
+    if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return;
+    if (atomic_load_explicit(&neap_huge_oldest, memory_order_relaxed) +
+            (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY) > now)
+        return;
+    /* a thread holding the lock is in a huge alloc or free, which expires too */
+    if (pthread_mutex_trylock(&_neap_huge_lock) != 0) return;
+    neap_huge_drop_t d = {.n = 0};
+    neap_huge_cache_expire_locked(now, false, &d);
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
+}
+
+int _neap_huge_cache_flush(void) {
+    if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return 0;
+    neap_huge_drop_t d = {.n = 0};
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_cache_expire_locked(0, true, &d);
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
+    return d.n > 0;
+}
+
+/* A cached mapping of at least need bytes whose base is a multiple of
+ * base_align, made the live block with its data at base + offset; NULL if
+ * the cache has none.  Best fit; a mapping more than an eighth larger than
+ * need has its tail unmapped at once, so reuse never keeps more memory than
+ * a fresh mapping would. */
+static char *neap_huge_cache_get(size_t need, size_t base_align, size_t offset) {
+    if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return NULL;
+    neap_huge_drop_t d = {.n = 0};
+    neap_huge_t *h = NULL;
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_cache_expire_locked(_neap_os_clock_ms(), false, &d);
+    size_t best = NEAP_HUGE_CACHE_SLOTS;
+    for (size_t i = 0; i < neap_huge_ncached; i++) {
+        const neap_huge_span_t *s = &neap_huge_cache[i];
+        if (s->size < need || (s->base & (base_align - 1)) != 0) continue;
+        if (best == NEAP_HUGE_CACHE_SLOTS || s->size < neap_huge_cache[best].size) best = i;
+    }
+    if (best < NEAP_HUGE_CACHE_SLOTS) {
+        neap_huge_span_t s = neap_huge_cache_take(best);
+        if (s.size - need > need / 8) {
+            neap_map_trim(s.base, s.size, need);
+            neap_huge_drop(&d, s.base + need, s.size - need);
+            s.size = need;
+        }
+        h = (neap_huge_t *)s.base;
+        h->map_size = s.size;
+        h->user = s.base + offset;
+        h->usable = s.size - offset;
+        h->magic = NEAP_HUGE_MAGIC;
+    }
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
+    return (char *)h;
+}
+
+void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable) {
     if (align < NEAP_PAGE_SIZE) align = NEAP_PAGE_SIZE;
     if (align > NEAP_HUGE_MAX_ALIGN) {   /* a valid alignment neap cannot satisfy */
         errno = ENOMEM;
@@ -209,21 +348,27 @@ void *_neap_huge_alloc(size_t size, size_t align, size_t *usable) {
         return NULL;
     }
     size_t map_size = (offset + size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
-    char *base = _neap_os_map_aligned(map_size, NEAP_ARENA_SIZE > align ? NEAP_ARENA_SIZE : align);
-    if (base == NULL) {
-        errno = ENOMEM;
-        return NULL;
+    size_t base_align = NEAP_ARENA_SIZE > align ? NEAP_ARENA_SIZE : align;
+    neap_huge_t *h = (neap_huge_t *)neap_huge_cache_get(map_size, base_align, offset);
+    if (h != NULL) {
+        if (zero) memset((void *)h->user, 0, size);   /* reused: its pages are dirty */
+    } else {
+        char *base = _neap_os_map_aligned(map_size, base_align);
+        if (base == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        h = (neap_huge_t *)base;   /* fresh mapping: zero */
+        h->map_size = map_size;
+        h->user = (uintptr_t)base + offset;
+        h->usable = map_size - offset;
+        h->magic = NEAP_HUGE_MAGIC;
+        pthread_mutex_lock(&_neap_huge_lock);
+        neap_map_set((uintptr_t)base, map_size, true);
+        pthread_mutex_unlock(&_neap_huge_lock);
     }
-    neap_huge_t *h = (neap_huge_t *)base;
-    h->map_size = map_size;
-    h->user = (uintptr_t)base + offset;
-    h->usable = map_size - offset;
-    h->magic = NEAP_HUGE_MAGIC;
-    pthread_mutex_lock(&_neap_lock);
-    neap_map_set((uintptr_t)base, map_size, true);
-    pthread_mutex_unlock(&_neap_lock);
     atomic_fetch_add_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, map_size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, h->map_size, memory_order_relaxed);
     if (usable) *usable = h->usable;
     return (void *)h->user;
 }
@@ -233,29 +378,83 @@ uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind) {
     return (p & ~NEAP_ARENA_MASK) - ((uintptr_t)(kind - NEAP_MAP_HUGE) << NEAP_ARENA_SHIFT);
 }
 
-size_t _neap_huge_usable(uintptr_t base, const void *p) {
-    const neap_huge_t *h = (const neap_huge_t *)base;
-    if (h->magic != NEAP_HUGE_MAGIC || h->user != (uintptr_t)p) return 0;
-    return h->usable;
+/* What a pointer given to free or realloc turned out to be. */
+enum { NEAP_HUGE_NOT_NEAP, NEAP_HUGE_FAR, NEAP_HUGE_INSIDE, NEAP_HUGE_DOUBLE };
+
+/* The header of the live huge block that starts at p, or NULL with *why
+ * saying what p is instead (lock held: the map byte is re-read, so the
+ * header read is of a mapping that is still there). */
+static neap_huge_t *neap_huge_lookup_locked(uintptr_t p, int *why) {
+    uint8_t kind = _neap_map_kind(p);
+    if (kind < NEAP_MAP_HUGE) {
+        *why = NEAP_HUGE_NOT_NEAP;
+        return NULL;
+    }
+    uintptr_t base = _neap_huge_base(p, kind);
+    if (base == 0) {
+        *why = NEAP_HUGE_FAR;
+        return NULL;
+    }
+    neap_huge_t *h = (neap_huge_t *)base;
+    if (h->user == p && h->magic == NEAP_HUGE_MAGIC) return h;
+    *why = h->user == p && h->magic == NEAP_HUGE_CACHED ? NEAP_HUGE_DOUBLE : NEAP_HUGE_INSIDE;
+    return NULL;
 }
 
-void _neap_huge_free(uintptr_t base, void *p, const char *func) {
-    neap_huge_t *h = (neap_huge_t *)base;
-    if (h->magic != NEAP_HUGE_MAGIC || h->user != (uintptr_t)p)
-        _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block, not its start)");
-    size_t map_size = h->map_size;
-    pthread_mutex_lock(&_neap_lock);
-    /* A second free of the same block finds the map cleared (checked by the
-     * caller before reaching here) or, racing, the magic gone. */
-    if (h->magic != NEAP_HUGE_MAGIC) {
-        pthread_mutex_unlock(&_neap_lock);
+static __attribute__((noreturn, cold)) void neap_huge_bad(const char *func, const void *p, int why) {
+    pthread_mutex_unlock(&_neap_huge_lock);
+    switch (why) {
+    case NEAP_HUGE_NOT_NEAP:
+        _neap_fatal_pointer(func, p, "invalid pointer (not allocated by neap)");
+    case NEAP_HUGE_FAR:
+        _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
+    case NEAP_HUGE_DOUBLE:
         _neap_fatal_pointer(func, p, "double free of huge block");
+    default:
+        _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block, not its start)");
     }
-    h->magic = 0;
-    neap_map_clear(base, map_size);
-    pthread_mutex_unlock(&_neap_lock);
-    _neap_os_unmap((void *)base, map_size);
+}
+
+size_t _neap_huge_usable(uintptr_t base, const void *p) {
+    (void)base;   /* looked up again under the lock */
+    int why;
+    pthread_mutex_lock(&_neap_huge_lock);
+    const neap_huge_t *h = neap_huge_lookup_locked((uintptr_t)p, &why);
+    size_t usable = h ? h->usable : 0;
+    pthread_mutex_unlock(&_neap_huge_lock);
+    return usable;
+}
+
+/* A freed mapping goes to the cache if NEAP_PURGE_DELAY is not 0 and it fits
+ * in NEAP_PURGE_MAX bytes (the oldest entries make room: at most
+ * NEAP_HUGE_CACHE_SLOTS mappings and NEAP_PURGE_MAX bytes are cached);
+ * otherwise it is unmapped at once. */
+void _neap_huge_free(uintptr_t base, void *p, const char *func) {
+    (void)base;   /* looked up again under the lock */
+    neap_huge_drop_t d = {.n = 0};
+    int why;
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_t *h = neap_huge_lookup_locked((uintptr_t)p, &why);
+    if (h == NULL) neap_huge_bad(func, p, why);
+    size_t size = h->map_size;
     atomic_fetch_sub_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, map_size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, map_size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, size, memory_order_relaxed);
+    uint64_t now = _neap_os_clock_ms();
+    neap_huge_cache_expire_locked(now, false, &d);
+    size_t max = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX);
+    if (neap_opt(NEAP_OPTION_PURGE_DELAY) > 0 && size <= max) {
+        while (neap_huge_ncached == NEAP_HUGE_CACHE_SLOTS ||
+               atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) + size > max)
+            neap_huge_cache_evict(&d);
+        h->magic = NEAP_HUGE_CACHED;
+        neap_huge_cache[neap_huge_ncached++] = (neap_huge_span_t){(uintptr_t)h, size, now};
+        atomic_fetch_add_explicit(&_neap_gstats.huge_cached, size, memory_order_relaxed);
+        atomic_store_explicit(&neap_huge_oldest, neap_huge_cache[0].since, memory_order_relaxed);
+    } else {
+        h->magic = 0;
+        neap_map_clear((uintptr_t)h, size);
+        neap_huge_drop(&d, (uintptr_t)h, size);
+    }
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
 }

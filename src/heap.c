@@ -250,6 +250,7 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
     size_t max_pages = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX) >> NEAP_PAGE_SHIFT;
     h->now = _neap_os_clock_ms();
+    _neap_huge_cache_expire(h->now);
     while (h->dirty_head != NULL) {
         neap_arena_t *a = h->dirty_head;
         if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && h->dirty_pages <= max_pages)
@@ -598,7 +599,8 @@ static void neap_heap_collect(neap_heap_t *h) {
         _neap_heap_trim(h);
     }
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
-    if (h->dirty_head && h->purge_countdown-- == 0) {
+    if ((h->dirty_head || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
+        h->purge_countdown-- == 0) {
         h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
         neap_heap_purge(h, false);
     }
@@ -622,7 +624,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
     } else if (size <= NEAP_LARGE_MAX) {
         p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
     } else {
-        return _neap_huge_alloc(size, NEAP_PAGE_SIZE, NULL);  /* fresh mapping: zero */
+        return _neap_huge_alloc(size, NEAP_PAGE_SIZE, zero, NULL);
     }
     if (p == NULL) errno = ENOMEM;
     return p;
@@ -655,7 +657,7 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
         if (p == NULL) errno = ENOMEM;
         return p;
     }
-    return _neap_huge_alloc(size, align, NULL);
+    return _neap_huge_alloc(size, align, zero, NULL);
 }
 
 /* ---------------------------------------------------------------------------

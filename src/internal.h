@@ -229,7 +229,7 @@ extern NEAP_INTERNAL pthread_mutex_t _neap_lock;   /* arenas list, heaps list, o
 typedef struct neap_gstats_s {
     _Atomic size_t arenas_allocated, arenas_freed, arenas_current, arenas_highwater;
     _Atomic size_t bytes_purged, bytes_unmapped;
-    _Atomic size_t huge_current, huge_bytes;
+    _Atomic size_t huge_current, huge_bytes, huge_cached;  /* cached: freed huge mappings kept */
     _Atomic size_t heaps_current, arenas_orphaned;
     _Atomic size_t pools_made[NEAP_CLASS_MAX + 1];   /* per class; counted in the slow path */
 } neap_gstats_t;
@@ -305,10 +305,15 @@ NEAP_INTERNAL bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first,
 NEAP_INTERNAL size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n); /* returns dirty pages taken */
 NEAP_INTERNAL void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a); /* returns pages purged */
-NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, size_t *usable);
+/* zero: the data must read as zero (a fresh mapping does; a cached one is cleared) */
+NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable);
 NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
 NEAP_INTERNAL uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind); /* 0 if none */
 NEAP_INTERNAL size_t _neap_huge_usable(uintptr_t base, const void *p);
+/* Unmaps cached huge mappings freed NEAP_PURGE_DELAY ms before now (cheap
+ * when there are none); flush unmaps them all, returns 1 if there were any. */
+NEAP_INTERNAL void _neap_huge_cache_expire(uint64_t now);
+NEAP_INTERNAL int _neap_huge_cache_flush(void);
 
 neap_inline uint8_t _neap_map_kind(uintptr_t a) {
     if (neap_unlikely((a >> NEAP_ADDR_BITS) != 0)) return NEAP_MAP_NONE;
