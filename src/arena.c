@@ -193,11 +193,11 @@ size_t _neap_arena_purge(neap_arena_t *a) {
  *           apart as a double free), in neap_huge_cache
  *   gone    map bytes cleared under the lock, then unmapped outside it
  *
- * Every header read through a pointer a caller passed (free, usable size)
- * happens under _neap_huge_lock after re-reading the map byte: a mapping
- * leaves the map under the lock before it is unmapped, so a stale pointer
- * never reads an unmapped header, even while another thread expires the
- * cache.
+ * Every header read through a pointer a caller passed (free, usable size,
+ * realloc) happens under _neap_huge_lock after re-reading the map byte: a
+ * mapping leaves the map under the lock before it is unmapped, so a stale
+ * pointer never reads an unmapped header, even while another thread expires
+ * the cache.
  * ------------------------------------------------------------------------- */
 typedef struct neap_huge_s {
     size_t map_size;     /* bytes mapped */
@@ -457,4 +457,62 @@ void _neap_huge_free(uintptr_t base, void *p, const char *func) {
     }
     pthread_mutex_unlock(&_neap_huge_lock);
     neap_huge_unmap(&d);
+}
+
+/* Resizes the huge block p to size bytes without copying: the mapping
+ * shrinks (its tail unmapped, unless that is an eighth of it or less) or
+ * grows in place, or else its pages move (mremap) onto a fresh 4 MiB-aligned
+ * reservation.  Returns the block, at p
+ * or at its new address, or NULL if the mapping could not be resized; p is
+ * then untouched and the caller copies. */
+void *_neap_huge_realloc(void *p, size_t size, const char *func) {
+    int why;
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_t *h = neap_huge_lookup_locked((uintptr_t)p, &why);
+    if (h == NULL) neap_huge_bad(func, p, why);
+    uintptr_t base = (uintptr_t)h;
+    size_t old_size = h->map_size, offset = h->user - base;
+    pthread_mutex_unlock(&_neap_huge_lock);
+    if (size > ((size_t)1 << NEAP_ADDR_BITS) - offset - NEAP_ARENA_SIZE) return NULL;
+    size_t new_size = (offset + size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
+    /* an eighth of slack is kept, as when a cached mapping is reused */
+    if (new_size <= old_size && old_size - new_size <= new_size / 8) return p;
+    if (new_size < old_size) {
+        pthread_mutex_lock(&_neap_huge_lock);
+        neap_map_trim(base, old_size, new_size);
+        h->map_size = new_size;
+        h->usable = new_size - offset;
+        pthread_mutex_unlock(&_neap_huge_lock);
+        _neap_os_unmap((void *)(base + new_size), old_size - new_size);
+        atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, old_size - new_size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, old_size - new_size, memory_order_relaxed);
+        return p;
+    }
+    char *q = _neap_os_remap((void *)base, old_size, new_size, NULL);
+    if (q == NULL) {
+        /* the pages after it are taken: move it, to an aligned address the
+         * map can describe (mremap alone would pick any address) */
+        char *dest = _neap_os_map_aligned(new_size, NEAP_ARENA_SIZE);
+        if (dest == NULL) return NULL;
+        pthread_mutex_lock(&_neap_huge_lock);
+        neap_map_clear(base, old_size);   /* out of the map before it is gone */
+        pthread_mutex_unlock(&_neap_huge_lock);
+        q = _neap_os_remap((void *)base, old_size, new_size, dest);
+        if (q == NULL) {
+            pthread_mutex_lock(&_neap_huge_lock);
+            neap_map_set(base, old_size, true);
+            pthread_mutex_unlock(&_neap_huge_lock);
+            _neap_os_unmap(dest, new_size);
+            return NULL;
+        }
+    }
+    h = (neap_huge_t *)q;
+    pthread_mutex_lock(&_neap_huge_lock);
+    h->map_size = new_size;
+    h->user = (uintptr_t)q + offset;
+    h->usable = new_size - offset;
+    neap_map_set((uintptr_t)q, new_size, true);
+    pthread_mutex_unlock(&_neap_huge_lock);
+    atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, new_size - old_size, memory_order_relaxed);
+    return (void *)h->user;
 }

@@ -310,6 +310,8 @@ NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_
 NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
 NEAP_INTERNAL uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind); /* 0 if none */
 NEAP_INTERNAL size_t _neap_huge_usable(uintptr_t base, const void *p);
+/* p (a huge block) resized without copying; NULL: could not, p untouched */
+NEAP_INTERNAL void *_neap_huge_realloc(void *p, size_t size, const char *func);
 /* Unmaps cached huge mappings freed NEAP_PURGE_DELAY ms before now (cheap
  * when there are none); flush unmaps them all, returns 1 if there were any. */
 NEAP_INTERNAL void _neap_huge_cache_expire(uint64_t now);
