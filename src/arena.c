@@ -13,7 +13,38 @@
  *
  * Everything here about one arena runs on its owner's thread (or under the
  * orphan lock); creating and destroying arenas takes _neap_lock, which also
- * guards the list of all arenas and the address map's writes.
+ * guards the list of all arenas and the arenas' bytes in the address map.
+ *
+ * Huge blocks (> 1 MiB) have a mapping each, aligned to 4 MiB.  A freed one
+ * is not unmapped at once but kept in a process-wide cache, so that a huge
+ * request soon after a huge free costs no system call and no page fault:
+ *
+ *   free(huge) ---> cache[8], oldest first: {base, size, freed at}
+ *                   (header says CACHED, its map bytes stay: a second free
+ *                   of the pointer is reported as a double free)
+ *                      |  at most 8 mappings and NEAP_PURGE_MAX bytes: the
+ *                      |  oldest make room, a larger mapping is unmapped at
+ *                      |  once; nothing is cached if NEAP_PURGE_DELAY is 0
+ *   malloc(huge) <-----+  best fit: the smallest mapping that holds the
+ *                      |  request (and is aligned enough); more than an
+ *                      |  eighth too large, its tail is unmapped at once
+ *   unmapped  <--------+  NEAP_PURGE_DELAY ms after the free: checked at every
+ *                         huge malloc and free and at the heaps' purge
+ *                         checks (_neap_huge_cache_expire), so the memory
+ *                         goes back even when no huge block comes any more;
+ *                         neap_trim empties the cache
+ *
+ *   Why NEAP_PURGE_MAX bounds it: expiry needs some allocator activity, so
+ *   the bound is what a program that goes idle right after freeing keeps,
+ *   the same promise a heap makes for its empty pages.  Eight slots keep the
+ *   best-fit scan trivial (at the default 8 MiB the bytes bind first).
+ *
+ *   realloc(huge, n) -> mremap: shrink or grow in place, or move the pages
+ *   onto a new 4 MiB-aligned reservation (never copy unless that fails).
+ *
+ * The cache, the huge headers read through callers' pointers and the huge
+ * mappings' map bytes are guarded by _neap_huge_lock, a leaf lock: mmap and
+ * munmap happen outside it, after the map bytes are cleared under it.
  */
 #include "internal.h"
 

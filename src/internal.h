@@ -6,7 +6,8 @@
  *   alloc.c      neap_malloc/free/realloc/...          (fast paths, inline)
  *   heap.c       per-thread heaps: pools, lists, remote frees, purge policy
  *   arena.c      4 MiB arenas: page runs, purge, the address map, huge maps
- *   os.c         mmap, munmap, madvise, /proc, clock, stderr  (all OS calls)
+ *                and the cache of freed huge mappings
+ *   os.c         mmap, munmap, mremap, madvise, /proc, clock, stderr (all OS calls)
  *   options.c    the NEAP_* option table                 stats.c  statistics
  *   init.c       process start, thread exit, fork
  *
@@ -26,13 +27,18 @@
  *   +--------+--------------------------- ... ---+
  *   | header | user data (at base + max(page, alignment))
  *   +--------+--------------------------- ... ---+
+ *   once freed it waits in the huge cache (arena.c: at most 8 mappings and
+ *   NEAP_PURGE_MAX bytes, for NEAP_PURGE_DELAY ms; its map bytes stay and its
+ *   header says CACHED) for reuse, then it is unmapped; realloc moves or
+ *   resizes it with mremap.
  *
  *   _neap_map: one byte per 4 MiB of the 47-bit address space (32 MiB of
  *   zero-filled, lazily touched bss): 0 not neap's, 1 arena, 2 huge mapping
  *   base, 3..254 huge continuation (value-2 units back to the base), 255 far
  *   inside a huge mapping.  free() consults it before touching any header,
  *   so a foreign pointer is recognised without reading memory neap does not
- *   own.
+ *   own.  A huge mapping's bytes are cleared (under _neap_huge_lock) before
+ *   it is unmapped or moved, and its header is read under that lock.
  *
  * Page states (pool[i].state):
  *
