@@ -81,7 +81,7 @@ NEAP_EXPORT int neap_owns(const void *p);
  * ------------------------------------------------------------------------- */
 typedef enum neap_option_e {
     NEAP_OPTION_PURGE_DELAY = 0, /* ms an empty page (or a freed huge block's mapping) stays
-                                    before it is given back */
+                                    before it is given back (a page: at most twice that) */
     NEAP_OPTION_PURGE_MAX,       /* bytes of empty committed pages a heap may hold before an early
                                     purge; also the bound of the cache of freed huge mappings */
     NEAP_OPTION_ARENA_RESERVE,   /* empty arenas a heap keeps mapped (pages purged) before unmapping */

@@ -5,11 +5,18 @@
  *   used_map  1 1 .. 1     0 0 1 1 1 0 0 0 1 ...      (page in a run)
  *   dirty_map 0 0 .. 0     1 0 0 0 0 1 1 0 0 ...      (free, contents stale)
  *
+ *   young_map 0 0 .. 0     0 0 0 0 0 1 0 0 0 ...      (dirty, emptied lately)
+ *
  *   A run is n contiguous pages; its head page's pool header describes it.
  *   find_run is first-fit in address order (low pages fill first, so high
- *   pages drain), optionally trying warm dirty pages first for one-page runs.
- *   release_run marks the pages dirty; purge gives every dirty page back to
- *   the OS with one madvise per maximal dirty stretch.
+ *   pages drain), optionally trying runs that start on a warm dirty page
+ *   first (pools: reusing them costs no page fault, and they would otherwise
+ *   be purged).  release_run marks the pages dirty; purge gives every dirty
+ *   page back to the OS with one madvise per maximal dirty stretch, and
+ *   purge_old every dirty page but the young ones, which become old: the
+ *   heap marks pages young when they empty in an arena already waiting in
+ *   its dirty queue, so a page goes back NEAP_PURGE_DELAY to twice that
+ *   after it emptied, never moments after (heap.c).
  *
  * Everything here about one arena runs on its owner's thread (or under the
  * orphan lock); creating and destroying arenas takes _neap_lock, which also
@@ -138,14 +145,30 @@ static size_t neap_count_bits(const uint64_t *m, size_t first, size_t n) {
     return c;
 }
 
+/* No bit of [first, first+n) set. */
+static bool neap_range_clear(const uint64_t *m, size_t first, size_t n) {
+    while (n > 0) {
+        size_t w = first / 64, b = first % 64;
+        size_t k = 64 - b < n ? 64 - b : n;
+        uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
+        if (m[w] & mask) return false;
+        first += k;
+        n -= k;
+    }
+    return true;
+}
+
 long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty) {
-    if (n == 1 && prefer_dirty && a->pages_dirty > 0) {
+    if (align == 0) align = 1;
+    if (prefer_dirty && a->pages_dirty > 0) {
         for (size_t w = 0; w < NEAP_MAP_WORDS; w++) {
-            uint64_t d = a->dirty_map[w] & ~a->used_map[w];
-            if (d) return (long)(w * 64 + (size_t)__builtin_ctzll(d));
+            for (uint64_t d = a->dirty_map[w] & ~a->used_map[w]; d; d &= d - 1) {
+                size_t i = w * 64 + (size_t)__builtin_ctzll(d);
+                if (i + n > NEAP_ARENA_PAGES) break;
+                if (i % align == 0 && neap_range_clear(a->used_map, i, n)) return (long)i;
+            }
         }
     }
-    if (align == 0) align = 1;
     size_t i = NEAP_META_PAGES;
     while (i + n <= NEAP_ARENA_PAGES) {
         if (i % align) {
@@ -173,7 +196,10 @@ bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n) {
 size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {
     size_t dirty = a->pages_dirty ? neap_count_bits(a->dirty_map, first, n) : 0;
     neap_bits(a->used_map, first, n, true);
-    if (dirty) neap_bits(a->dirty_map, first, n, false);
+    if (dirty) {
+        neap_bits(a->dirty_map, first, n, false);
+        neap_bits(a->young_map, first, n, false);
+    }
     a->pages_dirty -= (uint32_t)dirty;
     a->pages_used += (uint32_t)n;
     for (size_t i = 1; i < n; i++) {
@@ -191,27 +217,46 @@ void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n) {
     a->pages_dirty += (uint32_t)n;
 }
 
-size_t _neap_arena_purge(neap_arena_t *a) {
-    if (a->pages_dirty == 0) return 0;
+void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n) {
+    neap_bits(a->young_map, first, n, true);
+}
+
+/* Gives back the dirty pages that are not in keep, one madvise per stretch. */
+static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep) {
     size_t purged = 0;
     size_t i = NEAP_META_PAGES;
     while (i < NEAP_ARENA_PAGES) {
-        uint64_t d = a->dirty_map[i / 64] >> (i % 64);
+        uint64_t d = (a->dirty_map[i / 64] & ~keep[i / 64]) >> (i % 64);
         if (d == 0) {
             i = (i / 64 + 1) * 64;
             continue;
         }
         i += (size_t)__builtin_ctzll(d);
         size_t j = i;
-        while (j < NEAP_ARENA_PAGES && neap_bit(a->dirty_map, j)) j++;
+        while (j < NEAP_ARENA_PAGES && neap_bit(a->dirty_map, j) && !neap_bit(keep, j)) j++;
         _neap_os_purge((void *)_neap_page_addr(a, i), (j - i) << NEAP_PAGE_SHIFT);
         neap_bits(a->dirty_map, i, j - i, false);
         purged += j - i;
         i = j;
     }
-    a->pages_dirty = 0;
+    a->pages_dirty -= (uint32_t)purged;
     atomic_fetch_add_explicit(&_neap_gstats.bytes_purged, purged << NEAP_PAGE_SHIFT, memory_order_relaxed);
     return purged;
+}
+
+size_t _neap_arena_purge(neap_arena_t *a) {
+    static const uint64_t none[NEAP_MAP_WORDS];
+    memset(a->young_map, 0, sizeof a->young_map);
+    if (a->pages_dirty == 0) return 0;
+    return neap_arena_purge_except(a, none);
+}
+
+size_t _neap_arena_purge_old(neap_arena_t *a) {
+    uint64_t young[NEAP_MAP_WORDS];
+    memcpy(young, a->young_map, sizeof young);
+    memset(a->young_map, 0, sizeof a->young_map);
+    if (a->pages_dirty == 0) return 0;
+    return neap_arena_purge_except(a, young);
 }
 
 /* ---------------------------------------------------------------------------

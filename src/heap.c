@@ -14,7 +14,9 @@
  * arena) -> direct -> FULL when exhausted -> POOL on the partial list when a
  * block comes back -> retired when its last block comes back: its pages turn
  * dirty, join the dirty queue and go back to the OS after NEAP_PURGE_DELAY
- * ms, or sooner once the heap holds more than NEAP_PURGE_MAX dirty bytes.
+ * ms (to twice that: the queue holds arenas, and pages that empty in an
+ * arena already queued wait for the next round), or sooner once the heap
+ * holds more than NEAP_PURGE_MAX dirty bytes.
  * An arena left empty is unmapped at that moment too, beyond the
  * NEAP_ARENA_RESERVE empty arenas a heap keeps.
  * The direct pool is never retired while it is direct (churn on one object
@@ -253,12 +255,20 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     _neap_huge_cache_expire(h->now);
     while (h->dirty_head != NULL) {
         neap_arena_t *a = h->dirty_head;
-        if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && h->dirty_pages <= max_pages)
-            break;
+        bool over = h->dirty_pages > max_pages;
+        if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && !over) break;
         neap_dirty_pop(h);
-        size_t n = _neap_arena_purge(a);
+        /* on time, the pages that emptied after the arena joined the queue
+         * (young) stay for one more delay: a page goes back between
+         * NEAP_PURGE_DELAY and twice that after it emptied, not moments
+         * after, when churn is likely to want it again */
+        size_t n = force || over ? _neap_arena_purge(a) : _neap_arena_purge_old(a);
         h->dirty_pages -= n;
         purged += n;
+        if (a->pages_dirty != 0) {
+            neap_dirty_enqueue(h, a);   /* its young pages, old now */
+            continue;
+        }
         /* an empty arena waits out the same delay as its pages, so churn that
          * empties and refills arenas does not unmap and map them each time */
         if (a->pages_used == 0 && h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE))
@@ -283,6 +293,8 @@ static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first,
     if (!a->in_dirty) {
         h->now = _neap_os_clock_ms();
         neap_dirty_enqueue(h, a);
+    } else {
+        _neap_arena_mark_young(a, first, n);   /* emptied after the arena's clock started */
     }
     if (a->pages_used == 0) h->empty_arenas++;   /* unmapped when its purge time comes */
     if (!h->draining) neap_heap_purge(h, false);

@@ -62,7 +62,9 @@
  *     owner heap's thread, or, for an orphan, under the orphan lock.
  *   - arena.pages_used counts data pages in runs; 0 means the arena is empty.
  *   - used_map has a bit per page in a run (and the META pages); dirty_map a
- *     bit per free page with stale contents; no page has both.
+ *     bit per free page with stale contents; no page has both.  young_map is
+ *     a subset of dirty_map: pages emptied after the arena joined its heap's
+ *     dirty queue, given back one purge round later.
  */
 #ifndef NEAP_INTERNAL_H
 #define NEAP_INTERNAL_H
@@ -187,6 +189,7 @@ struct neap_arena_s {
     _Atomic(neap_block_t *) remote; /* blocks freed by other threads (atomic stack) */
     uint64_t used_map[NEAP_MAP_WORDS];  /* pages in runs (owner only) */
     uint64_t dirty_map[NEAP_MAP_WORDS]; /* free pages with stale contents (owner only) */
+    uint64_t young_map[NEAP_MAP_WORDS]; /* dirty pages emptied after dirty_since (owner only) */
     uint32_t pages_used;         /* data pages in runs (owner only) */
     uint32_t pages_dirty;        /* bits set in dirty_map (owner only) */
     uint64_t dirty_since;        /* ms clock when it joined the heap's dirty queue */
@@ -305,12 +308,15 @@ NEAP_INTERNAL void _neap_options_init(void);   /* reads once, when the environme
 NEAP_INTERNAL neap_arena_t *_neap_arena_create(void);     /* NULL on OOM */
 NEAP_INTERNAL void _neap_arena_destroy(neap_arena_t *a);  /* caller: not on any heap list */
 /* First page of a free run of n pages whose index is a multiple of align
- * (pages); -1 if none.  *zero is set when no page of the run is dirty. */
+ * (pages); -1 if none.  prefer_dirty: a run starting on a dirty page first. */
 NEAP_INTERNAL long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty);
 NEAP_INTERNAL bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n); /* returns dirty pages taken */
 NEAP_INTERNAL void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a); /* returns pages purged */
+/* Purges the dirty pages that are not young; the young ones become old. */
+NEAP_INTERNAL size_t _neap_arena_purge_old(neap_arena_t *a);
+NEAP_INTERNAL void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n);
 /* zero: the data must read as zero (a fresh mapping does; a cached one is cleared) */
 NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable);
 NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
