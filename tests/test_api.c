@@ -21,6 +21,9 @@
  *   env          options from NEAP_* environment variables (run by CMake
  *                with a prepared environment)
  *   trim         1 when free pages are given back, then 0
+ *   purge        an empty page goes back once empty for NEAP_PURGE_DELAY
+ *                (one that empties just before its arena's turn waits a
+ *                round; mincore tells); a new pool takes dirty pages first
  *   huge         the cache of freed huge mappings (reuse at the same address
  *                without a system call, calloc zero, best fit with the tail
  *                given back, the NEAP_PURGE_MAX and slot bounds, no cache at
@@ -823,6 +826,90 @@ test_trim(void)
 /* ------------------------------------------------------------------------ */
 
 static int
+page_resident(const void *p)
+{
+    unsigned char v = 0;
+    void *page = (void *)((uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
+    CHECK(mincore(page, NEAP_PAGE_SIZE, &v) == 0);
+    return v & 1;
+}
+
+static void
+sleep_ms(long ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+/* In a thread of its own: a fresh heap, whose dirty queue only this uses. */
+static void *
+purge_thread(void *arg)
+{
+    enum { PER_POOL = 8, DELAY = 100 }; /* 496-byte blocks: 8 to a one-page pool */
+    void *b[3 * PER_POOL], *x[4];
+    size_t i;
+    (void)arg;
+
+    /* a page is given back once it has been empty for NEAP_PURGE_DELAY: one
+     * that empties just before its arena's turn waits for the next round */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, DELAY) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 1L << 40) == 0);
+    for (i = 0; i < 3 * PER_POOL; i++) {
+        b[i] = malloc(496);
+        CHECK(b[i] != NULL);
+        memset(b[i], 1, 496);
+    }
+    CHECK((uintptr_t)b[0] >> 12 == (uintptr_t)b[PER_POOL - 1] >> 12);
+    CHECK((uintptr_t)b[PER_POOL] >> 12 == (uintptr_t)b[2 * PER_POOL - 1] >> 12);
+    CHECK((uintptr_t)b[0] >> 12 != (uintptr_t)b[PER_POOL] >> 12);
+    neap_trim(); /* nothing dirty: the first pool to empty starts the clock */
+    for (i = 0; i < PER_POOL; i++) /* pool 1 empties at t0 */
+        free(b[i]);
+    sleep_ms(DELAY / 2);
+    for (i = PER_POOL; i < 2 * PER_POOL; i++) /* pool 2 at t0 + DELAY/2 */
+        free(b[i]);
+    sleep_ms(DELAY - DELAY / 2 + 30);
+    free(malloc(100000)); /* a purge check, past t0 + DELAY */
+    CHECKF(!page_resident(b[0]), "pool 1, empty for %d ms, still resident", DELAY + 30);
+    CHECKF(page_resident(b[PER_POOL]), "pool 2, empty for %d ms, already given back",
+           DELAY / 2 + 30);
+    sleep_ms(DELAY + 30);
+    free(malloc(100000));
+    CHECKF(!page_resident(b[PER_POOL]), "pool 2 still resident after a second round");
+    for (i = 2 * PER_POOL; i < 3 * PER_POOL; i++)
+        free(b[i]);
+
+    /* a new multi-page pool takes dirty pages before clean ones: 20000 bytes
+     * is a one-block pool of 5 pages */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000) == 0);
+    for (i = 0; i < 3; i++)
+        CHECK((x[i] = malloc(20000)) != NULL);
+    free(x[0]);
+    neap_trim(); /* x[0]'s pages clean (the direct pool x[2] stays) */
+    free(x[1]);  /* x[1]'s pages dirty */
+    x[3] = malloc(20000);
+    CHECKF(x[3] == x[1], "a new pool at %p, not on the dirty pages at %p (clean ones at %p)",
+           x[3], x[1], x[0]);
+    free(x[2]);
+    free(x[3]);
+    return NULL;
+}
+
+static void
+test_purge(void)
+{
+    long old_delay = neap_option_get(NEAP_OPTION_PURGE_DELAY);
+    long old_max = neap_option_get(NEAP_OPTION_PURGE_MAX);
+    pthread_t t;
+
+    CHECK(pthread_create(&t, NULL, purge_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, old_delay) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, old_max) == 0);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int
 class_of(const neap_stats_t *s, size_t block_size)
 {
     int c;
@@ -1373,6 +1460,7 @@ static const struct {
     {"options", test_options},
     {"stats", test_stats},
     {"trim", test_trim},
+    {"purge", test_purge},
     {"huge", test_huge},
     {"process", test_process_memory},
     {"libc", test_libc_names},
