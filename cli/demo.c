@@ -54,7 +54,8 @@
 #define DEMO_MAX_SIZE 128
 #define DEMO_SEED 42                     /* xorshift64 seed of the size sequence */
 #define DEMO_SETTLE_MS 100               /* sleep before the "unref" reading, or
-                                            NEAP_PURGE_DELAY + 50 ms if that is longer */
+                                            2 * NEAP_PURGE_DELAY + 50 ms (an empty page
+                                            waits up to twice the delay) if longer */
 #define DEMO_SCENARIOS 2
 
 #define DEMO_MB (1024.0 * 1024.0)
@@ -219,7 +220,7 @@ static void demo_child_run(const demo_config_t *cfg, const demo_scenario_t *sc,
 
     r->purge_delay_ms = neap_option_get(NEAP_OPTION_PURGE_DELAY);
     r->settle_ms = DEMO_SETTLE_MS;
-    if (r->purge_delay_ms >= DEMO_SETTLE_MS) r->settle_ms = r->purge_delay_ms + 50;
+    if (2 * r->purge_delay_ms + 50 > DEMO_SETTLE_MS) r->settle_ms = 2 * r->purge_delay_ms + 50;
 
     /* The pointer array: straight from the kernel, every page touched now so
      * that its resident size is exactly `len` at every reading below. */

@@ -33,7 +33,7 @@ static const neap_record_field_t neap_record_fields[] = {
     NEAP_RF(pages_used),       NEAP_RF(pages_dirty),      NEAP_RF(bytes_live),
     NEAP_RF(bytes_in_pools),   NEAP_RF(bytes_huge),       NEAP_RF(bytes_mapped),
     NEAP_RF(bytes_purged),     NEAP_RF(bytes_unmapped),   NEAP_RF(huge_current),
-    NEAP_RF(large_current),    NEAP_RF(heaps_current),
+    NEAP_RF(large_current),    NEAP_RF(heaps_current),    NEAP_RF(bytes_huge_cached),
     {"rss", offsetof(neap_cli_record_t, rss)},
     {"peak_rss", offsetof(neap_cli_record_t, peak_rss)},
     {"vsize", offsetof(neap_cli_record_t, vsize)},
@@ -211,7 +211,9 @@ void neap_cli_record_memory(FILE *out, const neap_cli_record_t *r) {
     neap_cli_format_size(a, sizeof a, (double)(st->bytes_purged + st->bytes_unmapped));
     neap_cli_format_size(b, sizeof b, (double)st->bytes_purged);
     neap_cli_format_size(c, sizeof c, (double)st->bytes_unmapped);
-    neap_cli_format_size(d, sizeof d, (double)st->pages_dirty * NEAP_PAGE_SIZE);
+    /* empty but not yet given back: dirty pages and cached huge mappings */
+    neap_cli_format_size(d, sizeof d,
+                         (double)st->pages_dirty * NEAP_PAGE_SIZE + (double)st->bytes_huge_cached);
     fprintf(out, "  given back to OS  %-12s (in all: pages purged %s, unmapped %s); %s empty, not yet\n",
             a, b, c, d);
     fprintf(out, "  arenas            %zu now, %zu at most, %zu unmapped; pools %zu, large blocks %zu, "

@@ -63,9 +63,10 @@ NEAP_EXPORT int neap_posix_memalign(void **out, size_t alignment, size_t size);
 /* Bytes usable at p (>= the size asked for); 0 for NULL. */
 NEAP_EXPORT size_t neap_usable_size(const void *p);
 /* Give every free page back to the OS now, as malloc_trim(0) does: the
- * calling thread's heap, the arenas of exited threads, and a request to every
- * other thread's heap, honoured at its next allocation slow path.  Returns 1
- * if memory was given back, 0 otherwise. */
+ * calling thread's heap, the arenas of exited threads, the cached mappings
+ * of freed huge blocks, and a request to every other thread's heap, honoured
+ * at its next allocation slow path.  Returns 1 if memory was given back, 0
+ * otherwise. */
 NEAP_EXPORT int neap_trim(void);
 /* 1 if p is a live block handed out by neap, 0 otherwise; never reads memory
  * neap does not own.  Exact for blocks of the calling thread's heap (and for
@@ -79,8 +80,10 @@ NEAP_EXPORT int neap_owns(const void *p);
  * K/KiB, M/MiB, G/GiB suffixes; times are milliseconds.
  * ------------------------------------------------------------------------- */
 typedef enum neap_option_e {
-    NEAP_OPTION_PURGE_DELAY = 0, /* ms an empty page stays before it is given back */
-    NEAP_OPTION_PURGE_MAX,       /* bytes of empty committed pages a heap may hold before an early purge */
+    NEAP_OPTION_PURGE_DELAY = 0, /* ms an empty page (or a freed huge block's mapping) stays
+                                    before it is given back (a page: at most twice that) */
+    NEAP_OPTION_PURGE_MAX,       /* bytes of empty committed pages a heap may hold before an early
+                                    purge; also the bound of the cache of freed huge mappings */
     NEAP_OPTION_ARENA_RESERVE,   /* empty arenas a heap keeps mapped (pages purged) before unmapping */
     NEAP_OPTION_SHOW_STATS,      /* print statistics to stderr at exit */
     NEAP_OPTION_VERBOSE,         /* print warnings and notices */
@@ -128,7 +131,9 @@ typedef struct neap_stats_s {
     size_t bytes_live;        /* bytes in blocks handed out (block sizes) */
     size_t bytes_in_pools;    /* bytes of pages holding pools */
     size_t bytes_huge;        /* bytes mapped for huge blocks */
-    size_t bytes_mapped;      /* bytes of address space mapped now */
+    size_t bytes_huge_cached; /* bytes of freed huge mappings kept for reuse: not live, given
+                                 back after NEAP_PURGE_DELAY ms (at most NEAP_PURGE_MAX) */
+    size_t bytes_mapped;      /* bytes of address space mapped now (cached huge mappings too) */
     size_t bytes_purged;      /* bytes given back with madvise since start */
     size_t bytes_unmapped;    /* bytes given back with munmap since start */
     size_t huge_current;      /* huge blocks live */

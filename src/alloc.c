@@ -36,6 +36,13 @@ void *neap_realloc(void *p, size_t size) {
         neap_free_inline(p);
         return q;
     }
+    /* a huge block is resized in place, or its pages moved, with mremap: no
+     * copy.  Only one shrinking to less than half of itself and to at most
+     * 1 MiB is copied, into a large or small block (below) */
+    if (_neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE && (size > NEAP_LARGE_MAX || size >= usable / 2)) {
+        void *q = _neap_huge_realloc(p, size, "realloc");
+        if (q != NULL) return q;
+    }
     /* keep the block when the new size fits and wastes less than half */
     if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
     void *q = neap_malloc_inline(size);
@@ -95,6 +102,7 @@ int neap_trim(void) {
         _neap_heap_unlock(h);
     }
     released |= _neap_orphans_collect(true);
+    released |= _neap_huge_cache_flush();
     _neap_trim_all();
     return released;
 }

@@ -8,18 +8,56 @@
  *                                                its length, CONT with the
  *                                                distance back to the head)
  *
+ *   young_map 0 0 .. 0     0 0 0 0 0 1 0 0 0 ...      (dirty, emptied lately)
+ *
  *   The META page holds the arena header and kind[]; nothing else of an
  *   arena is metadata.  A run is n contiguous pages; take_run marks its
  *   later pages CONT, and the caller marks the head (a pool writes its
  *   header into the head page; a large run keeps its length in kind[]).
  *   find_run is first-fit in address order (low pages fill first, so high
- *   pages drain), optionally trying warm dirty pages first for one-page runs.
- *   release_run marks the pages FREE and dirty; purge gives every dirty page
- *   back to the OS with one madvise per maximal dirty stretch.
+ *   pages drain), optionally trying runs that start on a warm dirty page
+ *   first (pools: reusing them costs no page fault, and they would otherwise
+ *   be purged).  release_run marks the pages FREE and dirty; purge gives
+ *   every dirty page back to the OS with one madvise per maximal dirty
+ *   stretch, and purge_old every dirty page but the young ones, which become
+ *   old: the heap marks pages young when they empty in an arena already
+ *   waiting in its dirty queue, so a page goes back NEAP_PURGE_DELAY to twice
+ *   that after it emptied, never moments after (heap.c).
  *
  * Everything here about one arena runs on its owner's thread (or under the
  * orphan lock); creating and destroying arenas takes _neap_lock, which also
- * guards the list of all arenas and the address map's writes.
+ * guards the list of all arenas and the arenas' bytes in the address map.
+ *
+ * Huge blocks (> 1 MiB) have a mapping each, aligned to 4 MiB.  A freed one
+ * is not unmapped at once but kept in a process-wide cache, so that a huge
+ * request soon after a huge free costs no system call and no page fault:
+ *
+ *   free(huge) ---> cache[8], oldest first: {base, size, freed at}
+ *                   (header says CACHED, its map bytes stay: a second free
+ *                   of the pointer is reported as a double free)
+ *                      |  at most 8 mappings and NEAP_PURGE_MAX bytes: the
+ *                      |  oldest make room, a larger mapping is unmapped at
+ *                      |  once; nothing is cached if NEAP_PURGE_DELAY is 0
+ *   malloc(huge) <-----+  best fit: the smallest mapping that holds the
+ *                      |  request (and is aligned enough); more than an
+ *                      |  eighth too large, its tail is unmapped at once
+ *   unmapped  <--------+  NEAP_PURGE_DELAY ms after the free: checked at every
+ *                         huge malloc and free and at the heaps' purge
+ *                         checks (_neap_huge_cache_expire), so the memory
+ *                         goes back even when no huge block comes any more;
+ *                         neap_trim empties the cache
+ *
+ *   Why NEAP_PURGE_MAX bounds it: expiry needs some allocator activity, so
+ *   the bound is what a program that goes idle right after freeing keeps,
+ *   the same promise a heap makes for its empty pages.  Eight slots keep the
+ *   best-fit scan trivial (at the default 8 MiB the bytes bind first).
+ *
+ *   realloc(huge, n) -> mremap: shrink or grow in place, or move the pages
+ *   onto a new 4 MiB-aligned reservation (never copy unless that fails).
+ *
+ * The cache, the huge headers read through callers' pointers and the huge
+ * mappings' map bytes are guarded by _neap_huge_lock, a leaf lock: mmap and
+ * munmap happen outside it, after the map bytes are cleared under it.
  */
 #include "internal.h"
 
@@ -113,14 +151,30 @@ static size_t neap_count_bits(const uint64_t *m, size_t first, size_t n) {
     return c;
 }
 
+/* No bit of [first, first+n) set. */
+static bool neap_range_clear(const uint64_t *m, size_t first, size_t n) {
+    while (n > 0) {
+        size_t w = first / 64, b = first % 64;
+        size_t k = 64 - b < n ? 64 - b : n;
+        uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
+        if (m[w] & mask) return false;
+        first += k;
+        n -= k;
+    }
+    return true;
+}
+
 long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty) {
-    if (n == 1 && prefer_dirty && a->pages_dirty > 0) {
+    if (align == 0) align = 1;
+    if (prefer_dirty && a->pages_dirty > 0) {
         for (size_t w = 0; w < NEAP_MAP_WORDS; w++) {
-            uint64_t d = a->dirty_map[w] & ~a->used_map[w];
-            if (d) return (long)(w * 64 + (size_t)__builtin_ctzll(d));
+            for (uint64_t d = a->dirty_map[w] & ~a->used_map[w]; d; d &= d - 1) {
+                size_t i = w * 64 + (size_t)__builtin_ctzll(d);
+                if (i + n > NEAP_ARENA_PAGES) break;
+                if (i % align == 0 && neap_range_clear(a->used_map, i, n)) return (long)i;
+            }
         }
     }
-    if (align == 0) align = 1;
     size_t i = NEAP_META_PAGES;
     while (i + n <= NEAP_ARENA_PAGES) {
         if (i % align) {
@@ -148,7 +202,10 @@ bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n) {
 size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {
     size_t dirty = a->pages_dirty ? neap_count_bits(a->dirty_map, first, n) : 0;
     neap_bits(a->used_map, first, n, true);
-    if (dirty) neap_bits(a->dirty_map, first, n, false);
+    if (dirty) {
+        neap_bits(a->dirty_map, first, n, false);
+        neap_bits(a->young_map, first, n, false);
+    }
     a->pages_dirty -= (uint32_t)dirty;
     a->pages_used += (uint32_t)n;
     for (size_t i = 1; i < n; i++) _neap_kind_set(a, first + i, NEAP_PK(NEAP_PS_CONT, i));
@@ -163,44 +220,202 @@ void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n) {
     a->pages_dirty += (uint32_t)n;
 }
 
-size_t _neap_arena_purge(neap_arena_t *a) {
-    if (a->pages_dirty == 0) return 0;
+void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n) {
+    neap_bits(a->young_map, first, n, true);
+}
+
+/* Gives back the dirty pages that are not in keep, one madvise per stretch. */
+static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep) {
     size_t purged = 0;
     size_t i = NEAP_META_PAGES;
     while (i < NEAP_ARENA_PAGES) {
-        uint64_t d = a->dirty_map[i / 64] >> (i % 64);
+        uint64_t d = (a->dirty_map[i / 64] & ~keep[i / 64]) >> (i % 64);
         if (d == 0) {
             i = (i / 64 + 1) * 64;
             continue;
         }
         i += (size_t)__builtin_ctzll(d);
         size_t j = i;
-        while (j < NEAP_ARENA_PAGES && neap_bit(a->dirty_map, j)) j++;
+        while (j < NEAP_ARENA_PAGES && neap_bit(a->dirty_map, j) && !neap_bit(keep, j)) j++;
         _neap_os_purge((void *)_neap_page_addr(a, i), (j - i) << NEAP_PAGE_SHIFT);
         neap_bits(a->dirty_map, i, j - i, false);
         purged += j - i;
         i = j;
     }
-    a->pages_dirty = 0;
+    a->pages_dirty -= (uint32_t)purged;
     atomic_fetch_add_explicit(&_neap_gstats.bytes_purged, purged << NEAP_PAGE_SHIFT, memory_order_relaxed);
     return purged;
+}
+
+size_t _neap_arena_purge(neap_arena_t *a) {
+    static const uint64_t none[NEAP_MAP_WORDS];
+    memset(a->young_map, 0, sizeof a->young_map);
+    if (a->pages_dirty == 0) return 0;
+    return neap_arena_purge_except(a, none);
+}
+
+size_t _neap_arena_purge_old(neap_arena_t *a) {
+    uint64_t young[NEAP_MAP_WORDS];
+    memcpy(young, a->young_map, sizeof young);
+    memset(a->young_map, 0, sizeof a->young_map);
+    if (a->pages_dirty == 0) return 0;
+    return neap_arena_purge_except(a, young);
 }
 
 /* ---------------------------------------------------------------------------
  * Huge blocks: their own mapping, aligned to the arena size so the address
  * map can tell them apart from everything else.
+ *
+ *   live    header magic LIVE, map bytes set
+ *   cached  freed, kept mapped for reuse: magic CACHED, map bytes still set
+ *           (so a second free of the pointer reads the header and is told
+ *           apart as a double free), in neap_huge_cache
+ *   gone    map bytes cleared under the lock, then unmapped outside it
+ *
+ * Every header read through a pointer a caller passed (free, usable size,
+ * realloc) happens under _neap_huge_lock after re-reading the map byte: a
+ * mapping leaves the map under the lock before it is unmapped, so a stale
+ * pointer never reads an unmapped header, even while another thread expires
+ * the cache.
  * ------------------------------------------------------------------------- */
 typedef struct neap_huge_s {
     size_t map_size;     /* bytes mapped */
     uintptr_t user;      /* the pointer handed out */
     size_t usable;       /* bytes usable from user */
-    uint64_t magic;      /* NEAP_HUGE_MAGIC while live */
+    uint64_t magic;      /* NEAP_HUGE_MAGIC live, NEAP_HUGE_CACHED in the cache */
 } neap_huge_t;
 
-#define NEAP_HUGE_MAGIC 0x6e6561702d687567ull  /* "neap-hug" */
+#define NEAP_HUGE_MAGIC 0x6e6561702d687567ull   /* "neap-hug" */
+#define NEAP_HUGE_CACHED 0x6e6561702d636163ull  /* "neap-cac" */
 #define NEAP_HUGE_MAX_ALIGN ((size_t)64 << 20)
+#define NEAP_HUGE_CACHE_SLOTS 8
 
-void *_neap_huge_alloc(size_t size, size_t align, size_t *usable) {
+typedef struct neap_huge_span_s {
+    uintptr_t base;
+    size_t size;
+    uint64_t since;      /* ms clock when it was freed (cache entries) */
+} neap_huge_span_t;
+
+/* Mappings to unmap once the lock is dropped: at most every cache entry,
+ * plus the block being freed or the tail cut off a reused mapping. */
+typedef struct neap_huge_drop_s {
+    neap_huge_span_t span[NEAP_HUGE_CACHE_SLOTS + 2];
+    size_t n;
+} neap_huge_drop_t;
+
+NEAP_INTERNAL pthread_mutex_t _neap_huge_lock = PTHREAD_MUTEX_INITIALIZER;
+static neap_huge_span_t neap_huge_cache[NEAP_HUGE_CACHE_SLOTS];  /* oldest first (lock) */
+static size_t neap_huge_ncached;                                 /* (lock) */
+/* since of the oldest entry, for a check without the lock; the cached bytes
+ * are _neap_gstats.huge_cached (written under the lock) */
+static _Atomic uint64_t neap_huge_oldest;
+
+/* Clears the map bytes of the units a mapping no longer reaches when it
+ * shrinks from old_size to new_size bytes. */
+static void neap_map_trim(uintptr_t base, size_t old_size, size_t new_size) {
+    size_t keep = (new_size + NEAP_ARENA_MASK) & ~NEAP_ARENA_MASK;
+    if (old_size > keep) neap_map_clear(base + keep, old_size - keep);
+}
+
+static void neap_huge_drop(neap_huge_drop_t *d, uintptr_t base, size_t size) {
+    d->span[d->n].base = base;
+    d->span[d->n].size = size;
+    d->n++;
+}
+
+static void neap_huge_unmap(const neap_huge_drop_t *d) {
+    for (size_t i = 0; i < d->n; i++) {
+        _neap_os_unmap((void *)d->span[i].base, d->span[i].size);
+        atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, d->span[i].size, memory_order_relaxed);
+    }
+}
+
+/* Takes entry i out of the cache (lock held). */
+static neap_huge_span_t neap_huge_cache_take(size_t i) {
+    neap_huge_span_t s = neap_huge_cache[i];
+    memmove(&neap_huge_cache[i], &neap_huge_cache[i + 1], (neap_huge_ncached - i - 1) * sizeof s);
+    neap_huge_ncached--;
+    atomic_fetch_sub_explicit(&_neap_gstats.huge_cached, s.size, memory_order_relaxed);
+    atomic_store_explicit(&neap_huge_oldest, neap_huge_ncached ? neap_huge_cache[0].since : 0,
+                          memory_order_relaxed);
+    return s;
+}
+
+/* Moves the oldest entry out of the cache and out of the map, to be unmapped
+ * by the caller (lock held). */
+static void neap_huge_cache_evict(neap_huge_drop_t *d) {
+    neap_huge_span_t s = neap_huge_cache_take(0);
+    neap_map_clear(s.base, s.size);
+    neap_huge_drop(d, s.base, s.size);
+}
+
+/* Evicts the entries freed NEAP_PURGE_DELAY ms or more before now; all of
+ * them if all (lock held). */
+static void neap_huge_cache_expire_locked(uint64_t now, bool all, neap_huge_drop_t *d) {
+    uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    while (neap_huge_ncached > 0 && (all || neap_huge_cache[0].since + delay <= now))
+        neap_huge_cache_evict(d);
+}
+
+void _neap_huge_cache_expire(uint64_t now) {
+    if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return;
+    if (atomic_load_explicit(&neap_huge_oldest, memory_order_relaxed) +
+            (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY) > now)
+        return;
+    /* a thread holding the lock is in a huge alloc or free, which expires too */
+    if (pthread_mutex_trylock(&_neap_huge_lock) != 0) return;
+    neap_huge_drop_t d = {.n = 0};
+    neap_huge_cache_expire_locked(now, false, &d);
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
+}
+
+int _neap_huge_cache_flush(void) {
+    if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return 0;
+    neap_huge_drop_t d = {.n = 0};
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_cache_expire_locked(0, true, &d);
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
+    return d.n > 0;
+}
+
+/* A cached mapping of at least need bytes whose base is a multiple of
+ * base_align, made the live block with its data at base + offset; NULL if
+ * the cache has none.  Best fit; a mapping more than an eighth larger than
+ * need has its tail unmapped at once, so reuse never keeps more memory than
+ * a fresh mapping would. */
+static char *neap_huge_cache_get(size_t need, size_t base_align, size_t offset) {
+    if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return NULL;
+    neap_huge_drop_t d = {.n = 0};
+    neap_huge_t *h = NULL;
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_cache_expire_locked(_neap_os_clock_ms(), false, &d);
+    size_t best = NEAP_HUGE_CACHE_SLOTS;
+    for (size_t i = 0; i < neap_huge_ncached; i++) {
+        const neap_huge_span_t *s = &neap_huge_cache[i];
+        if (s->size < need || (s->base & (base_align - 1)) != 0) continue;
+        if (best == NEAP_HUGE_CACHE_SLOTS || s->size < neap_huge_cache[best].size) best = i;
+    }
+    if (best < NEAP_HUGE_CACHE_SLOTS) {
+        neap_huge_span_t s = neap_huge_cache_take(best);
+        if (s.size - need > need / 8) {
+            neap_map_trim(s.base, s.size, need);
+            neap_huge_drop(&d, s.base + need, s.size - need);
+            s.size = need;
+        }
+        h = (neap_huge_t *)s.base;
+        h->map_size = s.size;
+        h->user = s.base + offset;
+        h->usable = s.size - offset;
+        h->magic = NEAP_HUGE_MAGIC;
+    }
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
+    return (char *)h;
+}
+
+void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable) {
     if (align < NEAP_PAGE_SIZE) align = NEAP_PAGE_SIZE;
     if (align > NEAP_HUGE_MAX_ALIGN) {   /* a valid alignment neap cannot satisfy */
         errno = ENOMEM;
@@ -212,21 +427,27 @@ void *_neap_huge_alloc(size_t size, size_t align, size_t *usable) {
         return NULL;
     }
     size_t map_size = (offset + size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
-    char *base = _neap_os_map_aligned(map_size, NEAP_ARENA_SIZE > align ? NEAP_ARENA_SIZE : align);
-    if (base == NULL) {
-        errno = ENOMEM;
-        return NULL;
+    size_t base_align = NEAP_ARENA_SIZE > align ? NEAP_ARENA_SIZE : align;
+    neap_huge_t *h = (neap_huge_t *)neap_huge_cache_get(map_size, base_align, offset);
+    if (h != NULL) {
+        if (zero) memset((void *)h->user, 0, size);   /* reused: its pages are dirty */
+    } else {
+        char *base = _neap_os_map_aligned(map_size, base_align);
+        if (base == NULL) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        h = (neap_huge_t *)base;   /* fresh mapping: zero */
+        h->map_size = map_size;
+        h->user = (uintptr_t)base + offset;
+        h->usable = map_size - offset;
+        h->magic = NEAP_HUGE_MAGIC;
+        pthread_mutex_lock(&_neap_huge_lock);
+        neap_map_set((uintptr_t)base, map_size, true);
+        pthread_mutex_unlock(&_neap_huge_lock);
     }
-    neap_huge_t *h = (neap_huge_t *)base;
-    h->map_size = map_size;
-    h->user = (uintptr_t)base + offset;
-    h->usable = map_size - offset;
-    h->magic = NEAP_HUGE_MAGIC;
-    pthread_mutex_lock(&_neap_lock);
-    neap_map_set((uintptr_t)base, map_size, true);
-    pthread_mutex_unlock(&_neap_lock);
     atomic_fetch_add_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, map_size, memory_order_relaxed);
+    atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, h->map_size, memory_order_relaxed);
     if (usable) *usable = h->usable;
     return (void *)h->user;
 }
@@ -236,29 +457,141 @@ uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind) {
     return (p & ~NEAP_ARENA_MASK) - ((uintptr_t)(kind - NEAP_MAP_HUGE) << NEAP_ARENA_SHIFT);
 }
 
-size_t _neap_huge_usable(uintptr_t base, const void *p) {
-    const neap_huge_t *h = (const neap_huge_t *)base;
-    if (h->magic != NEAP_HUGE_MAGIC || h->user != (uintptr_t)p) return 0;
-    return h->usable;
+/* What a pointer given to free or realloc turned out to be. */
+enum { NEAP_HUGE_NOT_NEAP, NEAP_HUGE_FAR, NEAP_HUGE_INSIDE, NEAP_HUGE_DOUBLE };
+
+/* The header of the live huge block that starts at p, or NULL with *why
+ * saying what p is instead (lock held: the map byte is re-read, so the
+ * header read is of a mapping that is still there). */
+static neap_huge_t *neap_huge_lookup_locked(uintptr_t p, int *why) {
+    uint8_t kind = _neap_map_kind(p);
+    if (kind < NEAP_MAP_HUGE) {
+        *why = NEAP_HUGE_NOT_NEAP;
+        return NULL;
+    }
+    uintptr_t base = _neap_huge_base(p, kind);
+    if (base == 0) {
+        *why = NEAP_HUGE_FAR;
+        return NULL;
+    }
+    neap_huge_t *h = (neap_huge_t *)base;
+    if (h->user == p && h->magic == NEAP_HUGE_MAGIC) return h;
+    *why = h->user == p && h->magic == NEAP_HUGE_CACHED ? NEAP_HUGE_DOUBLE : NEAP_HUGE_INSIDE;
+    return NULL;
 }
 
-void _neap_huge_free(uintptr_t base, void *p, const char *func) {
-    neap_huge_t *h = (neap_huge_t *)base;
-    if (h->magic != NEAP_HUGE_MAGIC || h->user != (uintptr_t)p)
-        _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block, not its start)");
-    size_t map_size = h->map_size;
-    pthread_mutex_lock(&_neap_lock);
-    /* A second free of the same block finds the map cleared (checked by the
-     * caller before reaching here) or, racing, the magic gone. */
-    if (h->magic != NEAP_HUGE_MAGIC) {
-        pthread_mutex_unlock(&_neap_lock);
+static __attribute__((noreturn, cold)) void neap_huge_bad(const char *func, const void *p, int why) {
+    pthread_mutex_unlock(&_neap_huge_lock);
+    switch (why) {
+    case NEAP_HUGE_NOT_NEAP:
+        _neap_fatal_pointer(func, p, "invalid pointer (not allocated by neap)");
+    case NEAP_HUGE_FAR:
+        _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
+    case NEAP_HUGE_DOUBLE:
         _neap_fatal_pointer(func, p, "double free of huge block");
+    default:
+        _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block, not its start)");
     }
-    h->magic = 0;
-    neap_map_clear(base, map_size);
-    pthread_mutex_unlock(&_neap_lock);
-    _neap_os_unmap((void *)base, map_size);
+}
+
+size_t _neap_huge_usable(uintptr_t base, const void *p) {
+    (void)base;   /* looked up again under the lock */
+    int why;
+    pthread_mutex_lock(&_neap_huge_lock);
+    const neap_huge_t *h = neap_huge_lookup_locked((uintptr_t)p, &why);
+    size_t usable = h ? h->usable : 0;
+    pthread_mutex_unlock(&_neap_huge_lock);
+    return usable;
+}
+
+/* A freed mapping goes to the cache if NEAP_PURGE_DELAY is not 0 and it fits
+ * in NEAP_PURGE_MAX bytes (the oldest entries make room: at most
+ * NEAP_HUGE_CACHE_SLOTS mappings and NEAP_PURGE_MAX bytes are cached);
+ * otherwise it is unmapped at once. */
+void _neap_huge_free(uintptr_t base, void *p, const char *func) {
+    (void)base;   /* looked up again under the lock */
+    neap_huge_drop_t d = {.n = 0};
+    int why;
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_t *h = neap_huge_lookup_locked((uintptr_t)p, &why);
+    if (h == NULL) neap_huge_bad(func, p, why);
+    size_t size = h->map_size;
     atomic_fetch_sub_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, map_size, memory_order_relaxed);
-    atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, map_size, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, size, memory_order_relaxed);
+    uint64_t now = _neap_os_clock_ms();
+    neap_huge_cache_expire_locked(now, false, &d);
+    size_t max = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX);
+    if (neap_opt(NEAP_OPTION_PURGE_DELAY) > 0 && size <= max) {
+        while (neap_huge_ncached == NEAP_HUGE_CACHE_SLOTS ||
+               atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) + size > max)
+            neap_huge_cache_evict(&d);
+        h->magic = NEAP_HUGE_CACHED;
+        neap_huge_cache[neap_huge_ncached++] = (neap_huge_span_t){(uintptr_t)h, size, now};
+        atomic_fetch_add_explicit(&_neap_gstats.huge_cached, size, memory_order_relaxed);
+        atomic_store_explicit(&neap_huge_oldest, neap_huge_cache[0].since, memory_order_relaxed);
+    } else {
+        h->magic = 0;
+        neap_map_clear((uintptr_t)h, size);
+        neap_huge_drop(&d, (uintptr_t)h, size);
+    }
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_huge_unmap(&d);
+}
+
+/* Resizes the huge block p to size bytes without copying: the mapping
+ * shrinks (its tail unmapped, unless that is an eighth of it or less) or
+ * grows in place, or else its pages move (mremap) onto a fresh 4 MiB-aligned
+ * reservation.  Returns the block, at p
+ * or at its new address, or NULL if the mapping could not be resized; p is
+ * then untouched and the caller copies. */
+void *_neap_huge_realloc(void *p, size_t size, const char *func) {
+    int why;
+    pthread_mutex_lock(&_neap_huge_lock);
+    neap_huge_t *h = neap_huge_lookup_locked((uintptr_t)p, &why);
+    if (h == NULL) neap_huge_bad(func, p, why);
+    uintptr_t base = (uintptr_t)h;
+    size_t old_size = h->map_size, offset = h->user - base;
+    pthread_mutex_unlock(&_neap_huge_lock);
+    if (size > ((size_t)1 << NEAP_ADDR_BITS) - offset - NEAP_ARENA_SIZE) return NULL;
+    size_t new_size = (offset + size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
+    /* an eighth of slack is kept, as when a cached mapping is reused */
+    if (new_size <= old_size && old_size - new_size <= new_size / 8) return p;
+    if (new_size < old_size) {
+        pthread_mutex_lock(&_neap_huge_lock);
+        neap_map_trim(base, old_size, new_size);
+        h->map_size = new_size;
+        h->usable = new_size - offset;
+        pthread_mutex_unlock(&_neap_huge_lock);
+        _neap_os_unmap((void *)(base + new_size), old_size - new_size);
+        atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, old_size - new_size, memory_order_relaxed);
+        atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, old_size - new_size, memory_order_relaxed);
+        return p;
+    }
+    char *q = _neap_os_remap((void *)base, old_size, new_size, NULL);
+    if (q == NULL) {
+        /* the pages after it are taken: move it, to an aligned address the
+         * map can describe (mremap alone would pick any address) */
+        char *dest = _neap_os_map_aligned(new_size, NEAP_ARENA_SIZE);
+        if (dest == NULL) return NULL;
+        pthread_mutex_lock(&_neap_huge_lock);
+        neap_map_clear(base, old_size);   /* out of the map before it is gone */
+        pthread_mutex_unlock(&_neap_huge_lock);
+        q = _neap_os_remap((void *)base, old_size, new_size, dest);
+        if (q == NULL) {
+            pthread_mutex_lock(&_neap_huge_lock);
+            neap_map_set(base, old_size, true);
+            pthread_mutex_unlock(&_neap_huge_lock);
+            _neap_os_unmap(dest, new_size);
+            return NULL;
+        }
+    }
+    h = (neap_huge_t *)q;
+    pthread_mutex_lock(&_neap_huge_lock);
+    h->map_size = new_size;
+    h->user = (uintptr_t)q + offset;
+    h->usable = new_size - offset;
+    neap_map_set((uintptr_t)q, new_size, true);
+    pthread_mutex_unlock(&_neap_huge_lock);
+    atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, new_size - old_size, memory_order_relaxed);
+    return (void *)h->user;
 }

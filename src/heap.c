@@ -24,8 +24,9 @@
  * exhausted -> POOL on the partial list when a block comes back -> retired
  * when its last block comes back: its pages turn FREE (the header becomes
  * garbage) and dirty, join the dirty queue and go back to the OS after
- * NEAP_PURGE_DELAY ms, or sooner once the heap holds more than
- * NEAP_PURGE_MAX dirty bytes.
+ * NEAP_PURGE_DELAY ms (to twice that: the queue holds arenas, and pages that
+ * empty in an arena already queued wait for the next round), or sooner once
+ * the heap holds more than NEAP_PURGE_MAX dirty bytes.
  * An arena left empty is unmapped at that moment too, beyond the
  * NEAP_ARENA_RESERVE empty arenas a heap keeps.
  * The direct pool is never retired while it is direct (churn on one object
@@ -288,14 +289,23 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
     size_t max_pages = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX) >> NEAP_PAGE_SHIFT;
     h->now = _neap_os_clock_ms();
+    _neap_huge_cache_expire(h->now);
     while (h->dirty_head != NULL) {
         neap_arena_t *a = h->dirty_head;
-        if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && h->dirty_pages <= max_pages)
-            break;
+        bool over = h->dirty_pages > max_pages;
+        if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && !over) break;
         neap_dirty_pop(h);
-        size_t n = _neap_arena_purge(a);
+        /* on time, the pages that emptied after the arena joined the queue
+         * (young) stay for one more delay: a page goes back between
+         * NEAP_PURGE_DELAY and twice that after it emptied, not moments
+         * after, when churn is likely to want it again */
+        size_t n = force || over ? _neap_arena_purge(a) : _neap_arena_purge_old(a);
         h->dirty_pages -= n;
         purged += n;
+        if (a->pages_dirty != 0) {
+            neap_dirty_enqueue(h, a);   /* its young pages, old now */
+            continue;
+        }
         /* an empty arena waits out the same delay as its pages, so churn that
          * empties and refills arenas does not unmap and map them each time */
         if (a->pages_used == 0 && h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE))
@@ -320,6 +330,8 @@ static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first,
     if (!a->in_dirty) {
         h->now = _neap_os_clock_ms();
         neap_dirty_enqueue(h, a);
+    } else {
+        _neap_arena_mark_young(a, first, n);   /* emptied after the arena's clock started */
     }
     if (a->pages_used == 0) h->empty_arenas++;   /* unmapped when its purge time comes */
     if (!h->draining) neap_heap_purge(h, false);
@@ -691,14 +703,15 @@ static void neap_heap_collect(neap_heap_t *h) {
         _neap_heap_trim(h);
     }
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
-    if (h->dirty_head && h->purge_countdown-- == 0) {
+    if ((h->dirty_head || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
+        h->purge_countdown-- == 0) {
         h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
         neap_heap_purge(h, false);
     }
 }
 
 void *_neap_malloc_generic(size_t size, bool zero) {
-    if (size > NEAP_LARGE_MAX) return _neap_huge_alloc(size, NEAP_PAGE_SIZE, NULL);  /* fresh mapping: zero */
+    if (size > NEAP_LARGE_MAX) return _neap_huge_alloc(size, NEAP_PAGE_SIZE, zero, NULL);
     neap_heap_t *h = _neap_tl_heap;
     if (neap_unlikely(h == &_neap_heap_empty)) {
         h = _neap_heap_get();
@@ -726,7 +739,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
 void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
     bool small = size <= NEAP_MEDIUM_MAX && align <= NEAP_PAGE_SIZE;
     if (!small && !(size <= NEAP_LARGE_MAX && align <= NEAP_LARGE_MAX))
-        return _neap_huge_alloc(size, align, NULL);
+        return _neap_huge_alloc(size, align, zero, NULL);
     neap_heap_t *h = _neap_heap_get();
     if (h == NULL) {
         errno = ENOMEM;

@@ -8,9 +8,9 @@
  *       before the environment was in place
  *   thread exit --> key destructor --> _neap_heap_done: the heap's arenas are
  *       trimmed and handed over
- *   fork --> prepare: take the global and orphan locks so no arena list is
- *       mid-update; parent: release; child: reset the locks, keep only the
- *       forking thread's heap
+ *   fork --> prepare: take the global, orphan and huge locks so no arena
+ *       list or huge cache is mid-update; parent: release; child: reset the
+ *       locks, keep only the forking thread's heap (and the huge cache)
  *   process exit --> statistics if NEAP_SHOW_STATS=1; the published
  *       record's last word (publish.c)
  *   NEAP_PUBLISH > 0 or NEAP_BACKGROUND=1 --> the background thread
@@ -24,6 +24,7 @@ pthread_mutex_t _neap_lock = PTHREAD_MUTEX_INITIALIZER;
 _Atomic int _neap_initialized;
 
 extern NEAP_INTERNAL pthread_mutex_t _neap_orphan_lock;
+extern NEAP_INTERNAL pthread_mutex_t _neap_huge_lock;
 
 static pthread_key_t neap_thread_key;
 static pthread_once_t neap_hooks_once = PTHREAD_ONCE_INIT;
@@ -49,9 +50,11 @@ static void neap_fork_prepare(void) {
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_lock(_neap_tl_heap);   /* no background purge in it */
     pthread_mutex_lock(&_neap_lock);
     pthread_mutex_lock(&_neap_orphan_lock);
+    pthread_mutex_lock(&_neap_huge_lock);
 }
 
 static void neap_fork_parent(void) {
+    pthread_mutex_unlock(&_neap_huge_lock);
     pthread_mutex_unlock(&_neap_orphan_lock);
     pthread_mutex_unlock(&_neap_lock);
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
@@ -59,6 +62,7 @@ static void neap_fork_parent(void) {
 }
 
 static void neap_fork_child(void) {
+    pthread_mutex_init(&_neap_huge_lock, NULL);   /* the huge cache is the parent's, intact */
     _neap_fork_child(_neap_tl_heap);
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
     _neap_publish_fork_child();

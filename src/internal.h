@@ -6,7 +6,8 @@
  *   alloc.c      neap_malloc/free/realloc/...          (fast paths, inline)
  *   heap.c       per-thread heaps: pools, lists, remote frees, purge policy
  *   arena.c      4 MiB arenas: page runs, purge, the address map, huge maps
- *   os.c         mmap, munmap, madvise, /proc, clock, stderr  (all OS calls)
+ *                and the cache of freed huge mappings
+ *   os.c         mmap, munmap, mremap, madvise, /proc, clock, stderr (all OS calls)
  *   options.c    the NEAP_* option table                 stats.c  statistics
  *   init.c       process start, thread exit, fork
  *
@@ -46,13 +47,18 @@
  *   +--------+--------------------------- ... ---+
  *   | header | user data (at base + max(page, alignment))
  *   +--------+--------------------------- ... ---+
+ *   once freed it waits in the huge cache (arena.c: at most 8 mappings and
+ *   NEAP_PURGE_MAX bytes, for NEAP_PURGE_DELAY ms; its map bytes stay and its
+ *   header says CACHED) for reuse, then it is unmapped; realloc moves or
+ *   resizes it with mremap.
  *
  *   _neap_map: one byte per 4 MiB of the 47-bit address space (32 MiB of
  *   zero-filled, lazily touched bss): 0 not neap's, 1 arena, 2 huge mapping
  *   base, 3..254 huge continuation (value-2 units back to the base), 255 far
  *   inside a huge mapping.  free() consults it before touching any header,
  *   so a foreign pointer is recognised without reading memory neap does not
- *   own.
+ *   own.  A huge mapping's bytes are cleared (under _neap_huge_lock) before
+ *   it is unmapped or moved, and its header is read under that lock.
  *
  * Page kinds (kind[i] >> 12; the low 12 bits: LARGE the run's pages, CONT
  * the distance back to the head, BLOCK and SPARE the class, otherwise 0):
@@ -80,7 +86,9 @@
  *     by its owner heap's thread, or, for an orphan, under the orphan lock.
  *   - arena.pages_used counts data pages in runs; 0 means the arena is empty.
  *   - used_map has a bit per page in a run (and the META page); dirty_map a
- *     bit per free page with stale contents; no page has both.
+ *     bit per free page with stale contents; no page has both.  young_map is
+ *     a subset of dirty_map: pages emptied after the arena joined its heap's
+ *     dirty queue, given back one purge round later.
  */
 #ifndef NEAP_INTERNAL_H
 #define NEAP_INTERNAL_H
@@ -223,6 +231,7 @@ struct neap_arena_s {
     _Atomic(neap_block_t *) remote; /* blocks freed by other threads (atomic stack) */
     uint64_t used_map[NEAP_MAP_WORDS];  /* pages in runs (owner only) */
     uint64_t dirty_map[NEAP_MAP_WORDS]; /* free pages with stale contents (owner only) */
+    uint64_t young_map[NEAP_MAP_WORDS]; /* dirty pages emptied after dirty_since (owner only) */
     uint32_t pages_used;         /* data pages in runs (owner only) */
     uint32_t pages_dirty;        /* bits set in dirty_map (owner only) */
     uint64_t dirty_since;        /* ms clock when it joined the heap's dirty queue */
@@ -276,7 +285,7 @@ extern NEAP_INTERNAL pthread_mutex_t _neap_lock;   /* arenas list, heaps list, o
 typedef struct neap_gstats_s {
     _Atomic size_t arenas_allocated, arenas_freed, arenas_current, arenas_highwater;
     _Atomic size_t bytes_purged, bytes_unmapped;
-    _Atomic size_t huge_current, huge_bytes;
+    _Atomic size_t huge_current, huge_bytes, huge_cached;  /* cached: freed huge mappings kept */
     _Atomic size_t heaps_current, arenas_orphaned;
     _Atomic size_t pools_made[NEAP_CLASS_MAX + 1];   /* per class; counted in the slow path */
 } neap_gstats_t;
@@ -289,6 +298,8 @@ NEAP_INTERNAL void *_neap_os_map(size_t size);            /* NULL on failure */
 NEAP_INTERNAL void *_neap_os_map_aligned(size_t size, size_t align);
 NEAP_INTERNAL void _neap_os_unmap(void *p, size_t size);
 NEAP_INTERNAL void _neap_os_purge(void *p, size_t size);  /* contents become zero */
+/* mremap: in place (dest NULL) or moved onto the caller's reservation dest */
+NEAP_INTERNAL void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest);
 NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
 NEAP_INTERNAL void _neap_os_write(int fd, const char *s, size_t n);
 NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
@@ -362,16 +373,26 @@ NEAP_INTERNAL void _neap_options_init(void);   /* reads once, when the environme
 NEAP_INTERNAL neap_arena_t *_neap_arena_create(void);     /* NULL on OOM */
 NEAP_INTERNAL void _neap_arena_destroy(neap_arena_t *a);  /* caller: not on any heap list */
 /* First page of a free run of n pages whose index is a multiple of align
- * (pages); -1 if none.  *zero is set when no page of the run is dirty. */
+ * (pages); -1 if none.  prefer_dirty: a run starting on a dirty page first. */
 NEAP_INTERNAL long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty);
 NEAP_INTERNAL bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n); /* returns dirty pages taken */
 NEAP_INTERNAL void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a); /* returns pages purged */
-NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, size_t *usable);
+/* Purges the dirty pages that are not young; the young ones become old. */
+NEAP_INTERNAL size_t _neap_arena_purge_old(neap_arena_t *a);
+NEAP_INTERNAL void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n);
+/* zero: the data must read as zero (a fresh mapping does; a cached one is cleared) */
+NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable);
 NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
 NEAP_INTERNAL uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind); /* 0 if none */
 NEAP_INTERNAL size_t _neap_huge_usable(uintptr_t base, const void *p);
+/* p (a huge block) resized without copying; NULL: could not, p untouched */
+NEAP_INTERNAL void *_neap_huge_realloc(void *p, size_t size, const char *func);
+/* Unmaps cached huge mappings freed NEAP_PURGE_DELAY ms before now (cheap
+ * when there are none); flush unmaps them all, returns 1 if there were any. */
+NEAP_INTERNAL void _neap_huge_cache_expire(uint64_t now);
+NEAP_INTERNAL int _neap_huge_cache_flush(void);
 
 neap_inline uint8_t _neap_map_kind(uintptr_t a) {
     if (neap_unlikely((a >> NEAP_ADDR_BITS) != 0)) return NEAP_MAP_NONE;

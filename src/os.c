@@ -7,6 +7,9 @@
  *   _neap_os_unmap(p, size)       give the range back entirely
  *   _neap_os_purge(p, size)       keep the range, drop its pages: RSS falls
  *                                 at once and the pages read as zero again
+ *   _neap_os_remap(p, old, new, dest)  resize a mapping, contents kept
+ *                                 (mremap): in place, or moved to dest
+ *                                 (the pages move, nothing is copied)
  *   _neap_os_clock_ms()           coarse monotonic clock (vDSO, no syscall)
  *   _neap_os_write / read_file    raw write(2)/read(2): diagnostics and /proc
  *                                 never allocate
@@ -77,6 +80,19 @@ void _neap_os_purge(void *p, size_t size) {
     int saved = errno;
     if (madvise(p, size, MADV_DONTNEED) != 0) _neap_warning("madvise failed", NULL);
     errno = saved;
+}
+
+/* dest NULL: grow or shrink in place (growing fails when the pages after the
+ * mapping are taken); otherwise move to dest, which the caller has reserved
+ * with new_size bytes of its own mapping (MREMAP_FIXED replaces it).  The
+ * pages themselves move, so nothing is copied.  NULL on failure, with the
+ * old mapping untouched. */
+void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest) {
+    int saved = errno;
+    void *q = dest ? mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest)
+                   : mremap(p, old_size, new_size, 0);
+    errno = saved;
+    return q == MAP_FAILED ? NULL : q;
 }
 
 uint64_t _neap_os_clock_ms(void) {

@@ -102,6 +102,7 @@ static size_t neap_pub_format(char *buf, size_t cap, const char *state) {
     neap_kv_u(&b, "bytes_live", st.bytes_live);
     neap_kv_u(&b, "bytes_in_pools", st.bytes_in_pools);
     neap_kv_u(&b, "bytes_huge", st.bytes_huge);
+    neap_kv_u(&b, "bytes_huge_cached", st.bytes_huge_cached);
     neap_kv_u(&b, "bytes_mapped", st.bytes_mapped);
     neap_kv_u(&b, "bytes_purged", st.bytes_purged);
     neap_kv_u(&b, "bytes_unmapped", st.bytes_unmapped);

@@ -71,8 +71,10 @@ void _neap_stats_collect(neap_stats_t *out) {
     out->arenas_highwater = atomic_load(&_neap_gstats.arenas_highwater);
     out->bytes_huge = atomic_load(&_neap_gstats.huge_bytes);
     out->huge_current = atomic_load(&_neap_gstats.huge_current);
+    out->bytes_huge_cached = atomic_load(&_neap_gstats.huge_cached);
     out->bytes_live += out->bytes_huge;
-    out->bytes_mapped = out->arenas_current * (size_t)NEAP_ARENA_SIZE + out->bytes_huge;
+    out->bytes_mapped =
+        out->arenas_current * (size_t)NEAP_ARENA_SIZE + out->bytes_huge + out->bytes_huge_cached;
     out->bytes_purged = atomic_load(&_neap_gstats.bytes_purged);
     out->bytes_unmapped = atomic_load(&_neap_gstats.bytes_unmapped);
     out->heaps_current = atomic_load(&_neap_gstats.heaps_current);
@@ -148,6 +150,7 @@ void neap_stats_print(FILE *f) {
     neap_line_size(&b, "bytes in pools          ", st.bytes_in_pools);
     neap_line_size(&b, "bytes in huge blocks    ", st.bytes_huge);
     neap_line_size(&b, "empty, not yet returned ", st.pages_dirty << NEAP_PAGE_SHIFT);
+    neap_line_size(&b, "huge, cached for reuse  ", st.bytes_huge_cached);
     neap_line_size(&b, "address space mapped    ", st.bytes_mapped);
     neap_line_size(&b, "given back (madvise)    ", st.bytes_purged);
     neap_line_size(&b, "given back (munmap)     ", st.bytes_unmapped);

@@ -25,6 +25,13 @@
  *   double-large   the same with a 100000-byte block
  *   double-page    the same with an 8 KiB block (a class served as a run of
  *                  its own pages)
+ *   double-huge    the same with a 3 MiB block: the second free finds the
+ *                  mapping in the cache of freed huge mappings
+ *   double-huge-realloc  realloc of a freed (cached) 3 MiB block
+ *   stale-huge     free of a 3 MiB block whose mapping neap_trim has given
+ *                  back: not neap's any more
+ *   moved-huge     free of a 3 MiB block's old address after realloc moved
+ *                  its pages elsewhere (mremap)
  *   valid          legitimate frees of every kind: must exit 0, stderr empty
  */
 #define _GNU_SOURCE
@@ -80,6 +87,8 @@ mode_valid(void)
     p[k++] = realloc(NULL, 10);
     p[k++] = realloc(malloc(100), 100000);
     p[k++] = realloc(malloc(3 * MiB), 10);
+    p[k++] = realloc(malloc(3 * MiB), 9 * MiB);
+    p[k++] = realloc(malloc(9 * MiB), 2 * MiB);
     p[k++] = valloc(100);
     p[k++] = pvalloc(100);
     p[k++] = memalign(4096, 10);
@@ -102,6 +111,11 @@ mode_valid(void)
     do_free(p[1]);
     p[0] = realloc(malloc(64), 0);
     do_free(p[0]);
+    /* and a huge block handed out again from the cache of freed mappings */
+    p[0] = malloc(3 * MiB);
+    do_free(p[0]);
+    p[1] = malloc(3 * MiB);
+    do_free(p[1]);
 }
 
 static void
@@ -182,6 +196,36 @@ run_mode(const char *mode)
         char *p = malloc(100000);
         report(p);
         do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "double-huge") == 0) {
+        char *p = malloc(3 * MiB);
+        neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000); /* stays cached */
+        neap_option_set(NEAP_OPTION_PURGE_MAX, 64L << 20);
+        report(p);
+        do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "double-huge-realloc") == 0) {
+        char *p = malloc(3 * MiB);
+        neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000);
+        neap_option_set(NEAP_OPTION_PURGE_MAX, 64L << 20);
+        report(p);
+        do_free(p);
+        p = realloc(test_launder(p), 5 * MiB);
+    } else if (strcmp(mode, "stale-huge") == 0) {
+        char *p = malloc(3 * MiB);
+        report(p);
+        do_free(p);
+        neap_trim();
+        do_free(p);
+    } else if (strcmp(mode, "moved-huge") == 0) {
+        char *p = malloc(3 * MiB), *q;
+        /* a page taken right after the mapping: growth has to move it */
+        void *guard = mmap(p + neap_usable_size(p), 4096, PROT_NONE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        (void)guard;
+        q = realloc(p, 9 * MiB);
+        CHECK(q != NULL && q != p);
+        report(p);
         do_free(p);
     } else if (strcmp(mode, "valid") == 0) {
         mode_valid();

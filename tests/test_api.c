@@ -21,6 +21,17 @@
  *   env          options from NEAP_* environment variables (run by CMake
  *                with a prepared environment)
  *   trim         1 when free pages are given back, then 0
+ *   purge        an empty page goes back once empty for NEAP_PURGE_DELAY
+ *                (one that empties just before its arena's turn waits a
+ *                round; mincore tells); a new pool takes dirty pages first
+ *   huge         the cache of freed huge mappings (reuse at the same address
+ *                without a system call, calloc zero, best fit with the tail
+ *                given back, the NEAP_PURGE_MAX and slot bounds, no cache at
+ *                NEAP_PURGE_DELAY 0, expiry while only small blocks are
+ *                allocated, neap_trim empties it, another thread's free,
+ *                alignment); realloc of huge blocks with mremap (contents
+ *                and statistics through growth and shrinking, a forced move
+ *                to a new aligned address, large <-> huge)
  *   stats        bytes_live / class counters / huge and large counters
  *   process      neap_process_memory sane and follows a big block
  *   libc         malloc/strdup/getline etc. really are neap
@@ -31,6 +42,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -823,6 +835,90 @@ test_trim(void)
 /* ------------------------------------------------------------------------ */
 
 static int
+page_resident(const void *p)
+{
+    unsigned char v = 0;
+    void *page = (void *)((uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
+    CHECK(mincore(page, NEAP_PAGE_SIZE, &v) == 0);
+    return v & 1;
+}
+
+static void
+sleep_ms(long ms)
+{
+    usleep((useconds_t)ms * 1000);
+}
+
+/* In a thread of its own: a fresh heap, whose dirty queue only this uses. */
+static void *
+purge_thread(void *arg)
+{
+    enum { PER_POOL = 8, DELAY = 100 }; /* 496-byte blocks: 8 to a one-page pool */
+    void *b[3 * PER_POOL], *x[4];
+    size_t i;
+    (void)arg;
+
+    /* a page is given back once it has been empty for NEAP_PURGE_DELAY: one
+     * that empties just before its arena's turn waits for the next round */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, DELAY) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 1L << 40) == 0);
+    for (i = 0; i < 3 * PER_POOL; i++) {
+        b[i] = malloc(496);
+        CHECK(b[i] != NULL);
+        memset(b[i], 1, 496);
+    }
+    CHECK((uintptr_t)b[0] >> 12 == (uintptr_t)b[PER_POOL - 1] >> 12);
+    CHECK((uintptr_t)b[PER_POOL] >> 12 == (uintptr_t)b[2 * PER_POOL - 1] >> 12);
+    CHECK((uintptr_t)b[0] >> 12 != (uintptr_t)b[PER_POOL] >> 12);
+    neap_trim(); /* nothing dirty: the first pool to empty starts the clock */
+    for (i = 0; i < PER_POOL; i++) /* pool 1 empties at t0 */
+        free(b[i]);
+    sleep_ms(DELAY / 2);
+    for (i = PER_POOL; i < 2 * PER_POOL; i++) /* pool 2 at t0 + DELAY/2 */
+        free(b[i]);
+    sleep_ms(DELAY - DELAY / 2 + 30);
+    free(malloc(100000)); /* a purge check, past t0 + DELAY */
+    CHECKF(!page_resident(b[0]), "pool 1, empty for %d ms, still resident", DELAY + 30);
+    CHECKF(page_resident(b[PER_POOL]), "pool 2, empty for %d ms, already given back",
+           DELAY / 2 + 30);
+    sleep_ms(DELAY + 30);
+    free(malloc(100000));
+    CHECKF(!page_resident(b[PER_POOL]), "pool 2 still resident after a second round");
+    for (i = 2 * PER_POOL; i < 3 * PER_POOL; i++)
+        free(b[i]);
+
+    /* a new multi-page pool takes dirty pages before clean ones: 20000 bytes
+     * is a one-block pool of 5 pages */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000) == 0);
+    for (i = 0; i < 3; i++)
+        CHECK((x[i] = malloc(20000)) != NULL);
+    free(x[0]);
+    neap_trim(); /* x[0]'s pages clean (the direct pool x[2] stays) */
+    free(x[1]);  /* x[1]'s pages dirty */
+    x[3] = malloc(20000);
+    CHECKF(x[3] == x[1], "a new pool at %p, not on the dirty pages at %p (clean ones at %p)",
+           x[3], x[1], x[0]);
+    free(x[2]);
+    free(x[3]);
+    return NULL;
+}
+
+static void
+test_purge(void)
+{
+    long old_delay = neap_option_get(NEAP_OPTION_PURGE_DELAY);
+    long old_max = neap_option_get(NEAP_OPTION_PURGE_MAX);
+    pthread_t t;
+
+    CHECK(pthread_create(&t, NULL, purge_thread, NULL) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, old_delay) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, old_max) == 0);
+}
+
+/* ------------------------------------------------------------------------ */
+
+static int
 class_of(const neap_stats_t *s, size_t block_size)
 {
     int c;
@@ -843,7 +939,11 @@ check_stats_consistent(const neap_stats_t *s)
     CHECK(s->arenas_highwater >= s->arenas_current);
     CHECKF(s->bytes_in_pools == s->pages_used * NEAP_PAGE_SIZE, "bytes_in_pools %zu pages %zu",
            s->bytes_in_pools, s->pages_used);
-    CHECK(s->bytes_mapped >= s->arenas_current * (size_t)NEAP_ARENA_SIZE + s->bytes_huge);
+    CHECK(s->bytes_mapped >=
+          s->arenas_current * (size_t)NEAP_ARENA_SIZE + s->bytes_huge + s->bytes_huge_cached);
+    CHECKF(s->bytes_huge_cached <= (size_t)neap_option_get(NEAP_OPTION_PURGE_MAX),
+           "huge cache holds %zu bytes, NEAP_PURGE_MAX %ld", s->bytes_huge_cached,
+           neap_option_get(NEAP_OPTION_PURGE_MAX));
     CHECK(s->pages_used + s->pages_dirty <= s->arenas_current * (NEAP_ARENA_SIZE / NEAP_PAGE_SIZE));
     CHECK(s->heaps_current >= 1);
     for (c = 0; c < NEAP_CLASS_MAX; c++) {
@@ -948,8 +1048,10 @@ test_stats(void)
     neap_stats_get(&c);
     CHECK(c.huge_current == a.huge_current);
     CHECK(c.bytes_huge == a.bytes_huge);
-    CHECKF(c.bytes_unmapped >= a.bytes_unmapped + 8 * MiB, "bytes_unmapped %zu -> %zu",
-           a.bytes_unmapped, c.bytes_unmapped);
+    /* the mapping was unmapped or went to the cache of huge mappings */
+    CHECKF(c.bytes_unmapped - a.bytes_unmapped + c.bytes_huge_cached >= 8 * MiB,
+           "bytes_unmapped %zu -> %zu, cached %zu", a.bytes_unmapped, c.bytes_unmapped,
+           c.bytes_huge_cached);
     CHECK(c.bytes_live == a.bytes_live);
 
     /* printing */
@@ -966,6 +1068,320 @@ test_stats(void)
         CHECK(fgets(buf, sizeof buf, f) != NULL);
         fclose(f);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+
+/* The mapping behind a huge block of the default alignment starts one page
+ * before the block (the header) and ends at the block's usable end. */
+#define HUGE_HEADER NEAP_PAGE_SIZE
+
+static void
+huge_stats(neap_stats_t *s)
+{
+    neap_stats_get(s);
+    check_stats_consistent(s);
+}
+
+static void *
+huge_thread_alloc(void *arg)
+{
+    char *p = malloc(3 * MiB);
+    CHECK(p != NULL);
+    pat_fill(p, 3 * MiB, (uint64_t)(uintptr_t)arg);
+    return p;
+}
+
+static void
+test_huge_cache(void)
+{
+    neap_stats_t a, b, c;
+    char *p, *q, *many[10];
+    size_t i, u;
+
+    /* a long delay and room for several mappings: only the bounds and
+     * neap_trim give anything back */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 64L << 20) == 0);
+    neap_trim();
+    huge_stats(&a);
+    CHECKF(a.bytes_huge_cached == 0, "cached %zu after neap_trim", a.bytes_huge_cached);
+
+    /* freed, it is not live but cached; the same request gets it back, at
+     * the same address, with nothing mapped or unmapped */
+    p = malloc(3 * MiB);
+    CHECK(p != NULL);
+    pat_fill(p, 3 * MiB, 1);
+    free(p);
+    huge_stats(&b);
+    CHECK(b.huge_current == a.huge_current && b.bytes_huge == a.bytes_huge);
+    CHECK(b.bytes_live == a.bytes_live);
+    CHECKF(b.bytes_huge_cached == 3 * MiB + HUGE_HEADER, "cached %zu", b.bytes_huge_cached);
+    CHECK(b.bytes_unmapped == a.bytes_unmapped);
+    CHECK(b.bytes_mapped == a.bytes_mapped + 3 * MiB + HUGE_HEADER);
+    CHECK(!neap_owns(p));
+    CHECK(neap_usable_size(p) == 0);
+    q = malloc(3 * MiB - 100);
+    CHECKF(q == p, "malloc after free: %p, the cached mapping %p", (void *)q, (void *)p);
+    huge_stats(&c);
+    CHECK(c.bytes_huge_cached == 0 && c.bytes_unmapped == a.bytes_unmapped);
+    CHECK(c.huge_current == a.huge_current + 1);
+    CHECK(c.bytes_huge == a.bytes_huge + 3 * MiB + HUGE_HEADER);
+    CHECK(neap_owns(q) && neap_usable_size(q) == 3 * MiB);
+    CHECK_PATTERN(q, 3 * MiB, 1); /* not cleared: malloc's memory is not */
+    free(q);
+
+    /* calloc of a cached (dirty) mapping is zero */
+    q = calloc(3, MiB);
+    CHECK(q == p);
+    CHECK(all_zero(q, 3 * MiB));
+    free(q);
+
+    /* best fit: a request takes the smallest cached mapping that holds it;
+     * a much larger one gives its tail back at once */
+    neap_trim();
+    p = malloc(12 * MiB);
+    q = malloc(5 * MiB);
+    CHECK(p != NULL && q != NULL);
+    memset(p, 1, 12 * MiB);
+    memset(q, 2, 5 * MiB);
+    free(p);
+    free(q);
+    huge_stats(&b);
+    CHECK(b.bytes_huge_cached == 17 * MiB + 2 * HUGE_HEADER);
+    many[0] = malloc(4 * MiB + 600 * KiB); /* less than an eighth of slack: kept */
+    CHECKF(many[0] == q, "4.6 MiB from the 5 MiB mapping %p, got %p", (void *)q, (void *)many[0]);
+    CHECKF(neap_usable_size(many[0]) == 5 * MiB, "usable %zu", neap_usable_size(many[0]));
+    many[1] = malloc(2 * MiB);
+    CHECKF(many[1] == p, "2 MiB from the 12 MiB mapping %p, got %p", (void *)p, (void *)many[1]);
+    u = neap_usable_size(many[1]);
+    CHECKF(u == 2 * MiB, "2 MiB from a 12 MiB mapping: usable %zu", u);
+    huge_stats(&c);
+    CHECK(c.bytes_huge_cached == 0);
+    CHECKF(c.bytes_unmapped == b.bytes_unmapped + 10 * MiB, "tail given back: %zu -> %zu",
+           b.bytes_unmapped, c.bytes_unmapped);
+    /* a smaller cached mapping does not serve a larger request */
+    free(many[1]);
+    many[2] = malloc(3 * MiB);
+    CHECK(many[2] != NULL && many[2] != many[1]);
+    huge_stats(&b);
+    CHECK(b.bytes_huge_cached == 2 * MiB + HUGE_HEADER);
+    free(many[0]);
+    free(many[2]);
+
+    /* bounds: at most NEAP_PURGE_MAX bytes, at most 8 mappings; a mapping
+     * larger than NEAP_PURGE_MAX is unmapped at once */
+    for (i = 0; i < 10; i++)
+        CHECK((many[i] = malloc(MiB + MiB / 2)) != NULL);
+    for (i = 0; i < 10; i++)
+        free(many[i]);
+    huge_stats(&b);
+    CHECKF(b.bytes_huge_cached == 8 * (MiB + MiB / 2 + HUGE_HEADER), "10 freed, %zu cached",
+           b.bytes_huge_cached);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 4L << 20) == 0);
+    p = malloc(3 * MiB);
+    free(p);
+    huge_stats(&c);
+    CHECKF(c.bytes_huge_cached <= 4 * MiB, "cached %zu, NEAP_PURGE_MAX 4 MiB", c.bytes_huge_cached);
+    p = malloc(5 * MiB);
+    neap_stats_get(&b);
+    free(p);
+    huge_stats(&c);
+    CHECKF(c.bytes_unmapped >= b.bytes_unmapped + 5 * MiB, "5 MiB over NEAP_PURGE_MAX: %zu -> %zu",
+           b.bytes_unmapped, c.bytes_unmapped);
+    CHECK(c.bytes_huge_cached == b.bytes_huge_cached);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 64L << 20) == 0);
+
+    /* neap_trim empties the cache and says it gave memory back */
+    neap_trim();
+    p = malloc(3 * MiB);
+    free(p);
+    neap_stats_get(&b);
+    CHECK(b.bytes_huge_cached > 0);
+    CHECK(neap_trim() == 1);
+    huge_stats(&c);
+    CHECK(c.bytes_huge_cached == 0);
+    CHECK(c.bytes_unmapped == b.bytes_unmapped + 3 * MiB + HUGE_HEADER);
+    CHECK(!neap_owns(p));
+
+    /* NEAP_PURGE_DELAY 0: nothing waits, nothing is cached */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 0) == 0);
+    p = malloc(3 * MiB);
+    neap_stats_get(&b);
+    free(p);
+    huge_stats(&c);
+    CHECK(c.bytes_huge_cached == 0 && c.bytes_unmapped == b.bytes_unmapped + 3 * MiB + HUGE_HEADER);
+
+    /* expiry: NEAP_PURGE_DELAY after the free the mapping goes back, while
+     * the program allocates only smaller blocks, first large, then medium */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 20) == 0);
+    for (i = 0; i < 2; i++) {
+        size_t k;
+        p = malloc(3 * MiB);
+        free(p);
+        neap_stats_get(&b);
+        CHECK(b.bytes_huge_cached == 3 * MiB + HUGE_HEADER);
+        usleep(60 * 1000);
+        if (i == 0) {
+            free(malloc(100000));
+        } else {
+            static void *blocks[300];
+            for (k = 0; k < 300; k++) /* one block per pool: a slow path each */
+                CHECK((blocks[k] = malloc(20000)) != NULL);
+            for (k = 0; k < 300; k++)
+                free(blocks[k]);
+        }
+        huge_stats(&c);
+        CHECKF(c.bytes_huge_cached == 0, "round %zu: %zu cached 60 ms after the free", i,
+               c.bytes_huge_cached);
+        CHECK(c.bytes_unmapped >= b.bytes_unmapped + 3 * MiB);
+    }
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000) == 0);
+
+    /* the cache is the process's: a block of another thread, freed here,
+     * comes back here */
+    {
+        pthread_t t;
+        void *r;
+        neap_trim();
+        CHECK(pthread_create(&t, NULL, huge_thread_alloc, (void *)(uintptr_t)77) == 0);
+        CHECK(pthread_join(t, &r) == 0);
+        p = r;
+        CHECK_PATTERN(p, 3 * MiB, 77);
+        free(p);
+        q = malloc(3 * MiB);
+        CHECK(q == p);
+        free(q);
+    }
+
+    /* alignment: a cached mapping serves an aligned request only if its
+     * address allows it */
+    neap_trim();
+    p = aligned_alloc(8 * MiB, 2 * MiB);
+    CHECK(p != NULL && test_aligned(p, 8 * MiB));
+    free(p);
+    for (i = 0; i < 3; i++) {
+        size_t al = (size_t)8 << (20 + i); /* 8, 16, 32 MiB */
+        q = aligned_alloc(al, 2 * MiB);
+        CHECKF(q != NULL && test_aligned(q, al), "aligned_alloc(%zu MiB) = %p", al >> 20, (void *)q);
+        pat_fill(q, 2 * MiB, i);
+        free(q);
+    }
+
+    neap_trim();
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 10) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 8L << 20) == 0);
+}
+
+static void
+test_huge_realloc(void)
+{
+    static const size_t steps[] = {
+        3 * MiB, 5 * MiB + 1, 17 * MiB, 33 * MiB - 5, 34 * MiB, 6 * MiB, 2 * MiB + 4095,
+        MiB + 1, 64 * MiB, 3 * MiB,
+    };
+    neap_stats_t a, b, c;
+    char *p, *q;
+    size_t i, old;
+
+    neap_trim();
+    huge_stats(&a);
+    /* growing and shrinking: contents kept, the mapping follows the size (an
+     * eighth of slack at most), the block stays 4 MiB-aligned behind its
+     * header, the statistics count the mapping */
+    p = malloc(2 * MiB);
+    CHECK(p != NULL);
+    pat_fill(p, 2 * MiB, 500);
+    old = 2 * MiB;
+    for (i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        size_t n = steps[i], u;
+        q = realloc(p, n);
+        CHECKF(q != NULL, "realloc(%zu -> %zu)", old, n);
+        CHECK_PATTERN(q, old < n ? old : n, 500 + i);
+        u = neap_usable_size(q);
+        CHECKF(u >= n && u <= n + n / 8 + NEAP_PAGE_SIZE, "realloc(%zu -> %zu): usable %zu", old,
+               n, u);
+        CHECKF(test_aligned(q - HUGE_HEADER, NEAP_ARENA_SIZE), "realloc to %zu at %p", n,
+               (void *)q);
+        if (n < old)
+            CHECKF(q == p, "shrinking %zu -> %zu moved the block", old, n);
+        huge_stats(&b);
+        CHECK(b.huge_current == a.huge_current + 1);
+        CHECKF(b.bytes_huge == a.bytes_huge + u + HUGE_HEADER, "size %zu: bytes_huge %zu -> %zu", n,
+               a.bytes_huge, b.bytes_huge);
+        CHECK(neap_owns(q));
+        if (q != p)
+            CHECK(!neap_owns(p));
+        pat_fill(q, n, 501 + i);
+        p = q;
+        old = n;
+    }
+    free(p);
+
+    /* a taken page right after the mapping: growing must move the pages to
+     * another (aligned) place, and the old address is no block any more */
+    p = malloc(2 * MiB);
+    CHECK(p != NULL);
+    pat_fill(p, 2 * MiB, 600);
+    {
+        char *end = p + neap_usable_size(p);
+        void *guard = mmap(end, NEAP_PAGE_SIZE, PROT_NONE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        int placed = guard == (void *)end || (guard == MAP_FAILED && errno == EEXIST);
+        if (guard != MAP_FAILED && guard != (void *)end) { /* a kernel without the flag */
+            munmap(guard, NEAP_PAGE_SIZE);
+            guard = MAP_FAILED;
+        }
+        q = realloc(p, 6 * MiB);
+        CHECK(q != NULL);
+        CHECK_PATTERN(q, 2 * MiB, 600);
+        CHECKF(test_aligned(q - HUGE_HEADER, NEAP_ARENA_SIZE), "moved to %p", (void *)q);
+        if (placed) {
+            CHECKF(q != p, "grew in place over a taken page");
+            CHECK(!neap_owns(p));
+        }
+        CHECK(neap_owns(q) && neap_usable_size(q) == 6 * MiB);
+        pat_fill(q, 6 * MiB, 601);
+        CHECK_PATTERN(q, 6 * MiB, 601);
+        if (guard != MAP_FAILED)
+            munmap(guard, NEAP_PAGE_SIZE);
+        free(q);
+    }
+
+    /* large <-> huge */
+    neap_stats_get(&a);
+    p = malloc(800 * KiB);
+    pat_fill(p, 800 * KiB, 700);
+    q = realloc(p, 3 * MiB);
+    CHECK(q != NULL);
+    CHECK_PATTERN(q, 800 * KiB, 700);
+    huge_stats(&b);
+    CHECK(b.large_current == a.large_current && b.huge_current == a.huge_current + 1);
+    pat_fill(q, 3 * MiB, 701);
+    p = realloc(q, 600 * KiB); /* less than half: a large block again */
+    CHECK(p != NULL);
+    CHECK_PATTERN(p, 600 * KiB, 701);
+    huge_stats(&c);
+    CHECK(c.large_current == a.large_current + 1 && c.huge_current == a.huge_current);
+    /* huge shrinking by less than half, even below 1 MiB: cut in place */
+    q = realloc(p, 3 * MiB);
+    CHECK(q != NULL);
+    pat_fill(q, 3 * MiB, 702);
+    p = realloc(q, 2 * MiB);
+    CHECK(p == q && neap_usable_size(p) == 2 * MiB);
+    q = realloc(p, MiB);
+    CHECK(q == p && neap_usable_size(q) == MiB);
+    CHECK_PATTERN(q, MiB, 702);
+    free(q);
+    neap_trim();
+}
+
+static void
+test_huge(void)
+{
+    free(malloc(1)); /* this thread has a heap now */
+    test_huge_cache();
+    test_huge_realloc();
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1053,6 +1469,8 @@ static const struct {
     {"options", test_options},
     {"stats", test_stats},
     {"trim", test_trim},
+    {"purge", test_purge},
+    {"huge", test_huge},
     {"process", test_process_memory},
     {"libc", test_libc_names},
     {"env", test_env}, /* only when asked for: needs its environment */
