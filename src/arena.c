@@ -4,25 +4,23 @@
  *   arena:  [ META | data pages ...........................................]
  *   used_map  1      0 0 1 1 1 0 0 0 1 ...      (page in a run)
  *   dirty_map 0      1 0 0 0 0 1 1 0 0 ...      (free, contents stale)
+ *   young_map 0      0 0 0 0 0 1 0 0 0 ...      (dirty, emptied lately)
  *   kind      M      F F P C C F F F L ...      (FREE, POOL/FULL, LARGE with
  *                                                its length, CONT with the
  *                                                distance back to the head)
- *
- *   young_map 0 0 .. 0     0 0 0 0 0 1 0 0 0 ...      (dirty, emptied lately)
  *
  *   The META page holds the arena header and kind[]; nothing else of an
  *   arena is metadata.  A run is n contiguous pages; take_run marks its
  *   later pages CONT, and the caller marks the head (a pool writes its
  *   header into the head page; a large run keeps its length in kind[]).
  *   find_run is first-fit in address order (low pages fill first, so high
- *   pages drain), optionally trying runs that start on a warm dirty page
- *   first (pools: reusing them costs no page fault, and they would otherwise
- *   be purged).  release_run marks the pages FREE and dirty; purge gives
- *   every dirty page back to the OS with one madvise per maximal dirty
- *   stretch, and purge_old every dirty page but the young ones, which become
- *   old: the heap marks pages young when they empty in an arena already
- *   waiting in its dirty queue, so a page goes back NEAP_PURGE_DELAY to twice
- *   that after it emptied, never moments after (heap.c).
+ *   pages drain), optionally trying warm dirty pages first for one-page runs.
+ *   release_run marks the pages FREE and dirty; purge gives every dirty page back to
+ *   the OS with one madvise per maximal dirty stretch, and purge_old every
+ *   dirty page but the young ones, which become old: the heap marks pages
+ *   young when they empty in an arena already waiting in its dirty queue,
+ *   so a page goes back NEAP_PURGE_DELAY to twice that after it emptied,
+ *   never moments after (heap.c).
  *
  * Everything here about one arena runs on its owner's thread (or under the
  * orphan lock); creating and destroying arenas takes _neap_lock, which also
@@ -151,30 +149,14 @@ static size_t neap_count_bits(const uint64_t *m, size_t first, size_t n) {
     return c;
 }
 
-/* No bit of [first, first+n) set. */
-static bool neap_range_clear(const uint64_t *m, size_t first, size_t n) {
-    while (n > 0) {
-        size_t w = first / 64, b = first % 64;
-        size_t k = 64 - b < n ? 64 - b : n;
-        uint64_t mask = (k == 64 ? ~0ull : ((1ull << k) - 1)) << b;
-        if (m[w] & mask) return false;
-        first += k;
-        n -= k;
-    }
-    return true;
-}
-
 long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty) {
-    if (align == 0) align = 1;
-    if (prefer_dirty && a->pages_dirty > 0) {
+    if (n == 1 && prefer_dirty && a->pages_dirty > 0) {
         for (size_t w = 0; w < NEAP_MAP_WORDS; w++) {
-            for (uint64_t d = a->dirty_map[w] & ~a->used_map[w]; d; d &= d - 1) {
-                size_t i = w * 64 + (size_t)__builtin_ctzll(d);
-                if (i + n > NEAP_ARENA_PAGES) break;
-                if (i % align == 0 && neap_range_clear(a->used_map, i, n)) return (long)i;
-            }
+            uint64_t d = a->dirty_map[w] & ~a->used_map[w];
+            if (d) return (long)(w * 64 + (size_t)__builtin_ctzll(d));
         }
     }
+    if (align == 0) align = 1;
     size_t i = NEAP_META_PAGES;
     while (i + n <= NEAP_ARENA_PAGES) {
         if (i % align) {

@@ -373,7 +373,7 @@ NEAP_INTERNAL void _neap_options_init(void);   /* reads once, when the environme
 NEAP_INTERNAL neap_arena_t *_neap_arena_create(void);     /* NULL on OOM */
 NEAP_INTERNAL void _neap_arena_destroy(neap_arena_t *a);  /* caller: not on any heap list */
 /* First page of a free run of n pages whose index is a multiple of align
- * (pages); -1 if none.  prefer_dirty: a run starting on a dirty page first. */
+ * (pages); -1 if none.  prefer_dirty: a warm dirty page first (n == 1). */
 NEAP_INTERNAL long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty);
 NEAP_INTERNAL bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n); /* returns dirty pages taken */

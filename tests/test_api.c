@@ -23,7 +23,7 @@
  *   trim         1 when free pages are given back, then 0
  *   purge        an empty page goes back once empty for NEAP_PURGE_DELAY
  *                (one that empties just before its arena's turn waits a
- *                round; mincore tells); a new pool takes dirty pages first
+ *                round; mincore tells)
  *   huge         the cache of freed huge mappings (reuse at the same address
  *                without a system call, calloc zero, best fit with the tail
  *                given back, the NEAP_PURGE_MAX and slot bounds, no cache at
@@ -854,7 +854,7 @@ static void *
 purge_thread(void *arg)
 {
     enum { PER_POOL = 8, DELAY = 100 }; /* 496-byte blocks: 8 to a one-page pool */
-    void *b[3 * PER_POOL], *x[4];
+    void *b[3 * PER_POOL];
     size_t i;
     (void)arg;
 
@@ -886,20 +886,6 @@ purge_thread(void *arg)
     CHECKF(!page_resident(b[PER_POOL]), "pool 2 still resident after a second round");
     for (i = 2 * PER_POOL; i < 3 * PER_POOL; i++)
         free(b[i]);
-
-    /* a new multi-page pool takes dirty pages before clean ones: 20000 bytes
-     * is a one-block pool of 5 pages */
-    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000) == 0);
-    for (i = 0; i < 3; i++)
-        CHECK((x[i] = malloc(20000)) != NULL);
-    free(x[0]);
-    neap_trim(); /* x[0]'s pages clean (the direct pool x[2] stays) */
-    free(x[1]);  /* x[1]'s pages dirty */
-    x[3] = malloc(20000);
-    CHECKF(x[3] == x[1], "a new pool at %p, not on the dirty pages at %p (clean ones at %p)",
-           x[3], x[1], x[0]);
-    free(x[2]);
-    free(x[3]);
     return NULL;
 }
 
