@@ -209,7 +209,7 @@ static void neap_pub_start_locked(void) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 64 * 1024);
+    pthread_attr_setstacksize(&attr, 256 * 1024);   /* touched lazily; room for a program's static TLS */
     pthread_t tid;
     int err = pthread_create(&tid, &attr, neap_pub_main, (void *)(uintptr_t)neap_pub_generation);
     pthread_attr_destroy(&attr);
