@@ -931,6 +931,10 @@ size_t _neap_heaps_purge_expired(void) {
         _neap_heap_unlock(h);
     }
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
+    /* freed huge mappings wait out the same delay, whether or not a heap has
+     * dirty pages */
+    _neap_huge_cache_expire(_neap_os_clock_ms());
+    if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) != 0) left++;
     return left;
 }
 
