@@ -45,6 +45,8 @@ void *neap_realloc(void *p, size_t size) {
     }
     /* keep the block when the new size fits and wastes less than half */
     if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
+    /* a large block grows into the free pages after it */
+    if (size > usable && usable > NEAP_MEDIUM_MAX && _neap_large_grow(p, size)) return p;
     void *q = neap_malloc_inline(size);
     if (q == NULL) return NULL;   /* p untouched, errno ENOMEM */
     memcpy(q, p, size < usable ? size : usable);

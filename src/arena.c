@@ -177,6 +177,12 @@ long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_d
     return -1;
 }
 
+bool _neap_arena_run_is_free(const neap_arena_t *a, size_t first, size_t n) {
+    for (size_t i = first; i < first + n; i++)
+        if (neap_bit(a->used_map, i)) return false;
+    return true;
+}
+
 bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n) {
     return neap_count_bits(a->dirty_map, first, n) == 0;
 }

@@ -513,6 +513,33 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
     return p;
 }
 
+/* Grows the calling thread's large block p in place to hold size bytes
+ * (at most NEAP_LARGE_MAX), taking the free pages right after its run; false
+ * when p is not such a block or those pages are in use.  realloc's way to
+ * avoid a copy. */
+bool _neap_large_grow(void *p, size_t size) {
+    uintptr_t addr = (uintptr_t)p;
+    if (size > NEAP_LARGE_MAX || _neap_map_kind(addr) != NEAP_MAP_ARENA) return false;
+    neap_heap_t *h = _neap_tl_heap;
+    neap_arena_t *a = _neap_arena_of(addr);
+    if (h == &_neap_heap_empty || atomic_load_explicit(&a->owner, memory_order_relaxed) != h) return false;
+    size_t head = _neap_page_index(addr);
+    if (addr != _neap_page_addr(a, head)) return false;
+    bool grown = false;
+    _neap_heap_lock(h);
+    uint16_t v = _neap_kind_get(a, head);
+    size_t have = NEAP_PK_COUNT(v), want = (size + NEAP_PAGE_MASK) >> NEAP_PAGE_SHIFT;
+    if (NEAP_PK_KIND(v) == NEAP_PS_LARGE && want > have && head + want <= NEAP_ARENA_PAGES &&
+        _neap_arena_run_is_free(a, head + have, want - have)) {
+        h->dirty_pages -= _neap_arena_take_run(a, head + have, want - have);
+        for (size_t i = have; i < want; i++) _neap_kind_set(a, head + i, NEAP_PK(NEAP_PS_CONT, i));
+        _neap_kind_set(a, head, NEAP_PK(NEAP_PS_LARGE, want));
+        grown = true;
+    }
+    _neap_heap_unlock(h);
+    return grown;
+}
+
 /* ---------------------------------------------------------------------------
  * Freeing
  * ------------------------------------------------------------------------- */

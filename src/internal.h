@@ -336,6 +336,7 @@ static inline void _neap_heap_unlock(neap_heap_t *h) {
 /* Background purge: expired dirty pages of every live heap.  Returns the
  * dirty pages left waiting (heap.c). */
 NEAP_INTERNAL size_t _neap_heaps_purge_expired(void);
+NEAP_INTERNAL bool _neap_large_grow(void *p, size_t size);   /* realloc in place (heap.c) */
 
 /* publish.c -- statistics records for `neap stats` and `neap run` */
 NEAP_INTERNAL void _neap_publish_start(void);   /* if NEAP_PUBLISH > 0 */
@@ -376,6 +377,7 @@ NEAP_INTERNAL void _neap_arena_destroy(neap_arena_t *a);  /* caller: not on any 
  * (pages); -1 if none.  prefer_dirty: a warm dirty page first (n == 1). */
 NEAP_INTERNAL long _neap_arena_find_run(neap_arena_t *a, size_t n, size_t align, bool prefer_dirty);
 NEAP_INTERNAL bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n);
+NEAP_INTERNAL bool _neap_arena_run_is_free(const neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n); /* returns dirty pages taken */
 NEAP_INTERNAL void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a); /* returns pages purged */

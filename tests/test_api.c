@@ -390,6 +390,48 @@ test_realloc(void)
         realloc_chain(neap_realloc, steps, 3000, 0x3333);
     }
 
+    /* a large block grows in place into the free pages after it, and moves
+     * (contents kept) when the page after it is taken */
+    {
+        void *p = neap_malloc(100000), *q, *r, *wall;
+        CHECK(p != NULL);
+        pat_fill(p, 100000, 41);
+        /* the run after p is free unless something was placed there: put
+         * nothing there, grow by a page at a time */
+        q = neap_realloc(p, 100000 + 4096);
+        CHECK(q != NULL);
+        CHECK_PATTERN(q, 100000, 41);
+        r = neap_realloc(q, 200000);
+        CHECK(r != NULL);
+        CHECK_PATTERN(r, 100000, 41);
+        CHECK(neap_usable_size(r) >= 200000);
+        /* a block right after it: growing must move, and keep the contents */
+        wall = neap_malloc(300000);
+        CHECK(wall != NULL);
+        if ((char *)wall == (char *)r + neap_usable_size(r)) {
+            q = neap_realloc(r, 400000);
+            CHECK(q != NULL && q != r);
+            CHECK_PATTERN(q, 100000, 41);
+            r = q;
+        }
+        neap_free(wall);
+        /* the block after it freed: it grows where it is */
+        {
+            char *a = neap_malloc(150000), *b = neap_malloc(150000), *g;
+            int adjacent;
+            CHECK(a != NULL && b != NULL);
+            adjacent = b == a + neap_usable_size(a);
+            pat_fill(a, 150000, 43);
+            neap_free(b);
+            g = neap_realloc(a, 150000 + 8192);
+            CHECK(g != NULL);
+            CHECK_PATTERN(g, 150000, 43);
+            if (adjacent) CHECKF(g == a, "realloc moved a large block with free pages after it");
+            neap_free(g);
+        }
+        neap_free(r);
+    }
+
     /* realloc(NULL, n) is malloc(n) */
     {
         void *p = neap_realloc(NULL, 300), *q = realloc(NULL, 70000);
