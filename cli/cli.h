@@ -64,6 +64,8 @@ typedef struct neap_cli_record_s {
     neap_stats_t stats;
 } neap_cli_record_t;
 
+/* The wall clock in ms since 1970, as records' time_ms. */
+size_t neap_cli_wall_ms(void);
 /* The record file of process pid: /tmp/neap-<uid>/<pid>. */
 void neap_cli_record_path(long pid, char *buf, size_t cap);
 /* Parses a record's text.  Returns 0, or -1 with a message in err (which

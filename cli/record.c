@@ -12,9 +12,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
+
+size_t neap_cli_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (size_t)ts.tv_sec * 1000 + (size_t)ts.tv_nsec / 1000000;
+}
 
 void neap_cli_record_path(long pid, char *buf, size_t cap) {
     snprintf(buf, cap, "/tmp/neap-%lu/%ld", (unsigned long)getuid(), pid);

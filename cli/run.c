@@ -127,10 +127,9 @@ static int run_value_ok(const char *v, int size) {
 static void run_summary(FILE *out, char **cmd, int status, double seconds, const struct rusage *ru,
                         long pid) {
     fprintf(out, "neap run:");
-    for (int i = 0; cmd[i] && i < 8; i++) fprintf(out, " %s", cmd[i]);
-    if (cmd[0] && cmd[1] && cmd[2] && cmd[3] && cmd[4] && cmd[5] && cmd[6] && cmd[7] && cmd[8])
-        fprintf(out, " ...");
-    fprintf(out, "\n");
+    int i = 0;
+    for (; cmd[i] && i < 8; i++) fprintf(out, " %s", cmd[i]);
+    fprintf(out, "%s\n", cmd[i] ? " ..." : "");
     if (WIFEXITED(status))
         fprintf(out, "  exited with status %d after %.2f s\n", WEXITSTATUS(status), seconds);
     else if (WIFSIGNALED(status))
@@ -157,9 +156,7 @@ static void run_summary(FILE *out, char **cmd, int status, double seconds, const
     if (strcmp(r.state, "exited") == 0) {
         fprintf(out, "  at exit:\n");
     } else {
-        struct timespec now;
-        clock_gettime(CLOCK_REALTIME, &now);
-        size_t now_ms = (size_t)now.tv_sec * 1000 + (size_t)now.tv_nsec / 1000000;
+        size_t now_ms = neap_cli_wall_ms();
         fprintf(out, "  as last published, %.1f s before the end (the program ended without "
                      "running exit handlers):\n",
                 now_ms > r.time_ms ? (double)(now_ms - r.time_ms) / 1000.0 : 0.0);

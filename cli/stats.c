@@ -41,14 +41,8 @@ static int stats_alive(long pid) {
     return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
-static size_t stats_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (size_t)ts.tv_sec * 1000 + (size_t)ts.tv_nsec / 1000000;
-}
-
 static void stats_show(FILE *out, const neap_cli_record_t *r) {
-    size_t now = stats_now_ms();
+    size_t now = neap_cli_wall_ms();
     double age = now > r->time_ms ? (double)(now - r->time_ms) / 1000.0 : 0.0;
     double up = r->time_ms > r->start_ms ? (double)(r->time_ms - r->start_ms) / 1000.0 : 0.0;
     fprintf(out, "neap %s statistics of pid %ld: %s\n", r->version, r->pid, r->command);
@@ -147,13 +141,15 @@ int neap_cli_stats(int argc, char **argv) {
                 printf("process %ld has exited\n", pid);
                 return NEAP_CLI_OK;
             }
+            char path[128];
+            neap_cli_record_path(pid, path, sizeof path);
             if (!alive)
                 fprintf(stderr, "neap stats: there is no process %ld\n", pid);
             else
                 fprintf(stderr, "neap stats: process %ld does not publish neap statistics (no %s)\n"
                                 "  start it with `neap run -- CMD`, or set NEAP_PUBLISH=1000 in its "
                                 "environment if it is linked with neap\n",
-                        pid, strchr(err, ':') ? strndupa(err, (size_t)(strchr(err, ':') - err)) : err);
+                        pid, path);
             return NEAP_CLI_FAILED;
         }
         if (rc < 0) {

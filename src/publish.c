@@ -115,18 +115,13 @@ static size_t neap_pub_format(char *buf, size_t cap, const char *state) {
     for (size_t c = 0; c < NEAP_CLASS_MAX; c++) {
         const neap_class_stats_t *cs = &st.classes[c];
         if (cs->pools == 0 && cs->pools_made == 0) continue;
-        _neap_buf_str(&b, "class ");
-        _neap_buf_u(&b, c + 1, 0);
-        _neap_buf_str(&b, " ");
-        _neap_buf_u(&b, cs->block_size, 0);
-        _neap_buf_str(&b, " ");
-        _neap_buf_u(&b, cs->pools, 0);
-        _neap_buf_str(&b, " ");
-        _neap_buf_u(&b, cs->blocks_used, 0);
-        _neap_buf_str(&b, " ");
-        _neap_buf_u(&b, cs->blocks_free, 0);
-        _neap_buf_str(&b, " ");
-        _neap_buf_u(&b, cs->pools_made, 0);
+        const size_t fields[6] = {c + 1, cs->block_size, cs->pools, cs->blocks_used, cs->blocks_free,
+                                  cs->pools_made};
+        _neap_buf_str(&b, "class");
+        for (size_t f = 0; f < 6; f++) {
+            _neap_buf_str(&b, " ");
+            _neap_buf_u(&b, fields[f], 0);
+        }
         _neap_buf_str(&b, "\n");
     }
     _neap_buf_str(&b, "end\n");

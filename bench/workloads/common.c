@@ -39,26 +39,27 @@ const char *order_name(order_t ord)
 
 /* ---- failures ------------------------------------------------------------ */
 
-void check_failed(const char *fmt, ...)
+/* "neapwork NAME: <what><message>" on stderr, then exit status 1. */
+__attribute__((noreturn)) static void fail_exit(const char *what, const char *fmt, va_list ap)
 {
     char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    fprintf(stderr, "neapwork %s: %s%s\n", g_workload, what, msg);
+    _exit(1);
+}
+
+void check_failed(const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "neapwork %s: check failed: %s\n", g_workload, msg);
-    _exit(1);
+    fail_exit("check failed: ", fmt, ap);
 }
 
 void die(const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "neapwork %s: %s\n", g_workload, msg);
-    _exit(1);
+    fail_exit("", fmt, ap);
 }
 
 void block_mismatch(const void *p, size_t n, size_t off)
