@@ -11,6 +11,11 @@
  *   options.c    the NEAP_* option table                 stats.c  statistics
  *   init.c       process start, thread exit, fork
  *
+ * Above the allocator, on its public API (objimpl.h):
+ *
+ *   gc.c         the cycle collector and the gc module
+ *   object.c     objects, reference counts, free lists, strings, weak refs
+ *
  * Address space:
  *
  *   arena (4 MiB, aligned to 4 MiB, owned by one heap)
@@ -301,6 +306,7 @@ NEAP_INTERNAL void _neap_os_purge(void *p, size_t size);  /* contents become zer
 /* mremap: in place (dest NULL) or moved onto the caller's reservation dest */
 NEAP_INTERNAL void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest);
 NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
+NEAP_INTERNAL uint64_t _neap_os_clock_ns(void);           /* fine monotonic */
 NEAP_INTERNAL void _neap_os_write(int fd, const char *s, size_t n);
 NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
 NEAP_INTERNAL bool _neap_os_env_ready(void);              /* environ is set up */

@@ -11,6 +11,7 @@
  *                                 (mremap): in place, or moved to dest
  *                                 (the pages move, nothing is copied)
  *   _neap_os_clock_ms()           coarse monotonic clock (vDSO, no syscall)
+ *   _neap_os_clock_ns()           fine monotonic clock (collection durations)
  *   _neap_os_write / read_file    raw write(2)/read(2): diagnostics and /proc
  *                                 never allocate
  *   _neap_os_stats_dir(buf)       the per-user statistics directory
@@ -93,6 +94,12 @@ void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest) {
                    : mremap(p, old_size, new_size, 0);
     errno = saved;
     return q == MAP_FAILED ? NULL : q;
+}
+
+uint64_t _neap_os_clock_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t _neap_os_clock_ms(void) {

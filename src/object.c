@@ -1,0 +1,618 @@
+/* object.c -- objects: creation, reference counts reaching zero, free lists
+ * per type, strings and their interning, weak references.
+ *
+ * The layer above the allocator: memory comes from neap_malloc and goes
+ * back through neap_free.  The collector (gc.c) is told about every tracked
+ * object made or freed.
+ *
+ * Life of an object
+ *
+ *   neap_obj_new ----> alive (refcnt >= 1) --decref to 0--> neap_obj_dealloc
+ *                        ^                                      |
+ *                        |  finalize stored a reference         | 1. finalize (once)
+ *                        +--------------------------------------+ 2. weak refs cleared,
+ *                                                               |    callbacks
+ *                                                               | 3. untracked
+ *                                                               | 4. references released
+ *                                                               |    (traverse + decref)
+ *                                                               | 5. dealloc hook
+ *                                                               v
+ *                                         type free list (if room) or neap_free
+ *
+ * The trashcan: step 4 of a long chain would recurse once per link.  Past
+ * DEALLOC_DEPTH nested releases, an object reaching step 4 is pushed on the
+ * `deferred` stack (linked through its gc links, unused once untracked) and
+ * the outermost neap_obj_dealloc releases the stack before it returns.
+ *
+ * Free lists: a type with freelist_max > 0 (and no itemsize) keeps up to
+ * that many freed blocks, linked through their first word; neap_obj_new of
+ * the type takes one back before asking neap_malloc.
+ *
+ * Weak references: a weakref object holds its referent without a count.
+ * The referents with weak references are in a hash table (open addressing,
+ * linear probing, deletion by backward shift) mapping the object to the
+ * first weakref of a doubly linked list; the object carries
+ * NEAP_OBJ_WEAKREFS while it has an entry.
+ *
+ * Interning: a hash set of the interned string objects (open addressing,
+ * the same scheme).  The set holds no reference: a string's dealloc removes
+ * it.  Invariant: a string has NEAP_OBJ_INTERNED iff it is in the set, and
+ * no two strings in the set have the same value.
+ *
+ * Thread model: see neap_object.h.  Nothing here locks; neap_obj_lock is a
+ * plain mutex offered to callers.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "objimpl.h"
+
+/* ---------------------------------------------------------------------------
+ * The caller's lock.
+ * ------------------------------------------------------------------------- */
+static pthread_mutex_t obj_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void neap_obj_lock(void) { pthread_mutex_lock(&obj_mutex); }
+void neap_obj_unlock(void) { pthread_mutex_unlock(&obj_mutex); }
+
+/* ---------------------------------------------------------------------------
+ * The registry of types (for free-list clearing and counts by type).
+ * ------------------------------------------------------------------------- */
+static neap_type_t *types_first;
+
+static void type_register(neap_type_t *type) {
+    type->state.registered = 1;
+    type->state.next = types_first;
+    types_first = type;
+}
+
+neap_type_t *_neap_types_next(neap_type_t *t) {
+    return t == NULL ? types_first : t->state.next;
+}
+
+/* ---------------------------------------------------------------------------
+ * Creation.
+ * ------------------------------------------------------------------------- */
+static size_t head_bytes(const neap_type_t *type) {
+    return sizeof(neap_objhead_t) + (type->traverse != NULL ? sizeof(_neap_gc_t) : 0);
+}
+
+static void *obj_make(neap_type_t *type, size_t body, size_t nitems) {
+    size_t head = head_bytes(type);
+    if (body > SIZE_MAX - head) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (type->traverse != NULL)
+        _neap_gc_on_alloc(); /* may collect; before the new object exists */
+    char *block;
+    if (type->state.freelist != NULL && nitems == 0) {
+        block = type->state.freelist;
+        type->state.freelist = *(void **)block;
+        type->state.nfree--;
+    } else {
+        block = neap_malloc(head + body);
+        if (block == NULL)
+            return NULL; /* errno is ENOMEM */
+    }
+    memset(block, 0, head + body);
+    neap_objhead_t *h = (neap_objhead_t *)(block + head - sizeof(neap_objhead_t));
+    h->refcnt = 1;
+    h->type = type;
+    h->nitems = nitems > UINT32_MAX ? UINT32_MAX : (uint32_t)nitems;
+    if (!type->state.registered)
+        type_register(type);
+    type->state.live++;
+    type->state.made++;
+    void *o = FROM_HEAD(h);
+    if (type->traverse != NULL) {
+        h->flags = NEAP_OBJ_GCTYPE;
+        _neap_gc_link(o);
+    }
+    return o;
+}
+
+void *neap_obj_new(neap_type_t *type) {
+    return obj_make(type, type->size, 0);
+}
+
+void *neap_obj_new_var(neap_type_t *type, size_t nitems) {
+    if (type->itemsize != 0 && nitems > (SIZE_MAX - type->size) / type->itemsize) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return obj_make(type, type->size + nitems * type->itemsize, nitems);
+}
+
+/* ---------------------------------------------------------------------------
+ * Deallocation.
+ * ------------------------------------------------------------------------- */
+#define DEALLOC_DEPTH 64
+
+static int dealloc_depth;        /* nested object_release calls */
+static _neap_gc_t *deferred;     /* objects waiting for step 4, linked by next */
+
+static void weakrefs_clear(void *o);
+static void weakref_unlink(void *w);
+
+static int visit_release(void *child, void *arg) {
+    (void)arg;
+    neap_decref(child);
+    return 0;
+}
+
+/* Steps 4 and 5: release what o holds, and its memory. */
+static void object_release(void *o) {
+    neap_objhead_t *h = NEAP_HEAD(o);
+    neap_type_t *type = h->type;
+    if (type == &neap_weakref_type)
+        weakref_unlink(o); /* before anything can run that might clear its referent */
+    if (type->traverse != NULL)
+        type->traverse(o, visit_release, NULL);
+    if (type->dealloc != NULL)
+        type->dealloc(o);
+    void *block = type->traverse != NULL ? (void *)AS_GC(o) : (void *)h;
+    type->state.live--;
+    if (type->state.nfree < type->freelist_max && type->itemsize == 0) {
+        *(void **)block = type->state.freelist;
+        type->state.freelist = block;
+        type->state.nfree++;
+    } else {
+        neap_free(block);
+    }
+}
+
+void neap_obj_dealloc(void *o) {
+    neap_objhead_t *h = NEAP_HEAD(o);
+    neap_type_t *type = h->type;
+    if (type->finalize != NULL && !(h->flags & NEAP_OBJ_FINALIZED)) {
+        h->flags |= NEAP_OBJ_FINALIZED;
+        h->refcnt = 1; /* alive while its finalizer runs */
+        type->finalize(o);
+        if (--h->refcnt != 0)
+            return; /* resurrected */
+    }
+    if (h->flags & NEAP_OBJ_WEAKREFS) {
+        h->refcnt = 1; /* the callbacks may look at the world; o stays valid */
+        weakrefs_clear(o);
+        if (--h->refcnt != 0)
+            return;
+    }
+    if (!(h->flags & NEAP_OBJ_GCTYPE)) {
+        object_release(o);
+        return;
+    }
+    if (h->flags & NEAP_OBJ_TRACKED)
+        _neap_gc_unlink(o);
+    if (dealloc_depth >= DEALLOC_DEPTH) {
+        _neap_gc_t *g = AS_GC(o);
+        g->next = deferred;
+        deferred = g;
+        return;
+    }
+    dealloc_depth++;
+    object_release(o);
+    if (dealloc_depth == 1) {
+        while (deferred != NULL) {
+            _neap_gc_t *g = deferred;
+            deferred = g->next;
+            object_release(FROM_GC(g));
+        }
+    }
+    dealloc_depth--;
+}
+
+/* ---------------------------------------------------------------------------
+ * Free lists.
+ * ------------------------------------------------------------------------- */
+size_t neap_type_freelist_clear(neap_type_t *type) {
+    size_t n = 0;
+    while (type->state.freelist != NULL) {
+        void *block = type->state.freelist;
+        type->state.freelist = *(void **)block;
+        neap_free(block);
+        n++;
+    }
+    type->state.nfree = 0;
+    return n;
+}
+
+size_t neap_freelists_clear(void) {
+    size_t n = 0;
+    for (neap_type_t *t = types_first; t != NULL; t = t->state.next)
+        n += neap_type_freelist_clear(t);
+    return n;
+}
+
+size_t neap_type_live(const neap_type_t *type) { return type->state.live; }
+
+/* ---------------------------------------------------------------------------
+ * Pointer-keyed and string-keyed hash tables share the probing arithmetic.
+ * ------------------------------------------------------------------------- */
+static uint64_t hash_ptr(const void *p) {
+    uint64_t x = (uint64_t)(uintptr_t)p;
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+/* A table of `cap` (a power of two) slots of pointers, NULL when empty. */
+typedef struct ptable {
+    void **slot;
+    size_t cap;
+    size_t count;
+} ptable_t;
+
+/* Removes slot i and shifts the cluster after it back (linear probing
+ * deletion without tombstones); hash_of gives each entry's home hash. */
+static void ptable_remove_at(ptable_t *t, size_t i, uint64_t (*hash_of)(const void *)) {
+    size_t mask = t->cap - 1;
+    t->slot[i] = NULL;
+    t->count--;
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        void *e = t->slot[j];
+        if (e == NULL)
+            return;
+        size_t home = (size_t)hash_of(e) & mask;
+        /* e may move to i if its home is not in the cyclic range (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            t->slot[i] = e;
+            t->slot[j] = NULL;
+            i = j;
+        }
+    }
+}
+
+/* Grows to twice the size (or 64) and reinserts; -1 on ENOMEM. */
+static int ptable_grow(ptable_t *t, uint64_t (*hash_of)(const void *)) {
+    size_t cap = t->cap ? t->cap * 2 : 64;
+    void **slot = neap_calloc(cap, sizeof(void *));
+    if (slot == NULL)
+        return -1;
+    for (size_t i = 0; i < t->cap; i++) {
+        void *e = t->slot[i];
+        if (e == NULL)
+            continue;
+        size_t j = (size_t)hash_of(e) & (cap - 1);
+        while (slot[j] != NULL)
+            j = (j + 1) & (cap - 1);
+        slot[j] = e;
+    }
+    neap_free(t->slot);
+    t->slot = slot;
+    t->cap = cap;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Strings and interning.
+ * ------------------------------------------------------------------------- */
+typedef struct str {
+    uint64_t hash; /* of the bytes, computed once */
+    size_t len;    /* bytes, not counting the NUL after them */
+    char data[];   /* len bytes and a NUL */
+} str_t;
+
+static ptable_t interned;
+
+static uint64_t hash_bytes(const char *s, size_t n) {
+    /* FNV-1a, then a final mix so that the low bits index well */
+    uint64_t x = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        x ^= (unsigned char)s[i];
+        x *= 0x100000001b3ULL;
+    }
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x;
+}
+
+static uint64_t str_hash_of(const void *o) { return ((const str_t *)o)->hash; }
+
+static void str_dealloc(void *self) {
+    if (!(NEAP_HEAD(self)->flags & NEAP_OBJ_INTERNED))
+        return;
+    str_t *s = self;
+    size_t mask = interned.cap - 1;
+    for (size_t i = (size_t)s->hash & mask;; i = (i + 1) & mask) {
+        if (interned.slot[i] == self) {
+            ptable_remove_at(&interned, i, str_hash_of);
+            return;
+        }
+    }
+}
+
+static void str_repr(const void *self, char *buf, size_t size) {
+    const str_t *s = self;
+    snprintf(buf, size, "'%.*s'%s", s->len > 40 ? 40 : (int)s->len, s->data,
+             s->len > 40 ? "..." : "");
+}
+
+neap_type_t neap_str_type = {
+    .name = "str",
+    .size = sizeof(str_t),
+    .itemsize = 1,
+    .dealloc = str_dealloc,
+    .repr = str_repr,
+};
+
+void *neap_str_new(const char *s, size_t len) {
+    if (len == SIZE_MAX) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    str_t *o = neap_obj_new_var(&neap_str_type, len + 1);
+    if (o == NULL)
+        return NULL;
+    memcpy(o->data, s, len);
+    o->data[len] = '\0';
+    o->len = len;
+    o->hash = hash_bytes(s, len);
+    return o;
+}
+
+/* The slot holding the interned string of value s, or the empty slot where
+ * it would go; the table must have room. */
+static size_t intern_find(const char *s, size_t len, uint64_t hash) {
+    size_t mask = interned.cap - 1;
+    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
+        str_t *e = interned.slot[i];
+        if (e == NULL || (e->hash == hash && e->len == len && memcmp(e->data, s, len) == 0))
+            return i;
+    }
+}
+
+static int intern_room(void) {
+    if ((interned.count + 1) * 4 < interned.cap * 3)
+        return 0;
+    if (ptable_grow(&interned, str_hash_of) != 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}
+
+void *neap_intern(const char *s, size_t len) {
+    if (intern_room() != 0)
+        return NULL;
+    uint64_t hash = hash_bytes(s, len);
+    size_t i = intern_find(s, len, hash);
+    if (interned.slot[i] != NULL) {
+        neap_incref(interned.slot[i]);
+        return interned.slot[i];
+    }
+    str_t *o = neap_str_new(s, len);
+    if (o == NULL)
+        return NULL;
+    NEAP_HEAD(o)->flags |= NEAP_OBJ_INTERNED;
+    interned.slot[i] = o;
+    interned.count++;
+    return o;
+}
+
+void *neap_intern_cstr(const char *s) { return neap_intern(s, strlen(s)); }
+
+void *neap_intern_str(void *str) {
+    str_t *s = str;
+    if (NEAP_HEAD(s)->flags & NEAP_OBJ_INTERNED) {
+        neap_incref(s);
+        return s;
+    }
+    if (intern_room() != 0)
+        return NULL;
+    size_t i = intern_find(s->data, s->len, s->hash);
+    if (interned.slot[i] == NULL) {
+        NEAP_HEAD(s)->flags |= NEAP_OBJ_INTERNED;
+        interned.slot[i] = s;
+        interned.count++;
+    }
+    neap_incref(interned.slot[i]);
+    return interned.slot[i];
+}
+
+const char *neap_str_data(const void *str) { return ((const str_t *)str)->data; }
+size_t neap_str_len(const void *str) { return ((const str_t *)str)->len; }
+uint64_t neap_str_hash(const void *str) { return ((const str_t *)str)->hash; }
+int neap_str_is_interned(const void *str) {
+    return (NEAP_HEAD(str)->flags & NEAP_OBJ_INTERNED) != 0;
+}
+size_t neap_intern_count(void) { return interned.count; }
+
+/* ---------------------------------------------------------------------------
+ * Weak references.
+ * ------------------------------------------------------------------------- */
+typedef struct weakref {
+    void *referent;          /* NULL once cleared; no reference held */
+    neap_weakref_cb callback; /* may be NULL */
+    void *data;              /* a reference, or NULL */
+    struct weakref *next;    /* the referent's list */
+    struct weakref *prev;
+} weakref_t;
+
+/* The referents: slot -> first weakref of the referent's list.  The table
+ * stores weakref_t pointers; an entry's key is its referent. */
+static ptable_t wtable;
+
+static uint64_t wr_hash_of(const void *e) { return hash_ptr(((const weakref_t *)e)->referent); }
+
+static size_t wtable_find(const void *o) {
+    size_t mask = wtable.cap - 1;
+    for (size_t i = (size_t)hash_ptr(o) & mask;; i = (i + 1) & mask) {
+        weakref_t *e = wtable.slot[i];
+        if (e == NULL || e->referent == o)
+            return i;
+    }
+}
+
+/* Unlinks wr from its referent's list (and the table, if it was the last). */
+static void weakref_unlink(void *w) {
+    weakref_t *wr = w;
+    void *o = wr->referent;
+    if (o == NULL)
+        return;
+    size_t i = wtable_find(o);
+    if (wtable.slot[i] == wr) {
+        if (wr->next != NULL) {
+            wtable.slot[i] = wr->next; /* same referent, same home */
+            wr->next->prev = NULL;
+        } else {
+            ptable_remove_at(&wtable, i, wr_hash_of);
+            NEAP_HEAD(o)->flags &= ~NEAP_OBJ_WEAKREFS;
+        }
+    } else {
+        wr->prev->next = wr->next;
+        if (wr->next != NULL)
+            wr->next->prev = wr->prev;
+    }
+    wr->referent = NULL;
+    wr->next = wr->prev = NULL;
+}
+
+static int weakref_traverse(void *self, neap_visit_fn visit, void *arg) {
+    weakref_t *wr = self;
+    NEAP_VISIT(wr->data);
+    return 0;
+}
+
+static void weakref_clear(void *self) {
+    weakref_t *wr = self;
+    weakref_unlink(wr);
+    wr->callback = NULL;
+    NEAP_CLEAR(wr->data);
+}
+
+static void weakref_dealloc(void *self) {
+    weakref_t *wr = self;
+    weakref_unlink(wr); /* data was released by traverse */
+}
+
+static void weakref_repr(const void *self, char *buf, size_t size) {
+    const weakref_t *wr = self;
+    if (wr->referent == NULL)
+        snprintf(buf, size, "dead");
+    else
+        snprintf(buf, size, "to %s at %p", neap_obj_type(wr->referent)->name, wr->referent);
+}
+
+neap_type_t neap_weakref_type = {
+    .name = "weakref",
+    .size = sizeof(weakref_t),
+    .traverse = weakref_traverse,
+    .clear = weakref_clear,
+    .dealloc = weakref_dealloc,
+    .repr = weakref_repr,
+};
+
+void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data) {
+    weakref_t *wr = neap_obj_new(&neap_weakref_type);
+    if (wr == NULL)
+        return NULL;
+    /* the allocation may have collected (and run callbacks that made or
+     * dropped weak references); obj is held by the caller */
+    if ((wtable.count + 1) * 4 >= wtable.cap * 3 && ptable_grow(&wtable, wr_hash_of) != 0) {
+        neap_decref(wr);
+        errno = ENOMEM;
+        return NULL;
+    }
+    wr->callback = callback;
+    wr->data = data;
+    neap_xincref(data);
+    size_t i = wtable_find(obj);
+    weakref_t *first = wtable.slot[i];
+    wr->referent = obj;
+    if (first != NULL) {
+        /* append after the first, so that the list keeps creation order */
+        weakref_t *last = first;
+        while (last->next != NULL)
+            last = last->next;
+        last->next = wr;
+        wr->prev = last;
+    } else {
+        wtable.slot[i] = wr;
+        wtable.count++;
+        NEAP_HEAD(obj)->flags |= NEAP_OBJ_WEAKREFS;
+    }
+    return wr;
+}
+
+void *neap_weakref_get(void *w) {
+    weakref_t *wr = w;
+    neap_xincref(wr->referent);
+    return wr->referent;
+}
+
+size_t neap_weakref_count(const void *obj) {
+    if (!(NEAP_HEAD(obj)->flags & NEAP_OBJ_WEAKREFS))
+        return 0;
+    size_t n = 0;
+    for (weakref_t *wr = wtable.slot[wtable_find(obj)]; wr != NULL; wr = wr->next)
+        n++;
+    return n;
+}
+
+/* Detaches o's whole list from the table: each weakref's referent becomes
+ * NULL.  Returns the first weakref (the list stays linked by next). */
+static weakref_t *weakrefs_detach(void *o) {
+    size_t i = wtable_find(o);
+    weakref_t *first = wtable.slot[i];
+    ptable_remove_at(&wtable, i, wr_hash_of);
+    NEAP_HEAD(o)->flags &= ~NEAP_OBJ_WEAKREFS;
+    for (weakref_t *wr = first; wr != NULL; wr = wr->next)
+        wr->referent = NULL;
+    return first;
+}
+
+void _neap_weakref_call(void *w) {
+    weakref_t *wr = w;
+    if (wr->callback != NULL)
+        wr->callback(wr, wr->data);
+}
+
+/* o is dying by its count: every weak reference to it is cleared first,
+ * then the callbacks run, oldest weak reference first. */
+static void weakrefs_clear(void *o) {
+    weakref_t *wr = weakrefs_detach(o);
+    /* keep every weakref alive while callbacks run: a callback may drop the
+     * last reference to another weakref of the list */
+    for (weakref_t *w = wr; w != NULL; w = w->next)
+        neap_incref(w);
+    while (wr != NULL) {
+        weakref_t *next = wr->next;
+        wr->next = wr->prev = NULL;
+        _neap_weakref_call(wr);
+        neap_decref(wr);
+        wr = next;
+    }
+}
+
+int _neap_weakrefs_clear_for_gc(void *o, void ***todo, size_t *n, size_t *cap) {
+    int rc = 0;
+    weakref_t *wr = weakrefs_detach(o);
+    while (wr != NULL) {
+        weakref_t *next = wr->next;
+        wr->next = wr->prev = NULL;
+        if (wr->callback != NULL && !(NEAP_HEAD(wr)->flags & GC_UNREACHABLE)) {
+            if (*n == *cap) {
+                size_t c = *cap ? *cap * 2 : 16;
+                void **t = neap_realloc(*todo, c * sizeof(void *));
+                if (t == NULL) {
+                    rc = -1;
+                    wr = next;
+                    continue;
+                }
+                *todo = t;
+                *cap = c;
+            }
+            neap_incref(wr);
+            (*todo)[(*n)++] = wr;
+        }
+        wr = next;
+    }
+    return rc;
+}
