@@ -218,18 +218,34 @@ static void subtract_refs(_neap_gc_t *list) {
     }
 }
 
+/* Objects on the unreachable list that will make the collection run code:
+ * they have weak references, or a finalizer yet to run. */
+static inline int runs_code(const neap_objhead_t *h) {
+    return (h->flags & NEAP_OBJ_WEAKREFS) ||
+           (h->type->finalize != NULL && !(h->flags & NEAP_OBJ_FINALIZED));
+}
+
+typedef struct moved {
+    _neap_gc_t *young; /* the list reachable objects go back to */
+    size_t count;     /* on the unreachable list */
+    size_t run_code;  /* of them, those for which runs_code() holds */
+} moved_t;
+
 /* A reachable object refers to o.  If o is in the set being examined: when
  * it was moved to unreachable already, it comes back to the end of young
  * (and will be scanned there); when it is still ahead in young with
  * gc_refs 0, gc_refs 1 tells the scan it is reachable. */
-static int visit_reachable(void *o, void *young) {
+static int visit_reachable(void *o, void *arg) {
     neap_objhead_t *h = NEAP_HEAD(o);
     if (!(h->flags & GC_COLLECTING))
         return 0; /* outside the set, or known reachable already */
     if (h->flags & GC_UNREACHABLE) {
+        moved_t *mv = arg;
         h->flags &= ~GC_UNREACHABLE;
         h->gc_refs = 1;
-        list_move(AS_GC(o), young);
+        mv->count--;
+        mv->run_code -= runs_code(h);
+        list_move(AS_GC(o), mv->young);
     } else if (h->gc_refs == 0) {
         h->gc_refs = 1;
     }
@@ -237,23 +253,26 @@ static int visit_reachable(void *o, void *young) {
 }
 
 /* Step 4: one pass over young, which grows at its end as objects come back
- * from unreachable.  Returns the objects left on unreachable. */
-static size_t move_unreachable(_neap_gc_t *young, _neap_gc_t *unreachable) {
+ * from unreachable.  Counts what is left on unreachable in *mv. */
+static void move_unreachable(_neap_gc_t *young, _neap_gc_t *unreachable, moved_t *mv) {
     _neap_gc_t *g = young->next;
+    mv->young = young;
+    mv->count = mv->run_code = 0;
     while (g != young) {
         neap_objhead_t *h = GC_HEAD(g);
         if (h->gc_refs > 0) {
             h->flags &= ~GC_COLLECTING;
-            h->type->traverse(FROM_GC(g), visit_reachable, young);
+            h->type->traverse(FROM_GC(g), visit_reachable, mv);
             g = g->next;
         } else {
             _neap_gc_t *next = g->next;
             h->flags |= GC_UNREACHABLE;
+            mv->count++;
+            mv->run_code += runs_code(h);
             list_move(g, unreachable);
             g = next;
         }
     }
-    return list_size(unreachable);
 }
 
 static void clear_collect_flags(_neap_gc_t *list) {
@@ -338,9 +357,10 @@ static int finalize_garbage(_neap_gc_t *unreachable) {
 static void handle_resurrected(_neap_gc_t *unreachable, _neap_gc_t *still, _neap_gc_t *old) {
     for (_neap_gc_t *g = unreachable->next; g != unreachable; g = g->next)
         GC_HEAD(g)->flags &= ~GC_UNREACHABLE;
+    moved_t mv;
     update_refs(unreachable);
     subtract_refs(unreachable);
-    move_unreachable(unreachable, still);
+    move_unreachable(unreachable, still, &mv);
     clear_collect_flags(unreachable);
     list_merge(unreachable, old);
 }
@@ -405,9 +425,11 @@ static size_t collect(int generation, size_t *uncollectable) {
 
     _neap_gc_t unreachable;
     list_init(&unreachable);
+    moved_t mv;
     size_t nyoung = update_refs(young);
     subtract_refs(young);
-    size_t m = move_unreachable(young, &unreachable);
+    move_unreachable(young, &unreachable, &mv);
+    size_t m = mv.count;
 
     /* step 5: promotion (young's objects all have GC_COLLECTING cleared) */
     if (young != old) {
@@ -425,7 +447,10 @@ static size_t collect(int generation, size_t *uncollectable) {
     }
 
     size_t n = 0;
-    if (m > 0) {
+    if (m > 0 && mv.run_code == 0) {
+        /* no weak reference and no finalizer: nothing can come back */
+        n = delete_garbage(&unreachable, old);
+    } else if (m > 0) {
         int ran = handle_weakrefs(&unreachable);
         ran |= finalize_garbage(&unreachable);
         if (ran) {
