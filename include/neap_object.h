@@ -305,7 +305,8 @@ NEAP_EXPORT void neap_gc_unfreeze(void);
 NEAP_EXPORT size_t neap_gc_get_freeze_count(void);
 /* Tracked objects of one generation (0..2), or of all of them (-1). */
 NEAP_EXPORT int neap_gc_get_objects(int generation, neap_objarray_t *out);
-/* Tracked objects that refer to any of objs[0..n). */
+/* Tracked objects that refer to any of objs[0..n); frozen objects are not
+ * searched (as in CPython). */
 NEAP_EXPORT int neap_gc_get_referrers(void *const *objs, size_t n, neap_objarray_t *out);
 /* Objects that any of objs[0..n) refer to (by their types' traverse). */
 NEAP_EXPORT int neap_gc_get_referents(void *const *objs, size_t n, neap_objarray_t *out);
