@@ -283,7 +283,8 @@ typedef struct neap_objarray {
 NEAP_EXPORT void neap_objarray_release(neap_objarray_t *a);
 
 /* gc.collect(generation): collects generations 0..generation and returns
- * the number of unreachable objects found; -1 and EINVAL for a generation
+ * the number of unreachable objects found (collectable, uncollectable, and
+ * those a finalizer resurrected, as CPython 3.11 counts them); -1 and EINVAL for a generation
  * outside 0..2, -1 and EBUSY if a collection is running. */
 NEAP_EXPORT intptr_t neap_gc_collect(int generation);
 NEAP_EXPORT void neap_gc_enable(void);
@@ -319,7 +320,8 @@ NEAP_EXPORT void neap_gc_untrack(void *o);
 
 typedef struct neap_gc_stats {
     size_t collections;   /* collections of this generation */
-    size_t collected;     /* unreachable objects found by them */
+    size_t collected;     /* unreachable objects they found and freed (or, under
+                             DEBUG_SAVEALL, moved to the garbage list) */
     size_t uncollectable; /* unreachable objects they could not free */
     double duration;      /* seconds spent in them, in total */
 } neap_gc_stats_t;
@@ -336,7 +338,8 @@ NEAP_EXPORT int neap_gc_get_garbage(neap_objarray_t *out);
 NEAP_EXPORT size_t neap_gc_clear_garbage(void);
 
 /* gc.callbacks: called with phase "start" and "stop" around every
- * collection.  At "start", collected and uncollectable are 0. */
+ * collection.  At "start", collected and uncollectable are 0; at "stop"
+ * they are as in neap_gc_stats_t. */
 typedef struct neap_gc_info {
     int generation;
     size_t collected;

@@ -153,6 +153,11 @@ void _neap_gc_on_alloc(void) {
         collect_generations();
 }
 
+void _neap_gc_on_alloc_failed(void) {
+    if (gc.gen[0].count > 0)
+        gc.gen[0].count--;
+}
+
 void _neap_gc_link(void *o) {
     NEAP_HEAD(o)->flags |= NEAP_OBJ_TRACKED;
     list_append(AS_GC(o), &gc.gen[0].head);

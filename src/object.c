@@ -94,8 +94,11 @@ static void *obj_make(neap_type_t *type, size_t body, size_t nitems) {
         type->state.nfree--;
     } else {
         block = neap_malloc(head + body);
-        if (block == NULL)
+        if (block == NULL) {
+            if (type->traverse != NULL)
+                _neap_gc_on_alloc_failed();
             return NULL; /* errno is ENOMEM */
+        }
     }
     memset(block, 0, head + body);
     neap_objhead_t *h = (neap_objhead_t *)(block + head - sizeof(neap_objhead_t));

@@ -49,6 +49,8 @@ typedef struct _neap_gc {
 /* A tracked object is about to be made: counts it towards generation 0 and
  * may run a collection. */
 NEAP_INTERNAL void _neap_gc_on_alloc(void);
+/* ... and could not be made after all: uncounts it. */
+NEAP_INTERNAL void _neap_gc_on_alloc_failed(void);
 /* Puts o on generation 0 / takes it off its list (and uncounts it). */
 NEAP_INTERNAL void _neap_gc_link(void *o);
 NEAP_INTERNAL void _neap_gc_unlink(void *o);
