@@ -803,7 +803,8 @@ size_t neap_gc_count_by_type(neap_typecount_t *out, size_t max) {
             all[k++] = (neap_typecount_t){t->name, t->state.live};
     }
     qsort(all, n, sizeof *all, cmp_count_desc);
-    memcpy(out, all, (n < max ? n : max) * sizeof *all);
+    if (n > 0 && max > 0)
+        memcpy(out, all, (n < max ? n : max) * sizeof *all);
     neap_free(all);
     return n;
 }

@@ -353,7 +353,8 @@ void *neap_str_new(const char *s, size_t len) {
     str_t *o = neap_obj_new_var(&neap_str_type, len + 1);
     if (o == NULL)
         return NULL;
-    memcpy(o->data, s, len);
+    if (len > 0)
+        memcpy(o->data, s, len);
     o->data[len] = '\0';
     o->len = len;
     o->hash = hash_bytes(s, len);
