@@ -1,0 +1,483 @@
+/* tracefmt.c -- encoding and decoding the neap trace format (tracefmt.h,
+ * docs/trace-format.md).
+ *
+ * Encoder: records go into the caller's buffer after 12 bytes kept for the
+ * chunk header; a record is first encoded into a small scratch array on the
+ * stack (or measured, for stacks and modules) so that a record that does not
+ * fit changes nothing.  finish() fills the header and resets the deltas.
+ *
+ *   enc.buf  [ "CHNK" | len | crc ][ 'S' ... | 'A' ... | 'F' ... ][  free  ]
+ *
+ * Decoder: reads one chunk at a time into a malloc'd buffer, checks its
+ * frame (magic, length, CRC) before handing out any of its records, then
+ * decodes records on demand.  States:
+ *
+ *   open --header ok--> READING --'E'--> CLEAN
+ *                          |  \--file ends at a chunk boundary--> EOF
+ *                          |--short chunk--> TRUNCATED
+ *                          \--bad magic/CRC/record--> CORRUPT
+ *
+ * Every stop leaves the reader at the last good record and a message naming
+ * the byte offset of the problem.
+ */
+#define _GNU_SOURCE
+#include "tracefmt.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* --- CRC-32, four bits at a time (16-entry table: small, no init) --------- */
+
+static const uint32_t neap_crc_nibble[16] = {
+    0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+    0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+    0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
+
+uint32_t _neap_trace_crc32(uint32_t crc, const void *p, size_t n) {
+    const uint8_t *b = p;
+    crc = ~crc;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= b[i];
+        crc = (crc >> 4) ^ neap_crc_nibble[crc & 15];
+        crc = (crc >> 4) ^ neap_crc_nibble[crc & 15];
+    }
+    return ~crc;
+}
+
+/* --- little-endian and varint primitives ----------------------------------- */
+
+static void neap_put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static void neap_put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t neap_get32(const uint8_t *p) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+static uint64_t neap_get64(const uint8_t *p) {
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Writes v as LEB128 at p (room for NEAP_TRACE_VARINT_MAX); returns bytes. */
+static size_t neap_put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+/* Bytes neap_put_varint would write. */
+static size_t neap_varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+/* The signed difference a - b, zigzag-encoded (small either way). */
+static uint64_t neap_zigzag_delta(uint64_t a, uint64_t b) {
+    int64_t d = (int64_t)(a - b);
+    return ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
+}
+static uint64_t neap_unzigzag(uint64_t z) {
+    return (z >> 1) ^ (uint64_t)-(int64_t)(z & 1);
+}
+
+/* --- encoder ----------------------------------------------------------------- */
+
+size_t _neap_trace_header_encode(uint8_t *buf, size_t cap, const _neap_trace_header_t *h) {
+    size_t need = NEAP_TRACE_HEADER_FIXED + (size_t)h->cmdline_len;
+    if (cap < need) return 0;
+    memcpy(buf, NEAP_TRACE_MAGIC, NEAP_TRACE_MAGIC_LEN);  /* the magic's NUL included */
+    neap_put32(buf + 8, NEAP_TRACE_VERSION);
+    neap_put32(buf + 12, h->flags);
+    neap_put64(buf + 16, h->sample_interval);
+    neap_put64(buf + 24, h->start_ns);
+    neap_put32(buf + 32, h->pid);
+    neap_put32(buf + 36, h->max_frames);
+    neap_put32(buf + 40, h->cmdline_len);
+    if (h->cmdline_len) memcpy(buf + NEAP_TRACE_HEADER_FIXED, h->cmdline, h->cmdline_len);
+    return need;
+}
+
+void _neap_trace_enc_init(_neap_trace_enc_t *e, uint8_t *buf, size_t cap) {
+    e->buf = buf;
+    e->cap = cap;
+    e->len = NEAP_TRACE_CHUNK_HEADER;
+    e->prev_alloc = 0;
+    e->prev_free = 0;
+}
+
+/* Appends a small record from scratch (tag, then n varints): 0, or -1 when
+ * it does not fit. */
+static int neap_enc_small(_neap_trace_enc_t *e, int tag, const uint64_t *v, int n) {
+    uint8_t tmp[NEAP_TRACE_REC_SMALL];
+    size_t len = 0;
+    tmp[len++] = (uint8_t)tag;
+    for (int i = 0; i < n; i++) len += neap_put_varint(tmp + len, v[i]);
+    if (e->cap - e->len < len) return -1;
+    memcpy(e->buf + e->len, tmp, len);
+    e->len += len;
+    return 0;
+}
+
+int _neap_trace_enc_module(_neap_trace_enc_t *e, uint64_t start, uint64_t end, uint64_t offset,
+                           const char *path, size_t path_len) {
+    size_t need = 1 + neap_varint_len(start) + neap_varint_len(end) + neap_varint_len(offset) +
+                  neap_varint_len(path_len) + path_len;
+    if (e->cap - e->len < need) return -1;
+    uint8_t *p = e->buf + e->len;
+    *p++ = NEAP_TREC_MODULE;
+    p += neap_put_varint(p, start);
+    p += neap_put_varint(p, end);
+    p += neap_put_varint(p, offset);
+    p += neap_put_varint(p, path_len);
+    memcpy(p, path, path_len);
+    e->len += need;
+    return 0;
+}
+
+int _neap_trace_enc_stack(_neap_trace_enc_t *e, uint64_t id, const uint64_t *frames,
+                          size_t nframes) {
+    if (nframes > NEAP_TRACE_FRAMES_MAX) nframes = NEAP_TRACE_FRAMES_MAX;
+    size_t need = 1 + neap_varint_len(id) + neap_varint_len(nframes);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < nframes; i++) {
+        need += neap_varint_len(neap_zigzag_delta(frames[i], prev));
+        prev = frames[i];
+    }
+    if (e->cap - e->len < need) return -1;
+    uint8_t *p = e->buf + e->len;
+    *p++ = NEAP_TREC_STACK;
+    p += neap_put_varint(p, id);
+    p += neap_put_varint(p, nframes);
+    prev = 0;
+    for (size_t i = 0; i < nframes; i++) {
+        p += neap_put_varint(p, neap_zigzag_delta(frames[i], prev));
+        prev = frames[i];
+    }
+    e->len += need;
+    return 0;
+}
+
+int _neap_trace_enc_alloc(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t addr) {
+    uint64_t v[3] = {stack, size, neap_zigzag_delta(addr, e->prev_alloc)};
+    if (neap_enc_small(e, NEAP_TREC_ALLOC, v, 3) != 0) return -1;
+    e->prev_alloc = addr;
+    return 0;
+}
+
+int _neap_trace_enc_free(_neap_trace_enc_t *e, uint64_t addr) {
+    uint64_t v[1] = {neap_zigzag_delta(addr, e->prev_free)};
+    if (neap_enc_small(e, NEAP_TREC_FREE, v, 1) != 0) return -1;
+    e->prev_free = addr;
+    return 0;
+}
+
+int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64_t live) {
+    uint64_t v[3] = {ms, rss, live};
+    return neap_enc_small(e, NEAP_TREC_TICK, v, 3);
+}
+
+int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value) {
+    uint64_t v[2] = {how, neap_zigzag_delta((uint64_t)value, 0)};
+    return neap_enc_small(e, NEAP_TREC_END, v, 2);
+}
+
+size_t _neap_trace_enc_payload(const _neap_trace_enc_t *e) {
+    return e->len - NEAP_TRACE_CHUNK_HEADER;
+}
+
+size_t _neap_trace_enc_finish(_neap_trace_enc_t *e) {
+    size_t payload = _neap_trace_enc_payload(e);
+    size_t total = e->len;
+    e->len = NEAP_TRACE_CHUNK_HEADER;
+    e->prev_alloc = 0;
+    e->prev_free = 0;
+    if (payload == 0) return 0;
+    memcpy(e->buf, NEAP_TRACE_CHUNK_MAGIC, 4);
+    neap_put32(e->buf + 4, (uint32_t)payload);
+    neap_put32(e->buf + 8, _neap_trace_crc32(0, e->buf + NEAP_TRACE_CHUNK_HEADER, payload));
+    return total;
+}
+
+/* --- decoder ----------------------------------------------------------------- */
+
+const char *_neap_trace_status_name(_neap_trace_status_t s) {
+    switch (s) {
+    case NEAP_TRACE_READING: return "reading";
+    case NEAP_TRACE_CLEAN: return "clean end";
+    case NEAP_TRACE_EOF: return "no end record";
+    case NEAP_TRACE_TRUNCATED: return "truncated";
+    case NEAP_TRACE_CORRUPT: return "corrupt";
+    case NEAP_TRACE_IOERROR: return "read error";
+    case NEAP_TRACE_NOFILE: return "cannot open";
+    case NEAP_TRACE_NOTTRACE: return "not a trace";
+    case NEAP_TRACE_BADHEADER: return "bad header";
+    }
+    return "?";
+}
+
+/* Stops reading with status s and a printf-style message; returns 0 (the
+ * value of _neap_trace_next at a stop) or -1 for open. */
+__attribute__((format(printf, 3, 4))) static int neap_stop(_neap_trace_reader_t *r,
+                                                           _neap_trace_status_t s,
+                                                           const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->message, sizeof r->message, fmt, ap);
+    va_end(ap);
+    r->status = s;
+    return s >= NEAP_TRACE_NOFILE ? -1 : 0;
+}
+
+/* Reads up to n bytes; returns how many were read (short only at the end
+ * of the file or on an error, which ferror tells). */
+static size_t neap_read(_neap_trace_reader_t *r, void *buf, size_t n) {
+    size_t got = fread(buf, 1, n, r->f);
+    r->consumed += got;
+    return got;
+}
+
+int _neap_trace_open(_neap_trace_reader_t *r, const char *path) {
+    memset(r, 0, sizeof *r);
+    r->f = fopen(path, "rb");
+    if (r->f == NULL) return neap_stop(r, NEAP_TRACE_NOFILE, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fileno(r->f), &st) == 0) r->file_size = (uint64_t)st.st_size;
+    uint8_t h[NEAP_TRACE_HEADER_FIXED];
+    size_t got = neap_read(r, h, sizeof h);
+    if (ferror(r->f)) return neap_stop(r, NEAP_TRACE_IOERROR, "read error at byte 0: %s", strerror(errno));
+    size_t cmp = got < NEAP_TRACE_MAGIC_LEN ? got : NEAP_TRACE_MAGIC_LEN;
+    if (got == 0)
+        return neap_stop(r, NEAP_TRACE_BADHEADER,
+                         "empty file: no trace header (the traced program may not have started)");
+    if (memcmp(h, NEAP_TRACE_MAGIC, cmp) != 0)
+        return neap_stop(r, NEAP_TRACE_NOTTRACE,
+                         "not a neap trace: the file does not start with \"NEAPTRC\"");
+    if (got < sizeof h)
+        return neap_stop(r, NEAP_TRACE_BADHEADER,
+                         "trace header truncated: %zu of its %d fixed bytes present", got,
+                         NEAP_TRACE_HEADER_FIXED);
+    r->hdr.version = neap_get32(h + 8);
+    if (r->hdr.version > NEAP_TRACE_VERSION)
+        return neap_stop(r, NEAP_TRACE_BADHEADER,
+                         "trace format version %" PRIu32 " is newer than this neap reads "
+                         "(version %d): use a newer neap",
+                         r->hdr.version, NEAP_TRACE_VERSION);
+    if (r->hdr.version == 0)
+        return neap_stop(r, NEAP_TRACE_BADHEADER, "bad trace format version 0 at byte 8");
+    r->hdr.flags = neap_get32(h + 12);
+    r->hdr.sample_interval = neap_get64(h + 16);
+    r->hdr.start_ns = neap_get64(h + 24);
+    r->hdr.pid = neap_get32(h + 32);
+    r->hdr.max_frames = neap_get32(h + 36);
+    r->hdr.cmdline_len = neap_get32(h + 40);
+    if ((r->hdr.flags & NEAP_TRACE_FLAG_SAMPLED) && r->hdr.sample_interval == 0)
+        return neap_stop(r, NEAP_TRACE_BADHEADER,
+                         "bad trace header: sampled, but the sample interval (byte 16) is 0");
+    if (r->hdr.cmdline_len > NEAP_TRACE_CMDLINE_MAX)
+        return neap_stop(r, NEAP_TRACE_BADHEADER,
+                         "bad trace header: command line of %" PRIu32 " bytes (byte 40), more than %u",
+                         r->hdr.cmdline_len, NEAP_TRACE_CMDLINE_MAX);
+    r->cmdline = malloc((size_t)r->hdr.cmdline_len + 1);
+    if (r->cmdline == NULL) return neap_stop(r, NEAP_TRACE_IOERROR, "out of memory");
+    got = neap_read(r, r->cmdline, r->hdr.cmdline_len);
+    if (got < r->hdr.cmdline_len)
+        return neap_stop(r, ferror(r->f) ? NEAP_TRACE_IOERROR : NEAP_TRACE_BADHEADER,
+                         "trace header truncated: command line of %" PRIu32 " bytes, only %zu present",
+                         r->hdr.cmdline_len, got);
+    r->cmdline[r->hdr.cmdline_len] = '\0';
+    r->hdr.cmdline = r->cmdline;
+    r->frames = malloc(NEAP_TRACE_FRAMES_MAX * sizeof *r->frames);
+    if (r->frames == NULL) return neap_stop(r, NEAP_TRACE_IOERROR, "out of memory");
+    r->status = NEAP_TRACE_READING;
+    return 0;
+}
+
+/* Reads the next chunk whole and checks it.  1: a chunk is ready; 0: stop. */
+static int neap_next_chunk(_neap_trace_reader_t *r) {
+    uint8_t h[NEAP_TRACE_CHUNK_HEADER];
+    uint64_t at = r->consumed;
+    size_t got = neap_read(r, h, sizeof h);
+    if (ferror(r->f))
+        return neap_stop(r, NEAP_TRACE_IOERROR, "read error at byte %" PRIu64 ": %s", at,
+                         strerror(errno));
+    if (got == 0) return neap_stop(r, NEAP_TRACE_EOF, "%s", "");
+    if (memcmp(h, NEAP_TRACE_CHUNK_MAGIC, got < 4 ? got : 4) != 0)
+        return neap_stop(r, NEAP_TRACE_CORRUPT,
+                         "bad chunk at byte %" PRIu64 ": does not start with \"CHNK\"", at);
+    if (got < sizeof h)
+        return neap_stop(r, NEAP_TRACE_TRUNCATED,
+                         "trace truncated at byte %" PRIu64 ": chunk header of %d bytes, only %zu present",
+                         at, NEAP_TRACE_CHUNK_HEADER, got);
+    uint32_t len = neap_get32(h + 4), crc = neap_get32(h + 8);
+    if (len == 0 || len > NEAP_TRACE_CHUNK_MAX)
+        return neap_stop(r, NEAP_TRACE_CORRUPT,
+                         "bad chunk at byte %" PRIu64 ": payload length %" PRIu32 " (1 to %u allowed)",
+                         at, len, NEAP_TRACE_CHUNK_MAX);
+    if (len > r->chunk_cap) {
+        uint8_t *nb = realloc(r->chunk, len);
+        if (nb == NULL) return neap_stop(r, NEAP_TRACE_IOERROR, "out of memory for a chunk of %" PRIu32 " bytes", len);
+        r->chunk = nb;
+        r->chunk_cap = len;
+    }
+    got = neap_read(r, r->chunk, len);
+    if (ferror(r->f))
+        return neap_stop(r, NEAP_TRACE_IOERROR, "read error in chunk at byte %" PRIu64 ": %s", at,
+                         strerror(errno));
+    if (got < len)
+        return neap_stop(r, NEAP_TRACE_TRUNCATED,
+                         "trace truncated at byte %" PRIu64 ": chunk of %" PRIu32
+                         " bytes, only %zu present",
+                         at, len, got);
+    uint32_t have = _neap_trace_crc32(0, r->chunk, len);
+    if (have != crc)
+        return neap_stop(r, NEAP_TRACE_CORRUPT,
+                         "CRC mismatch in chunk at byte %" PRIu64 " (stored 0x%08" PRIx32
+                         ", computed 0x%08" PRIx32 ")",
+                         at, crc, have);
+    r->chunk_len = len;
+    r->pos = 0;
+    r->chunk_offset = at;
+    r->prev_alloc = 0;
+    r->prev_free = 0;
+    r->chunks++;
+    return 1;
+}
+
+/* Decodes a varint at r->pos; 0, or -1 if it runs past the chunk or 64 bits. */
+static int neap_get_varint(_neap_trace_reader_t *r, uint64_t *out) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->pos >= r->chunk_len) return -1;
+        uint8_t b = r->chunk[r->pos++];
+        if (shift == 63 && b > 1) return -1;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if ((b & 0x80) == 0) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The corrupt-record stop: names the record, its offset and the chunk's. */
+static int neap_bad_record(_neap_trace_reader_t *r, int tag, uint64_t at, const char *what) {
+    return neap_stop(r, NEAP_TRACE_CORRUPT,
+                     "corrupt record '%c' at byte %" PRIu64 " (chunk at byte %" PRIu64 "): %s",
+                     tag, at, r->chunk_offset, what);
+}
+
+int _neap_trace_next(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
+    if (r->status != NEAP_TRACE_READING) return 0;
+    while (r->pos >= r->chunk_len) {
+        if (!neap_next_chunk(r)) return 0;
+    }
+    uint64_t at = r->chunk_offset + NEAP_TRACE_CHUNK_HEADER + r->pos;
+    int tag = r->chunk[r->pos++];
+    uint64_t v[4];
+    memset(rec, 0, sizeof *rec);
+    rec->tag = tag;
+    rec->offset = at;
+    const char *truncated = "runs past the end of its chunk";
+    switch (tag) {
+    case NEAP_TREC_MODULE:
+        for (int i = 0; i < 4; i++)
+            if (neap_get_varint(r, &v[i]) != 0) return neap_bad_record(r, tag, at, truncated);
+        if (v[3] > r->chunk_len - r->pos) return neap_bad_record(r, tag, at, "path runs past the end of its chunk");
+        if (v[1] < v[0]) return neap_bad_record(r, tag, at, "module ends before it starts");
+        rec->module.start = v[0];
+        rec->module.end = v[1];
+        rec->module.offset = v[2];
+        rec->module.path = (const char *)r->chunk + r->pos;
+        rec->module.path_len = (size_t)v[3];
+        r->pos += (size_t)v[3];
+        return 1;
+    case NEAP_TREC_STACK: {
+        if (neap_get_varint(r, &v[0]) != 0 || neap_get_varint(r, &v[1]) != 0)
+            return neap_bad_record(r, tag, at, truncated);
+        if (v[1] > NEAP_TRACE_FRAMES_MAX) {
+            char what[96];
+            snprintf(what, sizeof what, "%" PRIu64 " frames, more than the %d a stack may have",
+                     v[1], NEAP_TRACE_FRAMES_MAX);
+            return neap_bad_record(r, tag, at, what);
+        }
+        uint64_t prev = 0;
+        for (uint64_t i = 0; i < v[1]; i++) {
+            uint64_t z;
+            if (neap_get_varint(r, &z) != 0) return neap_bad_record(r, tag, at, truncated);
+            prev += neap_unzigzag(z);
+            r->frames[i] = prev;
+        }
+        rec->stack.id = v[0];
+        rec->stack.nframes = (size_t)v[1];
+        rec->stack.frames = r->frames;
+        return 1;
+    }
+    case NEAP_TREC_ALLOC:
+        for (int i = 0; i < 3; i++)
+            if (neap_get_varint(r, &v[i]) != 0) return neap_bad_record(r, tag, at, truncated);
+        r->prev_alloc += neap_unzigzag(v[2]);
+        rec->alloc.stack = v[0];
+        rec->alloc.size = v[1];
+        rec->alloc.addr = r->prev_alloc;
+        return 1;
+    case NEAP_TREC_FREE:
+        if (neap_get_varint(r, &v[0]) != 0) return neap_bad_record(r, tag, at, truncated);
+        r->prev_free += neap_unzigzag(v[0]);
+        rec->free.addr = r->prev_free;
+        return 1;
+    case NEAP_TREC_TICK:
+        for (int i = 0; i < 3; i++)
+            if (neap_get_varint(r, &v[i]) != 0) return neap_bad_record(r, tag, at, truncated);
+        rec->tick.ms = v[0];
+        rec->tick.rss = v[1];
+        rec->tick.live = v[2];
+        return 1;
+    case NEAP_TREC_END: {
+        for (int i = 0; i < 2; i++)
+            if (neap_get_varint(r, &v[i]) != 0) return neap_bad_record(r, tag, at, truncated);
+        rec->end.how = (uint32_t)v[0];
+        rec->end.value = (int64_t)neap_unzigzag(v[1]);
+        r->status = NEAP_TRACE_CLEAN;
+        uint64_t after = (uint64_t)(r->chunk_len - r->pos);
+        if (r->file_size > r->consumed) after += r->file_size - r->consumed;
+        if (after > 0)
+            snprintf(r->message, sizeof r->message,
+                     "%" PRIu64 " bytes after the end record (byte %" PRIu64 ") ignored", after,
+                     at);
+        return 1;
+    }
+    default: {
+        neap_stop(r, NEAP_TRACE_CORRUPT,
+                  "unknown record tag 0x%02x at byte %" PRIu64 " (chunk at byte %" PRIu64 ")",
+                  (unsigned)tag, at, r->chunk_offset);
+        return 0;
+    }
+    }
+}
+
+void _neap_trace_close(_neap_trace_reader_t *r) {
+    if (r->f) fclose(r->f);
+    r->f = NULL;
+    free(r->chunk);
+    free(r->cmdline);
+    free(r->frames);
+    r->chunk = NULL;
+    r->cmdline = NULL;
+    r->frames = NULL;
+    r->hdr.cmdline = NULL;
+}

@@ -1,0 +1,206 @@
+/* tracefmt.h -- the neap trace file format: an encoder the tracing layer
+ * (src/trace.c) calls to fill its buffers, and a streaming decoder for
+ * `neap report`.  The full specification is docs/trace-format.md.
+ *
+ *   file    = header chunk*
+ *   header  = "NEAPTRC\0" u32 version u32 flags u64 sample_interval
+ *             u64 start_ns u32 pid u32 max_frames u32 cmdline_len cmdline
+ *             (little-endian, 44 bytes + cmdline_len)
+ *   chunk   = "CHNK" u32 payload_len u32 crc32(payload) payload
+ *   payload = record*        a record never spans two chunks
+ *   record  = tag varint...  'M' 'S' 'A' 'F' 'T' 'E' (see below)
+ *
+ * Invariants the writer keeps and the reader relies on:
+ *   - records are in one global order: a free is logged before the block is
+ *     freed, an allocation after it is made, so addresses replay exactly;
+ *   - a stack ('S') is defined once, before the first record that uses it;
+ *   - the delta bases (previous 'A' address, previous 'F' address) are 0 at
+ *     the start of every chunk, so a chunk decodes on its own except for the
+ *     stacks and modules defined before it;
+ *   - 'E' is the last record of a finished trace.
+ *
+ * The module depends on nothing but libc.  The encoder never allocates and
+ * never does I/O: the caller owns the buffer and writes the finished chunk.
+ * The decoder allocates its chunk buffer with malloc (it runs in the neap
+ * command, never inside a traced process).
+ */
+#ifndef NEAP_TRACEFMT_H
+#define NEAP_TRACEFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NEAP_TRACE_MAGIC "NEAPTRC"         /* 8 bytes with its NUL */
+#define NEAP_TRACE_MAGIC_LEN 8
+#define NEAP_TRACE_VERSION 1
+#define NEAP_TRACE_FLAG_SAMPLED 1u         /* flags bit 0: 'A' records are samples */
+#define NEAP_TRACE_HEADER_FIXED 44         /* header bytes before the command line */
+#define NEAP_TRACE_CMDLINE_MAX (1u << 20)  /* a longer command line is a corrupt header */
+#define NEAP_TRACE_CHUNK_MAGIC "CHNK"
+#define NEAP_TRACE_CHUNK_HEADER 12         /* magic, payload length, CRC */
+#define NEAP_TRACE_CHUNK_MAX (64u << 20)   /* a longer payload is a corrupt chunk */
+#define NEAP_TRACE_FRAMES_MAX 1024         /* most frames a stack may have */
+#define NEAP_TRACE_VARINT_MAX 10           /* bytes of a 64-bit LEB128 varint */
+/* Most bytes one record takes, for sizing buffers: a stack of n frames, a
+ * module with a path of n bytes; every other record fits in NEAP_TRACE_REC_SMALL. */
+#define NEAP_TRACE_REC_SMALL (1 + 3 * NEAP_TRACE_VARINT_MAX)
+#define NEAP_TRACE_REC_STACK(n) (1 + (2 + (size_t)(n)) * NEAP_TRACE_VARINT_MAX)
+#define NEAP_TRACE_REC_MODULE(n) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
+
+/* Record tags. */
+enum {
+    NEAP_TREC_MODULE = 'M',  /* start end offset path: a mapped ELF file */
+    NEAP_TREC_STACK = 'S',   /* id nframes frame-deltas... */
+    NEAP_TREC_ALLOC = 'A',   /* stack size addr-delta */
+    NEAP_TREC_FREE = 'F',    /* addr-delta */
+    NEAP_TREC_TICK = 'T',    /* ms rss live */
+    NEAP_TREC_END = 'E'      /* how value: the clean end */
+};
+
+/* How the traced process ended, in an 'E' record. */
+enum {
+    NEAP_TRACE_EXIT_UNKNOWN = 0,  /* value is 0 */
+    NEAP_TRACE_EXIT_STATUS = 1,   /* value is the exit status */
+    NEAP_TRACE_EXIT_SIGNAL = 2    /* value is the signal number */
+};
+
+/* The file header. */
+typedef struct _neap_trace_header {
+    uint32_t version;          /* NEAP_TRACE_VERSION */
+    uint32_t flags;            /* NEAP_TRACE_FLAG_* */
+    uint64_t sample_interval;  /* mean bytes between samples; 0 when exact */
+    uint64_t start_ns;         /* wall clock at start, ns since 1970 */
+    uint32_t pid;              /* the traced process */
+    uint32_t max_frames;       /* most frames the writer keeps per stack */
+    uint32_t cmdline_len;      /* bytes of cmdline */
+    const char *cmdline;       /* the arguments, each ended by a NUL (as in
+                                  /proc/PID/cmdline); not NUL-terminated as a whole */
+} _neap_trace_header_t;
+
+/* --- CRC-32 (IEEE 802.3, the one of zlib and gzip) ------------------------ */
+
+/* The CRC-32 of n bytes at p, continuing from crc (0 to start). */
+uint32_t _neap_trace_crc32(uint32_t crc, const void *p, size_t n);
+
+/* --- encoder --------------------------------------------------------------- */
+
+/* Writes the file header into buf.  Returns the bytes written
+ * (NEAP_TRACE_HEADER_FIXED + h->cmdline_len), or 0 if cap is too small.
+ * h->version is written as NEAP_TRACE_VERSION whatever it holds. */
+size_t _neap_trace_header_encode(uint8_t *buf, size_t cap, const _neap_trace_header_t *h);
+
+/* A chunk being filled: records are appended after room left for the
+ * chunk header, which _neap_trace_enc_finish fills in.
+ *
+ *   buf: [CHNK len crc][record record ...............][ free ]
+ *        0             12                             len     cap
+ *
+ * Not thread-safe: the caller serialises (the writer holds its lock). */
+typedef struct _neap_trace_enc {
+    uint8_t *buf;         /* the caller's buffer */
+    size_t cap;           /* its size, at least NEAP_TRACE_CHUNK_HEADER */
+    size_t len;           /* bytes used, the chunk header's 12 included */
+    uint64_t prev_alloc;  /* address of the chunk's previous 'A', 0 at first */
+    uint64_t prev_free;   /* address of the chunk's previous 'F', 0 at first */
+} _neap_trace_enc_t;
+
+/* Starts an empty chunk in buf[0..cap).  cap >= NEAP_TRACE_CHUNK_HEADER. */
+void _neap_trace_enc_init(_neap_trace_enc_t *e, uint8_t *buf, size_t cap);
+
+/* The record appenders.  Each returns 0 and appends the record, or returns
+ * -1 and changes nothing when the buffer has no room for it (the caller
+ * finishes the chunk, writes it out and appends again).  Never allocate. */
+int _neap_trace_enc_module(_neap_trace_enc_t *e, uint64_t start, uint64_t end,
+                           uint64_t offset, const char *path, size_t path_len);
+/* nframes <= NEAP_TRACE_FRAMES_MAX; the writer truncates deeper stacks. */
+int _neap_trace_enc_stack(_neap_trace_enc_t *e, uint64_t id, const uint64_t *frames,
+                          size_t nframes);
+int _neap_trace_enc_alloc(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t addr);
+int _neap_trace_enc_free(_neap_trace_enc_t *e, uint64_t addr);
+int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64_t live);
+/* how: NEAP_TRACE_EXIT_*; value: the exit status or signal number. */
+int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value);
+
+/* Bytes of records appended since the chunk started (0: nothing to write). */
+size_t _neap_trace_enc_payload(const _neap_trace_enc_t *e);
+
+/* Closes the chunk: fills in its header (magic, payload length, CRC) and
+ * returns the bytes to write, buf[0..n); 0 when no record was appended.
+ * The encoder is then ready for the next chunk in the same buffer: the
+ * caller writes buf[0..n) out before appending again. */
+size_t _neap_trace_enc_finish(_neap_trace_enc_t *e);
+
+/* --- decoder --------------------------------------------------------------- */
+
+/* Where reading stands, or why it stopped. */
+typedef enum {
+    NEAP_TRACE_READING = 0,    /* more records may follow */
+    NEAP_TRACE_CLEAN,          /* stopped after the 'E' record */
+    NEAP_TRACE_EOF,            /* the file ended at a chunk boundary without 'E':
+                                  the program was killed, or is still running */
+    NEAP_TRACE_TRUNCATED,      /* the file ends inside a chunk */
+    NEAP_TRACE_CORRUPT,        /* a bad chunk or record */
+    NEAP_TRACE_IOERROR,        /* read error */
+    /* _neap_trace_open's failures */
+    NEAP_TRACE_NOFILE,         /* cannot open the file */
+    NEAP_TRACE_NOTTRACE,       /* does not start with the magic */
+    NEAP_TRACE_BADHEADER,      /* short header, or a version this reader does not know */
+} _neap_trace_status_t;
+
+/* One decoded record.  Pointers are into the reader and stay valid until
+ * the next call of _neap_trace_next. */
+typedef struct _neap_trace_rec {
+    int tag;           /* NEAP_TREC_* */
+    uint64_t offset;   /* byte offset of the record's tag in the file */
+    union {
+        struct { uint64_t start, end, offset; const char *path; size_t path_len; } module;
+        struct { uint64_t id; size_t nframes; const uint64_t *frames; } stack;
+        struct { uint64_t stack, size, addr; } alloc;
+        struct { uint64_t addr; } free;
+        struct { uint64_t ms, rss, live; } tick;
+        struct { uint32_t how; int64_t value; } end;
+    };
+} _neap_trace_rec_t;
+
+/* A trace being read, chunk by chunk.  Memory: one chunk's payload and one
+ * stack's frames at a time. */
+typedef struct _neap_trace_reader {
+    FILE *f;                   /* the file, NULL once closed */
+    _neap_trace_header_t hdr;  /* hdr.cmdline points to cmdline below */
+    char *cmdline;             /* the command line, NUL-terminated copy */
+    uint64_t file_size;        /* at open (a file still growing is read to its size then) */
+    uint64_t consumed;         /* bytes of the file read so far */
+    uint8_t *chunk;            /* the current chunk's payload */
+    size_t chunk_cap;          /* malloc'd size of chunk */
+    size_t chunk_len;          /* payload bytes */
+    size_t pos;                /* next record in the payload */
+    uint64_t chunk_offset;     /* file offset of the current chunk's header */
+    uint64_t chunks;           /* chunks read whole */
+    uint64_t prev_alloc;       /* delta bases, as the encoder's */
+    uint64_t prev_free;
+    uint64_t *frames;          /* the last stack's frames */
+    _neap_trace_status_t status;
+    char message[256];         /* why reading stopped or open failed ("" if clean);
+                                  after a clean end, a note on trailing bytes */
+} _neap_trace_reader_t;
+
+/* Opens path and reads its header.  Returns 0, or -1 with r->status
+ * (NOFILE, NOTTRACE, BADHEADER, IOERROR) and r->message saying what was
+ * found where.  _neap_trace_close must be called either way. */
+int _neap_trace_open(_neap_trace_reader_t *r, const char *path);
+
+/* The next record: 1 with *rec filled, or 0 when reading stops; then
+ * r->status says why (CLEAN, EOF, TRUNCATED, CORRUPT, IOERROR) and
+ * r->message describes a TRUNCATED, CORRUPT or IOERROR stop with its byte
+ * offset.  Every record before the stop has been returned.  Calls after a
+ * stop return 0 again. */
+int _neap_trace_next(_neap_trace_reader_t *r, _neap_trace_rec_t *rec);
+
+/* Frees what the reader holds and closes the file. */
+void _neap_trace_close(_neap_trace_reader_t *r);
+
+/* "clean end", "truncated", ... for messages. */
+const char *_neap_trace_status_name(_neap_trace_status_t s);
+
+#endif /* NEAP_TRACEFMT_H */
