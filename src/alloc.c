@@ -18,20 +18,24 @@ void *neap_calloc(size_t n, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
+    void *p;
     if (total <= NEAP_SMALL_MAX) {
-        void *p = neap_malloc_inline(total);
+        p = neap_malloc_plain(total);
         if (p) memset(p, 0, total);
-        return p;
+    } else {
+        p = _neap_malloc_generic(total, true);
     }
-    return _neap_malloc_generic(total, true);
+    NEAP_TRACE_HOOK(p, total);
+    return p;
 }
 
-void *neap_realloc(void *p, size_t size) {
-    if (p == NULL) return neap_malloc_inline(size);
+/* realloc itself; the traced neap_realloc below wraps it */
+static inline void *neap_realloc_plain(void *p, size_t size) {
+    if (p == NULL) return neap_malloc_plain(size);
     size_t usable = _neap_usable_generic(p);
     if (usable == 0) _neap_free_generic(p, "realloc");   /* reports the bad pointer */
     if (size == 0) {
-        void *q = neap_malloc_inline(0);
+        void *q = neap_malloc_plain(0);
         if (q == NULL) return NULL;   /* p untouched */
         neap_free_inline(p);
         return q;
@@ -47,10 +51,21 @@ void *neap_realloc(void *p, size_t size) {
     if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
     /* a large block grows into the free pages after it */
     if (size > usable && usable > NEAP_MEDIUM_MAX && _neap_large_grow(p, size)) return p;
-    void *q = neap_malloc_inline(size);
+    void *q = neap_malloc_plain(size);
     if (q == NULL) return NULL;   /* p untouched, errno ENOMEM */
     memcpy(q, p, size < usable ? size : usable);
     neap_free_inline(p);
+    return q;
+}
+
+/* Tracing: the old block's trace goes, and the result is a new allocation
+ * of the new size (as tracemalloc records a realloc).  If the realloc fails,
+ * p stays allocated but untraced. */
+void *neap_realloc(void *p, size_t size) {
+    if (neap_unlikely(atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0) && p != NULL)
+        _neap_trace_forget(p);
+    void *q = neap_realloc_plain(p, size);
+    NEAP_TRACE_HOOK(q, size);
     return q;
 }
 
@@ -70,18 +85,20 @@ void *neap_aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
-    if (alignment <= 16) return neap_malloc_inline(size);
-    return _neap_malloc_aligned(size, alignment, false);
+    void *p = alignment <= 16 ? neap_malloc_plain(size) : _neap_malloc_aligned(size, alignment, false);
+    NEAP_TRACE_HOOK(p, size);
+    return p;
 }
 
 int neap_posix_memalign(void **out, size_t alignment, size_t size) {
     if (!neap_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
     int saved = errno;
-    void *p = alignment <= 16 ? neap_malloc_inline(size) : _neap_malloc_aligned(size, alignment, false);
+    void *p = alignment <= 16 ? neap_malloc_plain(size) : _neap_malloc_aligned(size, alignment, false);
     if (p == NULL) {
         errno = saved;
         return ENOMEM;
     }
+    NEAP_TRACE_HOOK(p, size);
     *out = p;
     return 0;
 }

@@ -414,6 +414,7 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     pool->cls = (uint8_t)cls;
     pool->linked = 0;
     pool->next = pool->prev = NULL;
+    atomic_store_explicit(&pool->traced, 0, memory_order_relaxed);
     neap_pool_set_state(pool, NEAP_PS_POOL);
     atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
     return pool;
@@ -650,6 +651,8 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
 
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
+    if (neap_unlikely(atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0))
+        _neap_trace_forget(p);   /* before the block can be handed out again */
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
     if (kind == NEAP_MAP_NONE)
@@ -671,6 +674,17 @@ void _neap_free_generic(void *p, const char *func) {
     } else {
         neap_free_remote(a, p);
     }
+}
+
+neap_pool_t *_neap_block_pool(const void *p) {
+    uintptr_t addr = (uintptr_t)p;
+    if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return NULL;
+    neap_arena_t *a = _neap_arena_of(addr);
+    uint16_t v;
+    size_t head = neap_run_head(a, addr, &v);
+    unsigned state = NEAP_PK_KIND(v);
+    if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) return NULL;
+    return neap_pool_at(a, head);
 }
 
 size_t _neap_usable_generic(const void *p) {

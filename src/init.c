@@ -46,6 +46,7 @@ static void neap_thread_done(void *value) {
 }
 
 static void neap_fork_prepare(void) {
+    _neap_trace_fork_prepare();     /* tracing's locks are taken on free paths: first */
     _neap_publish_fork_prepare();   /* before _neap_lock, as the publisher takes them */
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_lock(_neap_tl_heap);   /* no background purge in it */
     pthread_mutex_lock(&_neap_lock);
@@ -59,6 +60,7 @@ static void neap_fork_parent(void) {
     pthread_mutex_unlock(&_neap_lock);
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
     _neap_publish_fork_parent();
+    _neap_trace_fork_parent();
 }
 
 static void neap_fork_child(void) {
@@ -66,6 +68,7 @@ static void neap_fork_child(void) {
     _neap_fork_child(_neap_tl_heap);
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
     _neap_publish_fork_child();
+    _neap_trace_fork_child();
 }
 
 static void neap_hooks_init(void) {

@@ -211,6 +211,8 @@ typedef struct neap_pool_s {
     uint8_t linked;              /* on the heap's partial list for cls */
     struct neap_pool_s *next;    /* partial list links (owner only) */
     struct neap_pool_s *prev;
+    _Atomic uint32_t traced;     /* its blocks recorded by tracing (trace.c; atomic):
+                                    while not 0, frees take the slow path */
 } neap_pool_t;
 
 /* Bytes reserved for the header at the start of a pool: a cache line, so no
@@ -423,6 +425,58 @@ neap_inline void _neap_kind_set(neap_arena_t *a, size_t idx, uint16_t v) {
 }
 
 /* ---------------------------------------------------------------------------
+ * trace.c -- what the allocation paths call (see trace.c's drawing)
+ *
+ * Every allocation subtracts its size from the thread's countdown; when it
+ * goes below zero the allocation goes to _neap_trace_alloc, which records
+ * it (tracing on: the countdown stays negative in exact mode, or is the
+ * distance to the next sample) or resets the countdown (tracing off).
+ * Frees look for a trace only while _neap_trace_live is not 0, and for a
+ * pool block only while its pool's `traced` is not 0.
+ * ------------------------------------------------------------------------- */
+extern NEAP_INTERNAL __thread int64_t _neap_tl_trace_left;
+extern NEAP_INTERNAL _Atomic size_t _neap_trace_live;   /* traced blocks alive */
+NEAP_INTERNAL void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp);
+/* malloc's slow path when the countdown ran out: allocates, then as above */
+NEAP_INTERNAL void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp);
+NEAP_INTERNAL void _neap_trace_forget(const void *p);
+NEAP_INTERNAL void _neap_trace_fork_prepare(void);
+NEAP_INTERNAL void _neap_trace_fork_parent(void);
+NEAP_INTERNAL void _neap_trace_fork_child(void);
+
+/* The caller's frame pointer, where the ABI keeps one; garbage (checked by
+ * the stack walk) in code built without frame pointers. */
+#if defined(__x86_64__)
+#define NEAP_CALLER_FP()                                                     \
+    __extension__({                                                          \
+        uintptr_t fp_;                                                       \
+        __asm__("mov %%rbp, %0" : "=r"(fp_));                                \
+        fp_;                                                                 \
+    })
+#elif defined(__aarch64__)
+#define NEAP_CALLER_FP()                                                     \
+    __extension__({                                                          \
+        uintptr_t fp_;                                                       \
+        __asm__("mov %0, x29" : "=r"(fp_));                                  \
+        fp_;                                                                 \
+    })
+#else
+#define NEAP_CALLER_FP() ((uintptr_t)0)
+#endif
+
+/* In an allocation function: count size against the countdown, and hand
+ * the new block p to tracing when it runs out.  ret and the frame pointer
+ * are those of the function's caller (the fast paths are inlined into
+ * malloc and neap_malloc). */
+#define NEAP_TRACE_HOOK(p, size)                                             \
+    do {                                                                     \
+        if (neap_unlikely((_neap_tl_trace_left -= (int64_t)(size)) < 0))     \
+            (p) = _neap_trace_alloc((p), (size),                             \
+                                    (uintptr_t)__builtin_return_address(0),  \
+                                    NEAP_CALLER_FP());                       \
+    } while (0)
+
+/* ---------------------------------------------------------------------------
  * heap.c
  * ------------------------------------------------------------------------- */
 NEAP_INTERNAL void _neap_classes_init(void);
@@ -430,6 +484,9 @@ NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first u
 NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads the heap */
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
+/* The pool holding the live block p, or NULL for a large, huge or unknown
+ * block. */
+NEAP_INTERNAL neap_pool_t *_neap_block_pool(const void *p);
 NEAP_INTERNAL size_t _neap_usable_generic(const void *p);  /* 0 if p is no block of neap */
 /* p (a block boundary in a pool in use) sits on a free list of a pool of
  * the calling thread's heap. */
