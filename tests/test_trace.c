@@ -1,0 +1,321 @@
+/* test_trace.c -- the in-process tracing API (neap_trace.h), one section
+ * per argv[1]:
+ *
+ *   api        start/stop/is_tracing/limits, traced memory and its peak,
+ *              reset_peak, clear_traces, get_object_traceback and size, every
+ *              allocation function (malloc, calloc, realloc, aligned, posix
+ *              memalign), frees forgetting traces, errors
+ *   traceback  the stack recorded names the allocating function and its
+ *              callers (frame pointers: this file is built with them)
+ *   sampled    Poisson sampling by bytes: the estimates of traced memory are
+ *              unbiased, for small and for large allocations
+ *   threads    4 threads allocating and freeing each other's blocks while
+ *              tracing starts, stops and clears: the traced memory comes back
+ *              to what is live (run under TSan too)
+ *   fork       a child forked while other threads trace keeps working
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+
+#include "neap_test.h"
+#include "neap_trace.h"
+
+static size_t traced_now(void) {
+    size_t cur, peak;
+    neap_trace_get_traced_memory(&cur, &peak);
+    return cur;
+}
+
+static void *volatile sink;
+
+static void test_api(void) {
+    CHECK(!neap_trace_is_tracing());
+    CHECK(neap_trace_start(0) == -1 && errno == EINVAL);
+    CHECK(neap_trace_start(NEAP_TRACE_MAX_FRAMES + 1) == -1 && errno == EINVAL);
+    void *before = malloc(100);
+    CHECK(neap_trace_start(5) == 0);
+    CHECK(neap_trace_is_tracing());
+    CHECK(neap_trace_get_traceback_limit() == 5);
+    CHECK(neap_trace_get_sample_interval() == 0);
+    CHECK(traced_now() == 0);
+    CHECK(neap_trace_get_object_size(before) == 0);
+
+    void *a = malloc(100);
+    void *b = calloc(10, 30);
+    void *c = aligned_alloc(256, 1000);
+    void *d = NULL;
+    CHECK(posix_memalign(&d, 64, 5000) == 0);
+    void *e = malloc(3 << 20); /* huge */
+    CHECK(neap_trace_get_object_size(a) == 100);
+    CHECK(neap_trace_get_object_size(b) == 300);
+    CHECK(neap_trace_get_object_size(c) == 1000);
+    CHECK(neap_trace_get_object_size(d) == 5000);
+    CHECK(neap_trace_get_object_size(e) == (size_t)3 << 20);
+    size_t total = 100 + 300 + 1000 + 5000 + ((size_t)3 << 20);
+    CHECKF(traced_now() == total, "%zu != %zu", traced_now(), total);
+
+    /* realloc: the old trace goes, the new size is traced (moved or not) */
+    a = realloc(a, 50);
+    CHECK(neap_trace_get_object_size(a) == 50);
+    a = realloc(a, 20000);
+    CHECK(neap_trace_get_object_size(a) == 20000);
+    total += 20000 - 100;
+    CHECK(traced_now() == total);
+
+    size_t cur, peak;
+    neap_trace_get_traced_memory(&cur, &peak);
+    CHECK(peak >= cur && cur == total);
+    free(e);
+    total -= (size_t)3 << 20;
+    neap_trace_get_traced_memory(&cur, &peak);
+    CHECK(cur == total && peak >= total + ((size_t)3 << 20));
+    neap_trace_reset_peak();
+    neap_trace_get_traced_memory(&cur, &peak);
+    CHECK(peak == cur);
+    CHECK(neap_trace_get_tracemalloc_memory() > 0);
+
+    /* frees of traced blocks of every kind forget them */
+    free(a);
+    free(b);
+    free(c);
+    free(d);
+    CHECK(traced_now() == 0);
+    CHECK(neap_trace_get_object_size(a) == 0);
+
+    /* many small blocks in a few pools: their frees leave nothing behind */
+    void *v[1000];
+    for (int i = 0; i < 1000; i++)
+        v[i] = malloc(16 + (size_t)(i % 7) * 16);
+    for (int i = 0; i < 1000; i += 2)
+        free(v[i]);
+    size_t want = 0;
+    for (int i = 1; i < 1000; i += 2)
+        want += 16 + (size_t)(i % 7) * 16;
+    CHECK(traced_now() == want);
+
+    /* clear_traces forgets them but keeps tracing */
+    neap_trace_clear_traces();
+    CHECK(traced_now() == 0 && neap_trace_is_tracing());
+    CHECK(neap_trace_get_object_size(v[1]) == 0);
+    for (int i = 1; i < 1000; i += 2)
+        free(v[i]);
+    CHECK(traced_now() == 0);
+    void *f = malloc(77);
+    CHECK(neap_trace_get_object_size(f) == 77);
+
+    /* stop forgets everything; frees after it are plain */
+    neap_trace_stop();
+    CHECK(!neap_trace_is_tracing());
+    CHECK(neap_trace_get_object_size(f) == 0);
+    free(f);
+    void *g = malloc(10);
+    CHECK(neap_trace_get_object_size(g) == 0);
+    free(g);
+    free(before);
+
+    /* a failed allocation traces nothing */
+    CHECK(neap_trace_start(1) == 0);
+    void *h = malloc(test_launder_size(SIZE_MAX / 2));
+    CHECK(h == NULL);
+    CHECK(traced_now() == 0);
+    neap_trace_stop();
+}
+
+/* The allocation sites: not inlined, not tail-calling malloc. */
+void *site_inner(size_t n);
+void *site_outer(size_t n);
+
+__attribute__((noinline)) void *site_inner(size_t n) {
+    void *p = malloc(n);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
+}
+__attribute__((noinline)) void *site_outer(size_t n) {
+    void *p = site_inner(n);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    return p;
+}
+
+static int frame_in(uintptr_t pc, void *fn) {
+    Dl_info a, b;
+    if (!dladdr((void *)pc, &a) || !dladdr(fn, &b))
+        return 0;
+    return a.dli_saddr == b.dli_saddr && a.dli_saddr != NULL;
+}
+
+void test_traceback(void);
+
+void test_traceback(void) {
+    CHECK(neap_trace_start(10) == 0);
+    void *p = site_outer(123);
+    neap_traceback_t tb;
+    CHECK(neap_trace_get_object_traceback(p, &tb) == 1);
+    CHECKF(tb.nframe >= 3, "%zu frames", tb.nframe);
+    CHECK(frame_in(tb.frame[0], (void *)site_inner));
+    CHECK(frame_in(tb.frame[1], (void *)site_outer));
+    CHECK(frame_in(tb.frame[2], (void *)test_traceback));
+    /* the same site gives the same (interned) stack */
+    void *q = site_outer(5);
+    neap_traceback_t tb2;
+    CHECK(neap_trace_get_object_traceback(q, &tb2) == 1);
+    CHECK(tb2.nframe == tb.nframe && tb2.frame[0] == tb.frame[0] && tb2.frame[1] == tb.frame[1]);
+    free(p);
+    free(q);
+    CHECK(neap_trace_get_object_traceback(p, &tb) == 0);
+    /* the limit holds */
+    CHECK(neap_trace_start(1) == 0);
+    p = site_outer(9);
+    CHECK(neap_trace_get_object_traceback(p, &tb) == 1 && tb.nframe == 1);
+    CHECK(frame_in(tb.frame[0], (void *)site_inner));
+    free(p);
+    neap_trace_stop();
+}
+
+/* Sampling: the estimate of live bytes must be close to the truth, for a
+ * mix of sizes below and above the interval. */
+static void test_sampled(void) {
+    size_t interval = 8192;
+    CHECK(neap_trace_start_sampled(1, interval) == 0);
+    CHECK(neap_trace_get_sample_interval() == interval);
+    size_t n = (size_t)(200000 * test_scale());
+    void **v = malloc(n * sizeof *v);
+    CHECK(v != NULL);
+    neap_trace_clear_traces(); /* v itself may be sampled */
+    size_t truth = 0;
+    uint64_t rng = xs_seed(7);
+    for (size_t i = 0; i < n; i++) {
+        size_t s = (xs_next(&rng) % 8 == 0) ? xs_range(&rng, 4096, 65536) : xs_range(&rng, 16, 256);
+        v[i] = malloc(s);
+        CHECK(v[i] != NULL);
+        truth += s;
+    }
+    double est = (double)traced_now();
+    CHECKF(est > 0.93 * (double)truth && est < 1.07 * (double)truth, "estimate %.0f, truth %zu",
+           est, truth);
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    CHECKF(traced_now() == 0, "%zu left", traced_now());
+    free(v);
+    neap_trace_stop();
+    CHECK(neap_trace_get_sample_interval() == 0);
+}
+
+/* --- threads -------------------------------------------------------------- */
+#define NT 4
+#define SLOTS 256
+
+static _Atomic(void *) slots[SLOTS];
+static _Atomic int stop_flag;
+
+static void *thread_main(void *arg) {
+    uint64_t rng = xs_seed((uint64_t)(uintptr_t)arg);
+    size_t rounds = (size_t)(300000 * test_scale());
+    for (size_t r = 0; r < rounds; r++) {
+        size_t i = (size_t)(xs_next(&rng) % SLOTS);
+        void *p = malloc(xs_range(&rng, 8, (xs_next(&rng) % 64) ? 512 : 70000));
+        CHECK(p != NULL);
+        void *old = atomic_exchange(&slots[i], p);
+        free(old);
+    }
+    return NULL;
+}
+
+static void *controller(void *arg) {
+    (void)arg;
+    uint64_t rng = xs_seed(99);
+    while (!atomic_load(&stop_flag)) {
+        switch (xs_next(&rng) % 4) {
+        case 0: CHECK(neap_trace_start(4) == 0); break;
+        case 1: CHECK(neap_trace_start_sampled(2, 4096) == 0); break;
+        case 2: neap_trace_clear_traces(); break;
+        default: neap_trace_stop(); break;
+        }
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    pthread_t t[NT], ctl;
+    CHECK(pthread_create(&ctl, NULL, controller, NULL) == 0);
+    for (int i = 0; i < NT; i++)
+        CHECK(pthread_create(&t[i], NULL, thread_main, (void *)(uintptr_t)(i + 1)) == 0);
+    for (int i = 0; i < NT; i++)
+        pthread_join(t[i], NULL);
+    atomic_store(&stop_flag, 1);
+    pthread_join(ctl, NULL);
+    /* exact tracing from a clean start: then free everything */
+    CHECK(neap_trace_start(1) == 0);
+    neap_trace_clear_traces();
+    for (int i = 0; i < SLOTS; i++) {
+        free(atomic_exchange(&slots[i], NULL));
+    }
+    CHECK(traced_now() == 0);
+    pthread_create(&t[0], NULL, thread_main, (void *)(uintptr_t)42);
+    pthread_join(t[0], NULL);
+    size_t live = 0;
+    for (int i = 0; i < SLOTS; i++) {
+        void *p = atomic_load(&slots[i]);
+        live += neap_trace_get_object_size(p);
+    }
+    CHECKF(traced_now() == live, "traced %zu, live traced blocks %zu", traced_now(), live);
+    for (int i = 0; i < SLOTS; i++)
+        free(atomic_exchange(&slots[i], NULL));
+    CHECK(traced_now() == 0);
+    neap_trace_stop();
+}
+
+static void *fork_worker(void *arg) {
+    (void)arg;
+    while (!atomic_load(&stop_flag)) {
+        void *p = malloc(64);
+        sink = p;
+        free(p);
+    }
+    return NULL;
+}
+
+static void test_fork(void) {
+    CHECK(neap_trace_start(3) == 0);
+    pthread_t t;
+    atomic_store(&stop_flag, 0);
+    CHECK(pthread_create(&t, NULL, fork_worker, NULL) == 0);
+    for (int i = 0; i < 20; i++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            void *p = malloc(1000);
+            int ok = p != NULL && neap_trace_get_object_size(p) == 1000;
+            free(p);
+            _exit(ok ? 0 : 1);
+        }
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+    atomic_store(&stop_flag, 1);
+    pthread_join(t, NULL);
+    neap_trace_stop();
+}
+
+int main(int argc, char **argv) {
+    const char *s = argc > 1 ? argv[1] : "api";
+    if (!strcmp(s, "api"))
+        test_api();
+    else if (!strcmp(s, "traceback"))
+        test_traceback();
+    else if (!strcmp(s, "sampled"))
+        test_sampled();
+    else if (!strcmp(s, "threads"))
+        test_threads();
+    else if (!strcmp(s, "fork"))
+        test_fork();
+    else {
+        fprintf(stderr, "unknown section %s\n", s);
+        return 2;
+    }
+    return test_status();
+}
