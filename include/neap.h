@@ -94,6 +94,9 @@ typedef enum neap_option_e {
                                     statistics record at exit, for the run's summary */
     NEAP_OPTION_BACKGROUND,      /* a background thread gives empty pages back when their delay
                                     is up, even if the program stops calling malloc and free */
+    NEAP_OPTION_TRACE_FRAMES,    /* with NEAP_TRACE=FILE: frames kept per allocation stack */
+    NEAP_OPTION_TRACE_SAMPLE,    /* with NEAP_TRACE=FILE: mean sampling interval in bytes; 0 traces
+                                    every allocation */
     NEAP_OPTION_COUNT
 } neap_option_t;
 

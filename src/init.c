@@ -87,9 +87,11 @@ __attribute__((constructor)) static void neap_constructor(void) {
     /* the fork handlers must be in place before a publishing thread runs */
     pthread_once(&neap_hooks_once, neap_hooks_init);
     _neap_publish_start();
+    _neap_trace_env_start();
 }
 
 __attribute__((destructor)) static void neap_destructor(void) {
     if (neap_opt(NEAP_OPTION_SHOW_STATS)) neap_stats_print(NULL);
     _neap_publish_exit();
+    _neap_trace_env_exit();
 }

@@ -310,6 +310,8 @@ NEAP_INTERNAL void *_neap_os_remap(void *p, size_t old_size, size_t new_size, vo
 NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
 NEAP_INTERNAL uint64_t _neap_os_clock_ns(void);           /* fine monotonic */
 NEAP_INTERNAL void _neap_os_write(int fd, const char *s, size_t n);
+NEAP_INTERNAL int _neap_os_create(const char *path);    /* create/truncate for writing; -1 */
+NEAP_INTERNAL void _neap_os_close(int fd);
 NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
 NEAP_INTERNAL bool _neap_os_env_ready(void);              /* environ is set up */
 NEAP_INTERNAL int _neap_os_read_file(const char *path, char *buf, size_t cap);
@@ -440,6 +442,8 @@ NEAP_INTERNAL void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintp
 /* malloc's slow path when the countdown ran out: allocates, then as above */
 NEAP_INTERNAL void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp);
 NEAP_INTERNAL void _neap_trace_forget(const void *p);
+NEAP_INTERNAL void _neap_trace_env_start(void);   /* NEAP_TRACE=FILE: stream to FILE */
+NEAP_INTERNAL void _neap_trace_env_exit(void);    /* the last records, at exit */
 NEAP_INTERNAL void _neap_trace_fork_prepare(void);
 NEAP_INTERNAL void _neap_trace_fork_parent(void);
 NEAP_INTERNAL void _neap_trace_fork_child(void);

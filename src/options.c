@@ -10,6 +10,10 @@
  *   publish           NEAP_PUBLISH          0         ms (0: off)
  *   background        NEAP_BACKGROUND       0         bool
  *   run_pid           NEAP_RUN_PID          0         pid (set by `neap run`)
+ *   trace_frames      NEAP_TRACE_FRAMES     32        frames (with NEAP_TRACE=FILE)
+ *   trace_sample      NEAP_TRACE_SAMPLE     0         bytes (0: every allocation)
+ *
+ * NEAP_TRACE=FILE itself, a path, is read by trace.c.
  *
  * Read once: at process start, or, if the environment is not set up yet
  * then, from the library constructor.  A malformed or out-of-range value
@@ -40,6 +44,8 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_PUBLISH] = {"PUBLISH", 0, 0, 3600000, NEAP_UNIT_MS},
     [NEAP_OPTION_RUN_PID] = {"RUN_PID", 0, 0, INT_MAX, NEAP_UNIT_NUM},
     [NEAP_OPTION_BACKGROUND] = {"BACKGROUND", 0, 0, 1, NEAP_UNIT_BOOL},
+    [NEAP_OPTION_TRACE_FRAMES] = {"TRACE_FRAMES", 32, 1, 128, NEAP_UNIT_NUM},
+    [NEAP_OPTION_TRACE_SAMPLE] = {"TRACE_SAMPLE", 0, 0, 1L << 40, NEAP_UNIT_BYTES},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
@@ -47,7 +53,8 @@ long _neap_options[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_ARENA_RESERVE] = 1,  [NEAP_OPTION_SHOW_STATS] = 0,
     [NEAP_OPTION_VERBOSE] = 0,        [NEAP_OPTION_STATS_FD] = -1,
     [NEAP_OPTION_PUBLISH] = 0,        [NEAP_OPTION_RUN_PID] = 0,
-    [NEAP_OPTION_BACKGROUND] = 0,
+    [NEAP_OPTION_BACKGROUND] = 0,     [NEAP_OPTION_TRACE_FRAMES] = 32,
+    [NEAP_OPTION_TRACE_SAMPLE] = 0,
 };
 
 static int neap_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }

@@ -13,6 +13,7 @@
  *   _neap_os_clock_ms()           coarse monotonic clock (vDSO, no syscall)
  *   _neap_os_clock_ns()           fine monotonic clock (collection durations)
  *   _neap_os_write / read_file    raw write(2)/read(2): diagnostics and /proc
+ *   _neap_os_create / close       a file written whole by neap (the trace stream)
  *                                 never allocate
  *   _neap_os_stats_dir(buf)       the per-user statistics directory
  *                                 /tmp/neap-<uid>, made 0700 and checked to
@@ -106,6 +107,19 @@ uint64_t _neap_os_clock_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int _neap_os_create(const char *path) {
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    errno = saved;
+    return fd;
+}
+
+void _neap_os_close(int fd) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
 }
 
 void _neap_os_write(int fd, const char *s, size_t n) {

@@ -48,6 +48,7 @@
 
 #include "fastpath.h"
 #include "neap_trace.h"
+#include "tracefmt.h"
 
 #define SHARDS 64
 #define EXACT_LEFT (-((int64_t)1 << 62))
@@ -93,6 +94,8 @@ typedef struct tstack {
     uint64_t hash;
     uint32_t nframe;
     uint32_t id;             /* 1, 2, ... in order of first use */
+    uint32_t streamed;       /* its 'S' record is in the stream (stream.lock) */
+    uint32_t pad;
     uintptr_t frame[];
 } tstack_t;
 
@@ -170,6 +173,7 @@ static tstack_t *stack_intern(const uintptr_t *f, size_t n) {
     s->hash = h;
     s->nframe = (uint32_t)n;
     s->id = (uint32_t)(stacks.count + 1);
+    s->streamed = 0;
     memcpy(s->frame, f, n * sizeof *f);
     stacks.slot[i] = s;
     stacks.count++;
@@ -222,6 +226,11 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
     }
     return n;
 }
+
+/* The stream to NEAP_TRACE=FILE (below); no-ops when there is none. */
+static _Atomic int streaming;
+static void stream_alloc(tstack_t *st, size_t size, uintptr_t a);
+static void stream_free(uintptr_t a);
 
 /* ---------------------------------------------------------------------------
  * Traces.
@@ -358,6 +367,8 @@ static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     sh->slot[i] = (trace_t){a, size, st};
     pool_traced(p, +1);
     traced_add(trace_weight(size));
+    if (atomic_load_explicit(&streaming, memory_order_relaxed))
+        stream_alloc(st, size, a);
     pthread_mutex_unlock(&sh->lock);
 }
 
@@ -416,6 +427,8 @@ void _neap_trace_forget(const void *p) {
             shard_remove_at(sh, i);
             atomic_fetch_sub_explicit(&_neap_trace_live, 1, memory_order_relaxed);
             pool_traced(p, -1);
+            if (atomic_load_explicit(&streaming, memory_order_relaxed))
+                stream_free(a); /* before the block can be handed out again */
         }
     }
     pthread_mutex_unlock(&sh->lock);
@@ -557,13 +570,246 @@ size_t neap_trace_get_object_size(const void *p) {
 }
 
 /* ---------------------------------------------------------------------------
+ * The stream: NEAP_TRACE=FILE (set by `neap run --trace FILE`).
+ *
+ *   records (under a shard lock)      writer thread, every TICK_MS
+ *        |                                  |
+ *        v                                  v
+ *   stream.lock: encoder -> buf -----> chunk (header + CRC) --> write(fd)
+ *                 (1 MiB; a full buffer is written at once)
+ *
+ * The file is the format of tracefmt.h: a header, then chunks.  Every
+ * chunk is written whole with one write, so a killed program leaves a
+ * trace readable up to its last chunk.  'M' records describe the mapped
+ * executable files, read from /proc/self/maps at start and again when a new
+ * stack has a frame outside every known file (a library loaded later).
+ * The process named by NEAP_RUN_PID (or any, without it) writes FILE; other
+ * processes of the run (children that exec with the same environment)
+ * write FILE.<pid>.  A forked child stops streaming (its records would
+ * interleave with its parent's).
+ * ------------------------------------------------------------------------- */
+#define STREAM_BUF ((size_t)1 << 20)
+#define TICK_MS 100
+#define MODULES_MAX 4096
+#define MAPS_BUF ((size_t)4 << 20)
+
+static struct {
+    pthread_mutex_t lock;
+    int fd;                     /* -1: not streaming */
+    uint8_t *buf;               /* STREAM_BUF bytes */
+    _neap_trace_enc_t enc;
+    uint64_t t0;                /* monotonic ms at start */
+    uint64_t maps_read_at;      /* monotonic ms of the last /proc/self/maps read */
+    size_t nmod;
+    struct { uintptr_t start, end; } mod[MODULES_MAX]; /* executable files streamed */
+} stream = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+static void stream_flush_locked(void) {
+    size_t n = _neap_trace_enc_finish(&stream.enc);
+    if (n > 0 && stream.fd >= 0)
+        _neap_os_write(stream.fd, (const char *)stream.buf, n);
+}
+
+/* Appends one record, flushing first when the buffer is full. */
+#define STREAM_PUT(call)                                                       \
+    do {                                                                       \
+        if ((call) != 0) {                                                     \
+            stream_flush_locked();                                             \
+            (void)(call);                                                      \
+        }                                                                      \
+    } while (0)
+
+static int module_known(uintptr_t pc) {
+    for (size_t i = 0; i < stream.nmod; i++) {
+        if (pc >= stream.mod[i].start && pc < stream.mod[i].end)
+            return 1;
+    }
+    return 0;
+}
+
+/* Streams the executable file mappings not streamed yet. */
+static void stream_maps_locked(void) {
+    stream.maps_read_at = _neap_os_clock_ms();
+    char *buf = table_map(MAPS_BUF);
+    if (buf == NULL)
+        return;
+    int n = _neap_os_read_file("/proc/self/maps", buf, MAPS_BUF);
+    for (char *line = buf; n > 0 && *line;) {
+        char *end = strchr(line, '\n');
+        if (end != NULL)
+            *end = 0;
+        unsigned long start, stop, off;
+        char perms[8];
+        int path_at = 0;
+        if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &start, &stop, perms, &off, &path_at) == 4 &&
+            path_at > 0 && perms[2] == 'x' && line[path_at] == '/' && !module_known(start) &&
+            stream.nmod < MODULES_MAX) {
+            const char *path = line + path_at;
+            STREAM_PUT(_neap_trace_enc_module(&stream.enc, start, stop, off, path, strlen(path)));
+            stream.mod[stream.nmod].start = start;
+            stream.mod[stream.nmod].end = stop;
+            stream.nmod++;
+        }
+        if (end == NULL)
+            break;
+        line = end + 1;
+    }
+    table_unmap(buf, MAPS_BUF);
+}
+
+static void stream_alloc(tstack_t *st, size_t size, uintptr_t a) {
+    pthread_mutex_lock(&stream.lock);
+    if (stream.fd >= 0) {
+        if (!st->streamed) {
+            for (uint32_t i = 0; i < st->nframe; i++) {
+                if (!module_known(st->frame[i]) &&
+                    _neap_os_clock_ms() - stream.maps_read_at >= 50) {
+                    stream_maps_locked();
+                    break;
+                }
+            }
+            uint64_t f[NEAP_TRACE_MAX_FRAMES];
+            for (uint32_t i = 0; i < st->nframe; i++)
+                f[i] = st->frame[i];
+            STREAM_PUT(_neap_trace_enc_stack(&stream.enc, st->id, f, st->nframe));
+            st->streamed = 1;
+        }
+        STREAM_PUT(_neap_trace_enc_alloc(&stream.enc, st->id, size, a));
+    }
+    pthread_mutex_unlock(&stream.lock);
+}
+
+static void stream_free(uintptr_t a) {
+    pthread_mutex_lock(&stream.lock);
+    if (stream.fd >= 0)
+        STREAM_PUT(_neap_trace_enc_free(&stream.enc, a));
+    pthread_mutex_unlock(&stream.lock);
+}
+
+/* A tick (time, RSS, live bytes), and everything buffered to the file. */
+static void stream_tick(int end) {
+    neap_process_memory_t pm;
+    uint64_t rss = neap_process_memory(&pm) == 0 ? pm.rss : 0;
+    size_t cur = 0;
+    neap_trace_get_traced_memory(&cur, NULL);
+    pthread_mutex_lock(&stream.lock);
+    if (stream.fd >= 0) {
+        STREAM_PUT(_neap_trace_enc_tick(&stream.enc, _neap_os_clock_ms() - stream.t0, rss, cur));
+        if (end) {
+            STREAM_PUT(_neap_trace_enc_end(&stream.enc, NEAP_TRACE_EXIT_UNKNOWN, 0));
+            stream_flush_locked();
+            _neap_os_close(stream.fd);
+            stream.fd = -1;
+            atomic_store_explicit(&streaming, 0, memory_order_relaxed);
+        } else {
+            stream_flush_locked();
+        }
+    }
+    pthread_mutex_unlock(&stream.lock);
+}
+
+static void *stream_main(void *arg) {
+    (void)arg;
+    tl_in_trace = 1; /* the thread's own allocations are not the program's */
+    while (atomic_load_explicit(&streaming, memory_order_relaxed)) {
+        _neap_os_sleep_ms(TICK_MS);
+        if (atomic_load_explicit(&streaming, memory_order_relaxed))
+            stream_tick(0);
+    }
+    return NULL;
+}
+
+void _neap_trace_env_start(void) {
+    const char *path = _neap_os_getenv("NEAP_TRACE");
+    if (path == NULL || *path == 0 || stream.fd >= 0)
+        return;
+    long pid = _neap_os_getpid();
+    long run_pid = neap_opt(NEAP_OPTION_RUN_PID);
+    char name[4096];
+    int len = run_pid != 0 && run_pid != pid ? snprintf(name, sizeof name, "%s.%ld", path, pid)
+                                             : snprintf(name, sizeof name, "%s", path);
+    if (len <= 0 || (size_t)len >= sizeof name) {
+        _neap_warning("NEAP_TRACE ignored", "the path is too long");
+        return;
+    }
+    int fd = _neap_os_create(name);
+    if (fd < 0) {
+        _neap_warning("NEAP_TRACE ignored: cannot create the trace file", name);
+        return;
+    }
+    uint8_t *buf = table_map(STREAM_BUF);
+    if (buf == NULL) {
+        _neap_os_close(fd);
+        _neap_warning("NEAP_TRACE ignored", "no memory for the trace buffer");
+        return;
+    }
+    size_t interval = (size_t)neap_opt(NEAP_OPTION_TRACE_SAMPLE);
+    int nframe = (int)neap_opt(NEAP_OPTION_TRACE_FRAMES);
+    char cmd[8192];
+    int clen = _neap_os_read_file("/proc/self/cmdline", cmd, sizeof cmd);
+    _neap_trace_header_t h = {
+        .flags = interval ? NEAP_TRACE_FLAG_SAMPLED : 0,
+        .sample_interval = interval,
+        .start_ns = _neap_os_realtime_ms() * 1000000u,
+        .pid = (uint32_t)pid,
+        .max_frames = (uint32_t)nframe,
+        .cmdline_len = clen > 0 ? (uint32_t)clen : 0,
+        .cmdline = cmd,
+    };
+    pthread_mutex_lock(&stream.lock);
+    stream.buf = buf;
+    size_t hn = _neap_trace_header_encode(buf, STREAM_BUF, &h);
+    _neap_os_write(fd, (const char *)buf, hn);
+    stream.fd = fd;
+    stream.t0 = _neap_os_clock_ms();
+    _neap_trace_enc_init(&stream.enc, buf, STREAM_BUF);
+    stream_maps_locked();
+    pthread_mutex_unlock(&stream.lock);
+    atomic_store_explicit(&streaming, 1, memory_order_relaxed);
+    if (interval)
+        neap_trace_start_sampled(nframe, interval);
+    else
+        neap_trace_start(nframe);
+    pthread_attr_t attr;
+    pthread_t tid;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    if (pthread_create(&tid, &attr, stream_main, NULL) != 0)
+        _neap_warning("trace stream", "no writer thread: the trace is written when the buffer fills and at exit");
+    pthread_attr_destroy(&attr);
+}
+
+void _neap_trace_env_exit(void) {
+    if (atomic_load_explicit(&streaming, memory_order_relaxed))
+        stream_tick(1);
+}
+
+static void stream_fork_child(void) {
+    pthread_mutex_init(&stream.lock, NULL);
+    if (stream.fd >= 0) {
+        _neap_os_close(stream.fd);
+        stream.fd = -1;
+        atomic_store_explicit(&streaming, 0, memory_order_relaxed);
+        atomic_store_explicit(&trace_mode, MODE_OFF, memory_order_relaxed);
+    }
+}
+
+/* ---------------------------------------------------------------------------
  * Fork: the child gets consistent tables and unlocked locks.
  * ------------------------------------------------------------------------- */
-void _neap_trace_fork_prepare(void) { lock_all(); }
-void _neap_trace_fork_parent(void) { unlock_all(); }
+void _neap_trace_fork_prepare(void) {
+    lock_all();
+    pthread_mutex_lock(&stream.lock);
+}
+void _neap_trace_fork_parent(void) {
+    pthread_mutex_unlock(&stream.lock);
+    unlock_all();
+}
 
 void _neap_trace_fork_child(void) {
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_init(&shards[i].lock, NULL);
     pthread_mutex_init(&stacks.lock, NULL);
+    stream_fork_child();
 }

@@ -20,7 +20,9 @@
  * Every stop leaves the reader at the last good record and a message naming
  * the byte offset of the problem.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "tracefmt.h"
 
 #include <errno.h>
