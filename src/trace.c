@@ -50,7 +50,7 @@
 #include "neap_trace.h"
 #include "tracefmt.h"
 
-#define SHARDS 64
+#define SHARDS 32 /* start/stop/fork hold them all: TSan tracks at most 64 held locks */
 #define EXACT_LEFT (-((int64_t)1 << 62))
 #define CHUNK_SIZE ((size_t)1 << 20)
 
@@ -209,6 +209,7 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
     if (tl_stack_hi == 0)
         stack_bounds_init();
     uintptr_t lo = tl_stack_lo, hi = tl_stack_hi;
+    int first = 1;
     while (n < max) {
         /* a frame record is two words: the caller's frame pointer, then the
          * return address; it must lie inside this thread's stack, aligned,
@@ -219,7 +220,11 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
         uintptr_t next = rec[0], r = rec[1];
         if (r < 4096)
             break;
-        f[n++] = r;
+        /* an allocation function with a frame of its own: its record holds
+         * the return address we have already */
+        if (!(first && r == ret))
+            f[n++] = r;
+        first = 0;
         if (next <= fp)
             break;
         fp = next;
@@ -248,13 +253,11 @@ typedef struct shard {
     char pad[64 - sizeof(pthread_mutex_t) % 64];
 } shard_t;
 
-static shard_t shards[SHARDS];
-static pthread_once_t shards_once = PTHREAD_ONCE_INIT;
-
-static void shards_init(void) {
-    for (int i = 0; i < SHARDS; i++)
-        pthread_mutex_init(&shards[i].lock, NULL);
-}
+#define SHARD_INIT {.lock = PTHREAD_MUTEX_INITIALIZER}
+#define SHARD_INIT4 SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT
+#define SHARD_INIT16 SHARD_INIT4, SHARD_INIT4, SHARD_INIT4, SHARD_INIT4
+static shard_t shards[SHARDS] = {SHARD_INIT16, SHARD_INIT16};
+_Static_assert(SHARDS == 32, "the initializer above has 32 entries");
 
 static inline uint64_t addr_hash(uintptr_t a) {
     uint64_t x = (uint64_t)a >> 4;
@@ -264,7 +267,7 @@ static inline uint64_t addr_hash(uintptr_t a) {
     return x;
 }
 
-static inline shard_t *shard_of(uintptr_t a) { return &shards[addr_hash(a) >> 58]; }
+static inline shard_t *shard_of(uintptr_t a) { return &shards[addr_hash(a) >> 59]; }
 
 /* The bytes a trace stands for: its size, or when sampling, size / p. */
 static size_t trace_weight(size_t size) {
@@ -438,7 +441,6 @@ void _neap_trace_forget(const void *p) {
  * The API.
  * ------------------------------------------------------------------------- */
 static void lock_all(void) {
-    pthread_once(&shards_once, shards_init);
     pthread_mutex_lock(&stacks.lock);
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_lock(&shards[i].lock);
@@ -540,7 +542,6 @@ size_t neap_trace_get_tracemalloc_memory(void) {
 /* Looks p up and copies its trace; 0 if it has none. */
 static int lookup(const void *p, trace_t *out) {
     uintptr_t a = (uintptr_t)p;
-    pthread_once(&shards_once, shards_init);
     shard_t *sh = shard_of(a);
     int found = 0;
     pthread_mutex_lock(&sh->lock);
