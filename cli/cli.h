@@ -47,6 +47,8 @@ typedef struct neap_cli_command_s {
 int neap_cli_demo(int argc, char **argv);
 /* `neap run -- CMD`: a program on neap, with a summary at its exit (run.c). */
 int neap_cli_run(int argc, char **argv);
+/* `neap report FILE`: a trace's top sites, peak and pinning (report.c). */
+int neap_cli_report(int argc, char **argv);
 /* `neap stats [PID]`: a running program's statistics (stats.c). */
 int neap_cli_stats(int argc, char **argv);
 

@@ -1,0 +1,1176 @@
+/* report.c -- `neap report FILE [options]`: what a trace written by
+ * `neap run --trace FILE` says about a program's memory.
+ *
+ *   neap report FILE             totals, the peak, top sites (live at exit,
+ *                                live at the peak, total allocated), pinning
+ *   neap report A B              the same for B, compared with A
+ *   neap report FILE --html OUT  also a self-contained HTML page
+ *
+ * Pipeline:
+ *
+ *   tracefmt reader --records--> replay (report_record): stacks[], live
+ *                                blocks (addr -> size, stack), ticks[]
+ *                 --end--------> finish: symbolize frames (symbols.c when
+ *                                built in, else module+offset from the 'M'
+ *                                records), group stacks into sites, pinning
+ *                 --------------> text (here) / HTML (report_html.c)
+ *
+ * The peak: live bytes per stack are snapshotted lazily.  peak_id counts
+ * new peaks; a stack's (snap, snap_id) is its value at peak snap_id.  Before
+ * a stack changes, if snap_id != peak_id it has not changed since the last
+ * peak, so its current value is its value there: snap := current.  At the
+ * end, the value at the peak is snap when snap_id == peak_id, else current.
+ * O(1) per record, whatever the number of stacks.
+ *
+ * Exit status: 0 (also for a truncated or corrupt trace: what was read is
+ * reported, with a warning), 1 a file cannot be read or the header is bad,
+ * 2 bad command line or a file that is not a neap trace.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "report.h"
+#ifdef NEAP_HAVE_SYMBOLS
+#include "symbols.h"
+#endif
+
+#define PAGE_SHIFT 12
+#define ARENA_SHIFT 22
+#define HUGE_MIN (((uint64_t)1 << 20) + 1)  /* bigger than 1 MiB: a mapping of its own */
+
+int neap_report_exact_bytes;
+
+/* --- small helpers ------------------------------------------------------- */
+
+/* malloc that ends the command on failure (a report has nothing to fall back on). */
+static void *xrealloc(void *p, size_t n) {
+    void *q = realloc(p, n ? n : 1);
+    if (q == NULL) {
+        fprintf(stderr, "neap report: out of memory (%zu bytes)\n", n);
+        exit(NEAP_CLI_FAILED);
+    }
+    return q;
+}
+static char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, n), s, n);
+}
+
+void neap_report_size(char *buf, size_t cap, double bytes) {
+    if (neap_report_exact_bytes) snprintf(buf, cap, "%.0f", bytes);
+    else neap_cli_format_size(buf, cap, bytes);
+}
+/* Signed size: "+1.2 MiB", "-300 B". */
+static void report_delta(char *buf, size_t cap, double bytes) {
+    char tmp[24];
+    neap_report_size(tmp, sizeof tmp, fabs(bytes));
+    snprintf(buf, cap, "%s%s", bytes < 0 ? "-" : "+", tmp);
+}
+/* A count: whole when exact, one decimal when an estimate. */
+static void report_count(char *buf, size_t cap, double n, int sampled) {
+    if (sampled && n != floor(n)) snprintf(buf, cap, "%.1f", n);
+    else snprintf(buf, cap, "%.0f", n);
+}
+
+/* --- a hash map of 64-bit keys to two 64-bit values ---------------------- */
+/* Open addressing, linear probing, deletion by backward shift (no
+ * tombstones).  The key ~0 marks an empty slot and cannot be stored. */
+
+#define MAP_EMPTY UINT64_MAX
+
+typedef struct {
+    uint64_t key, a, b;
+} map_slot_t;
+typedef struct {
+    map_slot_t *slots;
+    size_t cap;    /* power of two */
+    size_t count;
+} map_t;
+
+static size_t map_hash(uint64_t k, size_t cap) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return (size_t)k & (cap - 1);
+}
+static map_t *map_new(void) {
+    map_t *m = xrealloc(NULL, sizeof *m);
+    m->cap = 1024;
+    m->count = 0;
+    m->slots = xrealloc(NULL, m->cap * sizeof *m->slots);
+    for (size_t i = 0; i < m->cap; i++) m->slots[i].key = MAP_EMPTY;
+    return m;
+}
+static void map_free(map_t *m) {
+    if (m) free(m->slots);
+    free(m);
+}
+/* The slot of key, or NULL. */
+static map_slot_t *map_find(map_t *m, uint64_t key) {
+    for (size_t i = map_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (m->slots[i].key == key) return &m->slots[i];
+        if (m->slots[i].key == MAP_EMPTY) return NULL;
+    }
+}
+static void map_grow(map_t *m);
+/* The slot of key, made (values 0) if absent; *added says which. */
+static map_slot_t *map_insert(map_t *m, uint64_t key, int *added) {
+    if ((m->count + 1) * 4 > m->cap * 3) map_grow(m);
+    for (size_t i = map_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (m->slots[i].key == key) {
+            *added = 0;
+            return &m->slots[i];
+        }
+        if (m->slots[i].key == MAP_EMPTY) {
+            m->slots[i] = (map_slot_t){key, 0, 0};
+            m->count++;
+            *added = 1;
+            return &m->slots[i];
+        }
+    }
+}
+static void map_grow(map_t *m) {
+    map_slot_t *old = m->slots;
+    size_t oldcap = m->cap;
+    m->cap *= 2;
+    m->slots = xrealloc(NULL, m->cap * sizeof *m->slots);
+    for (size_t i = 0; i < m->cap; i++) m->slots[i].key = MAP_EMPTY;
+    m->count = 0;
+    int added;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].key != MAP_EMPTY) {
+            map_slot_t *s = map_insert(m, old[i].key, &added);
+            s->a = old[i].a;
+            s->b = old[i].b;
+        }
+    free(old);
+}
+/* Removes the entry in slot s (from map_find). */
+static void map_remove(map_t *m, map_slot_t *s) {
+    size_t mask = m->cap - 1, hole = (size_t)(s - m->slots);
+    for (size_t i = (hole + 1) & mask; m->slots[i].key != MAP_EMPTY; i = (i + 1) & mask) {
+        size_t home = map_hash(m->slots[i].key, m->cap);
+        /* move slot i into the hole unless its home lies in (hole, i] */
+        if (((i - home) & mask) >= ((i - hole) & mask)) {
+            m->slots[hole] = m->slots[i];
+            hole = i;
+        }
+    }
+    m->slots[hole].key = MAP_EMPTY;
+    m->count--;
+}
+
+/* --- replay ----------------------------------------------------------------- */
+
+/* Weight of an allocation of size bytes: 1 when exact, 1/p when sampled. */
+static double report_weight(const neap_report_t *r, uint64_t size) {
+    if (!r->sampled) return 1.0;
+    double p = -expm1(-(double)size / r->interval);
+    return p > 0 ? 1.0 / p : 1.0;
+}
+
+/* The stack of a writer's id, made (undefined) if the trace never defined it. */
+static neap_report_stack_t *report_stack(neap_report_t *r, uint64_t id, int *added) {
+    map_slot_t *s = map_insert(r->stack_index, id, added);
+    if (*added) {
+        if (r->nstacks == r->stacks_cap) {
+            r->stacks_cap = r->stacks_cap ? 2 * r->stacks_cap : 256;
+            r->stacks = xrealloc(r->stacks, r->stacks_cap * sizeof *r->stacks);
+        }
+        s->a = r->nstacks;
+        neap_report_stack_t *st = &r->stacks[r->nstacks++];
+        memset(st, 0, sizeof *st);
+        st->id = id;
+    }
+    return &r->stacks[s->a];
+}
+
+/* Before a stack's live figures change: keep its value at the last peak. */
+static void report_touch(neap_report_t *r, neap_report_stack_t *st) {
+    if (st->snap_id != r->peak_id) {
+        st->snap_bytes = st->fig.live_bytes;
+        st->snap_count = st->fig.live_count;
+        st->snap_id = r->peak_id;
+    }
+}
+
+/* Replays one freed block: its stack's and the totals' live figures drop. */
+static void report_unlive(neap_report_t *r, map_slot_t *blk) {
+    neap_report_stack_t *st = &r->stacks[blk->b];
+    double w = report_weight(r, blk->a);
+    report_touch(r, st);
+    st->fig.live_bytes -= w * (double)blk->a;
+    st->fig.live_count -= w;
+    r->live_bytes -= w * (double)blk->a;
+    r->live_count -= w;
+    map_remove(r->blocks, blk);
+}
+
+static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
+    int added;
+    r->records++;
+    switch (rec->tag) {
+    case NEAP_TREC_MODULE: {
+        if (r->nmodules == r->modules_cap) {
+            r->modules_cap = r->modules_cap ? 2 * r->modules_cap : 16;
+            r->modules = xrealloc(r->modules, r->modules_cap * sizeof *r->modules);
+        }
+        neap_report_module_t *m = &r->modules[r->nmodules++];
+        m->start = rec->module.start;
+        m->end = rec->module.end;
+        m->offset = rec->module.offset;
+        m->path = xrealloc(NULL, rec->module.path_len + 1);
+        memcpy(m->path, rec->module.path, rec->module.path_len);
+        m->path[rec->module.path_len] = '\0';
+        break;
+    }
+    case NEAP_TREC_STACK: {
+        neap_report_stack_t *st = report_stack(r, rec->stack.id, &added);
+        if (!added && !st->undefined) {
+            r->redefined_stacks++;
+            break;
+        }
+        st->undefined = 0;
+        free(st->frames);
+        st->nframes = rec->stack.nframes;
+        st->frames = xrealloc(NULL, st->nframes * sizeof *st->frames);
+        if (st->nframes) memcpy(st->frames, rec->stack.frames, st->nframes * sizeof *st->frames);
+        break;
+    }
+    case NEAP_TREC_ALLOC: {
+        neap_report_stack_t *st = report_stack(r, rec->alloc.stack, &added);
+        if (added) {
+            st->undefined = 1;
+            r->undefined_stacks++;
+        }
+        size_t sidx = (size_t)(st - r->stacks);
+        map_slot_t *old = map_find(r->blocks, rec->alloc.addr);
+        if (old) {
+            r->realloc_over++;
+            report_unlive(r, old);
+        }
+        st = &r->stacks[sidx];
+        double w = report_weight(r, rec->alloc.size), bytes = w * (double)rec->alloc.size;
+        report_touch(r, st);
+        st->fig.live_bytes += bytes;
+        st->fig.live_count += w;
+        st->fig.total_bytes += bytes;
+        st->fig.total_count += w;
+        map_slot_t *blk = map_insert(r->blocks, rec->alloc.addr, &added);
+        blk->a = rec->alloc.size;
+        blk->b = sidx;
+        r->allocs++;
+        r->live_bytes += bytes;
+        r->live_count += w;
+        r->total_bytes += bytes;
+        r->total_count += w;
+        if (r->live_bytes > r->peak_bytes) {
+            r->peak_bytes = r->live_bytes;
+            r->peak_id++;
+            r->peak_ms = r->last_ms;
+            r->peak_record = r->records;
+        }
+        break;
+    }
+    case NEAP_TREC_FREE: {
+        r->frees++;
+        map_slot_t *blk = map_find(r->blocks, rec->free.addr);
+        if (blk) report_unlive(r, blk);
+        else if (!r->sampled) r->unknown_frees++;
+        break;
+    }
+    case NEAP_TREC_TICK:
+        if (r->nticks == r->ticks_cap) {
+            r->ticks_cap = r->ticks_cap ? 2 * r->ticks_cap : 256;
+            r->ticks = xrealloc(r->ticks, r->ticks_cap * sizeof *r->ticks);
+        }
+        r->ticks[r->nticks++] = (neap_report_tick_t){rec->tick.ms, rec->tick.rss, rec->tick.live};
+        r->last_ms = rec->tick.ms;
+        break;
+    case NEAP_TREC_END:
+        r->ended = 1;
+        r->end_how = rec->end.how;
+        r->end_value = rec->end.value;
+        break;
+    }
+}
+
+/* --- progress bar ------------------------------------------------------------ */
+
+typedef struct {
+    int on;
+    double last;   /* monotonic seconds of the last draw */
+    int drawn;
+} report_progress_t;
+
+static double report_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Redraws the bar at most 10 times a second (and when final). */
+static void report_progress(report_progress_t *p, const char *path, uint64_t done, uint64_t total,
+                            int final) {
+    if (!p->on) return;
+    double now = report_now();
+    if (!final && now - p->last < 0.1) return;
+    p->last = now;
+    if (final) {
+        if (p->drawn) fprintf(stderr, "\r\033[K");
+        return;
+    }
+    int width = 30;
+    double frac = total ? (double)done / (double)total : 1.0;
+    if (frac > 1) frac = 1;
+    int fill = (int)(frac * width);
+    char bar[64], a[32], b[32];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
+    bar[width] = '\0';
+    neap_cli_format_size(a, sizeof a, (double)done);
+    neap_cli_format_size(b, sizeof b, (double)total);
+    fprintf(stderr, "\rneap report: reading %s [%s] %3.0f%% %s of %s", path, bar, frac * 100, a, b);
+    fflush(stderr);
+    p->drawn = 1;
+}
+
+/* --- load ---------------------------------------------------------------------- */
+
+/* Reads path into r.  Returns NEAP_CLI_OK (also for a truncated or corrupt
+ * trace, r->status says so), or an exit status after printing the error. */
+static int report_load(neap_report_t *r, const char *path, int progress) {
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    _neap_trace_reader_t rd;
+    if (_neap_trace_open(&rd, path) != 0) {
+        fprintf(stderr, "neap report: %s: %s\n", path, rd.message);
+        int st = rd.status == NEAP_TRACE_NOTTRACE ? NEAP_CLI_USAGE : NEAP_CLI_FAILED;
+        _neap_trace_close(&rd);
+        return st;
+    }
+    r->hdr = rd.hdr;
+    r->hdr.cmdline = NULL;
+    r->cmdline = xrealloc(NULL, (size_t)rd.hdr.cmdline_len + 1);
+    for (uint32_t i = 0; i < rd.hdr.cmdline_len; i++)
+        r->cmdline[i] = rd.cmdline[i] ? rd.cmdline[i] : ' ';
+    r->cmdline[rd.hdr.cmdline_len] = '\0';
+    while (rd.hdr.cmdline_len > 0 && r->cmdline[rd.hdr.cmdline_len - 1] == ' ')
+        r->cmdline[--rd.hdr.cmdline_len] = '\0';
+    r->sampled = (rd.hdr.flags & NEAP_TRACE_FLAG_SAMPLED) != 0;
+    r->interval = (double)rd.hdr.sample_interval;
+    r->file_size = rd.file_size;
+    r->stack_index = map_new();
+    r->blocks = map_new();
+    report_progress_t prog = {.on = progress};
+    _neap_trace_rec_t rec;
+    report_progress(&prog, path, rd.consumed, rd.file_size, 0);
+    while (_neap_trace_next(&rd, &rec)) {
+        report_record(r, &rec);
+        if ((r->records & 4095) == 0) report_progress(&prog, path, rd.consumed, rd.file_size, 0);
+    }
+    report_progress(&prog, path, rd.consumed, rd.file_size, 1);
+    r->status = rd.status;
+    snprintf(r->message, sizeof r->message, "%s", rd.message);
+    r->bytes_read = rd.consumed;
+    r->chunks = rd.chunks;
+    _neap_trace_close(&rd);
+    /* the value of every stack at the peak */
+    for (size_t i = 0; i < r->nstacks; i++) {
+        neap_report_stack_t *st = &r->stacks[i];
+        st->fig.peak_bytes = st->snap_id == r->peak_id ? st->snap_bytes : st->fig.live_bytes;
+        st->fig.peak_count = st->snap_id == r->peak_id ? st->snap_count : st->fig.live_count;
+    }
+    return NEAP_CLI_OK;
+}
+
+/* --- symbols and sites --------------------------------------------------------- */
+
+/* One resolved frame, cached by pc. */
+typedef struct {
+    char *func;      /* "function", or the fallback label */
+    char *line;      /* "function (file:line)", or the fallback label */
+    int allocator;   /* inside neap or the malloc family */
+} report_frame_t;
+
+struct neap_report_syms {
+#ifdef NEAP_HAVE_SYMBOLS
+    _neap_symtab_t *tab;
+#endif
+    map_t *index;            /* pc -> index into frames */
+    report_frame_t *frames;
+    size_t nframes, cap;
+};
+
+static const char *report_basename(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* Is a function one of the allocator's own (skipped when finding a site)? */
+static int report_allocator_function(const char *f) {
+    static const char *const names[] = {"malloc", "calloc", "realloc", "free", "reallocarray",
+                                        "posix_memalign", "aligned_alloc", "memalign", "valloc",
+                                        "pvalloc", "malloc_usable_size"};
+    if (strncmp(f, "neap_", 5) == 0 || strncmp(f, "_neap_", 6) == 0 ||
+        strncmp(f, "__libc_", 7) == 0 || strncmp(f, "operator new", 12) == 0 ||
+        strncmp(f, "operator delete", 15) == 0 || strncmp(f, "_Znw", 4) == 0 ||
+        strncmp(f, "_Zna", 4) == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(f, names[i]) == 0) return 1;
+    return 0;
+}
+
+/* The resolved frame of pc (a return address). */
+static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
+    struct neap_report_syms *sy = r->syms;
+    int added;
+    map_slot_t *s = map_insert(sy->index, pc, &added);
+    if (!added) return &sy->frames[s->a];
+    if (sy->nframes == sy->cap) {
+        sy->cap = sy->cap ? 2 * sy->cap : 256;
+        sy->frames = xrealloc(sy->frames, sy->cap * sizeof *sy->frames);
+    }
+    s->a = sy->nframes;
+    report_frame_t *fr = &sy->frames[sy->nframes++];
+    memset(fr, 0, sizeof *fr);
+    char buf[1024];
+    const char *module = NULL;
+    uint64_t off = 0;
+#ifdef NEAP_HAVE_SYMBOLS
+    _neap_symbol_t sym;
+    if (sy->tab && _neap_symtab_resolve(sy->tab, (uintptr_t)pc, NEAP_SYM_RETURN_ADDRESS, &sym) == 0) {
+        if (sym.function) {
+            r->symbolized = 1;
+            fr->func = xstrdup(sym.function);
+            if (sym.file && sym.line > 0)
+                snprintf(buf, sizeof buf, "%s (%s:%d)", sym.function, report_basename(sym.file), sym.line);
+            else if (sym.module)
+                snprintf(buf, sizeof buf, "%s (%s+0x%llx)", sym.function, report_basename(sym.module),
+                         (unsigned long long)sym.module_offset);
+            else
+                snprintf(buf, sizeof buf, "%s", sym.function);
+            fr->line = xstrdup(buf);
+            fr->allocator = report_allocator_function(sym.function) ||
+                            (sym.module && strncmp(report_basename(sym.module), "libneap", 7) == 0);
+            return fr;
+        }
+        if (sym.module) {
+            module = sym.module;
+            off = sym.module_offset;
+        }
+    }
+#endif
+    /* the fallback: module+offset from the 'M' records (file offset of pc - 1) */
+    if (module == NULL) {
+        for (size_t i = 0; i < r->nmodules; i++) {
+            const neap_report_module_t *m = &r->modules[i];
+            if (pc - 1 >= m->start && pc - 1 < m->end) {
+                module = m->path;
+                off = pc - 1 - m->start + m->offset;
+                break;
+            }
+        }
+    }
+    if (module) {
+        snprintf(buf, sizeof buf, "%s+0x%llx", report_basename(module), (unsigned long long)off);
+        fr->allocator = strncmp(report_basename(module), "libneap", 7) == 0;
+    } else {
+        snprintf(buf, sizeof buf, "0x%llx", (unsigned long long)pc);
+    }
+    fr->func = xstrdup(buf);
+    fr->line = xstrdup(buf);
+    return fr;
+}
+
+/* A string -> site index table for grouping. */
+typedef struct {
+    char **keys;
+    size_t *vals;
+    size_t cap, count;
+} strmap_t;
+
+static uint64_t report_strhash(const char *s) {
+    uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+/* The site of key, made if absent (*added). */
+static size_t strmap_get(strmap_t *m, const char *key, size_t next, int *added) {
+    if ((m->count + 1) * 2 > m->cap) {
+        strmap_t n = {NULL, NULL, m->cap ? m->cap * 2 : 256, 0};
+        n.keys = xrealloc(NULL, n.cap * sizeof *n.keys);
+        n.vals = xrealloc(NULL, n.cap * sizeof *n.vals);
+        memset(n.keys, 0, n.cap * sizeof *n.keys);
+        for (size_t i = 0; i < m->cap; i++)
+            if (m->keys[i]) {
+                size_t j = (size_t)report_strhash(m->keys[i]) & (n.cap - 1);
+                while (n.keys[j]) j = (j + 1) & (n.cap - 1);
+                n.keys[j] = m->keys[i];
+                n.vals[j] = m->vals[i];
+                n.count++;
+            }
+        free(m->keys);
+        free(m->vals);
+        *m = n;
+    }
+    size_t j = (size_t)report_strhash(key) & (m->cap - 1);
+    for (; m->keys[j]; j = (j + 1) & (m->cap - 1))
+        if (strcmp(m->keys[j], key) == 0) {
+            *added = 0;
+            return m->vals[j];
+        }
+    m->keys[j] = xstrdup(key);
+    m->vals[j] = next;
+    m->count++;
+    *added = 1;
+    return next;
+}
+static void strmap_free(strmap_t *m) {
+    for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
+    free(m->keys);
+    free(m->vals);
+}
+
+/* The first frame of a stack that is not the allocator's (nframes if none). */
+static size_t report_first_user(neap_report_t *r, const neap_report_stack_t *st) {
+    for (size_t i = 0; i < st->nframes; i++)
+        if (!report_frame(r, st->frames[i])->allocator) return i;
+    return st->nframes;
+}
+
+static void report_add_fig(neap_report_fig_t *to, const neap_report_fig_t *f) {
+    to->live_bytes += f->live_bytes;
+    to->live_count += f->live_count;
+    to->peak_bytes += f->peak_bytes;
+    to->peak_count += f->peak_count;
+    to->total_bytes += f->total_bytes;
+    to->total_count += f->total_count;
+}
+
+/* The flame graph child of parent named name (made if absent). */
+static neap_flame_t *report_flame_child(neap_flame_t *parent, const char *name) {
+    for (neap_flame_t *c = parent->child; c; c = c->next)
+        if (c->name == name) return c;
+    neap_flame_t *c = xrealloc(NULL, sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    c->next = parent->child;
+    parent->child = c;
+    return c;
+}
+
+/* Symbolizes every stack and groups the stacks into sites by `by`; builds
+ * the flame graph (frames from the outermost, allocator frames left out). */
+static void report_sites(neap_report_t *r, neap_report_by_t by) {
+    r->by = by;
+    r->syms = xrealloc(NULL, sizeof *r->syms);
+    memset(r->syms, 0, sizeof *r->syms);
+    r->syms->index = map_new();
+#ifdef NEAP_HAVE_SYMBOLS
+    if (r->nmodules) {
+        _neap_module_t *mods = xrealloc(NULL, r->nmodules * sizeof *mods);
+        for (size_t i = 0; i < r->nmodules; i++)
+            mods[i] = (_neap_module_t){(uintptr_t)r->modules[i].start, (uintptr_t)r->modules[i].end,
+                                       r->modules[i].offset, r->modules[i].path};
+        r->syms->tab = _neap_symtab_new(mods, r->nmodules);
+        free(mods);
+    }
+#endif
+    strmap_t keys = {0};
+    size_t cap = 0;
+    r->flame = xrealloc(NULL, sizeof *r->flame);
+    memset(r->flame, 0, sizeof *r->flame);
+    r->flame->name = "all";
+    char *key = NULL, *trace = NULL;
+    size_t keycap = 0, tracecap = 0;
+    for (size_t i = 0; i < r->nstacks; i++) {
+        neap_report_stack_t *st = &r->stacks[i];
+        size_t first = report_first_user(r, st);
+        const char *label;
+        char undef[64];
+        if (st->nframes == 0) {
+            if (st->undefined)
+                snprintf(undef, sizeof undef, "<undefined stack %llu>", (unsigned long long)st->id);
+            else
+                snprintf(undef, sizeof undef, "<no frames>");
+            label = undef;
+        } else {
+            if (first == st->nframes) first = 0;  /* all the allocator's: keep the innermost */
+            const report_frame_t *fr = report_frame(r, st->frames[first]);
+            label = by == NEAP_BY_FUNCTION ? fr->func : fr->line;
+        }
+        /* the key: the label, or for a traceback every frame from the site outwards */
+        size_t need = strlen(label) + 1;
+        if (by == NEAP_BY_TRACEBACK)
+            for (size_t f = first; f < st->nframes; f++)
+                need += strlen(report_frame(r, st->frames[f])->line) + 1;
+        if (need > keycap) key = xrealloc(key, keycap = need * 2);
+        if (need > tracecap) trace = xrealloc(trace, tracecap = need * 2);
+        strcpy(key, label);
+        trace[0] = '\0';
+        if (by == NEAP_BY_TRACEBACK && st->nframes) {
+            size_t len = 0;
+            for (size_t f = first; f < st->nframes; f++) {
+                const char *l = report_frame(r, st->frames[f])->line;
+                len += (size_t)sprintf(trace + len, "%s%s", len ? "\n" : "", l);
+            }
+            strcpy(key, trace);
+        }
+        int added;
+        size_t site = strmap_get(&keys, key, r->nsites, &added);
+        if (added) {
+            if (r->nsites == cap) {
+                cap = cap ? 2 * cap : 64;
+                r->sites = xrealloc(r->sites, cap * sizeof *r->sites);
+            }
+            neap_report_site_t *s = &r->sites[r->nsites++];
+            memset(s, 0, sizeof *s);
+            s->label = xstrdup(label);
+            s->trace = by == NEAP_BY_TRACEBACK ? xstrdup(trace[0] ? trace : label) : NULL;
+        }
+        st->site = site;
+        report_add_fig(&r->sites[site].fig, &st->fig);
+        /* flame graph: outermost frame first */
+        neap_flame_t *node = r->flame;
+        node->live += st->fig.live_bytes;
+        node->total += st->fig.total_bytes;
+        if (st->fig.total_bytes <= 0 && st->fig.live_bytes <= 0) continue;
+        if (st->nframes == 0) {
+            node = report_flame_child(node, r->sites[site].label);
+            node->live += st->fig.live_bytes;
+            node->total += st->fig.total_bytes;
+        }
+        for (size_t f = st->nframes; f-- > first;) {
+            node = report_flame_child(node, report_frame(r, st->frames[f])->func);
+            node->live += st->fig.live_bytes;
+            node->total += st->fig.total_bytes;
+        }
+    }
+    free(key);
+    free(trace);
+    strmap_free(&keys);
+}
+
+/* --- pinning ---------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t unit;   /* page or arena number */
+    size_t site;
+    uint64_t bytes;  /* live bytes of the site in the page */
+} report_pin_ent_t;
+
+static int report_pin_cmp(const void *a, const void *b) {
+    const report_pin_ent_t *x = a, *y = b;
+    if (x->unit != y->unit) return x->unit < y->unit ? -1 : 1;
+    if (x->site != y->site) return x->site < y->site ? -1 : 1;
+    return 0;
+}
+
+/* For every site: the pages and arenas its live blocks pin (see the
+ * pinning section of `neap report --help`). */
+static void report_pinning(neap_report_t *r) {
+    map_t *blocks = r->blocks;
+    report_pin_ent_t *pages = NULL, *arenas = NULL;
+    size_t np = 0, pcap = 0, na = 0, acap = 0;
+    for (size_t i = 0; i < blocks->cap; i++) {
+        const map_slot_t *b = &blocks->slots[i];
+        if (b->key == MAP_EMPTY) continue;
+        uint64_t addr = b->key, size = b->a ? b->a : 1;
+        size_t site = r->stacks[b->b].site;
+        neap_report_pin_t *pin = &r->sites[site].pin;
+        pin->live_bytes += report_weight(r, b->a) * (double)b->a;
+        uint64_t first = addr >> PAGE_SHIFT, last = (addr + size - 1) >> PAGE_SHIFT;
+        if (size >= HUGE_MIN) {
+            /* its own mapping: exactly its pages, no arena, no one else */
+            pin->pages += (double)(last - first + 1);
+            pin->pages_alone += last - first + 1;
+            continue;
+        }
+        for (uint64_t p = first; p <= last; p++) {
+            if (np == pcap) pages = xrealloc(pages, (pcap = pcap ? 2 * pcap : 1024) * sizeof *pages);
+            uint64_t lo = p << PAGE_SHIFT, hi = lo + ((uint64_t)1 << PAGE_SHIFT);
+            uint64_t s = addr > lo ? addr : lo, e = addr + size < hi ? addr + size : hi;
+            pages[np++] = (report_pin_ent_t){p, site, e - s};
+        }
+        for (uint64_t a = addr >> ARENA_SHIFT; a <= (addr + size - 1) >> ARENA_SHIFT; a++) {
+            if (na == acap) arenas = xrealloc(arenas, (acap = acap ? 2 * acap : 1024) * sizeof *arenas);
+            arenas[na++] = (report_pin_ent_t){a, site, 0};
+        }
+    }
+    qsort(pages, np, sizeof *pages, report_pin_cmp);
+    for (size_t i = 0; i < np;) {
+        size_t j = i, nsites = 0;
+        uint64_t total = 0;
+        for (; j < np && pages[j].unit == pages[i].unit; j++) {
+            total += pages[j].bytes;
+            if (j == i || pages[j].site != pages[j - 1].site) nsites++;
+        }
+        for (size_t k = i; k < j; k++) {
+            neap_report_pin_t *pin = &r->sites[pages[k].site].pin;
+            pin->pages += (double)pages[k].bytes / (double)total;
+            int first_of_site = k == i || pages[k].site != pages[k - 1].site;
+            if (first_of_site) {
+                if (nsites == 1) pin->pages_alone++;
+                else pin->pages_shared++;
+            }
+        }
+        i = j;
+    }
+    qsort(arenas, na, sizeof *arenas, report_pin_cmp);
+    for (size_t i = 0; i < na; i++)
+        if (i == 0 || arenas[i].unit != arenas[i - 1].unit || arenas[i].site != arenas[i - 1].site)
+            r->sites[arenas[i].site].pin.arenas++;
+    free(pages);
+    free(arenas);
+}
+
+/* --- ordering ---------------------------------------------------------------------- */
+
+static const neap_report_t *report_sort_r;
+static long report_sort_key;
+
+static double report_key_value(const neap_report_site_t *s, long key) {
+    if (key < 0) return s->pin.pages;
+    return *(const double *)((const char *)&s->fig + key);
+}
+static int report_order_cmp(const void *a, const void *b) {
+    const neap_report_site_t *x = &report_sort_r->sites[*(const size_t *)a];
+    const neap_report_site_t *y = &report_sort_r->sites[*(const size_t *)b];
+    double vx = report_key_value(x, report_sort_key), vy = report_key_value(y, report_sort_key);
+    if (vx != vy) return vx < vy ? 1 : -1;
+    return strcmp(x->trace ? x->trace : x->label, y->trace ? y->trace : y->label);
+}
+
+size_t *neap_report_order(const neap_report_t *r, long key) {
+    size_t *order = xrealloc(NULL, r->nsites * sizeof *order);
+    for (size_t i = 0; i < r->nsites; i++) order[i] = i;
+    report_sort_r = r;
+    report_sort_key = key;
+    qsort(order, r->nsites, sizeof *order, report_order_cmp);
+    return order;
+}
+
+/* --- text output ---------------------------------------------------------------------- */
+
+static const char *report_by_name(neap_report_by_t by) {
+    return by == NEAP_BY_LINE ? "line" : by == NEAP_BY_FUNCTION ? "function" : "traceback";
+}
+
+/* Prints a site's label; a traceback's further frames indented below. */
+static void report_site_label(FILE *out, const neap_report_site_t *s, int indent) {
+    if (s->trace == NULL) {
+        fprintf(out, "%s\n", s->label);
+        return;
+    }
+    const char *p = s->trace;
+    int first = 1;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (!first) fprintf(out, "%*s", indent, "");
+        fprintf(out, "%.*s\n", (int)len, p);
+        first = 0;
+        p += len + (nl ? 1 : 0);
+    }
+}
+
+/* The stop reason as a warning line, or NULL for a clean end. */
+static void report_warnings(FILE *out, const neap_report_t *r) {
+    if (r->status == NEAP_TRACE_TRUNCATED || r->status == NEAP_TRACE_CORRUPT ||
+        r->status == NEAP_TRACE_IOERROR)
+        fprintf(out, "warning: %s: %s; the report covers the %llu records before it\n", r->path,
+                r->message, (unsigned long long)r->records);
+    else if (r->status == NEAP_TRACE_EOF)
+        fprintf(out, "warning: %s: no end record: the program was killed or is still running; "
+                     "the report covers the trace up to its last flush\n", r->path);
+    else if (r->message[0])
+        fprintf(out, "warning: %s: %s\n", r->path, r->message);
+    if (r->unknown_frees)
+        fprintf(out, "warning: %llu frees of blocks the trace does not know (allocated before "
+                     "tracing started?)\n", (unsigned long long)r->unknown_frees);
+    if (r->realloc_over)
+        fprintf(out, "warning: %llu allocations at the address of a block still live (a free "
+                     "missing from the trace)\n", (unsigned long long)r->realloc_over);
+    if (r->undefined_stacks)
+        fprintf(out, "warning: %llu stacks used but never defined\n",
+                (unsigned long long)r->undefined_stacks);
+    if (r->redefined_stacks)
+        fprintf(out, "warning: %llu stacks defined twice (the first definition kept)\n",
+                (unsigned long long)r->redefined_stacks);
+}
+
+static void report_summary(FILE *out, const neap_report_t *r) {
+    char a[32], b[32], c[32];
+    fprintf(out, "neap report: %s\n", r->path);
+    time_t t = (time_t)(r->hdr.start_ns / 1000000000u);
+    struct tm tm;
+    char when[64] = "?";
+    if (localtime_r(&t, &tm)) strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(out, "  command      %s\n", r->cmdline[0] ? r->cmdline : "(unknown)");
+    fprintf(out, "  process      pid %u, started %s, traced for %.3f s (last tick)\n", r->hdr.pid,
+            when, (double)r->last_ms / 1000.0);
+    if (r->sampled) {
+        neap_cli_format_size(a, sizeof a, r->interval);
+        fprintf(out, "  mode         sampled, one sample per %s on average: figures are estimates\n", a);
+    } else {
+        fprintf(out, "  mode         every allocation\n");
+    }
+    if (r->ended) {
+        if (r->end_how == NEAP_TRACE_EXIT_STATUS)
+            fprintf(out, "  end          exited with status %lld\n", (long long)r->end_value);
+        else if (r->end_how == NEAP_TRACE_EXIT_SIGNAL)
+            fprintf(out, "  end          killed by signal %lld\n", (long long)r->end_value);
+        else
+            fprintf(out, "  end          clean end, exit status unknown\n");
+    } else {
+        if (r->status == NEAP_TRACE_EOF)
+            fprintf(out, "  end          no end record: the program was killed or is still running\n");
+        else
+            fprintf(out, "  end          %s: %s\n", _neap_trace_status_name(r->status), r->message);
+    }
+    neap_report_size(a, sizeof a, r->total_bytes);
+    report_count(b, sizeof b, r->total_count, r->sampled);
+    fprintf(out, "  allocated    %s in %s blocks (%llu allocation records, %llu frees, %zu stacks)\n",
+            a, b, (unsigned long long)r->allocs, (unsigned long long)r->frees, r->nstacks);
+    neap_report_size(a, sizeof a, r->peak_bytes);
+    fprintf(out, "  peak         %s live, reached after %.3f s (record %llu)\n", a,
+            (double)r->peak_ms / 1000.0, (unsigned long long)r->peak_record);
+    neap_report_size(a, sizeof a, r->live_bytes);
+    report_count(b, sizeof b, r->live_count, r->sampled);
+    fprintf(out, "  %-12s %s live in %s blocks\n", r->ended ? "at exit" : "at the end", a, b);
+    if (r->nticks) {
+        uint64_t peak_rss = 0;
+        for (size_t i = 0; i < r->nticks; i++)
+            if (r->ticks[i].rss > peak_rss) peak_rss = r->ticks[i].rss;
+        neap_report_size(a, sizeof a, (double)peak_rss);
+        neap_report_size(b, sizeof b, (double)r->ticks[r->nticks - 1].rss);
+        neap_report_size(c, sizeof c, (double)r->ticks[r->nticks - 1].live);
+        fprintf(out, "  RSS          peak %s, last %s (the program counted %s live)\n", a, b, c);
+    }
+}
+
+/* One top-N table: key picks the bytes column, count is its count. */
+static void report_top(FILE *out, const neap_report_t *r, const char *title, long key,
+                       long count_key, int top) {
+    size_t *order = neap_report_order(r, key);
+    size_t shown = 0;
+    fprintf(out, "\n%s, by %s:\n", title, report_by_name(r->by));
+    fprintf(out, "  %3s %12s %10s %10s  %s\n", "#", "bytes", "blocks", "average", "site");
+    for (size_t i = 0; i < r->nsites && shown < (size_t)top; i++) {
+        const neap_report_site_t *s = &r->sites[order[i]];
+        double bytes = report_key_value(s, key), n = report_key_value(s, count_key);
+        if (bytes <= 0 && n <= 0) break;
+        char a[32], b[32], c[32];
+        neap_report_size(a, sizeof a, bytes);
+        report_count(b, sizeof b, n, r->sampled);
+        neap_report_size(c, sizeof c, n > 0 ? bytes / n : 0);
+        fprintf(out, "  %3zu %12s %10s %10s  ", ++shown, a, b, c);
+        report_site_label(out, s, 42);
+    }
+    if (shown == 0) fprintf(out, "  (none)\n");
+    free(order);
+}
+
+static void report_pin_table(FILE *out, const neap_report_t *r, int top) {
+    size_t *order = neap_report_order(r, -1);
+    fprintf(out, "\nPinning %s, by %s: memory that live blocks keep from going back to the OS\n",
+            r->ended ? "at exit" : "at the end of the trace", report_by_name(r->by));
+    fprintf(out, "  (a 4 KiB page with any live block cannot be given back, nor a 4 MiB arena with any;\n"
+                 "   pinned = pages x 4 KiB, a page shared by several sites split by their live bytes;\n"
+                 "   a high ratio pinned/live means a few small blocks hold whole pages)\n");
+    if (r->sampled)
+        fprintf(out, "  (sampled trace: only the sampled blocks are placed, pinning is underestimated)\n");
+    fprintf(out, "  %3s %12s %12s %8s %9s %7s %7s  %s\n", "#", "live", "pinned", "ratio", "pages",
+            "shared", "arenas", "site");
+    size_t shown = 0;
+    double tl = 0, tp = 0;
+    for (size_t i = 0; i < r->nsites; i++) {
+        tl += r->sites[i].pin.live_bytes;
+        tp += r->sites[i].pin.pages;
+    }
+    for (size_t i = 0; i < r->nsites && shown < (size_t)top; i++) {
+        const neap_report_site_t *s = &r->sites[order[i]];
+        if (s->pin.pages <= 0) break;
+        char a[32], b[32], pages[32];
+        neap_report_size(a, sizeof a, s->pin.live_bytes);
+        neap_report_size(b, sizeof b, s->pin.pages * 4096);
+        if (s->pin.pages == floor(s->pin.pages)) snprintf(pages, sizeof pages, "%.0f", s->pin.pages);
+        else snprintf(pages, sizeof pages, "%.2f", s->pin.pages);
+        fprintf(out, "  %3zu %12s %12s %7.1fx %9s %7llu %7llu  ", ++shown, a, b,
+                s->pin.live_bytes > 0 ? s->pin.pages * 4096 / s->pin.live_bytes : 0.0, pages,
+                (unsigned long long)s->pin.pages_shared, (unsigned long long)s->pin.arenas);
+        report_site_label(out, s, 75);
+    }
+    if (shown == 0) fprintf(out, "  (no live blocks)\n");
+    else {
+        char a[32], b[32];
+        neap_report_size(a, sizeof a, tl);
+        neap_report_size(b, sizeof b, tp * 4096);
+        fprintf(out, "  all sites: %s live pin %s (%.1fx); shared: pages shared with other sites\n",
+                a, b, tl > 0 ? tp * 4096 / tl : 0.0);
+    }
+    free(order);
+}
+
+/* --- compare -------------------------------------------------------------------------- */
+
+typedef struct {
+    const char *label, *trace;
+    double old_bytes, old_count, new_bytes, new_count;
+} report_diff_t;
+
+static int report_diff_cmp(const void *a, const void *b) {
+    const report_diff_t *x = a, *y = b;
+    double dx = fabs(x->new_bytes - x->old_bytes), dy = fabs(y->new_bytes - y->old_bytes);
+    if (dx != dy) return dx < dy ? 1 : -1;
+    double cx = fabs(x->new_count - x->old_count), cy = fabs(y->new_count - y->old_count);
+    if (cx != cy) return cx < cy ? 1 : -1;
+    return strcmp(x->trace ? x->trace : x->label, y->trace ? y->trace : y->label);
+}
+
+/* Live at the end of `now` against `base`, per site (matched by label). */
+static void report_compare(FILE *out, const neap_report_t *base, const neap_report_t *now, int top) {
+    strmap_t keys = {0};
+    report_diff_t *d = xrealloc(NULL, (base->nsites + now->nsites) * sizeof *d);
+    size_t n = 0;
+    for (int side = 0; side < 2; side++) {
+        const neap_report_t *r = side ? now : base;
+        for (size_t i = 0; i < r->nsites; i++) {
+            const neap_report_site_t *s = &r->sites[i];
+            int added;
+            size_t k = strmap_get(&keys, s->trace ? s->trace : s->label, n, &added);
+            if (added) {
+                memset(&d[n], 0, sizeof d[n]);
+                d[n].label = s->label;
+                d[n].trace = s->trace;
+                n++;
+            }
+            if (side) {
+                d[k].new_bytes += s->fig.live_bytes;
+                d[k].new_count += s->fig.live_count;
+            } else {
+                d[k].old_bytes += s->fig.live_bytes;
+                d[k].old_count += s->fig.live_count;
+            }
+        }
+    }
+    strmap_free(&keys);
+    qsort(d, n, sizeof *d, report_diff_cmp);
+    int sampled = base->sampled || now->sampled;
+    char a[32], b[32], c[32], e[32];
+    fprintf(out, "\nCompared with %s: live %s, by %s (%s minus %s), biggest change first:\n",
+            base->path, now->ended ? "at exit" : "at the end", report_by_name(now->by), now->path,
+            base->path);
+    report_delta(a, sizeof a, now->live_bytes - base->live_bytes);
+    neap_report_size(b, sizeof b, now->live_bytes);
+    fprintf(out, "  all sites: %s (now %s)\n", a, b);
+    fprintf(out, "  %3s %12s %12s %10s %10s  %s\n", "#", "size diff", "size", "count diff", "count",
+            "site");
+    size_t shown = 0;
+    for (size_t i = 0; i < n && shown < (size_t)top; i++) {
+        if (d[i].new_bytes == d[i].old_bytes && d[i].new_count == d[i].old_count) break;
+        report_delta(a, sizeof a, d[i].new_bytes - d[i].old_bytes);
+        neap_report_size(b, sizeof b, d[i].new_bytes);
+        double dc = d[i].new_count - d[i].old_count;
+        report_count(c + 1, sizeof c - 1, fabs(dc), sampled);
+        c[0] = dc < 0 ? '-' : '+';
+        report_count(e, sizeof e, d[i].new_count, sampled);
+        fprintf(out, "  %3zu %12s %12s %10s %10s  ", ++shown, a, b, c, e);
+        neap_report_site_t s = {.label = (char *)d[i].label, .trace = (char *)d[i].trace};
+        report_site_label(out, &s, 56);
+    }
+    if (shown == 0) fprintf(out, "  (no difference)\n");
+    free(d);
+}
+
+/* --- free ---------------------------------------------------------------------------- */
+
+static void report_flame_free(neap_flame_t *n) {
+    while (n) {
+        neap_flame_t *next = n->next;
+        report_flame_free(n->child);
+        free(n);
+        n = next;
+    }
+}
+
+static void report_free(neap_report_t *r) {
+    for (size_t i = 0; i < r->nstacks; i++) free(r->stacks[i].frames);
+    free(r->stacks);
+    for (size_t i = 0; i < r->nmodules; i++) free(r->modules[i].path);
+    free(r->modules);
+    free(r->ticks);
+    for (size_t i = 0; i < r->nsites; i++) {
+        free(r->sites[i].label);
+        free(r->sites[i].trace);
+    }
+    free(r->sites);
+    map_free(r->stack_index);
+    map_free(r->blocks);
+    if (r->syms) {
+        for (size_t i = 0; i < r->syms->nframes; i++) {
+            free(r->syms->frames[i].func);
+            free(r->syms->frames[i].line);
+        }
+        free(r->syms->frames);
+        map_free(r->syms->index);
+#ifdef NEAP_HAVE_SYMBOLS
+        _neap_symtab_free(r->syms->tab);
+#endif
+        free(r->syms);
+    }
+    report_flame_free(r->flame);
+    free(r->cmdline);
+}
+
+/* --- the command ---------------------------------------------------------------------- */
+
+static void report_usage(FILE *out) {
+    fprintf(out,
+            "usage: neap report FILE [B] [options]\n"
+            "\n"
+            "Reads a trace written by `neap run --trace FILE -- CMD` and shows where the\n"
+            "program's memory went: totals, the peak, the top allocation sites, and which\n"
+            "sites pin memory the allocator cannot give back to the OS.\n"
+            "\n"
+            "  --by line|function|traceback   group allocations by the first frame outside\n"
+            "                          the allocator (its line, default; or its function),\n"
+            "                          or by the whole stack\n"
+            "  --top N                 rows per table (default 10)\n"
+            "  --compare B, or a second FILE   also compare live memory at the end of B\n"
+            "                          with FILE, site by site (the report is B's)\n"
+            "  --html OUT.html         also write a self-contained HTML report: a flame\n"
+            "                          graph, memory over time, the tables\n"
+            "  --bytes                 exact byte counts instead of KiB, MiB...\n"
+            "  --progress              a progress bar on stderr even when it is not a terminal\n"
+            "  --no-progress           never a progress bar\n"
+            "\n"
+            "Tables: live at exit (what was never freed: leaks), live at the peak (the\n"
+            "moment the most bytes were live), total allocated (churn).  Pinning: for each\n"
+            "site, the 4 KiB pages and 4 MiB arenas its live blocks keep mapped; a page\n"
+            "shared with other sites is split by live bytes.  Sampled traces give estimates.\n"
+            "\n"
+            "A truncated or corrupt trace is reported up to the damage, with a warning\n"
+            "(exit 0).  Exit 2 for a file that is not a neap trace, 1 when a file cannot\n"
+            "be read.\n");
+}
+
+int neap_cli_report(int argc, char **argv) {
+    const char *files[2] = {NULL, NULL}, *html = NULL, *compare = NULL, *v;
+    int nfiles = 0, top = 10, progress = -1;
+    neap_report_by_t by = NEAP_BY_LINE;
+    neap_report_exact_bytes = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        int m;
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            report_usage(stdout);
+            return NEAP_CLI_OK;
+        }
+        if ((m = neap_cli_option_value("report", argc, argv, &i, "--by", &v)) != 0) {
+            if (m < 0) return NEAP_CLI_USAGE;
+            if (strcmp(v, "line") == 0) by = NEAP_BY_LINE;
+            else if (strcmp(v, "function") == 0) by = NEAP_BY_FUNCTION;
+            else if (strcmp(v, "traceback") == 0) by = NEAP_BY_TRACEBACK;
+            else {
+                fprintf(stderr, "neap report: --by takes line, function or traceback, not '%s'\n", v);
+                return NEAP_CLI_USAGE;
+            }
+        } else if ((m = neap_cli_option_value("report", argc, argv, &i, "--top", &v)) != 0) {
+            unsigned long long n;
+            if (m < 0) return NEAP_CLI_USAGE;
+            if (neap_cli_parse_count(v, 1, 1000000, &n) != 0) {
+                fprintf(stderr, "neap report: --top takes a number from 1 to 1000000, not '%s'\n", v);
+                return NEAP_CLI_USAGE;
+            }
+            top = (int)n;
+        } else if ((m = neap_cli_option_value("report", argc, argv, &i, "--html", &v)) != 0) {
+            if (m < 0) return NEAP_CLI_USAGE;
+            html = v;
+        } else if ((m = neap_cli_option_value("report", argc, argv, &i, "--compare", &v)) != 0) {
+            if (m < 0) return NEAP_CLI_USAGE;
+            compare = v;
+        } else if (strcmp(arg, "--bytes") == 0) {
+            neap_report_exact_bytes = 1;
+        } else if (strcmp(arg, "--progress") == 0) {
+            progress = 1;
+        } else if (strcmp(arg, "--no-progress") == 0) {
+            progress = 0;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            fprintf(stderr, "neap report: unknown option '%s'; see neap report --help\n", arg);
+            return NEAP_CLI_USAGE;
+        } else if (nfiles < 2) {
+            files[nfiles++] = arg;
+        } else {
+            fprintf(stderr, "neap report: at most two trace files (FILE and the one to compare)\n");
+            return NEAP_CLI_USAGE;
+        }
+    }
+    if (nfiles == 0) {
+        fprintf(stderr, "neap report: which trace? usage: neap report FILE [options]\n");
+        return NEAP_CLI_USAGE;
+    }
+    if (nfiles == 2 && compare) {
+        fprintf(stderr, "neap report: give the file to compare either second or with --compare, not both\n");
+        return NEAP_CLI_USAGE;
+    }
+    /* neap report A B: B is reported, compared with A */
+    const char *base_path = NULL, *main_path = files[0];
+    if (nfiles == 2) {
+        base_path = files[0];
+        main_path = files[1];
+    } else if (compare) {
+        base_path = files[0];
+        main_path = compare;
+    }
+    if (progress < 0) progress = isatty(STDERR_FILENO);
+
+    neap_report_t base, r;
+    int st = report_load(&r, main_path, progress);
+    if (st != NEAP_CLI_OK) {
+        report_free(&r);
+        return st;
+    }
+    if (base_path) {
+        st = report_load(&base, base_path, progress);
+        if (st != NEAP_CLI_OK) {
+            report_free(&base);
+            report_free(&r);
+            return st;
+        }
+    }
+    report_sites(&r, by);
+    report_pinning(&r);
+    report_summary(stdout, &r);
+    fflush(stdout);
+    report_warnings(stderr, &r);
+    if (r.nmodules == 0)
+        fprintf(stdout, "  note: the trace has no module map: frames are shown as addresses\n");
+    else if (!r.symbolized)
+        fprintf(stdout, "  note: no function names found: frames are shown as module+offset\n");
+    if (base_path) {
+        report_sites(&base, by);
+        report_warnings(stderr, &base);
+        report_compare(stdout, &base, &r, top);
+    }
+    report_top(stdout, &r, r.ended ? "Top sites live at exit (leaks)" : "Top sites live at the end (killed: not all leaks)",
+               (long)offsetof(neap_report_fig_t, live_bytes), (long)offsetof(neap_report_fig_t, live_count), top);
+    report_top(stdout, &r, "Top sites live at the peak", (long)offsetof(neap_report_fig_t, peak_bytes),
+               (long)offsetof(neap_report_fig_t, peak_count), top);
+    report_top(stdout, &r, "Top sites by total allocated", (long)offsetof(neap_report_fig_t, total_bytes),
+               (long)offsetof(neap_report_fig_t, total_count), top);
+    report_pin_table(stdout, &r, top);
+    if (html && neap_report_html(&r, html, top) != 0) st = NEAP_CLI_FAILED;
+    if (base_path) report_free(&base);
+    report_free(&r);
+    return st;
+}

@@ -1,0 +1,141 @@
+/* report.h -- what `neap report` computes from a trace, shared by the text
+ * report (report.c) and the HTML report (report_html.c).
+ *
+ *   trace file --replay--> stacks[] (per stack: live now, live at the peak,
+ *        |                  total allocated) + live blocks + ticks[]
+ *        \--at the end---> sites[] (stacks grouped by --by: line, function,
+ *                          traceback) + pinning per site
+ *
+ * Invariant after replay: for every stack, live_bytes is the sum of the
+ * weighted sizes of the live blocks allocated by it; sum over stacks of
+ * live_bytes == report.live_bytes (up to rounding when sampled).
+ */
+#ifndef NEAP_CLI_REPORT_H
+#define NEAP_CLI_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "tracefmt.h"
+
+/* How allocations are grouped into sites (--by). */
+typedef enum { NEAP_BY_LINE, NEAP_BY_FUNCTION, NEAP_BY_TRACEBACK } neap_report_by_t;
+
+/* Figures of a site or a stack: bytes and counts are doubles because a
+ * sampled trace gives estimates (exact traces hold whole numbers). */
+typedef struct neap_report_fig {
+    double live_bytes, live_count;    /* at the end of the trace */
+    double peak_bytes, peak_count;    /* at the moment live bytes were highest */
+    double total_bytes, total_count;  /* allocated over the whole trace */
+} neap_report_fig_t;
+
+/* One interned stack of the trace. */
+typedef struct neap_report_stack {
+    uint64_t id;             /* the writer's id */
+    size_t nframes;
+    uint64_t *frames;        /* innermost first (malloc'd) */
+    int undefined;           /* used by an 'A' but never defined */
+    neap_report_fig_t fig;   /* live_*: now; peak_*: see snap below */
+    double snap_bytes, snap_count;  /* value at peak number snap_id (lazy snapshot) */
+    uint64_t snap_id;
+    size_t site;             /* index into sites, set at the end */
+} neap_report_stack_t;
+
+/* Pinning of one site: the 4 KiB pages and 4 MiB arenas its live blocks
+ * keep from going back to the OS. */
+typedef struct neap_report_pin {
+    double pages;           /* pages pinned, shared pages counted fractionally */
+    uint64_t pages_alone;   /* pages only this site's blocks are in (huge blocks too) */
+    uint64_t pages_shared;  /* pages shared with other sites */
+    uint64_t arenas;        /* distinct arenas holding its blocks (an arena shared
+                               by several sites counts for each) */
+    double live_bytes;      /* its live bytes (the ratio's denominator) */
+} neap_report_pin_t;
+
+/* A group of stacks (by --by). */
+typedef struct neap_report_site {
+    char *label;            /* one line: "function (file:line)", "function", or
+                               "module+0xOFF"; traceback: the first frame */
+    char *trace;            /* traceback only: every frame, one per line; else NULL */
+    neap_report_fig_t fig;
+    neap_report_pin_t pin;
+} neap_report_site_t;
+
+/* One 'T' record. */
+typedef struct neap_report_tick {
+    uint64_t ms, rss, live;
+} neap_report_tick_t;
+
+/* One 'M' record. */
+typedef struct neap_report_module {
+    uint64_t start, end, offset;
+    char *path;
+} neap_report_module_t;
+
+/* A flame graph node: frames from the outermost (root) inwards. */
+typedef struct neap_flame {
+    const char *name;           /* the frame's label (owned by the report's label cache) */
+    double live, total;         /* bytes below this node */
+    struct neap_flame *child;   /* first child */
+    struct neap_flame *next;    /* next sibling */
+} neap_flame_t;
+
+struct neap_report_syms;
+
+/* Everything read from one trace. */
+typedef struct neap_report {
+    const char *path;
+    _neap_trace_header_t hdr;
+    char *cmdline;               /* arguments joined by spaces */
+    _neap_trace_status_t status; /* why reading stopped */
+    char message[256];           /* the reader's message */
+    uint64_t file_size, bytes_read, chunks;
+    int sampled;
+    double interval;             /* sample interval, bytes */
+    /* end */
+    int ended;
+    uint32_t end_how;
+    int64_t end_value;
+    /* counts */
+    uint64_t records, allocs, frees;
+    uint64_t unknown_frees;      /* exact mode: frees of addresses not live */
+    uint64_t realloc_over;       /* 'A' of an address already live */
+    uint64_t undefined_stacks;   /* stacks used but not defined */
+    uint64_t redefined_stacks;
+    double live_bytes, live_count, total_bytes, total_count;
+    double peak_bytes;           /* most live bytes */
+    uint64_t peak_id;            /* number of times a new peak was reached */
+    uint64_t peak_ms;            /* the last tick's ms before the peak */
+    uint64_t peak_record;        /* the record (1-based) that reached the peak */
+    uint64_t last_ms;            /* the last tick's ms */
+    neap_report_stack_t *stacks;
+    size_t nstacks, stacks_cap;
+    void *stack_index;           /* id -> index (report.c's hash map) */
+    void *blocks;                /* live blocks: addr -> size, stack */
+    neap_report_tick_t *ticks;
+    size_t nticks, ticks_cap;
+    neap_report_module_t *modules;
+    size_t nmodules, modules_cap;
+    /* after neap_report_finish */
+    neap_report_by_t by;
+    neap_report_site_t *sites;
+    size_t nsites;
+    struct neap_report_syms *syms;
+    int symbolized;              /* 1 if function names were found */
+    neap_flame_t *flame;         /* root (name "all") */
+} neap_report_t;
+
+/* Sizes: "12.3 MiB", or the exact byte count with --bytes. */
+extern int neap_report_exact_bytes;
+void neap_report_size(char *buf, size_t cap, double bytes);
+
+/* Writes the HTML report of r (finished, with pinning) to path; 0, or -1
+ * after printing why to stderr (report_html.c). */
+int neap_report_html(const neap_report_t *r, const char *path, int top);
+
+/* Indexes of r's sites sorted by key (a neap_report_fig_t member offset, or
+ * -1 for pinned bytes), biggest first; the caller frees the array. */
+size_t *neap_report_order(const neap_report_t *r, long key);
+
+#endif /* NEAP_CLI_REPORT_H */

@@ -1,0 +1,241 @@
+/* make_trace.c -- writes synthetic traces with known content for
+ * tests/cli/report.sh (the library's writer is not needed).
+ *
+ *   make_trace KIND OUT     KIND: basic, killed, truncated, corrupt, sampled,
+ *                           pinning, base, notrace, future
+ *
+ * The stacks are real: their frames are return addresses inside this
+ * program's own functions (site_alpha ... site_delta, called from main or
+ * from outer_caller), and the module map is this program's mappings from
+ * /proc/self/maps, so `neap report` can symbolize them.  Every stack's
+ * innermost frame is in a fake "libneap.so.0" module (a file that does not
+ * exist), as a real trace's would be inside neap's malloc: the report must
+ * skip it.
+ *
+ * The contents, and the figures report.sh expects from them:
+ *
+ *   basic (exact, clean end, status 0):
+ *     S1 alpha<main  S2 beta<main  S3 gamma<main  S4 alpha<outer_caller<main
+ *     A S1 1000 @0x10000   A S1 1000 @0x11000   A S2 5000 @0x20000
+ *     A S4 3500 @0x30000   F 0x999000 (unknown)   T 50 ms   -- chunk --
+ *     A S3 20000 @0x40000 (peak: 30500)   F 0x40000   F 0x11000
+ *     A S2 2000 @0x50000   T 100 ms   -- chunk --   E 0
+ *     total 32500 B in 6; at exit 11500 B in 4: beta 7000 (2), alpha 4500 (2)
+ *     at the peak: gamma 20000 (1), alpha 5500 (3), beta 5000 (1)
+ *   killed: basic without 'E'.  truncated: basic cut inside its second
+ *     chunk (prints the expected message); corrupt: a payload byte of the
+ *     second chunk flipped (prints the expected message).
+ *   sampled (interval 1000): A alpha 1000, A beta 100000, F unknown: alpha
+ *     stands for 1000/(1-e^-1) = 1582 B, 1.6 blocks; beta 100000 B, 1 block
+ *   pinning: alpha 3 x 100 B in one page (arena a) and 1000 B in a page it
+ *     shares with gamma's 3000 B block; beta 200 B alone in a page of arena
+ *     a+2; delta one huge block of 2 MiB (512 pages, no arena)
+ *   base: at exit alpha 1000 (1), beta 3 x 1000, gamma 500 (1)
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tracefmt.h"
+
+#define FAKE_NEAP_START 0x10000000u
+#define FAKE_NEAP_PC (FAKE_NEAP_START + 0x100)
+
+static uint8_t file[1 << 20];
+static size_t file_len;
+static uint8_t chunk[1 << 16];
+static _neap_trace_enc_t enc;
+static size_t chunk_at[8];
+static int nchunks;
+
+static void die(const char *what) {
+    fprintf(stderr, "make_trace: %s\n", what);
+    exit(1);
+}
+static void ok(int r) {
+    if (r != 0) die("chunk buffer full");
+}
+
+/* The return address of its call: a pc inside the caller. */
+static __attribute__((noinline)) uint64_t caller_pc(void) {
+    return (uint64_t)(uintptr_t)__builtin_return_address(0);
+}
+static __attribute__((noinline)) uint64_t site_alpha(void) {
+    uint64_t pc = caller_pc();
+    __asm__ volatile("" ::: "memory");
+    return pc;
+}
+static __attribute__((noinline)) uint64_t site_beta(void) {
+    uint64_t pc = caller_pc();
+    __asm__ volatile("" ::: "memory");
+    return pc;
+}
+static __attribute__((noinline)) uint64_t site_gamma(void) {
+    uint64_t pc = caller_pc();
+    __asm__ volatile("" ::: "memory");
+    return pc;
+}
+static __attribute__((noinline)) uint64_t site_delta(void) {
+    uint64_t pc = caller_pc();
+    __asm__ volatile("" ::: "memory");
+    return pc;
+}
+static __attribute__((noinline)) uint64_t outer_caller(void) {
+    uint64_t pc = caller_pc();
+    __asm__ volatile("" ::: "memory");
+    return pc;
+}
+
+static uint64_t pc_alpha, pc_beta, pc_gamma, pc_delta, pc_outer, pc_main;
+
+static void flush(void) {
+    size_t n = _neap_trace_enc_finish(&enc);
+    if (n == 0) return;
+    chunk_at[nchunks++] = file_len;
+    memcpy(file + file_len, chunk, n);
+    file_len += n;
+}
+
+/* The header and the module map: this program's mappings and the fake libneap. */
+static void begin(uint32_t flags, uint64_t interval) {
+    static const char cmd[] = "./synthetic\0--kind\0";
+    _neap_trace_header_t h = {.version = NEAP_TRACE_VERSION, .flags = flags,
+                              .sample_interval = interval, .start_ns = 1700000000000000000ull,
+                              .pid = 4242, .max_frames = 64, .cmdline_len = sizeof cmd - 1,
+                              .cmdline = cmd};
+    file_len = _neap_trace_header_encode(file, sizeof file, &h);
+    _neap_trace_enc_init(&enc, chunk, sizeof chunk);
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) die("cannot read /proc/self/exe");
+    exe[n] = '\0';
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (maps == NULL) die("cannot read /proc/self/maps");
+    char line[8192];
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long long start, end, off;
+        int pos = 0;
+        if (sscanf(line, "%llx-%llx %*s %llx %*s %*s %n", &start, &end, &off, &pos) < 3 || pos == 0)
+            continue;
+        char *path = line + pos;
+        path[strcspn(path, "\n")] = '\0';
+        if (strcmp(path, exe) == 0) ok(_neap_trace_enc_module(&enc, start, end, off, path, strlen(path)));
+    }
+    fclose(maps);
+    const char *fake = "/nonexistent/libneap.so.0";
+    ok(_neap_trace_enc_module(&enc, FAKE_NEAP_START, FAKE_NEAP_START + 0x10000, 0, fake, strlen(fake)));
+}
+
+/* Defines stack id with frames: the fake libneap pc, then the given pcs. */
+static void stack(uint64_t id, uint64_t a, uint64_t b, uint64_t c) {
+    uint64_t f[4] = {FAKE_NEAP_PC, a, b, c};
+    ok(_neap_trace_enc_stack(&enc, id, f, c ? 4 : 3));
+}
+
+static void standard_stacks(void) {
+    stack(1, pc_alpha, pc_main, 0);
+    stack(2, pc_beta, pc_main, 0);
+    stack(3, pc_gamma, pc_main, 0);
+    stack(4, pc_alpha, pc_outer, pc_main);
+    stack(5, pc_delta, pc_main, 0);
+}
+
+static void basic(int end) {
+    begin(0, 0);
+    standard_stacks();
+    ok(_neap_trace_enc_alloc(&enc, 1, 1000, 0x10000));
+    ok(_neap_trace_enc_alloc(&enc, 1, 1000, 0x11000));
+    ok(_neap_trace_enc_alloc(&enc, 2, 5000, 0x20000));
+    ok(_neap_trace_enc_alloc(&enc, 4, 3500, 0x30000));
+    ok(_neap_trace_enc_free(&enc, 0x999000));
+    ok(_neap_trace_enc_tick(&enc, 50, 1 << 20, 10500));
+    flush();
+    ok(_neap_trace_enc_alloc(&enc, 3, 20000, 0x40000));
+    ok(_neap_trace_enc_free(&enc, 0x40000));
+    ok(_neap_trace_enc_free(&enc, 0x11000));
+    ok(_neap_trace_enc_alloc(&enc, 2, 2000, 0x50000));
+    ok(_neap_trace_enc_tick(&enc, 100, 2 << 20, 11500));
+    flush();
+    if (end) {
+        ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+        flush();
+    }
+}
+
+static void write_out(const char *path) {
+    FILE *f = fopen(path, "wb");
+    if (f == NULL || fwrite(file, 1, file_len, f) != file_len || fclose(f) != 0) die("cannot write the trace");
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: make_trace KIND OUT\n");
+        return 2;
+    }
+    pc_alpha = site_alpha();
+    pc_beta = site_beta();
+    pc_gamma = site_gamma();
+    pc_delta = site_delta();
+    pc_outer = outer_caller();
+    pc_main = caller_pc();
+    const char *kind = argv[1];
+    if (strcmp(kind, "basic") == 0) {
+        basic(1);
+    } else if (strcmp(kind, "killed") == 0) {
+        basic(0);
+    } else if (strcmp(kind, "truncated") == 0) {
+        basic(1);
+        size_t c = chunk_at[1], len = chunk_at[2] - c - NEAP_TRACE_CHUNK_HEADER;
+        file_len = c + NEAP_TRACE_CHUNK_HEADER + 5;
+        printf("trace truncated at byte %zu: chunk of %zu bytes, only 5 present\n", c, len);
+    } else if (strcmp(kind, "corrupt") == 0) {
+        basic(1);
+        file[chunk_at[1] + NEAP_TRACE_CHUNK_HEADER + 2] ^= 0x10;
+        printf("CRC mismatch in chunk at byte %zu\n", chunk_at[1]);
+    } else if (strcmp(kind, "sampled") == 0) {
+        begin(NEAP_TRACE_FLAG_SAMPLED, 1000);
+        standard_stacks();
+        ok(_neap_trace_enc_alloc(&enc, 1, 1000, 0x10000));
+        ok(_neap_trace_enc_alloc(&enc, 2, 100000, 0x20000));
+        ok(_neap_trace_enc_free(&enc, 0x777000));
+        ok(_neap_trace_enc_tick(&enc, 10, 1 << 20, 101000));
+        ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+        flush();
+    } else if (strcmp(kind, "pinning") == 0) {
+        begin(0, 0);
+        standard_stacks();
+        const uint64_t arena = 0x7f0000400000ull;  /* 4 MiB-aligned */
+        ok(_neap_trace_enc_alloc(&enc, 1, 100, arena + 0x100));
+        ok(_neap_trace_enc_alloc(&enc, 1, 100, arena + 0x200));
+        ok(_neap_trace_enc_alloc(&enc, 1, 100, arena + 0x300));
+        ok(_neap_trace_enc_alloc(&enc, 1, 1000, arena + 0x1000));
+        ok(_neap_trace_enc_alloc(&enc, 3, 3000, arena + 0x1400));
+        ok(_neap_trace_enc_alloc(&enc, 2, 200, arena + (2u << 22) + 0x40));
+        ok(_neap_trace_enc_alloc(&enc, 5, 2u << 20, 0x7f0010000000ull));
+        ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+        flush();
+    } else if (strcmp(kind, "base") == 0) {
+        begin(0, 0);
+        standard_stacks();
+        ok(_neap_trace_enc_alloc(&enc, 1, 1000, 0x10000));
+        ok(_neap_trace_enc_alloc(&enc, 2, 1000, 0x20000));
+        ok(_neap_trace_enc_alloc(&enc, 2, 1000, 0x21000));
+        ok(_neap_trace_enc_alloc(&enc, 2, 1000, 0x22000));
+        ok(_neap_trace_enc_alloc(&enc, 3, 500, 0x30000));
+        ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+        flush();
+    } else if (strcmp(kind, "future") == 0) {
+        basic(1);
+        file[8] = 9;
+    } else if (strcmp(kind, "notrace") == 0) {
+        file_len = (size_t)snprintf((char *)file, sizeof file, "this is not a trace\n");
+    } else {
+        fprintf(stderr, "make_trace: unknown kind '%s'\n", kind);
+        return 2;
+    }
+    write_out(argv[2]);
+    return 0;
+}

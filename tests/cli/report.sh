@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# report.sh NEAP MAKE_TRACE CASE -- `neap report` on synthetic traces (label:
+# cli).  MAKE_TRACE (tests/cli/make_trace.c) writes traces of known content;
+# the figures expected here are worked out by hand in its header comment.
+# Sizes are checked with --bytes (exact counts).  Site names: when the
+# report finds function names (symbols.c) they are make_trace's functions;
+# otherwise frames are module+offset, and the checks that need names skip.
+#
+#   basic      totals, peak, the three top-site tables, a warning for the
+#              free of an unknown block, the allocator frame skipped
+#   traceback  --by traceback separates alpha<main from alpha<outer_caller;
+#              --by function, --top
+#   truncated  exit 0, the report of the first chunk, the warning with the
+#              byte offset; corrupt: the same for a CRC mismatch
+#   killed     no end record: a warning, "live at the end"
+#   sampled    estimates: 1000 B at interval 1000 counts as 1582 B, 1.6 blocks
+#   pinning    pages, shares, arenas and ratios of a hand-made layout
+#   compare    neap report A B and --compare: differences per site, sorted
+#   html       --html writes one file with the expected ids, no network
+#              reference, a script that parses (when node is installed)
+#   errors     missing file (1), not a trace (2), version from the future (1),
+#              bad options (2), --help; --progress draws on stderr
+set -u
+NEAP=$1
+MAKE=$2
+CASE=$3
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-report.XXXXXX") || exit 1
+trap 'rm -rf "$WORK"' EXIT
+cd "$WORK" || exit 1
+
+fail() {
+    echo "FAIL: $*" >&2
+    [ -f out ] && { echo "--- stdout:" >&2; cat out >&2; }
+    [ -f err ] && { echo "--- stderr:" >&2; cat err >&2; }
+    exit 1
+}
+
+# report WANT ARGS...: neap report ARGS into out/err, checks the exit status
+report() {
+    local want=$1
+    shift
+    "$NEAP" report "$@" >out 2>err
+    local got=$?
+    [ "$got" -eq "$want" ] || fail "neap report $* exited with $got, expected $want"
+}
+
+# has PATTERN: out has a line matching the extended regex PATTERN
+has() {
+    grep -Eq -- "$1" out || fail "no line matching '$1'"
+}
+# section TITLE: the lines of out from the one containing TITLE to the next blank line
+section() {
+    awk -v t="$1" 'index($0, t) { on = 1 } on && /^$/ { exit } on' out
+}
+# row TITLE N: row N (1-based) of the table under TITLE, columns squeezed
+row() {
+    section "$1" | grep -E "^ +$2 " | tr -s ' ' | sed 's/^ [0-9]* //'
+}
+# expect_row TITLE N TEXT: that row starts with TEXT
+expect_row() {
+    local got
+    got=$(row "$1" "$2")
+    case $got in
+    "$3"*) ;;
+    *) fail "row $2 of '$1' is '$got', expected it to start with '$3'" ;;
+    esac
+}
+
+"$MAKE" basic basic.trace >/dev/null || fail "make_trace basic failed"
+report 0 basic.trace --bytes
+SYMS=0
+grep -q 'site_alpha' out && SYMS=1
+# site names: the function when symbolized, else module+offset (not checked)
+name() {
+    [ $SYMS = 1 ] && echo "$1" || echo ""
+}
+
+case $CASE in
+basic)
+    has '^neap report: basic.trace$'
+    has '^  command +\./synthetic --kind$'
+    has '^  process +pid 4242, '
+    has '^  mode +every allocation$'
+    has '^  end +exited with status 0$'
+    has '^  allocated +32500 in 6 blocks \(6 allocation records, 3 frees, 5 stacks\)$'
+    has '^  peak +30500 live, reached after 0\.050 s'
+    has '^  at exit +11500 live in 4 blocks$'
+    has '^  RSS +peak 2097152, last 2097152 \(the program counted 11500 live\)$'
+    grep -q 'warning: 1 frees of blocks the trace does not know' err || fail "no warning for the unknown free"
+    expect_row "live at exit" 1 "7000 2 3500 $(name site_beta)"
+    expect_row "live at exit" 2 "4500 2 2250 $(name site_alpha)"
+    [ -z "$(row "live at exit" 3)" ] || fail "a third site live at exit"
+    expect_row "at the peak" 1 "20000 1 20000 $(name site_gamma)"
+    expect_row "at the peak" 2 "5500 3 1833 $(name site_alpha)"
+    expect_row "at the peak" 3 "5000 1 5000 $(name site_beta)"
+    expect_row "total allocated" 1 "20000 1 20000 $(name site_gamma)"
+    expect_row "total allocated" 2 "7000 2 3500 $(name site_beta)"
+    expect_row "total allocated" 3 "5500 3 1833 $(name site_alpha)"
+    # the innermost frame, in the fake libneap.so.0, is never a site
+    ! grep -q 'libneap' out || fail "a frame of libneap was shown as a site"
+    if [ $SYMS = 1 ]; then
+        has 'site_beta \(make_trace\.c:[0-9]+\)$'
+    else
+        echo "note: no function names (symbols unavailable); names not checked"
+        has 'make_trace\+0x[0-9a-f]+'
+    fi
+    # human-readable sizes without --bytes
+    report 0 basic.trace
+    has '^  allocated +31\.7 KiB in 6 blocks'
+    has '^  peak +29\.8 KiB live'
+    ;;
+traceback)
+    report 0 basic.trace --bytes --by traceback
+    expect_row "live at exit" 1 "7000 2 3500 $(name site_beta)"
+    expect_row "live at exit" 2 "3500 1 3500 $(name site_alpha)"
+    expect_row "live at exit" 3 "1000 1 1000 $(name site_alpha)"
+    if [ $SYMS = 1 ]; then
+        section "live at exit" | grep -A1 '^ *2 ' | grep -q 'outer_caller' ||
+            fail "alpha's traceback through outer_caller is not under row 2"
+        section "live at exit" | grep -A1 '^ *3 ' | tail -1 | grep -q 'main' ||
+            fail "alpha's direct traceback does not show main"
+    fi
+    report 0 basic.trace --bytes --by function --top 1
+    expect_row "at the peak" 1 "20000 1 20000 $(name site_gamma)"
+    [ -z "$(row "at the peak" 2)" ] || fail "--top 1 showed a second row"
+    if [ $SYMS = 1 ]; then
+        section "at the peak" | grep -q 'make_trace\.c' && fail "--by function still shows lines"
+    fi
+    ;;
+truncated | corrupt)
+    msg=$("$MAKE" "$CASE" t.trace) || fail "make_trace $CASE failed"
+    report 0 t.trace --bytes
+    grep -qF "warning: t.trace: $msg" err || fail "no warning '$msg'"
+    has '^  allocated +10500 in 4 blocks'
+    has '^  at the end +10500 live in 4 blocks$'
+    has "^  end +(truncated|corrupt): $msg"
+    expect_row "live at the end" 1 "5500 3 1833 $(name site_alpha)"
+    expect_row "live at the end" 2 "5000 1 5000 $(name site_beta)"
+    ;;
+killed)
+    "$MAKE" killed k.trace || fail "make_trace killed failed"
+    report 0 k.trace --bytes
+    grep -q "no end record: the program was killed or is still running" err || fail "no warning for a missing end"
+    has '^  end +no end record'
+    has '^  at the end +11500 live in 4 blocks$'
+    has '^Pinning at the end of the trace'
+    ;;
+sampled)
+    "$MAKE" sampled s.trace || fail "make_trace sampled failed"
+    report 0 s.trace --bytes
+    has '^  mode +sampled, one sample per 1000 B on average: figures are estimates$'
+    has '^  allocated +101582 in 2\.6 blocks'
+    expect_row "live at exit" 1 "100000 1 100000 $(name site_beta)"
+    expect_row "live at exit" 2 "1582 1.6 1000 $(name site_alpha)"
+    ! grep -q 'frees of blocks the trace does not know' err || fail "an unsampled free was warned about"
+    ;;
+pinning)
+    "$MAKE" pinning p.trace || fail "make_trace pinning failed"
+    report 0 p.trace --bytes
+    has 'a page shared by several sites split by their live bytes'
+    #               live    pinned  ratio pages shared arenas
+    expect_row "Pinning at exit" 1 "2097152 2097152 1.0x 512 0 0 $(name site_delta)"
+    expect_row "Pinning at exit" 2 "1300 5120 3.9x 1.25 1 1 $(name site_alpha)"
+    expect_row "Pinning at exit" 3 "200 4096 20.5x 1 0 1 $(name site_beta)"
+    expect_row "Pinning at exit" 4 "3000 3072 1.0x 0.75 1 1 $(name site_gamma)"
+    has '^  all sites: 2101652 live pin 2109440 \(1\.0x\)'
+    ;;
+compare)
+    "$MAKE" base base.trace || fail "make_trace base failed"
+    for args in "base.trace basic.trace" "base.trace --compare basic.trace"; do
+        # shellcheck disable=SC2086
+        report 0 $args --bytes
+        has '^Compared with base\.trace: live at exit, by line \(basic\.trace minus base\.trace\)'
+        has '^  all sites: \+7000 \(now 11500\)$'
+        expect_row "Compared with" 1 "+4000 7000 -1 2 $(name site_beta)"
+        expect_row "Compared with" 2 "+3500 4500 +1 2 $(name site_alpha)"
+        expect_row "Compared with" 3 "-500 0 -1 0 $(name site_gamma)"
+        # the rest of the report is basic.trace's
+        has '^  at exit +11500 live in 4 blocks$'
+    done
+    report 0 basic.trace basic.trace
+    section "Compared with" | grep -q "(no difference)" || fail "a trace compared with itself differs"
+    report 2 a b c
+    ;;
+html)
+    report 0 basic.trace --html r.html
+    [ -s r.html ] || fail "no HTML written"
+    for id in memory-chart flamegraph top-sites pinning peak-marker flame-svg; do
+        grep -q "id=\"$id\"" r.html || fail "the HTML has no element with id $id"
+    done
+    grep -q '<polyline class="rss"' r.html || fail "no RSS line in the chart"
+    grep -q '<polyline class="live"' r.html || fail "no live line in the chart"
+    grep -q 'var FLAME=\["all",11500,32500,' r.html || fail "the flame graph data does not start with the totals"
+    ! grep -Eq '(src|href)="(https?:)?//' r.html || fail "the HTML refers to the network"
+    ! grep -q '<script src' r.html || fail "the HTML loads a script"
+    [ $SYMS = 1 ] && { grep -q 'site_gamma' r.html || fail "site names missing from the HTML"; }
+    if command -v node >/dev/null 2>&1; then
+        sed -n '/^<script>$/,/^<\/script>$/p' r.html | sed '1d;$d' >flame.js
+        node --check flame.js 2>err || fail "the page's script does not parse"
+    fi
+    report 1 basic.trace --html "$WORK/no/such/dir/r.html"
+    grep -q "cannot write" err || fail "no message for an unwritable HTML file"
+    ;;
+errors)
+    report 1 missing.trace
+    grep -q "^neap report: missing.trace: cannot open: No such file or directory$" err || fail "missing file"
+    "$MAKE" notrace n.trace
+    report 2 n.trace
+    grep -q 'n.trace: not a neap trace' err || fail "no message for a non-trace"
+    "$MAKE" future f.trace
+    report 1 f.trace
+    grep -q 'f.trace: trace format version 9 is newer than this neap reads' err || fail "future version"
+    head -c 20 basic.trace >short.trace
+    report 1 short.trace
+    grep -q 'short.trace: trace header truncated: 20 of its 44 fixed bytes present' err || fail "short header"
+    report 2
+    report 2 basic.trace --by nothing
+    report 2 basic.trace --top 0
+    report 2 basic.trace --bogus
+    report 0 --help
+    has '^usage: neap report'
+    "$NEAP" help report >out 2>&1 || fail "neap help report failed"
+    has '^usage: neap report'
+    # --progress draws on stderr, and nothing is left of it on stdout
+    report 0 basic.trace --progress
+    grep -q 'neap report: reading basic.trace' err || fail "--progress drew nothing"
+    grep -q 'reading' out && fail "the progress bar went to stdout"
+    report 0 basic.trace --no-progress
+    grep -q 'reading' err && fail "--no-progress drew a bar"
+    ;;
+*)
+    fail "unknown case $CASE"
+    ;;
+esac
+echo "PASS: $CASE"
