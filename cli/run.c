@@ -58,6 +58,13 @@ static void run_usage(FILE *out) {
             "  --show-stats           every process prints neap's full statistics at exit\n"
             "  --verbose              neap's warnings and notices (NEAP_VERBOSE)\n"
             "  --no-python            do not set PYTHONMALLOC=malloc for Python\n"
+            "  --trace FILE           record every allocation with its stack into FILE as the\n"
+            "                         program runs (read it with `neap report FILE`); other\n"
+            "                         processes of the run write FILE.<pid>\n"
+            "  --frames N             frames kept per stack with --trace (default 32, at most 128)\n"
+            "  --sample SIZE          with --trace, a Poisson sample of the allocations, one per\n"
+            "                         SIZE bytes on average (512K is the usual choice in\n"
+            "                         production), instead of every one\n"
             "  --lib PATH             the libneap.so to preload (default: the one installed\n"
             "                         with this command)\n"
             "\n"
@@ -171,9 +178,12 @@ int neap_cli_run(int argc, char **argv) {
         {"--purge-max", "NEAP_PURGE_MAX", NULL, 1},
         {"--arena-reserve", "NEAP_ARENA_RESERVE", NULL, 0},
         {"--publish", "NEAP_PUBLISH", "1000", 0},
+        {"--frames", "NEAP_TRACE_FRAMES", NULL, 0},
+        {"--sample", "NEAP_TRACE_SAMPLE", NULL, 1},
     };
     const size_t nsettings = sizeof settings / sizeof settings[0];
-    const char *output = NULL, *lib_arg = NULL;
+    const char *output = NULL, *lib_arg = NULL, *trace = NULL;
+    char trace_abs[4096];
     int quiet = 0, show_stats = 0, verbose = 0, python = 1, background = 1;
     int i = 1;
     for (; i < argc; i++) {
@@ -198,6 +208,11 @@ int neap_cli_run(int argc, char **argv) {
         if ((m = neap_cli_option_value("run", argc, argv, &i, "--output", &value)) != 0) {
             if (m < 0) return NEAP_CLI_USAGE;
             output = value;
+            continue;
+        }
+        if ((m = neap_cli_option_value("run", argc, argv, &i, "--trace", &value)) != 0) {
+            if (m < 0) return NEAP_CLI_USAGE;
+            trace = value;
             continue;
         }
         if ((m = neap_cli_option_value("run", argc, argv, &i, "--lib", &value)) != 0) {
@@ -225,6 +240,32 @@ int neap_cli_run(int argc, char **argv) {
     if (i >= argc) {
         fprintf(stderr, "neap run: no command given; usage: neap run [options] -- CMD [ARGS...]\n");
         return NEAP_CLI_USAGE;
+    }
+    for (size_t k = 0; k < nsettings; k++) {
+        if (settings[k].value != NULL && trace == NULL &&
+            strncmp(settings[k].env, "NEAP_TRACE_", 11) == 0) {
+            fprintf(stderr, "neap run: %s needs --trace FILE\n", settings[k].option);
+            return NEAP_CLI_USAGE;
+        }
+    }
+    if (trace != NULL) {
+        /* absolute, so that processes that change directory write beside it */
+        char cwd[2048];
+        int n = trace[0] == '/' || getcwd(cwd, sizeof cwd) == NULL
+                    ? snprintf(trace_abs, sizeof trace_abs, "%s", trace)
+                    : snprintf(trace_abs, sizeof trace_abs, "%s/%s", cwd, trace);
+        if (n <= 0 || (size_t)n >= sizeof trace_abs) {
+            fprintf(stderr, "neap run: --trace: path too long\n");
+            return NEAP_CLI_USAGE;
+        }
+        /* the program would only warn; say it here, before it runs */
+        FILE *f = fopen(trace_abs, "w");
+        if (f == NULL) {
+            fprintf(stderr, "neap run: --trace: cannot write %s: %s\n", trace_abs, strerror(errno));
+            return NEAP_CLI_USAGE;
+        }
+        fclose(f);
+        trace = trace_abs;
     }
     char **cmd = argv + i;
 
@@ -280,6 +321,7 @@ int neap_cli_run(int argc, char **argv) {
         if (show_stats) setenv("NEAP_SHOW_STATS", "1", 1);
         if (background && getenv("NEAP_BACKGROUND") == NULL) setenv("NEAP_BACKGROUND", "1", 1);
         if (verbose) setenv("NEAP_VERBOSE", "1", 1);
+        if (trace != NULL) setenv("NEAP_TRACE", trace, 1);
         char self[32];
         snprintf(self, sizeof self, "%ld", (long)getpid());
         setenv("NEAP_RUN_PID", self, 1);
@@ -314,6 +356,8 @@ int neap_cli_run(int argc, char **argv) {
     neap_cli_record_path(pid, path, sizeof path);
     if (!quiet && !(not_run && access(path, F_OK) != 0)) {
         run_summary(out, cmd, status, seconds, &ru, pid);
+        if (trace != NULL)
+            fprintf(out, "  trace: %s (read it with `neap report %s`)\n", trace, trace);
         if (out != stderr && fclose(out) != 0)
             fprintf(stderr, "neap run: error writing %s: %s\n", output, strerror(errno));
     } else {
