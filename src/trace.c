@@ -48,6 +48,7 @@
 
 #include "fastpath.h"
 #include "neap_trace.h"
+#include "traceimpl.h"
 #include "tracefmt.h"
 
 #define SHARDS 32 /* start/stop/fork hold them all: TSan tracks at most 64 held locks */
@@ -269,13 +270,16 @@ static inline uint64_t addr_hash(uintptr_t a) {
 
 static inline shard_t *shard_of(uintptr_t a) { return &shards[addr_hash(a) >> 59]; }
 
+double _neap_trace_weight(size_t size, size_t interval) {
+    if (interval == 0 || size == 0)
+        return (double)size;
+    return (double)size / -expm1(-(double)size / (double)interval);
+}
+
 /* The bytes a trace stands for: its size, or when sampling, size / p. */
 static size_t trace_weight(size_t size) {
     size_t interval = atomic_load_explicit(&trace_interval, memory_order_relaxed);
-    if (interval == 0 || size == 0)
-        return size;
-    double p = -expm1(-(double)size / (double)interval);
-    return (size_t)((double)size / p + 0.5);
+    return (size_t)(_neap_trace_weight(size, interval) + 0.5);
 }
 
 static int shard_grow_locked(shard_t *sh) {
@@ -407,9 +411,9 @@ void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     if (p == NULL || tl_in_trace)
         return p;
     int saved = errno;
-    tl_in_trace = 1;
+    tl_in_trace++;
     record(p, size, ret, fp);
-    tl_in_trace = 0;
+    tl_in_trace--;
     errno = saved;
     return p;
 }
@@ -537,6 +541,50 @@ void neap_trace_reset_peak(void) {
 
 size_t neap_trace_get_tracemalloc_memory(void) {
     return atomic_load_explicit(&trace_memory, memory_order_relaxed) + sizeof shards;
+}
+
+void _neap_trace_pause(void) { tl_in_trace++; }
+void _neap_trace_resume(void) { tl_in_trace--; }
+
+long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe) {
+    size_t cap = atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) + 64;
+    _neap_trace_pause();
+    for (;;) {
+        /* allocate with no lock held: a free under a shard lock would
+         * deadlock on it */
+        _neap_rawtrace_t *v = neap_malloc(cap * sizeof *v);
+        if (v == NULL) {
+            _neap_trace_resume();
+            errno = ENOMEM;
+            return -1;
+        }
+        lock_all();
+        size_t n = 0;
+        for (int s = 0; s < SHARDS; s++)
+            n += shards[s].count;
+        if (n > cap) {
+            unlock_all();
+            neap_free(v);
+            cap = n + n / 8 + 64;
+            continue;
+        }
+        n = 0;
+        for (int s = 0; s < SHARDS; s++) {
+            const shard_t *sh = &shards[s];
+            for (size_t i = 0; i < sh->cap; i++) {
+                const trace_t *t = &sh->slot[i];
+                if (t->addr != 0)
+                    v[n++] = (_neap_rawtrace_t){t->addr, t->size, t->stack->frame,
+                                                t->stack->nframe, t->stack->id};
+            }
+        }
+        *interval = atomic_load_explicit(&trace_interval, memory_order_relaxed);
+        *nframe = atomic_load_explicit(&trace_nframe, memory_order_relaxed);
+        unlock_all();
+        _neap_trace_resume();
+        *out = v;
+        return (long)n;
+    }
 }
 
 /* Looks p up and copies its trace; 0 if it has none. */

@@ -1,0 +1,35 @@
+/* traceimpl.h -- what trace.c offers the modules built on its traces
+ * (snapshot.c): a copy of the live traces, and a way to allocate without
+ * being traced.
+ */
+#ifndef NEAP_TRACEIMPL_H
+#define NEAP_TRACEIMPL_H
+
+#include "internal.h"
+#include "neap_trace.h"
+
+typedef struct _neap_rawtrace {
+    uintptr_t addr;          /* the block */
+    size_t size;             /* bytes asked for */
+    const uintptr_t *frame;  /* its stack, innermost first: interned, valid for
+                                the life of the process */
+    uint32_t nframe;
+    uint32_t stack_id;       /* the same id for the same stack */
+} _neap_rawtrace_t;
+
+/* Copies every live trace, at one moment, into an array from neap_malloc
+ * (the caller frees it with neap_free).  Returns the number of traces, or
+ * -1 with errno ENOMEM.  *interval gets the sampling interval then (0:
+ * exact), *nframe the traceback limit. */
+NEAP_INTERNAL long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe);
+
+/* Between pause and resume, the calling thread's allocations are not
+ * traced (the tracing layer's own work).  Calls nest. */
+NEAP_INTERNAL void _neap_trace_pause(void);
+NEAP_INTERNAL void _neap_trace_resume(void);
+
+/* The bytes a trace of `size` stands for under sampling interval `interval`
+ * (size itself when 0): size / (1 - exp(-size / interval)). */
+NEAP_INTERNAL double _neap_trace_weight(size_t size, size_t interval);
+
+#endif /* NEAP_TRACEIMPL_H */
