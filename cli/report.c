@@ -414,11 +414,16 @@ static const char *report_basename(const char *p) {
     return s ? s + 1 : p;
 }
 
-/* Is a function one of the allocator's own (skipped when finding a site)? */
+/* Is a function one of the allocator's own (skipped when finding a site)?
+ * neap's, the C library's malloc family, C++'s operator new, and CPython's
+ * allocator entry points (which only pass a request on to malloc). */
 static int report_allocator_function(const char *f) {
-    static const char *const names[] = {"malloc", "calloc", "realloc", "free", "reallocarray",
-                                        "posix_memalign", "aligned_alloc", "memalign", "valloc",
-                                        "pvalloc", "malloc_usable_size"};
+    static const char *const names[] = {
+        "malloc", "calloc", "realloc", "free", "reallocarray", "posix_memalign",
+        "aligned_alloc", "memalign", "valloc", "pvalloc", "malloc_usable_size",
+        "PyObject_Malloc", "PyObject_Calloc", "PyObject_Realloc", "_PyObject_Malloc",
+        "_PyObject_Calloc", "_PyObject_Realloc", "pymalloc_alloc", "pymalloc_realloc"};
+    if (strncmp(f, "PyMem_", 6) == 0 || strncmp(f, "_PyMem_", 7) == 0) return 1;
     if (strncmp(f, "neap_", 5) == 0 || strncmp(f, "_neap_", 6) == 0 ||
         strncmp(f, "__libc_", 7) == 0 || strncmp(f, "operator new", 12) == 0 ||
         strncmp(f, "operator delete", 15) == 0 || strncmp(f, "_Znw", 4) == 0 ||
