@@ -360,7 +360,7 @@ static int report_load(neap_report_t *r, const char *path, int progress) {
     r->hdr.cmdline = NULL;
     r->cmdline = xrealloc(NULL, (size_t)rd.hdr.cmdline_len + 1);
     for (uint32_t i = 0; i < rd.hdr.cmdline_len; i++)
-        r->cmdline[i] = rd.cmdline[i] ? rd.cmdline[i] : ' ';
+        r->cmdline[i] = (unsigned char)rd.cmdline[i] < 0x20 ? ' ' : rd.cmdline[i];  /* NULs, newlines */
     r->cmdline[rd.hdr.cmdline_len] = '\0';
     while (rd.hdr.cmdline_len > 0 && r->cmdline[rd.hdr.cmdline_len - 1] == ' ')
         r->cmdline[--rd.hdr.cmdline_len] = '\0';
@@ -382,12 +382,16 @@ static int report_load(neap_report_t *r, const char *path, int progress) {
     r->bytes_read = rd.consumed;
     r->chunks = rd.chunks;
     _neap_trace_close(&rd);
-    /* the value of every stack at the peak */
+    /* the value of every stack at the peak; sampled weights leave rounding
+     * residue where every block was freed (a real count is at least 1) */
     for (size_t i = 0; i < r->nstacks; i++) {
         neap_report_stack_t *st = &r->stacks[i];
         st->fig.peak_bytes = st->snap_id == r->peak_id ? st->snap_bytes : st->fig.live_bytes;
         st->fig.peak_count = st->snap_id == r->peak_id ? st->snap_count : st->fig.live_count;
+        if (st->fig.live_count < 0.5) st->fig.live_bytes = st->fig.live_count = 0;
+        if (st->fig.peak_count < 0.5) st->fig.peak_bytes = st->fig.peak_count = 0;
     }
+    if (r->live_count < 0.5) r->live_bytes = r->live_count = 0;
     return NEAP_CLI_OK;
 }
 
