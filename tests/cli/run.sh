@@ -13,6 +13,10 @@
 #   stats      neap stats PID shows a running program's statistics; the list
 #              shows it; --watch ends when it exits; errors for a bad pid and
 #              a corrupt record
+#   trace      neap run --trace FILE: a Python program's trace names its
+#              allocation sites (exact and sampled); a program killed by
+#              SIGKILL leaves a trace readable up to its last flush; its
+#              children write FILE.<pid>; bad options are refused
 set -u
 NEAP=$1
 CASE=$2
@@ -134,6 +138,38 @@ time.sleep(3)' &
     grep -q "truncated" "$WORK/err" || fail "a truncated record was not called truncated: $(cat "$WORK/err")"
     wait $fake
     rm -f "$RECDIR/$fake"
+    ;;
+trace)
+    [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
+    expect_status 2 "$NEAP" run --frames 4 -- true
+    grep -q "needs --trace" "$WORK/err" || fail "--frames without --trace: $(cat "$WORK/err")"
+    expect_status 2 "$NEAP" run --trace /no/such/dir/t.trc -- true
+    grep -q "cannot write" "$WORK/err" || fail "unwritable trace: $(cat "$WORK/err")"
+    # exact: 200000 strs of 45 bytes or more each live at exit, made by PyUnicode_New
+    "$NEAP" run -q --trace t.trc -- "$PY" -c '
+keep = [str(i) * 9 for i in range(200000)]
+import sys; sys.stdout.flush()' || fail "the traced program failed"
+    "$NEAP" report t.trc >"$WORK/report" 2>"$WORK/err" || { cat "$WORK/err"; fail "neap report failed"; }
+    grep -q "clean end" "$WORK/report" || { cat "$WORK/report"; fail "the trace did not end cleanly"; }
+    grep -q "PyUnicode_New" "$WORK/report" || { cat "$WORK/report"; fail "no PyUnicode_New site"; }
+    # sampled: the same program, an estimate
+    "$NEAP" run -q --trace s.trc --sample 64K -- "$PY" -c 'keep = [str(i) * 9 for i in range(200000)]' \
+        || fail "the sampled program failed"
+    "$NEAP" report s.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report (sampled) failed"; }
+    grep -q "sampled" "$WORK/report" || { cat "$WORK/report"; fail "the sampled trace is not called sampled"; }
+    # killed: the trace is readable up to the last flush, with a warning
+    "$NEAP" run -q --trace k.trc -- "$PY" -c '
+import os, time
+keep = [str(i) * 9 for i in range(200000)]
+time.sleep(0.5)
+os.kill(os.getpid(), 9)'
+    [ $? -eq 137 ] || fail "the killed program did not die of SIGKILL"
+    "$NEAP" report k.trc >"$WORK/report" 2>"$WORK/err" || { cat "$WORK/err"; fail "neap report of a killed program failed"; }
+    grep -q "PyUnicode_New" "$WORK/report" || { cat "$WORK/report" "$WORK/err"; fail "the killed program's trace lost its records"; }
+    grep -q "clean end" "$WORK/report" && fail "a killed program's trace claims a clean end"
+    # a child that execs writes its own file
+    "$NEAP" run -q --trace c.trc -- sh -c '"$0" -c "x = 1"' "$PY" || fail "the parent failed"
+    ls c.trc.* >/dev/null 2>&1 || fail "no trace of the child: $(ls)"
     ;;
 *)
     fail "unknown case $CASE"
