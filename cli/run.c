@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "tracefmt.h"
 
 #ifndef NEAP_INSTALL_LIBDIR
 #define NEAP_INSTALL_LIBDIR "lib"
@@ -170,6 +171,22 @@ static void run_summary(FILE *out, char **cmd, int status, double seconds, const
     }
     neap_cli_record_memory(out, &r);
     neap_cli_record_classes(out, &r, 6);
+}
+
+/* Appends the 'E' record, with how the program ended, to its trace: the
+ * program wrote everything else (a killed one up to its last flush). */
+static void run_trace_end(const char *path, int status) {
+    uint8_t buf[64];
+    _neap_trace_enc_t e;
+    _neap_trace_enc_init(&e, buf, sizeof buf);
+    if (WIFSIGNALED(status))
+        _neap_trace_enc_end(&e, NEAP_TRACE_EXIT_SIGNAL, WTERMSIG(status));
+    else
+        _neap_trace_enc_end(&e, NEAP_TRACE_EXIT_STATUS, WEXITSTATUS(status));
+    size_t n = _neap_trace_enc_finish(&e);
+    FILE *f = fopen(path, "ab");
+    if (f == NULL || fwrite(buf, 1, n, f) != n || fclose(f) != 0)
+        fprintf(stderr, "neap run: cannot finish the trace %s: %s\n", path, strerror(errno));
 }
 
 int neap_cli_run(int argc, char **argv) {
@@ -352,6 +369,8 @@ int neap_cli_run(int argc, char **argv) {
     free(preload);
 
     int not_run = WIFEXITED(status) && (WEXITSTATUS(status) == 127 || WEXITSTATUS(status) == 126);
+    if (trace != NULL)
+        run_trace_end(trace, status);
     char path[128];
     neap_cli_record_path(pid, path, sizeof path);
     if (!quiet && !(not_run && access(path, F_OK) != 0)) {

@@ -634,7 +634,8 @@ size_t neap_trace_get_object_size(const void *p) {
  * stack has a frame outside every known file (a library loaded later).
  * The process named by NEAP_RUN_PID (or any, without it) writes FILE; other
  * processes of the run (children that exec with the same environment)
- * write FILE.<pid>.  A forked child stops streaming (its records would
+ * write FILE.<pid>.  The 'E' record of FILE is neap run's to write, with
+ * the exit status it gets from wait; the others write it at exit.  A forked child stops streaming (its records would
  * interleave with its parent's).
  * ------------------------------------------------------------------------- */
 #define STREAM_BUF ((size_t)1 << 20)
@@ -745,7 +746,10 @@ static void stream_tick(int end) {
     if (stream.fd >= 0) {
         STREAM_PUT(_neap_trace_enc_tick(&stream.enc, _neap_os_clock_ms() - stream.t0, rss, cur));
         if (end) {
-            STREAM_PUT(_neap_trace_enc_end(&stream.enc, NEAP_TRACE_EXIT_UNKNOWN, 0));
+            /* under `neap run`, its main process leaves the 'E' record to
+             * neap run, which knows the exit status */
+            if (neap_opt(NEAP_OPTION_RUN_PID) != _neap_os_getpid())
+                STREAM_PUT(_neap_trace_enc_end(&stream.enc, NEAP_TRACE_EXIT_UNKNOWN, 0));
             stream_flush_locked();
             _neap_os_close(stream.fd);
             stream.fd = -1;

@@ -150,7 +150,7 @@ trace)
 keep = [str(i) * 9 for i in range(200000)]
 import sys; sys.stdout.flush()' || fail "the traced program failed"
     "$NEAP" report t.trc >"$WORK/report" 2>"$WORK/err" || { cat "$WORK/err"; fail "neap report failed"; }
-    grep -q "clean end" "$WORK/report" || { cat "$WORK/report"; fail "the trace did not end cleanly"; }
+    grep -q "exit status 0\|exited with status 0" "$WORK/report" || { cat "$WORK/report"; fail "the trace does not give the exit status"; }
     grep -q "PyUnicode_New" "$WORK/report" || { cat "$WORK/report"; fail "no PyUnicode_New site"; }
     # sampled: the same program, an estimate
     "$NEAP" run -q --trace s.trc --sample 64K -- "$PY" -c 'keep = [str(i) * 9 for i in range(200000)]' \
@@ -166,7 +166,7 @@ os.kill(os.getpid(), 9)'
     [ $? -eq 137 ] || fail "the killed program did not die of SIGKILL"
     "$NEAP" report k.trc >"$WORK/report" 2>"$WORK/err" || { cat "$WORK/err"; fail "neap report of a killed program failed"; }
     grep -q "PyUnicode_New" "$WORK/report" || { cat "$WORK/report" "$WORK/err"; fail "the killed program's trace lost its records"; }
-    grep -q "clean end" "$WORK/report" && fail "a killed program's trace claims a clean end"
+    grep -q "signal 9\|SIGKILL\|killed" "$WORK/report" || { cat "$WORK/report"; fail "the trace does not say the program was killed"; }
     # a child that execs writes its own file
     "$NEAP" run -q --trace c.trc -- sh -c '"$0" -c "x = 1"' "$PY" || fail "the parent failed"
     ls c.trc.* >/dev/null 2>&1 || fail "no trace of the child: $(ls)"
