@@ -38,8 +38,9 @@
  *     first capture in a thread asking the C library for its stack bounds,
  *     runs with tl_in_trace set, so what it allocates is not traced.
  *
- * Locks: one for the stacks, one per shard; the stack lock is never taken
- * while holding a shard lock.  start/stop/clear take every lock.
+ * Locks (spin locks, tlock_t): one for the stacks, one per shard, one for
+ * the stream; the order is stacks, shards in index order, stream.
+ * start/stop/clear/fork take every lock.
  */
 #include <errno.h>
 #include <math.h>
@@ -51,7 +52,37 @@
 #include "traceimpl.h"
 #include "tracefmt.h"
 
-#define SHARDS 32 /* start/stop/fork hold them all: TSan tracks at most 64 held locks */
+#define SHARDS 32
+
+/* A spin lock: uncontended, one atomic exchange to take and a store to
+ * release (a pthread mutex costs several times that on every traced
+ * allocation); contended, it yields the processor. */
+#if defined(__x86_64__) || defined(__i386__)
+#define neap_cpu_relax() __builtin_ia32_pause()
+#else
+#define neap_cpu_relax() ((void)0)
+#endif
+
+typedef struct tlock {
+    _Atomic int held;
+} tlock_t;
+
+#define TLOCK_INIT {0}
+
+static inline void tlock_lock(tlock_t *l) {
+    while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
+        for (int spin = 0; atomic_load_explicit(&l->held, memory_order_relaxed); spin++) {
+            if (spin < 64)
+                neap_cpu_relax();
+            else
+                _neap_os_yield();
+        }
+    }
+}
+
+static inline void tlock_unlock(tlock_t *l) {
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+}
 #define EXACT_LEFT (-((int64_t)1 << 62))
 #define CHUNK_SIZE ((size_t)1 << 20)
 
@@ -101,12 +132,12 @@ typedef struct tstack {
 } tstack_t;
 
 static struct {
-    pthread_mutex_t lock;
+    tlock_t lock;
     tstack_t **slot;         /* open addressing; cap a power of two */
     size_t cap, count;
     char *chunk;             /* bump allocation of tstack_t */
     size_t chunk_used;
-} stacks = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} stacks = {.lock = TLOCK_INIT};
 
 #define TL_CACHE 64
 static __thread tstack_t *tl_cache[TL_CACHE];
@@ -151,7 +182,7 @@ static tstack_t *stack_intern(const uintptr_t *f, size_t n) {
     tstack_t **c = &tl_cache[h & (TL_CACHE - 1)];
     if (*c != NULL && stack_equal(*c, h, f, n))
         return *c;
-    pthread_mutex_lock(&stacks.lock);
+    tlock_lock(&stacks.lock);
     tstack_t *s = NULL;
     if ((stacks.count + 1) * 2 > stacks.cap && stacks_grow_locked() != 0)
         goto out;
@@ -179,7 +210,7 @@ static tstack_t *stack_intern(const uintptr_t *f, size_t n) {
     stacks.slot[i] = s;
     stacks.count++;
 out:
-    pthread_mutex_unlock(&stacks.lock);
+    tlock_unlock(&stacks.lock);
     if (s != NULL)
         *c = s;
     return s;
@@ -235,6 +266,14 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
 
 /* The stream to NEAP_TRACE=FILE (below); no-ops when there is none. */
 static _Atomic int streaming;
+/* Exact tracing started by NEAP_TRACE, untouched by the program's own
+ * neap_trace_* calls: the stream is the only record, there is no table.
+ * Each pool that hands out a traced block is marked POOL_STICKY for good,
+ * so its frees take the slow path, and every free on the slow path is
+ * streamed (a free of a block from before tracing started is streamed
+ * too: the reader counts those).  _neap_trace_live stays 1. */
+static _Atomic int stream_only;
+#define POOL_STICKY (1u << 30)
 static void stream_alloc(tstack_t *st, size_t size, uintptr_t a);
 static void stream_free(uintptr_t a);
 
@@ -248,13 +287,12 @@ typedef struct trace {
 } trace_t;
 
 typedef struct shard {
-    pthread_mutex_t lock;
+    _Alignas(64) tlock_t lock; /* a cache line per shard */
     trace_t *slot;
     size_t cap, count;
-    char pad[64 - sizeof(pthread_mutex_t) % 64];
 } shard_t;
 
-#define SHARD_INIT {.lock = PTHREAD_MUTEX_INITIALIZER}
+#define SHARD_INIT {.lock = TLOCK_INIT}
 #define SHARD_INIT4 SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT
 #define SHARD_INIT16 SHARD_INIT4, SHARD_INIT4, SHARD_INIT4, SHARD_INIT4
 static shard_t shards[SHARDS] = {SHARD_INIT16, SHARD_INIT16};
@@ -353,11 +391,18 @@ static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     if (st == NULL)
         return;
     uintptr_t a = (uintptr_t)p;
+    if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
+        neap_pool_t *pool = _neap_block_pool(p);
+        if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) < POOL_STICKY)
+            atomic_fetch_add_explicit(&pool->traced, POOL_STICKY, memory_order_relaxed);
+        stream_alloc(st, size, a);
+        return;
+    }
     shard_t *sh = shard_of(a);
-    pthread_mutex_lock(&sh->lock);
+    tlock_lock(&sh->lock);
     if (atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_OFF ||
         ((sh->count + 1) * 4 > sh->cap * 3 && shard_grow_locked(sh) != 0)) {
-        pthread_mutex_unlock(&sh->lock);
+        tlock_unlock(&sh->lock);
         return;
     }
     size_t i = shard_find(sh, a);
@@ -376,7 +421,7 @@ static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     traced_add(trace_weight(size));
     if (atomic_load_explicit(&streaming, memory_order_relaxed))
         stream_alloc(st, size, a);
-    pthread_mutex_unlock(&sh->lock);
+    tlock_unlock(&sh->lock);
 }
 
 /* An exponential draw with the given mean, at least 1. */
@@ -424,8 +469,12 @@ void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
 
 void _neap_trace_forget(const void *p) {
     uintptr_t a = (uintptr_t)p;
+    if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
+        stream_free(a);
+        return;
+    }
     shard_t *sh = shard_of(a);
-    pthread_mutex_lock(&sh->lock);
+    tlock_lock(&sh->lock);
     if (sh->cap > 0) {
         size_t i = shard_find(sh, a);
         if (sh->slot[i].addr == a) {
@@ -438,22 +487,29 @@ void _neap_trace_forget(const void *p) {
                 stream_free(a); /* before the block can be handed out again */
         }
     }
-    pthread_mutex_unlock(&sh->lock);
+    tlock_unlock(&sh->lock);
 }
 
 /* ---------------------------------------------------------------------------
  * The API.
  * ------------------------------------------------------------------------- */
 static void lock_all(void) {
-    pthread_mutex_lock(&stacks.lock);
+    tlock_lock(&stacks.lock);
     for (int i = 0; i < SHARDS; i++)
-        pthread_mutex_lock(&shards[i].lock);
+        tlock_lock(&shards[i].lock);
 }
 
 static void unlock_all(void) {
     for (int i = SHARDS - 1; i >= 0; i--)
-        pthread_mutex_unlock(&shards[i].lock);
-    pthread_mutex_unlock(&stacks.lock);
+        tlock_unlock(&shards[i].lock);
+    tlock_unlock(&stacks.lock);
+}
+
+/* The program calls neap_trace_* itself: from now on the table keeps the
+ * traces (blocks streamed before are not in it).  All locks held. */
+static void stream_only_end(void) {
+    if (atomic_exchange_explicit(&stream_only, 0, memory_order_relaxed))
+        atomic_store_explicit(&_neap_trace_live, 0, memory_order_relaxed);
 }
 
 /* Drops every trace; all locks held. */
@@ -479,6 +535,7 @@ static int start(int nframe, size_t interval, int mode) {
         return -1;
     }
     lock_all();
+    stream_only_end();
     int old = atomic_load_explicit(&trace_mode, memory_order_relaxed);
     size_t old_interval = atomic_load_explicit(&trace_interval, memory_order_relaxed);
     if (old != MODE_OFF && old_interval != interval)
@@ -500,6 +557,7 @@ int neap_trace_start_sampled(int nframe, size_t interval) {
 
 void neap_trace_stop(void) {
     lock_all();
+    stream_only_end();
     atomic_store_explicit(&trace_mode, MODE_OFF, memory_order_relaxed);
     atomic_store_explicit(&trace_interval, 0, memory_order_relaxed);
     clear_locked();
@@ -517,6 +575,7 @@ size_t neap_trace_get_sample_interval(void) {
 
 void neap_trace_clear_traces(void) {
     lock_all();
+    stream_only_end();
     clear_locked();
     unlock_all();
 }
@@ -592,7 +651,7 @@ static int lookup(const void *p, trace_t *out) {
     uintptr_t a = (uintptr_t)p;
     shard_t *sh = shard_of(a);
     int found = 0;
-    pthread_mutex_lock(&sh->lock);
+    tlock_lock(&sh->lock);
     if (sh->cap > 0) {
         size_t i = shard_find(sh, a);
         if (sh->slot[i].addr == a) {
@@ -600,7 +659,7 @@ static int lookup(const void *p, trace_t *out) {
             found = 1;
         }
     }
-    pthread_mutex_unlock(&sh->lock);
+    tlock_unlock(&sh->lock);
     return found;
 }
 
@@ -644,7 +703,7 @@ size_t neap_trace_get_object_size(const void *p) {
 #define MAPS_BUF ((size_t)4 << 20)
 
 static struct {
-    pthread_mutex_t lock;
+    tlock_t lock;
     int fd;                     /* -1: not streaming */
     uint8_t *buf;               /* STREAM_BUF bytes */
     _neap_trace_enc_t enc;
@@ -652,7 +711,7 @@ static struct {
     uint64_t maps_read_at;      /* monotonic ms of the last /proc/self/maps read */
     size_t nmod;
     struct { uintptr_t start, end; } mod[MODULES_MAX]; /* executable files streamed */
-} stream = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+} stream = {.lock = TLOCK_INIT, .fd = -1};
 
 static void stream_flush_locked(void) {
     size_t n = _neap_trace_enc_finish(&stream.enc);
@@ -708,7 +767,7 @@ static void stream_maps_locked(void) {
 }
 
 static void stream_alloc(tstack_t *st, size_t size, uintptr_t a) {
-    pthread_mutex_lock(&stream.lock);
+    tlock_lock(&stream.lock);
     if (stream.fd >= 0) {
         if (!st->streamed) {
             for (uint32_t i = 0; i < st->nframe; i++) {
@@ -726,14 +785,14 @@ static void stream_alloc(tstack_t *st, size_t size, uintptr_t a) {
         }
         STREAM_PUT(_neap_trace_enc_alloc(&stream.enc, st->id, size, a));
     }
-    pthread_mutex_unlock(&stream.lock);
+    tlock_unlock(&stream.lock);
 }
 
 static void stream_free(uintptr_t a) {
-    pthread_mutex_lock(&stream.lock);
+    tlock_lock(&stream.lock);
     if (stream.fd >= 0)
         STREAM_PUT(_neap_trace_enc_free(&stream.enc, a));
-    pthread_mutex_unlock(&stream.lock);
+    tlock_unlock(&stream.lock);
 }
 
 /* A tick (time, RSS, live bytes), and everything buffered to the file. */
@@ -741,8 +800,14 @@ static void stream_tick(int end) {
     neap_process_memory_t pm;
     uint64_t rss = neap_process_memory(&pm) == 0 ? pm.rss : 0;
     size_t cur = 0;
-    neap_trace_get_traced_memory(&cur, NULL);
-    pthread_mutex_lock(&stream.lock);
+    if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
+        neap_stats_t st; /* no table: the allocator's count of live bytes */
+        neap_stats_get(&st);
+        cur = st.bytes_live;
+    } else {
+        neap_trace_get_traced_memory(&cur, NULL);
+    }
+    tlock_lock(&stream.lock);
     if (stream.fd >= 0) {
         STREAM_PUT(_neap_trace_enc_tick(&stream.enc, _neap_os_clock_ms() - stream.t0, rss, cur));
         if (end) {
@@ -758,7 +823,7 @@ static void stream_tick(int end) {
             stream_flush_locked();
         }
     }
-    pthread_mutex_unlock(&stream.lock);
+    tlock_unlock(&stream.lock);
 }
 
 static void *stream_main(void *arg) {
@@ -809,7 +874,7 @@ void _neap_trace_env_start(void) {
         .cmdline_len = clen > 0 ? (uint32_t)clen : 0,
         .cmdline = cmd,
     };
-    pthread_mutex_lock(&stream.lock);
+    tlock_lock(&stream.lock);
     stream.buf = buf;
     size_t hn = _neap_trace_header_encode(buf, STREAM_BUF, &h);
     _neap_os_write(fd, (const char *)buf, hn);
@@ -817,12 +882,15 @@ void _neap_trace_env_start(void) {
     stream.t0 = _neap_os_clock_ms();
     _neap_trace_enc_init(&stream.enc, buf, STREAM_BUF);
     stream_maps_locked();
-    pthread_mutex_unlock(&stream.lock);
+    tlock_unlock(&stream.lock);
     atomic_store_explicit(&streaming, 1, memory_order_relaxed);
-    if (interval)
+    if (interval) {
         neap_trace_start_sampled(nframe, interval);
-    else
+    } else {
         neap_trace_start(nframe);
+        atomic_store_explicit(&_neap_trace_live, 1, memory_order_relaxed);
+        atomic_store_explicit(&stream_only, 1, memory_order_relaxed);
+    }
     pthread_attr_t attr;
     pthread_t tid;
     pthread_attr_init(&attr);
@@ -839,7 +907,7 @@ void _neap_trace_env_exit(void) {
 }
 
 static void stream_fork_child(void) {
-    pthread_mutex_init(&stream.lock, NULL);
+    atomic_store_explicit(&stream.lock.held, 0, memory_order_relaxed);
     if (stream.fd >= 0) {
         _neap_os_close(stream.fd);
         stream.fd = -1;
@@ -853,16 +921,16 @@ static void stream_fork_child(void) {
  * ------------------------------------------------------------------------- */
 void _neap_trace_fork_prepare(void) {
     lock_all();
-    pthread_mutex_lock(&stream.lock);
+    tlock_lock(&stream.lock);
 }
 void _neap_trace_fork_parent(void) {
-    pthread_mutex_unlock(&stream.lock);
+    tlock_unlock(&stream.lock);
     unlock_all();
 }
 
 void _neap_trace_fork_child(void) {
     for (int i = 0; i < SHARDS; i++)
-        pthread_mutex_init(&shards[i].lock, NULL);
-    pthread_mutex_init(&stacks.lock, NULL);
+        atomic_store_explicit(&shards[i].lock.held, 0, memory_order_relaxed);
+    atomic_store_explicit(&stacks.lock.held, 0, memory_order_relaxed);
     stream_fork_child();
 }

@@ -27,26 +27,54 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-/* --- CRC-32, four bits at a time (16-entry table: small, no init) --------- */
+/* --- CRC-32 (IEEE, reflected), eight bytes at a time ----------------------
+ *
+ * "Slicing by 8": table[k][b] is the CRC of byte b followed by k zero bytes,
+ * so eight table lookups fold eight bytes at once (about 1 cycle a byte,
+ * against 5 for a byte at a time).  The 8 KiB of tables are computed once,
+ * on first use. */
 
-static const uint32_t neap_crc_nibble[16] = {
-    0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
-    0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
-    0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c};
+static uint32_t neap_crc_table[8][256];
+static pthread_once_t neap_crc_once = PTHREAD_ONCE_INIT;
+
+static void neap_crc_init(void) {
+    for (uint32_t b = 0; b < 256; b++) {
+        uint32_t c = b;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+        neap_crc_table[0][b] = c;
+    }
+    for (uint32_t b = 0; b < 256; b++) {
+        for (int k = 1; k < 8; k++) {
+            uint32_t c = neap_crc_table[k - 1][b];
+            neap_crc_table[k][b] = (c >> 8) ^ neap_crc_table[0][c & 0xff];
+        }
+    }
+}
 
 uint32_t _neap_trace_crc32(uint32_t crc, const void *p, size_t n) {
     const uint8_t *b = p;
+    pthread_once(&neap_crc_once, neap_crc_init);
+    const uint32_t(*t)[256] = (const uint32_t(*)[256])neap_crc_table;
     crc = ~crc;
-    for (size_t i = 0; i < n; i++) {
-        crc ^= b[i];
-        crc = (crc >> 4) ^ neap_crc_nibble[crc & 15];
-        crc = (crc >> 4) ^ neap_crc_nibble[crc & 15];
+    while (n >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+                             (uint32_t)b[3] << 24);
+        uint32_t hi = (uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 |
+                      (uint32_t)b[7] << 24;
+        crc = t[7][lo & 0xff] ^ t[6][(lo >> 8) & 0xff] ^ t[5][(lo >> 16) & 0xff] ^ t[4][lo >> 24] ^
+              t[3][hi & 0xff] ^ t[2][(hi >> 8) & 0xff] ^ t[1][(hi >> 16) & 0xff] ^ t[0][hi >> 24];
+        b += 8;
+        n -= 8;
     }
+    while (n-- > 0)
+        crc = (crc >> 8) ^ t[0][(crc ^ *b++) & 0xff];
     return ~crc;
 }
 

@@ -760,6 +760,8 @@ test_options(void)
         {NEAP_OPTION_PUBLISH, "PUBLISH", 0},
         {NEAP_OPTION_RUN_PID, "RUN_PID", 0},
         {NEAP_OPTION_BACKGROUND, "BACKGROUND", 0},
+        {NEAP_OPTION_TRACE_FRAMES, "TRACE_FRAMES", 7},
+        {NEAP_OPTION_TRACE_SAMPLE, "TRACE_SAMPLE", 65536},
     };
     size_t i;
 
