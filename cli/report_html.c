@@ -213,7 +213,7 @@ static const char html_script[] =
     "var bl=document.getElementById('flame-live'),bt=document.getElementById('flame-total');\n"
     "bl.onclick=function(){measure=1;zoom=FLAME;bl.className='on';bt.className='';draw();};\n"
     "bt.onclick=function(){measure=2;zoom=FLAME;bt.className='on';bl.className='';draw();};\n"
-    "if(!(FLAME[1]>0)&&FLAME[2]>0)bt.onclick();else draw();\n"
+    "if(location.hash==='#total'||(!(FLAME[1]>0)&&FLAME[2]>0))bt.onclick();else draw();\n"
     "window.addEventListener('resize',draw);\n"
     "})();\n";
 

@@ -18,6 +18,9 @@
 #   compare    neap report A B and --compare: differences per site, sorted
 #   html       --html writes one file with the expected ids, no network
 #              reference, a script that parses (when node is installed)
+#   browser    headless Chromium shows the page: the flame graph drawn with
+#              the trace's figures (live at exit, and #total), the tables
+#              filled, both lines of the memory chart
 #   errors     missing file (1), not a trace (2), version from the future (1),
 #              bad options (2), --help; --progress draws on stderr
 set -u
@@ -200,6 +203,51 @@ html)
     fi
     report 1 basic.trace --html "$WORK/no/such/dir/r.html"
     grep -q "cannot write" err || fail "no message for an unwritable HTML file"
+    ;;
+browser)
+    # the page as a browser shows it, after its script ran: headless
+    # Chromium's DOM (Debian: chromium; skipped without it)
+    CHROME=$(command -v chromium || command -v chromium-browser || command -v google-chrome) ||
+        { echo "SKIP: no chromium"; exit 77; }
+    report 0 basic.trace --html r.html
+    dom() {
+        timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --no-first-run \
+            --user-data-dir="$WORK/chrome" --virtual-time-budget=5000 --dump-dom "file://$WORK/r.html$1" \
+            2>chrome.err >"$2" || { cat chrome.err >&2; fail "chromium could not load the page"; }
+        [ -s "$2" ] || { cat chrome.err >&2; fail "chromium gave an empty page"; }
+    }
+    dom "" live.html
+    python3 - live.html "$SYMS" <<'PY' || fail "the page as shown (live at exit) is not what the trace holds"
+import re, sys
+d = open(sys.argv[1]).read()
+syms = sys.argv[2] == "1"
+svg = re.search(r'<svg[^>]*id="flame-svg".*?</svg>', d, re.S)
+assert svg, "no flame graph drawn"
+titles = re.findall(r'<title>([^<]*)</title>', svg.group(0))
+rects = len(re.findall(r'<rect', svg.group(0)))
+assert rects >= 4 and rects == len(titles), (rects, titles)
+assert titles[0].startswith("all: 11.2 KiB (100.0%)"), titles
+if syms:
+    assert any(t.startswith("site_beta: 6.8 KiB (60.9%)") for t in titles), titles
+    assert any(t.startswith("site_alpha:") for t in titles), titles
+top = re.search(r'id="top-sites".*?</section>', d, re.S).group(0)
+assert len(re.findall(r'<tr', top)) >= 3, "top sites table empty"
+pin = re.search(r'id="pinning".*?</section>', d, re.S).group(0)
+assert len(re.findall(r'<tr', pin)) >= 2, "pinning table empty"
+for cls in ("rss", "live"):
+    m = re.search(r'<polyline class="%s" points="([^"]*)"' % cls, d)
+    assert m and len(m.group(1).split()) >= 2, "no %s line in the chart" % cls
+assert re.search(r'id="flame-live" class="on"', d), "the live view is not the one selected"
+PY
+    dom "#total" total.html
+    python3 - total.html <<'PY' || fail "the total-allocated view is not what the trace holds"
+import re, sys
+d = open(sys.argv[1]).read()
+svg = re.search(r'<svg[^>]*id="flame-svg".*?</svg>', d, re.S).group(0)
+titles = re.findall(r'<title>([^<]*)</title>', svg)
+assert titles and titles[0].startswith("all: 31.7 KiB (100.0%)"), titles
+assert re.search(r'id="flame-total" class="on"', d), "the total view is not the one selected"
+PY
     ;;
 errors)
     report 1 missing.trace
