@@ -63,6 +63,9 @@ static void run_usage(FILE *out) {
             "                         program runs (read it with `neap report FILE`); other\n"
             "                         processes of the run write FILE.<pid>\n"
             "  --frames N             frames kept per stack with --trace (default 32, at most 128)\n"
+            "  --unwind fp|dwarf      how --trace walks stacks: frame pointers (default, fast;\n"
+            "                         stacks stop at code built without them) or the DWARF\n"
+            "                         unwinder (any code, much slower: best with --sample)\n"
             "  --sample SIZE          with --trace, a Poisson sample of the allocations, one per\n"
             "                         SIZE bytes on average (512K is the usual choice in\n"
             "                         production), instead of every one\n"
@@ -199,7 +202,7 @@ int neap_cli_run(int argc, char **argv) {
         {"--sample", "NEAP_TRACE_SAMPLE", NULL, 1},
     };
     const size_t nsettings = sizeof settings / sizeof settings[0];
-    const char *output = NULL, *lib_arg = NULL, *trace = NULL;
+    const char *output = NULL, *lib_arg = NULL, *trace = NULL, *unwind = NULL;
     char trace_abs[4096];
     int quiet = 0, show_stats = 0, verbose = 0, python = 1, background = 1;
     int i = 1;
@@ -225,6 +228,15 @@ int neap_cli_run(int argc, char **argv) {
         if ((m = neap_cli_option_value("run", argc, argv, &i, "--output", &value)) != 0) {
             if (m < 0) return NEAP_CLI_USAGE;
             output = value;
+            continue;
+        }
+        if ((m = neap_cli_option_value("run", argc, argv, &i, "--unwind", &value)) != 0) {
+            if (m < 0) return NEAP_CLI_USAGE;
+            if (strcmp(value, "fp") != 0 && strcmp(value, "dwarf") != 0) {
+                fprintf(stderr, "neap run: --unwind: '%s' is neither fp nor dwarf\n", value);
+                return NEAP_CLI_USAGE;
+            }
+            unwind = value;
             continue;
         }
         if ((m = neap_cli_option_value("run", argc, argv, &i, "--trace", &value)) != 0) {
@@ -256,6 +268,10 @@ int neap_cli_run(int argc, char **argv) {
     }
     if (i >= argc) {
         fprintf(stderr, "neap run: no command given; usage: neap run [options] -- CMD [ARGS...]\n");
+        return NEAP_CLI_USAGE;
+    }
+    if (unwind != NULL && trace == NULL) {
+        fprintf(stderr, "neap run: --unwind needs --trace FILE\n");
         return NEAP_CLI_USAGE;
     }
     for (size_t k = 0; k < nsettings; k++) {
@@ -339,6 +355,7 @@ int neap_cli_run(int argc, char **argv) {
         if (background && getenv("NEAP_BACKGROUND") == NULL) setenv("NEAP_BACKGROUND", "1", 1);
         if (verbose) setenv("NEAP_VERBOSE", "1", 1);
         if (trace != NULL) setenv("NEAP_TRACE", trace, 1);
+        if (unwind != NULL) setenv("NEAP_TRACE_UNWIND", strcmp(unwind, "dwarf") == 0 ? "1" : "0", 1);
         char self[32];
         snprintf(self, sizeof self, "%ld", (long)getpid());
         setenv("NEAP_RUN_PID", self, 1);

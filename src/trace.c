@@ -43,6 +43,7 @@
  * start/stop/clear/fork take every lock.
  */
 #include <errno.h>
+#include <execinfo.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
@@ -233,9 +234,31 @@ static void stack_bounds_init(void) {
     pthread_attr_destroy(&attr);
 }
 
+/* NEAP_TRACE_UNWIND=1: the C library's backtrace (the DWARF unwinder of
+ * libgcc), for code built without frame pointers.  Its first frames are
+ * neap's own: the stack starts at ret, the allocation's caller. */
+static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
+    void *buf[NEAP_TRACE_MAX_FRAMES + 16];
+    int got = backtrace(buf, (int)(max + 16));
+    size_t start = 0, n = 0;
+    for (int i = 0; i < got; i++) {
+        if ((uintptr_t)buf[i] == ret) {
+            start = (size_t)i;
+            break;
+        }
+    }
+    if (got <= 0 || (uintptr_t)buf[start] != ret)
+        f[n++] = ret; /* not found: at least the caller */
+    for (size_t i = start; i < (size_t)(got > 0 ? got : 0) && n < max; i++)
+        f[n++] = (uintptr_t)buf[i];
+    return n;
+}
+
 /* Fills f with ret and the return addresses up the frame-pointer chain
  * from fp; returns how many, at most max. */
 static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
+    if (neap_unlikely(neap_opt(NEAP_OPTION_TRACE_UNWIND) == 1) && max > 1)
+        return capture_dwarf(f, max, ret);
     size_t n = 0;
     f[n++] = ret;
     if (tl_stack_hi == 0)

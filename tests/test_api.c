@@ -762,6 +762,7 @@ test_options(void)
         {NEAP_OPTION_BACKGROUND, "BACKGROUND", 0},
         {NEAP_OPTION_TRACE_FRAMES, "TRACE_FRAMES", 7},
         {NEAP_OPTION_TRACE_SAMPLE, "TRACE_SAMPLE", 65536},
+        {NEAP_OPTION_TRACE_UNWIND, "TRACE_UNWIND", 1},
     };
     size_t i;
 

@@ -14,7 +14,8 @@
 #              shows it; --watch ends when it exits; errors for a bad pid and
 #              a corrupt record
 #   trace      neap run --trace FILE: a Python program's trace names its
-#              allocation sites (exact and sampled); a program killed by
+#              allocation sites (exact, sampled, and with the DWARF unwinder
+#              whole stacks up to main); a program killed by
 #              SIGKILL leaves a trace readable up to its last flush; its
 #              children write FILE.<pid>; bad options are refused
 set -u
@@ -157,6 +158,12 @@ import sys; sys.stdout.flush()' || fail "the traced program failed"
         || fail "the sampled program failed"
     "$NEAP" report s.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report (sampled) failed"; }
     grep -q "sampled" "$WORK/report" || { cat "$WORK/report"; fail "the sampled trace is not called sampled"; }
+    # the DWARF unwinder walks through code built without frame pointers
+    "$NEAP" run -q --trace u.trc --unwind dwarf --sample 16K -- "$PY" -c 'keep = [str(i) * 9 for i in range(200000)]' \
+        || fail "the program traced with --unwind dwarf failed"
+    "$NEAP" report --by traceback u.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report (dwarf) failed"; }
+    grep -q "main" "$WORK/report" || { cat "$WORK/report"; fail "--unwind dwarf stacks do not reach main"; }
+    expect_status 2 "$NEAP" run --unwind sideways --trace x.trc -- true
     # killed: the trace is readable up to the last flush, with a warning
     "$NEAP" run -q --trace k.trc -- "$PY" -c '
 import os, time
