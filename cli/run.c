@@ -63,9 +63,11 @@ static void run_usage(FILE *out) {
             "                         program runs (read it with `neap report FILE`); other\n"
             "                         processes of the run write FILE.<pid>\n"
             "  --frames N             frames kept per stack with --trace (default 32, at most 128)\n"
-            "  --unwind fp|dwarf      how --trace walks stacks: frame pointers (default, fast;\n"
-            "                         stacks stop at code built without them) or the DWARF\n"
-            "                         unwinder (any code, much slower: best with --sample)\n"
+            "  --unwind auto|fp|dwarf how --trace walks stacks: frame pointers (fp: fast;\n"
+            "                         stacks stop at code built without them), the DWARF\n"
+            "                         unwinder (dwarf: any code, much slower), or auto (the\n"
+            "                         default): frame pointers, and with --sample the DWARF\n"
+            "                         unwinder where they stop at the first frame\n"
             "  --sample SIZE          with --trace, a Poisson sample of the allocations, one per\n"
             "                         SIZE bytes on average (512K is the usual choice in\n"
             "                         production), instead of every one\n"
@@ -232,8 +234,8 @@ int neap_cli_run(int argc, char **argv) {
         }
         if ((m = neap_cli_option_value("run", argc, argv, &i, "--unwind", &value)) != 0) {
             if (m < 0) return NEAP_CLI_USAGE;
-            if (strcmp(value, "fp") != 0 && strcmp(value, "dwarf") != 0) {
-                fprintf(stderr, "neap run: --unwind: '%s' is neither fp nor dwarf\n", value);
+            if (strcmp(value, "fp") != 0 && strcmp(value, "dwarf") != 0 && strcmp(value, "auto") != 0) {
+                fprintf(stderr, "neap run: --unwind: '%s' is not auto, fp or dwarf\n", value);
                 return NEAP_CLI_USAGE;
             }
             unwind = value;
@@ -355,7 +357,8 @@ int neap_cli_run(int argc, char **argv) {
         if (background && getenv("NEAP_BACKGROUND") == NULL) setenv("NEAP_BACKGROUND", "1", 1);
         if (verbose) setenv("NEAP_VERBOSE", "1", 1);
         if (trace != NULL) setenv("NEAP_TRACE", trace, 1);
-        if (unwind != NULL) setenv("NEAP_TRACE_UNWIND", strcmp(unwind, "dwarf") == 0 ? "1" : "0", 1);
+        if (unwind != NULL)
+            setenv("NEAP_TRACE_UNWIND", !strcmp(unwind, "dwarf") ? "1" : !strcmp(unwind, "fp") ? "2" : "0", 1);
         char self[32];
         snprintf(self, sizeof self, "%ld", (long)getpid());
         setenv("NEAP_RUN_PID", self, 1);

@@ -97,9 +97,10 @@ typedef enum neap_option_e {
     NEAP_OPTION_TRACE_FRAMES,    /* with NEAP_TRACE=FILE: frames kept per allocation stack */
     NEAP_OPTION_TRACE_SAMPLE,    /* with NEAP_TRACE=FILE: mean sampling interval in bytes; 0 traces
                                     every allocation */
-    NEAP_OPTION_TRACE_UNWIND,    /* how tracing walks stacks: 0 frame pointers (fast; stacks stop
-                                    at code built without them), 1 the DWARF unwinder (any code,
-                                    much slower) */
+    NEAP_OPTION_TRACE_UNWIND,    /* how tracing walks stacks: 1 the DWARF unwinder (any code, much
+                                    slower); 2 frame pointers (fast; stacks stop at code built
+                                    without them); 0 auto: frame pointers, and when sampling, the
+                                    DWARF unwinder where they stop at the first frame */
     NEAP_OPTION_COUNT
 } neap_option_t;
 

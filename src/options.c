@@ -12,7 +12,7 @@
  *   run_pid           NEAP_RUN_PID          0         pid (set by `neap run`)
  *   trace_frames      NEAP_TRACE_FRAMES     32        frames (with NEAP_TRACE=FILE)
  *   trace_sample      NEAP_TRACE_SAMPLE     0         bytes (0: every allocation)
- *   trace_unwind      NEAP_TRACE_UNWIND     0         0 frame pointers, 1 DWARF
+ *   trace_unwind      NEAP_TRACE_UNWIND     0         0 auto, 1 DWARF, 2 frame pointers
  *
  * NEAP_TRACE=FILE itself, a path, is read by trace.c.
  *
@@ -47,7 +47,7 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_BACKGROUND] = {"BACKGROUND", 0, 0, 1, NEAP_UNIT_BOOL},
     [NEAP_OPTION_TRACE_FRAMES] = {"TRACE_FRAMES", 32, 1, 128, NEAP_UNIT_NUM},
     [NEAP_OPTION_TRACE_SAMPLE] = {"TRACE_SAMPLE", 0, 0, 1L << 40, NEAP_UNIT_BYTES},
-    [NEAP_OPTION_TRACE_UNWIND] = {"TRACE_UNWIND", 0, 0, 1, NEAP_UNIT_NUM},
+    [NEAP_OPTION_TRACE_UNWIND] = {"TRACE_UNWIND", 0, 0, 2, NEAP_UNIT_NUM},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {

@@ -256,9 +256,7 @@ static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
 
 /* Fills f with ret and the return addresses up the frame-pointer chain
  * from fp; returns how many, at most max. */
-static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
-    if (neap_unlikely(neap_opt(NEAP_OPTION_TRACE_UNWIND) == 1) && max > 1)
-        return capture_dwarf(f, max, ret);
+static size_t capture_fp(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
     size_t n = 0;
     f[n++] = ret;
     if (tl_stack_hi == 0)
@@ -284,6 +282,21 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
             break;
         fp = next;
     }
+    return n;
+}
+
+/* The stack of an allocation made by ret's function, whose frame pointer
+ * is fp (NEAP_OPTION_TRACE_UNWIND: 0 auto, 1 DWARF, 2 frame pointers).
+ * Auto uses the DWARF unwinder only when sampling, whose few stacks can
+ * afford it, and only where the frame-pointer chain stops at once. */
+static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
+    long how = neap_opt(NEAP_OPTION_TRACE_UNWIND);
+    if (neap_unlikely(how == 1) && max > 1)
+        return capture_dwarf(f, max, ret);
+    size_t n = capture_fp(f, max, ret, fp);
+    if (n == 1 && max > 1 && how == 0 &&
+        atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_SAMPLED)
+        n = capture_dwarf(f, max, ret);
     return n;
 }
 

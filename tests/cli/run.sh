@@ -164,6 +164,11 @@ import sys; sys.stdout.flush()' || fail "the traced program failed"
     "$NEAP" report --by traceback u.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report (dwarf) failed"; }
     grep -q "main" "$WORK/report" || { cat "$WORK/report"; fail "--unwind dwarf stacks do not reach main"; }
     expect_status 2 "$NEAP" run --unwind sideways --trace x.trc -- true
+    # auto, sampled: the same whole stacks where frame pointers stop at once
+    "$NEAP" run -q --trace a.trc --sample 16K -- "$PY" -c 'keep = [str(i) * 9 for i in range(200000)]' \
+        || fail "the program traced with --sample failed"
+    "$NEAP" report --by traceback a.trc >"$WORK/report" 2>&1 || fail "neap report (auto) failed"
+    grep -q "main" "$WORK/report" || { cat "$WORK/report"; fail "--unwind auto with --sample: stacks do not reach main"; }
     # killed: the trace is readable up to the last flush, with a warning
     "$NEAP" run -q --trace k.trc -- "$PY" -c '
 import os, time
