@@ -42,7 +42,7 @@ neap_inline void *neap_malloc_plain(size_t size) {
 /* The countdown is checked first, so that the fast path keeps nothing
  * across it (no register saved, no frame). */
 neap_inline void *neap_malloc_inline(size_t size) {
-    if (neap_unlikely((_neap_tl_trace_left -= (int64_t)size) < 0))
+    if (neap_unlikely(NEAP_TRACE_COUNT(size)))
         return _neap_trace_malloc(size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
     return neap_malloc_plain(size);
 }

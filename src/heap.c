@@ -752,7 +752,11 @@ static void neap_heap_collect(neap_heap_t *h) {
 }
 
 void *_neap_malloc_generic(size_t size, bool zero) {
-    if (size > NEAP_LARGE_MAX) return _neap_huge_alloc(size, NEAP_PAGE_SIZE, zero, NULL);
+    if (size > NEAP_LARGE_MAX) {
+        void *p = _neap_huge_alloc(size, NEAP_PAGE_SIZE, zero, NULL);
+        if (p == NULL) _neap_tl_trace_left = -1;   /* an absurd size may have wrapped it */
+        return p;
+    }
     neap_heap_t *h = _neap_tl_heap;
     if (neap_unlikely(h == &_neap_heap_empty)) {
         h = _neap_heap_get();

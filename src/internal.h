@@ -468,13 +468,21 @@ NEAP_INTERNAL void _neap_trace_fork_child(void);
 #define NEAP_CALLER_FP() ((uintptr_t)0)
 #endif
 
+/* Subtracts size from the countdown; true when it went below zero.  In
+ * unsigned arithmetic (no overflow): a request of 2^62 bytes or more wraps
+ * it to a large positive value, and the failure of that request sets it to
+ * -1 again (heap.c), so that tracing looks at the next allocation. */
+#define NEAP_TRACE_COUNT(size)                                               \
+    ((_neap_tl_trace_left =                                                  \
+          (int64_t)((uint64_t)_neap_tl_trace_left - (uint64_t)(size))) < 0)
+
 /* In an allocation function: count size against the countdown, and hand
  * the new block p to tracing when it runs out.  ret and the frame pointer
  * are those of the function's caller (the fast paths are inlined into
- * malloc and neap_malloc). */
+ * malloc and neap_malloc).  A failed allocation (p NULL) counts nothing. */
 #define NEAP_TRACE_HOOK(p, size)                                             \
     do {                                                                     \
-        if (neap_unlikely((_neap_tl_trace_left -= (int64_t)(size)) < 0))     \
+        if ((p) != NULL && neap_unlikely(NEAP_TRACE_COUNT(size)))            \
             (p) = _neap_trace_alloc((p), (size),                             \
                                     (uintptr_t)__builtin_return_address(0),  \
                                     NEAP_CALLER_FP());                       \

@@ -122,6 +122,15 @@ static void test_api(void) {
     void *h = malloc(test_launder_size(SIZE_MAX / 2));
     CHECK(h == NULL);
     CHECK(traced_now() == 0);
+    /* and the allocations after it are traced still */
+    void *k = malloc(10);
+    CHECK(neap_trace_get_object_size(k) == 10);
+    free(k);
+    h = calloc(test_launder_size(SIZE_MAX / 4), 2);
+    CHECK(h == NULL);
+    k = malloc(12);
+    CHECK(neap_trace_get_object_size(k) == 12);
+    free(k);
     neap_trace_stop();
 }
 
