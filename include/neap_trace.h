@@ -102,7 +102,10 @@ NEAP_EXPORT size_t neap_trace_get_object_size(const void *p);
 typedef struct neap_snapshot neap_snapshot_t;
 
 /* tracemalloc.take_snapshot(): a copy of every live trace now.  NULL and
- * EINVAL when not tracing, NULL and ENOMEM when memory ran out. */
+ * EINVAL when not tracing, NULL and ENOMEM when memory ran out, NULL and
+ * ENOTSUP when the traces only go to a NEAP_TRACE file (exact tracing
+ * started from the environment keeps no table; neap_trace_start switches
+ * to one). */
 NEAP_EXPORT neap_snapshot_t *neap_trace_take_snapshot(void);
 /* Frees a snapshot and everything it returned (NULL: nothing happens). */
 NEAP_EXPORT void neap_snapshot_free(neap_snapshot_t *s);

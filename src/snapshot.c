@@ -631,6 +631,10 @@ static neap_snapshot_t *take_snapshot(void) {
     size_t interval = 0;
     int nframe = 1;
     long n = _neap_trace_copy(&raw, &interval, &nframe);
+    if (n < 0 && errno == ENOTSUP)
+        return fail(ENOTSUP, "neap_trace_take_snapshot: the traces go to the NEAP_TRACE file, "
+                             "not to memory (neap_trace_start first)"),
+               NULL;
     if (n < 0)
         return fail_nomem("neap_trace_take_snapshot"), NULL;
     neap_snapshot_t *s = snap_new(interval, nframe, 0);

@@ -524,9 +524,12 @@ static sym_demangle_fn *sym_demangler_get(bool may_load) {
     return d;
 }
 
-/* The interned demangled form of a C++ name, or the interned name itself. */
+/* The interned demangled form of a C++ name, or the interned name itself;
+ * without a symbol version (memcpy@@GLIBC_2.14 is memcpy). */
 static const char *sym_intern_function(_neap_symtab_t *t, const char *name) {
     if (name == NULL) return NULL;
+    const char *at = strchr(name, '@');
+    if (at != NULL && at > name) return sym_intern_n(t, name, (size_t)(at - name));
     if (name[0] == '_' && name[1] == 'Z') {
         sym_demangle_fn *demangle = sym_demangler_get(!t->self);
         if (demangle != NULL) {

@@ -642,6 +642,10 @@ void _neap_trace_pause(void) { tl_in_trace++; }
 void _neap_trace_resume(void) { tl_in_trace--; }
 
 long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe) {
+    if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
+        errno = ENOTSUP;
+        return -1;
+    }
     size_t cap = atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) + 64;
     _neap_trace_pause();
     for (;;) {

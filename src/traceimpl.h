@@ -19,7 +19,8 @@ typedef struct _neap_rawtrace {
 
 /* Copies every live trace, at one moment, into an array from neap_malloc
  * (the caller frees it with neap_free).  Returns the number of traces, or
- * -1 with errno ENOMEM.  *interval gets the sampling interval then (0:
+ * -1 with errno ENOMEM, or ENOTSUP when the traces are only streamed to the
+ * NEAP_TRACE file (exact tracing started from the environment).  *interval gets the sampling interval then (0:
  * exact), *nframe the traceback limit. */
 NEAP_INTERNAL long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe);
 

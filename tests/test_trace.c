@@ -310,6 +310,31 @@ static void test_fork(void) {
     neap_trace_stop();
 }
 
+/* Run with NEAP_TRACE=FILE (CMake's trace_stream test): exact tracing from
+ * the start, into the file only; the program's own neap_trace_start turns
+ * the table on. */
+static void test_stream(void) {
+    const char *path = getenv("NEAP_TRACE");
+    CHECK(path != NULL);
+    CHECK(neap_trace_is_tracing());
+    for (int i = 0; i < 1000; i++)
+        free(site_outer(100));
+    errno = 0;
+    CHECK(neap_trace_take_snapshot() == NULL && errno == ENOTSUP);
+    CHECK(strstr(neap_snapshot_error(), "NEAP_TRACE") != NULL);
+    CHECK(neap_trace_start(4) == 0);
+    void *p = site_outer(77);
+    neap_snapshot_t *s = neap_trace_take_snapshot();
+    CHECK(s != NULL && neap_snapshot_count(s) >= 1);
+    neap_snapshot_free(s);
+    CHECK(neap_trace_get_object_size(p) == 77);
+    free(p);
+    FILE *f = fopen(path, "rb");
+    char magic[8] = "";
+    CHECK(f != NULL && fread(magic, 1, 8, f) == 8 && memcmp(magic, "NEAPTRC", 8) == 0);
+    fclose(f);
+}
+
 int main(int argc, char **argv) {
     const char *s = argc > 1 ? argv[1] : "api";
     if (!strcmp(s, "api"))
@@ -322,6 +347,8 @@ int main(int argc, char **argv) {
         test_threads();
     else if (!strcmp(s, "fork"))
         test_fork();
+    else if (!strcmp(s, "stream"))
+        test_stream();
     else {
         fprintf(stderr, "unknown section %s\n", s);
         return 2;
