@@ -652,7 +652,7 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
     if (neap_unlikely(atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0))
-        _neap_trace_forget(p);   /* before the block can be handed out again */
+        _neap_trace_forget(p, NULL);   /* before the block can be handed out again */
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
     if (kind == NEAP_MAP_NONE)

@@ -441,7 +441,12 @@ extern NEAP_INTERNAL _Atomic size_t _neap_trace_live;   /* traced blocks alive *
 NEAP_INTERNAL void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp);
 /* malloc's slow path when the countdown ran out: allocates, then as above */
 NEAP_INTERNAL void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp);
-NEAP_INTERNAL void _neap_trace_forget(const void *p);
+/* Forgets p's trace (streaming its free) before p is freed or moved;
+ * returns 1 and its traced size in *size (may be NULL) if p was traced. */
+NEAP_INTERNAL int _neap_trace_forget(const void *p, size_t *size);
+/* Records p (size bytes) whatever the countdown says: a failed realloc
+ * keeps its block traced. */
+NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp);
 NEAP_INTERNAL void _neap_trace_env_start(void);   /* NEAP_TRACE=FILE: stream to FILE */
 NEAP_INTERNAL void _neap_trace_env_exit(void);    /* the last records, at exit */
 NEAP_INTERNAL void _neap_trace_fork_prepare(void);

@@ -503,17 +503,27 @@ void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
     return _neap_trace_alloc(neap_malloc_plain(size), size, ret, fp);
 }
 
-void _neap_trace_forget(const void *p) {
+int _neap_trace_forget(const void *p, size_t *size) {
     uintptr_t a = (uintptr_t)p;
+    /* a pool block is traced only if its pool counts traced blocks: most
+     * slow-path frees end here without a lock */
+    neap_pool_t *pool = _neap_block_pool(p);
+    if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) == 0)
+        return 0;
     if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
         stream_free(a);
-        return;
+        if (size != NULL)
+            *size = neap_usable_size(p); /* no table: the best there is */
+        return 1;
     }
+    int found = 0;
     shard_t *sh = shard_of(a);
     tlock_lock(&sh->lock);
     if (sh->cap > 0) {
         size_t i = shard_find(sh, a);
         if (sh->slot[i].addr == a) {
+            if (size != NULL)
+                *size = sh->slot[i].size;
             atomic_fetch_sub_explicit(&traced_current, trace_weight(sh->slot[i].size),
                                       memory_order_relaxed);
             shard_remove_at(sh, i);
@@ -521,9 +531,23 @@ void _neap_trace_forget(const void *p) {
             pool_traced(p, -1);
             if (atomic_load_explicit(&streaming, memory_order_relaxed))
                 stream_free(a); /* before the block can be handed out again */
+            found = 1;
         }
     }
     tlock_unlock(&sh->lock);
+    return found;
+}
+
+void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+    if (p == NULL || tl_in_trace ||
+        atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_OFF)
+        return p;
+    int saved = errno;
+    tl_in_trace++;
+    record(p, size, ret, fp);
+    tl_in_trace--;
+    errno = saved;
+    return p;
 }
 
 /* ---------------------------------------------------------------------------

@@ -208,6 +208,31 @@ static void test_sampled(void) {
     for (size_t i = 0; i < n; i++)
         free(v[i]);
     CHECKF(traced_now() == 0, "%zu left", traced_now());
+
+    /* blocks grown by realloc, 64 bytes at a time up to 4 KiB: each realloc
+     * a new allocation, sampled by its size: the estimate of what is live
+     * stays unbiased */
+    size_t m = (size_t)(20000 * test_scale());
+    for (size_t i = 0; i < m; i++)
+        v[i] = NULL;
+    for (size_t step = 1; step <= 64; step++) {
+        for (size_t i = 0; i < m; i++) {
+            v[i] = realloc(v[i], step * 64);
+            CHECK(v[i] != NULL);
+        }
+    }
+    est = (double)traced_now();
+    truth = m * 4096;
+    CHECKF(est > 0.9 * (double)truth && est < 1.1 * (double)truth, "realloc: estimate %.0f, truth %zu",
+           est, truth);
+    size_t sampled = 0;
+    for (size_t i = 0; i < m; i++)
+        sampled += neap_trace_get_object_size(v[i]) != 0;
+    /* p(4096 bytes at 8192) = 0.39: far from every block */
+    CHECKF(sampled < m / 2, "%zu of %zu grown blocks sampled", sampled, m);
+    for (size_t i = 0; i < m; i++)
+        free(v[i]);
+    CHECKF(traced_now() == 0, "%zu left after the reallocs", traced_now());
     free(v);
     neap_trace_stop();
     CHECK(neap_trace_get_sample_interval() == 0);
