@@ -152,7 +152,16 @@ void _neap_trace_enc_init(_neap_trace_enc_t *e, uint8_t *buf, size_t cap) {
 
 /* Appends a small record from scratch (tag, then n varints): 0, or -1 when
  * it does not fit. */
-static int neap_enc_small(_neap_trace_enc_t *e, int tag, const uint64_t *v, int n) {
+static inline int neap_enc_small(_neap_trace_enc_t *e, int tag, const uint64_t *v, int n) {
+    if (e->cap - e->len >= NEAP_TRACE_REC_SMALL) {
+        /* room for the longest: encode in place (the usual case) */
+        uint8_t *p = e->buf + e->len;
+        size_t len = 0;
+        p[len++] = (uint8_t)tag;
+        for (int i = 0; i < n; i++) len += neap_put_varint(p + len, v[i]);
+        e->len += len;
+        return 0;
+    }
     uint8_t tmp[NEAP_TRACE_REC_SMALL];
     size_t len = 0;
     tmp[len++] = (uint8_t)tag;
