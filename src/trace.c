@@ -474,6 +474,19 @@ static int64_t next_interval(size_t mean) {
     return d < 1.0 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
+/* Records p, unless it is NULL or made by tracing's own work; what
+ * recording allocates is not traced, and errno is kept. */
+static void *record_untraced(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+    if (p == NULL || tl_in_trace)
+        return p;
+    int saved = errno;
+    tl_in_trace++;
+    record(p, size, ret, fp);
+    tl_in_trace--;
+    errno = saved;
+    return p;
+}
+
 void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     int mode = atomic_load_explicit(&trace_mode, memory_order_relaxed);
     if (mode == MODE_OFF) {
@@ -489,14 +502,7 @@ void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
         while (_neap_tl_trace_left < 0)
             _neap_tl_trace_left += next_interval(mean);
     }
-    if (p == NULL || tl_in_trace)
-        return p;
-    int saved = errno;
-    tl_in_trace++;
-    record(p, size, ret, fp);
-    tl_in_trace--;
-    errno = saved;
-    return p;
+    return record_untraced(p, size, ret, fp);
 }
 
 void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
@@ -539,15 +545,9 @@ int _neap_trace_forget(const void *p, size_t *size) {
 }
 
 void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
-    if (p == NULL || tl_in_trace ||
-        atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_OFF)
+    if (atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_OFF)
         return p;
-    int saved = errno;
-    tl_in_trace++;
-    record(p, size, ret, fp);
-    tl_in_trace--;
-    errno = saved;
-    return p;
+    return record_untraced(p, size, ret, fp);
 }
 
 /* ---------------------------------------------------------------------------
