@@ -769,25 +769,86 @@ size_t neap_trace_get_object_size(const void *p) {
 static struct {
     tlock_t lock;
     int fd;                     /* -1: not streaming */
-    uint8_t *buf;               /* STREAM_BUF bytes */
+    uint8_t *buf[2];            /* STREAM_BUF bytes each: one filled, one written */
+    int cur;                    /* the one records go into */
+    _Atomic size_t pending;     /* bytes of a sealed chunk in buf[!cur] for the
+                                   writer thread (0: none); the CRC and write(2)
+                                   happen there, off the program's threads */
+    uint8_t *pending_chunk;     /* where the pending chunk is */
+    int writer;                 /* the writer thread runs */
+    pthread_mutex_t wlock;      /* with wcond: the writer's wake-up, the */
+    pthread_cond_t wcond;       /* flusher's wait for `pending` to go */
     _neap_trace_enc_t enc;
     uint64_t t0;                /* monotonic ms at start */
     uint64_t maps_read_at;      /* monotonic ms of the last /proc/self/maps read */
     size_t nmod;
     struct { uintptr_t start, end; } mod[MODULES_MAX]; /* executable files streamed */
-} stream = {.lock = TLOCK_INIT, .fd = -1};
+} stream = {.lock = TLOCK_INIT,
+              .fd = -1,
+              .wlock = PTHREAD_MUTEX_INITIALIZER,
+              .wcond = PTHREAD_COND_INITIALIZER};
 
-static void stream_flush_locked(void) {
-    size_t n = _neap_trace_enc_finish(&stream.enc);
-    if (n > 0 && stream.fd >= 0)
-        _neap_os_write(stream.fd, (const char *)stream.buf, n);
+/* Writes a sealed chunk (stream.lock held, or the writer thread). */
+static void stream_write(uint8_t *chunk, size_t n) {
+    _neap_trace_chunk_sign(chunk, n);
+    if (stream.fd >= 0)
+        _neap_os_write(stream.fd, (const char *)chunk, n);
+}
+
+static __thread int tl_is_writer; /* this thread is the writer thread */
+
+/* Writes the pending chunk, if any, and says so (the writer thread). */
+static void stream_write_pending(void) {
+    size_t n = atomic_load_explicit(&stream.pending, memory_order_acquire);
+    if (n == 0)
+        return;
+    stream_write(stream.pending_chunk, n);
+    pthread_mutex_lock(&stream.wlock);
+    atomic_store_explicit(&stream.pending, 0, memory_order_release);
+    pthread_cond_broadcast(&stream.wcond);
+    pthread_mutex_unlock(&stream.wlock);
+}
+
+/* Waits until the pending chunk is written (by the writer thread; the
+ * writer itself, flushing a tick, writes it there and then). */
+static void stream_wait_pending(void) {
+    if (tl_is_writer) {
+        stream_write_pending();
+        return;
+    }
+    pthread_mutex_lock(&stream.wlock);
+    while (atomic_load_explicit(&stream.pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&stream.wcond, &stream.wlock);
+    pthread_mutex_unlock(&stream.wlock);
+}
+
+/* Ends the chunk being filled: hands it to the writer thread and goes on
+ * in the other buffer, or (sync, or no writer) writes it here.  Chunks
+ * reach the file in the order they were sealed. */
+static void stream_flush_locked(int sync) {
+    size_t n = _neap_trace_enc_seal(&stream.enc);
+    if (stream.writer)
+        stream_wait_pending();
+    if (n == 0)
+        return;
+    if (sync || !stream.writer) {
+        stream_write(stream.buf[stream.cur], n);
+        return;
+    }
+    pthread_mutex_lock(&stream.wlock);
+    stream.pending_chunk = stream.buf[stream.cur];
+    atomic_store_explicit(&stream.pending, n, memory_order_release);
+    stream.cur ^= 1;
+    _neap_trace_enc_init(&stream.enc, stream.buf[stream.cur], STREAM_BUF);
+    pthread_cond_broadcast(&stream.wcond);
+    pthread_mutex_unlock(&stream.wlock);
 }
 
 /* Appends one record, flushing first when the buffer is full. */
 #define STREAM_PUT(call)                                                       \
     do {                                                                       \
         if ((call) != 0) {                                                     \
-            stream_flush_locked();                                             \
+            stream_flush_locked(0);                                            \
             (void)(call);                                                      \
         }                                                                      \
     } while (0)
@@ -879,24 +940,42 @@ static void stream_tick(int end) {
              * neap run, which knows the exit status */
             if (neap_opt(NEAP_OPTION_RUN_PID) != _neap_os_getpid())
                 STREAM_PUT(_neap_trace_enc_end(&stream.enc, NEAP_TRACE_EXIT_UNKNOWN, 0));
-            stream_flush_locked();
+            stream_flush_locked(1);
             _neap_os_close(stream.fd);
             stream.fd = -1;
             atomic_store_explicit(&streaming, 0, memory_order_relaxed);
         } else {
-            stream_flush_locked();
+            stream_flush_locked(0);
         }
     }
     tlock_unlock(&stream.lock);
 }
 
+/* The writer thread: writes the chunks handed to it, and every TICK_MS a
+ * tick and what is buffered. */
 static void *stream_main(void *arg) {
     (void)arg;
     tl_in_trace = 1; /* the thread's own allocations are not the program's */
+    tl_is_writer = 1;
+    uint64_t next_tick = _neap_os_clock_ms() + TICK_MS;
     while (atomic_load_explicit(&streaming, memory_order_relaxed)) {
-        _neap_os_sleep_ms(TICK_MS);
-        if (atomic_load_explicit(&streaming, memory_order_relaxed))
+        pthread_mutex_lock(&stream.wlock);
+        if (atomic_load_explicit(&stream.pending, memory_order_acquire) == 0) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 20 * 1000000L; /* woken by a chunk, or looks again */
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&stream.wcond, &stream.wlock, &until);
+        }
+        pthread_mutex_unlock(&stream.wlock);
+        stream_write_pending();
+        if (_neap_os_clock_ms() >= next_tick && atomic_load_explicit(&streaming, memory_order_relaxed)) {
+            next_tick = _neap_os_clock_ms() + TICK_MS;
             stream_tick(0);
+        }
     }
     return NULL;
 }
@@ -919,7 +998,7 @@ void _neap_trace_env_start(void) {
         _neap_warning("NEAP_TRACE ignored: cannot create the trace file", name);
         return;
     }
-    uint8_t *buf = table_map(STREAM_BUF);
+    uint8_t *buf = table_map(2 * STREAM_BUF);
     if (buf == NULL) {
         _neap_os_close(fd);
         _neap_warning("NEAP_TRACE ignored", "no memory for the trace buffer");
@@ -939,7 +1018,9 @@ void _neap_trace_env_start(void) {
         .cmdline = cmd,
     };
     tlock_lock(&stream.lock);
-    stream.buf = buf;
+    stream.buf[0] = buf;
+    stream.buf[1] = buf + STREAM_BUF;
+    stream.cur = 0;
     size_t hn = _neap_trace_header_encode(buf, STREAM_BUF, &h);
     _neap_os_write(fd, (const char *)buf, hn);
     stream.fd = fd;
@@ -960,7 +1041,12 @@ void _neap_trace_env_start(void) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    if (pthread_create(&tid, &attr, stream_main, NULL) != 0)
+    /* not under stream.lock: pthread_create allocates, and that is traced */
+    int writer = pthread_create(&tid, &attr, stream_main, NULL) == 0;
+    tlock_lock(&stream.lock);
+    stream.writer = writer; /* until now every flush wrote its chunk itself */
+    tlock_unlock(&stream.lock);
+    if (!writer)
         _neap_warning("trace stream", "no writer thread: the trace is written when the buffer fills and at exit");
     pthread_attr_destroy(&attr);
 }
@@ -972,6 +1058,10 @@ void _neap_trace_env_exit(void) {
 
 static void stream_fork_child(void) {
     atomic_store_explicit(&stream.lock.held, 0, memory_order_relaxed);
+    stream.writer = 0; /* not in this process */
+    atomic_store_explicit(&stream.pending, 0, memory_order_relaxed);
+    pthread_mutex_init(&stream.wlock, NULL);
+    pthread_cond_init(&stream.wcond, NULL);
     if (stream.fd >= 0) {
         _neap_os_close(stream.fd);
         stream.fd = -1;

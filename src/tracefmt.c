@@ -239,7 +239,7 @@ size_t _neap_trace_enc_payload(const _neap_trace_enc_t *e) {
     return e->len - NEAP_TRACE_CHUNK_HEADER;
 }
 
-size_t _neap_trace_enc_finish(_neap_trace_enc_t *e) {
+size_t _neap_trace_enc_seal(_neap_trace_enc_t *e) {
     size_t payload = _neap_trace_enc_payload(e);
     size_t total = e->len;
     e->len = NEAP_TRACE_CHUNK_HEADER;
@@ -248,7 +248,18 @@ size_t _neap_trace_enc_finish(_neap_trace_enc_t *e) {
     if (payload == 0) return 0;
     memcpy(e->buf, NEAP_TRACE_CHUNK_MAGIC, 4);
     neap_put32(e->buf + 4, (uint32_t)payload);
-    neap_put32(e->buf + 8, _neap_trace_crc32(0, e->buf + NEAP_TRACE_CHUNK_HEADER, payload));
+    neap_put32(e->buf + 8, 0);
+    return total;
+}
+
+void _neap_trace_chunk_sign(uint8_t *chunk, size_t total) {
+    size_t payload = total - NEAP_TRACE_CHUNK_HEADER;
+    neap_put32(chunk + 8, _neap_trace_crc32(0, chunk + NEAP_TRACE_CHUNK_HEADER, payload));
+}
+
+size_t _neap_trace_enc_finish(_neap_trace_enc_t *e) {
+    size_t total = _neap_trace_enc_seal(e);
+    if (total > 0) _neap_trace_chunk_sign(e->buf, total);
     return total;
 }
 

@@ -131,6 +131,13 @@ size_t _neap_trace_enc_payload(const _neap_trace_enc_t *e);
  * caller writes buf[0..n) out before appending again. */
 size_t _neap_trace_enc_finish(_neap_trace_enc_t *e);
 
+/* _neap_trace_enc_finish in two steps, for a writer that computes the CRC
+ * in another thread: seal fills in the magic and length (CRC 0) and resets
+ * the encoder like finish; sign computes the CRC of the sealed chunk of
+ * `total` bytes at chunk. */
+size_t _neap_trace_enc_seal(_neap_trace_enc_t *e);
+void _neap_trace_chunk_sign(uint8_t *chunk, size_t total);
+
 /* --- decoder --------------------------------------------------------------- */
 
 /* Where reading stands, or why it stopped. */
