@@ -13,6 +13,7 @@
  *                 --end--------> finish: symbolize frames (symbols.c when
  *                                built in, else module+offset from the 'M'
  *                                records), group stacks into sites, pinning
+ *                                (placed by src/pinning.c)
  *                 --------------> text (here) / HTML (report_html.c)
  *
  * The peak: live bytes per stack are snapshotted lazily.  peak_id counts
@@ -37,13 +38,12 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "pinning.h"
 #include "report.h"
 #ifdef NEAP_HAVE_SYMBOLS
 #include "symbols.h"
 #endif
 
-#define PAGE_SHIFT 12
-#define ARENA_SHIFT 22
 #define HUGE_MIN (((uint64_t)1 << 20) + 1)  /* bigger than 1 MiB: a mapping of its own */
 
 int neap_report_exact_bytes;
@@ -671,75 +671,40 @@ static void report_sites(neap_report_t *r, neap_report_by_t by) {
 
 /* --- pinning ---------------------------------------------------------------------- */
 
-typedef struct {
-    uint64_t unit;   /* page or arena number */
-    size_t site;
-    uint64_t bytes;  /* live bytes of the site in the page */
-} report_pin_ent_t;
-
-static int report_pin_cmp(const void *a, const void *b) {
-    const report_pin_ent_t *x = a, *y = b;
-    if (x->unit != y->unit) return x->unit < y->unit ? -1 : 1;
-    if (x->site != y->site) return x->site < y->site ? -1 : 1;
-    return 0;
-}
-
 /* For every site: the pages and arenas its live blocks pin (see the
- * pinning section of `neap report --help`). */
+ * pinning section of `neap report --help`; the placement is pinning.c's),
+ * and its live bytes. */
 static void report_pinning(neap_report_t *r) {
-    map_t *blocks = r->blocks;
-    report_pin_ent_t *pages = NULL, *arenas = NULL;
-    size_t np = 0, pcap = 0, na = 0, acap = 0;
+    const map_t *blocks = r->blocks;
+    if (r->nsites > UINT32_MAX) {
+        fprintf(stderr, "neap report: %zu sites, too many to place\n", r->nsites);
+        exit(NEAP_CLI_FAILED);
+    }
+    _neap_pin_block_t *v = xrealloc(NULL, blocks->count * sizeof *v);
+    size_t n = 0;
     for (size_t i = 0; i < blocks->cap; i++) {
         const map_slot_t *b = &blocks->slots[i];
         if (b->key == MAP_EMPTY) continue;
-        uint64_t addr = b->key, size = b->a ? b->a : 1;
         size_t site = r->stacks[b->b].site;
-        neap_report_pin_t *pin = &r->sites[site].pin;
-        pin->live_bytes += report_weight(r, b->a) * (double)b->a;
-        uint64_t first = addr >> PAGE_SHIFT, last = (addr + size - 1) >> PAGE_SHIFT;
-        if (size >= HUGE_MIN) {
-            /* its own mapping: exactly its pages, no arena, no one else */
-            pin->pages += (double)(last - first + 1);
-            pin->pages_alone += last - first + 1;
-            continue;
-        }
-        for (uint64_t p = first; p <= last; p++) {
-            if (np == pcap) pages = xrealloc(pages, (pcap = pcap ? 2 * pcap : 1024) * sizeof *pages);
-            uint64_t lo = p << PAGE_SHIFT, hi = lo + ((uint64_t)1 << PAGE_SHIFT);
-            uint64_t s = addr > lo ? addr : lo, e = addr + size < hi ? addr + size : hi;
-            pages[np++] = (report_pin_ent_t){p, site, e - s};
-        }
-        for (uint64_t a = addr >> ARENA_SHIFT; a <= (addr + size - 1) >> ARENA_SHIFT; a++) {
-            if (na == acap) arenas = xrealloc(arenas, (acap = acap ? 2 * acap : 1024) * sizeof *arenas);
-            arenas[na++] = (report_pin_ent_t){a, site, 0};
-        }
+        r->sites[site].pin.live_bytes += report_weight(r, b->a) * (double)b->a;
+        v[n++] = (_neap_pin_block_t){.addr = b->key, .size = b->a, .site = (uint32_t)site,
+                                     .huge = b->a >= HUGE_MIN};
     }
-    qsort(pages, np, sizeof *pages, report_pin_cmp);
-    for (size_t i = 0; i < np;) {
-        size_t j = i, nsites = 0;
-        uint64_t total = 0;
-        for (; j < np && pages[j].unit == pages[i].unit; j++) {
-            total += pages[j].bytes;
-            if (j == i || pages[j].site != pages[j - 1].site) nsites++;
-        }
-        for (size_t k = i; k < j; k++) {
-            neap_report_pin_t *pin = &r->sites[pages[k].site].pin;
-            pin->pages += (double)pages[k].bytes / (double)total;
-            int first_of_site = k == i || pages[k].site != pages[k - 1].site;
-            if (first_of_site) {
-                if (nsites == 1) pin->pages_alone++;
-                else pin->pages_shared++;
-            }
-        }
-        i = j;
+    _neap_pin_site_t *pin = xrealloc(NULL, r->nsites * sizeof *pin);
+    memset(pin, 0, r->nsites * sizeof *pin);
+    if (_neap_pinning(v, n, pin, r->nsites) != 0) {
+        fprintf(stderr, "neap report: pinning: %s\n", strerror(errno));
+        exit(NEAP_CLI_FAILED);
     }
-    qsort(arenas, na, sizeof *arenas, report_pin_cmp);
-    for (size_t i = 0; i < na; i++)
-        if (i == 0 || arenas[i].unit != arenas[i - 1].unit || arenas[i].site != arenas[i - 1].site)
-            r->sites[arenas[i].site].pin.arenas++;
-    free(pages);
-    free(arenas);
+    for (size_t i = 0; i < r->nsites; i++) {
+        neap_report_pin_t *p = &r->sites[i].pin;
+        p->pages = pin[i].pages;
+        p->pages_alone = pin[i].pages_alone;
+        p->pages_shared = pin[i].pages_shared;
+        p->arenas = pin[i].arenas;
+    }
+    free(pin);
+    free(v);
 }
 
 /* --- ordering ---------------------------------------------------------------------- */

@@ -28,6 +28,7 @@
  *     and NEAP_KEY_TRACEBACK line ids (one, or one per frame)
  *   compare_to(old): both snapshots' statistics, joined on frame contents
  *   pinning: the traces' pages and arenas, split between the groups
+ *     (placed by pinning.c)
  *
  * Invariants
  *   - Every string a frame or a result points to is in this snapshot's
@@ -73,6 +74,7 @@
 #include <string.h>
 
 #include "neap_trace.h"
+#include "pinning.h"
 #include "symbols.h"
 #include "traceimpl.h"
 #include "tracefmt.h"
@@ -997,24 +999,6 @@ nomem:
 /* ---------------------------------------------------------------------------
  * Pinning
  * ------------------------------------------------------------------------- */
-typedef struct pin_ent {
-    uint64_t unit;           /* page or arena number */
-    uint32_t site;           /* group */
-    uint32_t bytes;          /* the site's bytes in the page */
-} pin_ent_t;
-
-typedef struct pin_acc {
-    double pinned;           /* bytes of pages attributed */
-    size_t pages, shared, arenas;
-} pin_acc_t;
-
-static int pin_ent_cmp(const void *a, const void *b) {
-    const pin_ent_t *x = a, *y = b;
-    if (x->unit != y->unit)
-        return x->unit < y->unit ? -1 : 1;
-    return x->site < y->site ? -1 : x->site > y->site;
-}
-
 static int pin_cmp(const void *a, const void *b) {
     const neap_pinning_t *x = a, *y = b;
     if (x->pinned != y->pinned)
@@ -1026,82 +1010,29 @@ static int pin_cmp(const void *a, const void *b) {
     return frames_cmp(x->frame, x->nframe, y->frame, y->nframe);
 }
 
-static int pin_push(pin_ent_t **v, size_t *n, size_t *cap, pin_ent_t e) {
-    pin_ent_t *p = grow(*v, cap, *n + 1, sizeof *p);
-    if (p == NULL)
-        return -1;
-    *v = p;
-    p[(*n)++] = e;
-    return 0;
-}
+_Static_assert(NEAP_PIN_PAGE_SHIFT == NEAP_PAGE_SHIFT && NEAP_PIN_ARENA_SHIFT == NEAP_ARENA_SHIFT,
+               "pinning.c places blocks in neap's pages and arenas");
 
-/* Places every trace's pages and arena (see neap_pinning_t) and adds them
- * to acc[its site]; 0, or -1 (no memory). */
-static int pin_place(const neap_snapshot_t *s, const uint32_t *stack_group, pin_acc_t *acc) {
-    pin_ent_t *pages = NULL, *arenas = NULL;
-    size_t np = 0, pcap = 0, na = 0, acap = 0;
-    const uintptr_t page = (uintptr_t)1 << NEAP_PAGE_SHIFT;
+/* Places every trace's pages and arenas (see neap_pinning_t; pinning.c
+ * does it) and adds them to acc[its site]: a trace is huge when the address
+ * map said so at snapshot time, else when over NEAP_LARGE_MAX.  0, or -1
+ * (no memory). */
+static int pin_place(const neap_snapshot_t *s, const uint32_t *stack_group, size_t nsites,
+                     _neap_pin_site_t *acc) {
+    _neap_pin_block_t *blocks = neap_malloc((s->ntrace ? s->ntrace : 1) * sizeof *blocks);
+    if (blocks == NULL)
+        return -1;
     for (size_t i = 0; i < s->ntrace; i++) {
         const snap_trace_t *t = &s->trace[i];
-        uint32_t site = stack_group[t->stack];
-        uintptr_t addr = t->addr, size = t->size ? t->size : 1;
-        if (size > UINTPTR_MAX - addr)
-            size = UINTPTR_MAX - addr; /* a bogus trace from a file: keep in range */
-        uintptr_t first = addr >> NEAP_PAGE_SHIFT, last = (addr + size - 1) >> NEAP_PAGE_SHIFT;
-        if ((t->flags & TRACE_OWN_MAPPING) || size > NEAP_LARGE_MAX) {
-            acc[site].pages += last - first + 1;
-            acc[site].pinned += (double)(last - first + 1) * (double)page;
-            continue;
-        }
-        for (uintptr_t p = first; p <= last; p++) {
-            uintptr_t lo = p << NEAP_PAGE_SHIFT, hi = lo + page;
-            uintptr_t b = addr > lo ? addr : lo, e = addr + size < hi ? addr + size : hi;
-            if (b == lo && e == hi) { /* a page of its own */
-                acc[site].pages++;
-                acc[site].pinned += (double)page;
-            } else if (pin_push(&pages, &np, &pcap, (pin_ent_t){p, site, (uint32_t)(e - b)}) != 0) {
-                goto nomem;
-            }
-        }
-        uintptr_t last_arena = (addr + size - 1) >> NEAP_ARENA_SHIFT;
-        for (uintptr_t a = addr >> NEAP_ARENA_SHIFT; a <= last_arena; a++)
-            if (pin_push(&arenas, &na, &acap, (pin_ent_t){a, site, 0}) != 0)
-                goto nomem;
+        blocks[i] = (_neap_pin_block_t){
+            .addr = t->addr,
+            .size = t->size,
+            .site = stack_group[t->stack],
+            .huge = (t->flags & TRACE_OWN_MAPPING) || t->size > NEAP_LARGE_MAX};
     }
-    if (np > 1)
-        qsort(pages, np, sizeof *pages, pin_ent_cmp);
-    for (size_t i = 0; i < np;) {
-        size_t j = i, nsites = 0;
-        double total = 0;
-        for (; j < np && pages[j].unit == pages[i].unit; j++) {
-            total += pages[j].bytes;
-            nsites += j == i || pages[j].site != pages[j - 1].site;
-        }
-        for (size_t k = i; k < j;) {
-            size_t m = k;
-            double bytes = 0;
-            for (; m < j && pages[m].site == pages[k].site; m++)
-                bytes += pages[m].bytes;
-            pin_acc_t *a = &acc[pages[k].site];
-            a->pinned += (double)page * bytes / total;
-            a->pages++;
-            a->shared += nsites > 1;
-            k = m;
-        }
-        i = j;
-    }
-    if (na > 1)
-        qsort(arenas, na, sizeof *arenas, pin_ent_cmp);
-    for (size_t i = 0; i < na; i++)
-        if (i == 0 || arenas[i].unit != arenas[i - 1].unit || arenas[i].site != arenas[i - 1].site)
-            acc[arenas[i].site].arenas++;
-    neap_free(pages);
-    neap_free(arenas);
-    return 0;
-nomem:
-    neap_free(pages);
-    neap_free(arenas);
-    return -1;
+    int rc = _neap_pinning(blocks, s->ntrace, acc, nsites);
+    neap_free(blocks);
+    return rc;
 }
 
 /* s's pinning report by key, computed on first request.  s locked. */
@@ -1110,12 +1041,12 @@ static snap_result_t *pinning_locked(neap_snapshot_t *s, neap_key_t key) {
     if (r != NULL)
         return r;
     snap_grouping_t gr = {0};
-    pin_acc_t *acc = NULL;
+    _neap_pin_site_t *acc = NULL;
     uint32_t *stack_group = neap_malloc((s->nstack ? s->nstack : 1) * sizeof *stack_group);
     if (stack_group == NULL || group_stacks(s, key, 0, &gr, stack_group) != 0)
         goto nomem;
     acc = neap_calloc(gr.n ? gr.n : 1, sizeof *acc);
-    if (acc == NULL || pin_place(s, stack_group, acc) != 0)
+    if (acc == NULL || pin_place(s, stack_group, gr.n, acc) != 0)
         goto nomem;
     r = result_new(RESULT_PIN, key, 0, 0, gr.n, sizeof(neap_pinning_t), gr.nids);
     if (r == NULL)
@@ -1126,9 +1057,9 @@ static snap_result_t *pinning_locked(neap_snapshot_t *s, neap_key_t key) {
     for (size_t i = 0; i < gr.n; i++) {
         const snap_group_t *g = &gr.g[i];
         v[i] = (neap_pinning_t){.live = round_size(g->size),
-                                .pinned = round_size(acc[i].pinned),
-                                .pages = acc[i].pages,
-                                .shared_pages = acc[i].shared,
+                                .pinned = round_size(acc[i].pages * NEAP_PAGE_SIZE),
+                                .pages = acc[i].pages_alone + acc[i].pages_shared,
+                                .shared_pages = acc[i].pages_shared,
                                 .arenas = acc[i].arenas,
                                 .count = round_size(g->count),
                                 .nframe = g->n,
