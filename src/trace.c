@@ -961,14 +961,20 @@ static void *stream_main(void *arg) {
     while (atomic_load_explicit(&streaming, memory_order_relaxed)) {
         pthread_mutex_lock(&stream.wlock);
         if (atomic_load_explicit(&stream.pending, memory_order_acquire) == 0) {
+            /* asleep until a chunk is handed over or the next tick is due:
+             * a traced program that allocates little is not woken up more */
+            uint64_t now = _neap_os_clock_ms();
+            long wait_ms = next_tick > now ? (long)(next_tick - now) : 0;
             struct timespec until;
             clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 20 * 1000000L; /* woken by a chunk, or looks again */
+            until.tv_sec += wait_ms / 1000;
+            until.tv_nsec += (wait_ms % 1000) * 1000000L;
             if (until.tv_nsec >= 1000000000L) {
                 until.tv_sec++;
                 until.tv_nsec -= 1000000000L;
             }
-            pthread_cond_timedwait(&stream.wcond, &stream.wlock, &until);
+            if (wait_ms > 0)
+                pthread_cond_timedwait(&stream.wcond, &stream.wlock, &until);
         }
         pthread_mutex_unlock(&stream.wlock);
         stream_write_pending();
