@@ -772,8 +772,10 @@ static struct {
     uint8_t *buf[2];            /* STREAM_BUF bytes each: one filled, one written */
     int cur;                    /* the one records go into */
     _Atomic size_t pending;     /* bytes of a sealed chunk in buf[!cur] for the
-                                   writer thread (0: none); the CRC and write(2)
-                                   happen there, off the program's threads */
+                                   writer thread (0: none; PENDING_CLAIMED: being
+                                   written); the CRC and write(2) happen there,
+                                   off the program's threads, unless a flusher
+                                   finds it still waiting */
     uint8_t *pending_chunk;     /* where the pending chunk is */
     int writer;                 /* the writer thread runs */
     pthread_mutex_t wlock;      /* with wcond: the writer's wake-up, the */
@@ -796,11 +798,15 @@ static void stream_write(uint8_t *chunk, size_t n) {
 }
 
 static __thread int tl_is_writer; /* this thread is the writer thread */
+#define PENDING_CLAIMED SIZE_MAX     /* stream.pending: being written */
 
 /* Writes the pending chunk, if any, and says so (the writer thread). */
 static void stream_write_pending(void) {
     size_t n = atomic_load_explicit(&stream.pending, memory_order_acquire);
-    if (n == 0)
+    /* claim it: the writer thread and a flusher may both try */
+    if (n == 0 || n == PENDING_CLAIMED ||
+        !atomic_compare_exchange_strong_explicit(&stream.pending, &n, PENDING_CLAIMED,
+                                                 memory_order_acquire, memory_order_relaxed))
         return;
     stream_write(stream.pending_chunk, n);
     pthread_mutex_lock(&stream.wlock);
@@ -809,13 +815,14 @@ static void stream_write_pending(void) {
     pthread_mutex_unlock(&stream.wlock);
 }
 
-/* Waits until the pending chunk is written (by the writer thread; the
- * writer itself, flushing a tick, writes it there and then). */
+/* Makes sure the pending chunk is written before the next is handed over:
+ * if the writer thread has not taken it yet (on a busy machine it may not
+ * get a processor soon), the flusher writes it itself; if the writer is
+ * writing it, the flusher waits for that write to end. */
 static void stream_wait_pending(void) {
-    if (tl_is_writer) {
-        stream_write_pending();
+    stream_write_pending();
+    if (tl_is_writer)
         return;
-    }
     pthread_mutex_lock(&stream.wlock);
     while (atomic_load_explicit(&stream.pending, memory_order_acquire) != 0)
         pthread_cond_wait(&stream.wcond, &stream.wlock);
@@ -960,7 +967,8 @@ static void *stream_main(void *arg) {
     uint64_t next_tick = _neap_os_clock_ms() + TICK_MS;
     while (atomic_load_explicit(&streaming, memory_order_relaxed)) {
         pthread_mutex_lock(&stream.wlock);
-        if (atomic_load_explicit(&stream.pending, memory_order_acquire) == 0) {
+        size_t pend = atomic_load_explicit(&stream.pending, memory_order_acquire);
+        if (pend == 0 || pend == PENDING_CLAIMED) {
             /* asleep until a chunk is handed over or the next tick is due:
              * a traced program that allocates little is not woken up more */
             uint64_t now = _neap_os_clock_ms();
