@@ -651,8 +651,8 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
 
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
-    if (neap_unlikely(atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0))
-        _neap_trace_forget(p, NULL);   /* before the block can be handed out again */
+    /* tracing forgets a traced block before it can be handed out again */
+    bool tracing = atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0;
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
     if (kind == NEAP_MAP_NONE)
@@ -660,12 +660,21 @@ void _neap_free_generic(void *p, const char *func) {
     if (kind != NEAP_MAP_ARENA) {
         uintptr_t base = _neap_huge_base(addr, kind);
         if (base == 0) _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
+        if (neap_unlikely(tracing)) _neap_trace_forget_block(p);
         _neap_huge_free(base, p, func);
         return;
     }
     neap_arena_t *a = _neap_arena_of(addr);
     uint16_t v;
     size_t head = neap_block_lookup(a, addr, &v, func);
+    if (neap_unlikely(tracing)) {
+        /* a pool block can be traced only if its pool counts traced blocks
+         * (the lookup above has read its header already) */
+        unsigned state = NEAP_PK_KIND(v);
+        if ((state != NEAP_PS_POOL && state != NEAP_PS_FULL) ||
+            atomic_load_explicit(&neap_pool_at(a, head)->traced, memory_order_relaxed) != 0)
+            _neap_trace_forget_block(p);
+    }
     neap_heap_t *h = _neap_tl_heap;
     if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) {
         _neap_heap_lock(h);
