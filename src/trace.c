@@ -3,20 +3,25 @@
  * of live traced blocks.
  *
  *   allocation path (fastpath.h, alloc.c)          free path (heap.c)
- *   p = alloc(size)                                 free_try: pool->traced != 0
- *   tl_left -= size                                   -> slow path
- *   tl_left < 0 ? --> _neap_trace_alloc(p, ...)     _neap_free_generic:
- *                        |                            _neap_trace_live != 0
- *          off: tl_left = LATENCY, return p             -> _neap_trace_forget(p)
- *          exact: tl_left = EXACT_LEFT (stays < 0)
- *          sampled: tl_left += Exp(interval) until >= 0
+ *   tl_left -= size                                 free_try: pool->traced != 0
+ *   tl_left < 0 ? --> _neap_trace_alloc(p, ...)       -> slow path
+ *                        |                          _neap_free_generic, when
+ *          off: tl_left = LATENCY, return p         _neap_trace_live != 0 and the
+ *          exact: tl_left = EXACT_LEFT (stays < 0)  block is large, huge or in a
+ *          sampled: tl_left += Exp(interval)        pool with traced != 0:
+ *                   until >= 0                        -> _neap_trace_forget_block
  *                        |
  *                        v
  *          capture: frame[0] = the caller's return address, then the
  *                   frame-pointer chain from the caller's frame pointer,
- *                   each frame checked to lie in the thread's stack
+ *                   each frame checked to lie in the thread's stack; or
+ *                   the DWARF unwinder (NEAP_TRACE_UNWIND; auto: for
+ *                   samples whose frame-pointer chain stops at once)
  *                        |
  *                        v
+ *          exact tracing started by NEAP_TRACE (stream_only): no table, the
+ *          record goes to the stream and the pool is marked POOL_STICKY;
+ *          otherwise:
  *   stacks (interned; never freed)          traces: SHARDS shards by address
  *   +-------------------------------+       +-------------------------------+
  *   | lock; slot[cap] -> tstack_t    |       | lock; slot[cap] = {addr, size, |
@@ -40,7 +45,8 @@
  *
  * Locks (spin locks, tlock_t): one for the stacks, one per shard, one for
  * the stream; the order is stacks, shards in index order, stream.
- * start/stop/clear/fork take every lock.
+ * start/stop/clear/fork take every lock.  The stream (at the end of this
+ * file) has its own drawing.
  */
 #include <errno.h>
 #include <execinfo.h>
@@ -752,11 +758,12 @@ size_t neap_trace_get_object_size(const void *p) {
 /* ---------------------------------------------------------------------------
  * The stream: NEAP_TRACE=FILE (set by `neap run --trace FILE`).
  *
- *   records (under a shard lock)      writer thread, every TICK_MS
- *        |                                  |
- *        v                                  v
- *   stream.lock: encoder -> buf -----> chunk (header + CRC) --> write(fd)
- *                 (1 MiB; a full buffer is written at once)
+ *   records (stream.lock)                    writer thread
+ *        |                                   (woken by a handed-over chunk,
+ *        v                                    or every TICK_MS for a tick)
+ *   encoder -> buf[cur] --full: sealed---> pending --CRC, write(fd)-->
+ *              (1 MiB)   cur ^= 1          (buf[!cur]; a flusher finding
+ *                                           it still there writes it itself)
  *
  * The file is the format of tracefmt.h: a header, then chunks.  Every
  * chunk is written whole with one write, so a killed program leaves a
