@@ -29,13 +29,10 @@ void *neap_calloc(size_t n, size_t size) {
     return p;
 }
 
-/* realloc itself; the traced neap_realloc below wraps it.  *old: the
- * usable size of p before (0 for NULL). */
-static inline void *neap_realloc_plain(void *p, size_t size, size_t *old) {
-    *old = 0;
+/* realloc itself; the traced neap_realloc below wraps it. */
+static inline void *neap_realloc_plain(void *p, size_t size) {
     if (p == NULL) return neap_malloc_plain(size);
     size_t usable = _neap_usable_generic(p);
-    *old = usable;
     if (usable == 0) _neap_free_generic(p, "realloc");   /* reports the bad pointer */
     if (size == 0) {
         void *q = neap_malloc_plain(0);
@@ -61,17 +58,30 @@ static inline void *neap_realloc_plain(void *p, size_t size, size_t *old) {
     return q;
 }
 
+void *_neap_array_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first) {
+    if (v != NULL && need <= *cap) return v;
+    size_t c = *cap ? *cap : first;
+    while (c < need) {
+        if (c > SIZE_MAX / 2) return NULL;
+        c *= 2;
+    }
+    if (c > SIZE_MAX / elem) return NULL;
+    void *p = neap_realloc(v, c * elem);
+    if (p != NULL) *cap = c;
+    return p;
+}
+
 /* Tracing: as tracemalloc records a realloc, the old block's trace goes and
  * the result is a new allocation of the new size, counted in full against
  * the sampling countdown (so that a block's chance of being sampled depends
  * on its size alone, and the estimates stay unbiased).  If the realloc
  * fails, p keeps its trace. */
 void *neap_realloc(void *p, size_t size) {
-    size_t traced_size = 0, old;
+    size_t traced_size = 0;
     int traced = 0;
     if (neap_unlikely(atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0) && p != NULL)
         traced = _neap_trace_forget(p, &traced_size);
-    void *q = neap_realloc_plain(p, size, &old);
+    void *q = neap_realloc_plain(p, size);
     if (neap_unlikely(q == NULL)) {
         if (traced)
             _neap_trace_keep(p, traced_size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());

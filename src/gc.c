@@ -289,14 +289,10 @@ static void clear_collect_flags(_neap_gc_t *list) {
  * Garbage list and debug output.
  * ------------------------------------------------------------------------- */
 static int garbage_append(void *o) {
-    if (gc.ngarbage == gc.garbage_cap) {
-        size_t cap = gc.garbage_cap ? gc.garbage_cap * 2 : 64;
-        void **g = neap_realloc(gc.garbage, cap * sizeof(void *));
-        if (g == NULL)
-            return -1;
-        gc.garbage = g;
-        gc.garbage_cap = cap;
-    }
+    void **g = _neap_array_grow(gc.garbage, &gc.garbage_cap, gc.ngarbage + 1, sizeof *g, 64);
+    if (g == NULL)
+        return -1;
+    gc.garbage = g;
     neap_incref(o);
     gc.garbage[gc.ngarbage++] = o;
     return 0;
@@ -586,14 +582,11 @@ void neap_gc_set_debug(unsigned flags) { gc.debug = flags; }
 unsigned neap_gc_get_debug(void) { return gc.debug; }
 
 int neap_gc_callbacks_add(neap_gc_callback_fn fn, void *arg) {
-    if (gc.ncallbacks == gc.callbacks_cap) {
-        size_t cap = gc.callbacks_cap ? gc.callbacks_cap * 2 : 4;
-        gc_callback_t *c = neap_realloc(gc.callbacks, cap * sizeof *c);
-        if (c == NULL)
-            return -1; /* errno is ENOMEM */
-        gc.callbacks = c;
-        gc.callbacks_cap = cap;
-    }
+    gc_callback_t *c =
+        _neap_array_grow(gc.callbacks, &gc.callbacks_cap, gc.ncallbacks + 1, sizeof *c, 4);
+    if (c == NULL)
+        return -1; /* errno is ENOMEM */
+    gc.callbacks = c;
     gc.callbacks[gc.ncallbacks].fn = fn;
     gc.callbacks[gc.ncallbacks].arg = arg;
     gc.ncallbacks++;
@@ -622,14 +615,10 @@ typedef struct builder {
 
 static int builder_push(builder_t *b, void *o) {
     neap_objarray_t *a = b->a;
-    if (a->count == b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 16;
-        void **items = neap_realloc(a->items, cap * sizeof(void *));
-        if (items == NULL)
-            return -1;
-        a->items = items;
-        b->cap = cap;
-    }
+    void **items = _neap_array_grow(a->items, &b->cap, a->count + 1, sizeof *items, 16);
+    if (items == NULL)
+        return -1;
+    a->items = items;
     neap_incref(o);
     a->items[a->count++] = o;
     return 0;
@@ -825,14 +814,10 @@ typedef struct backrefs {
 } backrefs_t;
 
 static int ptrs_push(const void ***v, size_t *n, size_t *cap, const void *o) {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 32;
-        const void **p = neap_realloc(*v, c * sizeof(void *));
-        if (p == NULL)
-            return -1;
-        *v = p;
-        *cap = c;
-    }
+    const void **p = _neap_array_grow(*v, cap, *n + 1, sizeof *p, 32);
+    if (p == NULL)
+        return -1;
+    *v = p;
     (*v)[(*n)++] = o;
     return 0;
 }

@@ -508,6 +508,12 @@ NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char 
  * block. */
 NEAP_INTERNAL neap_pool_t *_neap_block_pool(const void *p);
 NEAP_INTERNAL size_t _neap_usable_generic(const void *p);  /* 0 if p is no block of neap */
+/* For the layers above (objects, tracing): v (an array from neap_malloc, or
+ * NULL) of *cap elements of elem bytes, with room for `need` of them: v
+ * itself, or v moved to a bigger array (capacity doubled from *cap, or from
+ * `first`, until it holds need; *cap updated), or NULL when memory ran out
+ * (v untouched).  Defined in alloc.c. */
+NEAP_INTERNAL void *_neap_array_grow(void *v, size_t *cap, size_t need, size_t elem, size_t first);
 /* p (a block boundary in a pool in use) sits on a free list of a pool of
  * the calling thread's heap. */
 NEAP_INTERNAL bool _neap_is_free_local(const void *p);

@@ -271,6 +271,10 @@ static void ptable_remove_at(ptable_t *t, size_t i, uint64_t (*hash_of)(const vo
     }
 }
 
+/* Makes room for one more entry (grows past 3/4 full); 0, or -1 and
+ * ENOMEM. */
+static int ptable_room(ptable_t *t, uint64_t (*hash_of)(const void *));
+
 /* Grows to twice the size (or 64) and reinserts; -1 on ENOMEM. */
 static int ptable_grow(ptable_t *t, uint64_t (*hash_of)(const void *)) {
     size_t cap = t->cap ? t->cap * 2 : 64;
@@ -372,10 +376,10 @@ static size_t intern_find(const char *s, size_t len, uint64_t hash) {
     }
 }
 
-static int intern_room(void) {
-    if ((interned.count + 1) * 4 < interned.cap * 3)
+static int ptable_room(ptable_t *t, uint64_t (*hash_of)(const void *)) {
+    if ((t->count + 1) * 4 < t->cap * 3)
         return 0;
-    if (ptable_grow(&interned, str_hash_of) != 0) {
+    if (ptable_grow(t, hash_of) != 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -383,7 +387,7 @@ static int intern_room(void) {
 }
 
 void *neap_intern(const char *s, size_t len) {
-    if (intern_room() != 0)
+    if (ptable_room(&interned, str_hash_of) != 0)
         return NULL;
     uint64_t hash = hash_bytes(s, len);
     size_t i = intern_find(s, len, hash);
@@ -408,7 +412,7 @@ void *neap_intern_str(void *str) {
         neap_incref(s);
         return s;
     }
-    if (intern_room() != 0)
+    if (ptable_room(&interned, str_hash_of) != 0)
         return NULL;
     size_t i = intern_find(s->data, s->len, s->hash);
     if (interned.slot[i] == NULL) {
@@ -519,10 +523,9 @@ void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data) {
         return NULL;
     /* the allocation may have collected (and run callbacks that made or
      * dropped weak references); obj is held by the caller */
-    if ((wtable.count + 1) * 4 >= wtable.cap * 3 && ptable_grow(&wtable, wr_hash_of) != 0) {
+    if (ptable_room(&wtable, wr_hash_of) != 0) {
         neap_decref(wr);
-        errno = ENOMEM;
-        return NULL;
+        return NULL; /* errno is ENOMEM */
     }
     wr->callback = callback;
     wr->data = data;
@@ -602,17 +605,13 @@ int _neap_weakrefs_clear_for_gc(void *o, void ***todo, size_t *n, size_t *cap) {
         weakref_t *next = wr->next;
         wr->next = wr->prev = NULL;
         if (wr->callback != NULL && !(NEAP_HEAD(wr)->flags & GC_UNREACHABLE)) {
-            if (*n == *cap) {
-                size_t c = *cap ? *cap * 2 : 16;
-                void **t = neap_realloc(*todo, c * sizeof(void *));
-                if (t == NULL) {
-                    rc = -1;
-                    wr = next;
-                    continue;
-                }
-                *todo = t;
-                *cap = c;
+            void **t = _neap_array_grow(*todo, cap, *n + 1, sizeof *t, 16);
+            if (t == NULL) {
+                rc = -1;
+                wr = next;
+                continue;
             }
+            *todo = t;
             neap_incref(wr);
             (*todo)[(*n)++] = wr;
         }

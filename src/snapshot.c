@@ -196,20 +196,7 @@ static int fail_nomem(const char *what) {
 /* v (capacity *cap elements of elem bytes) with room for need elements:
  * the same or a moved array, NULL when memory ran out (v still valid). */
 static void *grow(void *v, size_t *cap, size_t need, size_t elem) {
-    if (v != NULL && need <= *cap)
-        return v;
-    size_t c = *cap ? *cap : 16;
-    while (c < need) {
-        if (c > SIZE_MAX / 2)
-            return NULL;
-        c *= 2;
-    }
-    if (c > SIZE_MAX / elem)
-        return NULL;
-    void *p = neap_realloc(v, c * elem);
-    if (p != NULL)
-        *cap = c;
-    return p;
+    return _neap_array_grow(v, cap, need, elem, 16);
 }
 
 /* ---------------------------------------------------------------------------
