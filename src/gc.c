@@ -163,28 +163,28 @@ void _neap_gc_link(void *o) {
     list_append(AS_GC(o), &gc.gen[0].head);
 }
 
-void _neap_gc_unlink(void *o) {
-    neap_objhead_t *h = NEAP_HEAD(o);
+/* Takes o off whatever list it is on. */
+static void gc_untrack(neap_objhead_t *h, void *o) {
     list_remove(AS_GC(o));
     h->flags &= ~(NEAP_OBJ_TRACKED | GC_COLLECTING | GC_UNREACHABLE);
+}
+
+void _neap_gc_unlink(void *o) {
+    gc_untrack(NEAP_HEAD(o), o);
     if (gc.gen[0].count > 0)
         gc.gen[0].count--;
 }
 
 void neap_gc_track(void *o) {
     neap_objhead_t *h = NEAP_HEAD(o);
-    if ((h->flags & NEAP_OBJ_GCTYPE) && !(h->flags & NEAP_OBJ_TRACKED)) {
-        h->flags |= NEAP_OBJ_TRACKED;
-        list_append(AS_GC(o), &gc.gen[0].head);
-    }
+    if ((h->flags & NEAP_OBJ_GCTYPE) && !(h->flags & NEAP_OBJ_TRACKED))
+        _neap_gc_link(o);
 }
 
 void neap_gc_untrack(void *o) {
     neap_objhead_t *h = NEAP_HEAD(o);
-    if (h->flags & NEAP_OBJ_TRACKED) {
-        list_remove(AS_GC(o));
-        h->flags &= ~(NEAP_OBJ_TRACKED | GC_COLLECTING | GC_UNREACHABLE);
-    }
+    if (h->flags & NEAP_OBJ_TRACKED)
+        gc_untrack(h, o);
 }
 
 int neap_gc_is_tracked(const void *o) { return (NEAP_HEAD(o)->flags & NEAP_OBJ_TRACKED) != 0; }
