@@ -8,16 +8,34 @@
  *             (little-endian, 44 bytes + cmdline_len)
  *   chunk   = "CHNK" u32 payload_len u32 crc32(payload) payload
  *   payload = record*        a record never spans two chunks
- *   record  = tag varint...  'M' 'S' 'A' 'F' 'T' 'E' (see below)
+ *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'T' 'E' (see below)
+ *
+ * Each thread of the traced program fills chunks of its own, so chunks of
+ * different threads interleave in the file.  A 'C' record sets the clock of
+ * the records after it in its chunk (a chunk without one starts at 0); the
+ * reader merges the chunks by (clock, position in the file):
+ *
+ *   file:   [T1: C5 A A F][T2: C4 A F C6 A][T1: C6 F A]...
+ *   merged:  T2 C4 A F | T1 C5 A A F | T2 C6 A | T1 C6 F A ...
  *
  * Invariants the writer keeps and the reader relies on:
- *   - records are in one global order: a free is logged before the block is
- *     freed, an allocation after it is made, so addresses replay exactly;
- *   - a stack ('S') is defined once, before the first record that uses it;
+ *   - within a chunk, the clock never goes down, and a thread's chunks are
+ *     in the file in the order it filled them;
+ *   - when one record must replay before another of another thread (a block
+ *     freed by one thread and allocated again by another; a stack defined
+ *     by one thread and used by another), its clock is smaller: so the
+ *     merged order replays addresses exactly.  Records with the same clock
+ *     in different threads are concurrent: their order does not matter;
+ *   - a free is logged before the block is freed, an allocation after it is
+ *     made;
+ *   - a stack ('S') is defined once, before (in the merged order) the first
+ *     record that uses it;
  *   - the delta bases (previous 'A' address, previous 'F' address) are 0 at
  *     the start of every chunk, so a chunk decodes on its own except for the
  *     stacks and modules defined before it;
- *   - 'E' is the last record of a finished trace.
+ *   - 'E' ends a finished trace; the reader returns it last whatever its
+ *     place in the file.
+ * Version 1 files have no 'C' record: their merged order is the file's.
  *
  * The module depends on nothing but libc.  The encoder never allocates and
  * never does I/O: the caller owns the buffer and writes the finished chunk.
@@ -33,7 +51,7 @@
 
 #define NEAP_TRACE_MAGIC "NEAPTRC"         /* 8 bytes with its NUL */
 #define NEAP_TRACE_MAGIC_LEN 8
-#define NEAP_TRACE_VERSION 1
+#define NEAP_TRACE_VERSION 2
 #define NEAP_TRACE_FLAG_SAMPLED 1u         /* flags bit 0: 'A' records are samples */
 #define NEAP_TRACE_HEADER_FIXED 44         /* header bytes before the command line */
 #define NEAP_TRACE_CMDLINE_MAX (1u << 20)  /* a longer command line is a corrupt header */
@@ -50,6 +68,7 @@
 
 /* Record tags. */
 enum {
+    NEAP_TREC_CLOCK = 'C',   /* clock: of the chunk's records that follow */
     NEAP_TREC_MODULE = 'M',  /* start end offset path: a mapped ELF file */
     NEAP_TREC_STACK = 'S',   /* id nframes frame-deltas... */
     NEAP_TREC_ALLOC = 'A',   /* stack size addr-delta */
@@ -111,6 +130,7 @@ void _neap_trace_enc_init(_neap_trace_enc_t *e, uint8_t *buf, size_t cap);
 /* The record appenders.  Each returns 0 and appends the record, or returns
  * -1 and changes nothing when the buffer has no room for it (the caller
  * finishes the chunk, writes it out and appends again).  Never allocate. */
+int _neap_trace_enc_clock(_neap_trace_enc_t *e, uint64_t clock);
 int _neap_trace_enc_module(_neap_trace_enc_t *e, uint64_t start, uint64_t end,
                            uint64_t offset, const char *path, size_t path_len);
 /* nframes <= NEAP_TRACE_FRAMES_MAX; the writer truncates deeper stacks. */
@@ -170,22 +190,40 @@ typedef struct _neap_trace_rec {
     };
 } _neap_trace_rec_t;
 
-/* A trace being read, chunk by chunk.  Memory: one chunk's payload and one
- * stack's frames at a time. */
+/* A chunk of the file, as the reader's index knows it, and (while open)
+ * where decoding stands in it. */
+typedef struct _neap_trace_chunk {
+    uint64_t offset;           /* of its header in the file */
+    uint64_t clock;            /* its first 'C' record's clock (0 without) */
+    uint32_t len, crc;         /* payload bytes, stored CRC */
+    uint8_t *payload;          /* malloc'd while open */
+    size_t pos;                /* next record in the payload */
+    uint64_t prev_alloc;       /* delta bases, as the encoder's */
+    uint64_t prev_free;
+} _neap_trace_chunk_t;
+
+/* A trace being read.  Opening indexes the chunks (their headers and first
+ * bytes only); reading merges them by (clock, file position), holding open
+ * only the chunks whose records may come next: one at a time for a
+ * single-threaded program, about one per thread otherwise. */
 typedef struct _neap_trace_reader {
     FILE *f;                   /* the file, NULL once closed */
     _neap_trace_header_t hdr;  /* hdr.cmdline points to cmdline below */
     char *cmdline;             /* the command line, NUL-terminated copy */
     uint64_t file_size;        /* at open (a file still growing is read to its size then) */
-    uint64_t consumed;         /* bytes of the file read so far */
-    uint8_t *chunk;            /* the current chunk's payload */
-    size_t chunk_cap;          /* malloc'd size of chunk */
-    size_t chunk_len;          /* payload bytes */
-    size_t pos;                /* next record in the payload */
-    uint64_t chunk_offset;     /* file offset of the current chunk's header */
+    uint64_t consumed;         /* bytes of the file read so far (header and chunks) */
     uint64_t chunks;           /* chunks read whole */
-    uint64_t prev_alloc;       /* delta bases, as the encoder's */
-    uint64_t prev_free;
+    _neap_trace_chunk_t *index;   /* every good chunk, sorted by (clock, offset) */
+    size_t nindex, next_open;  /* index entries; the first not opened yet */
+    size_t *open;              /* a min-heap of open chunks (index positions) */
+    size_t nopen;
+    uint64_t good_end;         /* file offset where the index stopped */
+    _neap_trace_status_t end_status; /* why it stopped there (EOF, TRUNCATED, ...) */
+    char end_message[256];
+    int has_end;               /* an 'E' was read: returned once the rest is */
+    _neap_trace_rec_t end_rec;
+    uint64_t end_tail;         /* bytes after 'E' in its chunk */
+    uint64_t end_chunk;        /* the offset of E's chunk */
     uint64_t *frames;          /* the last stack's frames */
     _neap_trace_status_t status;
     char message[256];         /* why reading stopped or open failed ("" if clean);

@@ -13,6 +13,12 @@
  *              unknown tag, a record running past its chunk; the records
  *              before the damage are all returned
  *   eof        a trace without 'E' ends with status EOF after its records
+ *   merge      chunks of three threads, out of order in the file, come out
+ *              merged by clock: an address freed by one thread and
+ *              allocated by another replays in the right order, a stack
+ *              defined by one thread comes before another's use, 'E' at
+ *              the start of the file comes last; a clock going back is
+ *              corrupt
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -108,7 +114,7 @@ static void check_reference(const char *path, int expect, _neap_trace_status_t s
     _neap_trace_reader_t r;
     _neap_trace_rec_t rec;
     CHECKF(_neap_trace_open(&r, path) == 0, "%s", r.message);
-    CHECK(r.hdr.version == 1 && r.hdr.flags == 0 && r.hdr.pid == 4242 && r.hdr.max_frames == 64);
+    CHECK(r.hdr.version == NEAP_TRACE_VERSION && r.hdr.flags == 0 && r.hdr.pid == 4242 && r.hdr.max_frames == 64);
     CHECK(r.hdr.start_ns == 1700000000123456789ull);
     CHECK(r.hdr.cmdline_len == 12 && memcmp(r.hdr.cmdline, "prog\0--flag\0", 12) == 0);
     int n = 0;
@@ -218,10 +224,11 @@ static void test_errors(void) {
                      "trace header truncated: command line of 12 bytes, only 5 present");
     static trace_t v;
     v = t;
-    v.data[8] = 2;
+    v.data[8] = NEAP_TRACE_VERSION + 1;
     write_file(tpath("future.trace"), v.data, v.len);
-    check_open_fails(tpath("future.trace"), NEAP_TRACE_BADHEADER,
-                     "trace format version 2 is newer than this neap reads (version 1): use a newer neap");
+    snprintf(msg, sizeof msg, "trace format version %d is newer than this neap reads (version %d): use a newer neap",
+             NEAP_TRACE_VERSION + 1, NEAP_TRACE_VERSION);
+    check_open_fails(tpath("future.trace"), NEAP_TRACE_BADHEADER, msg);
 
     /* the file cut inside the second chunk's payload: the first chunk's 6 records */
     size_t c1 = t.chunk_at[1], c2 = t.chunk_at[2];
@@ -310,6 +317,73 @@ static void test_sampled_header(void) {
                      "bad trace header: sampled, but the sample interval (byte 16) is 0");
 }
 
+static void test_merge(void) {
+    static trace_t t;
+    const uint64_t X = 0x7f0000001000, Y = 0x7f0000002000, Z = 0x7f0000003000;
+    trace_begin(&t, 0, 0);
+    CHECK(_neap_trace_enc_end(&t.enc, NEAP_TRACE_EXIT_STATUS, 0) == 0);  /* neap run's, first */
+    trace_flush(&t);
+    /* thread 2: reuses X after thread 1 freed it, frees Y thread 1 made */
+    CHECK(_neap_trace_enc_clock(&t.enc, 2) == 0);
+    CHECK(_neap_trace_enc_alloc(&t.enc, 1, 32, X) == 0);
+    CHECK(_neap_trace_enc_clock(&t.enc, 5) == 0);
+    CHECK(_neap_trace_enc_free(&t.enc, Y) == 0);
+    trace_flush(&t);
+    /* thread 1 */
+    CHECK(_neap_trace_enc_clock(&t.enc, 0) == 0);
+    CHECK(_neap_trace_enc_stack(&t.enc, 1, frames_a, 5) == 0);
+    CHECK(_neap_trace_enc_alloc(&t.enc, 1, 16, X) == 0);
+    CHECK(_neap_trace_enc_free(&t.enc, X) == 0);
+    CHECK(_neap_trace_enc_clock(&t.enc, 2) == 0);
+    CHECK(_neap_trace_enc_alloc(&t.enc, 1, 8, Y) == 0);
+    CHECK(_neap_trace_enc_clock(&t.enc, 4) == 0);
+    CHECK(_neap_trace_enc_tick(&t.enc, 100, 1, 2) == 0);
+    trace_flush(&t);
+    /* thread 1's next chunk */
+    CHECK(_neap_trace_enc_clock(&t.enc, 4) == 0);
+    CHECK(_neap_trace_enc_free(&t.enc, Z) == 0);
+    trace_flush(&t);
+    write_file(tpath("merge.trace"), t.data, t.len);
+
+    static const struct { int tag; uint64_t addr, size; } want[] = {
+        {'S', 0, 0},  {'A', X, 16}, {'F', X, 0}, {'A', X, 32}, {'A', Y, 8},
+        {'T', 0, 0},  {'F', Z, 0},  {'F', Y, 0}, {'E', 0, 0},
+    };
+    _neap_trace_reader_t r;
+    _neap_trace_rec_t rec;
+    CHECK(_neap_trace_open(&r, tpath("merge.trace")) == 0);
+    size_t n = 0;
+    while (_neap_trace_next(&r, &rec)) {
+        CHECKF(n < sizeof want / sizeof *want, "record %zu is one too many", n);
+        CHECKF(rec.tag == want[n].tag, "record %zu: '%c', expected '%c'", n, rec.tag, want[n].tag);
+        if (rec.tag == 'A') CHECK(rec.alloc.addr == want[n].addr && rec.alloc.size == want[n].size);
+        if (rec.tag == 'F') CHECK(rec.free.addr == want[n].addr);
+        n++;
+    }
+    CHECKF(n == sizeof want / sizeof *want, "%zu records", n);
+    CHECKF(r.status == NEAP_TRACE_CLEAN && r.message[0] == 0, "%s", r.message);
+    CHECK(r.chunks == 4 && r.consumed == t.len);
+    _neap_trace_close(&r);
+
+    /* a clock that goes back inside a chunk */
+    trace_begin(&t, 0, 0);
+    CHECK(_neap_trace_enc_clock(&t.enc, 5) == 0);
+    CHECK(_neap_trace_enc_free(&t.enc, X) == 0);
+    size_t back_at = t.len + t.enc.len;
+    CHECK(_neap_trace_enc_clock(&t.enc, 3) == 0);
+    CHECK(_neap_trace_enc_free(&t.enc, Y) == 0);
+    trace_flush(&t);
+    write_file(tpath("back.trace"), t.data, t.len);
+    CHECK(_neap_trace_open(&r, tpath("back.trace")) == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'F' && rec.free.addr == X);
+    CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT);
+    char msg[200];
+    snprintf(msg, sizeof msg, "corrupt record 'C' at byte %zu (chunk at byte %zu): the clock goes back",
+             back_at, t.chunk_at[0]);
+    CHECKF(strcmp(r.message, msg) == 0, "\"%s\"", r.message);
+    _neap_trace_close(&r);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/neap-tracefmt.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     CHECK(mkdtemp(dir) != NULL);
@@ -318,6 +392,7 @@ int main(void) {
     test_full();
     test_errors();
     test_sampled_header();
+    test_merge();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
