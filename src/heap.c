@@ -49,7 +49,7 @@
  * then exchange(remote).  Either the exchange sees the block, or the pusher
  * sees owner == NULL and raises the orphan flag.
  */
-#include "internal.h"
+#include "fastpath.h"
 
 #include <errno.h>
 
@@ -382,6 +382,7 @@ static long neap_heap_take_run(neap_heap_t *h, size_t n, size_t align, bool pref
         } else {
             a = _neap_arena_create();
             if (a == NULL) return -1;
+            _neap_trace_sync();   /* another thread's arena may have been here */
             atomic_store(&a->owner, h);
             neap_heap_link_arena(h, a);
             h->empty_arenas++;
@@ -640,6 +641,7 @@ static void neap_free_remote(neap_arena_t *a, neap_block_t *b) {
 /* Applies the frees other threads left in arena a. */
 static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     neap_block_t *b = atomic_exchange(&a->remote, NULL);
+    if (b) _neap_trace_sync();   /* these blocks' frees replay before their reuse */
     while (b) {
         neap_block_t *next = b->next;
         uint16_t v;
@@ -672,8 +674,11 @@ void _neap_free_generic(void *p, const char *func) {
          * (the lookup above has read its header already) */
         unsigned state = NEAP_PK_KIND(v);
         if ((state != NEAP_PS_POOL && state != NEAP_PS_FULL) ||
-            atomic_load_explicit(&neap_pool_at(a, head)->traced, memory_order_relaxed) != 0)
+            atomic_load_explicit(&neap_pool_at(a, head)->traced, memory_order_relaxed) != 0) {
             _neap_trace_forget_block(p);
+            /* forgotten: the fast path may free it now, without the heap lock */
+            if (neap_free_try_block(p, true)) return;
+        }
     }
     neap_heap_t *h = _neap_tl_heap;
     if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) {
@@ -903,6 +908,7 @@ void _neap_heap_done(neap_heap_t *h) {
  * unmapped instead. */
 static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
     atomic_store(&a->owner, h);
+    _neap_trace_sync();
     /* still off every heap list: drain it as an orphan, so an emptied pool is
      * only released, never unlinked from lists it is not on */
     neap_arena_drain(NULL, a);

@@ -42,6 +42,7 @@ void _neap_process_init(void) {
 }
 
 static void neap_thread_done(void *value) {
+    _neap_trace_thread_exit();
     _neap_heap_done((neap_heap_t *)value);
 }
 

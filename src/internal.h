@@ -317,6 +317,8 @@ NEAP_INTERNAL bool _neap_os_env_ready(void);              /* environ is set up *
 NEAP_INTERNAL int _neap_os_read_file(const char *path, char *buf, size_t cap);
 NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_abort(void);
 NEAP_INTERNAL void _neap_os_yield(void);
+NEAP_INTERNAL int _neap_os_barrier_register(void);        /* 0: _neap_os_barrier may be used */
+NEAP_INTERNAL void _neap_os_barrier(void);                /* a full barrier in every thread */
 NEAP_INTERNAL uint64_t _neap_os_realtime_ms(void);        /* wall clock, ms since 1970 */
 NEAP_INTERNAL void _neap_os_sleep_ms(unsigned ms);
 NEAP_INTERNAL long _neap_os_getpid(void);
@@ -452,6 +454,20 @@ NEAP_INTERNAL void _neap_trace_forget_block(const void *p);
 NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp);
 NEAP_INTERNAL void _neap_trace_env_start(void);   /* NEAP_TRACE=FILE: stream to FILE */
 NEAP_INTERNAL void _neap_trace_env_exit(void);    /* the last records, at exit */
+NEAP_INTERNAL void _neap_trace_thread_exit(void); /* the thread's records to the stream */
+
+/* The trace stream's clock (trace.c, "The stream"): each thread writes its
+ * own chunks, and the reader merges them by clock.  A block freed by one
+ * thread and allocated again by another must replay in that order, so a
+ * thread that takes in memory other threads may have freed (remote frees
+ * drained, an orphan adopted, a new arena mapped) moves the clock on first:
+ * its records after that come after theirs. */
+extern NEAP_INTERNAL _Atomic int _neap_trace_streaming;
+extern NEAP_INTERNAL _Atomic uint64_t _neap_trace_clock;
+neap_inline void _neap_trace_sync(void) {
+    if (neap_unlikely(atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed)))
+        atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed);
+}
 NEAP_INTERNAL void _neap_trace_fork_prepare(void);
 NEAP_INTERNAL void _neap_trace_fork_parent(void);
 NEAP_INTERNAL void _neap_trace_fork_child(void);

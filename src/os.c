@@ -23,6 +23,10 @@
  *                                 see the old record or the new, never half
  *   _neap_os_fork / wait / exit   a child process and its end (isolate.c)
  *   _neap_os_map_shared(size)     anonymous memory shared with children
+ *   _neap_os_barrier_register()   membarrier(2), private expedited: 0 when
+ *   _neap_os_barrier()            the process may use it; then a full memory
+ *                                 barrier in every running thread of the
+ *                                 process (the trace stream's flusher)
  *
  * Nothing here calls malloc, and nothing above this file includes
  * <sys/mman.h> or <unistd.h>.
@@ -36,6 +40,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -174,6 +179,26 @@ void _neap_os_abort(void) {
 
 void _neap_os_yield(void) {
     sched_yield();
+}
+
+/* membarrier(2) commands (linux/membarrier.h), by value: the header is not
+ * on every system that has the call. */
+#define NEAP_MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
+#define NEAP_MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+
+int _neap_os_barrier_register(void) {
+#ifdef SYS_membarrier
+    return syscall(SYS_membarrier, NEAP_MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0) == 0 ? 0 : -1;
+#else
+    return -1;
+#endif
+}
+
+void _neap_os_barrier(void) {
+#ifdef SYS_membarrier
+    if (syscall(SYS_membarrier, NEAP_MEMBARRIER_PRIVATE_EXPEDITED, 0) == 0) return;
+#endif
+    _neap_os_abort();   /* registered, it cannot fail */
 }
 
 uint64_t _neap_os_realtime_ms(void) {

@@ -43,10 +43,10 @@
  *     first capture in a thread asking the C library for its stack bounds,
  *     runs with tl_in_trace set, so what it allocates is not traced.
  *
- * Locks (spin locks, tlock_t): one for the stacks, one per shard, one for
- * the stream; the order is stacks, shards in index order, stream.
- * start/stop/clear/fork take every lock.  The stream (at the end of this
- * file) has its own drawing.
+ * Locks (spin locks, tlock_t): one for the stacks, one per shard; the order
+ * is stacks, shards in index order, then the stream's.  start/stop/clear/
+ * fork take every lock.  The stream (at the end of this file) has its own
+ * drawing: it takes no shared lock per record.
  */
 #include <errno.h>
 #include <execinfo.h>
@@ -133,10 +133,12 @@ typedef struct tstack {
     uint64_t hash;
     uint32_t nframe;
     uint32_t id;             /* 1, 2, ... in order of first use */
-    uint32_t streamed;       /* its 'S' record is in the stream (stream.lock) */
+    _Atomic uint32_t streamed; /* STACK_*: its 'S' record in the stream */
     uint32_t pad;
     uintptr_t frame[];
 } tstack_t;
+
+enum { STACK_NEW, STACK_WRITING, STACK_STREAMED };
 
 static struct {
     tlock_t lock;
@@ -159,8 +161,15 @@ static uint64_t hash_frames(const uintptr_t *f, size_t n) {
     return h;
 }
 
-static int stack_equal(const tstack_t *s, uint64_t h, const uintptr_t *f, size_t n) {
-    return s->hash == h && s->nframe == n && memcmp(s->frame, f, n * sizeof *f) == 0;
+/* (a loop, not memcmp: the stacks are short, and a call costs more) */
+static inline int stack_equal(const tstack_t *s, uint64_t h, const uintptr_t *f, size_t n) {
+    if (s->hash != h || s->nframe != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s->frame[i] != f[i])
+            return 0;
+    }
+    return 1;
 }
 
 static int stacks_grow_locked(void) {
@@ -212,7 +221,7 @@ static tstack_t *stack_intern(const uintptr_t *f, size_t n) {
     s->hash = h;
     s->nframe = (uint32_t)n;
     s->id = (uint32_t)(stacks.count + 1);
-    s->streamed = 0;
+    atomic_store_explicit(&s->streamed, STACK_NEW, memory_order_relaxed);
     memcpy(s->frame, f, n * sizeof *f);
     stacks.slot[i] = s;
     stacks.count++;
@@ -306,8 +315,7 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
     return n;
 }
 
-/* The stream to NEAP_TRACE=FILE (below); no-ops when there is none. */
-static _Atomic int streaming;
+/* The stream to NEAP_TRACE=FILE (below): _neap_trace_streaming. */
 /* Exact tracing started by NEAP_TRACE, untouched by the program's own
  * neap_trace_* calls: the stream is the only record, there is no table.
  * Each pool that hands out a traced block is marked POOL_STICKY for good,
@@ -461,7 +469,7 @@ static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     sh->slot[i] = (trace_t){a, size, st};
     pool_traced(p, +1);
     traced_add(trace_weight(size));
-    if (atomic_load_explicit(&streaming, memory_order_relaxed))
+    if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
         stream_alloc(st, size, a);
     tlock_unlock(&sh->lock);
 }
@@ -549,7 +557,7 @@ static int forget(const void *p, size_t *size) {
             shard_remove_at(sh, i);
             atomic_fetch_sub_explicit(&_neap_trace_live, 1, memory_order_relaxed);
             pool_traced(p, -1);
-            if (atomic_load_explicit(&streaming, memory_order_relaxed))
+            if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
                 stream_free(a); /* before the block can be handed out again */
             found = 1;
         }
@@ -758,122 +766,285 @@ size_t neap_trace_get_object_size(const void *p) {
 /* ---------------------------------------------------------------------------
  * The stream: NEAP_TRACE=FILE (set by `neap run --trace FILE`).
  *
- *   records (stream.lock)                    writer thread
- *        |                                   (woken by a handed-over chunk,
- *        v                                    or every TICK_MS for a tick)
- *   encoder -> buf[cur] --full: sealed---> pending --CRC, write(fd)-->
- *              (1 MiB)   cur ^= 1          (buf[!cur]; a flusher finding
- *                                           it still there writes it itself)
+ *   each thread: tbuf (no lock)            writer thread
+ *   +--------------------------+           (woken by a sealed chunk, and
+ *   | busy, steal | clock       |            every TICK_MS for a tick)
+ *   | cur -> sbuf: the chunk    |--full:        |
+ *   |        being filled       |  sealed -->  queue (FIFO) --CRC, write(fd)-->
+ *   +--------------------------+   (qlock)      |
+ *     registry: every tbuf, never freed;  empty sbufs back to `spare`
+ *     a thread's tbuf is free again when it exits
+ *
+ * Records need no shared lock: a thread appends to the chunk of its own
+ * tbuf, and puts a 'C' record before any record whose clock
+ * (_neap_trace_clock) differs from the last one it wrote.  The clock moves
+ * on (see _neap_trace_sync) where memory passes between threads, and when a
+ * stack is defined (so a stack is defined before, in the reader's merged
+ * order, any other thread uses it), and for each huge block (huge blocks
+ * go back to the OS or to a cache every thread takes from).  A thread's
+ * chunks reach the file in the order it sealed them (one queue, written in
+ * order under flock).
+ *
+ * Flushing other threads' chunks (every tick, and at exit: a blocked thread
+ * would keep its records forever): the flusher sets `steal` on every tbuf,
+ * makes every thread pass a full barrier (membarrier), then waits until
+ * each one's `busy` is 0 and seals its chunk.  An owner sets `busy`, then
+ * (a compiler barrier; the flusher's membarrier is the other half) reads
+ * `steal`, and if it is set steps out until the flush is over.  Without
+ * membarrier both sides use a full fence.
  *
  * The file is the format of tracefmt.h: a header, then chunks.  Every
  * chunk is written whole with one write, so a killed program leaves a
- * trace readable up to its last chunk.  'M' records describe the mapped
+ * trace readable up to its last chunks.  'M' records describe the mapped
  * executable files, read from /proc/self/maps at start and again when a new
  * stack has a frame outside every known file (a library loaded later).
  * The process named by NEAP_RUN_PID (or any, without it) writes FILE; other
  * processes of the run (children that exec with the same environment)
  * write FILE.<pid>.  The 'E' record of FILE is neap run's to write, with
- * the exit status it gets from wait; the others write it at exit.  A forked child stops streaming (its records would
- * interleave with its parent's).
+ * the exit status it gets from wait; the others write it at exit.  A
+ * forked child stops streaming (its records would interleave with its
+ * parent's).
+ *
+ * Locks: steal_lock (one flusher at a time) > a tbuf's busy > modlock,
+ * qlock, flock.  Nothing that holds qlock, flock or modlock waits for a
+ * busy tbuf.
  * ------------------------------------------------------------------------- */
-#define STREAM_BUF ((size_t)1 << 20)
+#define SBUF_SIZE ((size_t)64 << 10)
+#define SBUF_MAX 64                  /* sbufs beyond one per thread */
 #define TICK_MS 100
 #define MODULES_MAX 4096
 #define MAPS_BUF ((size_t)4 << 20)
 
-static struct {
-    tlock_t lock;
-    int fd;                     /* -1: not streaming */
-    uint8_t *buf[2];            /* STREAM_BUF bytes each: one filled, one written */
-    int cur;                    /* the one records go into */
-    _Atomic size_t pending;     /* bytes of a sealed chunk in buf[!cur] for the
-                                   writer thread (0: none; PENDING_CLAIMED: being
-                                   written); the CRC and write(2) happen there,
-                                   off the program's threads, unless a flusher
-                                   finds it still waiting */
-    uint8_t *pending_chunk;     /* where the pending chunk is */
-    int writer;                 /* the writer thread runs */
-    pthread_mutex_t wlock;      /* with wcond: the writer's wake-up, the */
-    pthread_cond_t wcond;       /* flusher's wait for `pending` to go */
+_Atomic int _neap_trace_streaming;
+_Alignas(64) _Atomic uint64_t _neap_trace_clock;
+
+typedef struct sbuf {
+    struct sbuf *next;       /* in the queue or among the spares */
+    size_t n;                /* bytes of the sealed chunk */
+    _Alignas(16) uint8_t data[]; /* SBUF_SIZE */
+} sbuf_t;
+
+typedef struct tbuf {
+    _Atomic int busy;        /* the owner is appending */
+    _Atomic int steal;       /* a flusher wants the chunk: the owner waits */
+    _Atomic int owned;       /* a thread appends to it */
+    uint64_t clock;          /* of the records since the chunk's last 'C' */
+    size_t base;             /* enc.len with only the leading 'C' */
+    sbuf_t *cur;             /* the chunk being filled */
     _neap_trace_enc_t enc;
+    struct tbuf *next;       /* the registry */
+} tbuf_t;
+
+static struct {
+    int fd;                     /* -1: not streaming */
+    int writer;                 /* the writer thread runs */
+    int barrier;                /* membarrier registered */
+    pthread_mutex_t qlock;      /* queue, spares, nbuf */
+    pthread_cond_t qcond;       /* the writer's wake-up */
+    sbuf_t *qhead, *qtail;      /* sealed chunks, oldest first */
+    sbuf_t *spare;
+    size_t nbuf, ntbuf;         /* sbufs mapped, tbufs registered */
+    pthread_mutex_t flock;      /* writes to fd, in queue order */
+    pthread_mutex_t steal_lock; /* one flusher of other threads' chunks */
+    _Atomic(tbuf_t *) tbufs;    /* the registry */
+    tlock_t modlock;            /* mod, nmod, maps_read_at */
     uint64_t t0;                /* monotonic ms at start */
     uint64_t maps_read_at;      /* monotonic ms of the last /proc/self/maps read */
     size_t nmod;
     struct { uintptr_t start, end; } mod[MODULES_MAX]; /* executable files streamed */
-} stream = {.lock = TLOCK_INIT,
-              .fd = -1,
-              .wlock = PTHREAD_MUTEX_INITIALIZER,
-              .wcond = PTHREAD_COND_INITIALIZER};
+} stream = {.fd = -1,
+            .qlock = PTHREAD_MUTEX_INITIALIZER,
+            .qcond = PTHREAD_COND_INITIALIZER,
+            .flock = PTHREAD_MUTEX_INITIALIZER,
+            .steal_lock = PTHREAD_MUTEX_INITIALIZER,
+            .modlock = TLOCK_INIT};
 
-/* Writes a sealed chunk (stream.lock held, or the writer thread). */
-static void stream_write(uint8_t *chunk, size_t n) {
-    _neap_trace_chunk_sign(chunk, n);
-    if (stream.fd >= 0)
-        _neap_os_write(stream.fd, (const char *)chunk, n);
-}
+static __thread tbuf_t *tl_tbuf;
 
-static __thread int tl_is_writer; /* this thread is the writer thread */
-#define PENDING_CLAIMED SIZE_MAX     /* stream.pending: being written */
-
-/* Writes the pending chunk, if any, and says so (the writer thread). */
-static void stream_write_pending(void) {
-    size_t n = atomic_load_explicit(&stream.pending, memory_order_acquire);
-    /* claim it: the writer thread and a flusher may both try */
-    if (n == 0 || n == PENDING_CLAIMED ||
-        !atomic_compare_exchange_strong_explicit(&stream.pending, &n, PENDING_CLAIMED,
-                                                 memory_order_acquire, memory_order_relaxed))
-        return;
-    stream_write(stream.pending_chunk, n);
-    pthread_mutex_lock(&stream.wlock);
-    atomic_store_explicit(&stream.pending, 0, memory_order_release);
-    pthread_cond_broadcast(&stream.wcond);
-    pthread_mutex_unlock(&stream.wlock);
-}
-
-/* Makes sure the pending chunk is written before the next is handed over:
- * if the writer thread has not taken it yet (on a busy machine it may not
- * get a processor soon), the flusher writes it itself; if the writer is
- * writing it, the flusher waits for that write to end. */
-static void stream_wait_pending(void) {
-    stream_write_pending();
-    if (tl_is_writer)
-        return;
-    pthread_mutex_lock(&stream.wlock);
-    while (atomic_load_explicit(&stream.pending, memory_order_acquire) != 0)
-        pthread_cond_wait(&stream.wcond, &stream.wlock);
-    pthread_mutex_unlock(&stream.wlock);
-}
-
-/* Ends the chunk being filled: hands it to the writer thread and goes on
- * in the other buffer, or (sync, or no writer) writes it here.  Chunks
- * reach the file in the order they were sealed. */
-static void stream_flush_locked(int sync) {
-    size_t n = _neap_trace_enc_seal(&stream.enc);
-    if (stream.writer)
-        stream_wait_pending();
-    if (n == 0)
-        return;
-    if (sync || !stream.writer) {
-        stream_write(stream.buf[stream.cur], n);
-        return;
+/* Writes the queued chunks, in order, then returns their buffers. */
+static void stream_drain(void) {
+    pthread_mutex_lock(&stream.flock);
+    for (;;) {
+        pthread_mutex_lock(&stream.qlock);
+        sbuf_t *b = stream.qhead;
+        if (b != NULL && (stream.qhead = b->next) == NULL)
+            stream.qtail = NULL;
+        pthread_mutex_unlock(&stream.qlock);
+        if (b == NULL)
+            break;
+        _neap_trace_chunk_sign(b->data, b->n);
+        if (stream.fd >= 0)
+            _neap_os_write(stream.fd, (const char *)b->data, b->n);
+        pthread_mutex_lock(&stream.qlock);
+        b->next = stream.spare;
+        stream.spare = b;
+        pthread_mutex_unlock(&stream.qlock);
     }
-    pthread_mutex_lock(&stream.wlock);
-    stream.pending_chunk = stream.buf[stream.cur];
-    atomic_store_explicit(&stream.pending, n, memory_order_release);
-    stream.cur ^= 1;
-    _neap_trace_enc_init(&stream.enc, stream.buf[stream.cur], STREAM_BUF);
-    pthread_cond_broadcast(&stream.wcond);
-    pthread_mutex_unlock(&stream.wlock);
+    pthread_mutex_unlock(&stream.flock);
 }
 
-/* Appends one record, flushing first when the buffer is full. */
-#define STREAM_PUT(call)                                                       \
+/* An empty sbuf: a spare, a new one, or (SBUF_MAX beyond the threads
+ * mapped, the writer behind) one freed by writing the queue here. */
+static sbuf_t *sbuf_get(void) {
+    for (int tries = 0; tries < 2; tries++) {
+        pthread_mutex_lock(&stream.qlock);
+        sbuf_t *b = stream.spare;
+        if (b != NULL) {
+            stream.spare = b->next;
+        } else if (stream.nbuf < stream.ntbuf + SBUF_MAX || tries > 0) {
+            stream.nbuf++;
+            pthread_mutex_unlock(&stream.qlock);
+            b = table_map(sizeof(sbuf_t) + SBUF_SIZE);
+            if (b == NULL) {
+                pthread_mutex_lock(&stream.qlock);
+                stream.nbuf--;
+                pthread_mutex_unlock(&stream.qlock);
+            }
+            return b;
+        }
+        pthread_mutex_unlock(&stream.qlock);
+        if (b != NULL)
+            return b;
+        stream_drain();
+    }
+    return NULL;
+}
+
+/* Starts tb's next chunk in tb->cur: its leading 'C'. */
+static void tb_start(tbuf_t *tb) {
+    _neap_trace_enc_init(&tb->enc, tb->cur->data, SBUF_SIZE);
+    (void)_neap_trace_enc_clock(&tb->enc, tb->clock);
+    tb->base = tb->enc.len;
+}
+
+/* Seals tb's chunk, if it has records, and queues it for the writer (tb's
+ * owner, or a flusher while the owner waits).  0, or -1: no memory for the
+ * next chunk (the records of this one are dropped). */
+static int tb_seal(tbuf_t *tb) {
+    if (tb->enc.len <= tb->base)
+        return 0;
+    sbuf_t *next = sbuf_get();
+    if (next == NULL) {
+        tb_start(tb);
+        return -1;
+    }
+    sbuf_t *b = tb->cur;
+    b->n = _neap_trace_enc_seal(&tb->enc);
+    b->next = NULL;
+    pthread_mutex_lock(&stream.qlock);
+    if (stream.qtail != NULL)
+        stream.qtail->next = b;
+    else
+        stream.qhead = b;
+    stream.qtail = b;
+    pthread_cond_signal(&stream.qcond);
+    pthread_mutex_unlock(&stream.qlock);
+    tb->cur = next;
+    tb_start(tb);
+    if (!stream.writer)
+        stream_drain();
+    return 0;
+}
+
+/* The owner's half of the steal handshake. */
+static inline void tb_fence(void) {
+    if (stream.barrier)
+        atomic_signal_fence(memory_order_seq_cst);
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+}
+
+static __attribute__((noinline)) void tb_wait_steal(tbuf_t *tb) {
+    do {
+        atomic_store_explicit(&tb->busy, 0, memory_order_release);
+        while (atomic_load_explicit(&tb->steal, memory_order_acquire))
+            _neap_os_yield();
+        atomic_store_explicit(&tb->busy, 1, memory_order_relaxed);
+        tb_fence();
+    } while (atomic_load_explicit(&tb->steal, memory_order_acquire));
+}
+
+/* This thread's tbuf: a free one of the registry, or a new one. */
+static __attribute__((noinline)) tbuf_t *tb_claim(void) {
+    for (tbuf_t *tb = atomic_load_explicit(&stream.tbufs, memory_order_acquire); tb; tb = tb->next) {
+        int free = 0;
+        if (atomic_load_explicit(&tb->owned, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong_explicit(&tb->owned, &free, 1, memory_order_acquire,
+                                                    memory_order_relaxed))
+            return tl_tbuf = tb;
+    }
+    tbuf_t *tb = table_map(sizeof *tb);
+    if (tb == NULL)
+        return NULL;
+    pthread_mutex_lock(&stream.qlock);
+    stream.ntbuf++;
+    pthread_mutex_unlock(&stream.qlock);
+    if ((tb->cur = sbuf_get()) == NULL) {
+        table_unmap(tb, sizeof *tb);
+        return NULL;
+    }
+    tb->clock = atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed);
+    tb_start(tb);
+    atomic_store_explicit(&tb->owned, 1, memory_order_relaxed);
+    tb->next = atomic_load_explicit(&stream.tbufs, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&stream.tbufs, &tb->next, tb,
+                                                  memory_order_release, memory_order_relaxed)) {
+    }
+    return tl_tbuf = tb;
+}
+
+/* Begins appending to this thread's chunk; NULL when there is none, or
+ * when this thread is appending already (a signal handler's free). */
+static inline tbuf_t *tb_enter(void) {
+    tbuf_t *tb = tl_tbuf;
+    if (neap_unlikely(tb == NULL) && (tb = tb_claim()) == NULL)
+        return NULL;
+    if (neap_unlikely(atomic_load_explicit(&tb->busy, memory_order_relaxed)))
+        return NULL;
+    atomic_store_explicit(&tb->busy, 1, memory_order_relaxed);
+    tb_fence();
+    if (neap_unlikely(atomic_load_explicit(&tb->steal, memory_order_acquire)))
+        tb_wait_steal(tb);
+    return tb;
+}
+
+static inline void tb_leave(tbuf_t *tb) {
+    atomic_store_explicit(&tb->busy, 0, memory_order_release);
+}
+
+/* Appends one record, sealing the chunk first when it is full. */
+#define TB_PUT(tb, call)                                                       \
     do {                                                                       \
-        if ((call) != 0) {                                                     \
-            stream_flush_locked(0);                                            \
+        if ((call) != 0 && tb_seal(tb) == 0)                                   \
             (void)(call);                                                      \
-        }                                                                      \
     } while (0)
+
+/* The records after this have clock `now`. */
+static inline void tb_clock(tbuf_t *tb, uint64_t now) {
+    if (now != tb->clock) {
+        tb->clock = now;
+        TB_PUT(tb, _neap_trace_enc_clock(&tb->enc, now));
+    }
+}
+
+/* Seals the chunk of every tbuf, the busy ones once their owner steps out. */
+static void stream_steal_all(void) {
+    pthread_mutex_lock(&stream.steal_lock);
+    tbuf_t *all = atomic_load_explicit(&stream.tbufs, memory_order_acquire);
+    for (tbuf_t *tb = all; tb; tb = tb->next)
+        atomic_store_explicit(&tb->steal, 1, memory_order_relaxed);
+    if (stream.barrier)
+        _neap_os_barrier();
+    else
+        atomic_thread_fence(memory_order_seq_cst);
+    for (tbuf_t *tb = all; tb; tb = tb->next) {
+        while (atomic_load_explicit(&tb->busy, memory_order_acquire))
+            _neap_os_yield();
+        (void)tb_seal(tb);
+        atomic_store_explicit(&tb->steal, 0, memory_order_release);
+    }
+    pthread_mutex_unlock(&stream.steal_lock);
+}
 
 static int module_known(uintptr_t pc) {
     for (size_t i = 0; i < stream.nmod; i++) {
@@ -883,8 +1054,9 @@ static int module_known(uintptr_t pc) {
     return 0;
 }
 
-/* Streams the executable file mappings not streamed yet. */
-static void stream_maps_locked(void) {
+/* Appends 'M' records for the executable file mappings not streamed yet
+ * (modlock held). */
+static void stream_maps_locked(tbuf_t *tb) {
     stream.maps_read_at = _neap_os_clock_ms();
     char *buf = table_map(MAPS_BUF);
     if (buf == NULL)
@@ -901,7 +1073,7 @@ static void stream_maps_locked(void) {
             path_at > 0 && perms[2] == 'x' && line[path_at] == '/' && !module_known(start) &&
             stream.nmod < MODULES_MAX) {
             const char *path = line + path_at;
-            STREAM_PUT(_neap_trace_enc_module(&stream.enc, start, stop, off, path, strlen(path)));
+            TB_PUT(tb, _neap_trace_enc_module(&tb->enc, start, stop, off, path, strlen(path)));
             stream.mod[stream.nmod].start = start;
             stream.mod[stream.nmod].end = stop;
             stream.nmod++;
@@ -913,36 +1085,71 @@ static void stream_maps_locked(void) {
     table_unmap(buf, MAPS_BUF);
 }
 
-static void stream_alloc(tstack_t *st, size_t size, uintptr_t a) {
-    tlock_lock(&stream.lock);
-    if (stream.fd >= 0) {
-        if (!st->streamed) {
-            for (uint32_t i = 0; i < st->nframe; i++) {
-                if (!module_known(st->frame[i]) &&
-                    _neap_os_clock_ms() - stream.maps_read_at >= 50) {
-                    stream_maps_locked();
-                    break;
-                }
-            }
-            uint64_t f[NEAP_TRACE_MAX_FRAMES];
-            for (uint32_t i = 0; i < st->nframe; i++)
-                f[i] = st->frame[i];
-            STREAM_PUT(_neap_trace_enc_stack(&stream.enc, st->id, f, st->nframe));
-            st->streamed = 1;
-        }
-        STREAM_PUT(_neap_trace_enc_alloc(&stream.enc, st->id, size, a));
+/* Defines stack st in the stream: the first thread to get here writes its
+ * 'S' record (and the 'M' records of new libraries it needs), the others
+ * wait for that. */
+static void stream_stack(tstack_t *st) {
+    uint32_t none = STACK_NEW;
+    if (!atomic_compare_exchange_strong_explicit(&st->streamed, &none, STACK_WRITING,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
+        while (atomic_load_explicit(&st->streamed, memory_order_acquire) == STACK_WRITING)
+            _neap_os_yield();
+        return;
     }
-    tlock_unlock(&stream.lock);
+    tbuf_t *tb = tb_enter();
+    if (tb == NULL) {
+        atomic_store_explicit(&st->streamed, STACK_NEW, memory_order_release);
+        return;
+    }
+    tlock_lock(&stream.modlock);
+    for (uint32_t i = 0; i < st->nframe; i++) {
+        if (!module_known(st->frame[i]) && _neap_os_clock_ms() - stream.maps_read_at >= 50) {
+            stream_maps_locked(tb);
+            break;
+        }
+    }
+    tlock_unlock(&stream.modlock);
+    uint64_t f[NEAP_TRACE_MAX_FRAMES];
+    for (uint32_t i = 0; i < st->nframe; i++)
+        f[i] = st->frame[i];
+    /* a clock of its own: whoever uses the stack after this is later */
+    tb_clock(tb, atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed));
+    TB_PUT(tb, _neap_trace_enc_stack(&tb->enc, st->id, f, st->nframe));
+    tb_leave(tb);
+    atomic_store_explicit(&st->streamed, STACK_STREAMED, memory_order_release);
+}
+
+/* The record of an allocation; `huge`: a block of its own mapping. */
+static void stream_alloc(tstack_t *st, size_t size, uintptr_t a) {
+    if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+        return;
+    if (atomic_load_explicit(&st->streamed, memory_order_acquire) != STACK_STREAMED)
+        stream_stack(st);
+    tbuf_t *tb = tb_enter();
+    if (tb == NULL)
+        return;
+    /* a huge block may have been another thread's a moment ago */
+    uint64_t now = _neap_map_kind(a) == NEAP_MAP_ARENA
+                       ? atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed)
+                       : atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed) + 1;
+    tb_clock(tb, now);
+    TB_PUT(tb, _neap_trace_enc_alloc(&tb->enc, st->id, size, a));
+    tb_leave(tb);
 }
 
 static void stream_free(uintptr_t a) {
-    tlock_lock(&stream.lock);
-    if (stream.fd >= 0)
-        STREAM_PUT(_neap_trace_enc_free(&stream.enc, a));
-    tlock_unlock(&stream.lock);
+    if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+        return;
+    tbuf_t *tb = tb_enter();
+    if (tb == NULL)
+        return;
+    tb_clock(tb, atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed));
+    TB_PUT(tb, _neap_trace_enc_free(&tb->enc, a));
+    tb_leave(tb);
 }
 
-/* A tick (time, RSS, live bytes), and everything buffered to the file. */
+/* A tick (time, RSS, live bytes); then every thread's chunk to the file.
+ * end: the last one, and the file closed. */
 static void stream_tick(int end) {
     neap_process_memory_t pm;
     uint64_t rss = neap_process_memory(&pm) == 0 ? pm.rss : 0;
@@ -954,38 +1161,41 @@ static void stream_tick(int end) {
     } else {
         neap_trace_get_traced_memory(&cur, NULL);
     }
-    tlock_lock(&stream.lock);
-    if (stream.fd >= 0) {
-        STREAM_PUT(_neap_trace_enc_tick(&stream.enc, _neap_os_clock_ms() - stream.t0, rss, cur));
-        if (end) {
-            /* under `neap run`, its main process leaves the 'E' record to
-             * neap run, which knows the exit status */
-            if (neap_opt(NEAP_OPTION_RUN_PID) != _neap_os_getpid())
-                STREAM_PUT(_neap_trace_enc_end(&stream.enc, NEAP_TRACE_EXIT_UNKNOWN, 0));
-            stream_flush_locked(1);
-            _neap_os_close(stream.fd);
-            stream.fd = -1;
-            atomic_store_explicit(&streaming, 0, memory_order_relaxed);
-        } else {
-            stream_flush_locked(0);
-        }
+    int saved = tl_in_trace;
+    tl_in_trace = 1; /* what this allocates is not the program's */
+    tbuf_t *tb = tb_enter();
+    if (tb != NULL) {
+        tb_clock(tb, atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed));
+        TB_PUT(tb, _neap_trace_enc_tick(&tb->enc, _neap_os_clock_ms() - stream.t0, rss, cur));
+        /* under `neap run`, its main process leaves the 'E' record to neap
+         * run, which knows the exit status */
+        if (end && neap_opt(NEAP_OPTION_RUN_PID) != _neap_os_getpid())
+            TB_PUT(tb, _neap_trace_enc_end(&tb->enc, NEAP_TRACE_EXIT_UNKNOWN, 0));
+        tb_leave(tb);
     }
-    tlock_unlock(&stream.lock);
+    stream_steal_all();
+    stream_drain();
+    if (end) {
+        atomic_store_explicit(&_neap_trace_streaming, 0, memory_order_relaxed);
+        pthread_mutex_lock(&stream.flock);
+        _neap_os_close(stream.fd);
+        stream.fd = -1;
+        pthread_mutex_unlock(&stream.flock);
+    }
+    tl_in_trace = saved;
 }
 
-/* The writer thread: writes the chunks handed to it, and every TICK_MS a
- * tick and what is buffered. */
+/* The writer thread: writes the chunks queued, and every TICK_MS a tick
+ * and every thread's chunk. */
 static void *stream_main(void *arg) {
     (void)arg;
     tl_in_trace = 1; /* the thread's own allocations are not the program's */
-    tl_is_writer = 1;
     uint64_t next_tick = _neap_os_clock_ms() + TICK_MS;
-    while (atomic_load_explicit(&streaming, memory_order_relaxed)) {
-        pthread_mutex_lock(&stream.wlock);
-        size_t pend = atomic_load_explicit(&stream.pending, memory_order_acquire);
-        if (pend == 0 || pend == PENDING_CLAIMED) {
-            /* asleep until a chunk is handed over or the next tick is due:
-             * a traced program that allocates little is not woken up more */
+    while (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed)) {
+        pthread_mutex_lock(&stream.qlock);
+        if (stream.qhead == NULL) {
+            /* asleep until a chunk is queued or the next tick is due: a
+             * traced program that allocates little is not woken up more */
             uint64_t now = _neap_os_clock_ms();
             long wait_ms = next_tick > now ? (long)(next_tick - now) : 0;
             struct timespec until;
@@ -997,16 +1207,29 @@ static void *stream_main(void *arg) {
                 until.tv_nsec -= 1000000000L;
             }
             if (wait_ms > 0)
-                pthread_cond_timedwait(&stream.wcond, &stream.wlock, &until);
+                pthread_cond_timedwait(&stream.qcond, &stream.qlock, &until);
         }
-        pthread_mutex_unlock(&stream.wlock);
-        stream_write_pending();
-        if (_neap_os_clock_ms() >= next_tick && atomic_load_explicit(&streaming, memory_order_relaxed)) {
+        pthread_mutex_unlock(&stream.qlock);
+        stream_drain();
+        if (_neap_os_clock_ms() >= next_tick &&
+            atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed)) {
             next_tick = _neap_os_clock_ms() + TICK_MS;
             stream_tick(0);
         }
     }
     return NULL;
+}
+
+void _neap_trace_thread_exit(void) {
+    tbuf_t *tb = tl_tbuf;
+    if (tb == NULL || !atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+        return;
+    if (tb_enter() != tb)
+        return;
+    (void)tb_seal(tb);
+    tb_leave(tb);
+    tl_tbuf = NULL;
+    atomic_store_explicit(&tb->owned, 0, memory_order_release);
 }
 
 void _neap_trace_env_start(void) {
@@ -1027,12 +1250,6 @@ void _neap_trace_env_start(void) {
         _neap_warning("NEAP_TRACE ignored: cannot create the trace file", name);
         return;
     }
-    uint8_t *buf = table_map(2 * STREAM_BUF);
-    if (buf == NULL) {
-        _neap_os_close(fd);
-        _neap_warning("NEAP_TRACE ignored", "no memory for the trace buffer");
-        return;
-    }
     size_t interval = (size_t)neap_opt(NEAP_OPTION_TRACE_SAMPLE);
     int nframe = (int)neap_opt(NEAP_OPTION_TRACE_FRAMES);
     char cmd[8192];
@@ -1046,18 +1263,27 @@ void _neap_trace_env_start(void) {
         .cmdline_len = clen > 0 ? (uint32_t)clen : 0,
         .cmdline = cmd,
     };
-    tlock_lock(&stream.lock);
-    stream.buf[0] = buf;
-    stream.buf[1] = buf + STREAM_BUF;
-    stream.cur = 0;
-    size_t hn = _neap_trace_header_encode(buf, STREAM_BUF, &h);
-    _neap_os_write(fd, (const char *)buf, hn);
+    uint8_t hbuf[NEAP_TRACE_HEADER_FIXED + sizeof cmd];
+    size_t hn = _neap_trace_header_encode(hbuf, sizeof hbuf, &h);
+    _neap_os_write(fd, (const char *)hbuf, hn);
     stream.fd = fd;
     stream.t0 = _neap_os_clock_ms();
-    _neap_trace_enc_init(&stream.enc, buf, STREAM_BUF);
-    stream_maps_locked();
-    tlock_unlock(&stream.lock);
-    atomic_store_explicit(&streaming, 1, memory_order_relaxed);
+    stream.barrier = _neap_os_barrier_register() == 0;
+    tl_in_trace++;
+    tbuf_t *tb = tb_enter();
+    if (tb == NULL) {
+        tl_in_trace--;
+        _neap_os_close(fd);
+        stream.fd = -1;
+        _neap_warning("NEAP_TRACE ignored", "no memory for the trace buffer");
+        return;
+    }
+    tlock_lock(&stream.modlock);
+    stream_maps_locked(tb);
+    tlock_unlock(&stream.modlock);
+    tb_leave(tb);
+    tl_in_trace--;
+    atomic_store_explicit(&_neap_trace_streaming, 1, memory_order_relaxed);
     if (interval) {
         neap_trace_start_sampled(nframe, interval);
     } else {
@@ -1070,31 +1296,28 @@ void _neap_trace_env_start(void) {
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     pthread_attr_setstacksize(&attr, 256 * 1024);
-    /* not under stream.lock: pthread_create allocates, and that is traced */
     int writer = pthread_create(&tid, &attr, stream_main, NULL) == 0;
-    tlock_lock(&stream.lock);
-    stream.writer = writer; /* until now every flush wrote its chunk itself */
-    tlock_unlock(&stream.lock);
+    pthread_mutex_lock(&stream.qlock);
+    stream.writer = writer; /* until now every seal wrote its chunk itself */
+    pthread_mutex_unlock(&stream.qlock);
     if (!writer)
-        _neap_warning("trace stream", "no writer thread: the trace is written when the buffer fills and at exit");
+        _neap_warning("trace stream", "no writer thread: chunks are written by the threads that fill them");
     pthread_attr_destroy(&attr);
 }
 
 void _neap_trace_env_exit(void) {
-    if (atomic_load_explicit(&streaming, memory_order_relaxed))
+    if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
         stream_tick(1);
 }
 
+/* A forked child does not stream: its records would interleave with its
+ * parent's, and the writer thread is not in it. */
 static void stream_fork_child(void) {
-    atomic_store_explicit(&stream.lock.held, 0, memory_order_relaxed);
-    stream.writer = 0; /* not in this process */
-    atomic_store_explicit(&stream.pending, 0, memory_order_relaxed);
-    pthread_mutex_init(&stream.wlock, NULL);
-    pthread_cond_init(&stream.wcond, NULL);
+    stream.writer = 0;
     if (stream.fd >= 0) {
+        atomic_store_explicit(&_neap_trace_streaming, 0, memory_order_relaxed);
         _neap_os_close(stream.fd);
         stream.fd = -1;
-        atomic_store_explicit(&streaming, 0, memory_order_relaxed);
         atomic_store_explicit(&trace_mode, MODE_OFF, memory_order_relaxed);
     }
 }
@@ -1104,10 +1327,8 @@ static void stream_fork_child(void) {
  * ------------------------------------------------------------------------- */
 void _neap_trace_fork_prepare(void) {
     lock_all();
-    tlock_lock(&stream.lock);
 }
 void _neap_trace_fork_parent(void) {
-    tlock_unlock(&stream.lock);
     unlock_all();
 }
 
