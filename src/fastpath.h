@@ -48,10 +48,8 @@ neap_inline void *neap_malloc_inline(size_t size) {
 }
 
 /* true if p was freed here; false sends it to _neap_free_generic.  Written
- * to keep few values live, so that no register has to be saved.
- * traced_ok: the caller has forgotten p's trace already (the slow path),
- * so a pool with traced blocks is no reason to go slow. */
-neap_inline bool neap_free_try_block(void *p, bool traced_ok) {
+ * to keep few values live, so that no register has to be saved. */
+neap_inline bool neap_free_try(void *p) {
     uintptr_t a = (uintptr_t)p;
     if (neap_unlikely(_neap_map_kind(a) != NEAP_MAP_ARENA)) return false;
     neap_heap_t *h = _neap_tl_heap;
@@ -69,7 +67,7 @@ neap_inline bool neap_free_try_block(void *p, bool traced_ok) {
     }
     neap_pool_t *pool = (neap_pool_t *)head;
     /* a block of it may be traced: the slow path looks */
-    if (!traced_ok && neap_unlikely(atomic_load_explicit(&pool->traced, memory_order_relaxed) != 0)) return false;
+    if (neap_unlikely(atomic_load_explicit(&pool->traced, memory_order_relaxed) != 0)) return false;
     /* in the header, before block 0: wraps around, fails the bumped test */
     uint32_t off = (uint32_t)(a - head) - pool->first;
     uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
@@ -85,8 +83,6 @@ neap_inline bool neap_free_try_block(void *p, bool traced_ok) {
     ((neap_block_t *)p)->next = next;
     return true;
 }
-
-neap_inline bool neap_free_try(void *p) { return neap_free_try_block(p, false); }
 
 neap_inline void neap_free_inline(void *p) {
     if (neap_unlikely(!neap_free_try(p))) _neap_free_generic(p, "free");

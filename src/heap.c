@@ -49,7 +49,7 @@
  * then exchange(remote).  Either the exchange sees the block, or the pusher
  * sees owner == NULL and raises the orphan flag.
  */
-#include "fastpath.h"
+#include "internal.h"
 
 #include <errno.h>
 
@@ -651,6 +651,22 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     }
 }
 
+/* The fast path's free, for a block of a pool (kind POOL, validated) that
+ * the slow path was sent to by tracing: true if p went on the pool's local
+ * free list, as neap_free_try would have done. */
+static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
+    neap_heap_t *h = _neap_tl_heap;
+    if (atomic_load_explicit(&a->owner, memory_order_relaxed) != h) return false;
+    neap_pool_t *pool = neap_pool_at(a, head);
+    neap_block_t *b = p, *next = pool->local_free;
+    uint32_t used = pool->used;
+    if (b == next || b == pool->free || used <= 1) return false;
+    b->next = next;
+    pool->local_free = b;
+    pool->used = (uint16_t)(used - 1);
+    return true;
+}
+
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
     /* tracing forgets a traced block before it can be handed out again */
@@ -676,8 +692,8 @@ void _neap_free_generic(void *p, const char *func) {
         if ((state != NEAP_PS_POOL && state != NEAP_PS_FULL) ||
             atomic_load_explicit(&neap_pool_at(a, head)->traced, memory_order_relaxed) != 0) {
             _neap_trace_forget_block(p);
-            /* forgotten: the fast path may free it now, without the heap lock */
-            if (neap_free_try_block(p, true)) return;
+            /* forgotten: what the fast path does, it may do now (no lock) */
+            if (state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;
         }
     }
     neap_heap_t *h = _neap_tl_heap;

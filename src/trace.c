@@ -324,7 +324,7 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
  * too: the reader counts those).  _neap_trace_live stays 1. */
 static _Atomic int stream_only;
 #define POOL_STICKY (1u << 30)
-static void stream_alloc(tstack_t *st, size_t size, uintptr_t a);
+static void stream_alloc(tstack_t *st, size_t size, uintptr_t a, int huge);
 static void stream_free(uintptr_t a);
 
 /* ---------------------------------------------------------------------------
@@ -442,10 +442,18 @@ static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
         return;
     uintptr_t a = (uintptr_t)p;
     if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
-        neap_pool_t *pool = _neap_block_pool(p);
+        /* the block's pool: most often the thread's current one for its size */
+        neap_pool_t *pool = NULL;
+        if (size <= NEAP_SMALL_MAX) {
+            neap_pool_t *d = _neap_tl_heap->direct[_neap_small_class(size)];
+            if (a - (uintptr_t)d < ((uintptr_t)d->npages << NEAP_PAGE_SHIFT))
+                pool = d;
+        }
+        if (pool == NULL)
+            pool = _neap_block_pool(p);
         if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) < POOL_STICKY)
             atomic_fetch_add_explicit(&pool->traced, POOL_STICKY, memory_order_relaxed);
-        stream_alloc(st, size, a);
+        stream_alloc(st, size, a, pool == NULL && _neap_map_kind(a) != NEAP_MAP_ARENA);
         return;
     }
     shard_t *sh = shard_of(a);
@@ -470,7 +478,7 @@ static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     pool_traced(p, +1);
     traced_add(trace_weight(size));
     if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
-        stream_alloc(st, size, a);
+        stream_alloc(st, size, a, _neap_map_kind(a) != NEAP_MAP_ARENA);
     tlock_unlock(&sh->lock);
 }
 
@@ -1120,7 +1128,7 @@ static void stream_stack(tstack_t *st) {
 }
 
 /* The record of an allocation; `huge`: a block of its own mapping. */
-static void stream_alloc(tstack_t *st, size_t size, uintptr_t a) {
+static void stream_alloc(tstack_t *st, size_t size, uintptr_t a, int huge) {
     if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
         return;
     if (atomic_load_explicit(&st->streamed, memory_order_acquire) != STACK_STREAMED)
@@ -1129,9 +1137,8 @@ static void stream_alloc(tstack_t *st, size_t size, uintptr_t a) {
     if (tb == NULL)
         return;
     /* a huge block may have been another thread's a moment ago */
-    uint64_t now = _neap_map_kind(a) == NEAP_MAP_ARENA
-                       ? atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed)
-                       : atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed) + 1;
+    uint64_t now = !huge ? atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed)
+                         : atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed) + 1;
     tb_clock(tb, now);
     TB_PUT(tb, _neap_trace_enc_alloc(&tb->enc, st->id, size, a));
     tb_leave(tb);

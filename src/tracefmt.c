@@ -111,17 +111,7 @@ static uint64_t neap_get64(const uint8_t *p) {
     return v;
 }
 
-/* Writes v as LEB128 at p (room for NEAP_TRACE_VARINT_MAX); returns bytes. */
-static size_t neap_put_varint(uint8_t *p, uint64_t v) {
-    size_t n = 0;
-    while (v >= 0x80) {
-        p[n++] = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    p[n++] = (uint8_t)v;
-    return n;
-}
-/* Bytes neap_put_varint would write. */
+/* Bytes _neap_trace_put_varint would write. */
 static size_t neap_varint_len(uint64_t v) {
     size_t n = 1;
     while (v >= 0x80) {
@@ -129,11 +119,6 @@ static size_t neap_varint_len(uint64_t v) {
         n++;
     }
     return n;
-}
-/* The signed difference a - b, zigzag-encoded (small either way). */
-static uint64_t neap_zigzag_delta(uint64_t a, uint64_t b) {
-    int64_t d = (int64_t)(a - b);
-    return ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
 }
 static uint64_t neap_unzigzag(uint64_t z) {
     return (z >> 1) ^ (uint64_t)-(int64_t)(z & 1);
@@ -172,14 +157,14 @@ static inline int neap_enc_small(_neap_trace_enc_t *e, int tag, const uint64_t *
         uint8_t *p = e->buf + e->len;
         size_t len = 0;
         p[len++] = (uint8_t)tag;
-        for (int i = 0; i < n; i++) len += neap_put_varint(p + len, v[i]);
+        for (int i = 0; i < n; i++) len += _neap_trace_put_varint(p + len, v[i]);
         e->len += len;
         return 0;
     }
     uint8_t tmp[NEAP_TRACE_REC_SMALL];
     size_t len = 0;
     tmp[len++] = (uint8_t)tag;
-    for (int i = 0; i < n; i++) len += neap_put_varint(tmp + len, v[i]);
+    for (int i = 0; i < n; i++) len += _neap_trace_put_varint(tmp + len, v[i]);
     if (e->cap - e->len < len) return -1;
     memcpy(e->buf + e->len, tmp, len);
     e->len += len;
@@ -197,10 +182,10 @@ int _neap_trace_enc_module(_neap_trace_enc_t *e, uint64_t start, uint64_t end, u
     if (e->cap - e->len < need) return -1;
     uint8_t *p = e->buf + e->len;
     *p++ = NEAP_TREC_MODULE;
-    p += neap_put_varint(p, start);
-    p += neap_put_varint(p, end);
-    p += neap_put_varint(p, offset);
-    p += neap_put_varint(p, path_len);
+    p += _neap_trace_put_varint(p, start);
+    p += _neap_trace_put_varint(p, end);
+    p += _neap_trace_put_varint(p, offset);
+    p += _neap_trace_put_varint(p, path_len);
     memcpy(p, path, path_len);
     e->len += need;
     return 0;
@@ -212,32 +197,32 @@ int _neap_trace_enc_stack(_neap_trace_enc_t *e, uint64_t id, const uint64_t *fra
     size_t need = 1 + neap_varint_len(id) + neap_varint_len(nframes);
     uint64_t prev = 0;
     for (size_t i = 0; i < nframes; i++) {
-        need += neap_varint_len(neap_zigzag_delta(frames[i], prev));
+        need += neap_varint_len(_neap_trace_zigzag_delta(frames[i], prev));
         prev = frames[i];
     }
     if (e->cap - e->len < need) return -1;
     uint8_t *p = e->buf + e->len;
     *p++ = NEAP_TREC_STACK;
-    p += neap_put_varint(p, id);
-    p += neap_put_varint(p, nframes);
+    p += _neap_trace_put_varint(p, id);
+    p += _neap_trace_put_varint(p, nframes);
     prev = 0;
     for (size_t i = 0; i < nframes; i++) {
-        p += neap_put_varint(p, neap_zigzag_delta(frames[i], prev));
+        p += _neap_trace_put_varint(p, _neap_trace_zigzag_delta(frames[i], prev));
         prev = frames[i];
     }
     e->len += need;
     return 0;
 }
 
-int _neap_trace_enc_alloc(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t addr) {
-    uint64_t v[3] = {stack, size, neap_zigzag_delta(addr, e->prev_alloc)};
+int _neap_trace_enc_alloc_tight(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t addr) {
+    uint64_t v[3] = {stack, size, _neap_trace_zigzag_delta(addr, e->prev_alloc)};
     if (neap_enc_small(e, NEAP_TREC_ALLOC, v, 3) != 0) return -1;
     e->prev_alloc = addr;
     return 0;
 }
 
-int _neap_trace_enc_free(_neap_trace_enc_t *e, uint64_t addr) {
-    uint64_t v[1] = {neap_zigzag_delta(addr, e->prev_free)};
+int _neap_trace_enc_free_tight(_neap_trace_enc_t *e, uint64_t addr) {
+    uint64_t v[1] = {_neap_trace_zigzag_delta(addr, e->prev_free)};
     if (neap_enc_small(e, NEAP_TREC_FREE, v, 1) != 0) return -1;
     e->prev_free = addr;
     return 0;
@@ -249,7 +234,7 @@ int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64
 }
 
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value) {
-    uint64_t v[2] = {how, neap_zigzag_delta((uint64_t)value, 0)};
+    uint64_t v[2] = {how, _neap_trace_zigzag_delta((uint64_t)value, 0)};
     return neap_enc_small(e, NEAP_TREC_END, v, 2);
 }
 

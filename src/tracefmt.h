@@ -136,11 +136,58 @@ int _neap_trace_enc_module(_neap_trace_enc_t *e, uint64_t start, uint64_t end,
 /* nframes <= NEAP_TRACE_FRAMES_MAX; the writer truncates deeper stacks. */
 int _neap_trace_enc_stack(_neap_trace_enc_t *e, uint64_t id, const uint64_t *frames,
                           size_t nframes);
-int _neap_trace_enc_alloc(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t addr);
-int _neap_trace_enc_free(_neap_trace_enc_t *e, uint64_t addr);
+static inline int _neap_trace_enc_alloc(_neap_trace_enc_t *e, uint64_t stack, uint64_t size,
+                                        uint64_t addr);
+static inline int _neap_trace_enc_free(_neap_trace_enc_t *e, uint64_t addr);
 int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64_t live);
 /* how: NEAP_TRACE_EXIT_*; value: the exit status or signal number. */
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value);
+
+/* 'A' and 'F', the records of nearly every call, inline: encoded in place
+ * when the longest fits; near the end of the buffer, the careful way. */
+int _neap_trace_enc_alloc_tight(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t addr);
+int _neap_trace_enc_free_tight(_neap_trace_enc_t *e, uint64_t addr);
+
+static inline size_t _neap_trace_put_varint(uint8_t *p, uint64_t v) {
+    size_t n = 0;
+    while (v >= 0x80) {
+        p[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    p[n++] = (uint8_t)v;
+    return n;
+}
+
+/* The signed difference a - b, zigzag-encoded (small either way). */
+static inline uint64_t _neap_trace_zigzag_delta(uint64_t a, uint64_t b) {
+    int64_t d = (int64_t)(a - b);
+    return ((uint64_t)d << 1) ^ (uint64_t)(d >> 63);
+}
+
+static inline int _neap_trace_enc_alloc(_neap_trace_enc_t *e, uint64_t stack, uint64_t size,
+                                        uint64_t addr) {
+    if (__builtin_expect(e->cap - e->len < NEAP_TRACE_REC_SMALL, 0))
+        return _neap_trace_enc_alloc_tight(e, stack, size, addr);
+    uint8_t *p = e->buf + e->len;
+    size_t n = 1;
+    p[0] = NEAP_TREC_ALLOC;
+    n += _neap_trace_put_varint(p + n, stack);
+    n += _neap_trace_put_varint(p + n, size);
+    n += _neap_trace_put_varint(p + n, _neap_trace_zigzag_delta(addr, e->prev_alloc));
+    e->len += n;
+    e->prev_alloc = addr;
+    return 0;
+}
+
+static inline int _neap_trace_enc_free(_neap_trace_enc_t *e, uint64_t addr) {
+    if (__builtin_expect(e->cap - e->len < NEAP_TRACE_REC_SMALL, 0))
+        return _neap_trace_enc_free_tight(e, addr);
+    uint8_t *p = e->buf + e->len;
+    p[0] = NEAP_TREC_FREE;
+    e->len += 1 + _neap_trace_put_varint(p + 1, _neap_trace_zigzag_delta(addr, e->prev_free));
+    e->prev_free = addr;
+    return 0;
+}
 
 /* Bytes of records appended since the chunk started (0: nothing to write). */
 size_t _neap_trace_enc_payload(const _neap_trace_enc_t *e);
