@@ -799,7 +799,8 @@ size_t neap_trace_get_object_size(const void *p) {
  * each one's `busy` is 0 and seals its chunk.  An owner sets `busy`, then
  * (a compiler barrier; the flusher's membarrier is the other half) reads
  * `steal`, and if it is set steps out until the flush is over.  Without
- * membarrier both sides use a full fence.
+ * membarrier (and until the writer thread has registered for it) both
+ * sides use a full fence.
  *
  * The file is the format of tracefmt.h: a header, then chunks.  Every
  * chunk is written whole with one write, so a killed program leaves a
@@ -846,7 +847,7 @@ typedef struct tbuf {
 static struct {
     int fd;                     /* -1: not streaming */
     int writer;                 /* the writer thread runs */
-    int barrier;                /* membarrier registered */
+    _Atomic int barrier;        /* membarrier registered (set under steal_lock) */
     pthread_mutex_t qlock;      /* queue, spares, nbuf */
     pthread_cond_t qcond;       /* the writer's wake-up */
     sbuf_t *qhead, *qtail;      /* sealed chunks, oldest first */
@@ -956,7 +957,7 @@ static int tb_seal(tbuf_t *tb) {
 
 /* The owner's half of the steal handshake. */
 static inline void tb_fence(void) {
-    if (stream.barrier)
+    if (atomic_load_explicit(&stream.barrier, memory_order_relaxed))
         atomic_signal_fence(memory_order_seq_cst);
     else
         atomic_thread_fence(memory_order_seq_cst);
@@ -1041,7 +1042,7 @@ static void stream_steal_all(void) {
     tbuf_t *all = atomic_load_explicit(&stream.tbufs, memory_order_acquire);
     for (tbuf_t *tb = all; tb; tb = tb->next)
         atomic_store_explicit(&tb->steal, 1, memory_order_relaxed);
-    if (stream.barrier)
+    if (atomic_load_explicit(&stream.barrier, memory_order_relaxed))
         _neap_os_barrier();
     else
         atomic_thread_fence(memory_order_seq_cst);
@@ -1197,6 +1198,14 @@ static void stream_tick(int end) {
 static void *stream_main(void *arg) {
     (void)arg;
     tl_in_trace = 1; /* the thread's own allocations are not the program's */
+    /* Registering takes the kernel about 10 ms: here, not in the program's
+     * way.  Until it is done, owners and flushers both use full fences;
+     * the switch happens under steal_lock, so no flush straddles it. */
+    if (_neap_os_barrier_register() == 0) {
+        pthread_mutex_lock(&stream.steal_lock);
+        atomic_store_explicit(&stream.barrier, 1, memory_order_relaxed);
+        pthread_mutex_unlock(&stream.steal_lock);
+    }
     uint64_t next_tick = _neap_os_clock_ms() + TICK_MS;
     while (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed)) {
         pthread_mutex_lock(&stream.qlock);
@@ -1275,7 +1284,6 @@ void _neap_trace_env_start(void) {
     _neap_os_write(fd, (const char *)hbuf, hn);
     stream.fd = fd;
     stream.t0 = _neap_os_clock_ms();
-    stream.barrier = _neap_os_barrier_register() == 0;
     tl_in_trace++;
     tbuf_t *tb = tb_enter();
     if (tb == NULL) {
