@@ -955,12 +955,17 @@ static int tb_seal(tbuf_t *tb) {
     return 0;
 }
 
-/* The owner's half of the steal handshake. */
-static inline void tb_fence(void) {
-    if (atomic_load_explicit(&stream.barrier, memory_order_relaxed))
+/* The owner's half of the steal handshake: busy = 1, then read steal.
+ * With membarrier a compiler barrier between the two is enough; without,
+ * both sides use sequentially consistent operations. */
+static inline int tb_busy_then_steal(tbuf_t *tb) {
+    if (atomic_load_explicit(&stream.barrier, memory_order_relaxed)) {
+        atomic_store_explicit(&tb->busy, 1, memory_order_relaxed);
         atomic_signal_fence(memory_order_seq_cst);
-    else
-        atomic_thread_fence(memory_order_seq_cst);
+        return atomic_load_explicit(&tb->steal, memory_order_acquire);
+    }
+    (void)atomic_exchange_explicit(&tb->busy, 1, memory_order_seq_cst);
+    return atomic_load_explicit(&tb->steal, memory_order_seq_cst);
 }
 
 static __attribute__((noinline)) void tb_wait_steal(tbuf_t *tb) {
@@ -968,9 +973,7 @@ static __attribute__((noinline)) void tb_wait_steal(tbuf_t *tb) {
         atomic_store_explicit(&tb->busy, 0, memory_order_release);
         while (atomic_load_explicit(&tb->steal, memory_order_acquire))
             _neap_os_yield();
-        atomic_store_explicit(&tb->busy, 1, memory_order_relaxed);
-        tb_fence();
-    } while (atomic_load_explicit(&tb->steal, memory_order_acquire));
+    } while (tb_busy_then_steal(tb));
 }
 
 /* This thread's tbuf: a free one of the registry, or a new one. */
@@ -1010,9 +1013,7 @@ static inline tbuf_t *tb_enter(void) {
         return NULL;
     if (neap_unlikely(atomic_load_explicit(&tb->busy, memory_order_relaxed)))
         return NULL;
-    atomic_store_explicit(&tb->busy, 1, memory_order_relaxed);
-    tb_fence();
-    if (neap_unlikely(atomic_load_explicit(&tb->steal, memory_order_acquire)))
+    if (neap_unlikely(tb_busy_then_steal(tb)))
         tb_wait_steal(tb);
     return tb;
 }
@@ -1040,14 +1041,17 @@ static inline void tb_clock(tbuf_t *tb, uint64_t now) {
 static void stream_steal_all(void) {
     pthread_mutex_lock(&stream.steal_lock);
     tbuf_t *all = atomic_load_explicit(&stream.tbufs, memory_order_acquire);
-    for (tbuf_t *tb = all; tb; tb = tb->next)
-        atomic_store_explicit(&tb->steal, 1, memory_order_relaxed);
-    if (atomic_load_explicit(&stream.barrier, memory_order_relaxed))
-        _neap_os_barrier();
-    else
-        atomic_thread_fence(memory_order_seq_cst);
+    int barrier = atomic_load_explicit(&stream.barrier, memory_order_relaxed);
     for (tbuf_t *tb = all; tb; tb = tb->next) {
-        while (atomic_load_explicit(&tb->busy, memory_order_acquire))
+        if (barrier)
+            atomic_store_explicit(&tb->steal, 1, memory_order_relaxed);
+        else
+            (void)atomic_exchange_explicit(&tb->steal, 1, memory_order_seq_cst);
+    }
+    if (barrier)
+        _neap_os_barrier();
+    for (tbuf_t *tb = all; tb; tb = tb->next) {
+        while (atomic_load_explicit(&tb->busy, memory_order_seq_cst))
             _neap_os_yield();
         (void)tb_seal(tb);
         atomic_store_explicit(&tb->steal, 0, memory_order_release);
