@@ -80,14 +80,16 @@ static void report_count(char *buf, size_t cap, double n, int sampled) {
     else snprintf(buf, cap, "%.0f", n);
 }
 
-/* --- a hash map of 64-bit keys to two 64-bit values ---------------------- */
+/* --- a hash map of 64-bit keys to three 64-bit values -------------------- */
 /* Open addressing, linear probing, deletion by backward shift (no
- * tombstones).  The key ~0 marks an empty slot and cannot be stored. */
+ * tombstones).  The key ~0 marks an empty slot and cannot be stored.  A key
+ * may be stored more than once (map_add): its slots all lie in the run of
+ * full slots from its home, and map_find finds one of them. */
 
 #define MAP_EMPTY UINT64_MAX
 
 typedef struct {
-    uint64_t key, a, b;
+    uint64_t key, a, b, c;
 } map_slot_t;
 typedef struct {
     map_slot_t *slots;
@@ -130,12 +132,21 @@ static map_slot_t *map_insert(map_t *m, uint64_t key, int *added) {
             return &m->slots[i];
         }
         if (m->slots[i].key == MAP_EMPTY) {
-            m->slots[i] = (map_slot_t){key, 0, 0};
+            m->slots[i] = (map_slot_t){key, 0, 0, 0};
             m->count++;
             *added = 1;
             return &m->slots[i];
         }
     }
+}
+/* A new slot for key (values 0), whether or not key has others. */
+static map_slot_t *map_add(map_t *m, uint64_t key) {
+    if ((m->count + 1) * 4 > m->cap * 3) map_grow(m);
+    size_t i = map_hash(key, m->cap);
+    while (m->slots[i].key != MAP_EMPTY) i = (i + 1) & (m->cap - 1);
+    m->slots[i] = (map_slot_t){key, 0, 0, 0};
+    m->count++;
+    return &m->slots[i];
 }
 static void map_grow(map_t *m) {
     map_slot_t *old = m->slots;
@@ -144,13 +155,8 @@ static void map_grow(map_t *m) {
     m->slots = xrealloc(NULL, m->cap * sizeof *m->slots);
     for (size_t i = 0; i < m->cap; i++) m->slots[i].key = MAP_EMPTY;
     m->count = 0;
-    int added;
     for (size_t i = 0; i < oldcap; i++)
-        if (old[i].key != MAP_EMPTY) {
-            map_slot_t *s = map_insert(m, old[i].key, &added);
-            s->a = old[i].a;
-            s->b = old[i].b;
-        }
+        if (old[i].key != MAP_EMPTY) *map_add(m, old[i].key) = old[i];
     free(old);
 }
 /* Removes the entry in slot s (from map_find). */
@@ -214,6 +220,45 @@ static void report_unlive(neap_report_t *r, map_slot_t *blk) {
     map_remove(r->blocks, blk);
 }
 
+/* Replays every part of the block at addr freed. */
+static void report_unlive_all(neap_report_t *r, uint64_t addr) {
+    map_slot_t *blk;
+    while ((blk = map_find(r->blocks, addr)) != NULL) report_unlive(r, blk);
+}
+
+/* Replays size bytes at addr + offset allocated by stack id: a block ('A',
+ * offset 0), or a part of one ('G', a sampled block's growth). */
+static void report_live(neap_report_t *r, uint64_t id, uint64_t size, uint64_t addr,
+                        uint64_t offset) {
+    int added;
+    neap_report_stack_t *st = report_stack(r, id, &added);
+    if (added) {
+        st->undefined = 1;
+        r->undefined_stacks++;
+    }
+    double w = report_weight(r, size), bytes = w * (double)size;
+    report_touch(r, st);
+    st->fig.live_bytes += bytes;
+    st->fig.live_count += w;
+    st->fig.total_bytes += bytes;
+    st->fig.total_count += w;
+    map_slot_t *blk = map_add(r->blocks, addr);
+    blk->a = size;
+    blk->b = (size_t)(st - r->stacks);
+    blk->c = offset;
+    r->allocs++;
+    r->live_bytes += bytes;
+    r->live_count += w;
+    r->total_bytes += bytes;
+    r->total_count += w;
+    if (r->live_bytes > r->peak_bytes) {
+        r->peak_bytes = r->live_bytes;
+        r->peak_id++;
+        r->peak_ms = r->last_ms;
+        r->peak_record = r->records;
+    }
+}
+
 static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
     int added;
     r->records++;
@@ -246,47 +291,39 @@ static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         break;
     }
     case NEAP_TREC_ALLOC: {
-        neap_report_stack_t *st = report_stack(r, rec->alloc.stack, &added);
-        if (added) {
-            st->undefined = 1;
-            r->undefined_stacks++;
-        }
-        size_t sidx = (size_t)(st - r->stacks);
         map_slot_t *old = map_find(r->blocks, rec->alloc.addr);
         if (old) {
             r->realloc_over++;
-            report_unlive(r, old);
+            report_unlive_all(r, rec->alloc.addr);
         }
-        st = &r->stacks[sidx];
-        double w = report_weight(r, rec->alloc.size), bytes = w * (double)rec->alloc.size;
-        report_touch(r, st);
-        st->fig.live_bytes += bytes;
-        st->fig.live_count += w;
-        st->fig.total_bytes += bytes;
-        st->fig.total_count += w;
-        map_slot_t *blk = map_insert(r->blocks, rec->alloc.addr, &added);
-        blk->a = rec->alloc.size;
-        blk->b = sidx;
-        r->allocs++;
-        r->live_bytes += bytes;
-        r->live_count += w;
-        r->total_bytes += bytes;
-        r->total_count += w;
-        if (r->live_bytes > r->peak_bytes) {
-            r->peak_bytes = r->live_bytes;
-            r->peak_id++;
-            r->peak_ms = r->last_ms;
-            r->peak_record = r->records;
-        }
+        report_live(r, rec->alloc.stack, rec->alloc.size, rec->alloc.addr, 0);
         break;
     }
-    case NEAP_TREC_FREE: {
+    case NEAP_TREC_GROW:
+        report_live(r, rec->grow.stack, rec->grow.size, rec->grow.addr, rec->grow.offset);
+        break;
+    case NEAP_TREC_MOVE: {
+        /* every part of the block, now at its new address */
+        map_slot_t part[16];
+        size_t n = 0;
+        map_slot_t *blk;
+        while ((blk = map_find(r->blocks, rec->move.old_addr)) != NULL) {
+            if (n == sizeof part / sizeof *part) {
+                for (size_t i = 0; i < n; i++) *map_add(r->blocks, rec->move.new_addr) = part[i];
+                n = 0;
+            }
+            part[n] = *blk;
+            part[n++].key = rec->move.new_addr;
+            map_remove(r->blocks, blk);
+        }
+        for (size_t i = 0; i < n; i++) *map_add(r->blocks, rec->move.new_addr) = part[i];
+        break;
+    }
+    case NEAP_TREC_FREE:
         r->frees++;
-        map_slot_t *blk = map_find(r->blocks, rec->free.addr);
-        if (blk) report_unlive(r, blk);
+        if (map_find(r->blocks, rec->free.addr)) report_unlive_all(r, rec->free.addr);
         else if (!r->sampled) r->unknown_frees++;
         break;
-    }
     case NEAP_TREC_TICK:
         if (r->nticks == r->ticks_cap) {
             r->ticks_cap = r->ticks_cap ? 2 * r->ticks_cap : 256;
@@ -687,8 +724,9 @@ static void report_pinning(neap_report_t *r) {
         if (b->key == MAP_EMPTY) continue;
         size_t site = r->stacks[b->b].site;
         r->sites[site].pin.live_bytes += report_weight(r, b->a) * (double)b->a;
-        v[n++] = (_neap_pin_block_t){.addr = b->key, .size = b->a, .site = (uint32_t)site,
-                                     .huge = b->a >= HUGE_MIN};
+        /* a part of a block (offset c) places its own bytes */
+        v[n++] = (_neap_pin_block_t){.addr = b->key + b->c, .size = b->a, .site = (uint32_t)site,
+                                     .huge = b->c + b->a >= HUGE_MIN};
     }
     _neap_pin_site_t *pin = xrealloc(NULL, r->nsites * sizeof *pin);
     memset(pin, 0, r->nsites * sizeof *pin);

@@ -29,6 +29,21 @@ void *neap_calloc(size_t n, size_t size) {
     return p;
 }
 
+/* realloc without copying: p resized where it is (or a huge block's pages
+ * moved, if `move`), or NULL when a copy is needed; usable is p's. */
+static inline void *neap_realloc_inplace(void *p, size_t size, size_t usable, bool move) {
+    /* a huge block is resized in place, or its pages moved, with mremap: no
+     * copy.  Only one shrinking to less than half of itself and to at most
+     * 1 MiB is copied, into a large or small block (below) */
+    if (_neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE && (size > NEAP_LARGE_MAX || size >= usable / 2))
+        return _neap_huge_realloc(p, size, move, "realloc");
+    /* keep the block when the new size fits and wastes less than half */
+    if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
+    /* a large block grows into the free pages after it */
+    if (size > usable && usable > NEAP_MEDIUM_MAX && _neap_large_grow(p, size)) return p;
+    return NULL;
+}
+
 /* realloc itself; the traced neap_realloc below wraps it. */
 static inline void *neap_realloc_plain(void *p, size_t size) {
     if (p == NULL) return neap_malloc_plain(size);
@@ -40,18 +55,9 @@ static inline void *neap_realloc_plain(void *p, size_t size) {
         neap_free_inline(p);
         return q;
     }
-    /* a huge block is resized in place, or its pages moved, with mremap: no
-     * copy.  Only one shrinking to less than half of itself and to at most
-     * 1 MiB is copied, into a large or small block (below) */
-    if (_neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE && (size > NEAP_LARGE_MAX || size >= usable / 2)) {
-        void *q = _neap_huge_realloc(p, size, "realloc");
-        if (q != NULL) return q;
-    }
-    /* keep the block when the new size fits and wastes less than half */
-    if (size <= usable && (size >= usable / 2 || usable <= 16)) return p;
-    /* a large block grows into the free pages after it */
-    if (size > usable && usable > NEAP_MEDIUM_MAX && _neap_large_grow(p, size)) return p;
-    void *q = neap_malloc_plain(size);
+    void *q = neap_realloc_inplace(p, size, usable, true);
+    if (q != NULL) return q;
+    q = neap_malloc_plain(size);
     if (q == NULL) return NULL;   /* p untouched, errno ENOMEM */
     memcpy(q, p, size < usable ? size : usable);
     neap_free_inline(p);
@@ -75,18 +81,57 @@ void *_neap_array_grow(void *v, size_t *cap, size_t need, size_t elem, size_t fi
  * the result is a new allocation of the new size, counted in full against
  * the sampling countdown (so that a block's chance of being sampled depends
  * on its size alone, and the estimates stay unbiased).  If the realloc
- * fails, p keeps its trace. */
-void *neap_realloc(void *p, size_t size) {
-    size_t traced_size = 0;
-    int traced = 0;
-    if (neap_unlikely(atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0) && p != NULL)
-        traced = _neap_trace_forget(p, &traced_size);
-    void *q = neap_realloc_plain(p, size);
-    if (neap_unlikely(q == NULL)) {
-        if (traced)
-            _neap_trace_keep(p, traced_size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
-        return NULL;
+ * fails, p keeps its trace.  Except when sampling grows a large or huge
+ * block whose size tracing knows: then only the growth counts, and p's
+ * traces stay with the block (trace.c, "Sampled realloc"). */
+static __attribute__((noinline)) void *neap_realloc_traced(void *p, size_t size, uintptr_t ret,
+                                                          uintptr_t fp) {
+    size_t old = 0;
+    int grow = _neap_trace_grow_begin(p, size, &old);
+    if (grow == 0) {
+        size_t traced_size = 0;
+        int traced = _neap_trace_forget(p, &traced_size);
+        void *q = neap_realloc_plain(p, size);
+        if (neap_unlikely(q == NULL)) {
+            if (traced) _neap_trace_keep(p, traced_size, ret, fp);
+            return NULL;
+        }
+        int sampled = NEAP_TRACE_COUNT(size);
+        if (sampled) q = _neap_trace_alloc(q, size, ret, fp);
+        _neap_trace_sized(q, size, sampled);
+        return q;
     }
+    /* growing: p's traces, if any, stay with the block */
+    size_t usable = _neap_usable_generic(p);
+    void *q = neap_realloc_inplace(p, size, usable, grow == 1);
+    if (q == NULL && grow == 2) {
+        _neap_trace_parts_t parts;
+        int all = _neap_trace_take(p, &parts);
+        if (all && _neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE)
+            q = _neap_huge_realloc(p, size, true, "realloc");
+        bool copy = q == NULL;
+        if (copy) {
+            q = neap_malloc_plain(size);
+            if (q != NULL) memcpy(q, p, size < usable ? size : usable);
+        }
+        _neap_trace_put(p, q, &parts);
+        if (copy && q != NULL) neap_free_inline(p);
+    } else if (q == NULL) {
+        q = neap_malloc_plain(size);
+        if (q != NULL) {
+            memcpy(q, p, size < usable ? size : usable);
+            neap_free_inline(p);
+        }
+    }
+    return _neap_trace_grow_end(p, q, old, size, grow == 2, ret, fp);
+}
+
+void *neap_realloc(void *p, size_t size) {
+    if (neap_unlikely((atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) |
+                       (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0) &&
+        p != NULL && size != 0)
+        return neap_realloc_traced(p, size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
+    void *q = neap_realloc_plain(p, size);
     NEAP_TRACE_HOOK(q, size);
     return q;
 }

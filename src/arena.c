@@ -529,10 +529,10 @@ void _neap_huge_free(uintptr_t base, void *p, const char *func) {
 /* Resizes the huge block p to size bytes without copying: the mapping
  * shrinks (its tail unmapped, unless that is an eighth of it or less) or
  * grows in place, or else its pages move (mremap) onto a fresh 4 MiB-aligned
- * reservation.  Returns the block, at p
+ * reservation (unless !move).  Returns the block, at p
  * or at its new address, or NULL if the mapping could not be resized; p is
  * then untouched and the caller copies. */
-void *_neap_huge_realloc(void *p, size_t size, const char *func) {
+void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func) {
     int why;
     pthread_mutex_lock(&_neap_huge_lock);
     neap_huge_t *h = neap_huge_lookup_locked((uintptr_t)p, &why);
@@ -557,6 +557,7 @@ void *_neap_huge_realloc(void *p, size_t size, const char *func) {
     }
     char *q = _neap_os_remap((void *)base, old_size, new_size, NULL);
     if (q == NULL) {
+        if (!move) return NULL;
         /* the pages after it are taken: move it, to an aligned address the
          * map can describe (mremap alone would pick any address) */
         char *dest = _neap_os_map_aligned(new_size, NEAP_ARENA_SIZE);

@@ -670,7 +670,8 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
     /* tracing forgets a traced block before it can be handed out again */
-    bool tracing = atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) != 0;
+    bool tracing = (atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) |
+                    (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0;
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
     if (kind == NEAP_MAP_NONE)
@@ -781,11 +782,20 @@ static void neap_heap_collect(neap_heap_t *h) {
     }
 }
 
+/* While sampling, tracing keeps the size of large and huge blocks, so that
+ * a realloc growing one is sampled by its growth (trace.c, "Sampled
+ * realloc"); has_traces is set, as the block may be sampled. */
+static inline void *neap_sized(void *p, size_t size) {
+    if (p != NULL && neap_unlikely(atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)))
+        _neap_trace_sized(p, size, 1);
+    return p;
+}
+
 void *_neap_malloc_generic(size_t size, bool zero) {
     if (size > NEAP_LARGE_MAX) {
         void *p = _neap_huge_alloc(size, NEAP_PAGE_SIZE, zero, NULL);
         if (p == NULL) _neap_tl_trace_left = -1;   /* an absurd size may have wrapped it */
-        return p;
+        return neap_sized(p, size);
     }
     neap_heap_t *h = _neap_tl_heap;
     if (neap_unlikely(h == &_neap_heap_empty)) {
@@ -807,7 +817,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
     }
     _neap_heap_unlock(h);
     if (p == NULL) errno = ENOMEM;
-    return p;
+    return size > NEAP_MEDIUM_MAX ? neap_sized(p, size) : p;
 }
 
 /* alignment: a power of two above 16. */

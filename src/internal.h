@@ -402,7 +402,7 @@ NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
 NEAP_INTERNAL uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind); /* 0 if none */
 NEAP_INTERNAL size_t _neap_huge_usable(uintptr_t base, const void *p);
 /* p (a huge block) resized without copying; NULL: could not, p untouched */
-NEAP_INTERNAL void *_neap_huge_realloc(void *p, size_t size, const char *func);
+NEAP_INTERNAL void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func);
 /* Unmaps cached huge mappings freed NEAP_PURGE_DELAY ms before now (cheap
  * when there are none); flush unmaps them all, returns 1 if there were any. */
 NEAP_INTERNAL void _neap_huge_cache_expire(uint64_t now);
@@ -452,6 +452,29 @@ NEAP_INTERNAL void _neap_trace_forget_block(const void *p);
 /* Records p (size bytes) whatever the countdown says: a failed realloc
  * keeps its block traced. */
 NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp);
+/* Sampled reallocs (trace.c, "Sampled realloc"): while _neap_trace_grow is
+ * set, every realloc and every free of a large or huge block reach trace.c.
+ * grow_begin: 0, sample the realloc by its whole size (forget, then the
+ * hook, then sized); else the realloc grows p from its requested size
+ * *old: 1, p has no trace; 2, it may have some, and if p must move they
+ * go with it: take them out of the table (all of them, if take returns 1:
+ * only then may a huge block's pages move), then put them at the new
+ * block q, before p is freed (or back at p: q NULL).  grow_end: the
+ * realloc made q (NULL: it failed).  sized: after a realloc sampled by its
+ * whole size (traced: the hook recorded it). */
+#define NEAP_TRACE_PARTS 32
+typedef struct {
+    size_t n;
+    uint64_t clock;
+    uintptr_t v[NEAP_TRACE_PARTS * 4];   /* trace.c's traces */
+} _neap_trace_parts_t;
+extern NEAP_INTERNAL _Atomic int _neap_trace_grow;
+NEAP_INTERNAL int _neap_trace_grow_begin(const void *p, size_t size, size_t *old);
+NEAP_INTERNAL int _neap_trace_take(const void *p, _neap_trace_parts_t *parts);
+NEAP_INTERNAL void _neap_trace_put(const void *p, const void *q, _neap_trace_parts_t *parts);
+NEAP_INTERNAL void *_neap_trace_grow_end(const void *p, void *q, size_t old, size_t size,
+                                         int traced, uintptr_t ret, uintptr_t fp);
+NEAP_INTERNAL void _neap_trace_sized(const void *q, size_t size, int traced);
 NEAP_INTERNAL void _neap_trace_env_start(void);   /* NEAP_TRACE=FILE: stream to FILE */
 NEAP_INTERNAL void _neap_trace_env_exit(void);    /* the last records, at exit */
 NEAP_INTERNAL void _neap_trace_thread_exit(void); /* the thread's records to the stream */

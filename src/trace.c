@@ -324,16 +324,18 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
  * too: the reader counts those).  _neap_trace_live stays 1. */
 static _Atomic int stream_only;
 #define POOL_STICKY (1u << 30)
-static void stream_alloc(tstack_t *st, size_t size, uintptr_t a, int huge);
+static void stream_alloc(tstack_t *st, size_t size, size_t off, uintptr_t a, int huge);
 static void stream_free(uintptr_t a);
+static void stream_move(uintptr_t from, uintptr_t to, uint64_t now);
 
 /* ---------------------------------------------------------------------------
  * Traces.
  * ------------------------------------------------------------------------- */
 typedef struct trace {
-    uintptr_t addr;          /* 0: empty slot */
+    uintptr_t addr;          /* the block's; 0: empty slot */
     size_t size;             /* bytes asked for */
     tstack_t *stack;
+    size_t off;              /* 0; a part (sampled growth): where its bytes start */
 } trace_t;
 
 typedef struct shard {
@@ -432,8 +434,157 @@ static void pool_traced(const void *p, int delta) {
         atomic_fetch_sub_explicit(&pool->traced, 1, memory_order_relaxed);
 }
 
-/* Records p; on a failure to get memory the block just stays untraced. */
-static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+/* ---------------------------------------------------------------------------
+ * Sampled realloc.  A realloc that grows a large or huge block by d bytes
+ * counts d against the countdown, not its whole size: a sample then adds
+ * a part of d bytes at the old size's offset, by the realloc's stack, to
+ * the block's traces (which stay).  A block's expected weight stays its
+ * size, and each site is credited with the bytes it asked for; a string
+ * grown by appends costs a sample per `interval` bytes appended, not one
+ * per append.  The old size must be known exactly: `sizes` keeps, for the
+ * blocks a realloc made while sampling, their size and whether they have
+ * traces, in a table of single words, 4-way set-associative (a lost entry
+ * only means the next realloc of that block is sampled by its whole size,
+ * as before).
+ *
+ *   sizes[hash(addr) >> 54][0..3] = tag(20 bits of hash) | has_traces | size
+ *                                    63                 44          43   0
+ *
+ * An entry is written when a large or huge block is made (malloc's slow
+ * path, or the realloc that made it, which is the block's owner) and
+ * dropped by the block's free (forget, which every free of a large or huge
+ * block reaches while sampling).  A fifth block in a set evicts one; only
+ * a block with the same 30 bits of hash could be mistaken for another.
+ * ------------------------------------------------------------------------- */
+_Atomic int _neap_trace_grow;
+#define SIZE_SETS 1024
+#define SIZE_WAYS 4
+#define SIZE_BITS 43
+#define SIZE_TRACED ((uint64_t)1 << SIZE_BITS)
+static _Atomic uint64_t sizes[SIZE_SETS][SIZE_WAYS];
+_Static_assert(SIZE_SETS == 1 << 10, "sets are indexed by the hash's top 10 bits");
+
+/* a's set, and in *tag the bits of its entry's tag; *way: a's entry in
+ * the set, or -1 */
+static inline _Atomic uint64_t *sizes_find(uintptr_t a, uint64_t *tag, int *way, uint64_t *w) {
+    uint64_t h = addr_hash(a);
+    _Atomic uint64_t *set = sizes[h >> 54];
+    *tag = ((h >> 32) & 0xfffff) << (SIZE_BITS + 1);
+    *way = -1;
+    for (int i = 0; i < SIZE_WAYS; i++) {
+        *w = atomic_load_explicit(&set[i], memory_order_relaxed);
+        if (*w != 0 && (*w & ~((SIZE_TRACED << 1) - 1)) == *tag) {
+            *way = i;
+            break;
+        }
+    }
+    return set;
+}
+
+static void sizes_forget(uintptr_t a) {
+    uint64_t tag, w;
+    int way;
+    _Atomic uint64_t *set = sizes_find(a, &tag, &way, &w);
+    if (way >= 0)
+        atomic_compare_exchange_strong_explicit(&set[way], &w, 0, memory_order_relaxed,
+                                                memory_order_relaxed);
+}
+
+static void sizes_clear(void) {
+    for (size_t i = 0; i < SIZE_SETS; i++)
+        for (int j = 0; j < SIZE_WAYS; j++)
+            atomic_store_explicit(&sizes[i][j], 0, memory_order_relaxed);
+}
+
+int _neap_trace_grow_begin(const void *p, size_t size, size_t *old) {
+    if (!atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+        return 0;
+    uint64_t tag, w;
+    int way;
+    (void)sizes_find((uintptr_t)p, &tag, &way, &w);
+    if (way < 0)
+        return 0;
+    *old = (size_t)(w & (SIZE_TRACED - 1));
+    if (size < *old)
+        return 0; /* shrinking: sampled by its whole size */
+    return (w & SIZE_TRACED) ? 2 : 1;
+}
+
+void _neap_trace_sized(const void *q, size_t size, int traced) {
+    if (size <= NEAP_MEDIUM_MAX || size >= SIZE_TRACED ||
+        !atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+        return;
+    uint64_t tag, w;
+    int way;
+    _Atomic uint64_t *set = sizes_find((uintptr_t)q, &tag, &way, &w);
+    if (way < 0) {
+        /* an empty way, else one picked by the tag's low bits */
+        way = (int)(tag >> (SIZE_BITS + 1)) & (SIZE_WAYS - 1);
+        for (int i = 0; i < SIZE_WAYS; i++) {
+            if (atomic_load_explicit(&set[i], memory_order_relaxed) == 0) {
+                way = i;
+                break;
+            }
+        }
+    }
+    atomic_store_explicit(&set[way], tag | (traced ? SIZE_TRACED : 0) | size,
+                          memory_order_relaxed);
+}
+
+static size_t shard_take_locked(shard_t *sh, uintptr_t a, trace_t *out, size_t max);
+_Static_assert(sizeof(((_neap_trace_parts_t *)0)->v) >= NEAP_TRACE_PARTS * sizeof(trace_t),
+               "_neap_trace_parts_t holds NEAP_TRACE_PARTS traces");
+
+int _neap_trace_take(const void *p, _neap_trace_parts_t *parts) {
+    uintptr_t a = (uintptr_t)p;
+    shard_t *sh = shard_of(a);
+    trace_t *t = (trace_t *)(void *)parts->v;
+    tlock_lock(&sh->lock);
+    parts->n = shard_take_locked(sh, a, t, NEAP_TRACE_PARTS);
+    int all = sh->cap == 0 || sh->slot[shard_find(sh, a)].addr != a;
+    tlock_unlock(&sh->lock);
+    parts->clock = 0;
+    if (parts->n > 0 && atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+        parts->clock = atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed) + 1;
+    return all;
+}
+
+/* Puts t in sh (locked); -1 when the table cannot grow. */
+static int shard_add_locked(shard_t *sh, const trace_t *t) {
+    if ((sh->count + 1) * 4 > sh->cap * 3 && shard_grow_locked(sh) != 0)
+        return -1;
+    size_t mask = sh->cap - 1, i = (size_t)addr_hash(t->addr) & mask;
+    while (sh->slot[i].addr != 0)
+        i = (i + 1) & mask;
+    sh->slot[i] = *t;
+    sh->count++;
+    atomic_fetch_add_explicit(&_neap_trace_live, 1, memory_order_relaxed);
+    traced_add(trace_weight(t->size));
+    return 0;
+}
+
+/* Takes the traces of block a out of sh (locked), at most max of them into
+ * out; returns how many. */
+static size_t shard_take_locked(shard_t *sh, uintptr_t a, trace_t *out, size_t max) {
+    size_t n = 0;
+    while (n < max && sh->cap > 0) {
+        size_t i = shard_find(sh, a);
+        if (sh->slot[i].addr != a)
+            break;
+        out[n++] = sh->slot[i];
+        shard_remove_at(sh, i);
+        atomic_fetch_sub_explicit(&_neap_trace_live, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&traced_current, trace_weight(out[n - 1].size),
+                                  memory_order_relaxed);
+    }
+    return n;
+}
+
+/* Records p (size bytes from offset off: a part when `part`, the block's
+ * growth by a realloc, which adds to the block's other traces; else the
+ * block, which replaces them).  On a failure to get memory it stays
+ * untraced. */
+static void record(void *p, size_t size, size_t off, int part, uintptr_t ret, uintptr_t fp) {
     uintptr_t f[NEAP_TRACE_MAX_FRAMES];
     size_t n = capture(f, (size_t)atomic_load_explicit(&trace_nframe, memory_order_relaxed),
                        ret, fp);
@@ -453,36 +604,63 @@ static void record(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
             pool = _neap_block_pool(p);
         if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) < POOL_STICKY)
             atomic_fetch_add_explicit(&pool->traced, POOL_STICKY, memory_order_relaxed);
-        stream_alloc(st, size, a, pool == NULL && _neap_map_kind(a) != NEAP_MAP_ARENA);
+        stream_alloc(st, size, 0, a, pool == NULL && _neap_map_kind(a) != NEAP_MAP_ARENA);
         return;
     }
     shard_t *sh = shard_of(a);
     tlock_lock(&sh->lock);
-    if (atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_OFF ||
-        ((sh->count + 1) * 4 > sh->cap * 3 && shard_grow_locked(sh) != 0)) {
+    if (atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_OFF) {
         tlock_unlock(&sh->lock);
         return;
     }
-    size_t i = shard_find(sh, a);
-    if (sh->slot[i].addr == a) {
+    if (!part) {
         /* a stale trace of a block freed behind tracing's back cannot be:
          * every free path forgets first; replace it anyway */
-        atomic_fetch_sub_explicit(&traced_current, trace_weight(sh->slot[i].size),
-                                  memory_order_relaxed);
-        pool_traced(p, -1);
-    } else {
-        sh->count++;
-        atomic_fetch_add_explicit(&_neap_trace_live, 1, memory_order_relaxed);
+        trace_t stale;
+        while (shard_take_locked(sh, a, &stale, 1) == 1)
+            pool_traced(p, -1);
     }
-    sh->slot[i] = (trace_t){a, size, st};
-    pool_traced(p, +1);
-    traced_add(trace_weight(size));
-    if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
-        stream_alloc(st, size, a, _neap_map_kind(a) != NEAP_MAP_ARENA);
+    trace_t t = {a, size, st, off};
+    if (shard_add_locked(sh, &t) == 0) {
+        pool_traced(p, +1);
+        if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+            stream_alloc(st, size, off, a, _neap_map_kind(a) != NEAP_MAP_ARENA);
+    }
     tlock_unlock(&sh->lock);
 }
 
-/* An exponential draw with the given mean, at least 1. */
+/* The traces in parts, at a: in the table (dropped if tracing stopped
+ * meanwhile or the table cannot grow). */
+static void parts_put(uintptr_t a, const _neap_trace_parts_t *parts) {
+    trace_t *t = (trace_t *)(void *)parts->v;
+    shard_t *sh = shard_of(a);
+    tlock_lock(&sh->lock);
+    for (size_t i = 0; i < parts->n; i++) {
+        t[i].addr = a;
+        if (atomic_load_explicit(&trace_mode, memory_order_relaxed) != MODE_OFF)
+            shard_add_locked(sh, &t[i]);
+    }
+    tlock_unlock(&sh->lock);
+}
+
+void _neap_trace_put(const void *p, const void *q, _neap_trace_parts_t *parts) {
+    uintptr_t a = (uintptr_t)p, b = q != NULL ? (uintptr_t)q : a;
+    int moved = parts->n > 0;
+    uint64_t clock = parts->clock;
+    parts_put(b, parts);
+    if (b == a)
+        return;
+    /* traces beyond what parts holds are still at p, which is still the
+     * caller's: they follow in batches */
+    while (_neap_trace_take(p, parts), parts->n > 0) {
+        parts_put(b, parts);
+        moved = 1;
+    }
+    if (moved)
+        stream_move(a, b, clock);
+}
+
+/* An exponential draw with the given mean, at least 1. *//* An exponential draw with the given mean, at least 1. */
 static int64_t next_interval(size_t mean) {
     if (tl_rng == 0)
         tl_rng = ((uint64_t)(uintptr_t)&tl_rng * 0x9e3779b97f4a7c15ULL) ^ _neap_os_clock_ns() ^ 1;
@@ -503,7 +681,7 @@ static void *record_untraced(void *p, size_t size, uintptr_t ret, uintptr_t fp) 
         return p;
     int saved = errno;
     tl_in_trace++;
-    record(p, size, ret, fp);
+    record(p, size, 0, 0, ret, fp);
     tl_in_trace--;
     errno = saved;
     return p;
@@ -527,6 +705,32 @@ void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     return record_untraced(p, size, ret, fp);
 }
 
+void *_neap_trace_grow_end(const void *p, void *q, size_t old, size_t size, int traced,
+                           uintptr_t ret, uintptr_t fp) {
+    if (q == NULL)
+        return NULL; /* failed: p keeps its traces and its entry */
+    if (q != p)
+        sizes_forget((uintptr_t)p); /* a huge block's pages moved: no free */
+    size_t d = size - old;
+    if (d != 0 && NEAP_TRACE_COUNT(d)) {
+        if (atomic_load_explicit(&trace_mode, memory_order_relaxed) != MODE_SAMPLED)
+            return _neap_trace_alloc(q, size, ret, fp); /* stopped meanwhile */
+        size_t mean = atomic_load_explicit(&trace_interval, memory_order_relaxed);
+        while (_neap_tl_trace_left < 0)
+            _neap_tl_trace_left += next_interval(mean);
+        if (!tl_in_trace) {
+            int saved = errno;
+            tl_in_trace++;
+            record(q, d, old, 1, ret, fp);
+            tl_in_trace--;
+            errno = saved;
+            traced = 1;
+        }
+    }
+    _neap_trace_sized(q, size, traced);
+    return q;
+}
+
 void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
     return _neap_trace_alloc(neap_malloc_plain(size), size, ret, fp);
 }
@@ -546,32 +750,29 @@ void _neap_trace_forget_block(const void *p) { (void)forget(p, NULL); }
 
 static int forget(const void *p, size_t *size) {
     uintptr_t a = (uintptr_t)p;
+    if (atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+        sizes_forget(a);
     if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
         stream_free(a);
         if (size != NULL)
             *size = neap_usable_size(p); /* no table: the best there is */
         return 1;
     }
-    int found = 0;
+    size_t found = 0, total = 0;
     shard_t *sh = shard_of(a);
     tlock_lock(&sh->lock);
-    if (sh->cap > 0) {
-        size_t i = shard_find(sh, a);
-        if (sh->slot[i].addr == a) {
-            if (size != NULL)
-                *size = sh->slot[i].size;
-            atomic_fetch_sub_explicit(&traced_current, trace_weight(sh->slot[i].size),
-                                      memory_order_relaxed);
-            shard_remove_at(sh, i);
-            atomic_fetch_sub_explicit(&_neap_trace_live, 1, memory_order_relaxed);
-            pool_traced(p, -1);
-            if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
-                stream_free(a); /* before the block can be handed out again */
-            found = 1;
-        }
+    trace_t t;
+    while (shard_take_locked(sh, a, &t, 1) == 1) {
+        total += t.size;
+        pool_traced(p, -1);
+        found++;
     }
+    if (found && atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+        stream_free(a); /* before the block can be handed out again */
     tlock_unlock(&sh->lock);
-    return found;
+    if (size != NULL)
+        *size = total;
+    return found != 0;
 }
 
 void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
@@ -633,6 +834,9 @@ static int start(int nframe, size_t interval, int mode) {
     atomic_store_explicit(&trace_nframe, nframe, memory_order_relaxed);
     atomic_store_explicit(&trace_interval, interval, memory_order_relaxed);
     atomic_store_explicit(&trace_mode, mode, memory_order_relaxed);
+    /* the flag first: the frees that follow drop their entries */
+    atomic_store_explicit(&_neap_trace_grow, mode == MODE_SAMPLED, memory_order_relaxed);
+    sizes_clear();
     unlock_all();
     /* this thread is traced from its next allocation on */
     _neap_tl_trace_left = mode == MODE_EXACT ? EXACT_LEFT : next_interval(interval);
@@ -649,6 +853,7 @@ void neap_trace_stop(void) {
     lock_all();
     stream_only_end();
     atomic_store_explicit(&trace_mode, MODE_OFF, memory_order_relaxed);
+    atomic_store_explicit(&_neap_trace_grow, 0, memory_order_relaxed);
     atomic_store_explicit(&trace_interval, 0, memory_order_relaxed);
     clear_locked();
     unlock_all();
@@ -727,7 +932,7 @@ long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe) {
             for (size_t i = 0; i < sh->cap; i++) {
                 const trace_t *t = &sh->slot[i];
                 if (t->addr != 0)
-                    v[n++] = (_neap_rawtrace_t){t->addr, t->size, t->stack->frame,
+                    v[n++] = (_neap_rawtrace_t){t->addr + t->off, t->size, t->stack->frame,
                                                 t->stack->nframe, t->stack->id};
             }
         }
@@ -740,16 +945,22 @@ long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe) {
     }
 }
 
-/* Looks p up and copies its trace; 0 if it has none. */
-static int lookup(const void *p, trace_t *out) {
+/* Looks p up and copies its first trace; 0 if it has none.  *total: the
+ * sizes of all its traces (a block grown by sampled reallocs has parts). */
+static int lookup(const void *p, trace_t *out, size_t *total) {
     uintptr_t a = (uintptr_t)p;
     shard_t *sh = shard_of(a);
     int found = 0;
+    *total = 0;
     tlock_lock(&sh->lock);
     if (sh->cap > 0) {
-        size_t i = shard_find(sh, a);
-        if (sh->slot[i].addr == a) {
-            *out = sh->slot[i];
+        size_t mask = sh->cap - 1;
+        for (size_t i = (size_t)addr_hash(a) & mask; sh->slot[i].addr != 0; i = (i + 1) & mask) {
+            if (sh->slot[i].addr != a)
+                continue;
+            if (!found || sh->slot[i].off < out->off)
+                *out = sh->slot[i];
+            *total += sh->slot[i].size;
             found = 1;
         }
     }
@@ -759,7 +970,8 @@ static int lookup(const void *p, trace_t *out) {
 
 int neap_trace_get_object_traceback(const void *p, neap_traceback_t *out) {
     trace_t t;
-    if (p == NULL || !lookup(p, &t))
+    size_t total;
+    if (p == NULL || !lookup(p, &t, &total))
         return 0;
     out->nframe = t.stack->nframe;
     memcpy(out->frame, t.stack->frame, t.stack->nframe * sizeof(uintptr_t));
@@ -768,7 +980,8 @@ int neap_trace_get_object_traceback(const void *p, neap_traceback_t *out) {
 
 size_t neap_trace_get_object_size(const void *p) {
     trace_t t;
-    return p != NULL && lookup(p, &t) ? t.size : 0;
+    size_t total;
+    return p != NULL && lookup(p, &t, &total) ? total : 0;
 }
 
 /* ---------------------------------------------------------------------------
@@ -1132,8 +1345,9 @@ static void stream_stack(tstack_t *st) {
     atomic_store_explicit(&st->streamed, STACK_STREAMED, memory_order_release);
 }
 
-/* The record of an allocation; `huge`: a block of its own mapping. */
-static void stream_alloc(tstack_t *st, size_t size, uintptr_t a, int huge) {
+/* The record of an allocation ('A'), or of a part of one ('G', off > 0);
+ * `huge`: a block of its own mapping. */
+static void stream_alloc(tstack_t *st, size_t size, size_t off, uintptr_t a, int huge) {
     if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
         return;
     if (atomic_load_explicit(&st->streamed, memory_order_acquire) != STACK_STREAMED)
@@ -1145,7 +1359,10 @@ static void stream_alloc(tstack_t *st, size_t size, uintptr_t a, int huge) {
     uint64_t now = !huge ? atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed)
                          : atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed) + 1;
     tb_clock(tb, now);
-    TB_PUT(tb, _neap_trace_enc_alloc(&tb->enc, st->id, size, a));
+    if (off == 0)
+        TB_PUT(tb, _neap_trace_enc_alloc(&tb->enc, st->id, size, a));
+    else
+        TB_PUT(tb, _neap_trace_enc_grow(&tb->enc, st->id, size, off, a));
     tb_leave(tb);
 }
 
@@ -1157,6 +1374,21 @@ static void stream_free(uintptr_t a) {
         return;
     tb_clock(tb, atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed));
     TB_PUT(tb, _neap_trace_enc_free(&tb->enc, a));
+    tb_leave(tb);
+}
+
+/* A sampled block's traces moved from `from` to `to`, at clock `now` (taken
+ * before `from` could be another block's; 0 when not streaming then). */
+static void stream_move(uintptr_t from, uintptr_t to, uint64_t now) {
+    if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+        return;
+    tbuf_t *tb = tb_enter();
+    if (tb == NULL)
+        return;
+    if (now == 0)
+        now = atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed);
+    tb_clock(tb, now);
+    TB_PUT(tb, _neap_trace_enc_move(&tb->enc, from, to));
     tb_leave(tb);
 }
 

@@ -221,6 +221,23 @@ int _neap_trace_enc_alloc_tight(_neap_trace_enc_t *e, uint64_t stack, uint64_t s
     return 0;
 }
 
+int _neap_trace_enc_grow(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t offset,
+                         uint64_t addr) {
+    uint64_t v[4] = {stack, size, offset, _neap_trace_zigzag_delta(addr, e->prev_alloc)};
+    if (neap_enc_small(e, NEAP_TREC_GROW, v, 4) != 0) return -1;
+    e->prev_alloc = addr;
+    return 0;
+}
+
+int _neap_trace_enc_move(_neap_trace_enc_t *e, uint64_t old_addr, uint64_t new_addr) {
+    uint64_t v[2] = {_neap_trace_zigzag_delta(old_addr, e->prev_free),
+                     _neap_trace_zigzag_delta(new_addr, e->prev_alloc)};
+    if (neap_enc_small(e, NEAP_TREC_MOVE, v, 2) != 0) return -1;
+    e->prev_free = old_addr;
+    e->prev_alloc = new_addr;
+    return 0;
+}
+
 int _neap_trace_enc_free_tight(_neap_trace_enc_t *e, uint64_t addr) {
     uint64_t v[1] = {_neap_trace_zigzag_delta(addr, e->prev_free)};
     if (neap_enc_small(e, NEAP_TREC_FREE, v, 1) != 0) return -1;
@@ -635,6 +652,23 @@ static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
         if (neap_get_varint(c, &v[0]) != 0) return neap_bad_record(r, c, tag, at, truncated);
         c->prev_free += neap_unzigzag(v[0]);
         rec->free.addr = c->prev_free;
+        return 1;
+    case NEAP_TREC_GROW:
+        for (int i = 0; i < 4; i++)
+            if (neap_get_varint(c, &v[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);
+        c->prev_alloc += neap_unzigzag(v[3]);
+        rec->grow.stack = v[0];
+        rec->grow.size = v[1];
+        rec->grow.offset = v[2];
+        rec->grow.addr = c->prev_alloc;
+        return 1;
+    case NEAP_TREC_MOVE:
+        for (int i = 0; i < 2; i++)
+            if (neap_get_varint(c, &v[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);
+        c->prev_free += neap_unzigzag(v[0]);
+        c->prev_alloc += neap_unzigzag(v[1]);
+        rec->move.old_addr = c->prev_free;
+        rec->move.new_addr = c->prev_alloc;
         return 1;
     case NEAP_TREC_TICK:
         for (int i = 0; i < 3; i++)

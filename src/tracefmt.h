@@ -51,7 +51,7 @@
 
 #define NEAP_TRACE_MAGIC "NEAPTRC"         /* 8 bytes with its NUL */
 #define NEAP_TRACE_MAGIC_LEN 8
-#define NEAP_TRACE_VERSION 2
+#define NEAP_TRACE_VERSION 3
 #define NEAP_TRACE_FLAG_SAMPLED 1u         /* flags bit 0: 'A' records are samples */
 #define NEAP_TRACE_HEADER_FIXED 44         /* header bytes before the command line */
 #define NEAP_TRACE_CMDLINE_MAX (1u << 20)  /* a longer command line is a corrupt header */
@@ -62,7 +62,7 @@
 #define NEAP_TRACE_VARINT_MAX 10           /* bytes of a 64-bit LEB128 varint */
 /* Most bytes one record takes, for sizing buffers: a stack of n frames, a
  * module with a path of n bytes; every other record fits in NEAP_TRACE_REC_SMALL. */
-#define NEAP_TRACE_REC_SMALL (1 + 3 * NEAP_TRACE_VARINT_MAX)
+#define NEAP_TRACE_REC_SMALL (1 + 4 * NEAP_TRACE_VARINT_MAX)
 #define NEAP_TRACE_REC_STACK(n) (1 + (2 + (size_t)(n)) * NEAP_TRACE_VARINT_MAX)
 #define NEAP_TRACE_REC_MODULE(n) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
 
@@ -73,6 +73,8 @@ enum {
     NEAP_TREC_STACK = 'S',   /* id nframes frame-deltas... */
     NEAP_TREC_ALLOC = 'A',   /* stack size addr-delta */
     NEAP_TREC_FREE = 'F',    /* addr-delta */
+    NEAP_TREC_GROW = 'G',    /* stack size offset addr-delta: a sampled block's growth */
+    NEAP_TREC_MOVE = 'R',    /* old-delta new-delta: a sampled block moved by realloc */
     NEAP_TREC_TICK = 'T',    /* ms rss live */
     NEAP_TREC_END = 'E'      /* how value: the clean end */
 };
@@ -139,6 +141,12 @@ int _neap_trace_enc_stack(_neap_trace_enc_t *e, uint64_t id, const uint64_t *fra
 static inline int _neap_trace_enc_alloc(_neap_trace_enc_t *e, uint64_t stack, uint64_t size,
                                         uint64_t addr);
 static inline int _neap_trace_enc_free(_neap_trace_enc_t *e, uint64_t addr);
+/* 'G': size bytes added at offset to the block at addr, by stack ('A''s
+ * delta base); 'R': the block at old_addr ('F''s base) is now at new_addr
+ * ('A''s base).  Sampled traces only (docs/trace-format.md). */
+int _neap_trace_enc_grow(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, uint64_t offset,
+                         uint64_t addr);
+int _neap_trace_enc_move(_neap_trace_enc_t *e, uint64_t old_addr, uint64_t new_addr);
 int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64_t live);
 /* how: NEAP_TRACE_EXIT_*; value: the exit status or signal number. */
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value);
@@ -232,6 +240,8 @@ typedef struct _neap_trace_rec {
         struct { uint64_t id; size_t nframes; const uint64_t *frames; } stack;
         struct { uint64_t stack, size, addr; } alloc;
         struct { uint64_t addr; } free;
+        struct { uint64_t stack, size, offset, addr; } grow;
+        struct { uint64_t old_addr, new_addr; } move;
         struct { uint64_t ms, rss, live; } tick;
         struct { uint32_t how; int64_t value; } end;
     };

@@ -9,6 +9,10 @@
  *              callers (frame pointers: this file is built with them)
  *   sampled    Poisson sampling by bytes: the estimates of traced memory are
  *              unbiased, for small and for large allocations
+ *   grow       sampled reallocs growing large and huge blocks: only the
+ *              growth is sampled, the estimates stay unbiased, each site
+ *              is credited with the bytes it asked for, and the traces
+ *              follow the blocks that move
  *   threads    4 threads allocating and freeing each other's blocks while
  *              tracing starts, stops and clears: the traced memory comes back
  *              to what is live (run under TSan too)
@@ -238,6 +242,92 @@ static void test_sampled(void) {
     CHECK(neap_trace_get_sample_interval() == 0);
 }
 
+/* Sampled reallocs that grow large and huge blocks a little at a time. */
+void *grow_first(size_t n);
+void *grow_more(void *p, size_t n);
+__attribute__((noinline)) void *grow_first(size_t n) {
+    void *p = malloc(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+__attribute__((noinline)) void *grow_more(void *p, size_t n) {
+    void *q = realloc(p, n);
+    __asm__ volatile("" ::: "memory");
+    return q;
+}
+
+static void test_grow(void) {
+    size_t interval = 32768, first = 64 * 1024;
+    size_t m = (size_t)(48 * test_scale()) + 16;
+    void **v = calloc(m, sizeof *v);
+    size_t *len = calloc(m, sizeof *len), *goal = calloc(m, sizeof *goal);
+    CHECK(v != NULL && len != NULL && goal != NULL);
+    CHECK(neap_trace_start_sampled(4, interval) == 0);
+    uint64_t rng = xs_seed(11);
+    size_t reallocs = 0, truth_first = 0, truth_grown = 0;
+    for (size_t i = 0; i < m; i++) {
+        v[i] = grow_first(first);
+        CHECK(v[i] != NULL);
+        memset(v[i], (int)i, 16);
+        len[i] = first;
+        /* half stay large (up to 1 MiB), half become huge */
+        goal[i] = i % 2 ? xs_range(&rng, 256 * 1024, 1000 * 1024) : xs_range(&rng, 1100 * 1024, 3 << 20);
+        truth_first += first;
+    }
+    /* round-robin, so that blocks get in each other's way and move */
+    for (int more = 1; more;) {
+        more = 0;
+        for (size_t i = 0; i < m; i++) {
+            if (len[i] >= goal[i])
+                continue;
+            size_t n = len[i] + xs_range(&rng, 64, 1024);
+            if (n > goal[i])
+                n = goal[i];
+            v[i] = grow_more(v[i], n);
+            CHECK(v[i] != NULL);
+            CHECKF(((unsigned char *)v[i])[15] == (unsigned char)i, "block %zu lost its bytes", i);
+            len[i] = n;
+            reallocs++;
+            more = 1;
+        }
+    }
+    for (size_t i = 0; i < m; i++)
+        truth_grown += len[i] - first;
+    double truth = (double)(truth_first + truth_grown), est = (double)traced_now();
+    CHECKF(est > 0.85 * truth && est < 1.15 * truth, "estimate %.0f, truth %.0f", est, truth);
+    /* each site gets its bytes: the first malloc, then the growth */
+    neap_snapshot_t *s = neap_trace_take_snapshot();
+    CHECK(s != NULL);
+    size_t traces = neap_snapshot_count(s);
+    double by_first = 0, by_more = 0;
+    const neap_statistic_t *st;
+    size_t n;
+    CHECK(neap_snapshot_statistics(s, NEAP_KEY_TRACEBACK, 0, &st, &n) == 0);
+    for (size_t i = 0; i < n; i++) {
+        if (frame_in(st[i].frame[0].pc, (void *)grow_first))
+            by_first += (double)st[i].size;
+        else if (frame_in(st[i].frame[0].pc, (void *)grow_more))
+            by_more += (double)st[i].size;
+    }
+    CHECKF(by_first > 0.7 * (double)truth_first && by_first < 1.3 * (double)truth_first,
+           "malloc's site: %.0f, truth %zu", by_first, truth_first);
+    CHECKF(by_more > 0.85 * (double)truth_grown && by_more < 1.15 * (double)truth_grown,
+           "realloc's site: %.0f, truth %zu", by_more, truth_grown);
+    /* about a sample per interval of growth, not one per realloc (the
+     * reallocs of blocks this size would be sampled nearly every time) */
+    CHECKF(traces < (size_t)(truth / (double)interval) * 2 + m, "%zu traces for %zu reallocs",
+           traces, reallocs);
+    CHECKF(reallocs > 10 * traces, "%zu traces for %zu reallocs", traces, reallocs);
+    neap_snapshot_free(s);
+    for (size_t i = 0; i < m; i++)
+        free(v[i]);
+    CHECKF(traced_now() == 0, "%zu left", traced_now());
+    neap_trace_stop();
+    free(v);
+    free(len);
+    free(goal);
+}
+
 /* --- threads -------------------------------------------------------------- */
 #define NT 4
 #define SLOTS 256
@@ -368,6 +458,8 @@ int main(int argc, char **argv) {
         test_traceback();
     else if (!strcmp(s, "sampled"))
         test_sampled();
+    else if (!strcmp(s, "grow"))
+        test_grow();
     else if (!strcmp(s, "threads"))
         test_threads();
     else if (!strcmp(s, "fork"))
