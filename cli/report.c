@@ -303,20 +303,27 @@ static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         report_live(r, rec->grow.stack, rec->grow.size, rec->grow.addr, rec->grow.offset);
         break;
     case NEAP_TREC_MOVE: {
-        /* every part of the block, now at its new address */
+        /* every part of the block, now at its new address (where a block
+         * still live is dropped first, as for 'A') */
+        uint64_t from = rec->move.old_addr, to = rec->move.new_addr;
+        if (from == to) break;
+        if (map_find(r->blocks, to)) {
+            r->realloc_over++;
+            report_unlive_all(r, to);
+        }
         map_slot_t part[16];
         size_t n = 0;
         map_slot_t *blk;
-        while ((blk = map_find(r->blocks, rec->move.old_addr)) != NULL) {
+        while ((blk = map_find(r->blocks, from)) != NULL) {
             if (n == sizeof part / sizeof *part) {
-                for (size_t i = 0; i < n; i++) *map_add(r->blocks, rec->move.new_addr) = part[i];
+                for (size_t i = 0; i < n; i++) *map_add(r->blocks, to) = part[i];
                 n = 0;
             }
             part[n] = *blk;
-            part[n++].key = rec->move.new_addr;
+            part[n++].key = to;
             map_remove(r->blocks, blk);
         }
-        for (size_t i = 0; i < n; i++) *map_add(r->blocks, rec->move.new_addr) = part[i];
+        for (size_t i = 0; i < n; i++) *map_add(r->blocks, to) = part[i];
         break;
     }
     case NEAP_TREC_FREE:
@@ -719,15 +726,27 @@ static void report_pinning(neap_report_t *r) {
     }
     _neap_pin_block_t *v = xrealloc(NULL, blocks->count * sizeof *v);
     size_t n = 0;
+    /* a block is huge by its whole size: the end of its last part */
+    map_t *ends = map_new();
+    for (size_t i = 0; i < blocks->cap; i++) {
+        const map_slot_t *b = &blocks->slots[i];
+        if (b->key == MAP_EMPTY || b->c == 0) continue;
+        int added;
+        map_slot_t *e = map_insert(ends, b->key, &added);
+        if (b->c + b->a > e->a) e->a = b->c + b->a;
+    }
     for (size_t i = 0; i < blocks->cap; i++) {
         const map_slot_t *b = &blocks->slots[i];
         if (b->key == MAP_EMPTY) continue;
+        const map_slot_t *e = ends->count ? map_find(ends, b->key) : NULL;
+        uint64_t end = e != NULL && e->a > b->c + b->a ? e->a : b->c + b->a;
         size_t site = r->stacks[b->b].site;
         r->sites[site].pin.live_bytes += report_weight(r, b->a) * (double)b->a;
         /* a part of a block (offset c) places its own bytes */
         v[n++] = (_neap_pin_block_t){.addr = b->key + b->c, .size = b->a, .site = (uint32_t)site,
-                                     .huge = b->c + b->a >= HUGE_MIN};
+                                     .huge = end >= HUGE_MIN};
     }
+    map_free(ends);
     _neap_pin_site_t *pin = xrealloc(NULL, r->nsites * sizeof *pin);
     memset(pin, 0, r->nsites * sizeof *pin);
     if (_neap_pinning(v, n, pin, r->nsites) != 0) {

@@ -32,8 +32,9 @@
  *       stack per hash bucket (no lock)
  *
  * Invariants
- *   - A block is in at most one shard, under its address.  While it is
- *     there, if it is a pool block, its pool's `traced` counts it; so a pool
+ *   - A block is in at most one shard, under its address (with its parts,
+ *     if any).  While it is there, if it is a pool block, its pool's
+ *     `traced` counts it; so a pool
  *     with traced == 0 has no traced block and its frees stay fast.
  *   - _neap_trace_live is the number of traces in all shards.
  *   - traced_current is the sum of the traces' weights (their size, or in
@@ -42,6 +43,10 @@
  *     recording an allocation allocates nothing.  The one exception, the
  *     first capture in a thread asking the C library for its stack bounds,
  *     runs with tl_in_trace set, so what it allocates is not traced.
+ *
+ * A sampled realloc that grows a large or huge block counts only its growth
+ * and adds a part to the block's traces: a block may then have several
+ * traces under its address (section "Sampled realloc").
  *
  * Locks (spin locks, tlock_t): one for the stacks, one per shard; the order
  * is stacks, shards in index order, then the stream's.  start/stop/clear/

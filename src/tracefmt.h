@@ -8,7 +8,7 @@
  *             (little-endian, 44 bytes + cmdline_len)
  *   chunk   = "CHNK" u32 payload_len u32 crc32(payload) payload
  *   payload = record*        a record never spans two chunks
- *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'T' 'E' (see below)
+ *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'G' 'R' 'T' 'E' (see below)
  *
  * Each thread of the traced program fills chunks of its own, so chunks of
  * different threads interleave in the file.  A 'C' record sets the clock of

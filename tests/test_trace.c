@@ -13,7 +13,7 @@
  *              growth is sampled, the estimates stay unbiased, each site
  *              is credited with the bytes it asked for, and the traces
  *              follow the blocks that move
- *   threads    4 threads allocating and freeing each other's blocks while
+ *   threads    4 threads allocating, growing and freeing each other's blocks while
  *              tracing starts, stops and clears: the traced memory comes back
  *              to what is live (run under TSan too)
  *   fork       a child forked while other threads trace keeps working
@@ -343,6 +343,11 @@ static void *thread_main(void *arg) {
         void *p = malloc(xs_range(&rng, 8, (xs_next(&rng) % 64) ? 512 : 70000));
         CHECK(p != NULL);
         void *old = atomic_exchange(&slots[i], p);
+        /* another thread's block, grown (sampled reallocs keep its traces) */
+        if (old != NULL && xs_next(&rng) % 8 == 0) {
+            old = realloc(old, xs_range(&rng, 40000, 300000));
+            CHECK(old != NULL);
+        }
         free(old);
     }
     return NULL;

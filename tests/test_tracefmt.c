@@ -13,6 +13,13 @@
  *              unknown tag, a record running past its chunk; the records
  *              before the damage are all returned
  *   eof        a trace without 'E' ends with status EOF after its records
+ *   grow       'G' and 'R' (sampled traces): their exact bytes and the delta
+ *              bases they share with 'A' and 'F' (A X, G X, R X->Y, F Y, A
+ *              below Y ...), extreme values, the bases restarting at the next
+ *              chunk; an appender that does not fit returns -1 and changes
+ *              nothing (a 'G' of the longest fields fits in
+ *              NEAP_TRACE_REC_SMALL); each cut short at its chunk's end is a
+ *              corrupt record
  *   merge      chunks of three threads, out of order in the file, come out
  *              merged by clock: an address freed by one thread and
  *              allocated by another replays in the right order, a stack
@@ -384,6 +391,162 @@ static void test_merge(void) {
     _neap_trace_close(&r);
 }
 
+/* The zigzag encoding of the difference d (a - b, written out by hand). */
+#define ZZ(d) ((uint64_t)(d) << 1 ^ (uint64_t)((int64_t)(d) >> 63))
+
+/* A record of the grow trace: tag (0: the chunk ends here), its fields as
+ * the decoder returns them ('A' stack size addr, 'G' stack size offset
+ * addr, 'R' old new, 'F' addr), and the varints expected in the file. */
+typedef struct {
+    int tag;
+    uint64_t f[4];
+    uint64_t z[4];
+    int nz;
+} grow_rec_t;
+
+static void test_grow(void) {
+    static trace_t t;
+    const uint64_t X = 0x7f0000100000, Y = 0x7f0000200000, Z = Y - 0x40, W = X + 0x1000;
+    const uint64_t top = (uint64_t)1 << 63;
+    /* the bases after each record: A (previous 'A' address), F (previous 'F') */
+    const grow_rec_t recs[] = {
+        {'A', {1, 8192, X}, {1, 8192, ZZ(X)}, 3},          /* A X */
+        {'G', {2, 4096, 8192, X}, {2, 4096, 8192, 0}, 4},  /* A X */
+        {'R', {X, Y}, {ZZ(X), ZZ(Y - X)}, 2},              /* F X, A Y */
+        {'F', {Y}, {ZZ(Y - X)}, 1},                        /* F Y */
+        {'A', {1, 16, Z}, {1, 16, ZZ(-0x40)}, 3},          /* A Z, below Y */
+        {'G', {2, 100, 16, Z}, {2, 100, 16, 0}, 4},
+        {'G', {1, 50, 0, W}, {1, 50, 0, ZZ(W - Z)}, 4},    /* a part without an 'A'; A W */
+        {'R', {Z, X}, {ZZ(Z - Y), ZZ(X - W)}, 2},          /* both down; F Z, A X */
+        {'F', {X}, {ZZ(X - Z)}, 1},
+        {0, {0}, {0}, 0},                                  /* next chunk: bases 0 */
+        {'G', {big, big, big, big}, {big, big, big, ZZ(big)}, 4},
+        {'R', {big, 0}, {ZZ(big), ZZ(0 - big)}, 2},
+        {'R', {0, big}, {ZZ(0 - big), ZZ(big)}, 2},
+        {'G', {0, 0, 0, top}, {0, 0, 0, ZZ(top - big)}, 4},
+        {'F', {big}, {ZZ(big)}, 1},
+        {'A', {1, 1, 0}, {1, 1, ZZ(0 - top)}, 3},
+    };
+    enum { NGROW = sizeof recs / sizeof *recs };
+    size_t at[NGROW];
+    trace_begin(&t, NEAP_TRACE_FLAG_SAMPLED, 4096);
+    CHECK(_neap_trace_enc_stack(&t.enc, 1, frames_a, 5) == 0);
+    CHECK(_neap_trace_enc_stack(&t.enc, 2, frames_a, 2) == 0);
+    for (size_t i = 0; i < NGROW; i++) {
+        const grow_rec_t *g = &recs[i];
+        at[i] = t.len + t.enc.len;
+        switch (g->tag) {
+        case 0: trace_flush(&t); break;
+        case 'A': CHECK(_neap_trace_enc_alloc(&t.enc, g->f[0], g->f[1], g->f[2]) == 0); break;
+        case 'F': CHECK(_neap_trace_enc_free(&t.enc, g->f[0]) == 0); break;
+        case 'G': CHECK(_neap_trace_enc_grow(&t.enc, g->f[0], g->f[1], g->f[2], g->f[3]) == 0); break;
+        case 'R': CHECK(_neap_trace_enc_move(&t.enc, g->f[0], g->f[1]) == 0); break;
+        }
+    }
+    CHECK(_neap_trace_enc_end(&t.enc, NEAP_TRACE_EXIT_STATUS, 0) == 0);
+    trace_flush(&t);
+    CHECK(t.nchunks == 2);
+    /* the bytes: each record's tag and varints, back to back */
+    for (size_t i = 0; i < NGROW; i++) {
+        const grow_rec_t *g = &recs[i];
+        if (g->tag == 0) continue;
+        uint8_t want[NEAP_TRACE_REC_SMALL];
+        size_t n = 0;
+        want[n++] = (uint8_t)g->tag;
+        for (int k = 0; k < g->nz; k++) n += _neap_trace_put_varint(want + n, g->z[k]);
+        CHECKF(memcmp(t.data + at[i], want, n) == 0, "record %zu ('%c'): bytes differ", i, g->tag);
+        if (i + 1 < NGROW && recs[i + 1].tag != 0)
+            CHECKF(at[i + 1] == at[i] + n, "record %zu ('%c'): %zu bytes, expected %zu", i, g->tag,
+                   at[i + 1] - at[i], n);
+    }
+    write_file(tpath("grow.trace"), t.data, t.len);
+
+    _neap_trace_reader_t r;
+    _neap_trace_rec_t rec;
+    CHECK(_neap_trace_open(&r, tpath("grow.trace")) == 0);
+    CHECK(r.hdr.flags == NEAP_TRACE_FLAG_SAMPLED && r.hdr.sample_interval == 4096);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'S' && rec.stack.id == 1);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'S' && rec.stack.id == 2);
+    for (size_t i = 0; i < NGROW; i++) {
+        const grow_rec_t *g = &recs[i];
+        if (g->tag == 0) continue;
+        CHECKF(_neap_trace_next(&r, &rec) == 1, "record %zu: %s", i, r.message);
+        CHECKF(rec.tag == g->tag && rec.offset == at[i], "record %zu: '%c' at %llu, expected '%c' at %zu",
+               i, rec.tag, (unsigned long long)rec.offset, g->tag, at[i]);
+        switch (g->tag) {
+        case 'A':
+            CHECKF(rec.alloc.stack == g->f[0] && rec.alloc.size == g->f[1] && rec.alloc.addr == g->f[2],
+                   "record %zu: A %#llx", i, (unsigned long long)rec.alloc.addr);
+            break;
+        case 'F':
+            CHECKF(rec.free.addr == g->f[0], "record %zu: F %#llx", i, (unsigned long long)rec.free.addr);
+            break;
+        case 'G':
+            CHECKF(rec.grow.stack == g->f[0] && rec.grow.size == g->f[1] && rec.grow.offset == g->f[2] &&
+                   rec.grow.addr == g->f[3], "record %zu: G %#llx", i, (unsigned long long)rec.grow.addr);
+            break;
+        case 'R':
+            CHECKF(rec.move.old_addr == g->f[0] && rec.move.new_addr == g->f[1], "record %zu: R %#llx -> %#llx",
+                   i, (unsigned long long)rec.move.old_addr, (unsigned long long)rec.move.new_addr);
+            break;
+        }
+    }
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'E');
+    CHECKF(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CLEAN && r.message[0] == 0, "%s",
+           r.message);
+    _neap_trace_close(&r);
+
+    /* no room: -1, and neither the buffer nor the bases change */
+    uint8_t buf[NEAP_TRACE_CHUNK_HEADER + 8];
+    _neap_trace_enc_t e;
+    memset(buf, 0xaa, sizeof buf);
+    _neap_trace_enc_init(&e, buf, sizeof buf);
+    CHECK(_neap_trace_enc_alloc(&e, 1, 100, 0x1000) == 0);  /* 5 bytes; 3 left */
+    size_t len = e.len;
+    CHECK(_neap_trace_enc_grow(&e, 2, 100, 8, 0x1000) == -1);  /* 5 bytes */
+    CHECK(_neap_trace_enc_move(&e, 0x1000, 0x2000) == -1);     /* 1 + 2 + 2 */
+    CHECK(e.len == len && e.prev_alloc == 0x1000 && e.prev_free == 0);
+    for (size_t i = len; i < sizeof buf; i++) CHECKF(buf[i] == 0xaa, "byte %zu written", i);
+    CHECK(_neap_trace_enc_move(&e, 1, 0x1000) == 0);  /* 'R' 2 0: the 3 bytes left */
+    CHECK(e.len == sizeof buf && e.prev_free == 1 && e.prev_alloc == 0x1000);
+    CHECK(_neap_trace_enc_grow(&e, 0, 0, 0, 0x1000) == -1 && _neap_trace_enc_move(&e, 1, 0x1000) == -1);
+    CHECK(e.len == sizeof buf && e.prev_free == 1 && e.prev_alloc == 0x1000);
+    /* the longest 'G' (the address delta 2^63 from 0) is NEAP_TRACE_REC_SMALL bytes */
+    uint8_t gbuf[NEAP_TRACE_CHUNK_HEADER + NEAP_TRACE_REC_SMALL];
+    _neap_trace_enc_init(&e, gbuf, sizeof gbuf - 1);
+    CHECK(_neap_trace_enc_grow(&e, big, big, big, top) == -1);
+    CHECK(e.len == NEAP_TRACE_CHUNK_HEADER && e.prev_alloc == 0);
+    _neap_trace_enc_init(&e, gbuf, sizeof gbuf);
+    CHECK(_neap_trace_enc_grow(&e, big, big, big, top) == 0);
+    CHECK(e.len == sizeof gbuf && e.prev_alloc == top);
+
+    /* a 'G' or 'R' cut by its chunk's end (valid CRC): corrupt, the 'A' before it returned */
+    static const char tags[] = {'G', 'R'};
+    for (int k = 0; k < 2; k++) {
+        trace_begin(&t, NEAP_TRACE_FLAG_SAMPLED, 4096);
+        CHECK(_neap_trace_enc_alloc(&t.enc, 1, 8192, X) == 0);
+        size_t rec_at = t.len + t.enc.len;
+        if (tags[k] == 'G') {
+            CHECK(_neap_trace_enc_grow(&t.enc, 2, 4096, 8192, X) == 0);
+            t.enc.len -= 1;  /* drop the address delta (one byte) */
+        } else {
+            CHECK(_neap_trace_enc_move(&t.enc, X, Y) == 0);
+            t.enc.len = rec_at - t.len + 2;  /* the tag and one byte of the old address's */
+        }
+        trace_flush(&t);
+        write_file(tpath("grow-cut.trace"), t.data, t.len);
+        CHECK(_neap_trace_open(&r, tpath("grow-cut.trace")) == 0);
+        CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'A' && rec.alloc.addr == X);
+        CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT);
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "corrupt record '%c' at byte %zu (chunk at byte %zu): runs past the end of its chunk",
+                 tags[k], rec_at, t.chunk_at[0]);
+        CHECKF(strcmp(r.message, msg) == 0, "\"%s\", expected \"%s\"", r.message, msg);
+        _neap_trace_close(&r);
+    }
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/neap-tracefmt.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     CHECK(mkdtemp(dir) != NULL);
@@ -393,6 +556,7 @@ int main(void) {
     test_errors();
     test_sampled_header();
     test_merge();
+    test_grow();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

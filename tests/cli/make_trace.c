@@ -2,7 +2,7 @@
  * tests/cli/report.sh (the library's writer is not needed).
  *
  *   make_trace KIND OUT     KIND: basic, killed, truncated, corrupt, sampled,
- *                           pinning, base, notrace, future
+ *                           grow, grow-freed, pinning, base, notrace, future
  *
  * The stacks are real: their frames are return addresses inside this
  * program's own functions (site_alpha ... site_delta, called from main or
@@ -27,6 +27,14 @@
  *     second chunk flipped (prints the expected message).
  *   sampled (interval 1000): A alpha 1000, A beta 100000, F unknown: alpha
  *     stands for 1000/(1-e^-1) = 1582 B, 1.6 blocks; beta 100000 B, 1 block
+ *   grow (interval 4096): A alpha 8192 @X, G beta 4096 at offset 8192 @X
+ *     (a part of the block), R X -> Y, never freed: at exit alpha stands for
+ *     8192/(1-e^-2) = 9474 B, 1.2 blocks, beta for 4096/(1-e^-1) = 6480 B,
+ *     1.6 blocks.  Y is a quarter page in: alpha is in 3/4 of a page (alone
+ *     there), a whole one and 1/4 of a third, shared with beta (at Y + 8192),
+ *     in 3/4 of it and 1/4 of a fourth (alone): alpha pins 2.25 pages, beta
+ *     1.75, one shared each.
+ *     grow-freed: the same, then F Y: nothing live at exit
  *   pinning: alpha 3 x 100 B in one page (arena a) and 1000 B in a page it
  *     shares with gamma's 3000 B block; beta 200 B alone in a page of arena
  *     a+2; delta one huge block of 2 MiB (512 pages, no arena)
@@ -202,6 +210,16 @@ int main(int argc, char **argv) {
         ok(_neap_trace_enc_alloc(&enc, 2, 100000, 0x20000));
         ok(_neap_trace_enc_free(&enc, 0x777000));
         ok(_neap_trace_enc_tick(&enc, 10, 1 << 20, 101000));
+        ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+        flush();
+    } else if (strcmp(kind, "grow") == 0 || strcmp(kind, "grow-freed") == 0) {
+        const uint64_t x = 0x7f0000410000ull, y = 0x7f0000820400ull;
+        begin(NEAP_TRACE_FLAG_SAMPLED, 4096);
+        standard_stacks();
+        ok(_neap_trace_enc_alloc(&enc, 1, 8192, x));
+        ok(_neap_trace_enc_grow(&enc, 2, 4096, 8192, x));
+        ok(_neap_trace_enc_move(&enc, x, y));
+        if (strcmp(kind, "grow-freed") == 0) ok(_neap_trace_enc_free(&enc, y));
         ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
         flush();
     } else if (strcmp(kind, "pinning") == 0) {

@@ -14,6 +14,11 @@
 #              byte offset; corrupt: the same for a CRC mismatch
 #   killed     no end record: a warning, "live at the end"
 #   sampled    estimates: 1000 B at interval 1000 counts as 1582 B, 1.6 blocks
+#   grow       a sampled block grown by a realloc ('G': a part by its own
+#              stack) and moved ('R'): both parts live at exit at the new
+#              address, each weighted by its own size (s/(1-e^-s/interval),
+#              worked out here), each pinned at address + offset (a page
+#              shared); freed at the new address, nothing is live
 #   pinning    pages, shares, arenas and ratios of a hand-made layout
 #   compare    neap report A B and --compare: differences per site, sorted
 #   html       --html writes one file with the expected ids, no network
@@ -156,6 +161,36 @@ sampled)
     expect_row "live at exit" 1 "100000 1 100000 $(name site_beta)"
     expect_row "live at exit" 2 "1582 1.6 1000 $(name site_alpha)"
     ! grep -q 'frees of blocks the trace does not know' err || fail "an unsampled free was warned about"
+    ;;
+grow)
+    # a sample of s bytes stands for s/p bytes, 1/p blocks, p = 1-e^(-s/4096):
+    # alpha's part 8192 B, beta's 4096 B; they pin 2.25 and 1.75 pages (make_trace.c)
+    read -r a_bytes a_blocks b_bytes b_blocks all_bytes all_blocks a_ratio b_ratio < <(awk 'BEGIN {
+        pa = 1 - exp(-8192 / 4096); pb = 1 - exp(-4096 / 4096)
+        a = 8192 / pa; b = 4096 / pb
+        printf "%.0f %.1f %.0f %.1f %.0f %.1f %.1fx %.1fx\n", a, 1 / pa, b, 1 / pb, a + b,
+               1 / pa + 1 / pb, 2.25 * 4096 / a, 1.75 * 4096 / b }')
+    "$MAKE" grow g.trace || fail "make_trace grow failed"
+    report 0 g.trace --bytes
+    has '^  mode +sampled, one sample per 4\.0 KiB on average: figures are estimates$'
+    has "^  at exit +$all_bytes live in ${all_blocks/./\\.} blocks\$"
+    expect_row "live at exit" 1 "$a_bytes $a_blocks 8192 $(name site_alpha)"
+    expect_row "live at exit" 2 "$b_bytes $b_blocks 4096 $(name site_beta)"
+    [ -z "$(row "live at exit" 3)" ] || fail "a third site live at exit"
+    expect_row "total allocated" 1 "$a_bytes $a_blocks 8192 $(name site_alpha)"
+    expect_row "total allocated" 2 "$b_bytes $b_blocks 4096 $(name site_beta)"
+    #                  live  pinned  ratio pages shared arenas
+    expect_row "Pinning at exit" 1 "$a_bytes 9216 $a_ratio 2.25 1 1 $(name site_alpha)"
+    expect_row "Pinning at exit" 2 "$b_bytes 7168 $b_ratio 1.75 1 1 $(name site_beta)"
+    ! grep -q '^warning' err || fail "warnings for a grown and moved block"
+    "$MAKE" grow-freed gf.trace || fail "make_trace grow-freed failed"
+    report 0 gf.trace --bytes
+    has '^  at exit +0 live in 0 blocks$'
+    section "live at exit" | grep -q '(none)' || fail "something live at exit after F of the new address"
+    has '^  \(no live blocks\)$'
+    expect_row "at the peak" 1 "$a_bytes $a_blocks 8192 $(name site_alpha)"
+    expect_row "at the peak" 2 "$b_bytes $b_blocks 4096 $(name site_beta)"
+    ! grep -q '^warning' err || fail "warnings for a grown, moved and freed block"
     ;;
 pinning)
     "$MAKE" pinning p.trace || fail "make_trace pinning failed"
