@@ -679,7 +679,7 @@ void _neap_free_generic(void *p, const char *func) {
     if (kind != NEAP_MAP_ARENA) {
         uintptr_t base = _neap_huge_base(addr, kind);
         if (base == 0) _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
-        if (neap_unlikely(tracing)) _neap_trace_forget_block(p);
+        if (neap_unlikely(tracing)) _neap_trace_forget_block(p, false);
         _neap_huge_free(base, p, func);
         return;
     }
@@ -692,7 +692,7 @@ void _neap_free_generic(void *p, const char *func) {
         unsigned state = NEAP_PK_KIND(v);
         if ((state != NEAP_PS_POOL && state != NEAP_PS_FULL) ||
             atomic_load_explicit(&neap_pool_at(a, head)->traced, memory_order_relaxed) != 0) {
-            _neap_trace_forget_block(p);
+            _neap_trace_forget_block(p, state == NEAP_PS_POOL || state == NEAP_PS_FULL);
             /* forgotten: what the fast path does, it may do now (no lock) */
             if (state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;
         }

@@ -447,8 +447,8 @@ NEAP_INTERNAL void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp)
  * returns 1 and its traced size in *size (may be NULL) if p was traced. */
 NEAP_INTERNAL int _neap_trace_forget(const void *p, size_t *size);
 /* The same for a block the caller has validated and found possibly traced
- * (a large or huge block, or one whose pool counts traced blocks). */
-NEAP_INTERNAL void _neap_trace_forget_block(const void *p);
+ * (a large or huge block, or one whose pool counts traced blocks: pooled). */
+NEAP_INTERNAL void _neap_trace_forget_block(const void *p, bool pooled);
 /* Records p (size bytes) whatever the countdown says: a failed realloc
  * keeps its block traced. */
 NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp);

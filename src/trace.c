@@ -746,17 +746,22 @@ int _neap_trace_forget(const void *p, size_t *size) {
     /* a pool block is traced only if its pool counts traced blocks: most
      * slow-path frees end here without a lock */
     neap_pool_t *pool = _neap_block_pool(p);
+    if (pool == NULL && atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+        sizes_forget((uintptr_t)p);
     if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) == 0)
         return 0;
     return forget(p, size);
 }
 
-void _neap_trace_forget_block(const void *p) { (void)forget(p, NULL); }
+void _neap_trace_forget_block(const void *p, bool pooled) {
+    /* sizes: of large and huge blocks only */
+    if (!pooled && atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+        sizes_forget((uintptr_t)p);
+    (void)forget(p, NULL);
+}
 
 static int forget(const void *p, size_t *size) {
     uintptr_t a = (uintptr_t)p;
-    if (atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
-        sizes_forget(a);
     if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
         stream_free(a);
         if (size != NULL)
