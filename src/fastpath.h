@@ -66,8 +66,9 @@ neap_inline bool neap_free_try(void *p) {
         head -= NEAP_PK_COUNT(k) << NEAP_PAGE_SHIFT;
     }
     neap_pool_t *pool = (neap_pool_t *)head;
-    /* a block of it may be traced: the slow path looks */
-    if (neap_unlikely(atomic_load_explicit(&pool->traced, memory_order_relaxed) != 0)) return false;
+    /* this block may be traced: the slow path looks */
+    if (neap_unlikely(atomic_load_explicit(&pool->traced, memory_order_acquire) != 0) &&
+        _neap_pool_may_trace(pool, p)) return false;
     /* in the header, before block 0: wraps around, fails the bumped test */
     uint32_t off = (uint32_t)(a - head) - pool->first;
     uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);

@@ -416,6 +416,7 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     pool->linked = 0;
     pool->next = pool->prev = NULL;
     atomic_store_explicit(&pool->traced, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->traced_one, 0, memory_order_relaxed);
     neap_pool_set_state(pool, NEAP_PS_POOL);
     atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
     return pool;
@@ -670,7 +671,9 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
     /* tracing forgets a traced block before it can be handed out again */
-    bool tracing = (atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) |
+    /* acquire: tracing's stop or clear went through pool headers before
+     * it set the count to 0, and this free may retire a pool */
+    bool tracing = (atomic_load_explicit(&_neap_trace_live, memory_order_acquire) |
                     (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0;
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
@@ -691,7 +694,7 @@ void _neap_free_generic(void *p, const char *func) {
          * (the lookup above has read its header already) */
         unsigned state = NEAP_PK_KIND(v);
         if ((state != NEAP_PS_POOL && state != NEAP_PS_FULL) ||
-            atomic_load_explicit(&neap_pool_at(a, head)->traced, memory_order_relaxed) != 0) {
+            _neap_pool_may_trace(neap_pool_at(a, head), p)) {
             _neap_trace_forget_block(p, state == NEAP_PS_POOL || state == NEAP_PS_FULL);
             /* forgotten: what the fast path does, it may do now (no lock) */
             if (state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;

@@ -212,7 +212,9 @@ typedef struct neap_pool_s {
     struct neap_pool_s *next;    /* partial list links (owner only) */
     struct neap_pool_s *prev;
     _Atomic uint32_t traced;     /* its blocks recorded by tracing (trace.c; atomic):
-                                    while not 0, frees take the slow path */
+                                    while not 0, frees look for a trace */
+    _Atomic uint16_t traced_one; /* when traced is 1, that block's offset in the
+                                    pool if known, else 0 (trace.c) */
 } neap_pool_t;
 
 /* Bytes reserved for the header at the start of a pool: a cache line, so no
@@ -543,6 +545,21 @@ NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first u
 NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads the heap */
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
+/* Whether the block p of pool may be traced: its pool counts traced blocks,
+ * and when it counts one, it is not known to be another (trace.c keeps
+ * traced_one: set when the count goes from 0 to 1, cleared by any other
+ * change; so a nonzero traced_one is the one traced block). */
+neap_inline bool _neap_pool_may_trace(neap_pool_t *pool, const void *p) {
+    /* acquire: a free that finds a count its block is not in may hand the
+     * pool's pages on; the count's last writer (a stop or clear going
+     * through the pool headers) must have finished with them */
+    uint32_t t = atomic_load_explicit(&pool->traced, memory_order_acquire);
+    if (neap_likely(t == 0)) return false;
+    if (t != 1) return true;
+    uint16_t one = atomic_load_explicit(&pool->traced_one, memory_order_relaxed);
+    return one == 0 || one == (uint16_t)((uintptr_t)p - (uintptr_t)pool);
+}
+
 /* The pool holding the live block p, or NULL for a large, huge or unknown
  * block. */
 NEAP_INTERNAL neap_pool_t *_neap_block_pool(const void *p);

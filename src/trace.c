@@ -433,10 +433,13 @@ static void pool_traced(const void *p, int delta) {
     neap_pool_t *pool = _neap_block_pool(p);
     if (pool == NULL)
         return;
-    if (delta > 0)
-        atomic_fetch_add_explicit(&pool->traced, 1, memory_order_relaxed);
-    else
-        atomic_fetch_sub_explicit(&pool->traced, 1, memory_order_relaxed);
+    /* traced_one: the block, when it is the pool's only one */
+    uint16_t one = 0;
+    if (delta > 0 && atomic_fetch_add_explicit(&pool->traced, 1, memory_order_relaxed) == 0)
+        one = (uint16_t)((uintptr_t)p - (uintptr_t)pool);
+    atomic_store_explicit(&pool->traced_one, one, memory_order_relaxed);
+    if (delta < 0) /* release: see _neap_pool_may_trace */
+        atomic_fetch_sub_explicit(&pool->traced, 1, memory_order_release);
 }
 
 /* ---------------------------------------------------------------------------
@@ -679,6 +682,15 @@ static int64_t next_interval(size_t mean) {
     return d < 1.0 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
+/* Sampling: the countdown ran out; the distance to the next sample. */
+static void countdown_refill(void) {
+    size_t mean = atomic_load_explicit(&trace_interval, memory_order_relaxed);
+    if (_neap_tl_trace_left < EXACT_LEFT / 2)
+        _neap_tl_trace_left = 0; /* was exact until now: start a fresh draw */
+    while (_neap_tl_trace_left < 0)
+        _neap_tl_trace_left += next_interval(mean);
+}
+
 /* Records p, unless it is NULL or made by tracing's own work; what
  * recording allocates is not traced, and errno is kept. */
 static void *record_untraced(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
@@ -698,15 +710,10 @@ void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
         _neap_tl_trace_left = NEAP_TRACE_LATENCY;
         return p;
     }
-    if (mode == MODE_EXACT) {
+    if (mode == MODE_EXACT)
         _neap_tl_trace_left = EXACT_LEFT;
-    } else {
-        size_t mean = atomic_load_explicit(&trace_interval, memory_order_relaxed);
-        if (_neap_tl_trace_left < EXACT_LEFT / 2)
-            _neap_tl_trace_left = 0; /* was exact until now: start a fresh draw */
-        while (_neap_tl_trace_left < 0)
-            _neap_tl_trace_left += next_interval(mean);
-    }
+    else
+        countdown_refill();
     return record_untraced(p, size, ret, fp);
 }
 
@@ -720,9 +727,7 @@ void *_neap_trace_grow_end(const void *p, void *q, size_t old, size_t size, int 
     if (d != 0 && NEAP_TRACE_COUNT(d)) {
         if (atomic_load_explicit(&trace_mode, memory_order_relaxed) != MODE_SAMPLED)
             return _neap_trace_alloc(q, size, ret, fp); /* stopped meanwhile */
-        size_t mean = atomic_load_explicit(&trace_interval, memory_order_relaxed);
-        while (_neap_tl_trace_left < 0)
-            _neap_tl_trace_left += next_interval(mean);
+        countdown_refill();
         if (!tl_in_trace) {
             int saved = errno;
             tl_in_trace++;
@@ -748,7 +753,7 @@ int _neap_trace_forget(const void *p, size_t *size) {
     neap_pool_t *pool = _neap_block_pool(p);
     if (pool == NULL && atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
         sizes_forget((uintptr_t)p);
-    if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) == 0)
+    if (pool != NULL && !_neap_pool_may_trace(pool, p))
         return 0;
     return forget(p, size);
 }
@@ -825,7 +830,8 @@ static void clear_locked(void) {
         sh->slot = NULL;
         sh->cap = sh->count = 0;
     }
-    atomic_store_explicit(&_neap_trace_live, 0, memory_order_relaxed);
+    /* release: see _neap_free_generic */
+    atomic_store_explicit(&_neap_trace_live, 0, memory_order_release);
     atomic_store_explicit(&traced_current, 0, memory_order_relaxed);
     atomic_store_explicit(&traced_peak, 0, memory_order_relaxed);
 }
