@@ -47,6 +47,20 @@ neap_inline void *neap_malloc_inline(size_t size) {
     return neap_malloc_plain(size);
 }
 
+/* The fast path's last step, for p, a valid block of pool, this thread's. */
+neap_inline bool neap_free_push_local(neap_heap_t *h, neap_pool_t *pool, void *p) {
+    neap_block_t *next = pool->local_free;
+    uint32_t used = pool->used;
+    /* a cheap double-free check; and the last block of a pool may come back
+     * here only to the direct pool, which is never retired while direct */
+    if (neap_unlikely((neap_block_t *)p == next || (used <= 1 && (used == 0 || h->direct[pool->cls] != pool))))
+        return false;
+    pool->local_free = (neap_block_t *)p;
+    pool->used = (uint16_t)(used - 1);
+    ((neap_block_t *)p)->next = next;
+    return true;
+}
+
 /* true if p was freed here; false sends it to _neap_free_generic.  Written
  * to keep few values live, so that no register has to be saved. */
 neap_inline bool neap_free_try(void *p) {
@@ -66,23 +80,21 @@ neap_inline bool neap_free_try(void *p) {
         head -= NEAP_PK_COUNT(k) << NEAP_PAGE_SHIFT;
     }
     neap_pool_t *pool = (neap_pool_t *)head;
-    /* this block may be traced: the slow path looks */
-    if (neap_unlikely(atomic_load_explicit(&pool->traced, memory_order_acquire) != 0) &&
-        _neap_pool_may_trace(pool, p)) return false;
     /* in the header, before block 0: wraps around, fails the bumped test */
     uint32_t off = (uint32_t)(a - head) - pool->first;
     uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
     if (neap_unlikely(idx * pool->block_size != off || idx >= pool->bumped)) return false;
-    neap_block_t *next = pool->local_free;
-    uint32_t used = pool->used;
-    /* a cheap double-free check; and the last block of a pool may come back
-     * here only to the direct pool, which is never retired while direct */
-    if (neap_unlikely((neap_block_t *)p == next || (used <= 1 && (used == 0 || h->direct[pool->cls] != pool))))
-        return false;
-    pool->local_free = (neap_block_t *)p;
-    pool->used = (uint16_t)(used - 1);
-    ((neap_block_t *)p)->next = next;
-    return true;
+    /* this block may be traced: the slow path looks; or every free of the
+     * pool is streamed (then tail-called) */
+    uint32_t traced = atomic_load_explicit(&pool->traced, memory_order_acquire);
+    if (neap_unlikely(traced != 0)) {
+        if (traced >= NEAP_POOL_STICKY) {
+            _neap_free_sticky(p, pool);
+            return true;
+        }
+        if (_neap_pool_may_trace(pool, p)) return false;
+    }
+    return neap_free_push_local(h, pool, p);
 }
 
 neap_inline void neap_free_inline(void *p) {

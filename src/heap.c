@@ -49,7 +49,7 @@
  * then exchange(remote).  Either the exchange sees the block, or the pusher
  * sees owner == NULL and raises the orphan flag.
  */
-#include "internal.h"
+#include "fastpath.h"
 
 #include <errno.h>
 
@@ -668,13 +668,9 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
     return true;
 }
 
-void _neap_free_generic(void *p, const char *func) {
-    if (p == NULL) return;
-    /* tracing forgets a traced block before it can be handed out again */
-    /* acquire: tracing's stop or clear went through pool headers before
-     * it set the count to 0, and this free may retire a pool */
-    bool tracing = (atomic_load_explicit(&_neap_trace_live, memory_order_acquire) |
-                    (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0;
+/* tracing: a traced block must be forgotten before it can be handed out
+ * again */
+static void neap_free_slow(void *p, const char *func, bool tracing) {
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
     if (kind == NEAP_MAP_NONE)
@@ -708,6 +704,20 @@ void _neap_free_generic(void *p, const char *func) {
     } else {
         neap_free_remote(a, p);
     }
+}
+
+void _neap_free_generic(void *p, const char *func) {
+    if (p == NULL) return;
+    /* acquire: tracing's stop or clear went through pool headers before
+     * it set the count to 0, and this free may retire a pool */
+    bool tracing = (atomic_load_explicit(&_neap_trace_live, memory_order_acquire) |
+                    (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0;
+    neap_free_slow(p, func, tracing);
+}
+
+void _neap_free_sticky(void *p, neap_pool_t *pool) {
+    _neap_trace_free_sticky(p);
+    if (!neap_free_push_local(_neap_tl_heap, pool, p)) neap_free_slow(p, "free", false);
 }
 
 neap_pool_t *_neap_block_pool(const void *p) {

@@ -451,6 +451,12 @@ NEAP_INTERNAL int _neap_trace_forget(const void *p, size_t *size);
 /* The same for a block the caller has validated and found possibly traced
  * (a large or huge block, or one whose pool counts traced blocks: pooled). */
 NEAP_INTERNAL void _neap_trace_forget_block(const void *p, bool pooled);
+/* Exact tracing streamed from the environment (trace.c, stream_only) adds
+ * NEAP_POOL_STICKY to the count of every pool that has held a traced
+ * block, for good: each free of such a pool is streamed, from the fast path
+ * (_neap_free_sticky, heap.c), by this. */
+#define NEAP_POOL_STICKY (1u << 30)
+NEAP_INTERNAL void _neap_trace_free_sticky(const void *p);
 /* Records p (size bytes) whatever the countdown says: a failed realloc
  * keeps its block traced. */
 NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp);
@@ -545,6 +551,9 @@ NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first u
 NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads the heap */
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
+/* The free of p, a valid block of this thread's pool, whose count says
+ * NEAP_POOL_STICKY: streamed, then freed as the fast path would. */
+NEAP_INTERNAL void _neap_free_sticky(void *p, neap_pool_t *pool);
 /* Whether the block p of pool may be traced: its pool counts traced blocks,
  * and when it counts one, it is not known to be another (trace.c keeps
  * traced_one: set when the count goes from 0 to 1, cleared by any other

@@ -20,7 +20,7 @@
  *                        |
  *                        v
  *          exact tracing started by NEAP_TRACE (stream_only): no table, the
- *          record goes to the stream and the pool is marked POOL_STICKY;
+ *          record goes to the stream and the pool is marked NEAP_POOL_STICKY;
  *          otherwise:
  *   stacks (interned; never freed)          traces: SHARDS shards by address
  *   +-------------------------------+       +-------------------------------+
@@ -291,7 +291,9 @@ static size_t capture_fp(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) 
             break;
         const uintptr_t *rec = (const uintptr_t *)fp;
         uintptr_t next = rec[0], r = rec[1];
-        if (r < 4096)
+        /* not a code address: a register that was not a frame pointer (code
+         * built without them) led here */
+        if (r < 4096 || (r >= lo && r < hi))
             break;
         /* an allocation function with a frame of its own: its record holds
          * the return address we have already */
@@ -323,13 +325,14 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
 /* The stream to NEAP_TRACE=FILE (below): _neap_trace_streaming. */
 /* Exact tracing started by NEAP_TRACE, untouched by the program's own
  * neap_trace_* calls: the stream is the only record, there is no table.
- * Each pool that hands out a traced block is marked POOL_STICKY for good,
+ * Each pool that hands out a traced block is marked NEAP_POOL_STICKY for good,
  * so its frees take the slow path, and every free on the slow path is
  * streamed (a free of a block from before tracing started is streamed
  * too: the reader counts those).  _neap_trace_live stays 1. */
 static _Atomic int stream_only;
-#define POOL_STICKY (1u << 30)
-static void stream_alloc(tstack_t *st, size_t size, size_t off, uintptr_t a, int huge);
+/* inlined into record: its call and frame cost as much as it does */
+static inline __attribute__((always_inline)) void stream_alloc(tstack_t *st, size_t size,
+                                                               size_t off, uintptr_t a, int huge);
 static void stream_free(uintptr_t a);
 static void stream_move(uintptr_t from, uintptr_t to, uint64_t now);
 
@@ -610,8 +613,8 @@ static void record(void *p, size_t size, size_t off, int part, uintptr_t ret, ui
         }
         if (pool == NULL)
             pool = _neap_block_pool(p);
-        if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) < POOL_STICKY)
-            atomic_fetch_add_explicit(&pool->traced, POOL_STICKY, memory_order_relaxed);
+        if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) < NEAP_POOL_STICKY)
+            atomic_fetch_add_explicit(&pool->traced, NEAP_POOL_STICKY, memory_order_relaxed);
         stream_alloc(st, size, 0, a, pool == NULL && _neap_map_kind(a) != NEAP_MAP_ARENA);
         return;
     }
@@ -704,7 +707,10 @@ static void *record_untraced(void *p, size_t size, uintptr_t ret, uintptr_t fp) 
     return p;
 }
 
-void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+/* _neap_trace_alloc, inlined into _neap_trace_malloc (every exactly traced
+ * malloc passes there). */
+static inline __attribute__((always_inline)) void *trace_alloc(void *p, size_t size, uintptr_t ret,
+                                                               uintptr_t fp) {
     int mode = atomic_load_explicit(&trace_mode, memory_order_relaxed);
     if (mode == MODE_OFF) {
         _neap_tl_trace_left = NEAP_TRACE_LATENCY;
@@ -741,8 +747,12 @@ void *_neap_trace_grow_end(const void *p, void *q, size_t old, size_t size, int 
     return q;
 }
 
+void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+    return trace_alloc(p, size, ret, fp);
+}
+
 void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
-    return _neap_trace_alloc(neap_malloc_plain(size), size, ret, fp);
+    return trace_alloc(neap_malloc_plain(size), size, ret, fp);
 }
 
 static int forget(const void *p, size_t *size);
@@ -756,6 +766,13 @@ int _neap_trace_forget(const void *p, size_t *size) {
     if (pool != NULL && !_neap_pool_may_trace(pool, p))
         return 0;
     return forget(p, size);
+}
+
+void _neap_trace_free_sticky(const void *p) {
+    if (atomic_load_explicit(&stream_only, memory_order_relaxed))
+        stream_free((uintptr_t)p);
+    else
+        (void)forget(p, NULL); /* the program started tracing itself since */
 }
 
 void _neap_trace_forget_block(const void *p, bool pooled) {
@@ -1363,7 +1380,8 @@ static void stream_stack(tstack_t *st) {
 
 /* The record of an allocation ('A'), or of a part of one ('G', off > 0);
  * `huge`: a block of its own mapping. */
-static void stream_alloc(tstack_t *st, size_t size, size_t off, uintptr_t a, int huge) {
+static inline __attribute__((always_inline)) void stream_alloc(tstack_t *st, size_t size,
+                                                               size_t off, uintptr_t a, int huge) {
     if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
         return;
     if (atomic_load_explicit(&st->streamed, memory_order_acquire) != STACK_STREAMED)
