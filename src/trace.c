@@ -54,10 +54,10 @@
  * drawing: it takes no shared lock per record.
  */
 #include <errno.h>
-#include <execinfo.h>
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
+#include <unwind.h>
 
 #include "fastpath.h"
 #include "neap_trace.h"
@@ -254,23 +254,95 @@ static void stack_bounds_init(void) {
     pthread_attr_destroy(&attr);
 }
 
-/* NEAP_TRACE_UNWIND=1: the C library's backtrace (the DWARF unwinder of
- * libgcc), for code built without frame pointers.  Its first frames are
- * neap's own: the stack starts at ret, the allocation's caller. */
+/* The DWARF unwinder (libgcc's), for code built without frame pointers
+ * (NEAP_TRACE_UNWIND=1, or auto when sampling).  It costs microseconds a
+ * stack, most of them on neap's own frames, so each thread keeps the last
+ * stacks it unwound, with the stack slots their return addresses were read
+ * from: a capture from the same caller at the same depth of the stack,
+ * whose slots still hold the same return addresses, has that stack.  (The
+ * unwinder finds each frame from the pc and the stack pointer in code that
+ * keeps no frame pointer; a frame found from a frame pointer or after an
+ * alloca could in principle differ behind identical slots.) */
+#define MEMO_WAYS 8
+typedef struct memo {
+    uintptr_t ret, sp;       /* the key: the caller, this thread's depth */
+    uint32_t n, max;         /* frames, and the limit they were taken at */
+    uintptr_t frame[NEAP_TRACE_MAX_FRAMES];
+    uintptr_t slot[NEAP_TRACE_MAX_FRAMES]; /* where frame[i] was (i >= 1) */
+} memo_t;
+static __thread memo_t *tl_memo; /* MEMO_WAYS, mapped at the first use */
+
+typedef struct unwound {
+    size_t n, max;
+    uintptr_t ip[NEAP_TRACE_MAX_FRAMES + 16], cfa[NEAP_TRACE_MAX_FRAMES + 16];
+} unwound_t;
+
+static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg) {
+    unwound_t *u = arg;
+    uintptr_t ip = (uintptr_t)_Unwind_GetIP(ctx);
+    if (u->n >= u->max || ip == 0) /* 0: the outermost frame's caller */
+        return _URC_END_OF_STACK;
+    u->ip[u->n] = ip;
+    u->cfa[u->n] = (uintptr_t)_Unwind_GetCFA(ctx); /* the previous frame's */
+    u->n++;
+    return _URC_NO_REASON;
+}
+
+/* The stack from ret, the allocation's caller, at most max frames. */
 static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
-    void *buf[NEAP_TRACE_MAX_FRAMES + 16];
-    int got = backtrace(buf, (int)(max + 16));
-    size_t start = 0, n = 0;
-    for (int i = 0; i < got; i++) {
-        if ((uintptr_t)buf[i] == ret) {
-            start = (size_t)i;
-            break;
+    unwound_t u;
+    uintptr_t sp = (uintptr_t)&u;
+    if (tl_stack_hi == 0)
+        stack_bounds_init();
+    uintptr_t lo = tl_stack_lo, hi = tl_stack_hi;
+    int memo_ok = sp >= lo && sp < hi;
+    memo_t *m = NULL;
+    if (memo_ok && tl_memo != NULL) {
+        m = &tl_memo[(((ret ^ sp) * 0x9e3779b97f4a7c15ULL) >> 61) & (MEMO_WAYS - 1)];
+        if (m->ret == ret && m->sp == sp && m->max == max) {
+            size_t i = 1;
+            for (; i < m->n; i++) {
+                uintptr_t s = m->slot[i];
+                if (s < sp || s > hi - sizeof(uintptr_t) || *(const uintptr_t *)s != m->frame[i])
+                    break;
+            }
+            if (i == m->n) {
+                memcpy(f, m->frame, m->n * sizeof *f);
+                return m->n;
+            }
         }
     }
-    if (got <= 0 || (uintptr_t)buf[start] != ret)
-        f[n++] = ret; /* not found: at least the caller */
-    for (size_t i = start; i < (size_t)(got > 0 ? got : 0) && n < max; i++)
-        f[n++] = (uintptr_t)buf[i];
+    u.n = 0;
+    u.max = max + 16;
+    _Unwind_Backtrace(unwind_step, &u);
+    size_t start = 0;
+    while (start < u.n && u.ip[start] != ret)
+        start++;
+    if (start == u.n) {
+        f[0] = ret; /* not found: at least the caller */
+        return 1;
+    }
+    size_t n = 0;
+    for (size_t i = start; i < u.n && n < max; i++)
+        f[n++] = u.ip[i];
+    if (!memo_ok)
+        return n;
+    if (tl_memo == NULL) {
+        tl_memo = table_map(MEMO_WAYS * sizeof(memo_t));
+        if (tl_memo == NULL)
+            return n;
+        m = &tl_memo[(((ret ^ sp) * 0x9e3779b97f4a7c15ULL) >> 61) & (MEMO_WAYS - 1)];
+    }
+    m->ret = ret;
+    m->sp = sp;
+    m->n = (uint32_t)n;
+    m->max = (uint32_t)max;
+    for (size_t i = 0; i < n; i++) {
+        m->frame[i] = f[i];
+        /* frame i's return address is just below the CFA of frame i - 1,
+         * which the unwinder gives with frame i (it has not stepped yet) */
+        m->slot[i] = i > 0 ? u.cfa[start + i] - sizeof(uintptr_t) : 0;
+    }
     return n;
 }
 
@@ -1507,6 +1579,10 @@ static void *stream_main(void *arg) {
 }
 
 void _neap_trace_thread_exit(void) {
+    if (tl_memo != NULL) {
+        table_unmap(tl_memo, MEMO_WAYS * sizeof(memo_t));
+        tl_memo = NULL;
+    }
     tbuf_t *tb = tl_tbuf;
     if (tb == NULL || !atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
         return;

@@ -13,6 +13,9 @@
  *              growth is sampled, the estimates stay unbiased, each site
  *              is credited with the bytes it asked for, and the traces
  *              follow the blocks that move
+ *   unwind     (run with NEAP_TRACE_UNWIND=1) the DWARF unwinder's stacks,
+ *              and its cache of them: two callers at the same depth of the
+ *              stack, taking turns, each get their own stack
  *   threads    4 threads allocating, growing and freeing each other's blocks while
  *              tracing starts, stops and clears: the traced memory comes back
  *              to what is live (run under TSan too)
@@ -328,6 +331,48 @@ static void test_grow(void) {
     free(goal);
 }
 
+/* Two callers of one allocating function, alike to the byte: the same
+ * return address into unwind_common, at the same depth of the stack. */
+void *unwind_common(size_t n);
+void *unwind_left(size_t n);
+void *unwind_right(size_t n);
+__attribute__((noinline)) void *unwind_common(size_t n) {
+    void *p = malloc(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+__attribute__((noinline)) void *unwind_left(size_t n) {
+    void *p = unwind_common(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+__attribute__((noinline)) void *unwind_right(size_t n) {
+    void *p = unwind_common(n);
+    __asm__ volatile("" ::: "memory");
+    return p;
+}
+
+void test_unwind(void);
+
+void test_unwind(void) {
+    CHECK(neap_trace_start(8) == 0);
+    enum { N = 64 };
+    void *p[N];
+    for (int i = 0; i < N; i++)
+        p[i] = (i % 2 ? unwind_right : unwind_left)(100 + (size_t)i);
+    for (int i = 0; i < N; i++) {
+        neap_traceback_t tb;
+        CHECK(neap_trace_get_object_traceback(p[i], &tb) == 1);
+        CHECKF(tb.nframe >= 3, "block %d: %zu frames", i, tb.nframe);
+        CHECK(frame_in(tb.frame[0], (void *)unwind_common));
+        CHECKF(frame_in(tb.frame[1], (void *)(i % 2 ? unwind_right : unwind_left)),
+               "block %d: the stack of the other caller", i);
+        CHECK(frame_in(tb.frame[2], (void *)test_unwind));
+        free(p[i]);
+    }
+    neap_trace_stop();
+}
+
 /* --- threads -------------------------------------------------------------- */
 #define NT 4
 #define SLOTS 256
@@ -465,6 +510,8 @@ int main(int argc, char **argv) {
         test_sampled();
     else if (!strcmp(s, "grow"))
         test_grow();
+    else if (!strcmp(s, "unwind"))
+        test_unwind();
     else if (!strcmp(s, "threads"))
         test_threads();
     else if (!strcmp(s, "fork"))
