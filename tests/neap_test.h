@@ -260,4 +260,42 @@ map_aligned(size_t size, size_t align, int prot)
     return a;
 }
 
+/* A test program of named sections: `prog [SECTION]...` runs those, in the
+ * table's order (none named: every section but `asked_only`, which runs only
+ * when named; NULL: none such); an unknown name is a usage error (2).  Each
+ * section's end is printed as "<prog> <name> ok|FAILED". */
+struct test_section {
+    const char *name;
+    void (*run)(void);
+};
+
+static inline int
+test_sections_main(int argc, char **argv, const char *prog, const struct test_section *sections,
+                   size_t n, const char *asked_only)
+{
+    size_t i;
+    int a;
+
+    setvbuf(stdout, NULL, _IONBF, 0);
+    for (a = 1; a < argc; a++) {
+        int known = 0;
+        for (i = 0; i < n; i++)
+            known |= strcmp(argv[a], sections[i].name) == 0;
+        if (!known) {
+            fprintf(stderr, "%s: unknown section %s\n", prog, argv[a]);
+            return 2;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        int wanted = argc < 2 && (asked_only == NULL || strcmp(sections[i].name, asked_only) != 0);
+        for (a = 1; a < argc; a++)
+            wanted |= strcmp(argv[a], sections[i].name) == 0;
+        if (!wanted)
+            continue;
+        sections[i].run();
+        printf("%s %-17s %s\n", prog, sections[i].name, test_failures ? "FAILED" : "ok");
+    }
+    return test_status();
+}
+
 #endif /* NEAP_TEST_H */

@@ -1486,10 +1486,7 @@ test_libc_names(void)
 #endif
 }
 
-static const struct {
-    const char *name;
-    void (*run)(void);
-} sections[] = {
+static const struct test_section sections[] = {
     {"sizes", test_sizes},
     {"aligned", test_aligned_alloc},
     {"realloc", test_realloc},
@@ -1512,27 +1509,5 @@ static const struct {
 int
 main(int argc, char **argv)
 {
-    size_t i;
-    int a;
-
-    setvbuf(stdout, NULL, _IONBF, 0);
-    for (a = 1; a < argc; a++) {
-        int known = 0;
-        for (i = 0; i < sizeof sections / sizeof sections[0]; i++)
-            known |= strcmp(argv[a], sections[i].name) == 0;
-        if (!known) {
-            fprintf(stderr, "test_api: unknown section %s\n", argv[a]);
-            return 2;
-        }
-    }
-    for (i = 0; i < sizeof sections / sizeof sections[0]; i++) {
-        int wanted = argc < 2 && sections[i].run != test_env;
-        for (a = 1; a < argc; a++)
-            wanted |= strcmp(argv[a], sections[i].name) == 0;
-        if (!wanted)
-            continue;
-        sections[i].run();
-        printf("api %-12s %s\n", sections[i].name, test_failures ? "FAILED" : "ok");
-    }
-    return test_status();
+    return test_sections_main(argc, argv, "api", sections, sizeof sections / sizeof sections[0], "env");
 }

@@ -3168,10 +3168,7 @@ test_property_fin(void)
 /* ---------------------------------------------------------------------------
  * main
  * ------------------------------------------------------------------------- */
-static const struct {
-    const char *name;
-    void (*run)(void);
-} sections[] = {
+static const struct test_section sections[] = {
     {"refcount", test_refcount},
     {"self_cycle", test_self_cycle},
     {"two_cycle", test_two_cycle},
@@ -3195,27 +3192,5 @@ static const struct {
 int
 main(int argc, char **argv)
 {
-    size_t i;
-    int a;
-
-    setvbuf(stdout, NULL, _IONBF, 0);
-    for (a = 1; a < argc; a++) {
-        int known = 0;
-        for (i = 0; i < sizeof sections / sizeof sections[0]; i++)
-            known |= strcmp(argv[a], sections[i].name) == 0;
-        if (!known) {
-            fprintf(stderr, "test_gc: unknown section %s\n", argv[a]);
-            return 2;
-        }
-    }
-    for (i = 0; i < sizeof sections / sizeof sections[0]; i++) {
-        int wanted = argc < 2;
-        for (a = 1; a < argc; a++)
-            wanted |= strcmp(argv[a], sections[i].name) == 0;
-        if (!wanted)
-            continue;
-        sections[i].run();
-        printf("gc %-17s %s\n", sections[i].name, test_failures ? "FAILED" : "ok");
-    }
-    return test_status();
+    return test_sections_main(argc, argv, "gc", sections, sizeof sections / sizeof sections[0], NULL);
 }
