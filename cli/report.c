@@ -311,19 +311,13 @@ static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
             r->realloc_over++;
             report_unlive_all(r, to);
         }
-        map_slot_t part[16];
-        size_t n = 0;
         map_slot_t *blk;
         while ((blk = map_find(r->blocks, from)) != NULL) {
-            if (n == sizeof part / sizeof *part) {
-                for (size_t i = 0; i < n; i++) *map_add(r->blocks, to) = part[i];
-                n = 0;
-            }
-            part[n] = *blk;
-            part[n++].key = to;
+            map_slot_t part = *blk;
             map_remove(r->blocks, blk);
+            part.key = to;
+            *map_add(r->blocks, to) = part;
         }
-        for (size_t i = 0; i < n; i++) *map_add(r->blocks, to) = part[i];
         break;
     }
     case NEAP_TREC_FREE:

@@ -101,35 +101,27 @@ static __attribute__((noinline)) void *neap_realloc_traced(void *p, size_t size,
         _neap_trace_sized(q, size, sampled);
         return q;
     }
-    /* growing: p's traces, if any, stay with the block */
+    /* growing: p's traces, if any, stay with the block; while they are
+     * in the table under p, a huge block's pages may not move by themselves */
     size_t usable = _neap_usable_generic(p);
     void *q = neap_realloc_inplace(p, size, usable, grow == 1);
-    if (q == NULL && grow == 2) {
+    if (q == NULL) {
         _neap_trace_parts_t parts;
-        int all = _neap_trace_take(p, &parts);
-        if (all && _neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE)
+        if (grow == 2 && _neap_trace_take(p, &parts) && _neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE)
             q = _neap_huge_realloc(p, size, true, "realloc");
         bool copy = q == NULL;
         if (copy) {
             q = neap_malloc_plain(size);
             if (q != NULL) memcpy(q, p, size < usable ? size : usable);
         }
-        _neap_trace_put(p, q, &parts);
+        if (grow == 2) _neap_trace_put(p, q, &parts);
         if (copy && q != NULL) neap_free_inline(p);
-    } else if (q == NULL) {
-        q = neap_malloc_plain(size);
-        if (q != NULL) {
-            memcpy(q, p, size < usable ? size : usable);
-            neap_free_inline(p);
-        }
     }
     return _neap_trace_grow_end(p, q, old, size, grow == 2, ret, fp);
 }
 
 void *neap_realloc(void *p, size_t size) {
-    if (neap_unlikely((atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) |
-                       (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0) &&
-        p != NULL && size != 0)
+    if (neap_unlikely(_neap_tracing()) && p != NULL && size != 0)
         return neap_realloc_traced(p, size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
     void *q = neap_realloc_plain(p, size);
     NEAP_TRACE_HOOK(q, size);

@@ -708,15 +708,11 @@ static void neap_free_slow(void *p, const char *func, bool tracing) {
 
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
-    /* acquire: tracing's stop or clear went through pool headers before
-     * it set the count to 0, and this free may retire a pool */
-    bool tracing = (atomic_load_explicit(&_neap_trace_live, memory_order_acquire) |
-                    (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0;
-    neap_free_slow(p, func, tracing);
+    neap_free_slow(p, func, _neap_tracing());
 }
 
 void _neap_free_sticky(void *p, neap_pool_t *pool) {
-    _neap_trace_free_sticky(p);
+    _neap_trace_forget_block(p, true);
     if (!neap_free_push_local(_neap_tl_heap, pool, p)) neap_free_slow(p, "free", false);
 }
 

@@ -453,10 +453,9 @@ NEAP_INTERNAL int _neap_trace_forget(const void *p, size_t *size);
 NEAP_INTERNAL void _neap_trace_forget_block(const void *p, bool pooled);
 /* Exact tracing streamed from the environment (trace.c, stream_only) adds
  * NEAP_POOL_STICKY to the count of every pool that has held a traced
- * block, for good: each free of such a pool is streamed, from the fast path
- * (_neap_free_sticky, heap.c), by this. */
+ * block, for good: each free of such a pool is streamed from the fast path
+ * (_neap_free_sticky, heap.c), by _neap_trace_forget_block. */
 #define NEAP_POOL_STICKY (1u << 30)
-NEAP_INTERNAL void _neap_trace_free_sticky(const void *p);
 /* Records p (size bytes) whatever the countdown says: a failed realloc
  * keeps its block traced. */
 NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp);
@@ -471,12 +470,19 @@ NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintpt
  * realloc made q (NULL: it failed).  sized: after a realloc sampled by its
  * whole size (traced: the hook recorded it). */
 #define NEAP_TRACE_PARTS 32
+extern NEAP_INTERNAL _Atomic int _neap_trace_grow;
+/* Whether frees and reallocs must look for traces (or sampled sizes).
+ * Acquire: tracing's stop or clear went through pool headers before it set
+ * the count to 0, and a free that reads it may retire a pool. */
+neap_inline bool _neap_tracing(void) {
+    return (atomic_load_explicit(&_neap_trace_live, memory_order_acquire) |
+            (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0;
+}
 typedef struct {
     size_t n;
     uint64_t clock;
     uintptr_t v[NEAP_TRACE_PARTS * 4];   /* trace.c's traces */
 } _neap_trace_parts_t;
-extern NEAP_INTERNAL _Atomic int _neap_trace_grow;
 NEAP_INTERNAL int _neap_trace_grow_begin(const void *p, size_t size, size_t *old);
 NEAP_INTERNAL int _neap_trace_take(const void *p, _neap_trace_parts_t *parts);
 NEAP_INTERNAL void _neap_trace_put(const void *p, const void *q, _neap_trace_parts_t *parts);

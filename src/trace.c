@@ -288,6 +288,11 @@ static _Unwind_Reason_Code unwind_step(struct _Unwind_Context *ctx, void *arg) {
     return _URC_NO_REASON;
 }
 
+static inline memo_t *memo_at(uintptr_t ret, uintptr_t sp) {
+    return &tl_memo[((ret ^ sp) * 0x9e3779b97f4a7c15ULL) >> 61];
+}
+_Static_assert(MEMO_WAYS == 8, "memo_at takes 3 bits");
+
 /* The stack from ret, the allocation's caller, at most max frames. */
 static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
     unwound_t u;
@@ -298,7 +303,7 @@ static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
     int memo_ok = sp >= lo && sp < hi;
     memo_t *m = NULL;
     if (memo_ok && tl_memo != NULL) {
-        m = &tl_memo[(((ret ^ sp) * 0x9e3779b97f4a7c15ULL) >> 61) & (MEMO_WAYS - 1)];
+        m = memo_at(ret, sp);
         if (m->ret == ret && m->sp == sp && m->max == max) {
             size_t i = 1;
             for (; i < m->n; i++) {
@@ -331,7 +336,7 @@ static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
         tl_memo = table_map(MEMO_WAYS * sizeof(memo_t));
         if (tl_memo == NULL)
             return n;
-        m = &tl_memo[(((ret ^ sp) * 0x9e3779b97f4a7c15ULL) >> 61) & (MEMO_WAYS - 1)];
+        m = memo_at(ret, sp);
     }
     m->ret = ret;
     m->sp = sp;
@@ -827,35 +832,24 @@ void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
     return trace_alloc(neap_malloc_plain(size), size, ret, fp);
 }
 
-static int forget(const void *p, size_t *size);
+static int forget(const void *p, size_t *size, bool pooled);
 
 int _neap_trace_forget(const void *p, size_t *size) {
     /* a pool block is traced only if its pool counts traced blocks: most
      * slow-path frees end here without a lock */
     neap_pool_t *pool = _neap_block_pool(p);
-    if (pool == NULL && atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
-        sizes_forget((uintptr_t)p);
     if (pool != NULL && !_neap_pool_may_trace(pool, p))
         return 0;
-    return forget(p, size);
+    return forget(p, size, pool != NULL);
 }
 
-void _neap_trace_free_sticky(const void *p) {
-    if (atomic_load_explicit(&stream_only, memory_order_relaxed))
-        stream_free((uintptr_t)p);
-    else
-        (void)forget(p, NULL); /* the program started tracing itself since */
-}
+void _neap_trace_forget_block(const void *p, bool pooled) { (void)forget(p, NULL, pooled); }
 
-void _neap_trace_forget_block(const void *p, bool pooled) {
-    /* sizes: of large and huge blocks only */
-    if (!pooled && atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
-        sizes_forget((uintptr_t)p);
-    (void)forget(p, NULL);
-}
-
-static int forget(const void *p, size_t *size) {
+/* pooled: p is a pool block (only large and huge blocks have sizes) */
+static int forget(const void *p, size_t *size, bool pooled) {
     uintptr_t a = (uintptr_t)p;
+    if (!pooled && atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+        sizes_forget(a);
     if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
         stream_free(a);
         if (size != NULL)
