@@ -59,6 +59,13 @@ static void *xrealloc(void *p, size_t n) {
     }
     return q;
 }
+/* Room for element n of the array v of *cap elements of elem bytes:
+ * doubled (from `first`) when full. */
+static void *xgrow(void *v, size_t *cap, size_t n, size_t elem, size_t first) {
+    if (n < *cap) return v;
+    *cap = *cap ? 2 * *cap : first;
+    return xrealloc(v, *cap * elem);
+}
 static char *xstrdup(const char *s) {
     size_t n = strlen(s) + 1;
     return memcpy(xrealloc(NULL, n), s, n);
@@ -187,10 +194,7 @@ static double report_weight(const neap_report_t *r, uint64_t size) {
 static neap_report_stack_t *report_stack(neap_report_t *r, uint64_t id, int *added) {
     map_slot_t *s = map_insert(r->stack_index, id, added);
     if (*added) {
-        if (r->nstacks == r->stacks_cap) {
-            r->stacks_cap = r->stacks_cap ? 2 * r->stacks_cap : 256;
-            r->stacks = xrealloc(r->stacks, r->stacks_cap * sizeof *r->stacks);
-        }
+        r->stacks = xgrow(r->stacks, &r->stacks_cap, r->nstacks, sizeof *r->stacks, 256);
         s->a = r->nstacks;
         neap_report_stack_t *st = &r->stacks[r->nstacks++];
         memset(st, 0, sizeof *st);
@@ -264,10 +268,7 @@ static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
     r->records++;
     switch (rec->tag) {
     case NEAP_TREC_MODULE: {
-        if (r->nmodules == r->modules_cap) {
-            r->modules_cap = r->modules_cap ? 2 * r->modules_cap : 16;
-            r->modules = xrealloc(r->modules, r->modules_cap * sizeof *r->modules);
-        }
+        r->modules = xgrow(r->modules, &r->modules_cap, r->nmodules, sizeof *r->modules, 16);
         neap_report_module_t *m = &r->modules[r->nmodules++];
         m->start = rec->module.start;
         m->end = rec->module.end;
@@ -326,10 +327,7 @@ static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         else if (!r->sampled) r->unknown_frees++;
         break;
     case NEAP_TREC_TICK:
-        if (r->nticks == r->ticks_cap) {
-            r->ticks_cap = r->ticks_cap ? 2 * r->ticks_cap : 256;
-            r->ticks = xrealloc(r->ticks, r->ticks_cap * sizeof *r->ticks);
-        }
+        r->ticks = xgrow(r->ticks, &r->ticks_cap, r->nticks, sizeof *r->ticks, 256);
         r->ticks[r->nticks++] = (neap_report_tick_t){rec->tick.ms, rec->tick.rss, rec->tick.live};
         r->last_ms = rec->tick.ms;
         break;
@@ -482,10 +480,7 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     int added;
     map_slot_t *s = map_insert(sy->index, pc, &added);
     if (!added) return &sy->frames[s->a];
-    if (sy->nframes == sy->cap) {
-        sy->cap = sy->cap ? 2 * sy->cap : 256;
-        sy->frames = xrealloc(sy->frames, sy->cap * sizeof *sy->frames);
-    }
+    sy->frames = xgrow(sy->frames, &sy->cap, sy->nframes, sizeof *sy->frames, 256);
     s->a = sy->nframes;
     report_frame_t *fr = &sy->frames[sy->nframes++];
     memset(fr, 0, sizeof *fr);
@@ -675,10 +670,7 @@ static void report_sites(neap_report_t *r, neap_report_by_t by) {
         int added;
         size_t site = strmap_get(&keys, key, r->nsites, &added);
         if (added) {
-            if (r->nsites == cap) {
-                cap = cap ? 2 * cap : 64;
-                r->sites = xrealloc(r->sites, cap * sizeof *r->sites);
-            }
+            r->sites = xgrow(r->sites, &cap, r->nsites, sizeof *r->sites, 64);
             neap_report_site_t *s = &r->sites[r->nsites++];
             memset(s, 0, sizeof *s);
             s->label = xstrdup(label);
