@@ -843,7 +843,15 @@ int _neap_trace_forget(const void *p, size_t *size) {
     return forget(p, size, pool != NULL);
 }
 
-void _neap_trace_forget_block(const void *p, bool pooled) { (void)forget(p, NULL, pooled); }
+void _neap_trace_forget_block(const void *p, bool pooled) {
+    /* a pool block streamed from the environment (every free of a sticky
+     * pool, from the fast path) is what forget does first, without its
+     * frame: a pool block has no sampled size to drop */
+    if (pooled && atomic_load_explicit(&stream_only, memory_order_relaxed))
+        stream_free((uintptr_t)p);
+    else
+        (void)forget(p, NULL, pooled);
+}
 
 /* pooled: p is a pool block (only large and huge blocks have sizes) */
 static int forget(const void *p, size_t *size, bool pooled) {
