@@ -324,6 +324,8 @@ NEAP_INTERNAL void _neap_os_barrier(void);                /* a full barrier in e
 NEAP_INTERNAL uint64_t _neap_os_realtime_ms(void);        /* wall clock, ms since 1970 */
 NEAP_INTERNAL void _neap_os_sleep_ms(unsigned ms);
 NEAP_INTERNAL long _neap_os_getpid(void);
+NEAP_INTERNAL int _neap_os_live_threads(void);             /* -1: unknown */
+NEAP_INTERNAL void _neap_os_thread_name(const char *name);
 NEAP_INTERNAL int _neap_os_stats_dir(char *buf, size_t cap);  /* 0, or -1: not usable */
 NEAP_INTERNAL int _neap_os_replace_file(const char *path, const char *tmp, const char *data, size_t len);
 NEAP_INTERNAL void _neap_os_unlink(const char *path);

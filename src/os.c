@@ -27,6 +27,11 @@
  *   _neap_os_barrier()            the process may use it; then a full memory
  *                                 barrier in every running thread of the
  *                                 process (the trace stream's flusher)
+ *   _neap_os_live_threads()       how many of the process's threads still run
+ *                                 (a main thread that called pthread_exit is
+ *                                 a zombie the kernel counts: not counted);
+ *                                 -1 when /proc cannot tell
+ *   _neap_os_thread_name(s)       names the calling thread (ps -L, top -H)
  *
  * Nothing here calls malloc, and nothing above this file includes
  * <sys/mman.h> or <unistd.h>.
@@ -211,6 +216,33 @@ void _neap_os_sleep_ms(unsigned ms) {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
     }
+}
+
+int _neap_os_live_threads(void) {
+    /* /proc/self/stat: "pid (comm) S ppid ... num_threads(20th) ..."; comm
+     * may hold spaces and parentheses, so fields count from the last ')' */
+    char buf[1024];
+    if (_neap_os_read_file("/proc/self/stat", buf, sizeof buf) <= 0) return -1;
+    char *p = strrchr(buf, ')');
+    if (p == NULL || p[1] != ' ') return -1;
+    char state = p[2];
+    p += 2;
+    for (int field = 3; field < 20; field++) {   /* p is at field `field` */
+        p = strchr(p, ' ');
+        if (p == NULL) return -1;
+        p++;
+    }
+    long n = 0;
+    if (*p < '0' || *p > '9') return -1;
+    while (*p >= '0' && *p <= '9') n = n * 10 + (*p++ - '0');
+    /* the leader's own state is the one shown: a zombie leader is a main
+     * thread that ended by pthread_exit while the others run on */
+    if (state == 'Z' || state == 'X') n--;
+    return n < 0 ? -1 : (int)n;
+}
+
+void _neap_os_thread_name(const char *name) {
+    pthread_setname_np(pthread_self(), name);
 }
 
 long _neap_os_getpid(void) {

@@ -35,6 +35,7 @@
 #include "internal.h"
 
 #include <signal.h>
+#include <stdlib.h>
 
 enum { NEAP_PUB_OFF, NEAP_PUB_RUNNING, NEAP_PUB_STOPPED };
 
@@ -139,11 +140,23 @@ static void neap_pub_write(const char *state) {
 
 /* The background thread: publishes every NEAP_PUBLISH ms, and with
  * NEAP_BACKGROUND purges every heap's expired pages every NEAP_PURGE_DELAY ms
- * (at least 5 ms) while any are waiting, every 100 ms when none are. */
+ * (at least 5 ms) while any are waiting, every 100 ms when none are.
+ *
+ * It wakes at least every NEAP_PUB_LAST_TICK ms to see whether it is the
+ * process's last running thread.  glibc ends a process when its last thread
+ * ends (as if exit(0) were called, POSIX says), but it counts this thread
+ * among the program's: after a main that calls pthread_exit, or a forked
+ * child whose only thread returns, the process would live on with this
+ * thread alone, and since it blocks every signal, not even SIGTERM would end
+ * it.  Found alone, the thread does what the program's last thread would
+ * have done: exit(0), which runs the atexit handlers and destructors. */
+enum { NEAP_PUB_LAST_TICK = 100 };
+
 static void *neap_pub_main(void *arg) {
     unsigned long generation = (unsigned long)(uintptr_t)arg;
     uint64_t last_publish = _neap_os_clock_ms();
     size_t waiting = 1;
+    _neap_os_thread_name("neap-background");   /* at most 15 characters */
     for (;;) {
         long publish = neap_opt(NEAP_OPTION_PUBLISH);
         bool purge = neap_opt(NEAP_OPTION_BACKGROUND) != 0;
@@ -153,7 +166,9 @@ static void *neap_pub_main(void *arg) {
             long want = waiting ? (delay < 5 ? 5 : delay) : 100;
             if (want < tick) tick = want;
         }
+        if (tick > NEAP_PUB_LAST_TICK) tick = NEAP_PUB_LAST_TICK;
         _neap_os_sleep_ms((unsigned)tick);
+        if (_neap_os_live_threads() == 1) exit(0);
         pthread_mutex_lock(&neap_pub_lock);
         bool mine = neap_pub_state == NEAP_PUB_RUNNING && generation == neap_pub_generation;
         uint64_t now = _neap_os_clock_ms();

@@ -18,6 +18,10 @@
 #              whole stacks up to main); a program killed by
 #              SIGKILL leaves a trace readable up to its last flush; its
 #              children write FILE.<pid>; bad options are refused
+#   lastthread (third argument: tests/cli/last_thread.c built) a program
+#              whose last thread ends by pthread_exit exits 0 with its atexit
+#              handlers run, in a main thread and in a forked child, though
+#              the background thread runs; that thread is named
 set -u
 NEAP=$1
 CASE=$2
@@ -182,6 +186,20 @@ os.kill(os.getpid(), 9)'
     # a child that execs writes its own file
     "$NEAP" run -q --trace c.trc -- sh -c '"$0" -c "x = 1"' "$PY" || fail "the parent failed"
     ls c.trc.* >/dev/null 2>&1 || fail "no trace of the child: $(ls)"
+    ;;
+lastthread)
+    PROG=${3:?last_thread program}
+    # SIGKILL after 60 s: a process kept alive by the background thread
+    # ignores SIGTERM (the thread blocks every signal)
+    for mode in main fork; do
+        rm -f done
+        timeout -s KILL 60 "$NEAP" run -q -- "$PROG" $mode "$WORK/done" 2>"$WORK/err"
+        got=$?
+        [ "$got" -eq 0 ] || { cat "$WORK/err" >&2; fail "last_thread $mode exited with $got (137: hung and killed)"; }
+        [ -s done ] || fail "last_thread $mode: the process did not end as exit(0) does (no atexit handler ran)"
+    done
+    "$NEAP" run -q -- "$PROG" name >names 2>"$WORK/err" || fail "last_thread name failed: $(cat "$WORK/err")"
+    grep -qx "neap-background" names || fail "no thread named neap-background: $(tr '\n' ' ' <names)"
     ;;
 *)
     fail "unknown case $CASE"
