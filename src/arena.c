@@ -409,7 +409,11 @@ void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable) {
         errno = ENOMEM;
         return NULL;
     }
-    size_t offset = align;   /* header in the first page, user data after */
+    /* header in the first page, user data after; a block of size 0 still
+     * gets a byte, so that its address lies inside its own mapping (at an
+     * alignment of a whole mapping, offset + 0 would be its end) */
+    size_t offset = align;
+    if (size == 0) size = 1;
     if (size > ((size_t)1 << NEAP_ADDR_BITS) - offset - NEAP_ARENA_SIZE) {
         errno = ENOMEM;
         return NULL;
@@ -434,6 +438,7 @@ void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable) {
         neap_map_set((uintptr_t)base, map_size, true);
         pthread_mutex_unlock(&_neap_huge_lock);
     }
+    neap_assert(h->user > (uintptr_t)h && h->user + size <= (uintptr_t)h + h->map_size);
     atomic_fetch_add_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, h->map_size, memory_order_relaxed);
     if (usable) *usable = h->usable;

@@ -302,6 +302,28 @@ test_aligned_alloc(void)
             neap_free(p);
         }
     }
+    /* size 0 at every alignment, the huge ones (2 MiB and more) included: a
+     * live block of neap that free, realloc and usable_size accept */
+    for (how = ALLOC_ALIGNED; how <= ALLOC_NEAP_POSIX; how++) {
+        for (align = 16; align <= 64 * MiB; align *= 2) {
+            char *p = aligned_with(how, align, 0), *q;
+            CHECKF(p != NULL, "%s(%zu, 0)", names[how], align);
+            if (p == NULL)
+                continue;
+            CHECKF(test_aligned(p, align), "%s(%zu, 0) = %p", names[how], align, p);
+            CHECKF(neap_owns(p), "%s(%zu, 0) = %p not owned", names[how], align, p);
+            CHECKF(neap_usable_size(p) >= 1, "%s(%zu, 0) usable %zu", names[how], align,
+                   neap_usable_size(p));
+            p[0] = 7; /* inside its own mapping */
+            if (how % 2) {
+                neap_free(p);
+                continue;
+            }
+            q = realloc(p, 100);
+            CHECKF(q != NULL && q[0] == 7, "realloc of %s(%zu, 0)", names[how], align);
+            free(q);
+        }
+    }
     /* valloc / pvalloc */
     {
         static const size_t sizes[] = {1, 100, 4095, 4096, 4097, 40000, 2 * MiB + 1};
