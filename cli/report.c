@@ -38,10 +38,10 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "pinning.h"
+#include "trace/pinning.h"
 #include "report.h"
 #ifdef NEAP_HAVE_SYMBOLS
-#include "symbols.h"
+#include "trace/symbols.h"
 #endif
 
 #define HUGE_MIN (((uint64_t)1 << 20) + 1)  /* bigger than 1 MiB: a mapping of its own */

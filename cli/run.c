@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "tracefmt.h"
+#include "trace/tracefmt.h"
 
 #ifndef NEAP_INSTALL_LIBDIR
 #define NEAP_INSTALL_LIBDIR "lib"

@@ -57,7 +57,7 @@ int test_symbols_dso_end = __LINE__;
 #include <sys/mman.h>
 #include <time.h>
 
-#include "symbols.h"
+#include "trace/symbols.h"
 #include "neap_test.h"
 
 #if defined(__clang__)

@@ -35,7 +35,7 @@
 #include <unistd.h>
 
 #include "neap_test.h"
-#include "tracefmt.h"
+#include "trace/tracefmt.h"
 
 static char dir[256];
 

@@ -47,7 +47,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tracefmt.h"
+#include "trace/tracefmt.h"
 
 #define FAKE_NEAP_START 0x10000000u
 #define FAKE_NEAP_PC (FAKE_NEAP_START + 0x100)

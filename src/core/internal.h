@@ -99,6 +99,7 @@
 #define NEAP_INTERNAL_H
 
 #include "neap.h"
+#include "os/os.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -106,31 +107,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-/* ---------------------------------------------------------------------------
- * Compiler helpers
- * ------------------------------------------------------------------------- */
-#define neap_likely(x) __builtin_expect(!!(x), 1)
-#define neap_unlikely(x) __builtin_expect(!!(x), 0)
-#define neap_noinline __attribute__((noinline))
-#define neap_inline static inline __attribute__((always_inline))
-#define NEAP_INTERNAL __attribute__((visibility("hidden")))
-/* Fields the owner writes and other threads read while validating a remote
- * free (pool state and bumped): relaxed atomics, plain moves on x86-64. */
-#define neap_load_relaxed(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
-#define neap_store_relaxed(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
-
-#ifndef NEAP_DEBUG
-#define NEAP_DEBUG 0
-#endif
-/* Assertions in levels: 1 cheap, 2 internal, 3 expensive.  Never allocate. */
-#define neap_assert_level(lvl, expr)                                         \
-    do {                                                                     \
-        if (NEAP_DEBUG >= (lvl) && neap_unlikely(!(expr)))                   \
-            _neap_assert_fail(#expr, __FILE__, __LINE__);                    \
-    } while (0)
-#define neap_assert(expr) neap_assert_level(1, expr)
-#define neap_assert_internal(expr) neap_assert_level(2, expr)
 
 /* ---------------------------------------------------------------------------
  * Tunables.  Fixed by the design; checked below.
@@ -300,41 +276,6 @@ typedef struct neap_gstats_s {
 } neap_gstats_t;
 extern NEAP_INTERNAL neap_gstats_t _neap_gstats;
 
-/* ---------------------------------------------------------------------------
- * os.c -- every system call neap makes
- * ------------------------------------------------------------------------- */
-NEAP_INTERNAL void *_neap_os_map(size_t size);            /* NULL on failure */
-NEAP_INTERNAL void *_neap_os_map_aligned(size_t size, size_t align);
-NEAP_INTERNAL void _neap_os_unmap(void *p, size_t size);
-NEAP_INTERNAL void _neap_os_purge(void *p, size_t size);  /* contents become zero */
-/* mremap: in place (dest NULL) or moved onto the caller's reservation dest */
-NEAP_INTERNAL void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest);
-NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
-NEAP_INTERNAL uint64_t _neap_os_clock_ns(void);           /* fine monotonic */
-NEAP_INTERNAL void _neap_os_write(int fd, const char *s, size_t n);
-NEAP_INTERNAL int _neap_os_create(const char *path);    /* create/truncate for writing; -1 */
-NEAP_INTERNAL void _neap_os_close(int fd);
-NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
-NEAP_INTERNAL bool _neap_os_env_ready(void);              /* environ is set up */
-NEAP_INTERNAL int _neap_os_read_file(const char *path, char *buf, size_t cap);
-NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_abort(void);
-NEAP_INTERNAL void _neap_os_yield(void);
-NEAP_INTERNAL int _neap_os_barrier_register(void);        /* 0: _neap_os_barrier may be used */
-NEAP_INTERNAL void _neap_os_barrier(void);                /* a full barrier in every thread */
-NEAP_INTERNAL uint64_t _neap_os_realtime_ms(void);        /* wall clock, ms since 1970 */
-NEAP_INTERNAL void _neap_os_sleep_ms(unsigned ms);
-NEAP_INTERNAL long _neap_os_getpid(void);
-NEAP_INTERNAL int _neap_os_live_threads(void);             /* -1: unknown */
-NEAP_INTERNAL void _neap_os_thread_name(const char *name);
-NEAP_INTERNAL int _neap_os_stats_dir(char *buf, size_t cap);  /* 0, or -1: not usable */
-NEAP_INTERNAL int _neap_os_replace_file(const char *path, const char *tmp, const char *data, size_t len);
-NEAP_INTERNAL void _neap_os_unlink(const char *path);
-NEAP_INTERNAL void *_neap_os_map_shared(size_t size);     /* NULL on failure */
-NEAP_INTERNAL long _neap_os_fork(void);
-NEAP_INTERNAL int _neap_os_wait(long pid, int *status);   /* 0, or -1 (errno) */
-NEAP_INTERNAL bool _neap_os_exited(int status, int *code); /* true: exit code; false: signal */
-NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_exit(int code);
-
 /* The heap lock: held by the owner thread in every slow path that changes
  * the heap's arenas, pools lists or dirty queue, and by the background purge
  * thread while it purges the heap.  Fast paths never take it. */
@@ -354,28 +295,6 @@ static inline void _neap_heap_unlock(neap_heap_t *h) {
 NEAP_INTERNAL size_t _neap_heaps_purge_expired(void);
 NEAP_INTERNAL bool _neap_large_grow(void *p, size_t size);   /* realloc in place (heap.c) */
 
-/* publish.c -- statistics records for `neap stats` and `neap run` */
-NEAP_INTERNAL void _neap_publish_start(void);   /* if NEAP_PUBLISH > 0 */
-NEAP_INTERNAL void _neap_publish_exit(void);    /* process exit */
-NEAP_INTERNAL void _neap_publish_fork_prepare(void);
-NEAP_INTERNAL void _neap_publish_fork_parent(void);
-NEAP_INTERNAL void _neap_publish_fork_child(void);
-
-/* Formatting without allocation (os.c). */
-typedef struct neap_buf_s {
-    char *p;
-    size_t len, cap;
-} neap_buf_t;
-NEAP_INTERNAL void _neap_buf_str(neap_buf_t *b, const char *s);
-NEAP_INTERNAL void _neap_buf_u(neap_buf_t *b, unsigned long long v, int width);
-NEAP_INTERNAL void _neap_buf_hex(neap_buf_t *b, uintptr_t v);
-NEAP_INTERNAL void _neap_buf_size(neap_buf_t *b, unsigned long long bytes, int width);
-
-NEAP_INTERNAL __attribute__((noreturn, cold)) void
-_neap_fatal_pointer(const char *func, const void *p, const char *what);
-NEAP_INTERNAL __attribute__((noreturn, cold)) void
-_neap_assert_fail(const char *expr, const char *file, int line);
-NEAP_INTERNAL void _neap_warning(const char *msg, const char *detail);
 
 /* ---------------------------------------------------------------------------
  * options.c
@@ -612,11 +531,34 @@ neap_inline size_t _neap_class_of(size_t size) {
 }
 
 /* ---------------------------------------------------------------------------
- * init.c
+ * init.c -- process start, thread exit, fork; and the hooks through which
+ * the layers above the core (tracing, services) hear of thread exits and
+ * forks without the core calling up into them.
  * ------------------------------------------------------------------------- */
 NEAP_INTERNAL void _neap_process_init(void);
 NEAP_INTERNAL void _neap_thread_register(neap_heap_t *h);
 extern NEAP_INTERNAL _Atomic int _neap_initialized;
+/* The library constructor's part in the core: options read (the first
+ * allocation may have come before the environment was there), the
+ * thread-exit key and fork handlers registered. */
+NEAP_INTERNAL void _neap_core_start(void);
+
+/* What a layer above the core wants to hear of.  Any field may be NULL.
+ * fork_prepare hooks run in the order they were added, before the core
+ * takes its locks (a layer's locks taken on free paths come first);
+ * fork_parent and fork_child in the reverse order, after the core is whole
+ * again.  thread_exit runs in a thread's key destructor, before its heap is
+ * handed over. */
+typedef struct neap_core_hooks_s {
+    void (*fork_prepare)(void);
+    void (*fork_parent)(void);
+    void (*fork_child)(void);
+    void (*thread_exit)(void);
+} neap_core_hooks_t;
+#define NEAP_CORE_HOOKS_MAX 4
+/* Adds h (static storage; not copied) to the hooks; from the library
+ * constructor, before any thread but the first exists.  false: no room. */
+NEAP_INTERNAL bool _neap_core_add_hooks(const neap_core_hooks_t *h);
 
 /* stats.c */
 NEAP_INTERNAL void _neap_stats_collect(neap_stats_t *out);

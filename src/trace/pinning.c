@@ -35,7 +35,7 @@
  *   - An address range running past the end of the address space is cut at
  *     its end (a bogus block from a file): nothing overflows.
  */
-#include "pinning.h"
+#include "trace/pinning.h"
 
 #include <errno.h>
 #include <stdlib.h>

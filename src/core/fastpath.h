@@ -22,7 +22,7 @@
 #ifndef NEAP_FASTPATH_H
 #define NEAP_FASTPATH_H
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* malloc without tracing's countdown (realloc's inner allocations) */
 neap_inline void *neap_malloc_plain(size_t size) {

@@ -7,7 +7,7 @@
  * thread-local heap pointer starts at a static empty heap whose every pool
  * is empty, so the first call takes the slow path and sets neap up.
  */
-#include "fastpath.h"
+#include "core/fastpath.h"
 
 #include <errno.h>
 #include <malloc.h>

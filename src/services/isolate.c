@@ -15,7 +15,7 @@
  * it needed, as snprintf does, so a result too large for `out` is detected
  * rather than cut short.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <limits.h>

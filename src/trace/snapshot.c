@@ -74,10 +74,10 @@
 #include <string.h>
 
 #include "neap_trace.h"
-#include "pinning.h"
-#include "symbols.h"
-#include "traceimpl.h"
-#include "tracefmt.h"
+#include "trace/pinning.h"
+#include "trace/symbols.h"
+#include "trace/traceimpl.h"
+#include "trace/tracefmt.h"
 
 #define NO_FRAME UINT32_MAX          /* slot_frame: not resolved yet */
 #define NO_INDEX UINT32_MAX          /* indices kept in uint32_t stay below */

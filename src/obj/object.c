@@ -47,7 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "objimpl.h"
+#include "obj/objimpl.h"
 
 /* ---------------------------------------------------------------------------
  * The caller's lock.

@@ -63,8 +63,8 @@
  *     holds only units of the modules reported since (it is emptied when
  *     they are reported again: a dropped module's Dwarf address can return).
  */
-#include "internal.h"
-#include "symbols.h"
+#include "core/internal.h"
+#include "trace/symbols.h"
 
 #include <dlfcn.h>
 #include <link.h>

@@ -36,7 +36,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "tracefmt.h"
+#include "trace/tracefmt.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,6 +1,6 @@
 /* alloc.c -- the public allocation API (neap_malloc and the rest); the fast
  * paths are in fastpath.h. */
-#include "fastpath.h"
+#include "core/fastpath.h"
 
 #include <errno.h>
 

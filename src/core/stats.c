@@ -9,7 +9,7 @@
  * stale.  Printing formats into stack
  * buffers and writes to the stream's descriptor: no allocation.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <stdlib.h>
 

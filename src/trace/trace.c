@@ -59,10 +59,10 @@
 #include <string.h>
 #include <unwind.h>
 
-#include "fastpath.h"
+#include "core/fastpath.h"
 #include "neap_trace.h"
-#include "traceimpl.h"
-#include "tracefmt.h"
+#include "trace/traceimpl.h"
+#include "trace/tracefmt.h"
 
 #define SHARDS 32
 

@@ -49,7 +49,7 @@
  * then exchange(remote).  Either the exchange sees the block, or the pusher
  * sees owner == NULL and raises the orphan flag.
  */
-#include "fastpath.h"
+#include "core/fastpath.h"
 
 #include <errno.h>
 

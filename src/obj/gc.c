@@ -60,7 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "objimpl.h"
+#include "obj/objimpl.h"
 
 /* A full collection that found at least this many unreachable objects
  * ends by giving free pages back to the OS (neap_trim). */

@@ -5,7 +5,7 @@
 #ifndef NEAP_TRACEIMPL_H
 #define NEAP_TRACEIMPL_H
 
-#include "internal.h"
+#include "core/internal.h"
 #include "neap_trace.h"
 
 typedef struct _neap_rawtrace {

@@ -57,7 +57,7 @@
  * mappings' map bytes are guarded by _neap_huge_lock, a leaf lock: mmap and
  * munmap happen outside it, after the map bytes are cleared under it.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 

@@ -21,7 +21,7 @@
  * prints a warning and keeps the default; it never stops the program.
  * neap_option_set changes a value at run time.
  */
-#include "internal.h"
+#include "core/internal.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -29,7 +29,7 @@
 #define NEAP_OBJIMPL_H
 
 #include "neap_object.h"
-#include "internal.h"
+#include "core/internal.h"
 
 typedef struct _neap_gc {
     struct _neap_gc *next; /* circular list of a generation, or a collection's private list */

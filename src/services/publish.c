@@ -32,7 +32,7 @@
  * A process killed by a signal leaves its last "running" record behind;
  * `neap stats` recognises a dead pid and removes it.
  */
-#include "internal.h"
+#include "services/services.h"
 
 #include <signal.h>
 #include <stdlib.h>

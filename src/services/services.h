@@ -1,0 +1,18 @@
+/* services.h -- what the services offer the library's assembly (neap.c):
+ * statistics records published for `neap stats` and `neap run`, and the
+ * background thread that writes them and purges idle heaps (publish.c);
+ * isolation (isolate.c) is public API only (neap.h).
+ */
+#ifndef NEAP_SERVICES_H
+#define NEAP_SERVICES_H
+
+#include "core/internal.h"
+
+/* publish.c -- statistics records for `neap stats` and `neap run` */
+NEAP_INTERNAL void _neap_publish_start(void);   /* if NEAP_PUBLISH > 0 */
+NEAP_INTERNAL void _neap_publish_exit(void);    /* process exit */
+NEAP_INTERNAL void _neap_publish_fork_prepare(void);
+NEAP_INTERNAL void _neap_publish_fork_parent(void);
+NEAP_INTERNAL void _neap_publish_fork_child(void);
+
+#endif /* NEAP_SERVICES_H */
