@@ -15,13 +15,10 @@
  *     class <n> <size> <pools> <blocks used> <blocks free> <pools made>
  *
  * Who writes:
- *   NEAP_PUBLISH=<ms> > 0 -> a background thread (all signals blocked; it
- *       never allocates) rewrites the record every <ms>, from the library
- *       constructor on.  A forked child starts its own thread and record.
- *   The same thread does the background purge (NEAP_BACKGROUND=1): every
- *       NEAP_PURGE_DELAY ms it gives back the pages whose delay is up, in
- *       every heap whose owner is not in a slow path (heap.c,
- *       _neap_heaps_purge_expired), so an idle program does not keep them.
+ *   NEAP_PUBLISH=<ms> > 0 -> the background thread (background.c; all
+ *       signals blocked; it never allocates) rewrites the record every <ms>
+ *       through _neap_publish_tick, from the library constructor on.  A
+ *       forked child starts its own thread and record.
  *   process exit (library destructor) -> the record is rewritten with
  *       "state exited" when NEAP_RUN_PID is this process's pid (`neap run`
  *       reads it, then removes it); any other process removes its record.
@@ -34,14 +31,11 @@
  */
 #include "services/services.h"
 
-#include <signal.h>
-#include <stdlib.h>
 
 enum { NEAP_PUB_OFF, NEAP_PUB_RUNNING, NEAP_PUB_STOPPED };
 
 static pthread_mutex_t neap_pub_lock = PTHREAD_MUTEX_INITIALIZER;
 static int neap_pub_state = NEAP_PUB_OFF;
-static unsigned long neap_pub_generation;   /* a forked child's thread replaces the parent's */
 static uint64_t neap_pub_start_ms;
 static char neap_pub_path[96];
 static char neap_pub_tmp[104];
@@ -138,48 +132,15 @@ static void neap_pub_write(const char *state) {
     if (len > 0) _neap_os_replace_file(neap_pub_path, neap_pub_tmp, text, len);
 }
 
-/* The background thread: publishes every NEAP_PUBLISH ms, and with
- * NEAP_BACKGROUND purges every heap's expired pages every NEAP_PURGE_DELAY ms
- * (at least 5 ms) while any are waiting, every 100 ms when none are.
- *
- * It wakes at least every NEAP_PUB_LAST_TICK ms to see whether it is the
- * process's last running thread.  glibc ends a process when its last thread
- * ends (as if exit(0) were called, POSIX says), but it counts this thread
- * among the program's: after a main that calls pthread_exit, or a forked
- * child whose only thread returns, the process would live on with this
- * thread alone, and since it blocks every signal, not even SIGTERM would end
- * it.  Found alone, the thread does what the program's last thread would
- * have done: exit(0), which runs the atexit handlers and destructors. */
-enum { NEAP_PUB_LAST_TICK = 100 };
-
-static void *neap_pub_main(void *arg) {
-    unsigned long generation = (unsigned long)(uintptr_t)arg;
-    uint64_t last_publish = _neap_os_clock_ms();
-    size_t waiting = 1;
-    _neap_os_thread_name("neap-background");   /* at most 15 characters */
-    for (;;) {
-        long publish = neap_opt(NEAP_OPTION_PUBLISH);
-        bool purge = neap_opt(NEAP_OPTION_BACKGROUND) != 0;
-        long tick = publish > 0 ? publish : 1000;
-        if (purge) {
-            long delay = neap_opt(NEAP_OPTION_PURGE_DELAY);
-            long want = waiting ? (delay < 5 ? 5 : delay) : 100;
-            if (want < tick) tick = want;
-        }
-        if (tick > NEAP_PUB_LAST_TICK) tick = NEAP_PUB_LAST_TICK;
-        _neap_os_sleep_ms((unsigned)tick);
-        if (_neap_os_live_threads() == 1) exit(0);
-        pthread_mutex_lock(&neap_pub_lock);
-        bool mine = neap_pub_state == NEAP_PUB_RUNNING && generation == neap_pub_generation;
-        uint64_t now = _neap_os_clock_ms();
-        if (mine && publish > 0 && now - last_publish + 2 >= (uint64_t)publish) {
-            neap_pub_write("running");
-            last_publish = now;
-        }
-        pthread_mutex_unlock(&neap_pub_lock);
-        if (!mine) return NULL;
-        if (purge) waiting = _neap_heaps_purge_expired();
-    }
+/* Writes a "running" record if this process publishes and its thread is
+ * the current one; false once the process has stopped publishing (exit) or
+ * the generation is not the current one: the thread then ends. */
+bool _neap_publish_tick(unsigned long generation, bool write) {
+    pthread_mutex_lock(&neap_pub_lock);
+    bool mine = neap_pub_state == NEAP_PUB_RUNNING && generation == _neap_background_generation();
+    if (mine && write && neap_opt(NEAP_OPTION_PUBLISH) > 0) neap_pub_write("running");
+    pthread_mutex_unlock(&neap_pub_lock);
+    return mine;
 }
 
 /* Sets neap_pub_path and neap_pub_tmp for this process; false if the
@@ -197,8 +158,8 @@ static bool neap_pub_paths(void) {
     return true;
 }
 
-/* Sets the paths, writes a first record and starts the thread; the caller
- * holds neap_pub_lock. */
+/* Sets the paths, writes a first record and starts the background thread;
+ * the caller holds neap_pub_lock. */
 static void neap_pub_start_locked(void) {
     bool publish = neap_opt(NEAP_OPTION_PUBLISH) > 0;
     if (publish && !neap_pub_paths()) {
@@ -208,23 +169,9 @@ static void neap_pub_start_locked(void) {
         if (!neap_opt(NEAP_OPTION_BACKGROUND)) return;
     }
     neap_pub_start_ms = _neap_os_realtime_ms();
-    neap_pub_generation++;
     neap_pub_state = NEAP_PUB_RUNNING;
     if (publish) neap_pub_write("running");
-
-    /* the thread takes no signal meant for the program */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&attr, 256 * 1024);   /* touched lazily; room for a program's static TLS */
-    pthread_t tid;
-    int err = pthread_create(&tid, &attr, neap_pub_main, (void *)(uintptr_t)neap_pub_generation);
-    pthread_attr_destroy(&attr);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (err != 0) _neap_warning("no background thread", "pthread_create failed: statistics are published once, pages purged by the program's own calls only");
+    _neap_background_start();
 }
 
 void _neap_publish_start(void) {
