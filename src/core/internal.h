@@ -1,20 +1,20 @@
 /* internal.h -- neap's central types, constants and invariants.
  *
- * Layers (one file each; calls only go down):
+ * The allocator core (src/core), one file per layer; calls go down only:
  *
- *   override.c   malloc, free, ... -> neap_*           (drop-in)
- *   alloc.c      neap_malloc/free/realloc/...          (fast paths, inline)
+ *   alloc.c      neap_malloc/free/realloc/... (fast paths inline: fastpath.h)
  *   heap.c       per-thread heaps: pools, lists, remote frees, purge policy
  *   arena.c      4 MiB arenas: page runs, purge, the address map, huge maps
  *                and the cache of freed huge mappings
- *   os.c         mmap, munmap, mremap, madvise, /proc, clock, stderr (all OS calls)
- *   options.c    the NEAP_* option table                 stats.c  statistics
- *   init.c       process start, thread exit, fork
+ *   options.c    the NEAP_* option table (read by every layer)
+ *   stats.c      statistics, walked on demand
+ *   init.c       process start, thread exit, fork; the hooks of the layers
+ *                above (neap_core_hooks_t)
  *
- * Above the allocator, on its public API (objimpl.h):
- *
- *   gc.c         the cycle collector and the gc module
- *   object.c     objects, reference counts, free lists, strings, weak refs
+ * Below it, src/os (os.h: every system call, formatting, diagnostics).
+ * Above it, on this header and the public API: src/trace, src/obj,
+ * src/services and src/override, which never call each other except
+ * through src/neap.c, the library's assembly (its comment draws them).
  *
  * Address space:
  *
