@@ -82,7 +82,26 @@ void neap_cli_format_size(char *buf, size_t cap, double bytes);
 void neap_cli_record_memory(FILE *out, const neap_cli_record_t *r);
 void neap_cli_record_classes(FILE *out, const neap_cli_record_t *r, int limit);
 
-/* --- helpers for option parsing (main.c) ---------------------------------- */
+/* --- helpers for option parsing (main.c) ----------------------------------
+ *
+ * Every subcommand parses its options with getopt_long through
+ * neap_cli_getopt, GNU style: "--opt VALUE", "--opt=VALUE", short options
+ * where they exist ("-o FILE", "-q"), unique abbreviations of long options,
+ * and "--" ends the options.  Numeric values go through neap_cli_number,
+ * which checks the option's range: a value out of range is an error (exit
+ * NEAP_CLI_USAGE), never silently replaced. */
+
+struct option;
+
+/* getopt_long for `neap <command>` (command NULL: the top level, `neap`).
+ * shortopts as getopt's, without a leading '+' or ':'; in_order: stop at the
+ * first operand (`neap run`, whose program's own arguments are never taken)
+ * rather than collect options from anywhere on the line.  Returns what
+ * getopt_long returns, except that an unknown option, a missing value, or a
+ * value given to an option that takes none prints a message naming the
+ * option to stderr and returns '?'.  Start every parse with optind = 0. */
+int neap_cli_getopt(const char *command, int argc, char **argv, const char *shortopts,
+                    const struct option *longopts, int in_order);
 
 /* Parses a whole number written as digits ("10000000"), optionally with a
  * power-of-ten exponent ("1e7").  Returns 0 and sets *out if the text is such
@@ -90,11 +109,19 @@ void neap_cli_record_classes(FILE *out, const neap_cli_record_t *r, int limit);
 int neap_cli_parse_count(const char *text, unsigned long long min, unsigned long long max,
                          unsigned long long *out);
 
-/* Matches argv[*i] against the option `name` ("--objects") taking a value,
- * written either "--objects N" or "--objects=N".  Returns 1 and sets *value
- * (advancing *i past a separate value) on a match, 0 if argv[*i] is another
- * option, and -1 after printing an error if the value is missing. */
-int neap_cli_option_value(const char *command, int argc, char **argv, int *i, const char *name,
-                          const char **value);
+/* How neap_cli_number reads a value. */
+typedef enum {
+    NEAP_CLI_WHOLE,  /* digits, or "1e7" */
+    NEAP_CLI_BYTES   /* digits with an optional K, M or G (also KiB, KB, k...):
+                        powers of 1024 */
+} neap_cli_unit_t;
+
+/* The value of a numeric option: 0 with *out set when text is a number of
+ * that unit within [min, max]; else -1 after printing, to stderr, that the
+ * option (`option`: "--frames", or an operand's name, "PID") wants a number
+ * from min to max, and whether text is malformed or out of range. */
+int neap_cli_number(const char *command, const char *option, const char *text,
+                    neap_cli_unit_t unit, unsigned long long min, unsigned long long max,
+                    unsigned long long *out);
 
 #endif /* NEAP_CLI_H */

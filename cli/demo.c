@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -815,44 +816,40 @@ static void demo_usage(FILE *out) {
 /* Parses the command line into *cfg; returns -1 after printing an error, 1
  * after printing the help, 0 to go on. */
 static int demo_parse(int argc, char **argv, demo_config_t *cfg) {
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i], *value = NULL;
-        int m;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+    enum { OPT_OBJECTS = 256, OPT_KEEP, OPT_JSON };
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {"objects", required_argument, NULL, OPT_OBJECTS},
+                                             {"keep", required_argument, NULL, OPT_KEEP},
+                                             {"json", no_argument, NULL, OPT_JSON},
+                                             {NULL, 0, NULL, 0}};
+    optind = 0;
+    int c;
+    while ((c = neap_cli_getopt("demo", argc, argv, "h", longopts, 0)) != -1) {
+        switch (c) {
+        case 'h':
             demo_usage(stdout);
             return 1;
-        }
-        if (strcmp(arg, "--json") == 0) {
+        case OPT_JSON:
             cfg->json = 1;
-            continue;
-        }
-        if ((m = neap_cli_option_value("demo", argc, argv, &i, "--objects", &value)) != 0) {
-            if (m < 0) return -1;
-            if (neap_cli_parse_count(value, 1, DEMO_MAX_OBJECTS, &cfg->objects) != 0) {
-                fprintf(stderr,
-                        "neap demo: --objects wants a whole number from 1 to %llu, not '%s'\n",
-                        DEMO_MAX_OBJECTS, value);
+            break;
+        case OPT_OBJECTS:
+            if (neap_cli_number("demo", "--objects", optarg, NEAP_CLI_WHOLE, 1, DEMO_MAX_OBJECTS,
+                                &cfg->objects) != 0)
                 return -1;
-            }
-            continue;
-        }
-        if ((m = neap_cli_option_value("demo", argc, argv, &i, "--keep", &value)) != 0) {
-            if (m < 0) return -1;
-            if (neap_cli_parse_count(value, 1, DEMO_MAX_OBJECTS, &cfg->keep) != 0) {
-                fprintf(stderr,
-                        "neap demo: --keep wants a whole number from 1 to %llu (keep every "
-                        "K-th object), not '%s'\n",
-                        DEMO_MAX_OBJECTS, value);
+            break;
+        case OPT_KEEP:
+            /* keep every K-th object */
+            if (neap_cli_number("demo", "--keep", optarg, NEAP_CLI_WHOLE, 1, DEMO_MAX_OBJECTS,
+                                &cfg->keep) != 0)
                 return -1;
-            }
-            continue;
+            break;
+        default:
+            return -1;
         }
-        if (arg[0] == '-') {
-            fprintf(stderr, "neap demo: unknown option '%s'; see 'neap demo --help'\n", arg);
-        } else {
-            fprintf(stderr, "neap demo: unexpected argument '%s'; see 'neap demo --help'\n",
-                    arg);
-        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "neap demo: unexpected argument '%s'; see 'neap demo --help'\n",
+                argv[optind]);
         return -1;
     }
     if ((unsigned long long)SIZE_MAX / sizeof(void *) < cfg->objects) {

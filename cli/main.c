@@ -3,10 +3,15 @@
  *     neap [--help | --version]
  *     neap <command> [options...]      see the table below
  *
+ * It also holds the helpers every subcommand parses its options with
+ * (cli.h): neap_cli_getopt (getopt_long with messages that name the option)
+ * and neap_cli_number (a numeric value checked against its range).
+ *
  * Exit status: 0 success, 1 the work failed, 2 bad command line.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,23 +60,27 @@ static void cli_usage(FILE *out) {
 
 /* `neap help [COMMAND]` */
 static int cli_help(int argc, char **argv) {
-    if (argc <= 1) {
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    optind = 0;
+    int c;
+    while ((c = neap_cli_getopt("help", argc, argv, "h", longopts, 0)) != -1) {
+        if (c != 'h') return NEAP_CLI_USAGE;
         cli_usage(stdout);
         return NEAP_CLI_OK;
     }
-    if (argc > 2) {
+    if (optind >= argc || strcmp(argv[optind], "help") == 0) {
+        cli_usage(stdout);
+        return NEAP_CLI_OK;
+    }
+    if (argc - optind > 1) {
         fprintf(stderr, "neap help: expected at most one command name\n");
         return NEAP_CLI_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        cli_usage(stdout);
-        return NEAP_CLI_OK;
-    }
-    const neap_cli_command_t *cmd = cli_find(argv[1]);
+    const neap_cli_command_t *cmd = cli_find(argv[optind]);
     if (cmd == NULL) {
         fprintf(stderr, "neap help: unknown command '%s'; run 'neap help' for the list\n",
-                argv[1]);
+                argv[optind]);
         return NEAP_CLI_USAGE;
     }
     char *sub_argv[] = {(char *)cmd->name, (char *)"--help", NULL};
@@ -80,12 +89,17 @@ static int cli_help(int argc, char **argv) {
 
 /* `neap version` */
 static int cli_version(int argc, char **argv) {
-    if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
+    optind = 0;
+    int c;
+    while ((c = neap_cli_getopt("version", argc, argv, "h", longopts, 0)) != -1) {
+        if (c != 'h') return NEAP_CLI_USAGE;
         printf("usage: neap version\n\nPrints neap's version.\n");
         return NEAP_CLI_OK;
     }
-    if (argc > 1) {
-        fprintf(stderr, "neap version: unexpected argument '%s'\n", argv[1]);
+    if (optind < argc) {
+        fprintf(stderr, "neap version: unexpected argument '%s'\n", argv[optind]);
         return NEAP_CLI_USAGE;
     }
     printf("neap %s\n", NEAP_VERSION);
@@ -120,45 +134,160 @@ int neap_cli_parse_count(const char *text, unsigned long long min, unsigned long
     return 0;
 }
 
-int neap_cli_option_value(const char *command, int argc, char **argv, int *i, const char *name,
-                          const char **value) {
-    const char *arg = argv[*i];
-    size_t len = strlen(name);
-    if (strncmp(arg, name, len) != 0) return 0;
-    if (arg[len] == '=') {
-        *value = arg + len + 1;
-        return 1;
+/* "4G", "512K", "3M" when v is a whole number of them, else the digits. */
+static void cli_size_text(char *buf, size_t cap, unsigned long long v) {
+    static const char units[] = "GMK";
+    for (int k = 0; k < 3; k++) {
+        unsigned long long u = 1ULL << (10 * (3 - k));
+        if (v != 0 && v % u == 0) {
+            snprintf(buf, cap, "%llu%c", v / u, units[k]);
+            return;
+        }
     }
-    if (arg[len] != '\0') return 0;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "neap %s: option %s needs a value\n", command, name);
+    snprintf(buf, cap, "%llu", v);
+}
+
+/* Digits with an optional K, M or G suffix (powers of 1024), itself
+ * optionally followed by "B" or "iB" in either case: 0 and *out, or -1. */
+static int cli_parse_bytes(const char *text, unsigned long long *out) {
+    const char *p = text;
+    unsigned long long v = 0;
+    if (*p < '0' || *p > '9') return -1;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (ULLONG_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    if (*p != '\0') {
+        const char *units = "kmg";
+        const char *u = strchr(units, *p | 0x20);
+        if (u == NULL || *p == '\0') return -1;
+        unsigned shift = 10 * (unsigned)(u - units + 1);
+        if (v > (ULLONG_MAX >> shift)) return -1;
+        v <<= shift;
+        p++;
+        if ((p[0] | 0x20) == 'i' && (p[1] | 0x20) == 'b' && p[2] == '\0') p += 2;
+        else if ((p[0] | 0x20) == 'b' && p[1] == '\0') p += 1;
+        if (*p != '\0') return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int neap_cli_number(const char *command, const char *option, const char *text,
+                    neap_cli_unit_t unit, unsigned long long min, unsigned long long max,
+                    unsigned long long *out) {
+    unsigned long long v;
+    int ok = unit == NEAP_CLI_BYTES ? cli_parse_bytes(text, &v) == 0
+                                    : neap_cli_parse_count(text, 0, ULLONG_MAX, &v) == 0;
+    char lo[32], hi[32];
+    if (unit == NEAP_CLI_BYTES) {
+        cli_size_text(lo, sizeof lo, min);
+        cli_size_text(hi, sizeof hi, max);
+    } else {
+        snprintf(lo, sizeof lo, "%llu", min);
+        snprintf(hi, sizeof hi, "%llu", max);
+    }
+    if (!ok && (text[0] == '\0' || strncmp(text, "--", 2) == 0)) {
+        /* "--frames --trace F": the next option was taken as the value */
+        fprintf(stderr, "neap %s: %s needs a value (%s from %s to %s), not '%s'\n", command,
+                option, unit == NEAP_CLI_BYTES ? "a size" : "a whole number", lo, hi, text);
         return -1;
     }
-    *i += 1;
-    *value = argv[*i];
-    return 1;
+    if (!ok) {
+        fprintf(stderr, "neap %s: %s wants %s from %s to %s, not '%s'\n", command, option,
+                unit == NEAP_CLI_BYTES ? "a size (bytes, with an optional K, M or G)"
+                                       : "a whole number",
+                lo, hi, text);
+        return -1;
+    }
+    if (v < min || v > max) {
+        fprintf(stderr, "neap %s: %s %s is out of range: it must be from %s to %s\n", command,
+                option, text, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* The long option whose val is `val`, or NULL. */
+static const struct option *cli_long_by_val(const struct option *longopts, int val) {
+    for (const struct option *o = longopts; o != NULL && o->name != NULL; o++)
+        if (o->flag == NULL && o->val == val) return o;
+    return NULL;
+}
+
+int neap_cli_getopt(const char *command, int argc, char **argv, const char *shortopts,
+                    const struct option *longopts, int in_order) {
+    char spec[128];
+    /* '+': stop at the first operand; ':': a missing value returns ':' */
+    snprintf(spec, sizeof spec, "%s:%s", in_order ? "+" : "", shortopts);
+    char who[64];
+    snprintf(who, sizeof who, "neap%s%s", command ? " " : "", command ? command : "");
+    opterr = 0;
+    int c = getopt_long(argc, argv, spec, longopts, NULL);
+    if (c != '?' && c != ':') return c;
+    /* Long options are whole elements, already passed: argv[optind - 1].
+     * A short option may sit inside a cluster ("-qz"): named by optopt.
+     * optopt is 0 for an unknown long option, else the option's val (long-
+     * only options have vals above 255, so a char in optopt that no long
+     * option has as val is an unknown short option). */
+    const char *elem = optind > 0 && optind <= argc ? argv[optind - 1] : "";
+    int is_long = strncmp(elem, "--", 2) == 0;
+    int eq = is_long ? (int)strcspn(elem, "=") : 0;
+    const struct option *lo = optopt != 0 ? cli_long_by_val(longopts, optopt) : NULL;
+    if (c == ':') {
+        if (is_long)
+            fprintf(stderr, "%s: option '%.*s' needs a value\n", who, eq, elem);
+        else
+            fprintf(stderr, "%s: option '-%c' needs a value\n", who, optopt);
+    } else if (optopt == 0) {
+        size_t matches = 0;
+        for (const struct option *o = longopts; is_long && o->name != NULL; o++)
+            matches += strncmp(o->name, elem + 2, (size_t)eq - 2) == 0;
+        fprintf(stderr, "%s: %s option '%.*s'\n", who, matches > 1 ? "ambiguous" : "unknown",
+                is_long ? eq : (int)strlen(elem), elem);
+    } else if (lo != NULL) {
+        fprintf(stderr, "%s: option '--%s' takes no value\n", who, lo->name);
+    } else {
+        fprintf(stderr, "%s: unknown option '-%c'\n", who, optopt);
+    }
+    fprintf(stderr, "%s: see '%s --help'\n", who, who);
+    return '?';
 }
 
 int main(int argc, char **argv) {
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {"version", no_argument, NULL, 'V'},
+                                             {NULL, 0, NULL, 0}};
     if (argc < 2) {
         cli_usage(stderr);
         return NEAP_CLI_USAGE;
     }
-    const char *name = argv[1];
-    if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+    /* options before the command only; the command parses its own */
+    optind = 0;
+    int c = neap_cli_getopt(NULL, argc, argv, "hV", longopts, 1);
+    if (c == 'h') {
         cli_usage(stdout);
         return NEAP_CLI_OK;
     }
-    if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
-        return cli_version(1, argv + 1);
+    if (c == 'V') {
+        char *version_argv[] = {(char *)"version", NULL};
+        return cli_version(1, version_argv);
     }
-    const neap_cli_command_t *cmd = cli_find(name);
-    if (cmd == NULL) {
-        fprintf(stderr, "neap: unknown %s '%s'; run 'neap help' for the list of commands\n",
-                name[0] == '-' ? "option" : "command", name);
+    if (c != -1) return NEAP_CLI_USAGE;
+    if (optind >= argc) {
+        cli_usage(stderr);
         return NEAP_CLI_USAGE;
     }
-    int status = cmd->run(argc - 1, argv + 1);
+    const char *name = argv[optind];
+    const neap_cli_command_t *cmd = cli_find(name);
+    if (cmd == NULL) {
+        fprintf(stderr, "neap: unknown command '%s'; run 'neap help' for the list of commands\n",
+                name);
+        return NEAP_CLI_USAGE;
+    }
+    int status = cmd->run(argc - optind, argv + optind);
     if (fflush(stdout) != 0 || ferror(stdout)) {
         fprintf(stderr, "neap %s: error writing output: %s\n", cmd->name, strerror(errno));
         if (status == NEAP_CLI_OK) status = NEAP_CLI_FAILED;

@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1082,55 +1083,57 @@ static void report_usage(FILE *out) {
 }
 
 int neap_cli_report(int argc, char **argv) {
-    const char *files[2] = {NULL, NULL}, *html = NULL, *compare = NULL, *v;
+    enum { OPT_BY = 256, OPT_TOP, OPT_HTML, OPT_COMPARE, OPT_BYTES, OPT_PROGRESS, OPT_NO_PROGRESS };
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"by", required_argument, NULL, OPT_BY},
+        {"top", required_argument, NULL, OPT_TOP},
+        {"html", required_argument, NULL, OPT_HTML},
+        {"compare", required_argument, NULL, OPT_COMPARE},
+        {"bytes", no_argument, NULL, OPT_BYTES},
+        {"progress", no_argument, NULL, OPT_PROGRESS},
+        {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {NULL, 0, NULL, 0}};
+    const char *files[2] = {NULL, NULL}, *html = NULL, *compare = NULL;
     int nfiles = 0, top = 10, progress = -1;
+    unsigned long long n;
     neap_report_by_t by = NEAP_BY_LINE;
     neap_report_exact_bytes = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        int m;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+    optind = 0;
+    int c;
+    while ((c = neap_cli_getopt("report", argc, argv, "h", longopts, 0)) != -1) {
+        switch (c) {
+        case 'h':
             report_usage(stdout);
             return NEAP_CLI_OK;
-        }
-        if ((m = neap_cli_option_value("report", argc, argv, &i, "--by", &v)) != 0) {
-            if (m < 0) return NEAP_CLI_USAGE;
-            if (strcmp(v, "line") == 0) by = NEAP_BY_LINE;
-            else if (strcmp(v, "function") == 0) by = NEAP_BY_FUNCTION;
-            else if (strcmp(v, "traceback") == 0) by = NEAP_BY_TRACEBACK;
+        case OPT_BY:
+            if (strcmp(optarg, "line") == 0) by = NEAP_BY_LINE;
+            else if (strcmp(optarg, "function") == 0) by = NEAP_BY_FUNCTION;
+            else if (strcmp(optarg, "traceback") == 0) by = NEAP_BY_TRACEBACK;
             else {
-                fprintf(stderr, "neap report: --by takes line, function or traceback, not '%s'\n", v);
+                fprintf(stderr, "neap report: --by takes line, function or traceback, not '%s'\n", optarg);
                 return NEAP_CLI_USAGE;
             }
-        } else if ((m = neap_cli_option_value("report", argc, argv, &i, "--top", &v)) != 0) {
-            unsigned long long n;
-            if (m < 0) return NEAP_CLI_USAGE;
-            if (neap_cli_parse_count(v, 1, 1000000, &n) != 0) {
-                fprintf(stderr, "neap report: --top takes a number from 1 to 1000000, not '%s'\n", v);
+            break;
+        case OPT_TOP:
+            if (neap_cli_number("report", "--top", optarg, NEAP_CLI_WHOLE, 1, 1000000, &n) != 0)
                 return NEAP_CLI_USAGE;
-            }
             top = (int)n;
-        } else if ((m = neap_cli_option_value("report", argc, argv, &i, "--html", &v)) != 0) {
-            if (m < 0) return NEAP_CLI_USAGE;
-            html = v;
-        } else if ((m = neap_cli_option_value("report", argc, argv, &i, "--compare", &v)) != 0) {
-            if (m < 0) return NEAP_CLI_USAGE;
-            compare = v;
-        } else if (strcmp(arg, "--bytes") == 0) {
-            neap_report_exact_bytes = 1;
-        } else if (strcmp(arg, "--progress") == 0) {
-            progress = 1;
-        } else if (strcmp(arg, "--no-progress") == 0) {
-            progress = 0;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            fprintf(stderr, "neap report: unknown option '%s'; see neap report --help\n", arg);
-            return NEAP_CLI_USAGE;
-        } else if (nfiles < 2) {
-            files[nfiles++] = arg;
-        } else {
+            break;
+        case OPT_HTML: html = optarg; break;
+        case OPT_COMPARE: compare = optarg; break;
+        case OPT_BYTES: neap_report_exact_bytes = 1; break;
+        case OPT_PROGRESS: progress = 1; break;
+        case OPT_NO_PROGRESS: progress = 0; break;
+        default: return NEAP_CLI_USAGE;
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (nfiles == 2) {
             fprintf(stderr, "neap report: at most two trace files (FILE and the one to compare)\n");
             return NEAP_CLI_USAGE;
         }
+        files[nfiles++] = argv[i];
     }
     if (nfiles == 0) {
         fprintf(stderr, "neap report: which trace? usage: neap report FILE [options]\n");

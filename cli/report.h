@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "trace/tracefmt.h"
+#include "trace_read.h"
 
 /* How allocations are grouped into sites (--by). */
 typedef enum { NEAP_BY_LINE, NEAP_BY_FUNCTION, NEAP_BY_TRACEBACK } neap_report_by_t;

@@ -1,21 +1,34 @@
 /* run.c -- `neap run [options] -- CMD ARGS...`: any program on neap.
  *
- *   neap run                                   child
- *   find libneap.so next to this executable
- *   fork ----------------------------------->  LD_PRELOAD=libneap.so[:theirs]
- *   SIGINT, SIGQUIT ignored (the terminal      NEAP_PUBLISH, NEAP_BACKGROUND, NEAP_RUN_PID=<own pid>,
- *     sends them to the child too);            NEAP_<option>s asked for,
- *   SIGTERM, SIGHUP, SIGUSR1/2 forwarded       PYTHONMALLOC=malloc for a Python
- *   wait4: exit status, peak RSS                 interpreter (unless set)
- *   read /tmp/neap-<uid>/<pid>, remove it <--- execvp(CMD); at exit the library
- *   print the summary (stderr or -o FILE)        writes its final record
- *   exit with the child's status, or die of the child's signal
+ *   neap run                                    child
+ *   run_parse: the options into run_options_t
+ *   run_trace_create, run_lib (libneap.so
+ *     next to this executable), run_output
+ *   run_env_build: the child's environment,  -> LD_PRELOAD=libneap.so[:theirs],
+ *     made before fork so the child only        NEAP_PUBLISH, NEAP_BACKGROUND,
+ *     writes its pid into it and execs          NEAP_<option>s asked for,
+ *                                               NEAP_RUN_PID=<own pid>,
+ *                                               PYTHONMALLOC=malloc for a Python
+ *                                                 interpreter (unless set)
+ *   run_start: fork ------------------------->  execvpe(CMD, that environment);
+ *   run_wait: SIGINT, SIGQUIT ignored (the       at exit the library writes its
+ *     terminal sends them to the child too);     final record
+ *     SIGTERM, SIGHUP, SIGUSR1/2, ...            |
+ *     forwarded; wait4: status, peak RSS         |
+ *   run_trace_end: the trace's 'E' record        |
+ *   run_report: read /tmp/neap-<uid>/<pid> <-----/
+ *     and remove it; the summary (stderr or -o FILE)
+ *   run_exit: the child's exit status, or die of the child's signal
  *
  * Every process the program forks or execs inherits the preload, so the whole
  * process tree runs on neap; the summary describes the process started here.
+ * Numeric options are checked against the ranges the library accepts
+ * (src/core/options.c): a value the library would ignore with a warning is
+ * refused here, before the program runs, and the program gets it as digits.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
@@ -35,6 +48,46 @@
 #define NEAP_INSTALL_LIBDIR "lib"
 #endif
 
+extern char **environ;
+
+/* --- options ---------------------------------------------------------------- */
+
+/* A numeric option handed to the program as a NEAP_ environment variable,
+ * with the range the library accepts for it (src/core/options.c). */
+typedef struct {
+    const char *option;           /* "--purge-delay" */
+    const char *env;              /* "NEAP_PURGE_DELAY" */
+    neap_cli_unit_t unit;
+    unsigned long long min, max;
+    int needs_trace;              /* meaningful only with --trace */
+} run_setting_t;
+
+enum { RUN_PURGE_DELAY, RUN_PURGE_MAX, RUN_ARENA_RESERVE, RUN_PUBLISH, RUN_FRAMES, RUN_SAMPLE,
+       RUN_NSETTINGS };
+
+static const run_setting_t run_settings[RUN_NSETTINGS] = {
+    [RUN_PURGE_DELAY] = {"--purge-delay", "NEAP_PURGE_DELAY", NEAP_CLI_WHOLE, 0, 3600000, 0},
+    [RUN_PURGE_MAX] = {"--purge-max", "NEAP_PURGE_MAX", NEAP_CLI_BYTES, 0, 1ULL << 40, 0},
+    [RUN_ARENA_RESERVE] = {"--arena-reserve", "NEAP_ARENA_RESERVE", NEAP_CLI_WHOLE, 0, 1024, 0},
+    [RUN_PUBLISH] = {"--publish", "NEAP_PUBLISH", NEAP_CLI_WHOLE, 0, 3600000, 0},
+    [RUN_FRAMES] = {"--frames", "NEAP_TRACE_FRAMES", NEAP_CLI_WHOLE, 1, 128, 1},
+    [RUN_SAMPLE] = {"--sample", "NEAP_TRACE_SAMPLE", NEAP_CLI_BYTES, 0, 1ULL << 40, 1},
+};
+
+/* What the command line asks for. */
+typedef struct {
+    char **cmd;                        /* the program and its arguments, NULL-ended */
+    const char *output;                /* -o FILE, or NULL: the summary goes to stderr */
+    const char *lib;                   /* --lib PATH, or NULL: the one beside this command */
+    const char *trace;                 /* --trace FILE (absolute after run_trace_create) */
+    const char *unwind;                /* NEAP_TRACE_UNWIND's value ("0" auto, "1" dwarf,
+                                          "2" fp), or NULL */
+    int quiet, show_stats, verbose, python, background;
+    int given[RUN_NSETTINGS];          /* the setting is passed to the program */
+    unsigned long long value[RUN_NSETTINGS];
+    char trace_abs[4096];
+} run_options_t;
+
 static void run_usage(FILE *out) {
     fprintf(out,
             "usage: neap run [options] -- CMD [ARGS...]\n"
@@ -44,16 +97,18 @@ static void run_usage(FILE *out) {
             "neap too.  A Python interpreter gets PYTHONMALLOC=malloc, so that its objects\n"
             "go through neap, unless PYTHONMALLOC is set already.\n"
             "\n"
-            "options:\n"
+            "options (a value either as \"--opt VALUE\" or \"--opt=VALUE\"):\n"
             "  -o, --output FILE      write the summary to FILE instead of standard error\n"
             "  -q, --quiet            no summary\n"
             "  --purge-delay MS       ms an empty page or a freed huge block waits before it goes\n"
-            "                         back (NEAP_PURGE_DELAY)\n"
+            "                         back (NEAP_PURGE_DELAY; 0 to 3600000)\n"
             "  --purge-max SIZE       empty bytes a thread may hold before an early purge\n"
-            "                         (NEAP_PURGE_MAX; 4M, 512K, ...)\n"
-            "  --arena-reserve N      empty arenas a thread keeps mapped (NEAP_ARENA_RESERVE)\n"
+            "                         (NEAP_PURGE_MAX; 4M, 512K, ...; 0 to 1024G)\n"
+            "  --arena-reserve N      empty arenas a thread keeps mapped (NEAP_ARENA_RESERVE;\n"
+            "                         0 to 1024)\n"
             "  --publish MS           how often the program publishes its statistics for\n"
-            "                         `neap stats PID` (NEAP_PUBLISH; default 1000, 0: never)\n"
+            "                         `neap stats PID` (NEAP_PUBLISH; default 1000, 0: never,\n"
+            "                         at most 3600000)\n"
             "  --no-background        no background thread giving empty pages back on time\n"
             "                         (NEAP_BACKGROUND=1 is the default under neap run)\n"
             "  --show-stats           every process prints neap's full statistics at exit\n"
@@ -62,7 +117,7 @@ static void run_usage(FILE *out) {
             "  --trace FILE           record every allocation with its stack into FILE as the\n"
             "                         program runs (read it with `neap report FILE`); other\n"
             "                         processes of the run write FILE.<pid>\n"
-            "  --frames N             frames kept per stack with --trace (default 32, at most 128)\n"
+            "  --frames N             frames kept per stack with --trace (1 to 128, default 32)\n"
             "  --unwind auto|fp|dwarf how --trace walks stacks: frame pointers (fp: fast;\n"
             "                         stacks stop at code built without them), the DWARF\n"
             "                         unwinder (dwarf: any code, much slower), or auto (the\n"
@@ -70,7 +125,8 @@ static void run_usage(FILE *out) {
             "                         unwinder where they stop at the first frame\n"
             "  --sample SIZE          with --trace, a Poisson sample of the allocations, one per\n"
             "                         SIZE bytes on average (512K is the usual choice in\n"
-            "                         production), instead of every one\n"
+            "                         production), instead of every one (0: every one; at\n"
+            "                         most 1024G)\n"
             "  --lib PATH             the libneap.so to preload (default: the one installed\n"
             "                         with this command)\n"
             "\n"
@@ -106,6 +162,263 @@ static int run_is_python(const char *cmd) {
     return 1;
 }
 
+/* Parses the command line into *o.  Returns 0 to go on, 1 after printing
+ * the help, -1 after printing what is wrong (a bad option or value, no
+ * command, a tracing option without --trace). */
+static int run_parse(int argc, char **argv, run_options_t *o) {
+    enum { OPT_SHOW_STATS = 256, OPT_VERBOSE, OPT_NO_PYTHON, OPT_NO_BACKGROUND, OPT_TRACE,
+           OPT_UNWIND, OPT_LIB, OPT_SETTING /* + RUN_* */ };
+    static const struct option longopts[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"output", required_argument, NULL, 'o'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"show-stats", no_argument, NULL, OPT_SHOW_STATS},
+        {"verbose", no_argument, NULL, OPT_VERBOSE},
+        {"no-python", no_argument, NULL, OPT_NO_PYTHON},
+        {"no-background", no_argument, NULL, OPT_NO_BACKGROUND},
+        {"trace", required_argument, NULL, OPT_TRACE},
+        {"unwind", required_argument, NULL, OPT_UNWIND},
+        {"lib", required_argument, NULL, OPT_LIB},
+        {"purge-delay", required_argument, NULL, OPT_SETTING + RUN_PURGE_DELAY},
+        {"purge-max", required_argument, NULL, OPT_SETTING + RUN_PURGE_MAX},
+        {"arena-reserve", required_argument, NULL, OPT_SETTING + RUN_ARENA_RESERVE},
+        {"publish", required_argument, NULL, OPT_SETTING + RUN_PUBLISH},
+        {"frames", required_argument, NULL, OPT_SETTING + RUN_FRAMES},
+        {"sample", required_argument, NULL, OPT_SETTING + RUN_SAMPLE},
+        {NULL, 0, NULL, 0}};
+    int from_user[RUN_NSETTINGS] = {0};
+    memset(o, 0, sizeof *o);
+    o->python = o->background = 1;
+    o->given[RUN_PUBLISH] = 1;  /* so that `neap stats PID` works on every run */
+    o->value[RUN_PUBLISH] = 1000;
+    optind = 0;
+    int c;
+    /* in order: the first operand is CMD, and everything after it is CMD's */
+    while ((c = neap_cli_getopt("run", argc, argv, "ho:q", longopts, 1)) != -1) {
+        switch (c) {
+        case 'h':
+            run_usage(stdout);
+            return 1;
+        case 'o': o->output = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case OPT_SHOW_STATS: o->show_stats = 1; break;
+        case OPT_VERBOSE: o->verbose = 1; break;
+        case OPT_NO_PYTHON: o->python = 0; break;
+        case OPT_NO_BACKGROUND: o->background = 0; break;
+        case OPT_TRACE: o->trace = optarg; break;
+        case OPT_LIB: o->lib = optarg; break;
+        case OPT_UNWIND:
+            if (strcmp(optarg, "auto") == 0) o->unwind = "0";
+            else if (strcmp(optarg, "dwarf") == 0) o->unwind = "1";
+            else if (strcmp(optarg, "fp") == 0) o->unwind = "2";
+            else {
+                fprintf(stderr, "neap run: --unwind: '%s' is not auto, fp or dwarf\n", optarg);
+                return -1;
+            }
+            break;
+        default:
+            if (c >= OPT_SETTING && c < OPT_SETTING + RUN_NSETTINGS) {
+                int k = c - OPT_SETTING;
+                const run_setting_t *s = &run_settings[k];
+                if (neap_cli_number("run", s->option, optarg, s->unit, s->min, s->max,
+                                    &o->value[k]) != 0)
+                    return -1;
+                o->given[k] = from_user[k] = 1;
+                break;
+            }
+            return -1;  /* '?': neap_cli_getopt said what is wrong */
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "neap run: no command given; usage: neap run [options] -- CMD [ARGS...]\n");
+        return -1;
+    }
+    o->cmd = argv + optind;
+    if (o->unwind != NULL && o->trace == NULL) {
+        fprintf(stderr, "neap run: --unwind needs --trace FILE\n");
+        return -1;
+    }
+    for (int k = 0; k < RUN_NSETTINGS; k++) {
+        if (from_user[k] && run_settings[k].needs_trace && o->trace == NULL) {
+            fprintf(stderr, "neap run: %s needs --trace FILE\n", run_settings[k].option);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Makes o->trace absolute, so that processes that change directory write
+ * beside it, and creates the file empty: the program would only warn that
+ * it cannot write it, so this says it before the program runs.  0, or -1
+ * after printing why. */
+static int run_trace_create(run_options_t *o) {
+    char cwd[2048];
+    int n = o->trace[0] == '/' || getcwd(cwd, sizeof cwd) == NULL
+                ? snprintf(o->trace_abs, sizeof o->trace_abs, "%s", o->trace)
+                : snprintf(o->trace_abs, sizeof o->trace_abs, "%s/%s", cwd, o->trace);
+    if (n <= 0 || (size_t)n >= sizeof o->trace_abs) {
+        fprintf(stderr, "neap run: --trace: path too long\n");
+        return -1;
+    }
+    FILE *f = fopen(o->trace_abs, "w");
+    if (f == NULL) {
+        fprintf(stderr, "neap run: --trace: cannot write %s: %s\n", o->trace_abs, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    o->trace = o->trace_abs;
+    return 0;
+}
+
+/* The absolute path of the libneap.so to preload, into lib[cap]: --lib's,
+ * or the one that belongs to this command.  Returns NEAP_CLI_OK, or the
+ * exit status after printing why there is none (USAGE: a bad --lib;
+ * FAILED: none installed beside this command). */
+static int run_lib(const run_options_t *o, char *lib, size_t cap) {
+    if (o->lib != NULL) {
+        char path[PATH_MAX];
+        if (realpath(o->lib, path) == NULL) {
+            fprintf(stderr, "neap run: --lib %s: %s\n", o->lib, strerror(errno));
+            return NEAP_CLI_USAGE;
+        }
+        if (strlen(path) >= cap) {
+            fprintf(stderr, "neap run: --lib %s: path too long\n", o->lib);
+            return NEAP_CLI_USAGE;
+        }
+        memcpy(lib, path, strlen(path) + 1);
+        return NEAP_CLI_OK;
+    }
+    if (run_find_lib(lib, cap) != 0) {
+        fprintf(stderr, "neap run: libneap.so is not next to this program nor in ../%s; "
+                        "give its path with --lib\n", NEAP_INSTALL_LIBDIR);
+        return NEAP_CLI_FAILED;
+    }
+    return NEAP_CLI_OK;
+}
+
+/* Where the summary goes: stderr, or -o FILE, opened now (before the
+ * program runs, so that a bad FILE is said at once).  0, or -1 after
+ * printing why FILE cannot be written. */
+static int run_output(const run_options_t *o, FILE **out) {
+    *out = stderr;
+    if (o->quiet || o->output == NULL) return 0;
+    *out = fopen(o->output, "w");
+    if (*out == NULL) {
+        fprintf(stderr, "neap run: cannot write the summary to %s: %s\n", o->output,
+                strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* --- the child's environment ------------------------------------------------ */
+
+/* A copy of the environment with the program's variables set.  Every entry
+ * ("NAME=value") is malloc'd and unique by NAME; vars is NULL-ended.
+ * pid_slot points into the NEAP_RUN_PID entry, after its '=', with room for
+ * RUN_PID_DIGITS digits: the child writes its own pid there between fork
+ * and exec. */
+typedef struct {
+    char **vars;
+    size_t n, cap;
+    char *pid_slot;
+} run_env_t;
+
+#define RUN_PID_DIGITS 20
+
+static void run_env_free(run_env_t *e) {
+    for (size_t i = 0; i < e->n; i++) free(e->vars[i]);
+    free(e->vars);
+    memset(e, 0, sizeof *e);
+}
+
+/* Puts entry (malloc'd "NAME=value"; e owns it from now) into e, in place
+ * of the entry of the same NAME.  0, or -1 when memory ran out (entry is
+ * freed; entry NULL counts as memory run out). */
+static int run_env_put(run_env_t *e, char *entry) {
+    if (entry == NULL) return -1;
+    size_t nlen = strcspn(entry, "=");
+    for (size_t i = 0; i < e->n; i++) {
+        if (strncmp(e->vars[i], entry, nlen) == 0 && e->vars[i][nlen] == entry[nlen]) {
+            free(e->vars[i]);
+            e->vars[i] = entry;
+            return 0;
+        }
+    }
+    if (e->n + 1 >= e->cap) {
+        size_t ncap = e->cap ? e->cap * 2 : 64;
+        char **nv = realloc(e->vars, ncap * sizeof *nv);
+        if (nv == NULL) {
+            free(entry);
+            return -1;
+        }
+        e->vars = nv;
+        e->cap = ncap;
+    }
+    e->vars[e->n++] = entry;
+    e->vars[e->n] = NULL;
+    return 0;
+}
+
+/* name=value into e: the new entry, or NULL when memory ran out. */
+static char *run_env_set(run_env_t *e, const char *name, const char *value) {
+    size_t len = strlen(name) + 1 + strlen(value) + 1;
+    char *entry = malloc(len);
+    if (entry != NULL) snprintf(entry, len, "%s=%s", name, value);
+    return run_env_put(e, entry) == 0 ? entry : NULL;
+}
+
+/* Builds in *e this process's environment and what the program needs on
+ * top: the preload of lib (before any the user has), the settings, the
+ * tracing variables, NEAP_RUN_PID's slot, and PYTHONMALLOC=malloc for a
+ * Python interpreter.  A NEAP_BACKGROUND or PYTHONMALLOC the user set
+ * wins.  0, or -1 after saying memory ran out (e is then empty). */
+static int run_env_build(const run_options_t *o, const char *lib, run_env_t *e) {
+    memset(e, 0, sizeof *e);
+    int ok = 1;
+    for (char **v = environ; ok && *v != NULL; v++) ok = run_env_put(e, strdup(*v)) == 0;
+    const char *old = getenv("LD_PRELOAD");
+    size_t plen = strlen(lib) + (old ? strlen(old) + 1 : 0) + 1;
+    char *preload = malloc(plen);
+    if (ok && preload != NULL) {
+        snprintf(preload, plen, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
+        ok = run_env_set(e, "LD_PRELOAD", preload) != NULL;
+    } else {
+        ok = 0;
+    }
+    free(preload);
+    for (int k = 0; ok && k < RUN_NSETTINGS; k++) {
+        if (!o->given[k]) continue;
+        char num[32];
+        snprintf(num, sizeof num, "%llu", o->value[k]);
+        ok = run_env_set(e, run_settings[k].env, num) != NULL;
+    }
+    if (ok && o->show_stats) ok = run_env_set(e, "NEAP_SHOW_STATS", "1") != NULL;
+    if (ok && o->background && getenv("NEAP_BACKGROUND") == NULL)
+        ok = run_env_set(e, "NEAP_BACKGROUND", "1") != NULL;
+    if (ok && o->verbose) ok = run_env_set(e, "NEAP_VERBOSE", "1") != NULL;
+    if (ok && o->trace != NULL) ok = run_env_set(e, "NEAP_TRACE", o->trace) != NULL;
+    if (ok && o->unwind != NULL) ok = run_env_set(e, "NEAP_TRACE_UNWIND", o->unwind) != NULL;
+    if (ok && o->python && run_is_python(o->cmd[0]) && getenv("PYTHONMALLOC") == NULL)
+        ok = run_env_set(e, "PYTHONMALLOC", "malloc") != NULL;
+    if (ok) {
+        char room[RUN_PID_DIGITS + 1];
+        memset(room, '0', RUN_PID_DIGITS);
+        room[RUN_PID_DIGITS] = '\0';
+        char *entry = run_env_set(e, "NEAP_RUN_PID", room);
+        ok = entry != NULL;
+        if (ok) e->pid_slot = entry + strlen("NEAP_RUN_PID=");
+    }
+    if (!ok) {
+        run_env_free(e);
+        fprintf(stderr, "neap run: out of memory\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* --- the child ---------------------------------------------------------------- */
+
 static volatile sig_atomic_t run_child_pid;
 
 static void run_forward(int sig) {
@@ -118,25 +431,75 @@ static double run_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-typedef struct {
-    const char *option;   /* --purge-delay */
-    const char *env;      /* NEAP_PURGE_DELAY */
-    const char *value;    /* as given, or NULL */
-    int size;             /* takes a K/M/G suffix */
-} run_setting_t;
-
-/* A whole number, with a K, M or G suffix (and an optional "iB" or "B")
- * when `size`; the library checks the range and says so if it is wrong. */
-static int run_value_ok(const char *v, int size) {
-    if (*v < '0' || *v > '9') return 0;
-    while (*v >= '0' && *v <= '9') v++;
-    if (*v == 0) return 1;
-    if (!size || strchr("kKmMgG", *v) == NULL) return 0;
-    v++;
-    return *v == 0 || strcmp(v, "B") == 0 || strcmp(v, "b") == 0 || strcmp(v, "iB") == 0 ||
-           strcmp(v, "ib") == 0;
+/* Forks the child, which writes its pid into env's NEAP_RUN_PID slot and
+ * execs the program with env (or exits 127, not found, or 126, cannot be
+ * run, after saying so).  Returns the child's pid, or -1 after printing
+ * why fork failed. */
+static pid_t run_start(const run_options_t *o, run_env_t *env) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "neap run: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        char digits[RUN_PID_DIGITS];
+        int n = 0;
+        unsigned long v = (unsigned long)getpid();
+        do {
+            digits[n++] = (char)('0' + v % 10);
+            v /= 10;
+        } while (v != 0 && n < RUN_PID_DIGITS);
+        for (int i = 0; i < n; i++) env->pid_slot[i] = digits[n - 1 - i];
+        env->pid_slot[n] = '\0';
+        execvpe(o->cmd[0], o->cmd, env->vars);
+        int e = errno;
+        fprintf(stderr, "neap run: %s: %s\n", o->cmd[0], strerror(e));
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    return pid;
 }
 
+/* What SIGINT and SIGQUIT did before run_wait ignored them. */
+typedef struct {
+    struct sigaction old_int, old_quit;
+} run_signals_t;
+
+/* Waits for the child pid to end, ignoring SIGINT and SIGQUIT (the terminal
+ * sends them to the child too) and forwarding to the child the signals a
+ * user or a supervisor sends neap run; both stay so until run_exit.
+ * Returns 0 with the child's wait status and resource usage, or -1 after
+ * printing why wait failed. */
+static int run_wait(pid_t pid, run_signals_t *saved, int *status, struct rusage *ru) {
+    static const int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGWINCH};
+    struct sigaction ign, fwd;
+    memset(&ign, 0, sizeof ign);
+    memset(&fwd, 0, sizeof fwd);
+    ign.sa_handler = SIG_IGN;
+    fwd.sa_handler = run_forward;
+    sigemptyset(&fwd.sa_mask);
+    fwd.sa_flags = SA_RESTART;
+    run_child_pid = pid;
+    sigaction(SIGINT, &ign, &saved->old_int);
+    sigaction(SIGQUIT, &ign, &saved->old_quit);
+    for (size_t k = 0; k < sizeof forwarded / sizeof forwarded[0]; k++)
+        sigaction(forwarded[k], &fwd, NULL);
+    *status = 0;
+    memset(ru, 0, sizeof *ru);
+    while (wait4(pid, status, 0, ru) < 0) {
+        if (errno != EINTR) {
+            fprintf(stderr, "neap run: wait: %s\n", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- after the child ---------------------------------------------------------- */
+
+/* The summary's lines to out: the command, how it ended, and the memory
+ * figures of the program's statistics record (which is removed), or why
+ * there are none. */
 static void run_summary(FILE *out, char **cmd, int status, double seconds, const struct rusage *ru,
                         long pid) {
     fprintf(out, "neap run:");
@@ -194,219 +557,32 @@ static void run_trace_end(const char *path, int status) {
         fprintf(stderr, "neap run: cannot finish the trace %s: %s\n", path, strerror(errno));
 }
 
-int neap_cli_run(int argc, char **argv) {
-    run_setting_t settings[] = {
-        {"--purge-delay", "NEAP_PURGE_DELAY", NULL, 0},
-        {"--purge-max", "NEAP_PURGE_MAX", NULL, 1},
-        {"--arena-reserve", "NEAP_ARENA_RESERVE", NULL, 0},
-        {"--publish", "NEAP_PUBLISH", "1000", 0},
-        {"--frames", "NEAP_TRACE_FRAMES", NULL, 0},
-        {"--sample", "NEAP_TRACE_SAMPLE", NULL, 1},
-    };
-    const size_t nsettings = sizeof settings / sizeof settings[0];
-    const char *output = NULL, *lib_arg = NULL, *trace = NULL, *unwind = NULL;
-    char trace_abs[4096];
-    int quiet = 0, show_stats = 0, verbose = 0, python = 1, background = 1;
-    int i = 1;
-    for (; i < argc; i++) {
-        const char *a = argv[i];
-        const char *value;
-        int m;
-        if (strcmp(a, "--") == 0) {
-            i++;
-            break;
-        }
-        if (a[0] != '-') break;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            run_usage(stdout);
-            return NEAP_CLI_OK;
-        }
-        if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) { quiet = 1; continue; }
-        if (strcmp(a, "--show-stats") == 0) { show_stats = 1; continue; }
-        if (strcmp(a, "--verbose") == 0) { verbose = 1; continue; }
-        if (strcmp(a, "--no-python") == 0) { python = 0; continue; }
-        if (strcmp(a, "--no-background") == 0) { background = 0; continue; }
-        if (strcmp(a, "-o") == 0) a = "--output", argv[i] = (char *)"--output";
-        if ((m = neap_cli_option_value("run", argc, argv, &i, "--output", &value)) != 0) {
-            if (m < 0) return NEAP_CLI_USAGE;
-            output = value;
-            continue;
-        }
-        if ((m = neap_cli_option_value("run", argc, argv, &i, "--unwind", &value)) != 0) {
-            if (m < 0) return NEAP_CLI_USAGE;
-            if (strcmp(value, "fp") != 0 && strcmp(value, "dwarf") != 0 && strcmp(value, "auto") != 0) {
-                fprintf(stderr, "neap run: --unwind: '%s' is not auto, fp or dwarf\n", value);
-                return NEAP_CLI_USAGE;
-            }
-            unwind = value;
-            continue;
-        }
-        if ((m = neap_cli_option_value("run", argc, argv, &i, "--trace", &value)) != 0) {
-            if (m < 0) return NEAP_CLI_USAGE;
-            trace = value;
-            continue;
-        }
-        if ((m = neap_cli_option_value("run", argc, argv, &i, "--lib", &value)) != 0) {
-            if (m < 0) return NEAP_CLI_USAGE;
-            lib_arg = value;
-            continue;
-        }
-        size_t k;
-        for (k = 0; k < nsettings; k++) {
-            m = neap_cli_option_value("run", argc, argv, &i, settings[k].option, &value);
-            if (m < 0) return NEAP_CLI_USAGE;
-            if (m > 0) {
-                if (!run_value_ok(value, settings[k].size)) {
-                    fprintf(stderr, "neap run: %s: bad value '%s'\n", settings[k].option, value);
-                    return NEAP_CLI_USAGE;
-                }
-                settings[k].value = value;
-                break;
-            }
-        }
-        if (k < nsettings) continue;
-        fprintf(stderr, "neap run: unknown option '%s'; see 'neap run --help'\n", a);
-        return NEAP_CLI_USAGE;
-    }
-    if (i >= argc) {
-        fprintf(stderr, "neap run: no command given; usage: neap run [options] -- CMD [ARGS...]\n");
-        return NEAP_CLI_USAGE;
-    }
-    if (unwind != NULL && trace == NULL) {
-        fprintf(stderr, "neap run: --unwind needs --trace FILE\n");
-        return NEAP_CLI_USAGE;
-    }
-    for (size_t k = 0; k < nsettings; k++) {
-        if (settings[k].value != NULL && trace == NULL &&
-            strncmp(settings[k].env, "NEAP_TRACE_", 11) == 0) {
-            fprintf(stderr, "neap run: %s needs --trace FILE\n", settings[k].option);
-            return NEAP_CLI_USAGE;
-        }
-    }
-    if (trace != NULL) {
-        /* absolute, so that processes that change directory write beside it */
-        char cwd[2048];
-        int n = trace[0] == '/' || getcwd(cwd, sizeof cwd) == NULL
-                    ? snprintf(trace_abs, sizeof trace_abs, "%s", trace)
-                    : snprintf(trace_abs, sizeof trace_abs, "%s/%s", cwd, trace);
-        if (n <= 0 || (size_t)n >= sizeof trace_abs) {
-            fprintf(stderr, "neap run: --trace: path too long\n");
-            return NEAP_CLI_USAGE;
-        }
-        /* the program would only warn; say it here, before it runs */
-        FILE *f = fopen(trace_abs, "w");
-        if (f == NULL) {
-            fprintf(stderr, "neap run: --trace: cannot write %s: %s\n", trace_abs, strerror(errno));
-            return NEAP_CLI_USAGE;
-        }
-        fclose(f);
-        trace = trace_abs;
-    }
-    char **cmd = argv + i;
-
-    char lib[PATH_MAX];
-    if (lib_arg) {
-        if (realpath(lib_arg, lib) == NULL) {
-            fprintf(stderr, "neap run: --lib %s: %s\n", lib_arg, strerror(errno));
-            return NEAP_CLI_USAGE;
-        }
-    } else if (run_find_lib(lib, sizeof lib) != 0) {
-        fprintf(stderr, "neap run: libneap.so is not next to this program nor in ../%s; "
-                        "give its path with --lib\n", NEAP_INSTALL_LIBDIR);
-        return NEAP_CLI_FAILED;
-    }
-
-    FILE *out = stderr;
-    if (!quiet && output) {
-        out = fopen(output, "w");
-        if (out == NULL) {
-            fprintf(stderr, "neap run: cannot write the summary to %s: %s\n", output, strerror(errno));
-            return NEAP_CLI_USAGE;
-        }
-    }
-
-    /* the child's environment, made before fork so the child only execs */
-    const char *old = getenv("LD_PRELOAD");
-    size_t plen = strlen(lib) + (old ? strlen(old) + 1 : 0) + 1;
-    char *preload = malloc(plen);
-    if (preload == NULL) {
-        fprintf(stderr, "neap run: out of memory\n");
-        return NEAP_CLI_FAILED;
-    }
-    snprintf(preload, plen, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "");
-
-    struct sigaction ign = {0}, fwd = {0}, old_int, old_quit;
-    ign.sa_handler = SIG_IGN;
-    fwd.sa_handler = run_forward;
-    sigemptyset(&fwd.sa_mask);
-    fwd.sa_flags = SA_RESTART;
-    int forwarded[] = {SIGTERM, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGCONT, SIGWINCH};
-    fflush(NULL);
-    double start = run_now();
-    pid_t pid = fork();
-    if (pid < 0) {
-        fprintf(stderr, "neap run: fork: %s\n", strerror(errno));
-        free(preload);
-        return NEAP_CLI_FAILED;
-    }
-    if (pid == 0) {
-        setenv("LD_PRELOAD", preload, 1);
-        for (size_t k = 0; k < nsettings; k++)
-            if (settings[k].value) setenv(settings[k].env, settings[k].value, 1);
-        if (show_stats) setenv("NEAP_SHOW_STATS", "1", 1);
-        if (background && getenv("NEAP_BACKGROUND") == NULL) setenv("NEAP_BACKGROUND", "1", 1);
-        if (verbose) setenv("NEAP_VERBOSE", "1", 1);
-        if (trace != NULL) setenv("NEAP_TRACE", trace, 1);
-        if (unwind != NULL)
-            setenv("NEAP_TRACE_UNWIND", !strcmp(unwind, "dwarf") ? "1" : !strcmp(unwind, "fp") ? "2" : "0", 1);
-        char self[32];
-        snprintf(self, sizeof self, "%ld", (long)getpid());
-        setenv("NEAP_RUN_PID", self, 1);
-        if (python && run_is_python(cmd[0]) && getenv("PYTHONMALLOC") == NULL)
-            setenv("PYTHONMALLOC", "malloc", 1);
-        execvp(cmd[0], cmd);
-        int e = errno;
-        fprintf(stderr, "neap run: %s: %s\n", cmd[0], strerror(e));
-        _exit(e == ENOENT ? 127 : 126);
-    }
-    run_child_pid = pid;
-    sigaction(SIGINT, &ign, &old_int);
-    sigaction(SIGQUIT, &ign, &old_quit);
-    for (size_t k = 0; k < sizeof forwarded / sizeof forwarded[0]; k++)
-        sigaction(forwarded[k], &fwd, NULL);
-
-    int status = 0;
-    struct rusage ru;
-    memset(&ru, 0, sizeof ru);
-    while (wait4(pid, &status, 0, &ru) < 0) {
-        if (errno != EINTR) {
-            fprintf(stderr, "neap run: wait: %s\n", strerror(errno));
-            free(preload);
-            return NEAP_CLI_FAILED;
-        }
-    }
-    double seconds = run_now() - start;
-    free(preload);
-
+/* The summary of the run to out (closed here unless it is stderr), and the
+ * program's statistics record removed.  Nothing is printed with -q, nor when
+ * CMD never ran (status 127 or 126 and no record: exec failed, and said so). */
+static void run_report(const run_options_t *o, FILE *out, pid_t pid, int status,
+                       double seconds, const struct rusage *ru) {
     int not_run = WIFEXITED(status) && (WEXITSTATUS(status) == 127 || WEXITSTATUS(status) == 126);
-    if (trace != NULL)
-        run_trace_end(trace, status);
     char path[128];
     neap_cli_record_path(pid, path, sizeof path);
-    if (!quiet && !(not_run && access(path, F_OK) != 0)) {
-        run_summary(out, cmd, status, seconds, &ru, pid);
-        if (trace != NULL)
-            fprintf(out, "  trace: %s (read it with `neap report %s`)\n", trace, trace);
+    if (!o->quiet && !(not_run && access(path, F_OK) != 0)) {
+        run_summary(out, o->cmd, status, seconds, ru, pid);
+        if (o->trace != NULL)
+            fprintf(out, "  trace: %s (read it with `neap report %s`)\n", o->trace, o->trace);
         if (out != stderr && fclose(out) != 0)
-            fprintf(stderr, "neap run: error writing %s: %s\n", output, strerror(errno));
+            fprintf(stderr, "neap run: error writing %s: %s\n", o->output, strerror(errno));
     } else {
         unlink(path);
         if (out != stderr) fclose(out);
     }
+}
 
+/* Ends neap run as the child ended: dies of the child's signal (without a
+ * core file of its own), or, SIGINT and SIGQUIT restored, returns the
+ * child's exit status for main to exit with. */
+static int run_exit(int status, const run_signals_t *saved) {
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
-        /* die the same way, without a core file of our own */
         struct rlimit nocore = {0, 0};
         setrlimit(RLIMIT_CORE, &nocore);
         fflush(NULL);
@@ -416,9 +592,42 @@ int neap_cli_run(int argc, char **argv) {
         sigaddset(&set, sig);
         sigprocmask(SIG_UNBLOCK, &set, NULL);
         raise(sig);
-        return 128 + sig;
+        return 128 + sig;  /* a signal whose default does not kill: the shell's status */
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGQUIT, &old_quit, NULL);
+    sigaction(SIGINT, &saved->old_int, NULL);
+    sigaction(SIGQUIT, &saved->old_quit, NULL);
     return WEXITSTATUS(status);
+}
+
+int neap_cli_run(int argc, char **argv) {
+    run_options_t o;
+    int parsed = run_parse(argc, argv, &o);
+    if (parsed != 0) return parsed > 0 ? NEAP_CLI_OK : NEAP_CLI_USAGE;
+    if (o.trace != NULL && run_trace_create(&o) != 0) return NEAP_CLI_USAGE;
+    char lib[PATH_MAX];
+    int st = run_lib(&o, lib, sizeof lib);
+    if (st != NEAP_CLI_OK) return st;
+    FILE *out;
+    if (run_output(&o, &out) != 0) return NEAP_CLI_USAGE;
+    run_env_t env;
+    if (run_env_build(&o, lib, &env) != 0) {
+        if (out != stderr) fclose(out);
+        return NEAP_CLI_FAILED;
+    }
+
+    double start = run_now();
+    pid_t pid = run_start(&o, &env);
+    run_env_free(&env);
+    run_signals_t saved;
+    int status;
+    struct rusage ru;
+    if (pid < 0 || run_wait(pid, &saved, &status, &ru) != 0) {
+        if (out != stderr) fclose(out);
+        return NEAP_CLI_FAILED;
+    }
+    double seconds = run_now() - start;
+
+    if (o.trace != NULL) run_trace_end(o.trace, status);
+    run_report(&o, out, pid, status, seconds, &ru);
+    return run_exit(status, &saved);
 }

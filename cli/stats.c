@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,8 +34,9 @@ static void stats_usage(FILE *out) {
             "\n"
             "  neap stats              list the programs that publish statistics\n"
             "  neap stats PID          the statistics of one program\n"
-            "  --watch                 redraw every second (or --interval MS) until the\n"
-            "                          program exits or you press Ctrl-C\n");
+            "  -w, --watch             redraw every second until the program exits or\n"
+            "                          you press Ctrl-C\n"
+            "  --interval MS           redraw every MS ms, 50 to 3600000 (implies --watch)\n");
 }
 
 static int stats_alive(long pid) {
@@ -94,35 +96,42 @@ static int stats_list(void) {
 }
 
 int neap_cli_stats(int argc, char **argv) {
+    enum { OPT_INTERVAL = 256 };
+    static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
+                                             {"watch", no_argument, NULL, 'w'},
+                                             {"interval", required_argument, NULL, OPT_INTERVAL},
+                                             {NULL, 0, NULL, 0}};
     long pid = 0;
     int watch = 0;
-    unsigned long long interval = 1000;
-    for (int i = 1; i < argc; i++) {
-        const char *value;
-        int m;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    unsigned long long interval = 1000, v;
+    optind = 0;
+    int c;
+    while ((c = neap_cli_getopt("stats", argc, argv, "hw", longopts, 0)) != -1) {
+        switch (c) {
+        case 'h':
             stats_usage(stdout);
             return NEAP_CLI_OK;
-        }
-        if (strcmp(argv[i], "--watch") == 0 || strcmp(argv[i], "-w") == 0) {
+        case 'w':
             watch = 1;
-            continue;
-        }
-        if ((m = neap_cli_option_value("stats", argc, argv, &i, "--interval", &value)) != 0) {
-            if (m < 0 || neap_cli_parse_count(value, 50, 3600000, &interval) != 0) {
-                if (m > 0) fprintf(stderr, "neap stats: --interval wants 50..3600000 ms, not '%s'\n", value);
+            break;
+        case OPT_INTERVAL:
+            if (neap_cli_number("stats", "--interval", optarg, NEAP_CLI_WHOLE, 50, 3600000,
+                                &interval) != 0)
                 return NEAP_CLI_USAGE;
-            }
             watch = 1;
-            continue;
+            break;
+        default:
+            return NEAP_CLI_USAGE;
         }
-        unsigned long long v;
-        if (argv[i][0] != '-' && pid == 0 && neap_cli_parse_count(argv[i], 1, 0x7fffffff, &v) == 0) {
-            pid = (long)v;
-            continue;
-        }
-        fprintf(stderr, "neap stats: unexpected argument '%s'; see 'neap stats --help'\n", argv[i]);
+    }
+    if (argc - optind > 1) {
+        fprintf(stderr, "neap stats: unexpected argument '%s'; one PID at most\n", argv[optind + 1]);
         return NEAP_CLI_USAGE;
+    }
+    if (optind < argc) {
+        if (neap_cli_number("stats", "PID", argv[optind], NEAP_CLI_WHOLE, 1, 0x7fffffff, &v) != 0)
+            return NEAP_CLI_USAGE;
+        pid = (long)v;
     }
     if (pid == 0) {
         if (watch) {

@@ -1,6 +1,7 @@
 /* test_tracefmt.c -- the trace format's encoder and decoder (label: unit).
  *
- * Built from src/tracefmt.c alone (the format depends on nothing else).
+ * Built from the encoder, src/trace/tracefmt.c, and the neap command's
+ * decoder, cli/trace_read.c, alone (the format depends on nothing else).
  *
  *   crc        the CRC-32 check value of "123456789" (0xCBF43926)
  *   roundtrip  every record type, with extreme values (0, 2^64-1, addresses
@@ -35,7 +36,7 @@
 #include <unistd.h>
 
 #include "neap_test.h"
-#include "trace/tracefmt.h"
+#include "trace_read.h"
 
 static char dir[256];
 

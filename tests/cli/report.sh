@@ -9,7 +9,7 @@
 #   basic      totals, peak, the three top-site tables, a warning for the
 #              free of an unknown block, the allocator frame skipped
 #   traceback  --by traceback separates alpha<main from alpha<outer_caller;
-#              --by function, --top
+#              --by function, --top, and both as --opt=VALUE
 #   truncated  exit 0, the report of the first chunk, the warning with the
 #              byte offset; corrupt: the same for a CRC mismatch
 #   killed     no end record: a warning, "live at the end"
@@ -27,7 +27,9 @@
 #              the trace's figures (live at exit, and #total), the tables
 #              filled, both lines of the memory chart
 #   errors     missing file (1), not a trace (2), version from the future (1),
-#              bad options (2), --help; --progress draws on stderr
+#              bad options and values out of range (2, the message naming
+#              them), "--" ending the options, --help; --progress draws on
+#              stderr
 set -u
 NEAP=$1
 MAKE=$2
@@ -133,6 +135,13 @@ traceback)
     [ -z "$(row "at the peak" 2)" ] || fail "--top 1 showed a second row"
     if [ $SYMS = 1 ]; then
         section "at the peak" | grep -q 'make_trace\.c' && fail "--by function still shows lines"
+    fi
+    # the same written --opt=VALUE, options after "--" taken as files
+    report 0 --bytes --by=function --top=1 -- basic.trace
+    expect_row "at the peak" 1 "20000 1 20000 $(name site_gamma)"
+    [ -z "$(row "at the peak" 2)" ] || fail "--top=1 showed a second row"
+    if [ $SYMS = 1 ]; then
+        section "at the peak" | grep -q 'make_trace\.c' && fail "--by=function still shows lines"
     fi
     ;;
 truncated | corrupt)
@@ -300,6 +309,23 @@ errors)
     report 2 basic.trace --by nothing
     report 2 basic.trace --top 0
     report 2 basic.trace --bogus
+    grep -q "unknown option '--bogus'" err || fail "the unknown option is not named"
+    # values out of range are refused, never replaced
+    report 2 basic.trace --top=0
+    grep -q -- "--top 0 is out of range: it must be from 1 to 1000000" err || fail "--top=0 not called out of range"
+    report 2 basic.trace --top 1000001
+    grep -q "out of range" err || fail "--top 1000001 not called out of range"
+    report 2 basic.trace --top=12x
+    grep -q -- "--top wants a whole number from 1 to 1000000, not '12x'" err || fail "--top=12x not called malformed"
+    report 2 basic.trace --top
+    grep -q "option '--top' needs a value" err || fail "--top without a value"
+    report 2 basic.trace --bytes=yes
+    grep -q "option '--bytes' takes no value" err || fail "--bytes=yes accepted"
+    report 2 basic.trace basic.trace basic.trace
+    report 0 basic.trace --top 1e6
+    # "--" ends the options: what follows is a file, even if it looks like one
+    report 1 -- --bytes
+    grep -q "^neap report: --bytes: cannot open" err || fail "a file named --bytes after -- was not taken as a file"
     report 0 --help
     has '^usage: neap report'
     "$NEAP" help report >out 2>&1 || fail "neap help report failed"

@@ -3,7 +3,10 @@
 # (label: cli).  NEAP is the neap executable of the build tree; libneap.so
 # must be next to it, as `neap run` expects.
 #
-#   status     exit statuses pass through: 0, 3, 127 (not found), 2 (usage)
+#   status     exit statuses pass through: 0, 3, 127 (not found), 2 (usage);
+#              options as --opt=VALUE; values out of range refused (2), the
+#              ends of each range taken by the library without a warning;
+#              options stop at the program (its own are never parsed)
 #   signal     a program killed by SIGTERM makes neap run die of SIGTERM;
 #              SIGTERM sent to neap run reaches the program
 #   preload    the program and a child it forks and execs run on neap
@@ -60,6 +63,40 @@ status)
     expect_status 2 "$NEAP" run --purge-delay -- true
     expect_status 2 "$NEAP" run --purge-max 12X -- true
     expect_status 0 "$NEAP" run -q --purge-max 4MiB --purge-delay 5 -- true
+    expect_status 2 "$NEAP" run --bogus -- true
+    grep -q "unknown option '--bogus'" "$WORK/err" || fail "the unknown option is not named: $(cat "$WORK/err")"
+    expect_status 2 "$NEAP" run --quiet=yes -- true
+    grep -q "option '--quiet' takes no value" "$WORK/err" || fail "--quiet=yes: $(cat "$WORK/err")"
+    expect_status 2 "$NEAP" run -o
+    grep -q "option '-o' needs a value" "$WORK/err" || fail "-o without a value: $(cat "$WORK/err")"
+    # --opt=VALUE: the program gets each value as the library reads it
+    out=$("$NEAP" run -q --purge-max=4MiB --purge-delay=5 --arena-reserve=0 --publish=0 -- \
+        sh -c 'echo "$NEAP_PURGE_MAX $NEAP_PURGE_DELAY $NEAP_ARENA_RESERVE $NEAP_PUBLISH"')
+    [ "$out" = "4194304 5 0 0" ] || fail "--opt=VALUE forms gave '$out', expected '4194304 5 0 0'"
+    "$NEAP" run --output="$WORK/o.txt" -- true 2>"$WORK/err" || fail "--output=FILE failed"
+    [ -s "$WORK/o.txt" ] && [ ! -s "$WORK/err" ] || fail "--output=FILE did not write the summary there"
+    # values out of range are refused with exit 2, never replaced
+    for bad in "--purge-delay 3600001" "--purge-delay=-1" "--purge-max 1025G" "--arena-reserve=1025" \
+               "--publish 3600001" "--frames 0" "--frames=129" "--frames 999" "--sample 1025G" \
+               "--sample=1T"; do
+        # shellcheck disable=SC2086 # word splitting wanted: "--opt value"
+        expect_status 2 "$NEAP" run --trace "$WORK/r.trc" $bad -- true
+        grep -q "out of range\|wants a" "$WORK/err" || fail "$bad: $(cat "$WORK/err")"
+    done
+    grep -q -- "--sample wants a size" "$WORK/err" || fail "--sample=1T: $(cat "$WORK/err")"
+    expect_status 2 "$NEAP" run --trace "$WORK/r.trc" --frames 999 -- true
+    grep -q -- "--frames 999 is out of range: it must be from 1 to 128" "$WORK/err" || fail "--frames 999: $(cat "$WORK/err")"
+    # the ends of each range are the library's: it takes them without a warning
+    expect_status 0 "$NEAP" run -q --purge-delay 3600000 --purge-max 1024G --arena-reserve 1024 \
+        --publish 3600000 --trace "$WORK/r.trc" --frames 128 --sample 1024G -- true
+    ! grep -q "warning" "$WORK/err" || fail "the library refused a value neap run accepted: $(cat "$WORK/err")"
+    expect_status 0 "$NEAP" run -q --purge-delay 0 --purge-max 0 --arena-reserve 0 --publish 0 \
+        --trace "$WORK/r.trc" --frames 1 --sample 0 -- true
+    ! grep -q "warning" "$WORK/err" || fail "the library refused a value neap run accepted: $(cat "$WORK/err")"
+    # options stop at the program: its own arguments are never taken
+    out=$("$NEAP" run -q sh -c 'echo "$@"' sh --frames 0 -q --bogus) || fail "the program's options were parsed"
+    [ "$out" = "--frames 0 -q --bogus" ] || fail "the program got '$out'"
+    expect_status 127 "$NEAP" run -q -- --not-an-option
     ;;
 signal)
     "$NEAP" run -q -- sh -c 'kill -TERM $$; sleep 5'
