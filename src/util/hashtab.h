@@ -187,12 +187,6 @@ typedef struct neap_hashtab_alloc {
     }                                                                                               \
                                                                                                     \
     /* --- the reserved key word 0: the spare array --- */                                          \
-    static inline __attribute__((unused)) int NAME##_in_spare_(const NAME##_t *t,                   \
-                                                               const NAME##_entry_t *e) {           \
-        uintptr_t p = (uintptr_t)e, s = (uintptr_t)t->spare;                                        \
-        return t->spare != NULL && p >= s && p < s + t->nspare * sizeof(NAME##_entry_t);            \
-    }                                                                                               \
-                                                                                                    \
     NEAP_HASHTAB_COLD NAME##_entry_t *NAME##_spare_add_(NAME##_t *t, const NAME##_entry_t *e) {     \
         if (t->nspare == t->spare_cap) {                                                            \
             size_t cap = t->spare_cap ? t->spare_cap * 2 : 4;                                       \
@@ -231,7 +225,7 @@ typedef struct neap_hashtab_alloc {
                                                                                                     \
     static inline __attribute__((unused)) NAME##_entry_t *NAME##_find_next(const NAME##_t *t,       \
                                                               const NAME##_entry_t *e) {            \
-        if (NAME##_in_spare_(t, e)) {                                                               \
+        if (KEY(e) == 0) { /* in spare[] */                                                         \
             size_t i = (size_t)(e - t->spare) + 1;                                                  \
             return i < t->nspare ? &t->spare[i] : NULL;                                             \
         }                                                                                           \
@@ -261,7 +255,7 @@ typedef struct neap_hashtab_alloc {
     }                                                                                               \
                                                                                                     \
     NEAP_HASHTAB_HOT NAME##_entry_t *NAME##_insert(NAME##_t *t, const NAME##_entry_t *e,            \
-                                                   uint64_t h, int *added) {                     \
+                                                   uint64_t h, int *added) {                        \
         uint64_t key = KEY(e);                                                                      \
         *added = 0;                                                                                 \
         if (neap_unlikely(key == 0)) {                                                              \
@@ -289,7 +283,7 @@ typedef struct neap_hashtab_alloc {
     }                                                                                               \
                                                                                                     \
     NEAP_HASHTAB_HOT void NAME##_remove(NAME##_t *t, NAME##_entry_t *e) {                           \
-        if (neap_unlikely(NAME##_in_spare_(t, e))) {                                                \
+        if (neap_unlikely(KEY(e) == 0)) { /* in spare[] */                                          \
             *e = t->spare[--t->nspare];                                                             \
             return;                                                                                 \
         }                                                                                           \
