@@ -40,6 +40,7 @@
 
 #include "cli.h"
 #include "trace/pinning.h"
+#include "util/hashtab.h"
 #include "report.h"
 #ifdef NEAP_HAVE_SYMBOLS
 #include "trace/symbols.h"
@@ -89,98 +90,65 @@ static void report_count(char *buf, size_t cap, double n, int sampled) {
 }
 
 /* --- a hash map of 64-bit keys to three 64-bit values -------------------- */
-/* Open addressing, linear probing, deletion by backward shift (no
- * tombstones).  The key ~0 marks an empty slot and cannot be stored.  A key
- * may be stored more than once (map_add): its slots all lie in the run of
- * full slots from its home, and map_find finds one of them. */
-
-#define MAP_EMPTY UINT64_MAX
+/* util/hashtab.h's table over the C library's memory (out of memory ends
+ * the command, as xrealloc does).  Any 64-bit key can be stored (0 and
+ * 2^64-1 too: both come from trace files).  A key may be stored more than
+ * once (map_add); map_find finds one of its entries, the first. */
 
 typedef struct {
     uint64_t key, a, b, c;
 } map_slot_t;
-typedef struct {
-    map_slot_t *slots;
-    size_t cap;    /* power of two */
-    size_t count;
-} map_t;
 
-static size_t map_hash(uint64_t k, size_t cap) {
+static uint64_t map_mix(uint64_t k) {
     k ^= k >> 33;
     k *= 0xff51afd7ed558ccdULL;
     k ^= k >> 33;
-    return (size_t)k & (cap - 1);
+    return k;
 }
+#define MAP_KEY(e) ((e)->key)
+#define MAP_HASH(e) map_mix((e)->key)
+NEAP_HASHTAB_DEFINE(maptab, map_slot_t, MAP_KEY, MAP_HASH, 1024, 3);
+typedef maptab_t map_t;
+
+static void *report_table_alloc(void *ctx, size_t bytes) {
+    (void)ctx;
+    void *p = calloc(1, bytes);
+    if (p == NULL) {
+        fprintf(stderr, "neap report: out of memory (%zu bytes)\n", bytes);
+        exit(NEAP_CLI_FAILED);
+    }
+    return p;
+}
+static void report_table_free(void *ctx, void *p, size_t bytes) {
+    (void)ctx;
+    (void)bytes;
+    free(p);
+}
+static const neap_hashtab_alloc_t report_tables = {report_table_alloc, report_table_free, NULL};
+
 static map_t *map_new(void) {
     map_t *m = xrealloc(NULL, sizeof *m);
-    m->cap = 1024;
-    m->count = 0;
-    m->slots = xrealloc(NULL, m->cap * sizeof *m->slots);
-    for (size_t i = 0; i < m->cap; i++) m->slots[i].key = MAP_EMPTY;
+    maptab_init(m, &report_tables);
     return m;
 }
 static void map_free(map_t *m) {
-    if (m) free(m->slots);
+    if (m) maptab_destroy(m);
     free(m);
 }
 /* The slot of key, or NULL. */
-static map_slot_t *map_find(map_t *m, uint64_t key) {
-    for (size_t i = map_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        if (m->slots[i].key == key) return &m->slots[i];
-        if (m->slots[i].key == MAP_EMPTY) return NULL;
-    }
-}
-static void map_grow(map_t *m);
+static map_slot_t *map_find(map_t *m, uint64_t key) { return maptab_find(m, key, map_mix(key)); }
 /* The slot of key, made (values 0) if absent; *added says which. */
 static map_slot_t *map_insert(map_t *m, uint64_t key, int *added) {
-    if ((m->count + 1) * 4 > m->cap * 3) map_grow(m);
-    for (size_t i = map_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        if (m->slots[i].key == key) {
-            *added = 0;
-            return &m->slots[i];
-        }
-        if (m->slots[i].key == MAP_EMPTY) {
-            m->slots[i] = (map_slot_t){key, 0, 0, 0};
-            m->count++;
-            *added = 1;
-            return &m->slots[i];
-        }
-    }
+    map_slot_t e = {key, 0, 0, 0};
+    return maptab_insert(m, &e, map_mix(key), added); /* never NULL: allocation failure exits */
 }
 /* A new slot for key (values 0), whether or not key has others. */
 static map_slot_t *map_add(map_t *m, uint64_t key) {
-    if ((m->count + 1) * 4 > m->cap * 3) map_grow(m);
-    size_t i = map_hash(key, m->cap);
-    while (m->slots[i].key != MAP_EMPTY) i = (i + 1) & (m->cap - 1);
-    m->slots[i] = (map_slot_t){key, 0, 0, 0};
-    m->count++;
-    return &m->slots[i];
-}
-static void map_grow(map_t *m) {
-    map_slot_t *old = m->slots;
-    size_t oldcap = m->cap;
-    m->cap *= 2;
-    m->slots = xrealloc(NULL, m->cap * sizeof *m->slots);
-    for (size_t i = 0; i < m->cap; i++) m->slots[i].key = MAP_EMPTY;
-    m->count = 0;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i].key != MAP_EMPTY) *map_add(m, old[i].key) = old[i];
-    free(old);
+    map_slot_t e = {key, 0, 0, 0};
+    return maptab_add(m, &e);
 }
 /* Removes the entry in slot s (from map_find). */
-static void map_remove(map_t *m, map_slot_t *s) {
-    size_t mask = m->cap - 1, hole = (size_t)(s - m->slots);
-    for (size_t i = (hole + 1) & mask; m->slots[i].key != MAP_EMPTY; i = (i + 1) & mask) {
-        size_t home = map_hash(m->slots[i].key, m->cap);
-        /* move slot i into the hole unless its home lies in (hole, i] */
-        if (((i - home) & mask) >= ((i - hole) & mask)) {
-            m->slots[hole] = m->slots[i];
-            hole = i;
-        }
-    }
-    m->slots[hole].key = MAP_EMPTY;
-    m->count--;
-}
+static void map_remove(map_t *m, map_slot_t *s) { maptab_remove(m, s); }
 
 /* --- replay ----------------------------------------------------------------- */
 
@@ -534,53 +502,37 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     return fr;
 }
 
-/* A string -> site index table for grouping. */
+/* A string -> site index table for grouping (util/hashtab.h: entries
+ * keyed by their string's address, looked up by its bytes; at most half
+ * full). */
 typedef struct {
-    char **keys;
-    size_t *vals;
-    size_t cap, count;
-} strmap_t;
+    char *key; /* owned */
+    size_t val;
+} strmap_slot_t;
 
 static uint64_t report_strhash(const char *s) {
     uint64_t h = 1469598103934665603ULL;  /* FNV-1a */
     for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
 }
+#define STRMAP_KEY(e) ((uint64_t)(uintptr_t)(e)->key)
+#define STRMAP_HASH(e) report_strhash((e)->key)
+NEAP_HASHTAB_DEFINE(strmap, strmap_slot_t, STRMAP_KEY, STRMAP_HASH, 256, 2);
+
+static int strmap_match(const strmap_slot_t *e, const void *key) { return strcmp(e->key, key) == 0; }
+
 /* The site of key, made if absent (*added). */
 static size_t strmap_get(strmap_t *m, const char *key, size_t next, int *added) {
-    if ((m->count + 1) * 2 > m->cap) {
-        strmap_t n = {NULL, NULL, m->cap ? m->cap * 2 : 256, 0};
-        n.keys = xrealloc(NULL, n.cap * sizeof *n.keys);
-        n.vals = xrealloc(NULL, n.cap * sizeof *n.vals);
-        memset(n.keys, 0, n.cap * sizeof *n.keys);
-        for (size_t i = 0; i < m->cap; i++)
-            if (m->keys[i]) {
-                size_t j = (size_t)report_strhash(m->keys[i]) & (n.cap - 1);
-                while (n.keys[j]) j = (j + 1) & (n.cap - 1);
-                n.keys[j] = m->keys[i];
-                n.vals[j] = m->vals[i];
-                n.count++;
-            }
-        free(m->keys);
-        free(m->vals);
-        *m = n;
-    }
-    size_t j = (size_t)report_strhash(key) & (m->cap - 1);
-    for (; m->keys[j]; j = (j + 1) & (m->cap - 1))
-        if (strcmp(m->keys[j], key) == 0) {
-            *added = 0;
-            return m->vals[j];
-        }
-    m->keys[j] = xstrdup(key);
-    m->vals[j] = next;
-    m->count++;
-    *added = 1;
-    return next;
+    (void)strmap_reserve(m, 1); /* allocation failure exits */
+    strmap_slot_t *e = strmap_probe(m, report_strhash(key), strmap_match, key);
+    *added = e->key == NULL;
+    if (*added) strmap_put(m, e, &(strmap_slot_t){xstrdup(key), next});
+    return e->val;
 }
 static void strmap_free(strmap_t *m) {
-    for (size_t i = 0; i < m->cap; i++) free(m->keys[i]);
-    free(m->keys);
-    free(m->vals);
+    strmap_slot_t *e;
+    for (size_t pos = 0; (e = strmap_next(m, &pos)) != NULL;) free(e->key);
+    strmap_destroy(m);
 }
 
 /* The first frame of a stack that is not the allocator's (nframes if none). */
@@ -628,7 +580,7 @@ static void report_sites(neap_report_t *r, neap_report_by_t by) {
         free(mods);
     }
 #endif
-    strmap_t keys = {0};
+    strmap_t keys = NEAP_HASHTAB_INIT(&report_tables);
     size_t cap = 0;
     r->flame = xrealloc(NULL, sizeof *r->flame);
     memset(r->flame, 0, sizeof *r->flame);
@@ -711,21 +663,19 @@ static void report_pinning(neap_report_t *r) {
         fprintf(stderr, "neap report: %zu sites, too many to place\n", r->nsites);
         exit(NEAP_CLI_FAILED);
     }
-    _neap_pin_block_t *v = xrealloc(NULL, blocks->count * sizeof *v);
+    _neap_pin_block_t *v = xrealloc(NULL, maptab_size(blocks) * sizeof *v);
     size_t n = 0;
     /* a block is huge by its whole size: the end of its last part */
     map_t *ends = map_new();
-    for (size_t i = 0; i < blocks->cap; i++) {
-        const map_slot_t *b = &blocks->slots[i];
-        if (b->key == MAP_EMPTY || b->c == 0) continue;
+    const map_slot_t *b;
+    for (size_t pos = 0; (b = maptab_next(blocks, &pos)) != NULL;) {
+        if (b->c == 0) continue;
         int added;
         map_slot_t *e = map_insert(ends, b->key, &added);
         if (b->c + b->a > e->a) e->a = b->c + b->a;
     }
-    for (size_t i = 0; i < blocks->cap; i++) {
-        const map_slot_t *b = &blocks->slots[i];
-        if (b->key == MAP_EMPTY) continue;
-        const map_slot_t *e = ends->count ? map_find(ends, b->key) : NULL;
+    for (size_t pos = 0; (b = maptab_next(blocks, &pos)) != NULL;) {
+        const map_slot_t *e = map_find(ends, b->key);
         uint64_t end = e != NULL && e->a > b->c + b->a ? e->a : b->c + b->a;
         size_t site = r->stacks[b->b].site;
         r->sites[site].pin.live_bytes += report_weight(r, b->a) * (double)b->a;
@@ -957,7 +907,7 @@ static int report_diff_cmp(const void *a, const void *b) {
 
 /* Live at the end of `now` against `base`, per site (matched by label). */
 static void report_compare(FILE *out, const neap_report_t *base, const neap_report_t *now, int top) {
-    strmap_t keys = {0};
+    strmap_t keys = NEAP_HASHTAB_INIT(&report_tables);
     report_diff_t *d = xrealloc(NULL, (base->nsites + now->nsites) * sizeof *d);
     size_t n = 0;
     for (int side = 0; side < 2; side++) {

@@ -29,13 +29,12 @@
  * the type takes one back before asking neap_malloc.
  *
  * Weak references: a weakref object holds its referent without a count.
- * The referents with weak references are in a hash table (open addressing,
- * linear probing, deletion by backward shift) mapping the object to the
- * first weakref of a doubly linked list; the object carries
- * NEAP_OBJ_WEAKREFS while it has an entry.
+ * The referents with weak references are in a hash table (util/hashtab.h:
+ * open addressing, linear probing, deletion by backward shift; memory from
+ * neap_calloc) mapping the object to the first weakref of a doubly linked
+ * list; the object carries NEAP_OBJ_WEAKREFS while it has an entry.
  *
- * Interning: a hash set of the interned string objects (open addressing,
- * the same scheme).  The set holds no reference: a string's dealloc removes
+ * Interning: a hash set of the interned string objects (the same table).  The set holds no reference: a string's dealloc removes
  * it.  Invariant: a string has NEAP_OBJ_INTERNED iff it is in the set, and
  * no two strings in the set have the same value.
  *
@@ -48,6 +47,7 @@
 #include <string.h>
 
 #include "obj/objimpl.h"
+#include "util/hashtab.h"
 
 /* ---------------------------------------------------------------------------
  * The caller's lock.
@@ -232,7 +232,7 @@ size_t neap_freelists_clear(void) {
 size_t neap_type_live(const neap_type_t *type) { return type->state.live; }
 
 /* ---------------------------------------------------------------------------
- * Pointer-keyed and string-keyed hash tables share the probing arithmetic.
+ * The two hash tables (util/hashtab.h): the hash of a pointer, the memory.
  * ------------------------------------------------------------------------- */
 static uint64_t hash_ptr(const void *p) {
     uint64_t x = (uint64_t)(uintptr_t)p;
@@ -242,59 +242,19 @@ static uint64_t hash_ptr(const void *p) {
     return x;
 }
 
-/* A table of `cap` (a power of two) slots of pointers, NULL when empty. */
-typedef struct ptable {
-    void **slot;
-    size_t cap;
-    size_t count;
-} ptable_t;
-
-/* Removes slot i and shifts the cluster after it back (linear probing
- * deletion without tombstones); hash_of gives each entry's home hash. */
-static void ptable_remove_at(ptable_t *t, size_t i, uint64_t (*hash_of)(const void *)) {
-    size_t mask = t->cap - 1;
-    t->slot[i] = NULL;
-    t->count--;
-    size_t j = i;
-    for (;;) {
-        j = (j + 1) & mask;
-        void *e = t->slot[j];
-        if (e == NULL)
-            return;
-        size_t home = (size_t)hash_of(e) & mask;
-        /* e may move to i if its home is not in the cyclic range (i, j] */
-        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
-            t->slot[i] = e;
-            t->slot[j] = NULL;
-            i = j;
-        }
-    }
+/* Both tables' memory: neap_calloc (zeroed), back by neap_free. */
+static void *obj_table_alloc(void *ctx, size_t bytes) {
+    (void)ctx;
+    return neap_calloc(1, bytes);
 }
 
-/* Makes room for one more entry (grows past 3/4 full); 0, or -1 and
- * ENOMEM. */
-static int ptable_room(ptable_t *t, uint64_t (*hash_of)(const void *));
-
-/* Grows to twice the size (or 64) and reinserts; -1 on ENOMEM. */
-static int ptable_grow(ptable_t *t, uint64_t (*hash_of)(const void *)) {
-    size_t cap = t->cap ? t->cap * 2 : 64;
-    void **slot = neap_calloc(cap, sizeof(void *));
-    if (slot == NULL)
-        return -1;
-    for (size_t i = 0; i < t->cap; i++) {
-        void *e = t->slot[i];
-        if (e == NULL)
-            continue;
-        size_t j = (size_t)hash_of(e) & (cap - 1);
-        while (slot[j] != NULL)
-            j = (j + 1) & (cap - 1);
-        slot[j] = e;
-    }
-    neap_free(t->slot);
-    t->slot = slot;
-    t->cap = cap;
-    return 0;
+static void obj_table_free(void *ctx, void *p, size_t bytes) {
+    (void)ctx;
+    (void)bytes;
+    neap_free(p);
 }
+
+static const neap_hashtab_alloc_t obj_tables = {obj_table_alloc, obj_table_free, NULL};
 
 /* ---------------------------------------------------------------------------
  * Strings and interning.
@@ -305,7 +265,12 @@ typedef struct str {
     char data[];   /* len bytes and a NUL */
 } str_t;
 
-static ptable_t interned;
+/* the interned strings: entries are the objects, looked up by value; at
+ * most 3/4 full */
+#define INTERN_KEY(e) ((uint64_t)(uintptr_t)*(e))
+#define INTERN_HASH(e) ((*(e))->hash)
+NEAP_HASHTAB_DEFINE(interntab, str_t *, INTERN_KEY, INTERN_HASH, 64, 3);
+static interntab_t interned = NEAP_HASHTAB_INIT(&obj_tables);
 
 static uint64_t hash_bytes(const char *s, size_t n) {
     /* FNV-1a, then a final mix so that the low bits index well */
@@ -320,19 +285,11 @@ static uint64_t hash_bytes(const char *s, size_t n) {
     return x;
 }
 
-static uint64_t str_hash_of(const void *o) { return ((const str_t *)o)->hash; }
-
 static void str_dealloc(void *self) {
     if (!(NEAP_HEAD(self)->flags & NEAP_OBJ_INTERNED))
         return;
     str_t *s = self;
-    size_t mask = interned.cap - 1;
-    for (size_t i = (size_t)s->hash & mask;; i = (i + 1) & mask) {
-        if (interned.slot[i] == self) {
-            ptable_remove_at(&interned, i, str_hash_of);
-            return;
-        }
-    }
+    interntab_remove(&interned, interntab_find(&interned, (uint64_t)(uintptr_t)s, s->hash));
 }
 
 static void str_repr(const void *self, char *buf, size_t size) {
@@ -365,42 +322,41 @@ void *neap_str_new(const char *s, size_t len) {
     return o;
 }
 
-/* The slot holding the interned string of value s, or the empty slot where
- * it would go; the table must have room. */
-static size_t intern_find(const char *s, size_t len, uint64_t hash) {
-    size_t mask = interned.cap - 1;
-    for (size_t i = (size_t)hash & mask;; i = (i + 1) & mask) {
-        str_t *e = interned.slot[i];
-        if (e == NULL || (e->hash == hash && e->len == len && memcmp(e->data, s, len) == 0))
-            return i;
-    }
+typedef struct str_key {
+    const char *data;
+    size_t len;
+    uint64_t hash;
+} str_key_t;
+
+static inline int intern_match(str_t *const *e, const void *key) {
+    const str_key_t *k = key;
+    return (*e)->hash == k->hash && (*e)->len == k->len && memcmp((*e)->data, k->data, k->len) == 0;
 }
 
-static int ptable_room(ptable_t *t, uint64_t (*hash_of)(const void *)) {
-    if ((t->count + 1) * 4 < t->cap * 3)
-        return 0;
-    if (ptable_grow(t, hash_of) != 0) {
+/* The slot holding the interned string of value s, or the empty slot where
+ * it would go; NULL and ENOMEM when the table cannot make room. */
+static str_t **intern_find(const char *s, size_t len, uint64_t hash) {
+    if (interntab_reserve(&interned, 1) != 0) {
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
-    return 0;
+    str_key_t key = {s, len, hash};
+    return interntab_probe(&interned, hash, intern_match, &key);
 }
 
 void *neap_intern(const char *s, size_t len) {
-    if (ptable_room(&interned, str_hash_of) != 0)
+    str_t **slot = intern_find(s, len, hash_bytes(s, len));
+    if (slot == NULL)
         return NULL;
-    uint64_t hash = hash_bytes(s, len);
-    size_t i = intern_find(s, len, hash);
-    if (interned.slot[i] != NULL) {
-        neap_incref(interned.slot[i]);
-        return interned.slot[i];
+    if (*slot != NULL) {
+        neap_incref(*slot);
+        return *slot;
     }
     str_t *o = neap_str_new(s, len);
     if (o == NULL)
         return NULL;
     NEAP_HEAD(o)->flags |= NEAP_OBJ_INTERNED;
-    interned.slot[i] = o;
-    interned.count++;
+    interntab_put(&interned, slot, &o);
     return o;
 }
 
@@ -412,16 +368,15 @@ void *neap_intern_str(void *str) {
         neap_incref(s);
         return s;
     }
-    if (ptable_room(&interned, str_hash_of) != 0)
+    str_t **slot = intern_find(s->data, s->len, s->hash);
+    if (slot == NULL)
         return NULL;
-    size_t i = intern_find(s->data, s->len, s->hash);
-    if (interned.slot[i] == NULL) {
+    if (*slot == NULL) {
         NEAP_HEAD(s)->flags |= NEAP_OBJ_INTERNED;
-        interned.slot[i] = s;
-        interned.count++;
+        interntab_put(&interned, slot, &s);
     }
-    neap_incref(interned.slot[i]);
-    return interned.slot[i];
+    neap_incref(*slot);
+    return *slot;
 }
 
 const char *neap_str_data(const void *str) { return ((const str_t *)str)->data; }
@@ -430,7 +385,7 @@ uint64_t neap_str_hash(const void *str) { return ((const str_t *)str)->hash; }
 int neap_str_is_interned(const void *str) {
     return (NEAP_HEAD(str)->flags & NEAP_OBJ_INTERNED) != 0;
 }
-size_t neap_intern_count(void) { return interned.count; }
+size_t neap_intern_count(void) { return interntab_size(&interned); }
 
 /* ---------------------------------------------------------------------------
  * Weak references.
@@ -444,18 +399,22 @@ typedef struct weakref {
 } weakref_t;
 
 /* The referents: slot -> first weakref of the referent's list.  The table
- * stores weakref_t pointers; an entry's key is its referent. */
-static ptable_t wtable;
+ * stores weakref_t pointers, looked up by their referent (its hash is the
+ * entry's: an entry may be replaced by another weakref of the same
+ * referent in place); at most 3/4 full. */
+#define WREF_KEY(e) ((uint64_t)(uintptr_t)*(e))
+#define WREF_HASH(e) hash_ptr((*(e))->referent)
+NEAP_HASHTAB_DEFINE(wreftab, weakref_t *, WREF_KEY, WREF_HASH, 64, 3);
+static wreftab_t wtable = NEAP_HASHTAB_INIT(&obj_tables);
 
-static uint64_t wr_hash_of(const void *e) { return hash_ptr(((const weakref_t *)e)->referent); }
+static inline int wref_match(weakref_t *const *e, const void *referent) {
+    return (*e)->referent == referent;
+}
 
-static size_t wtable_find(const void *o) {
-    size_t mask = wtable.cap - 1;
-    for (size_t i = (size_t)hash_ptr(o) & mask;; i = (i + 1) & mask) {
-        weakref_t *e = wtable.slot[i];
-        if (e == NULL || e->referent == o)
-            return i;
-    }
+/* The slot of o's list, or the empty slot where it would go (the table has
+ * room: an entry of o, or a reserve since). */
+static weakref_t **wtable_find(const void *o) {
+    return wreftab_probe(&wtable, hash_ptr(o), wref_match, o);
 }
 
 /* Unlinks wr from its referent's list (and the table, if it was the last). */
@@ -464,13 +423,13 @@ static void weakref_unlink(void *w) {
     void *o = wr->referent;
     if (o == NULL)
         return;
-    size_t i = wtable_find(o);
-    if (wtable.slot[i] == wr) {
+    weakref_t **slot = wtable_find(o);
+    if (*slot == wr) {
         if (wr->next != NULL) {
-            wtable.slot[i] = wr->next; /* same referent, same home */
+            *slot = wr->next; /* same referent, same home */
             wr->next->prev = NULL;
         } else {
-            ptable_remove_at(&wtable, i, wr_hash_of);
+            wreftab_remove(&wtable, slot);
             NEAP_HEAD(o)->flags &= ~NEAP_OBJ_WEAKREFS;
         }
     } else {
@@ -523,15 +482,16 @@ void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data) {
         return NULL;
     /* the allocation may have collected (and run callbacks that made or
      * dropped weak references); obj is held by the caller */
-    if (ptable_room(&wtable, wr_hash_of) != 0) {
+    if (wreftab_reserve(&wtable, 1) != 0) {
         neap_decref(wr);
-        return NULL; /* errno is ENOMEM */
+        errno = ENOMEM;
+        return NULL;
     }
     wr->callback = callback;
     wr->data = data;
     neap_xincref(data);
-    size_t i = wtable_find(obj);
-    weakref_t *first = wtable.slot[i];
+    weakref_t **slot = wtable_find(obj);
+    weakref_t *first = *slot;
     wr->referent = obj;
     if (first != NULL) {
         /* append after the first, so that the list keeps creation order */
@@ -541,8 +501,7 @@ void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data) {
         last->next = wr;
         wr->prev = last;
     } else {
-        wtable.slot[i] = wr;
-        wtable.count++;
+        wreftab_put(&wtable, slot, &wr);
         NEAP_HEAD(obj)->flags |= NEAP_OBJ_WEAKREFS;
     }
     return wr;
@@ -558,7 +517,7 @@ size_t neap_weakref_count(const void *obj) {
     if (!(NEAP_HEAD(obj)->flags & NEAP_OBJ_WEAKREFS))
         return 0;
     size_t n = 0;
-    for (weakref_t *wr = wtable.slot[wtable_find(obj)]; wr != NULL; wr = wr->next)
+    for (weakref_t *wr = *wtable_find(obj); wr != NULL; wr = wr->next)
         n++;
     return n;
 }
@@ -566,9 +525,9 @@ size_t neap_weakref_count(const void *obj) {
 /* Detaches o's whole list from the table: each weakref's referent becomes
  * NULL.  Returns the first weakref (the list stays linked by next). */
 static weakref_t *weakrefs_detach(void *o) {
-    size_t i = wtable_find(o);
-    weakref_t *first = wtable.slot[i];
-    ptable_remove_at(&wtable, i, wr_hash_of);
+    weakref_t **slot = wtable_find(o);
+    weakref_t *first = *slot;
+    wreftab_remove(&wtable, slot);
     NEAP_HEAD(o)->flags &= ~NEAP_OBJ_WEAKREFS;
     for (weakref_t *wr = first; wr != NULL; wr = wr->next)
         wr->referent = NULL;

@@ -30,6 +30,7 @@
  *   +-------------------------------+       |  shift deletion)               |
  *     ^ per-thread cache of the last         +-------------------------------+
  *       stack per hash bucket (no lock)
+ *   Both tables are util/hashtab.h's, their memory from table_map.
  *
  * Invariants
  *   - A block is in at most one shard, under its address (with its parts,
@@ -63,6 +64,7 @@
 #include "neap_trace.h"
 #include "trace/traceimpl.h"
 #include "trace/tracefmt.h"
+#include "util/hashtab.h"
 
 #define SHARDS 32
 
@@ -131,6 +133,19 @@ static void table_unmap(void *p, size_t bytes) {
     atomic_fetch_sub_explicit(&trace_memory, bytes, memory_order_relaxed);
 }
 
+/* the hash tables' allocator (zeroed: fresh mappings are) */
+static void *table_alloc(void *ctx, size_t bytes) {
+    (void)ctx;
+    return table_map(bytes);
+}
+
+static void table_free(void *ctx, void *p, size_t bytes) {
+    (void)ctx;
+    table_unmap(p, bytes);
+}
+
+static const neap_hashtab_alloc_t table_allocator = {table_alloc, table_free, NULL};
+
 /* ---------------------------------------------------------------------------
  * Interned stacks.
  * ------------------------------------------------------------------------- */
@@ -145,13 +160,18 @@ typedef struct tstack {
 
 enum { STACK_NEW, STACK_WRITING, STACK_STREAMED };
 
+/* the set of interned stacks: entries are pointers, keyed by their frames;
+ * at most half full */
+#define STACK_KEY(e) ((uint64_t)(uintptr_t)*(e))
+#define STACK_HASH(e) ((*(e))->hash)
+NEAP_HASHTAB_DEFINE(stacktab, tstack_t *, STACK_KEY, STACK_HASH, 4096, 2);
+
 static struct {
     tlock_t lock;
-    tstack_t **slot;         /* open addressing; cap a power of two */
-    size_t cap, count;
+    stacktab_t tab;          /* count: the stacks interned */
     char *chunk;             /* bump allocation of tstack_t */
     size_t chunk_used;
-} stacks = {.lock = TLOCK_INIT};
+} stacks = {.lock = TLOCK_INIT, .tab = NEAP_HASHTAB_INIT(&table_allocator)};
 
 #define TL_CACHE 64
 static __thread tstack_t *tl_cache[TL_CACHE];
@@ -177,24 +197,15 @@ static inline int stack_equal(const tstack_t *s, uint64_t h, const uintptr_t *f,
     return 1;
 }
 
-static int stacks_grow_locked(void) {
-    size_t cap = stacks.cap ? stacks.cap * 2 : 4096;
-    tstack_t **slot = table_map(cap * sizeof *slot);
-    if (slot == NULL)
-        return -1;
-    for (size_t i = 0; i < stacks.cap; i++) {
-        tstack_t *s = stacks.slot[i];
-        if (s == NULL)
-            continue;
-        size_t j = (size_t)s->hash & (cap - 1);
-        while (slot[j] != NULL)
-            j = (j + 1) & (cap - 1);
-        slot[j] = s;
-    }
-    table_unmap(stacks.slot, stacks.cap * sizeof *slot);
-    stacks.slot = slot;
-    stacks.cap = cap;
-    return 0;
+typedef struct stack_key {
+    uint64_t hash;
+    const uintptr_t *frame;
+    size_t nframe;
+} stack_key_t;
+
+static inline int stack_match(tstack_t *const *e, const void *key) {
+    const stack_key_t *k = key;
+    return stack_equal(*e, k->hash, k->frame, k->nframe);
 }
 
 /* The interned copy of f[0..n), or NULL when memory ran out. */
@@ -205,14 +216,13 @@ static tstack_t *stack_intern(const uintptr_t *f, size_t n) {
         return *c;
     tlock_lock(&stacks.lock);
     tstack_t *s = NULL;
-    if ((stacks.count + 1) * 2 > stacks.cap && stacks_grow_locked() != 0)
+    if (stacktab_reserve(&stacks.tab, 1) != 0)
         goto out;
-    size_t mask = stacks.cap - 1, i = (size_t)h & mask;
-    for (; stacks.slot[i] != NULL; i = (i + 1) & mask) {
-        if (stack_equal(stacks.slot[i], h, f, n)) {
-            s = stacks.slot[i];
-            goto out;
-        }
+    stack_key_t key = {h, f, n};
+    tstack_t **slot = stacktab_probe(&stacks.tab, h, stack_match, &key);
+    if (*slot != NULL) {
+        s = *slot;
+        goto out;
     }
     size_t bytes = sizeof(tstack_t) + n * sizeof(uintptr_t);
     if (stacks.chunk == NULL || stacks.chunk_used + bytes > CHUNK_SIZE) {
@@ -225,11 +235,10 @@ static tstack_t *stack_intern(const uintptr_t *f, size_t n) {
     stacks.chunk_used += bytes;
     s->hash = h;
     s->nframe = (uint32_t)n;
-    s->id = (uint32_t)(stacks.count + 1);
+    s->id = (uint32_t)(stacks.tab.count + 1);
     atomic_store_explicit(&s->streamed, STACK_NEW, memory_order_relaxed);
     memcpy(s->frame, f, n * sizeof *f);
-    stacks.slot[i] = s;
-    stacks.count++;
+    stacktab_put(&stacks.tab, slot, &s);
 out:
     tlock_unlock(&stacks.lock);
     if (s != NULL)
@@ -423,13 +432,20 @@ typedef struct trace {
     size_t off;              /* 0; a part (sampled growth): where its bytes start */
 } trace_t;
 
+static inline uint64_t addr_hash(uintptr_t a);
+
+/* a shard's traces, keyed by address (a block with parts has several); at
+ * most three quarters full */
+#define TRACE_KEY(e) ((uint64_t)(e)->addr)
+#define TRACE_HASH(e) addr_hash((e)->addr)
+NEAP_HASHTAB_DEFINE(tracetab, trace_t, TRACE_KEY, TRACE_HASH, 1024, 3);
+
 typedef struct shard {
     _Alignas(64) tlock_t lock; /* a cache line per shard */
-    trace_t *slot;
-    size_t cap, count;
+    tracetab_t tab;
 } shard_t;
 
-#define SHARD_INIT {.lock = TLOCK_INIT}
+#define SHARD_INIT {.lock = TLOCK_INIT, .tab = NEAP_HASHTAB_INIT(&table_allocator)}
 #define SHARD_INIT4 SHARD_INIT, SHARD_INIT, SHARD_INIT, SHARD_INIT
 #define SHARD_INIT16 SHARD_INIT4, SHARD_INIT4, SHARD_INIT4, SHARD_INIT4
 static shard_t shards[SHARDS] = {SHARD_INIT16, SHARD_INIT16};
@@ -455,49 +471,6 @@ double _neap_trace_weight(size_t size, size_t interval) {
 static size_t trace_weight(size_t size) {
     size_t interval = atomic_load_explicit(&trace_interval, memory_order_relaxed);
     return (size_t)(_neap_trace_weight(size, interval) + 0.5);
-}
-
-static int shard_grow_locked(shard_t *sh) {
-    size_t cap = sh->cap ? sh->cap * 2 : 1024;
-    trace_t *slot = table_map(cap * sizeof *slot);
-    if (slot == NULL)
-        return -1;
-    for (size_t i = 0; i < sh->cap; i++) {
-        trace_t *t = &sh->slot[i];
-        if (t->addr == 0)
-            continue;
-        size_t j = (size_t)addr_hash(t->addr) & (cap - 1);
-        while (slot[j].addr != 0)
-            j = (j + 1) & (cap - 1);
-        slot[j] = *t;
-    }
-    table_unmap(sh->slot, sh->cap * sizeof *slot);
-    sh->slot = slot;
-    sh->cap = cap;
-    return 0;
-}
-
-/* The slot of a, or of the empty slot where it would go (cap > 0). */
-static size_t shard_find(const shard_t *sh, uintptr_t a) {
-    size_t mask = sh->cap - 1, i = (size_t)addr_hash(a) & mask;
-    while (sh->slot[i].addr != 0 && sh->slot[i].addr != a)
-        i = (i + 1) & mask;
-    return i;
-}
-
-static void shard_remove_at(shard_t *sh, size_t i) {
-    size_t mask = sh->cap - 1;
-    sh->slot[i].addr = 0;
-    sh->count--;
-    for (size_t j = (i + 1) & mask; sh->slot[j].addr != 0; j = (j + 1) & mask) {
-        size_t home = (size_t)addr_hash(sh->slot[j].addr) & mask;
-        int in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
-        if (!in_range) {
-            sh->slot[i] = sh->slot[j];
-            sh->slot[j].addr = 0;
-            i = j;
-        }
-    }
 }
 
 static void traced_add(size_t w) {
@@ -629,7 +602,7 @@ int _neap_trace_take(const void *p, _neap_trace_parts_t *parts) {
     trace_t *t = (trace_t *)(void *)parts->v;
     tlock_lock(&sh->lock);
     parts->n = shard_take_locked(sh, a, t, NEAP_TRACE_PARTS);
-    int all = sh->cap == 0 || sh->slot[shard_find(sh, a)].addr != a;
+    int all = tracetab_find(&sh->tab, a, addr_hash(a)) == NULL;
     tlock_unlock(&sh->lock);
     parts->clock = 0;
     if (parts->n > 0 && atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
@@ -639,13 +612,8 @@ int _neap_trace_take(const void *p, _neap_trace_parts_t *parts) {
 
 /* Puts t in sh (locked); -1 when the table cannot grow. */
 static int shard_add_locked(shard_t *sh, const trace_t *t) {
-    if ((sh->count + 1) * 4 > sh->cap * 3 && shard_grow_locked(sh) != 0)
+    if (tracetab_add(&sh->tab, t) == NULL)
         return -1;
-    size_t mask = sh->cap - 1, i = (size_t)addr_hash(t->addr) & mask;
-    while (sh->slot[i].addr != 0)
-        i = (i + 1) & mask;
-    sh->slot[i] = *t;
-    sh->count++;
     atomic_fetch_add_explicit(&_neap_trace_live, 1, memory_order_relaxed);
     traced_add(trace_weight(t->size));
     return 0;
@@ -655,12 +623,13 @@ static int shard_add_locked(shard_t *sh, const trace_t *t) {
  * out; returns how many. */
 static size_t shard_take_locked(shard_t *sh, uintptr_t a, trace_t *out, size_t max) {
     size_t n = 0;
-    while (n < max && sh->cap > 0) {
-        size_t i = shard_find(sh, a);
-        if (sh->slot[i].addr != a)
+    uint64_t h = addr_hash(a);
+    while (n < max) {
+        trace_t *t = tracetab_find(&sh->tab, a, h);
+        if (t == NULL)
             break;
-        out[n++] = sh->slot[i];
-        shard_remove_at(sh, i);
+        out[n++] = *t;
+        tracetab_remove(&sh->tab, t);
         atomic_fetch_sub_explicit(&_neap_trace_live, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&traced_current, trace_weight(out[n - 1].size),
                                   memory_order_relaxed);
@@ -913,13 +882,10 @@ static void stream_only_end(void) {
 static void clear_locked(void) {
     for (int s = 0; s < SHARDS; s++) {
         shard_t *sh = &shards[s];
-        for (size_t i = 0; i < sh->cap; i++) {
-            if (sh->slot[i].addr != 0)
-                pool_traced((void *)sh->slot[i].addr, -1);
-        }
-        table_unmap(sh->slot, sh->cap * sizeof(trace_t));
-        sh->slot = NULL;
-        sh->cap = sh->count = 0;
+        const trace_t *t;
+        for (size_t pos = 0; (t = tracetab_next(&sh->tab, &pos)) != NULL;)
+            pool_traced((void *)t->addr, -1);
+        tracetab_destroy(&sh->tab);
     }
     /* release: see _neap_free_generic */
     atomic_store_explicit(&_neap_trace_live, 0, memory_order_release);
@@ -1026,7 +992,7 @@ long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe) {
         lock_all();
         size_t n = 0;
         for (int s = 0; s < SHARDS; s++)
-            n += shards[s].count;
+            n += tracetab_size(&shards[s].tab);
         if (n > cap) {
             unlock_all();
             neap_free(v);
@@ -1035,13 +1001,10 @@ long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe) {
         }
         n = 0;
         for (int s = 0; s < SHARDS; s++) {
-            const shard_t *sh = &shards[s];
-            for (size_t i = 0; i < sh->cap; i++) {
-                const trace_t *t = &sh->slot[i];
-                if (t->addr != 0)
-                    v[n++] = (_neap_rawtrace_t){t->addr + t->off, t->size, t->stack->frame,
-                                                t->stack->nframe, t->stack->id};
-            }
+            const trace_t *t;
+            for (size_t pos = 0; (t = tracetab_next(&shards[s].tab, &pos)) != NULL;)
+                v[n++] = (_neap_rawtrace_t){t->addr + t->off, t->size, t->stack->frame,
+                                            t->stack->nframe, t->stack->id};
         }
         *interval = atomic_load_explicit(&trace_interval, memory_order_relaxed);
         *nframe = atomic_load_explicit(&trace_nframe, memory_order_relaxed);
@@ -1060,16 +1023,12 @@ static int lookup(const void *p, trace_t *out, size_t *total) {
     int found = 0;
     *total = 0;
     tlock_lock(&sh->lock);
-    if (sh->cap > 0) {
-        size_t mask = sh->cap - 1;
-        for (size_t i = (size_t)addr_hash(a) & mask; sh->slot[i].addr != 0; i = (i + 1) & mask) {
-            if (sh->slot[i].addr != a)
-                continue;
-            if (!found || sh->slot[i].off < out->off)
-                *out = sh->slot[i];
-            *total += sh->slot[i].size;
-            found = 1;
-        }
+    for (const trace_t *t = tracetab_find(&sh->tab, a, addr_hash(a)); t != NULL;
+         t = tracetab_find_next(&sh->tab, t)) {
+        if (!found || t->off < out->off)
+            *out = *t;
+        *total += t->size;
+        found = 1;
     }
     tlock_unlock(&sh->lock);
     return found;

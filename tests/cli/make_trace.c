@@ -2,7 +2,8 @@
  * tests/cli/report.sh (the library's writer is not needed).
  *
  *   make_trace KIND OUT     KIND: basic, killed, truncated, corrupt, sampled,
- *                           grow, grow-freed, pinning, base, notrace, future
+ *                           grow, grow-freed, pinning, base, extremes,
+ *                           notrace, future
  *
  * The stacks are real: their frames are return addresses inside this
  * program's own functions (site_alpha ... site_delta, called from main or
@@ -35,6 +36,12 @@
  *     in 3/4 of it and 1/4 of a fourth (alone): alpha pins 2.25 pages, beta
  *     1.75, one shared each.
  *     grow-freed: the same, then F Y: nothing live at exit
+ *   extremes (exact): stack ids and addresses at the ends of their range,
+ *     the values a hash table could take for its empty marker:
+ *     S(2^64-1) alpha<main  S0 beta<main
+ *     A S(2^64-1) 1000 @0x0   A S(2^64-1) 300 @0x10000   A S0 2000 @0x20000
+ *     A S0 700 @0x0 (replaces the block at 0)   F 0x10000   E 0
+ *     total 4000 B in 4; at exit 2700 B in 2: beta 2700 (2)
  *   pinning: alpha 3 x 100 B in one page (arena a) and 1000 B in a page it
  *     shares with gamma's 3000 B block; beta 200 B alone in a page of arena
  *     a+2; delta one huge block of 2 MiB (512 pages, no arena)
@@ -243,6 +250,17 @@ int main(int argc, char **argv) {
         ok(_neap_trace_enc_alloc(&enc, 2, 1000, 0x21000));
         ok(_neap_trace_enc_alloc(&enc, 2, 1000, 0x22000));
         ok(_neap_trace_enc_alloc(&enc, 3, 500, 0x30000));
+        ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+        flush();
+    } else if (strcmp(kind, "extremes") == 0) {
+        begin(0, 0);
+        stack(UINT64_MAX, pc_alpha, pc_main, 0);
+        stack(0, pc_beta, pc_main, 0);
+        ok(_neap_trace_enc_alloc(&enc, UINT64_MAX, 1000, 0));
+        ok(_neap_trace_enc_alloc(&enc, UINT64_MAX, 300, 0x10000));
+        ok(_neap_trace_enc_alloc(&enc, 0, 2000, 0x20000));
+        ok(_neap_trace_enc_alloc(&enc, 0, 700, 0));
+        ok(_neap_trace_enc_free(&enc, 0x10000));
         ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
         flush();
     } else if (strcmp(kind, "future") == 0) {

@@ -154,6 +154,15 @@ truncated | corrupt)
     expect_row "live at the end" 1 "5500 3 1833 $(name site_alpha)"
     expect_row "live at the end" 2 "5000 1 5000 $(name site_beta)"
     ;;
+extremes)
+    # stack ids 2^64-1 and 0, a block at address 0: any key is a key
+    "$MAKE" extremes x.trace || fail "make_trace extremes failed"
+    report 0 x.trace --bytes
+    has '^  allocated +4000 in 4 blocks'
+    has '^  at exit +2700 live in 2 blocks$'
+    expect_row "live at exit" 1 "2700 2 1350 $(name site_beta)"
+    [ -z "$(row "live at exit" 2)" ] || fail "a second site live at exit"
+    ;;
 killed)
     "$MAKE" killed k.trace || fail "make_trace killed failed"
     report 0 k.trace --bytes
