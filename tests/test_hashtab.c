@@ -17,7 +17,8 @@
  *             first, a middle one, the last) leaves the others found
  *   reserved  key 0 stored several times lives beside the slots: found,
  *             found again with find_next, iterated, removed; 2^64-1 is a
- *             key like the others
+ *             key like the others; clear empties both and keeps the
+ *             memory
  *   predicate strings by value through lookup/probe/put, entries being
  *             pointers (the interning pattern)
  *   nomem     the allocator fails: reserve gives -1, add and insert NULL,
@@ -362,6 +363,18 @@ static void test_reserved(void) {
     CHECK(mixtab_insert(&t, &e0, 0, &added) != NULL && added == 1);
     CHECK(mixtab_find(&t, 0, 0)->val == 500);
     CHECK(mixtab_find(&t, UINT64_MAX, mix(UINT64_MAX))->val == 99);
+    /* clear: nothing left, in the slots or beside them; the memory kept
+     * and used again */
+    size_t cap = t.cap, bytes = counts.bytes_out;
+    mixtab_clear(&t);
+    CHECK(mixtab_size(&t) == 0 && t.cap == cap && counts.bytes_out == bytes);
+    CHECK(mixtab_find(&t, 0, 0) == NULL);
+    CHECK(mixtab_find(&t, UINT64_MAX, mix(UINT64_MAX)) == NULL);
+    pos = 0;
+    CHECK(mixtab_next(&t, &pos) == NULL);
+    CHECK(mixtab_insert(&t, &top, mix(UINT64_MAX), &added) != NULL && added == 1);
+    CHECK(mixtab_insert(&t, &e0, 0, &added) != NULL && added == 1);
+    CHECK(mixtab_size(&t) == 2 && counts.bytes_out == bytes);
     mixtab_destroy(&t);
     CHECK(counts.bytes_out == 0);
 }

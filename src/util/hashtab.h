@@ -25,6 +25,7 @@
  *
  *   name_t t = NEAP_HASHTAB_INIT(&alloc)   or  name_init(t, &alloc)
  *   name_destroy(t)                   frees its memory; empty and usable
+ *   name_clear(t)                     empties it, keeping its memory
  *   name_reserve(t, n)                room for n more entries: 0, or -1 when
  *                                     the allocator failed (t unchanged)
  *   name_size(t)                      entries stored
@@ -142,6 +143,13 @@ typedef struct neap_hashtab_alloc {
         if (t->spare != NULL)                                                                       \
             t->alloc->free(t->alloc->ctx, t->spare, t->spare_cap * sizeof(NAME##_entry_t));         \
         NAME##_init(t, t->alloc);                                                                   \
+    }                                                                                               \
+                                                                                                    \
+    static inline __attribute__((unused)) void NAME##_clear(NAME##_t *t) {                          \
+        if (t->slot != NULL)                                                                        \
+            memset(t->slot, 0, t->cap * sizeof(NAME##_entry_t));                                    \
+        t->count = 0;                                                                               \
+        t->nspare = 0;                                                                              \
     }                                                                                               \
                                                                                                     \
     static inline __attribute__((unused)) size_t NAME##_size(const NAME##_t *t) {                   \
