@@ -12,16 +12,19 @@
  *   | objs[]       |---> sym_object_t, one per ELF file, sorted by low: path,
  *   |              |     [low, high), bias (file vaddr + bias = address),
  *   |              |     dw_low (the start reported to libdw)
- *   | cache[]      |---> {addr, _neap_symbol_t *}  open addressing, linear
- *   |              |     probing, at most half full
- *   | strings[]    |---> interned strings (one pointer per text)
+ *   | cache        |---> {addr, _neap_symbol_t *} keyed by addr
+ *   | strings      |---> interned strings (one pointer per text)
  *   | arena        |---> chunks of anonymous memory: symbols, strings,
  *   |              |     indexes, the table itself (except the self table)
  *   | dwfl         |---> libdw's session: each object that is a file is a
  *   |              |     module [dw_low, high); a module's user-data slot
  *   |              |     holds its function-symbol index (dw_fns_t)
- *   | cus[]        |---> per compilation unit (debug file, unit offset):
+ *   | cus          |---> per compilation unit (debug file, unit offset):
  *   +--------------+     its subprograms' code ranges, sorted (dw_cu_t)
+ *
+ *   cache, strings and cus are util/hashtab.h tables (open addressing,
+ *   linear probing, at most half full); strings and cus hold pointers into
+ *   the arena and are looked up by what they point to (text; dbg and off).
  *
  *   addr --cache hit--> copy of the cached _neap_symbol_t  (about 5 ns)
  *        --miss-------> self: rescan if the loader's counters moved
@@ -46,8 +49,9 @@
  *     unset), the dladdr path is all there is.
  *
  * Memory: every structure of this file is in anonymous mappings from os.c
- * (arena chunks; the cache, string, unit and module arrays), so resolving
- * never calls the allocator being traced.  libdw allocates with malloc (in
+ * (arena chunks; the module and object arrays; the three tables' slots,
+ * through their allocator sym_tables), so resolving never calls the
+ * allocator being traced.  libdw allocates with malloc (in
  * libneap.so that is neap's, and the tracing layer marks the thread as
  * inside tracing around these calls); what a result needs is copied into
  * the arena at once.  Nothing in the arena is freed before the table: a
@@ -57,14 +61,16 @@
  *   - objs is sorted by low and the spans do not overlap (of two that would,
  *     the later is dropped); every mapping in mods lies in an object.
  *   - every string a result points to is in the table's string set.
- *   - cache_count * 2 <= cache_cap, cus_count * 2 <= cus_cap; empty slots
- *     are NULL.
+ *   - the three tables are at most half full; a cache entry's symbol, a
+ *     string and a unit index are in the arena (so a cache flush or a
+ *     unit reset frees nothing a result points to).
  *   - dw_gen == objs_gen once libdw has been told the current objects; cus
  *     holds only units of the modules reported since (it is emptied when
  *     they are reported again: a dropped module's Dwarf address can return).
  */
 #include "core/internal.h"
 #include "trace/symbols.h"
+#include "util/hashtab.h"
 
 #include <dlfcn.h>
 #include <link.h>
@@ -78,6 +84,7 @@
 #define SYM_CHUNK ((size_t)64 << 10)        /* arena chunk */
 #define SYM_CACHE_MIN 1024                  /* first cache capacity (slots) */
 #define SYM_STRINGS_MIN 512                 /* first string-set capacity */
+#define SYM_CUS_MIN 256                     /* first unit-set capacity */
 #define SYM_MAPS_MAX ((size_t)4 << 20)      /* /proc/self/maps bytes read, at most */
 
 /* ---------------------------------------------------------------------------
@@ -105,33 +112,24 @@ typedef struct sym_object {
 
 typedef struct sym_slot {
     uintptr_t addr;          /* the looked-up address */
-    _neap_symbol_t *sym;     /* in the arena; NULL: empty slot */
+    _neap_symbol_t *sym;     /* in the arena */
 } sym_slot_t;
 
-struct _neap_symtab {
-    pthread_mutex_t lock;    /* taken by every entry point */
-    int self;                /* 1: this process's table (static, never freed) */
-    int scanned;             /* self: the loader's list has been read */
-    unsigned long long adds, subs;  /* self: dl_iterate_phdr counters at the last scan */
-    sym_arena_t arena;       /* symbols, strings, the table itself (not self) */
-    _neap_module_t *mods;    /* mappings, own mapping of mods_bytes */
-    size_t nmods, mods_bytes;
-    sym_object_t *objs;      /* objects, own mapping of objs_bytes */
-    size_t nobjs, objs_bytes;
-    unsigned objs_gen;       /* bumped when objs is replaced */
-    sym_slot_t *cache;       /* own mapping; cache_cap a power of two */
-    size_t cache_cap, cache_count;
-    const char **strings;    /* own mapping; strings_cap a power of two */
-    size_t strings_cap, strings_count;
-    void *dwfl;              /* libdw session (Dwfl *), NULL until first needed */
-    int dw_failed;           /* dwfl_begin failed: resolve as without libdw */
-    unsigned dw_gen;         /* objs_gen last reported to libdw */
-    void **cus;              /* libdw: indexes of compilation units (dw_cu_t),
-                                own mapping; cus_cap a power of two */
-    size_t cus_cap, cus_count;
-};
+#ifdef NEAP_HAVE_LIBDW
+/* A compilation unit's functions (dw_cu_index): the code ranges of the
+ * subprograms at its top level (or in namespaces), sorted. */
+typedef struct dw_range {
+    Dwarf_Addr low, high;    /* [low, high) in DWARF addresses (before the bias) */
+    Dwarf_Off die;           /* the subprogram's DIE (dwarf_offdie) */
+} dw_range_t;
 
-static _neap_symtab_t sym_self = {.lock = PTHREAD_MUTEX_INITIALIZER, .self = 1};
+typedef struct dw_cu {
+    Dwarf *dbg;              /* the unit's debug file */
+    Dwarf_Off off;           /* its unit DIE's offset: with dbg, the key */
+    size_t n;
+    dw_range_t r[];          /* sorted by low */
+} dw_cu_t;
+#endif
 
 /* ---------------------------------------------------------------------------
  * Memory: anonymous mappings only
@@ -183,7 +181,7 @@ static void sym_array_release(void *p, size_t bytes) {
 }
 
 /* ---------------------------------------------------------------------------
- * Interned strings: one copy of each text, compared by pointer afterwards
+ * The three hash tables (util/hashtab.h): their hashes, their memory
  * ------------------------------------------------------------------------- */
 static size_t sym_hash_str(const char *s, size_t len) {
     uint64_t h = 1469598103934665603ull;   /* FNV-1a */
@@ -191,35 +189,104 @@ static size_t sym_hash_str(const char *s, size_t len) {
     return (size_t)h;
 }
 
-static bool sym_strings_grow(_neap_symtab_t *t) {
-    size_t cap = t->strings_cap ? t->strings_cap * 2 : SYM_STRINGS_MIN, bytes;
-    const char **arr = sym_array(cap, sizeof *arr, &bytes);
-    if (arr == NULL) return false;
-    for (size_t i = 0; i < t->strings_cap; i++) {
-        const char *s = t->strings[i];
-        if (s == NULL) continue;
-        size_t j = sym_hash_str(s, strlen(s)) & (cap - 1);
-        while (arr[j] != NULL) j = (j + 1) & (cap - 1);
-        arr[j] = s;
-    }
-    sym_array_release(t->strings, sym_page_round(t->strings_cap * sizeof *arr));
-    t->strings = arr;
-    t->strings_cap = cap;
-    return true;
+static size_t sym_hash_addr(uintptr_t a) {
+    uint64_t h = (uint64_t)a * 0x9E3779B97F4A7C15ull;
+    return (size_t)(h ^ (h >> 29));
+}
+
+/* Their slot arrays: anonymous mappings of whole pages, like the other
+ * arrays of this file (never the allocator being traced). */
+static void *sym_table_alloc(void *ctx, size_t bytes) {
+    (void)ctx;
+    return _neap_os_map(sym_page_round(bytes));
+}
+
+static void sym_table_free(void *ctx, void *p, size_t bytes) {
+    (void)ctx;
+    _neap_os_unmap(p, sym_page_round(bytes));
+}
+
+static const neap_hashtab_alloc_t sym_tables = {sym_table_alloc, sym_table_free, NULL};
+
+/* the result cache: keyed by address, at most half full */
+#define SYM_CACHE_KEY(e) ((uint64_t)(e)->addr)
+#define SYM_CACHE_HASH(e) ((uint64_t)sym_hash_addr((e)->addr))
+NEAP_HASHTAB_DEFINE(symcache, sym_slot_t, SYM_CACHE_KEY, SYM_CACHE_HASH, SYM_CACHE_MIN, 2);
+
+/* the interned strings: entries are the arena copies, looked up by text
+ * (symstrings_probe), at most half full */
+#define SYM_STR_KEY(e) ((uint64_t)(uintptr_t)*(e))
+#define SYM_STR_HASH(e) ((uint64_t)sym_hash_str(*(e), strlen(*(e))))
+NEAP_HASHTAB_DEFINE(symstrings, const char *, SYM_STR_KEY, SYM_STR_HASH, SYM_STRINGS_MIN, 2);
+
+#ifdef NEAP_HAVE_LIBDW
+static size_t dw_hash_cu(const Dwarf *dbg, Dwarf_Off off) {
+    return sym_hash_addr((uintptr_t)dbg ^ (uintptr_t)(off * 0x9E3779B97F4A7C15ull));
+}
+
+/* the compilation units' indexes: entries are the arena dw_cu_t, looked up
+ * by (dbg, off) (symcus_lookup), at most half full */
+#define SYM_CU_KEY(e) ((uint64_t)(uintptr_t)*(e))
+#define SYM_CU_HASH(e) ((uint64_t)dw_hash_cu((*(e))->dbg, (*(e))->off))
+NEAP_HASHTAB_DEFINE(symcus, const dw_cu_t *, SYM_CU_KEY, SYM_CU_HASH, SYM_CUS_MIN, 2);
+#endif
+
+struct _neap_symtab {
+    pthread_mutex_t lock;    /* taken by every entry point */
+    int self;                /* 1: this process's table (static, never freed) */
+    int scanned;             /* self: the loader's list has been read */
+    unsigned long long adds, subs;  /* self: dl_iterate_phdr counters at the last scan */
+    sym_arena_t arena;       /* symbols, strings, the table itself (not self) */
+    _neap_module_t *mods;    /* mappings, own mapping of mods_bytes */
+    size_t nmods, mods_bytes;
+    sym_object_t *objs;      /* objects, own mapping of objs_bytes */
+    size_t nobjs, objs_bytes;
+    unsigned objs_gen;       /* bumped when objs is replaced */
+    symcache_t cache;        /* addr -> its symbol */
+    symstrings_t strings;    /* the interned strings */
+    void *dwfl;              /* libdw session (Dwfl *), NULL until first needed */
+    int dw_failed;           /* dwfl_begin failed: resolve as without libdw */
+    unsigned dw_gen;         /* objs_gen last reported to libdw */
+#ifdef NEAP_HAVE_LIBDW
+    symcus_t cus;            /* (debug file, unit offset) -> its dw_cu_t */
+#endif
+};
+
+static _neap_symtab_t sym_self = {
+    .lock = PTHREAD_MUTEX_INITIALIZER,
+    .self = 1,
+    .cache = NEAP_HASHTAB_INIT(&sym_tables),
+    .strings = NEAP_HASHTAB_INIT(&sym_tables),
+#ifdef NEAP_HAVE_LIBDW
+    .cus = NEAP_HASHTAB_INIT(&sym_tables),
+#endif
+};
+
+/* ---------------------------------------------------------------------------
+ * Interned strings: one copy of each text, compared by pointer afterwards
+ * ------------------------------------------------------------------------- */
+typedef struct sym_text {
+    const char *s;
+    size_t len;
+} sym_text_t;
+
+static inline int sym_text_match(const char *const *e, const void *ctx) {
+    const sym_text_t *k = ctx;
+    return strncmp(*e, k->s, k->len) == 0 && (*e)[k->len] == 0;
 }
 
 /* The interned copy of s[0..len) (no NUL needed in s); NULL on no memory. */
 static const char *sym_intern_n(_neap_symtab_t *t, const char *s, size_t len) {
-    if ((t->strings_count + 1) * 2 > t->strings_cap && !sym_strings_grow(t)) return NULL;
-    size_t j = sym_hash_str(s, len) & (t->strings_cap - 1);
-    for (const char *e; (e = t->strings[j]) != NULL; j = (j + 1) & (t->strings_cap - 1))
-        if (strncmp(e, s, len) == 0 && e[len] == 0) return e;
+    if (symstrings_reserve(&t->strings, 1) != 0) return NULL;
+    sym_text_t k = {s, len};
+    const char **slot = symstrings_probe(&t->strings, sym_hash_str(s, len), sym_text_match, &k);
+    if (*slot != NULL) return *slot;
     char *copy = sym_alloc(&t->arena, len + 1);
     if (copy == NULL) return NULL;
     memcpy(copy, s, len);
     copy[len] = 0;
-    t->strings[j] = copy;
-    t->strings_count++;
+    const char *e = copy;
+    symstrings_put(&t->strings, slot, &e);
     return copy;
 }
 
@@ -230,48 +297,22 @@ static const char *sym_intern(_neap_symtab_t *t, const char *s) {
 /* ---------------------------------------------------------------------------
  * The result cache
  * ------------------------------------------------------------------------- */
-static size_t sym_hash_addr(uintptr_t a) {
-    uint64_t h = (uint64_t)a * 0x9E3779B97F4A7C15ull;
-    return (size_t)(h ^ (h >> 29));
-}
-
-static _neap_symbol_t *sym_cache_find(const _neap_symtab_t *t, uintptr_t addr) {
-    if (t->cache_cap == 0) return NULL;
-    size_t mask = t->cache_cap - 1;
-    for (size_t j = sym_hash_addr(addr) & mask; t->cache[j].sym != NULL; j = (j + 1) & mask)
-        if (t->cache[j].addr == addr) return t->cache[j].sym;
-    return NULL;
+/* The cache's entry of addr, or NULL. */
+static const sym_slot_t *sym_cache_find(const _neap_symtab_t *t, uintptr_t addr) {
+    return symcache_find(&t->cache, addr, sym_hash_addr(addr));
 }
 
 /* Adds addr -> s (addr not in the cache).  A full cache that cannot grow
  * only loses the entry: the next lookup resolves again. */
 static void sym_cache_put(_neap_symtab_t *t, uintptr_t addr, _neap_symbol_t *s) {
-    if ((t->cache_count + 1) * 2 > t->cache_cap) {
-        size_t cap = t->cache_cap ? t->cache_cap * 2 : SYM_CACHE_MIN, bytes;
-        sym_slot_t *arr = sym_array(cap, sizeof *arr, &bytes);
-        if (arr == NULL) return;
-        for (size_t i = 0; i < t->cache_cap; i++) {
-            if (t->cache[i].sym == NULL) continue;
-            size_t j = sym_hash_addr(t->cache[i].addr) & (cap - 1);
-            while (arr[j].sym != NULL) j = (j + 1) & (cap - 1);
-            arr[j] = t->cache[i];
-        }
-        sym_array_release(t->cache, sym_page_round(t->cache_cap * sizeof *arr));
-        t->cache = arr;
-        t->cache_cap = cap;
-    }
-    size_t mask = t->cache_cap - 1, j = sym_hash_addr(addr) & mask;
-    while (t->cache[j].sym != NULL) j = (j + 1) & mask;
-    t->cache[j].addr = addr;
-    t->cache[j].sym = s;
-    t->cache_count++;
+    sym_slot_t e = {addr, s};
+    (void)symcache_add(&t->cache, &e);
 }
 
 /* Forgets every cached result (their memory stays: handed-out strings live
  * as long as the table). */
 static void sym_cache_clear(_neap_symtab_t *t) {
-    if (t->cache != NULL) memset(t->cache, 0, t->cache_cap * sizeof *t->cache);
-    t->cache_count = 0;
+    symcache_clear(&t->cache);
 }
 
 /* ---------------------------------------------------------------------------
@@ -632,8 +673,7 @@ static Dwfl *dw_session(_neap_symtab_t *t) {
         t->dw_gen = t->objs_gen;
         /* a dropped module's Dwarf is freed and its address may come back
          * for another: the unit indexes are keyed by it, so start over */
-        if (t->cus != NULL) memset(t->cus, 0, t->cus_cap * sizeof *t->cus);
-        t->cus_count = 0;
+        symcus_clear(&t->cus);
     }
     return t->dwfl;
 }
@@ -653,23 +693,10 @@ static const char *dw_die_name(Dwarf_Die *die) {
     return s != NULL ? s : dw.dwarf_diename(die);
 }
 
-/* A compilation unit's functions: the code ranges of the subprograms at
- * its top level (or in namespaces), sorted, built on the unit's first
- * lookup and kept in the arena.  Finding pc's function in the tree itself
- * means reading every top-level DIE before it: hundreds in a C unit,
- * thousands in a C++ unit full of std, per address. */
-typedef struct dw_range {
-    Dwarf_Addr low, high;    /* [low, high) in DWARF addresses (before the bias) */
-    Dwarf_Off die;           /* the subprogram's DIE (dwarf_offdie) */
-} dw_range_t;
-
-typedef struct dw_cu {
-    Dwarf *dbg;              /* the unit's debug file */
-    Dwarf_Off off;           /* its unit DIE's offset: with dbg, the key */
-    size_t n;
-    dw_range_t r[];          /* sorted by low */
-} dw_cu_t;
-
+/* A compilation unit's functions (dw_cu_t, with the types): built on the
+ * unit's first lookup and kept in the arena.  Finding pc's function in the
+ * tree itself means reading every top-level DIE before it: hundreds in a C
+ * unit, thousands in a C++ unit full of std, per address. */
 typedef struct dw_build {    /* a unit's ranges while they are collected */
     dw_range_t *r;           /* own mapping, grown by doubling */
     size_t n, cap, bytes;
@@ -697,36 +724,26 @@ static void dw_collect(dw_build_t *b, Dwarf_Die *parent, int depth) {
     } while (dw.dwarf_siblingof(&child, &child) == 0);
 }
 
-static size_t dw_hash_cu(const Dwarf *dbg, Dwarf_Off off) {
-    return sym_hash_addr((uintptr_t)dbg ^ (uintptr_t)(off * 0x9E3779B97F4A7C15ull));
+typedef struct dw_cu_key {
+    const Dwarf *dbg;
+    Dwarf_Off off;
+} dw_cu_key_t;
+
+static inline int dw_cu_match(const dw_cu_t *const *e, const void *ctx) {
+    const dw_cu_key_t *k = ctx;
+    return (*e)->dbg == k->dbg && (*e)->off == k->off;
 }
 
 /* The index of the unit whose DIE is cu; NULL when memory ran out. */
 static const dw_cu_t *dw_cu_index(_neap_symtab_t *t, Dwarf_Die *cu) {
     Dwarf *dbg = dw.dwarf_cu_getdwarf(cu->cu);
     Dwarf_Off off = dw.dwarf_dieoffset(cu);
-    if (t->cus_cap != 0) {
-        size_t mask = t->cus_cap - 1;
-        for (size_t j = dw_hash_cu(dbg, off) & mask; t->cus[j] != NULL; j = (j + 1) & mask) {
-            const dw_cu_t *c = t->cus[j];
-            if (c->dbg == dbg && c->off == off) return c;
-        }
-    }
-    if ((t->cus_count + 1) * 2 > t->cus_cap) {   /* grow the set first */
-        size_t cap = t->cus_cap ? t->cus_cap * 2 : 256, bytes;
-        void **arr = sym_array(cap, sizeof *arr, &bytes);
-        if (arr == NULL) return NULL;
-        for (size_t i = 0; i < t->cus_cap; i++) {
-            const dw_cu_t *c = t->cus[i];
-            if (c == NULL) continue;
-            size_t j = dw_hash_cu(c->dbg, c->off) & (cap - 1);
-            while (arr[j] != NULL) j = (j + 1) & (cap - 1);
-            arr[j] = t->cus[i];
-        }
-        sym_array_release(t->cus, sym_page_round(t->cus_cap * sizeof *arr));
-        t->cus = arr;
-        t->cus_cap = cap;
-    }
+    dw_cu_key_t k = {dbg, off};
+    size_t h = dw_hash_cu(dbg, off);
+    const dw_cu_t *const *found = symcus_lookup(&t->cus, h, dw_cu_match, &k);
+    if (found != NULL) return *found;
+    if (symcus_reserve(&t->cus, 1) != 0) return NULL;   /* room first */
+    const dw_cu_t **slot = symcus_probe(&t->cus, h, dw_cu_match, &k);   /* the empty one */
     dw_build_t b = {0};
     dw_collect(&b, cu, 0);
     dw_cu_t *c = b.failed ? NULL : sym_alloc(&t->arena, sizeof *c + b.n * sizeof c->r[0]);
@@ -742,10 +759,8 @@ static const dw_cu_t *dw_cu_index(_neap_symtab_t *t, Dwarf_Die *cu) {
                 for (; j >= gap && c->r[j - gap].low > v.low; j -= gap) c->r[j] = c->r[j - gap];
                 c->r[j] = v;
             }
-        size_t j = dw_hash_cu(dbg, off) & (t->cus_cap - 1);
-        while (t->cus[j] != NULL) j = (j + 1) & (t->cus_cap - 1);
-        t->cus[j] = c;
-        t->cus_count++;
+        const dw_cu_t *e = c;
+        symcus_put(&t->cus, slot, &e);
     }
     sym_array_release(b.r, b.bytes);
     return c;
@@ -1011,12 +1026,26 @@ _neap_symtab_t *_neap_symtab_self(void) {
     return &sym_self;
 }
 
+/* Gives back the three tables' slot arrays (not the self table's). */
+static void sym_tables_release(_neap_symtab_t *t) {
+    symcache_destroy(&t->cache);
+    symstrings_destroy(&t->strings);
+#ifdef NEAP_HAVE_LIBDW
+    symcus_destroy(&t->cus);
+#endif
+}
+
 _neap_symtab_t *_neap_symtab_new(const _neap_module_t *mods, size_t n) {
     sym_arena_t arena = {0};
     _neap_symtab_t *t = sym_alloc(&arena, sizeof *t);
     if (t == NULL) return NULL;
     t->arena = arena;
     pthread_mutex_init(&t->lock, NULL);
+    symcache_init(&t->cache, &sym_tables);
+    symstrings_init(&t->strings, &sym_tables);
+#ifdef NEAP_HAVE_LIBDW
+    symcus_init(&t->cus, &sym_tables);
+#endif
     size_t mods_bytes, objs_bytes;
     _neap_module_t *m = sym_array(n, sizeof *m, &mods_bytes);
     sym_object_t *o = sym_array(n, sizeof *o, &objs_bytes);
@@ -1050,6 +1079,7 @@ _neap_symtab_t *_neap_symtab_new(const _neap_module_t *mods, size_t n) {
 fail:
     sym_array_release(m, mods_bytes);
     sym_array_release(o, objs_bytes);
+    sym_tables_release(t);
     pthread_mutex_destroy(&t->lock);
     sym_arena_release(&t->arena);
     return NULL;
@@ -1060,9 +1090,7 @@ void _neap_symtab_free(_neap_symtab_t *t) {
     dw_session_end(t);
     sym_array_release(t->mods, t->mods_bytes);
     sym_array_release(t->objs, t->objs_bytes);
-    sym_array_release(t->cache, sym_page_round(t->cache_cap * sizeof *t->cache));
-    sym_array_release(t->strings, sym_page_round(t->strings_cap * sizeof *t->strings));
-    sym_array_release(t->cus, sym_page_round(t->cus_cap * sizeof *t->cus));
+    sym_tables_release(t);
     pthread_mutex_destroy(&t->lock);
     sym_arena_t arena = t->arena;   /* the table is in it */
     sym_arena_release(&arena);
@@ -1077,13 +1105,19 @@ int _neap_symtab_resolve(_neap_symtab_t *t, uintptr_t pc, unsigned flags, _neap_
     uintptr_t addr = (flags & NEAP_SYM_RETURN_ADDRESS) && pc > 0 ? pc - 1 : pc;
     pthread_mutex_lock(&t->lock);
     sym_prepare_locked(t);
-    _neap_symbol_t *s = sym_cache_find(t, addr);
-    if (s == NULL) {
-        s = sym_lookup_locked(t, addr);
-        if (s != NULL) sym_cache_put(t, addr, s);
+    const sym_slot_t *hit = sym_cache_find(t, addr);
+    if (hit != NULL) {   /* the usual case; a cached symbol is never NULL */
+        *out = *hit->sym;
+        pthread_mutex_unlock(&t->lock);
+        return 0;
     }
-    if (s != NULL) *out = *s;
-    else memset(out, 0, sizeof *out);
+    _neap_symbol_t *s = sym_lookup_locked(t, addr);
+    if (s != NULL) {
+        sym_cache_put(t, addr, s);
+        *out = *s;
+    } else {
+        memset(out, 0, sizeof *out);
+    }
     pthread_mutex_unlock(&t->lock);
     return s != NULL ? 0 : -1;
 }
