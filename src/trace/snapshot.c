@@ -22,6 +22,14 @@
  *   | results               |---> statistics, differences, pinning already
  *   +-----------------------+     computed: handed out, kept until free
  *
+ *   The indexes are util/hashtab.h tables, at most half full, their
+ *   memory from neap_calloc.  pc_ix maps a pc (any value, 0 too) to its
+ *   frame; take_snapshot maps trace.c's stack ids to stacks the same way.
+ *   line_ix, str_ix and the temporary indexes that group stacks and join
+ *   compare_to's statistics hold {hash, item + 1}, searched with a
+ *   predicate that compares the hash, then the item (a frame's site, a
+ *   text, a sequence of key ids, a statistic's frames).
+ *
  *   statistics(key, cumulative)
  *     stacks --key ids--> groups (hash of the id sequence) --> sorted array
  *     key ids: NEAP_KEY_FILENAME the filename's string id; NEAP_KEY_LINENO
@@ -38,8 +46,9 @@
  *     of pc[k].
  *   - A loaded snapshot (offline) never resolves anything in this process:
  *     a pc the file gave no frame for is "<unknown>".
- *   - Everything is allocated with neap_malloc while the thread's tracing is
- *     paused: a snapshot never shows up in the traces.
+ *   - Everything is allocated with neap_malloc or neap_calloc (the tables
+ *     too) while the thread's tracing is paused: a snapshot never shows up
+ *     in the traces.
  *
  * Locking: each snapshot has a mutex that every call working on it holds
  * (the caches fill lazily even behind a const pointer).  compare_to takes
@@ -78,6 +87,7 @@
 #include "trace/symbols.h"
 #include "trace/traceimpl.h"
 #include "trace/tracefmt.h"
+#include "util/hashtab.h"
 
 #define NO_FRAME UINT32_MAX          /* slot_frame: not resolved yet */
 #define NO_INDEX UINT32_MAX          /* indices kept in uint32_t stay below */
@@ -120,17 +130,32 @@ typedef struct snap_str {
     char text[];             /* NUL-terminated */
 } snap_str_t;
 
-/* Open addressing over items kept elsewhere, with their hashes. */
+/* An index entry (snapix): an item kept in an array elsewhere, and its
+ * hash. */
 typedef struct snap_slot {
     uint64_t hash;
-    uint32_t item;           /* index + 1; 0: empty */
+    uint32_t item;           /* index + 1; 0: empty slot */
     uint32_t pad;
 } snap_slot_t;
 
-typedef struct snap_index {
-    snap_slot_t *slot;       /* cap a power of two, at most half full */
-    size_t cap, count;
-} snap_index_t;
+/* A map entry (snapmap): a 64-bit key (a pc, a stack id) and its index. */
+typedef struct snap_kv {
+    uint64_t key;
+    uint32_t val;
+    uint32_t pad;
+} snap_kv_t;
+
+static uint64_t mix64(uint64_t x);
+
+/* The tables (util/hashtab.h), at most half full.  snapix is looked up by
+ * the caller's predicate on the item (a text, a frame's site, a key
+ * sequence); snapmap by its key word, which may be any value (pc 0 too). */
+#define SNAPIX_KEY(e) ((uint64_t)(e)->item)
+#define SNAPIX_HASH(e) ((e)->hash)
+NEAP_HASHTAB_DEFINE(snapix, snap_slot_t, SNAPIX_KEY, SNAPIX_HASH, 64, 2);
+#define SNAPMAP_KEY(e) ((e)->key)
+#define SNAPMAP_HASH(e) mix64((e)->key)
+NEAP_HASHTAB_DEFINE(snapmap, snap_kv_t, SNAPMAP_KEY, SNAPMAP_HASH, 64, 2);
 
 enum { RESULT_STATS, RESULT_DIFF, RESULT_PIN };
 
@@ -162,13 +187,13 @@ struct neap_snapshot {
 
     snap_frame_t *frame;
     size_t nframe, frame_cap;
-    snap_index_t pc_ix;      /* pc -> frame */
+    snapmap_t pc_ix;         /* pc -> frame */
     uint32_t *line;          /* line id -> its first frame */
     size_t nline, line_cap;
-    snap_index_t line_ix;    /* frame identity -> line id */
+    snapix_t line_ix;        /* frame identity -> line id */
     snap_str_t **str;
     size_t nstr, str_cap;
-    snap_index_t str_ix;     /* text -> string */
+    snapix_t str_ix;         /* text -> string */
 
     snap_result_t *results;
 };
@@ -224,70 +249,45 @@ static uint64_t hash_str(uint64_t h, const char *s) {
     return s == NULL ? mix64(h ^ 0x5bd1e995u) : hash_bytes(h, s, strlen(s) + 1);
 }
 
-/* Room for one more item; 0, or -1 when memory ran out. */
-static int index_reserve(snap_index_t *ix) {
-    if ((ix->count + 1) * 2 <= ix->cap)
-        return 0;
-    size_t cap = ix->cap ? ix->cap * 2 : 64;
-    snap_slot_t *slot = neap_calloc(cap, sizeof *slot);
-    if (slot == NULL)
-        return -1;
-    for (size_t i = 0; i < ix->cap; i++) {
-        if (ix->slot[i].item == 0)
-            continue;
-        size_t j = (size_t)ix->slot[i].hash & (cap - 1);
-        while (slot[j].item != 0)
-            j = (j + 1) & (cap - 1);
-        slot[j] = ix->slot[i];
-    }
-    neap_free(ix->slot);
-    ix->slot = slot;
-    ix->cap = cap;
-    return 0;
+/* The tables' memory: neap_calloc (zeroed), back by neap_free. */
+static void *snap_table_alloc(void *ctx, size_t bytes) {
+    (void)ctx;
+    return neap_calloc(1, bytes);
 }
 
-typedef int snap_eq_fn(const void *ctx, uint32_t item, const void *key);
-
-/* The slot of the item equal to key (eq), or the empty slot where it
- * would go; the index must have room (cap > 0). */
-static size_t index_probe(const snap_index_t *ix, uint64_t h, snap_eq_fn *eq, const void *ctx,
-                          const void *key) {
-    size_t mask = ix->cap - 1, i = (size_t)h & mask;
-    for (; ix->slot[i].item != 0; i = (i + 1) & mask)
-        if (ix->slot[i].hash == h && eq(ctx, ix->slot[i].item - 1, key))
-            break;
-    return i;
+static void snap_table_free(void *ctx, void *p, size_t bytes) {
+    (void)ctx;
+    (void)bytes;
+    neap_free(p);
 }
 
-/* The item at slot i, or NO_INDEX when the slot is empty. */
-static uint32_t index_item(const snap_index_t *ix, size_t i) {
-    return ix->slot[i].item ? ix->slot[i].item - 1 : NO_INDEX;
+static const neap_hashtab_alloc_t snap_tables = {snap_table_alloc, snap_table_free, NULL};
+
+/* The item of an index slot, or NO_INDEX for none (NULL, or empty). */
+static uint32_t index_item(const snap_slot_t *e) {
+    return e != NULL && e->item != 0 ? e->item - 1 : NO_INDEX;
 }
 
-static void index_put(snap_index_t *ix, size_t i, uint64_t h, uint32_t item) {
-    ix->slot[i].hash = h;
-    ix->slot[i].item = item + 1;
-    ix->count++;
-}
-
-static void index_release(snap_index_t *ix) {
-    neap_free(ix->slot);
-    ix->slot = NULL;
-    ix->cap = ix->count = 0;
+/* Stores item (hash h) in the empty slot at from snapix_probe. */
+static void index_put(snapix_t *ix, snap_slot_t *at, uint64_t h, uint32_t item) {
+    snap_slot_t e = {.hash = h, .item = item + 1};
+    snapix_put(ix, at, &e);
 }
 
 /* ---------------------------------------------------------------------------
  * Interned strings
  * ------------------------------------------------------------------------- */
 typedef struct str_key {
+    const neap_snapshot_t *s;
     const char *p;
     size_t len;
+    uint64_t hash;
 } str_key_t;
 
-static int str_key_eq(const void *ctx, uint32_t item, const void *key) {
-    const neap_snapshot_t *s = ctx;
-    const str_key_t *k = key;
-    return s->str[item]->len == k->len && memcmp(s->str[item]->text, k->p, k->len) == 0;
+static inline int str_match(const snap_slot_t *e, const void *ctx) {
+    const str_key_t *k = ctx;
+    const snap_str_t *str = k->s->str[e->item - 1];
+    return e->hash == k->hash && str->len == k->len && memcmp(str->text, k->p, k->len) == 0;
 }
 
 static const snap_str_t *str_of(const char *text) {
@@ -296,12 +296,12 @@ static const snap_str_t *str_of(const char *text) {
 
 /* The pool's copy of text[0..len); NULL when memory ran out. */
 static const char *str_intern_n(neap_snapshot_t *s, const char *text, size_t len) {
-    str_key_t k = {text, len};
     uint64_t h = mix64(hash_bytes(FNV_BASIS, text, len));
-    if (len > UINT32_MAX || s->nstr >= NO_INDEX || index_reserve(&s->str_ix) != 0)
+    if (len > UINT32_MAX || s->nstr >= NO_INDEX || snapix_reserve(&s->str_ix, 1) != 0)
         return NULL;
-    size_t i = index_probe(&s->str_ix, h, str_key_eq, s, &k);
-    uint32_t item = index_item(&s->str_ix, i);
+    str_key_t k = {s, text, len, h};
+    snap_slot_t *at = snapix_probe(&s->str_ix, h, str_match, &k);
+    uint32_t item = index_item(at);
     if (item != NO_INDEX)
         return s->str[item]->text;
     snap_str_t **v = grow(s->str, &s->str_cap, s->nstr + 1, sizeof *v);
@@ -317,7 +317,7 @@ static const char *str_intern_n(neap_snapshot_t *s, const char *text, size_t len
     memcpy(e->text, text, len);
     e->text[len] = 0;
     s->str[s->nstr++] = e;
-    index_put(&s->str_ix, i, h, e->id);
+    index_put(&s->str_ix, at, h, e->id);
     return e->text;
 }
 
@@ -389,14 +389,15 @@ static int frames_cmp(const neap_frame_t *a, size_t an, const neap_frame_t *b, s
     return an < bn ? -1 : an > bn;
 }
 
-static int pc_eq(const void *ctx, uint32_t item, const void *key) {
-    const neap_snapshot_t *s = ctx;
-    return s->frame[item].f.pc == *(const uintptr_t *)key;
-}
+typedef struct line_key {
+    const neap_snapshot_t *s;
+    const neap_frame_t *f;
+    uint64_t hash;
+} line_key_t;
 
-static int line_eq(const void *ctx, uint32_t item, const void *key) {
-    const neap_snapshot_t *s = ctx;
-    return frame_same(&s->frame[s->line[item]].f, key);
+static inline int line_match(const snap_slot_t *e, const void *ctx) {
+    const line_key_t *k = ctx;
+    return e->hash == k->hash && frame_same(&k->s->frame[k->s->line[e->item - 1]].f, k->f);
 }
 
 static uint64_t pc_hash(uintptr_t pc) {
@@ -405,16 +406,15 @@ static uint64_t pc_hash(uintptr_t pc) {
 
 /* The frame index of pc if the snapshot has one, else NO_INDEX. */
 static uint32_t frame_find(const neap_snapshot_t *s, uintptr_t pc) {
-    if (s->pc_ix.cap == 0)
-        return NO_INDEX;
-    return index_item(&s->pc_ix, index_probe(&s->pc_ix, pc_hash(pc), pc_eq, s, &pc));
+    const snap_kv_t *e = snapmap_find(&s->pc_ix, (uint64_t)pc, pc_hash(pc));
+    return e != NULL ? e->val : NO_INDEX;
 }
 
 /* Adds f (its strings already the pool's; its pc not in the snapshot yet)
  * with its site identity; the new frame's index, or -1 (no memory). */
 static long frame_add(neap_snapshot_t *s, const neap_frame_t *f) {
-    if (s->nframe >= NO_INDEX - 1 || index_reserve(&s->pc_ix) != 0 ||
-        index_reserve(&s->line_ix) != 0)
+    if (s->nframe >= NO_INDEX - 1 || snapmap_reserve(&s->pc_ix, 1) != 0 ||
+        snapix_reserve(&s->line_ix, 1) != 0)
         return -1;
     snap_frame_t *fv = grow(s->frame, &s->frame_cap, s->nframe + 1, sizeof *fv);
     if (fv == NULL)
@@ -425,18 +425,22 @@ static long frame_add(neap_snapshot_t *s, const neap_frame_t *f) {
         return -1;
     s->line = lv;
     uint32_t fi = (uint32_t)s->nframe;
+    /* the last step that can fail (pc 0 goes beside the slots, in memory
+     * the reservation did not cover): nothing is changed before it */
+    snap_kv_t pe = {.key = (uint64_t)f->pc, .val = fi};
+    if (snapmap_add(&s->pc_ix, &pe) == NULL)
+        return -1;
     uint64_t lh = frame_hash(FNV_BASIS, f);
-    size_t li = index_probe(&s->line_ix, lh, line_eq, s, f);
-    uint32_t line = index_item(&s->line_ix, li);
+    line_key_t lk = {s, f, lh};
+    snap_slot_t *at = snapix_probe(&s->line_ix, lh, line_match, &lk);
+    uint32_t line = index_item(at);
     if (line == NO_INDEX) {
         line = (uint32_t)s->nline;
         s->line[s->nline++] = fi;
-        index_put(&s->line_ix, li, lh, line);
+        index_put(&s->line_ix, at, lh, line);
     }
     s->frame[fi] = (snap_frame_t){*f, line};
     s->nframe++;
-    uint64_t ph = pc_hash(f->pc);
-    index_put(&s->pc_ix, index_probe(&s->pc_ix, ph, pc_eq, s, &f->pc), ph, fi);
     return fi;
 }
 
@@ -508,6 +512,9 @@ static neap_snapshot_t *snap_new(size_t interval, int limit, int offline) {
     s->interval = interval;
     s->limit = limit;
     s->offline = offline;
+    snapmap_init(&s->pc_ix, &snap_tables);
+    snapix_init(&s->line_ix, &snap_tables);
+    snapix_init(&s->str_ix, &snap_tables);
     return s;
 }
 
@@ -523,11 +530,11 @@ static void snap_destroy(neap_snapshot_t *s) {
     for (size_t i = 0; i < s->nstr; i++)
         neap_free(s->str[i]);
     neap_free(s->str);
-    index_release(&s->str_ix);
+    snapix_destroy(&s->str_ix);
     neap_free(s->line);
-    index_release(&s->line_ix);
+    snapix_destroy(&s->line_ix);
     neap_free(s->frame);
-    index_release(&s->pc_ix);
+    snapmap_destroy(&s->pc_ix);
     neap_free(s->pc);
     neap_free(s->slot_frame);
     neap_free(s->stack);
@@ -602,16 +609,6 @@ static uint32_t trace_flags(uintptr_t addr, size_t size) {
     return 0;
 }
 
-/* A stack-id -> stack-index map for take_snapshot. */
-typedef struct id_map {
-    snap_index_t ix;
-    uint32_t *id;            /* stack index -> its trace.c id */
-} id_map_t;
-
-static int id_eq(const void *ctx, uint32_t item, const void *key) {
-    return ((const id_map_t *)ctx)->id[item] == *(const uint32_t *)key;
-}
-
 static neap_snapshot_t *take_snapshot(void) {
     if (!neap_trace_is_tracing())
         return fail(EINVAL, "neap_trace_take_snapshot: not tracing (neap_trace_start first)"),
@@ -627,38 +624,31 @@ static neap_snapshot_t *take_snapshot(void) {
     if (n < 0)
         return fail_nomem("neap_trace_take_snapshot"), NULL;
     neap_snapshot_t *s = snap_new(interval, nframe, 0);
-    id_map_t map = {{0}, NULL};
-    size_t map_cap = 0;
+    snapmap_t map = NEAP_HASHTAB_INIT(&snap_tables); /* trace.c's stack id -> stack index */
     if (s == NULL)
         goto nomem;
     for (long i = 0; i < n; i++) {
         const _neap_rawtrace_t *t = &raw[i];
-        if (index_reserve(&map.ix) != 0)
+        snap_kv_t e = {.key = t->stack_id};
+        int added;
+        snap_kv_t *at = snapmap_insert(&map, &e, mix64(t->stack_id), &added);
+        if (at == NULL)
             goto nomem;
-        uint64_t h = mix64(t->stack_id);
-        size_t at = index_probe(&map.ix, h, id_eq, &map, &t->stack_id);
-        uint32_t st = index_item(&map.ix, at);
-        if (st == NO_INDEX) {
+        if (added) {
             long r = stack_add(s, t->frame, t->nframe);
-            uint32_t *ids = r < 0 ? NULL : grow(map.id, &map_cap, (size_t)r + 1, sizeof *ids);
-            if (ids == NULL)
+            if (r < 0)
                 goto nomem;
-            map.id = ids;
-            st = (uint32_t)r;
-            map.id[st] = t->stack_id;
-            index_put(&map.ix, at, h, st);
+            at->val = (uint32_t)r;
         }
-        if (trace_add(s, t->addr, t->size, st, trace_flags(t->addr, t->size)) != 0)
+        if (trace_add(s, t->addr, t->size, at->val, trace_flags(t->addr, t->size)) != 0)
             goto nomem;
     }
     stacks_weigh(s);
-    index_release(&map.ix);
-    neap_free(map.id);
+    snapmap_destroy(&map);
     neap_free(raw);
     return s;
 nomem:
-    index_release(&map.ix);
-    neap_free(map.id);
+    snapmap_destroy(&map);
     neap_free(raw);
     snap_destroy(s);
     return fail_nomem("neap_trace_take_snapshot"), NULL;
@@ -680,19 +670,23 @@ typedef struct snap_grouping {
     size_t n, cap;
     uint32_t *ids;           /* the groups' keys, one after another */
     size_t nids, ids_cap;
-    snap_index_t ix;
+    snapix_t ix;             /* key ids -> group */
 } snap_grouping_t;
 
+#define GROUPING_INIT {.ix = NEAP_HASHTAB_INIT(&snap_tables)}
+
 typedef struct ids_key {
+    const snap_grouping_t *gr;
     const uint32_t *ids;
     uint32_t n;
+    uint64_t hash;
 } ids_key_t;
 
-static int group_eq(const void *ctx, uint32_t item, const void *key) {
-    const snap_grouping_t *gr = ctx;
-    const ids_key_t *k = key;
-    const snap_group_t *g = &gr->g[item];
-    return g->n == k->n && memcmp(gr->ids + g->off, k->ids, k->n * sizeof *k->ids) == 0;
+static inline int group_match(const snap_slot_t *e, const void *ctx) {
+    const ids_key_t *k = ctx;
+    const snap_group_t *g = &k->gr->g[e->item - 1];
+    return e->hash == k->hash && g->n == k->n &&
+           memcmp(k->gr->ids + g->off, k->ids, k->n * sizeof *k->ids) == 0;
 }
 
 /* Counts stack's size and count for the group of key ids[0..n), made if
@@ -702,11 +696,11 @@ static long group_add(snap_grouping_t *gr, const uint32_t *ids, uint32_t n, uint
     uint64_t h = FNV_BASIS ^ n;
     for (uint32_t i = 0; i < n; i++)
         h = mix64(h ^ ids[i]);
-    if (index_reserve(&gr->ix) != 0)
+    if (snapix_reserve(&gr->ix, 1) != 0)
         return -1;
-    ids_key_t k = {ids, n};
-    size_t at = index_probe(&gr->ix, h, group_eq, gr, &k);
-    uint32_t gi = index_item(&gr->ix, at);
+    ids_key_t k = {gr, ids, n, h};
+    snap_slot_t *at = snapix_probe(&gr->ix, h, group_match, &k);
+    uint32_t gi = index_item(at);
     if (gi == NO_INDEX) {
         snap_group_t *gv = grow(gr->g, &gr->cap, gr->n + 1, sizeof *gv);
         if (gv == NULL)
@@ -734,7 +728,7 @@ static long group_add(snap_grouping_t *gr, const uint32_t *ids, uint32_t n, uint
 static void grouping_release(snap_grouping_t *gr) {
     neap_free(gr->g);
     neap_free(gr->ids);
-    index_release(&gr->ix);
+    snapix_destroy(&gr->ix);
 }
 
 /* The key id of frame f: its filename's string id, or its line id. */
@@ -833,7 +827,7 @@ static snap_result_t *stats_locked(neap_snapshot_t *s, neap_key_t key, int cumul
     snap_result_t *r = result_find(s, RESULT_STATS, key, cumulative, 0);
     if (r != NULL)
         return r;
-    snap_grouping_t gr = {0};
+    snap_grouping_t gr = GROUPING_INIT;
     if (group_stacks(s, key, cumulative, &gr, NULL) != 0 ||
         (r = result_new(RESULT_STATS, key, cumulative, 0, gr.n, sizeof(neap_statistic_t),
                         gr.nids)) == NULL) {
@@ -865,9 +859,16 @@ static uint64_t stat_hash(const neap_frame_t *f, size_t n) {
     return h;
 }
 
-static int stat_key_eq(const void *ctx, uint32_t item, const void *key) {
-    const neap_statistic_t *a = &((const neap_statistic_t *)ctx)[item], *b = key;
-    if (a->nframe != b->nframe)
+typedef struct stat_key {
+    const neap_statistic_t *olds;
+    const neap_statistic_t *b;
+    uint64_t hash;
+} stat_key_t;
+
+static inline int stat_match(const snap_slot_t *e, const void *ctx) {
+    const stat_key_t *k = ctx;
+    const neap_statistic_t *a = &k->olds[e->item - 1], *b = k->b;
+    if (e->hash != k->hash || a->nframe != b->nframe)
         return 0;
     for (size_t i = 0; i < a->nframe; i++)
         if (!frame_same(&a->frame[i], &b->frame[i]))
@@ -908,23 +909,29 @@ static snap_result_t *diff_locked(neap_snapshot_t *s, neap_key_t key, int cumula
     if (news == NULL)
         return NULL;
     const neap_statistic_t *nv = news->v;
-    snap_index_t ix = {0};
+    snapix_t ix = NEAP_HASHTAB_INIT(&snap_tables); /* olds by frame contents */
     uint8_t *matched = nold ? neap_calloc(nold, 1) : NULL;
     uint32_t *match = news->n ? neap_malloc(news->n * sizeof *match) : NULL;
     if ((nold && matched == NULL) || (news->n && match == NULL))
         goto nomem;
     for (size_t i = 0; i < nold; i++) {
-        if (index_reserve(&ix) != 0)
+        if (snapix_reserve(&ix, 1) != 0)
             goto nomem;
         uint64_t h = stat_hash(olds[i].frame, olds[i].nframe);
-        index_put(&ix, index_probe(&ix, h, stat_key_eq, olds, &olds[i]), h, (uint32_t)i);
+        stat_key_t k = {olds, &olds[i], h};
+        snap_slot_t *at = snapix_probe(&ix, h, stat_match, &k);
+        if (at->item == 0)
+            index_put(&ix, at, h, (uint32_t)i);
+        else
+            at->item = (uint32_t)i + 1; /* the same frames twice: the later one */
     }
     size_t n = news->n, nframes = 0;
     for (size_t i = 0; i < news->n; i++) {
         match[i] = NO_INDEX;
-        if (ix.cap > 0) {
+        if (nold > 0) {
             uint64_t h = stat_hash(nv[i].frame, nv[i].nframe);
-            match[i] = index_item(&ix, index_probe(&ix, h, stat_key_eq, olds, &nv[i]));
+            stat_key_t k = {olds, &nv[i], h};
+            match[i] = index_item(snapix_lookup(&ix, h, stat_match, &k));
         }
         if (match[i] != NO_INDEX)
             matched[match[i]] = 1;
@@ -972,12 +979,12 @@ static snap_result_t *diff_locked(neap_snapshot_t *s, neap_key_t key, int cumula
     if (r->n > 1)
         qsort(dv, r->n, sizeof *dv, diff_cmp);
     result_link(s, r);
-    index_release(&ix);
+    snapix_destroy(&ix);
     neap_free(matched);
     neap_free(match);
     return r;
 nomem:
-    index_release(&ix);
+    snapix_destroy(&ix);
     neap_free(matched);
     neap_free(match);
     return fail_nomem("neap_snapshot_compare_to"), NULL;
@@ -1027,7 +1034,7 @@ static snap_result_t *pinning_locked(neap_snapshot_t *s, neap_key_t key) {
     snap_result_t *r = result_find(s, RESULT_PIN, key, 0, 0);
     if (r != NULL)
         return r;
-    snap_grouping_t gr = {0};
+    snap_grouping_t gr = GROUPING_INIT;
     _neap_pin_site_t *acc = NULL;
     uint32_t *stack_group = neap_malloc((s->nstack ? s->nstack : 1) * sizeof *stack_group);
     if (stack_group == NULL || group_stacks(s, key, 0, &gr, stack_group) != 0)
