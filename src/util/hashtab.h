@@ -76,9 +76,10 @@
  * The injected allocator: `alloc(ctx, bytes)` returns zeroed memory or
  * NULL, `free(ctx, p, bytes)` gets the size back (munmap needs it).  Each
  * owner passes its own: tracing maps straight from the OS and counts the
- * bytes, objects use neap_calloc, the command line the C library.  A failed
- * allocation fails the call that needed it (reserve -1, add/insert NULL)
- * and leaves the table as it was.  The table takes no lock: its owner
+ * bytes, the symbol tables map whole pages, objects and snapshots use
+ * neap_calloc, the command line the C library.  A failed allocation fails
+ * the call that needed it (reserve -1, add/insert NULL) and leaves the
+ * table as it was.  The table takes no lock: its owner
  * does, if it shares it.
  *
  * Costs.  Every function is generated for its entry type, and the hot ones
