@@ -29,7 +29,11 @@
  *             kind[] bytes, page maps, lists, the spare, the huge cache),
  *             then the validator: the child must die of SIGABRT with the
  *             message naming that invariant; and an uncorrupted child must
- *             pass
+ *             pass.  Also through the slow paths: with NEAP_VALIDATE set,
+ *             and in a build at NEAP_DEBUG >= 2 without it (a release build
+ *             must not validate on its own: the child lives)
+ *
+ * Built with the library's NEAP_DEBUG, so it knows what the build checks.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -607,6 +611,17 @@ c_option(void)
     neap_free(p);
 }
 
+static void
+c_level(void)
+{
+    /* the debug build's own validation: every NEAP_VALIDATE_DEBUG_EVERY
+     * slow paths at level 2 (every one at 3); none in a release build */
+    setup_pool();
+    pool80()->used--;
+    for (size_t i = 0; i < 4 * NEAP_VALIDATE_DEBUG_EVERY; i++)
+        neap_free(neap_malloc(64 * KiB));   /* large: two slow paths */
+}
+
 static const corrupt_t corrupt_cases[] = {
     {"clean", NULL, c_clean},
     {"link-other-pool", "local_free block is not a carved block of its pool", c_link_other_pool},
@@ -626,6 +641,11 @@ static const corrupt_t corrupt_cases[] = {
     {"remote", "a remote-freed block is a carved block of its pool", c_remote},
     {"huge", "a cached huge mapping's header says CACHED", c_huge},
     {"option", "pool counts: bumped = used + |free| + |local_free|", c_option},
+#if NEAP_DEBUG >= 2
+    {"level", "pool counts: bumped = used + |free| + |local_free|", c_level},
+#else
+    {"level", NULL, c_level},
+#endif
 };
 
 static void

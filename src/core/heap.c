@@ -85,22 +85,28 @@ _Static_assert((NEAP_VALIDATE_DEBUG_EVERY & (NEAP_VALIDATE_DEBUG_EVERY - 1)) == 
 /* ---------------------------------------------------------------------------
  * Validation (validate.c): at the end of a slow path, under h's lock, every
  * NEAP_VALIDATE slow paths of the heap if that option is set, else every
- * one at NEAP_DEBUG 3 and every NEAP_VALIDATE_DEBUG_EVERY at 2.  A release
- * build without the option pays a load and a test per slow path; the fast
- * paths never validate.  neap_check_rare: the points that come seldom
- * (trim, thread exit, orphans collected, fork's child) validate every time
- * at levels >= 2 or with the option.
+ * one at NEAP_DEBUG 3, and at 2 every NEAP_VALIDATE_DEBUG_EVERY, or every
+ * work / NEAP_VALIDATE_DEBUG_SHARE for a heap whose last validation did
+ * more work than that (so a slow path pays a bounded share, whatever the
+ * heap's size).  A release build without the option pays a load and a
+ * test per slow path; the fast paths never validate.  neap_check_rare: the
+ * points that come seldom (trim, thread exit, orphans collected, fork's
+ * child) validate every time at levels >= 2 or with the option.
  * ------------------------------------------------------------------------- */
 static inline void neap_heap_check(neap_heap_t *h) {
     long every = neap_opt(NEAP_OPTION_VALIDATE);
+    bool scaled = false;
     if (neap_likely(every == 0)) {
         if (NEAP_DEBUG >= 3) every = 1;
-        else if (NEAP_DEBUG == 2) every = NEAP_VALIDATE_DEBUG_EVERY;
-        else return;
+        else if (NEAP_DEBUG == 2) {
+            every = h->validate_every > NEAP_VALIDATE_DEBUG_EVERY ? h->validate_every : NEAP_VALIDATE_DEBUG_EVERY;
+            scaled = true;
+        } else return;
     }
     if (++h->validate_count < (unsigned long)every) return;
     h->validate_count = 0;
-    _neap_heap_validate(h);
+    size_t work = _neap_heap_validate(h);
+    if (scaled) h->validate_every = (unsigned)(work / NEAP_VALIDATE_DEBUG_SHARE);
 }
 
 static inline bool neap_check_rare(void) {

@@ -257,6 +257,7 @@ struct neap_heap_s {
     int draining;                /* walking the arena list: no purge, it may unmap arenas */
     int alive;                   /* 1 while a thread uses it */
     unsigned validate_count;     /* slow paths since the last validation (validate.c) */
+    unsigned validate_every;     /* NEAP_DEBUG 2: slow paths between validations (0: the minimum) */
 };
 
 /* ---------------------------------------------------------------------------
@@ -582,15 +583,20 @@ typedef struct neap_vwhere_s {
 NEAP_INTERNAL __attribute__((noreturn, cold)) void
 _neap_invariant_fail(const char *what, const neap_vwhere_t *w, const char *n1, unsigned long long v1,
                      const char *n2, unsigned long long v2, const char *n3, unsigned long long v3);
-/* h, by its own thread under its lock (or with its thread quiet). */
-NEAP_INTERNAL void _neap_heap_validate(neap_heap_t *h);
+/* h, by its own thread under its lock (or with its thread quiet); returns
+ * the work done (pages, pools and blocks looked at). */
+NEAP_INTERNAL size_t _neap_heap_validate(neap_heap_t *h);
 NEAP_INTERNAL void _neap_orphans_validate(void);       /* takes the orphan lock */
 NEAP_INTERNAL void _neap_huge_cache_validate(void);    /* takes the huge lock (arena.c) */
 /* Every live heap, the orphans and the huge cache: only while no thread but
  * the caller allocates or frees (their heaps change without a lock). */
 NEAP_INTERNAL void _neap_validate_all(void);
-/* Slow paths between validations at NEAP_DEBUG 2 (a power of two); every
- * slow path at 3.  NEAP_VALIDATE overrides it in any build. */
+/* Slow paths between validations at NEAP_DEBUG 2 (a power of two), at
+ * least; for a heap whose validation does more work (pages, pools, blocks
+ * looked at) than EVERY * SHARE, work / SHARE: a slow path pays about SHARE
+ * units of validation, whatever the heap's size.  Every slow path at 3.
+ * NEAP_VALIDATE overrides both in any build. */
 #define NEAP_VALIDATE_DEBUG_EVERY 64
+#define NEAP_VALIDATE_DEBUG_SHARE 8
 
 #endif /* NEAP_INTERNAL_H */

@@ -27,9 +27,13 @@
  *
  * What is validated and when (heap.c, neap_heap_check): NEAP_DEBUG >= 3,
  * after every slow path; NEAP_DEBUG == 2, every NEAP_VALIDATE_DEBUG_EVERY
- * slow paths of a heap; any level, every NEAP_VALIDATE slow paths if that
- * option is set; and at levels >= 2 after trim, before a thread's arenas
- * are handed over, after orphans are collected and in a fork's child.
+ * slow paths of a heap, or more apart for a large heap: a validation
+ * reports its work (pages, pools, blocks looked at) and the next one waits
+ * for work / NEAP_VALIDATE_DEBUG_SHARE slow paths, so that a slow path
+ * pays a bounded share of validation whatever the heap's size; any level,
+ * every NEAP_VALIDATE slow paths if that option is set; and at levels >= 2
+ * after trim, before a thread's arenas are handed over, after orphans are
+ * collected and in a fork's child.
  *
  * Invariants: none of its own; it holds the others to theirs.  A check
  * that reads state another thread may be changing is not made (pool state
@@ -108,6 +112,7 @@ static size_t neap_vpopcount(const uint64_t *m) {
 typedef struct neap_vcount_s {
     size_t linked[NEAP_CLASS_MAX + 1];   /* pools with linked = 1, per class */
     size_t spares[NEAP_CLASS_MAX + 1];   /* SPARE runs, per class */
+    size_t work;                         /* pages, pools and blocks looked at */
 } neap_vcount_t;
 
 /* Walks a free list of pool, marking its blocks in seen; returns its
@@ -154,9 +159,11 @@ static void neap_vpool(const neap_heap_t *h, const neap_arena_t *a, size_t idx, 
         FAIL3(w, "pool counts: used <= bumped <= capacity", "used", pool->used, "bumped", pool->bumped,
               "capacity", k->capacity);
     if (pool->linked > 1) FAIL1(w, "pool header: linked is 0 or 1", "linked", pool->linked);
-    uint64_t seen[NEAP_VMAX_BLOCKS / 64] = {0};
+    uint64_t seen[NEAP_VMAX_BLOCKS / 64];
+    memset(seen, 0, (k->capacity + 63) / 64 * sizeof seen[0]);   /* the words the pool's blocks use */
     size_t nfree = neap_vwalk_list(pool, pool->free, seen, "free", w);
     size_t nlocal = neap_vwalk_list(pool, pool->local_free, seen, "local_free", w);
+    cnt->work += 8 + nfree + nlocal;
     if ((size_t)pool->used + nfree + nlocal != pool->bumped)
         FAIL3(w, "pool counts: bumped = used + |free| + |local_free| (remote frees count as used)", "used",
               pool->used, "free+local_free", nfree + nlocal, "bumped", pool->bumped);
@@ -325,15 +332,17 @@ static void neap_varena(const neap_heap_t *h, const neap_arena_t *a, neap_vcount
         if (n > (size_t)NEAP_ARENA_PAGES * NEAP_PAGE_SIZE / 16)
             FAIL1(w, "the remote stack has no cycle", "length", n);
         neap_vremote_block(a, b, w);
+        cnt->work++;
     }
+    cnt->work += NEAP_ARENA_PAGES;
     w->arena = NULL;
 }
 
 /* ---------------------------------------------------------------------------
  * Heaps
  * ------------------------------------------------------------------------- */
-void _neap_heap_validate(neap_heap_t *h) {
-    if (h == NULL || h == &_neap_heap_empty) return;
+size_t _neap_heap_validate(neap_heap_t *h) {
+    if (h == NULL || h == &_neap_heap_empty) return 0;
     neap_vwhere_t where = {.heap = h, .page = -1}, *w = &where;
     neap_vcount_t cnt;
     memset(&cnt, 0, sizeof cnt);
@@ -435,6 +444,7 @@ void _neap_heap_validate(neap_heap_t *h) {
             FAIL2(w, "a spare is the SPARE run of its run class in the heap's arenas", "cls", c, "found",
                   cnt.spares[c]);
     }
+    return cnt.work;
 }
 
 /* ---------------------------------------------------------------------------
