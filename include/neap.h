@@ -101,6 +101,9 @@ typedef enum neap_option_e {
                                     slower); 2 frame pointers (fast; stacks stop at code built
                                     without them); 0 auto: frame pointers, and when sampling, the
                                     DWARF unwinder where they stop at the first frame */
+    NEAP_OPTION_VALIDATE,        /* if > 0, each heap checks its invariants every this many slow
+                                    paths (allocations and frees that miss the fast path), and
+                                    aborts with a message naming the one broken; a debugging aid */
     NEAP_OPTION_COUNT
 } neap_option_t;
 

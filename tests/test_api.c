@@ -785,6 +785,7 @@ test_options(void)
         {NEAP_OPTION_TRACE_FRAMES, "TRACE_FRAMES", 7},
         {NEAP_OPTION_TRACE_SAMPLE, "TRACE_SAMPLE", 65536},
         {NEAP_OPTION_TRACE_UNWIND, "TRACE_UNWIND", 2},
+        {NEAP_OPTION_VALIDATE, "VALIDATE", 1000},
     };
     size_t i;
 

@@ -113,6 +113,7 @@ neap_arena_t *_neap_arena_create(void) {
 }
 
 void _neap_arena_destroy(neap_arena_t *a) {
+    neap_assert(a->pages_used == 0);
     pthread_mutex_lock(&_neap_lock);
     if (a->gprev) a->gprev->gnext = a->gnext;
     else _neap_all_arenas = a->gnext;
@@ -188,19 +189,29 @@ bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n) {
 }
 
 size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {
+    neap_assert(n >= 1 && first >= NEAP_META_PAGES && first + n <= NEAP_ARENA_PAGES);
+    neap_assert_internal(_neap_arena_run_is_free(a, first, n));
     size_t dirty = a->pages_dirty ? neap_count_bits(a->dirty_map, first, n) : 0;
     neap_bits(a->used_map, first, n, true);
     if (dirty) {
         neap_bits(a->dirty_map, first, n, false);
         neap_bits(a->young_map, first, n, false);
     }
+    neap_assert(a->pages_dirty >= dirty);
     a->pages_dirty -= (uint32_t)dirty;
     a->pages_used += (uint32_t)n;
+    neap_assert(a->pages_used <= NEAP_ARENA_PAGES - NEAP_META_PAGES);
     for (size_t i = 1; i < n; i++) _neap_kind_set(a, first + i, NEAP_PK(NEAP_PS_CONT, i));
     return dirty;
 }
 
 void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n) {
+    neap_assert(n >= 1 && first >= NEAP_META_PAGES && first + n <= NEAP_ARENA_PAGES && a->pages_used >= n);
+    /* a whole run in use: every page in used_map, none dirty, its later pages
+     * CONT counting back to first */
+    neap_assert_internal(neap_count_bits(a->used_map, first, n) == n &&
+                         neap_count_bits(a->dirty_map, first, n) == 0);
+    neap_assert_internal(n == 1 || _neap_kind_get(a, first + n - 1) == NEAP_PK(NEAP_PS_CONT, n - 1));
     neap_bits(a->used_map, first, n, false);
     neap_bits(a->dirty_map, first, n, true);
     for (size_t i = 0; i < n; i++) _neap_kind_set(a, first + i, NEAP_PK(NEAP_PS_FREE, 0));
@@ -209,6 +220,7 @@ void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n) {
 }
 
 void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n) {
+    neap_assert_internal(neap_count_bits(a->dirty_map, first, n) == n);   /* young pages are dirty */
     neap_bits(a->young_map, first, n, true);
 }
 
@@ -230,6 +242,7 @@ static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep) {
         purged += j - i;
         i = j;
     }
+    neap_assert(a->pages_dirty >= purged);
     a->pages_dirty -= (uint32_t)purged;
     atomic_fetch_add_explicit(&_neap_gstats.bytes_purged, purged << NEAP_PAGE_SHIFT, memory_order_relaxed);
     return purged;
@@ -588,4 +601,52 @@ void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func) {
     pthread_mutex_unlock(&_neap_huge_lock);
     atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, new_size - old_size, memory_order_relaxed);
     return (void *)h->user;
+}
+
+/* The huge cache against its invariants (validate.c): at most
+ * NEAP_HUGE_CACHE_SLOTS mappings, oldest first, their bytes counted in
+ * huge_cached, each a 4 MiB-aligned mapping whose header says CACHED with
+ * its size and whose map bytes are still set.  NEAP_PURGE_MAX is not held
+ * against the total: neap_option_set may lower it, and the cache shrinks
+ * to it only at the next huge free. */
+void _neap_huge_cache_validate(void) {
+    neap_vwhere_t w = {.page = -1};
+    pthread_mutex_lock(&_neap_huge_lock);
+    size_t bytes = 0;
+    if (neap_huge_ncached > NEAP_HUGE_CACHE_SLOTS)
+        _neap_invariant_fail("the huge cache holds at most 8 mappings", &w, "cached", neap_huge_ncached, NULL, 0,
+                             NULL, 0);
+    for (size_t i = 0; i < neap_huge_ncached; i++) {
+        const neap_huge_span_t *s = &neap_huge_cache[i];
+        const neap_huge_t *h = (const neap_huge_t *)s->base;
+        w.block = h;
+        if ((s->base & NEAP_ARENA_MASK) != 0 || s->size == 0 || (s->size & NEAP_PAGE_MASK) != 0)
+            _neap_invariant_fail("a cached huge mapping is 4 MiB-aligned, whole pages", &w, "size", s->size, NULL, 0,
+                                 NULL, 0);
+        size_t units = (s->size + NEAP_ARENA_MASK) >> NEAP_ARENA_SHIFT;
+        for (size_t u = 0; u < units; u++) {
+            uint8_t want = (uint8_t)(u + NEAP_MAP_HUGE < NEAP_MAP_FAR ? u + NEAP_MAP_HUGE : NEAP_MAP_FAR);
+            uint8_t got = _neap_map_kind(s->base + (u << NEAP_ARENA_SHIFT));
+            if (got != want)
+                _neap_invariant_fail("a cached huge mapping keeps its map bytes", &w, "unit", u, "map", got, "expected",
+                                     want);
+        }
+        if (h->magic != NEAP_HUGE_CACHED || h->map_size != s->size)
+            _neap_invariant_fail("a cached huge mapping's header says CACHED, with its size", &w, "magic_ok",
+                                 h->magic == NEAP_HUGE_CACHED, "map_size", h->map_size, "size", s->size);
+        if (i > 0 && s->since < neap_huge_cache[i - 1].since)
+            _neap_invariant_fail("the huge cache is oldest first", &w, "since", s->since, "previous",
+                                 neap_huge_cache[i - 1].since, NULL, 0);
+        bytes += s->size;
+    }
+    w.block = NULL;
+    size_t counted = atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed);
+    if (bytes != counted)
+        _neap_invariant_fail("huge_cached counts the cached mappings' bytes", &w, "huge_cached", counted, "sum", bytes,
+                             NULL, 0);
+    uint64_t oldest = atomic_load_explicit(&neap_huge_oldest, memory_order_relaxed);
+    if (oldest != (neap_huge_ncached ? neap_huge_cache[0].since : 0))
+        _neap_invariant_fail("neap_huge_oldest is the oldest entry's free time", &w, "oldest", oldest, "entries",
+                             neap_huge_ncached, NULL, 0);
+    pthread_mutex_unlock(&_neap_huge_lock);
 }

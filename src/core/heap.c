@@ -79,6 +79,45 @@ static _Atomic size_t neap_orphans_count;
 
 _Static_assert(sizeof(_neap_heap_empty.direct) / sizeof(void *) == NEAP_CLASS_MAX + 1,
                "the empty heap must fill every direct slot");
+_Static_assert((NEAP_VALIDATE_DEBUG_EVERY & (NEAP_VALIDATE_DEBUG_EVERY - 1)) == 0,
+               "the debug build's validation interval is a power of two");
+
+/* ---------------------------------------------------------------------------
+ * Validation (validate.c): at the end of a slow path, under h's lock, every
+ * NEAP_VALIDATE slow paths of the heap if that option is set, else every
+ * one at NEAP_DEBUG 3, and at 2 every NEAP_VALIDATE_DEBUG_EVERY, or every
+ * work / NEAP_VALIDATE_DEBUG_SHARE for a heap whose last validation did
+ * more work than that (so a slow path pays a bounded share, whatever the
+ * heap's size).  A release build without the option pays a load and a
+ * test per slow path; the fast paths never validate.  neap_check_rare: the
+ * points that come seldom (trim, thread exit, orphans collected, fork's
+ * child) validate every time at levels >= 2 or with the option.
+ * ------------------------------------------------------------------------- */
+static inline void neap_heap_check(neap_heap_t *h) {
+    long every = neap_opt(NEAP_OPTION_VALIDATE);
+    bool scaled = false;
+    if (neap_likely(every == 0)) {
+        if (NEAP_DEBUG >= 3) every = 1;
+        else if (NEAP_DEBUG == 2) {
+            every = h->validate_every > NEAP_VALIDATE_DEBUG_EVERY ? h->validate_every : NEAP_VALIDATE_DEBUG_EVERY;
+            scaled = true;
+        } else return;
+    }
+    if (++h->validate_count < (unsigned long)every) return;
+    h->validate_count = 0;
+    size_t work = _neap_heap_validate(h);
+    if (scaled) h->validate_every = (unsigned)(work / NEAP_VALIDATE_DEBUG_SHARE);
+}
+
+static inline bool neap_check_rare(void) {
+    return NEAP_DEBUG >= 2 || neap_opt(NEAP_OPTION_VALIDATE) > 0;
+}
+
+/* Whether some thread holds h's lock (not necessarily this one: the lock
+ * has no owner field; checked where the caller must hold it). */
+static inline bool neap_heap_locked(neap_heap_t *h) {
+    return atomic_load_explicit(&h->lock, memory_order_relaxed) != 0;
+}
 
 /* ---------------------------------------------------------------------------
  * Size classes
@@ -187,6 +226,7 @@ neap_heap_t *_neap_heap_get(void) {
  * Lists
  * ------------------------------------------------------------------------- */
 static void neap_set_direct(neap_heap_t *h, size_t cls, neap_pool_t *pool) {
+    neap_assert_internal(pool == &_neap_pool_empty || (pool->cls == cls && !pool->linked));
     h->direct[cls] = pool;
     if (cls == 1) h->direct[0] = pool;
 }
@@ -196,6 +236,7 @@ static void neap_set_direct(neap_heap_t *h, size_t cls, neap_pool_t *pool) {
  * pools less often. */
 static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
     size_t c = pool->cls;
+    neap_assert_internal(!pool->linked && h->direct[c] != pool);   /* in one place at most */
     pool->next = NULL;
     pool->prev = h->partial_tail[c];
     if (pool->prev) pool->prev->next = pool;
@@ -206,6 +247,7 @@ static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
 
 static void neap_partial_unlink(neap_heap_t *h, neap_pool_t *pool) {
     size_t c = pool->cls;
+    neap_assert_internal(pool->linked && (pool->prev != NULL || h->partial[c] == pool));
     if (pool->prev) pool->prev->next = pool->next;
     else h->partial[c] = pool->next;
     if (pool->next) pool->next->prev = pool->prev;
@@ -223,6 +265,8 @@ static void neap_heap_link_arena(neap_heap_t *h, neap_arena_t *a) {
 }
 
 static void neap_heap_unlink_arena(neap_heap_t *h, neap_arena_t *a) {
+    neap_assert(h->narenas > 0);
+    neap_assert_internal(a->hprev != NULL || h->arenas == a);
     if (a->hprev) a->hprev->hnext = a->hnext;
     else h->arenas = a->hnext;
     if (a->hnext) a->hnext->hprev = a->hprev;
@@ -239,9 +283,13 @@ static void neap_heap_unlink_arena(neap_heap_t *h, neap_arena_t *a) {
         if (h->dirty_tail == a) h->dirty_tail = prev;
         a->in_dirty = 0;
         a->dnext = NULL;
+        neap_assert(h->dirty_pages >= a->pages_dirty);
         h->dirty_pages -= a->pages_dirty;
     }
-    if (a->pages_used == 0) h->empty_arenas--;
+    if (a->pages_used == 0) {
+        neap_assert(h->empty_arenas > 0);
+        h->empty_arenas--;
+    }
 }
 
 /* A pool's header is at the start of its head page. */
@@ -263,6 +311,7 @@ static inline void neap_pool_set_state(neap_pool_t *pool, unsigned state) {
  * Purging
  * ------------------------------------------------------------------------- */
 static void neap_dirty_enqueue(neap_heap_t *h, neap_arena_t *a) {
+    neap_assert_internal(!a->in_dirty);
     a->in_dirty = 1;
     a->dnext = NULL;
     a->dirty_since = h->now;
@@ -300,6 +349,7 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
          * NEAP_PURGE_DELAY and twice that after it emptied, not moments
          * after, when churn is likely to want it again */
         size_t n = force || over ? _neap_arena_purge(a) : _neap_arena_purge_old(a);
+        neap_assert(h->dirty_pages >= n);
         h->dirty_pages -= n;
         purged += n;
         if (a->pages_dirty != 0) {
@@ -390,8 +440,13 @@ static long neap_heap_take_run(neap_heap_t *h, size_t n, size_t align, bool pref
         first = _neap_arena_find_run(a, n, align, prefer_dirty);
     }
     h->alloc_arena = a;
-    if (a->pages_used == 0) h->empty_arenas--;
-    h->dirty_pages -= _neap_arena_take_run(a, (size_t)first, n);
+    if (a->pages_used == 0) {
+        neap_assert(h->empty_arenas > 0);
+        h->empty_arenas--;
+    }
+    size_t dirty = _neap_arena_take_run(a, (size_t)first, n);
+    neap_assert(h->dirty_pages >= dirty);
+    h->dirty_pages -= dirty;
     *out = a;
     return first;
 }
@@ -426,6 +481,7 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
  * memory is touched only when it is about to be handed out. */
 static void neap_pool_extend(neap_pool_t *pool) {
     const neap_class_t *k = &_neap_class[pool->cls];
+    neap_assert(pool->free == NULL && pool->bumped < k->capacity);
     size_t n = NEAP_PAGE_SIZE / k->size;
     if (n == 0) n = 1;
     size_t left = (size_t)(k->capacity - pool->bumped);
@@ -439,6 +495,9 @@ static void neap_pool_extend(neap_pool_t *pool) {
 
 /* The pool's pages turn FREE; from then on its header is garbage. */
 static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
+    neap_assert(pool->used == 0);
+    neap_assert_internal(_neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) == NEAP_PK(NEAP_PS_POOL, 0));
+    neap_assert_internal(h == NULL || h->direct[pool->cls] != pool);
     if (h && pool->linked) neap_partial_unlink(h, pool);
     neap_heap_release_run(h, neap_pool_arena(pool), neap_pool_index(pool), pool->npages);
 }
@@ -458,13 +517,20 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
             }
             if (pool->free) {
                 neap_block_t *b = pool->free;
+                neap_assert(pool->used < _neap_class[pool->cls].capacity);
                 pool->free = b->next;
                 pool->used++;
                 return b;
             }
+            /* exhausted: nothing to hand out, nothing waiting locally */
+            neap_assert_internal(pool->local_free == NULL && pool->used == pool->bumped &&
+                                 pool->bumped == _neap_class[pool->cls].capacity);
             neap_pool_set_state(pool, NEAP_PS_FULL);
         }
         pool = h->partial[cls];
+        /* a page's kind before its header (a partial pool says POOL) */
+        neap_assert_internal(pool == NULL || _neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) ==
+                                                 NEAP_PK(NEAP_PS_POOL, 0));
         if (pool) neap_partial_unlink(h, pool);
         else if ((pool = neap_pool_new(h, cls)) == NULL) {
             neap_set_direct(h, cls, &_neap_pool_empty);
@@ -483,6 +549,7 @@ static void *neap_run_class_alloc(neap_heap_t *h, size_t cls) {
         h->spare[cls] = 0;
         a = _neap_arena_of(p);
         idx = _neap_page_index(p);
+        neap_assert_internal(_neap_kind_get(a, idx) == NEAP_PK(NEAP_PS_SPARE, cls));
     } else {
         long first = neap_heap_take_run(h, _neap_class[cls].pages, 1, true, &a);
         if (first < 0) return NULL;
@@ -508,6 +575,7 @@ static void *neap_large_alloc(neap_heap_t *h, size_t size, size_t align, bool ze
     size_t n = (size + NEAP_PAGE_MASK) >> NEAP_PAGE_SHIFT;
     size_t align_pages = align > NEAP_PAGE_SIZE ? align >> NEAP_PAGE_SHIFT : 1;
     neap_arena_t *a;
+    neap_assert(n >= 1 && n <= (NEAP_LARGE_MAX >> NEAP_PAGE_SHIFT));
     long first = neap_heap_take_run(h, n, align_pages, false, &a);
     if (first < 0) return NULL;
     _neap_kind_set(a, (size_t)first, NEAP_PK(NEAP_PS_LARGE, n));
@@ -538,6 +606,7 @@ bool _neap_large_grow(void *p, size_t size) {
         for (size_t i = have; i < want; i++) _neap_kind_set(a, head + i, NEAP_PK(NEAP_PS_CONT, i));
         _neap_kind_set(a, head, NEAP_PK(NEAP_PS_LARGE, want));
         grown = true;
+        neap_heap_check(h);
     }
     _neap_heap_unlock(h);
     return grown;
@@ -597,12 +666,16 @@ static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const
 static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16_t v, neap_block_t *b,
                             const char *func) {
     unsigned state = NEAP_PK_KIND(v);
+    /* the owner under its lock; NULL: an orphan, or an arena being adopted
+     * or handed over, under the orphan lock or off every list */
+    neap_assert_internal(h == NULL || (atomic_load(&a->owner) == h && neap_heap_locked(h)));
     if (state == NEAP_PS_LARGE) {
         neap_heap_release_run(h, a, head, NEAP_PK_COUNT(v));
         return;
     }
     if (state == NEAP_PS_BLOCK) {
         size_t cls = NEAP_PK_COUNT(v);
+        neap_assert(cls >= 1 && cls <= NEAP_CLASS_MAX && _neap_class[cls].run);
         if (h && h->spare[cls] == 0) {
             _neap_kind_set(a, head, NEAP_PK(NEAP_PS_SPARE, cls));
             h->spare[cls] = _neap_page_addr(a, head);
@@ -617,10 +690,12 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
     neap_pool_t *pool = neap_pool_at(a, head);
     if (neap_unlikely(pool->used == 0 || b == pool->local_free || b == pool->free))
         _neap_fatal_pointer(func, b, "double free detected on");
+    neap_assert_internal(pool->used <= pool->bumped && pool->bumped <= _neap_class[pool->cls].capacity);
     b->next = pool->local_free;
     pool->local_free = b;
     pool->used--;
     if (state == NEAP_PS_FULL) {
+        neap_assert_internal(!pool->linked && pool->free == NULL);
         neap_pool_set_state(pool, NEAP_PS_POOL);
         if (h) neap_partial_push(h, pool);
     }
@@ -700,6 +775,7 @@ static void neap_free_slow(void *p, const char *func, bool tracing) {
     if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) {
         _neap_heap_lock(h);
         neap_free_local(h, a, head, v, p, func);
+        neap_heap_check(h);
         _neap_heap_unlock(h);
     } else {
         neap_free_remote(a, p);
@@ -824,6 +900,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
     } else {
         p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
     }
+    neap_heap_check(h);
     _neap_heap_unlock(h);
     if (p == NULL) errno = ENOMEM;
     return size > NEAP_MEDIUM_MAX ? neap_sized(p, size) : p;
@@ -858,6 +935,7 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
         }
     }
     if (!done) p = neap_large_alloc(h, size ? size : 1, align, zero);
+    neap_heap_check(h);
     _neap_heap_unlock(h);
     if (p == NULL) errno = ENOMEM;
     return p;
@@ -871,6 +949,7 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
  * every dirty page and unmaps every empty arena.  Returns 1 if anything went
  * back to the OS. */
 int _neap_heap_trim(neap_heap_t *h) {
+    neap_assert_internal(neap_heap_locked(h));
     size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     neap_heap_drain_all(h);
     for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
@@ -891,6 +970,9 @@ int _neap_heap_trim(neap_heap_t *h) {
         next = a->hnext;
         if (a->pages_used == 0) neap_heap_drop_arena(h, a);
     }
+    /* nothing dirty is left, and every arena holds a run */
+    neap_assert(h->dirty_pages == 0 && h->dirty_head == NULL && h->empty_arenas == 0);
+    if (neap_check_rare()) _neap_heap_validate(h);
     size_t after = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     return after > before;
 }
@@ -1000,6 +1082,7 @@ int _neap_orphans_collect(bool force) {
         }
     }
     pthread_mutex_unlock(&_neap_orphan_lock);
+    if (neap_check_rare()) _neap_orphans_validate();
     return released;
 }
 
@@ -1061,4 +1144,9 @@ void _neap_fork_child(neap_heap_t *survivor) {
     }
     _neap_all_heaps = keep;
     if (keep) keep->gnext = keep->gprev = NULL;
+    if (neap_check_rare()) {   /* the survivor's heap, the orphans and the huge cache came through whole */
+        if (keep) _neap_heap_validate(keep);
+        _neap_orphans_validate();
+        _neap_huge_cache_validate();
+    }
 }

@@ -94,6 +94,8 @@
  *     bit per free page with stale contents; no page has both.  young_map is
  *     a subset of dirty_map: pages emptied after the arena joined its heap's
  *     dirty queue, given back one purge round later.
+ *   - validate.c checks these, and the lists' and maps' own, at the slow
+ *     paths the debug level or NEAP_VALIDATE ask for.
  */
 #ifndef NEAP_INTERNAL_H
 #define NEAP_INTERNAL_H
@@ -254,6 +256,8 @@ struct neap_heap_s {
     unsigned purge_countdown;    /* slow paths until the next purge check */
     int draining;                /* walking the arena list: no purge, it may unmap arenas */
     int alive;                   /* 1 while a thread uses it */
+    unsigned validate_count;     /* slow paths since the last validation (validate.c) */
+    unsigned validate_every;     /* NEAP_DEBUG 2: slow paths between validations (0: the minimum) */
 };
 
 /* ---------------------------------------------------------------------------
@@ -562,5 +566,37 @@ NEAP_INTERNAL bool _neap_core_add_hooks(const neap_core_hooks_t *h);
 
 /* stats.c */
 NEAP_INTERNAL void _neap_stats_collect(neap_stats_t *out);
+
+/* ---------------------------------------------------------------------------
+ * validate.c -- the invariants above, checked (see validate.c's drawing)
+ * ------------------------------------------------------------------------- */
+/* Where a violation was found (NULL / -1: not known). */
+typedef struct neap_vwhere_s {
+    const neap_heap_t *heap;
+    const neap_arena_t *arena;
+    long page;
+    const void *pool;
+    const void *block;
+} neap_vwhere_t;
+/* Writes "neap: invariant violated: WHAT [heap .. arena .. page .. pool ..
+ * block ..] n1=v1 n2=v2 n3=v3" to fd 2 (names NULL: left out) and aborts. */
+NEAP_INTERNAL __attribute__((noreturn, cold)) void
+_neap_invariant_fail(const char *what, const neap_vwhere_t *w, const char *n1, unsigned long long v1,
+                     const char *n2, unsigned long long v2, const char *n3, unsigned long long v3);
+/* h, by its own thread under its lock (or with its thread quiet); returns
+ * the work done (pages, pools and blocks looked at). */
+NEAP_INTERNAL size_t _neap_heap_validate(neap_heap_t *h);
+NEAP_INTERNAL void _neap_orphans_validate(void);       /* takes the orphan lock */
+NEAP_INTERNAL void _neap_huge_cache_validate(void);    /* takes the huge lock (arena.c) */
+/* Every live heap, the orphans and the huge cache: only while no thread but
+ * the caller allocates or frees (their heaps change without a lock). */
+NEAP_INTERNAL void _neap_validate_all(void);
+/* Slow paths between validations at NEAP_DEBUG 2 (a power of two), at
+ * least; for a heap whose validation does more work (pages, pools, blocks
+ * looked at) than EVERY * SHARE, work / SHARE: a slow path pays about SHARE
+ * units of validation, whatever the heap's size.  Every slow path at 3.
+ * NEAP_VALIDATE overrides both in any build. */
+#define NEAP_VALIDATE_DEBUG_EVERY 64
+#define NEAP_VALIDATE_DEBUG_SHARE 8
 
 #endif /* NEAP_INTERNAL_H */
