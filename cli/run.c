@@ -283,6 +283,12 @@ int neap_cli_run(int argc, char **argv) {
             return NEAP_CLI_USAGE;
         }
     }
+#if !NEAP_TRACING
+    if (trace != NULL) {
+        fprintf(stderr, "neap run: --trace: this neap was built without tracing (NEAP_TRACING=OFF)\n");
+        return NEAP_CLI_USAGE;
+    }
+#endif
     if (trace != NULL) {
         /* absolute, so that processes that change directory write beside it */
         char cwd[2048];
