@@ -20,7 +20,10 @@ void *_neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
 }
 
 void *_neap_malloc_counted(size_t size, uintptr_t ret, uintptr_t fp) {
-    return neap_countdown_out(neap_malloc_plain(size), size, ret, fp);
+    const neap_alloc_hooks_t *h = _neap_hooks_get();
+    if (h != NULL) return h->malloc(size, ret, fp);
+    _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
+    return neap_malloc_plain(size);
 }
 
 void *neap_malloc(size_t size) {

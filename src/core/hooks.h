@@ -8,6 +8,7 @@
  *   _neap_tl_countdown -= size                    pool->flags == 0: fast, unseen
  *   below zero? --> _neap_countdown_out:          REPORT_ALL: hooks->free, then
  *     hooks installed: hooks->alloc(p, ...)         finished on the fast path
+ *     (malloc: hooks->malloc(size, ...))
  *     none: countdown = NEAP_COUNTDOWN_IDLE       WATCH (the block at watch_off,
  *                                                   or any if 0): slow path;
  *   realloc: hooks installed -> hooks->realloc    hooks installed: the slow path
@@ -97,7 +98,8 @@ extern NEAP_INTERNAL __thread int64_t _neap_tl_countdown;
  * hooks->alloc(p, ...), or the countdown reset.  Returns what the hook
  * returns (p). */
 NEAP_INTERNAL void *_neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp);
-/* malloc's slow path when the countdown ran out: allocates, then as above */
+/* malloc's slow path when the countdown ran out: hooks->malloc, or the
+ * countdown reset and the block allocated */
 NEAP_INTERNAL void *_neap_malloc_counted(size_t size, uintptr_t ret, uintptr_t fp);
 
 /* ---------------------------------------------------------------------------
@@ -107,6 +109,11 @@ typedef struct neap_alloc_hooks_s {
     /* The countdown ran out on block p of size bytes (NULL: the allocation
      * failed); returns p.  Sets the countdown. */
     void *(*alloc)(void *p, size_t size, uintptr_t ret, uintptr_t fp);
+    /* The same in malloc, the block not made yet: makes it with
+     * neap_malloc_plain (fastpath.h), then goes on as alloc.  (One call
+     * from malloc's countdown test to the hook: every allocation comes
+     * here when the layer looks at each.) */
+    void *(*malloc)(size_t size, uintptr_t ret, uintptr_t fp);
     /* p is about to be freed (or its pages moved): a large or huge block,
      * or a pool block (pooled) of a pool flagged WATCH or REPORT_ALL.
      * From any thread; p is still allocated. */

@@ -920,6 +920,10 @@ static void *hook_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     return trace_alloc(p, size, ret, fp);
 }
 
+static void *hook_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
+    return trace_alloc(neap_malloc_plain(size), size, ret, fp);
+}
+
 static int forget(const void *p, size_t *size, bool pooled);
 
 static int forget_any(const void *p, size_t *size) {
@@ -1038,6 +1042,7 @@ static void hook_handover(void) {
 
 static const neap_alloc_hooks_t trace_hooks = {
     .alloc = hook_alloc,
+    .malloc = hook_malloc,
     .free = hook_free,
     .realloc = hook_realloc,
     .made_large = hook_made_large,
