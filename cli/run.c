@@ -244,6 +244,12 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
             return -1;
         }
     }
+#if !NEAP_TRACING
+    if (o->trace != NULL) {
+        fprintf(stderr, "neap run: --trace: this neap was built without tracing (NEAP_TRACING=OFF)\n");
+        return -1;
+    }
+#endif
     return 0;
 }
 

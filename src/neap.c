@@ -21,7 +21,7 @@
  *   library destructor --> statistics if NEAP_SHOW_STATS=1; the published
  *       record's last word; the trace file's last records
  */
-#include "core/internal.h"
+#include "core/hooks.h"
 #include "services/services.h"
 #if NEAP_TRACING
 #include "trace/traceimpl.h"

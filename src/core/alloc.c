@@ -1,8 +1,30 @@
 /* alloc.c -- the public allocation API (neap_malloc and the rest); the fast
- * paths are in fastpath.h. */
+ * paths are in fastpath.h.  Also the countdown and the hooks of hooks.h:
+ * where the countdown runs out, and realloc while hooks are installed. */
 #include "core/fastpath.h"
 
 #include <errno.h>
+
+__thread int64_t _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
+_Atomic(const neap_alloc_hooks_t *) _neap_hooks;
+
+static inline void *neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+    const neap_alloc_hooks_t *h = _neap_hooks_get();
+    if (h != NULL) return h->alloc(p, size, ret, fp);
+    _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
+    return p;
+}
+
+void *_neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+    return neap_countdown_out(p, size, ret, fp);
+}
+
+void *_neap_malloc_counted(size_t size, uintptr_t ret, uintptr_t fp) {
+    const neap_alloc_hooks_t *h = _neap_hooks_get();
+    if (h != NULL) return h->malloc(size, ret, fp);
+    _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
+    return neap_malloc_plain(size);
+}
 
 void *neap_malloc(size_t size) {
     return neap_malloc_inline(size);
@@ -25,7 +47,7 @@ void *neap_calloc(size_t n, size_t size) {
     } else {
         p = _neap_malloc_generic(total, true);
     }
-    NEAP_TRACE_HOOK(p, total);
+    NEAP_COUNTED(p, total);
     return p;
 }
 
@@ -44,7 +66,7 @@ static inline void *neap_realloc_inplace(void *p, size_t size, size_t usable, bo
     return NULL;
 }
 
-/* realloc itself; the traced neap_realloc below wraps it. */
+/* realloc itself, nothing reported, nothing counted. */
 static inline void *neap_realloc_plain(void *p, size_t size) {
     if (p == NULL) return neap_malloc_plain(size);
     size_t usable = _neap_usable_generic(p);
@@ -77,54 +99,23 @@ void *_neap_array_grow(void *v, size_t *cap, size_t need, size_t elem, size_t fi
     return p;
 }
 
-/* Tracing: as tracemalloc records a realloc, the old block's trace goes and
- * the result is a new allocation of the new size, counted in full against
- * the sampling countdown (so that a block's chance of being sampled depends
- * on its size alone, and the estimates stay unbiased).  If the realloc
- * fails, p keeps its trace.  Except when sampling grows a large or huge
- * block whose size tracing knows: then only the growth counts, and p's
- * traces stay with the block (trace.c, "Sampled realloc"). */
-static __attribute__((noinline)) void *neap_realloc_traced(void *p, size_t size, uintptr_t ret,
-                                                          uintptr_t fp) {
-    size_t old = 0;
-    int grow = _neap_trace_grow_begin(p, size, &old);
-    if (grow == 0) {
-        size_t traced_size = 0;
-        int traced = _neap_trace_forget(p, &traced_size);
-        void *q = neap_realloc_plain(p, size);
-        if (neap_unlikely(q == NULL)) {
-            if (traced) _neap_trace_keep(p, traced_size, ret, fp);
-            return NULL;
-        }
-        int sampled = NEAP_TRACE_COUNT(size);
-        if (sampled) q = _neap_trace_alloc(q, size, ret, fp);
-        _neap_trace_sized(q, size, sampled);
-        return q;
-    }
-    /* growing: p's traces, if any, stay with the block; while they are
-     * in the table under p, a huge block's pages may not move by themselves */
-    size_t usable = _neap_usable_generic(p);
-    void *q = neap_realloc_inplace(p, size, usable, grow == 1);
-    if (q == NULL) {
-        _neap_trace_parts_t parts;
-        if (grow == 2 && _neap_trace_take(p, &parts) && _neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE)
-            q = _neap_huge_realloc(p, size, true, "realloc");
-        bool copy = q == NULL;
-        if (copy) {
-            q = neap_malloc_plain(size);
-            if (q != NULL) memcpy(q, p, size < usable ? size : usable);
-        }
-        if (grow == 2) _neap_trace_put(p, q, &parts);
-        if (copy && q != NULL) neap_free_inline(p);
-    }
-    return _neap_trace_grow_end(p, q, old, size, grow == 2, ret, fp);
+void *_neap_realloc_plain(void *p, size_t size) {
+    return neap_realloc_plain(p, size);
 }
 
+void *_neap_realloc_inplace(void *p, size_t size, size_t usable, bool move) {
+    return neap_realloc_inplace(p, size, usable, move);
+}
+
+/* With hooks installed, the hook does the whole realloc (on the
+ * primitives above): it may want to see the old block go and the new one
+ * come, or neither. */
 void *neap_realloc(void *p, size_t size) {
-    if (neap_unlikely(_neap_tracing()) && p != NULL && size != 0)
-        return neap_realloc_traced(p, size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
+    const neap_alloc_hooks_t *h = _neap_hooks_get();
+    if (neap_unlikely(h != NULL) && p != NULL && size != 0)
+        return h->realloc(p, size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
     void *q = neap_realloc_plain(p, size);
-    NEAP_TRACE_HOOK(q, size);
+    NEAP_COUNTED(q, size);
     return q;
 }
 
@@ -145,7 +136,7 @@ void *neap_aligned_alloc(size_t alignment, size_t size) {
         return NULL;
     }
     void *p = alignment <= 16 ? neap_malloc_plain(size) : _neap_malloc_aligned(size, alignment, false);
-    NEAP_TRACE_HOOK(p, size);
+    NEAP_COUNTED(p, size);
     return p;
 }
 
@@ -157,7 +148,7 @@ int neap_posix_memalign(void **out, size_t alignment, size_t size) {
         errno = saved;
         return ENOMEM;
     }
-    NEAP_TRACE_HOOK(p, size);
+    NEAP_COUNTED(p, size);
     *out = p;
     return 0;
 }

@@ -3,7 +3,7 @@
  *
  * malloc fast path (small request, current pool has a free block):
  *   heap = thread-local; pool = heap->direct[(size+15)/16]; pop pool->free;
- *   used++; subtract size from tracing's thread-local countdown.  One test
+ *   used++; subtract size from the thread-local countdown (hooks.h).  One test
  *   for "small", one unlikely test for "list empty", one for "countdown
  *   below zero".  Budget: about 12 instructions, no atomics, no locks.
  *
@@ -12,7 +12,7 @@
  *   map byte says "arena" -> owner check -> kind[] of the page says "pool
  *   head, not full" (or, out of line, "n pages after the head" and the
  *   head's says so) -> the pool header is at the head page's start -> block
- *   pool has no traced block -> boundary check (multiply, no division) ->
+ *   pool flags say nothing unusual (hooks.h) -> boundary check (multiply, no division) ->
  *   cheap double free check ->
  *   push on pool->local_free; used--.
  *   Budget: about 25 instructions, no atomics, no locks.  Everything else
@@ -22,9 +22,9 @@
 #ifndef NEAP_FASTPATH_H
 #define NEAP_FASTPATH_H
 
-#include "core/internal.h"
+#include "core/hooks.h"
 
-/* malloc without tracing's countdown (realloc's inner allocations) */
+/* malloc without the countdown (realloc's inner allocations) */
 neap_inline void *neap_malloc_plain(size_t size) {
     neap_heap_t *h = _neap_tl_heap;
     if (neap_likely(size <= NEAP_SMALL_MAX)) {
@@ -42,8 +42,8 @@ neap_inline void *neap_malloc_plain(size_t size) {
 /* The countdown is checked first, so that the fast path keeps nothing
  * across it (no register saved, no frame). */
 neap_inline void *neap_malloc_inline(size_t size) {
-    if (neap_unlikely(NEAP_TRACE_COUNT(size)))
-        return _neap_trace_malloc(size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
+    if (neap_unlikely(NEAP_COUNTDOWN(size)))
+        return _neap_malloc_counted(size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
     return neap_malloc_plain(size);
 }
 
@@ -84,15 +84,16 @@ neap_inline bool neap_free_try(void *p) {
     uint32_t off = (uint32_t)(a - head) - pool->first;
     uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
     if (neap_unlikely(idx * pool->block_size != off || idx >= pool->bumped)) return false;
-    /* this block may be traced: the slow path looks; or every free of the
-     * pool is streamed (then tail-called) */
-    uint32_t traced = atomic_load_explicit(&pool->traced, memory_order_acquire);
-    if (neap_unlikely(traced != 0)) {
-        if (traced >= NEAP_POOL_STICKY) {
-            _neap_free_sticky(p, pool);
+    /* unusual pool states: this block's free is to be reported (the slow
+     * path does it), or every free of the pool is (then tail-called).
+     * Acquire: see _neap_pool_watches */
+    uint32_t flags = atomic_load_explicit(&pool->flags, memory_order_acquire);
+    if (neap_unlikely(flags != 0)) {
+        if (flags & NEAP_POOL_REPORT_ALL) {
+            _neap_free_reported(p, pool);
             return true;
         }
-        if (_neap_pool_may_trace(pool, p)) return false;
+        if (_neap_pool_watches(pool, p)) return false;
     }
     return neap_free_push_local(h, pool, p);
 }

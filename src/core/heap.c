@@ -59,6 +59,13 @@
 neap_class_t _neap_class[NEAP_CLASS_MAX + 1];
 neap_pool_t _neap_pool_empty;   /* free == NULL: sends the fast path to the slow one */
 
+/* Memory other threads may have freed a moment ago comes to this thread
+ * (hooks.h: handover); slow paths only. */
+static inline void neap_handover(void) {
+    const neap_alloc_hooks_t *hooks = _neap_hooks_get();
+    if (neap_unlikely(hooks != NULL)) hooks->handover();
+}
+
 #define NEAP_E8 &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty, \
                 &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty, &_neap_pool_empty
 neap_heap_t _neap_heap_empty = {
@@ -432,7 +439,7 @@ static long neap_heap_take_run(neap_heap_t *h, size_t n, size_t align, bool pref
         } else {
             a = _neap_arena_create();
             if (a == NULL) return -1;
-            _neap_trace_sync();   /* another thread's arena may have been here */
+            neap_handover();   /* another thread's arena may have been here */
             atomic_store(&a->owner, h);
             neap_heap_link_arena(h, a);
             h->empty_arenas++;
@@ -470,8 +477,8 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     pool->cls = (uint8_t)cls;
     pool->linked = 0;
     pool->next = pool->prev = NULL;
-    atomic_store_explicit(&pool->traced, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool->traced_one, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->flags, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool->watch_off, 0, memory_order_relaxed);
     neap_pool_set_state(pool, NEAP_PS_POOL);
     atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
     return pool;
@@ -717,7 +724,7 @@ static void neap_free_remote(neap_arena_t *a, neap_block_t *b) {
 /* Applies the frees other threads left in arena a. */
 static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     neap_block_t *b = atomic_exchange(&a->remote, NULL);
-    if (b) _neap_trace_sync();   /* these blocks' frees replay before their reuse */
+    if (b) neap_handover();   /* these blocks' frees come before their reuse */
     while (b) {
         neap_block_t *next = b->next;
         uint16_t v;
@@ -728,7 +735,7 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
 }
 
 /* The fast path's free, for a block of a pool (kind POOL, validated) that
- * the slow path was sent to by tracing: true if p went on the pool's local
+ * the slow path was sent to by its pool's flags: true if p went on the pool's local
  * free list, as neap_free_try would have done. */
 static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
     neap_heap_t *h = _neap_tl_heap;
@@ -743,9 +750,9 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
     return true;
 }
 
-/* tracing: a traced block must be forgotten before it can be handed out
- * again */
-static void neap_free_slow(void *p, const char *func, bool tracing) {
+/* hooks (installed, or NULL): a free to report is reported before the
+ * block can be handed out again */
+static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *hooks) {
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
     if (kind == NEAP_MAP_NONE)
@@ -753,21 +760,21 @@ static void neap_free_slow(void *p, const char *func, bool tracing) {
     if (kind != NEAP_MAP_ARENA) {
         uintptr_t base = _neap_huge_base(addr, kind);
         if (base == 0) _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
-        if (neap_unlikely(tracing)) _neap_trace_forget_block(p, false);
+        if (neap_unlikely(hooks != NULL)) hooks->free(p, false);
         _neap_huge_free(base, p, func);
         return;
     }
     neap_arena_t *a = _neap_arena_of(addr);
     uint16_t v;
     size_t head = neap_block_lookup(a, addr, &v, func);
-    if (neap_unlikely(tracing)) {
-        /* a pool block can be traced only if its pool counts traced blocks
-         * (the lookup above has read its header already) */
+    if (neap_unlikely(hooks != NULL)) {
+        /* a pool block is reported only if its pool's flags say so (the
+         * lookup above has read its header already) */
         unsigned state = NEAP_PK_KIND(v);
         if ((state != NEAP_PS_POOL && state != NEAP_PS_FULL) ||
-            _neap_pool_may_trace(neap_pool_at(a, head), p)) {
-            _neap_trace_forget_block(p, state == NEAP_PS_POOL || state == NEAP_PS_FULL);
-            /* forgotten: what the fast path does, it may do now (no lock) */
+            _neap_pool_watches(neap_pool_at(a, head), p)) {
+            hooks->free(p, state == NEAP_PS_POOL || state == NEAP_PS_FULL);
+            /* reported: what the fast path does, it may do now (no lock) */
             if (state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;
         }
     }
@@ -784,12 +791,14 @@ static void neap_free_slow(void *p, const char *func, bool tracing) {
 
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
-    neap_free_slow(p, func, _neap_tracing());
+    /* acquire: see hooks.h's memory order */
+    neap_free_slow(p, func, _neap_hooks_get());
 }
 
-void _neap_free_sticky(void *p, neap_pool_t *pool) {
-    _neap_trace_forget_block(p, true);
-    if (!neap_free_push_local(_neap_tl_heap, pool, p)) neap_free_slow(p, "free", false);
+void _neap_free_reported(void *p, neap_pool_t *pool) {
+    const neap_alloc_hooks_t *hooks = _neap_hooks_get();
+    if (hooks != NULL) hooks->free(p, true);
+    if (!neap_free_push_local(_neap_tl_heap, pool, p)) neap_free_slow(p, "free", NULL);
 }
 
 neap_pool_t *_neap_block_pool(const void *p) {
@@ -867,20 +876,20 @@ static void neap_heap_collect(neap_heap_t *h) {
     }
 }
 
-/* While sampling, tracing keeps the size of large and huge blocks, so that
- * a realloc growing one is sampled by its growth (trace.c, "Sampled
- * realloc"); has_traces is set, as the block may be sampled. */
-static inline void *neap_sized(void *p, size_t size) {
-    if (p != NULL && neap_unlikely(atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)))
-        _neap_trace_sized(p, size, 1);
+/* A large or huge block made: the hooks hear of it (hooks.h). */
+static inline void *neap_made_large(void *p, size_t size) {
+    if (p != NULL) {
+        const neap_alloc_hooks_t *hooks = _neap_hooks_get();
+        if (neap_unlikely(hooks != NULL)) hooks->made_large(p, size);
+    }
     return p;
 }
 
 void *_neap_malloc_generic(size_t size, bool zero) {
     if (size > NEAP_LARGE_MAX) {
         void *p = _neap_huge_alloc(size, NEAP_PAGE_SIZE, zero, NULL);
-        if (p == NULL) _neap_tl_trace_left = -1;   /* an absurd size may have wrapped it */
-        return neap_sized(p, size);
+        if (p == NULL) _neap_tl_countdown = -1;   /* an absurd size may have wrapped it */
+        return neap_made_large(p, size);
     }
     neap_heap_t *h = _neap_tl_heap;
     if (neap_unlikely(h == &_neap_heap_empty)) {
@@ -903,7 +912,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
     neap_heap_check(h);
     _neap_heap_unlock(h);
     if (p == NULL) errno = ENOMEM;
-    return size > NEAP_MEDIUM_MAX ? neap_sized(p, size) : p;
+    return size > NEAP_MEDIUM_MAX ? neap_made_large(p, size) : p;
 }
 
 /* alignment: a power of two above 16. */
@@ -1025,7 +1034,7 @@ void _neap_heap_done(neap_heap_t *h) {
  * unmapped instead. */
 static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
     atomic_store(&a->owner, h);
-    _neap_trace_sync();
+    neap_handover();
     /* still off every heap list: drain it as an orphan, so an emptied pool is
      * only released, never unlinked from lists it is not on */
     neap_arena_drain(NULL, a);

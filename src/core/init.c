@@ -21,7 +21,7 @@
  *
  * Invariant: the core calls nothing above itself except through hooks[].
  */
-#include "core/internal.h"
+#include "core/hooks.h"
 
 pthread_mutex_t _neap_lock = PTHREAD_MUTEX_INITIALIZER;
 _Atomic int _neap_initialized;

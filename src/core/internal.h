@@ -10,6 +10,8 @@
  *   stats.c      statistics, walked on demand
  *   init.c       process start, thread exit, fork; the hooks of the layers
  *                above (neap_core_hooks_t)
+ *   hooks.h      how a layer above watches allocations (countdown, pool
+ *                flags, hooks called on slow paths only)
  *
  * Below it, src/os (os.h: every system call, formatting, diagnostics).
  * Above it, on this header and the public API: src/trace, src/obj,
@@ -189,11 +191,19 @@ typedef struct neap_pool_s {
     uint8_t linked;              /* on the heap's partial list for cls */
     struct neap_pool_s *next;    /* partial list links (owner only) */
     struct neap_pool_s *prev;
-    _Atomic uint32_t traced;     /* its blocks recorded by tracing (trace.c; atomic):
-                                    while not 0, frees look for a trace */
-    _Atomic uint16_t traced_one; /* when traced is 1, that block's offset in the
-                                    pool if known, else 0 (trace.c) */
+    _Atomic uint32_t flags;      /* NEAP_POOL_*: unusual states, tested at once by
+                                    the free fast path (atomic; hooks.h) */
+    _Atomic uint16_t watch_off;  /* with NEAP_POOL_WATCH: the only block whose
+                                    frees are reported (its offset), or 0: all */
 } neap_pool_t;
+
+/* neap_pool_t.flags (set and cleared through hooks.h):
+ *   WATCH       frees of the pool's blocks (of the block at watch_off, if
+ *               not 0) go to the slow path, which reports them to the hooks
+ *   REPORT_ALL  every free of the pool is reported to the hooks, then
+ *               finished on the fast path (for the pool's life) */
+#define NEAP_POOL_WATCH 1u
+#define NEAP_POOL_REPORT_ALL 2u
 
 /* Bytes reserved for the header at the start of a pool: a cache line, so no
  * block shares the header's line. */
@@ -356,125 +366,6 @@ neap_inline void _neap_kind_set(neap_arena_t *a, size_t idx, uint16_t v) {
 }
 
 /* ---------------------------------------------------------------------------
- * trace.c -- what the allocation paths call (see trace.c's drawing)
- *
- * Every allocation subtracts its size from the thread's countdown; when it
- * goes below zero the allocation goes to _neap_trace_alloc, which records
- * it (tracing on: the countdown stays negative in exact mode, or is the
- * distance to the next sample) or resets the countdown (tracing off).
- * Frees look for a trace only while _neap_trace_live is not 0, and for a
- * pool block only while its pool's `traced` is not 0.
- * ------------------------------------------------------------------------- */
-extern NEAP_INTERNAL __thread int64_t _neap_tl_trace_left;
-extern NEAP_INTERNAL _Atomic size_t _neap_trace_live;   /* traced blocks alive */
-NEAP_INTERNAL void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp);
-/* malloc's slow path when the countdown ran out: allocates, then as above */
-NEAP_INTERNAL void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp);
-/* Forgets p's trace (streaming its free) before p is freed or moved;
- * returns 1 and its traced size in *size (may be NULL) if p was traced. */
-NEAP_INTERNAL int _neap_trace_forget(const void *p, size_t *size);
-/* The same for a block the caller has validated and found possibly traced
- * (a large or huge block, or one whose pool counts traced blocks: pooled). */
-NEAP_INTERNAL void _neap_trace_forget_block(const void *p, bool pooled);
-/* Exact tracing streamed from the environment (trace.c, stream_only) adds
- * NEAP_POOL_STICKY to the count of every pool that has held a traced
- * block, for good: each free of such a pool is streamed from the fast path
- * (_neap_free_sticky, heap.c), by _neap_trace_forget_block. */
-#define NEAP_POOL_STICKY (1u << 30)
-/* Records p (size bytes) whatever the countdown says: a failed realloc
- * keeps its block traced. */
-NEAP_INTERNAL void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp);
-/* Sampled reallocs (trace.c, "Sampled realloc"): while _neap_trace_grow is
- * set, every realloc and every free of a large or huge block reach trace.c.
- * grow_begin: 0, sample the realloc by its whole size (forget, then the
- * hook, then sized); else the realloc grows p from its requested size
- * *old: 1, p has no trace; 2, it may have some, and if p must move they
- * go with it: take them out of the table (all of them, if take returns 1:
- * only then may a huge block's pages move), then put them at the new
- * block q, before p is freed (or back at p: q NULL).  grow_end: the
- * realloc made q (NULL: it failed).  sized: after a realloc sampled by its
- * whole size (traced: the hook recorded it). */
-#define NEAP_TRACE_PARTS 32
-extern NEAP_INTERNAL _Atomic int _neap_trace_grow;
-/* Whether frees and reallocs must look for traces (or sampled sizes).
- * Acquire: tracing's stop or clear went through pool headers before it set
- * the count to 0, and a free that reads it may retire a pool. */
-neap_inline bool _neap_tracing(void) {
-    return (atomic_load_explicit(&_neap_trace_live, memory_order_acquire) |
-            (size_t)atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed)) != 0;
-}
-typedef struct {
-    size_t n;
-    uint64_t clock;
-    uintptr_t v[NEAP_TRACE_PARTS * 4];   /* trace.c's traces */
-} _neap_trace_parts_t;
-NEAP_INTERNAL int _neap_trace_grow_begin(const void *p, size_t size, size_t *old);
-NEAP_INTERNAL int _neap_trace_take(const void *p, _neap_trace_parts_t *parts);
-NEAP_INTERNAL void _neap_trace_put(const void *p, const void *q, _neap_trace_parts_t *parts);
-NEAP_INTERNAL void *_neap_trace_grow_end(const void *p, void *q, size_t old, size_t size,
-                                         int traced, uintptr_t ret, uintptr_t fp);
-NEAP_INTERNAL void _neap_trace_sized(const void *q, size_t size, int traced);
-NEAP_INTERNAL void _neap_trace_env_start(void);   /* NEAP_TRACE=FILE: stream to FILE */
-NEAP_INTERNAL void _neap_trace_env_exit(void);    /* the last records, at exit */
-NEAP_INTERNAL void _neap_trace_thread_exit(void); /* the thread's records to the stream */
-
-/* The trace stream's clock (trace.c, "The stream"): each thread writes its
- * own chunks, and the reader merges them by clock.  A block freed by one
- * thread and allocated again by another must replay in that order, so a
- * thread that takes in memory other threads may have freed (remote frees
- * drained, an orphan adopted, a new arena mapped) moves the clock on first:
- * its records after that come after theirs. */
-extern NEAP_INTERNAL _Atomic int _neap_trace_streaming;
-extern NEAP_INTERNAL _Atomic uint64_t _neap_trace_clock;
-neap_inline void _neap_trace_sync(void) {
-    if (neap_unlikely(atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed)))
-        atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed);
-}
-NEAP_INTERNAL void _neap_trace_fork_prepare(void);
-NEAP_INTERNAL void _neap_trace_fork_parent(void);
-NEAP_INTERNAL void _neap_trace_fork_child(void);
-
-/* The caller's frame pointer, where the ABI keeps one; garbage (checked by
- * the stack walk) in code built without frame pointers. */
-#if defined(__x86_64__)
-#define NEAP_CALLER_FP()                                                     \
-    __extension__({                                                          \
-        uintptr_t fp_;                                                       \
-        __asm__("mov %%rbp, %0" : "=r"(fp_));                                \
-        fp_;                                                                 \
-    })
-#elif defined(__aarch64__)
-#define NEAP_CALLER_FP()                                                     \
-    __extension__({                                                          \
-        uintptr_t fp_;                                                       \
-        __asm__("mov %0, x29" : "=r"(fp_));                                  \
-        fp_;                                                                 \
-    })
-#else
-#define NEAP_CALLER_FP() ((uintptr_t)0)
-#endif
-
-/* Subtracts size from the countdown; true when it went below zero.  In
- * unsigned arithmetic (no overflow): a request of 2^62 bytes or more wraps
- * it to a large positive value, and the failure of that request sets it to
- * -1 again (heap.c), so that tracing looks at the next allocation. */
-#define NEAP_TRACE_COUNT(size)                                               \
-    ((_neap_tl_trace_left =                                                  \
-          (int64_t)((uint64_t)_neap_tl_trace_left - (uint64_t)(size))) < 0)
-
-/* In an allocation function: count size against the countdown, and hand
- * the new block p to tracing when it runs out.  ret and the frame pointer
- * are those of the function's caller (the fast paths are inlined into
- * malloc and neap_malloc).  A failed allocation (p NULL) counts nothing. */
-#define NEAP_TRACE_HOOK(p, size)                                             \
-    do {                                                                     \
-        if ((p) != NULL && neap_unlikely(NEAP_TRACE_COUNT(size)))            \
-            (p) = _neap_trace_alloc((p), (size),                             \
-                                    (uintptr_t)__builtin_return_address(0),  \
-                                    NEAP_CALLER_FP());                       \
-    } while (0)
-
-/* ---------------------------------------------------------------------------
  * heap.c
  * ------------------------------------------------------------------------- */
 NEAP_INTERNAL void _neap_classes_init(void);
@@ -482,21 +373,19 @@ NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first u
 NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads the heap */
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
-/* The free of p, a valid block of this thread's pool, whose count says
- * NEAP_POOL_STICKY: streamed, then freed as the fast path would. */
-NEAP_INTERNAL void _neap_free_sticky(void *p, neap_pool_t *pool);
-/* Whether the block p of pool may be traced: its pool counts traced blocks,
- * and when it counts one, it is not known to be another (trace.c keeps
- * traced_one: set when the count goes from 0 to 1, cleared by any other
- * change; so a nonzero traced_one is the one traced block). */
-neap_inline bool _neap_pool_may_trace(neap_pool_t *pool, const void *p) {
-    /* acquire: a free that finds a count its block is not in may hand the
-     * pool's pages on; the count's last writer (a stop or clear going
-     * through the pool headers) must have finished with them */
-    uint32_t t = atomic_load_explicit(&pool->traced, memory_order_acquire);
-    if (neap_likely(t == 0)) return false;
-    if (t != 1) return true;
-    uint16_t one = atomic_load_explicit(&pool->traced_one, memory_order_relaxed);
+/* The free of p, a valid block of this thread's pool, whose flags say
+ * NEAP_POOL_REPORT_ALL: reported, then freed as the fast path would. */
+NEAP_INTERNAL void _neap_free_reported(void *p, neap_pool_t *pool);
+/* Whether the free of block p of pool must be reported: the pool says
+ * REPORT_ALL, or WATCH for every block or for p's offset. */
+neap_inline bool _neap_pool_watches(neap_pool_t *pool, const void *p) {
+    /* acquire: a free that finds its block unwatched may hand the pool's
+     * pages on; the flags' last writer (a layer clearing WATCH after going
+     * through the pool's blocks) must have finished with them */
+    uint32_t f = atomic_load_explicit(&pool->flags, memory_order_acquire);
+    if (neap_likely(f == 0)) return false;
+    if (f & NEAP_POOL_REPORT_ALL) return true;
+    uint16_t one = atomic_load_explicit(&pool->watch_off, memory_order_relaxed);
     return one == 0 || one == (uint16_t)((uintptr_t)p - (uintptr_t)pool);
 }
 
@@ -504,7 +393,7 @@ neap_inline bool _neap_pool_may_trace(neap_pool_t *pool, const void *p) {
  * block. */
 NEAP_INTERNAL neap_pool_t *_neap_block_pool(const void *p);
 NEAP_INTERNAL size_t _neap_usable_generic(const void *p);  /* 0 if p is no block of neap */
-/* For the layers above (objects, tracing): v (an array from neap_malloc, or
+/* For the layers above: v (an array from neap_malloc, or
  * NULL) of *cap elements of elem bytes, with room for `need` of them: v
  * itself, or v moved to a bigger array (capacity doubled from *cap, or from
  * `first`, until it holds need; *cap updated), or NULL when memory ran out
@@ -536,8 +425,8 @@ neap_inline size_t _neap_class_of(size_t size) {
 
 /* ---------------------------------------------------------------------------
  * init.c -- process start, thread exit, fork; and the hooks through which
- * the layers above the core (tracing, services) hear of thread exits and
- * forks without the core calling up into them.
+ * the layers above the core hear of thread exits and forks without the core
+ * calling up into them (hooks.h).
  * ------------------------------------------------------------------------- */
 NEAP_INTERNAL void _neap_process_init(void);
 NEAP_INTERNAL void _neap_thread_register(neap_heap_t *h);
@@ -547,22 +436,7 @@ extern NEAP_INTERNAL _Atomic int _neap_initialized;
  * thread-exit key and fork handlers registered. */
 NEAP_INTERNAL void _neap_core_start(void);
 
-/* What a layer above the core wants to hear of.  Any field may be NULL.
- * fork_prepare hooks run in the order they were added, before the core
- * takes its locks (a layer's locks taken on free paths come first);
- * fork_parent and fork_child in the reverse order, after the core is whole
- * again.  thread_exit runs in a thread's key destructor, before its heap is
- * handed over. */
-typedef struct neap_core_hooks_s {
-    void (*fork_prepare)(void);
-    void (*fork_parent)(void);
-    void (*fork_child)(void);
-    void (*thread_exit)(void);
-} neap_core_hooks_t;
-#define NEAP_CORE_HOOKS_MAX 4
-/* Adds h (static storage; not copied) to the hooks; from the library
- * constructor, before any thread but the first exists.  false: no room. */
-NEAP_INTERNAL bool _neap_core_add_hooks(const neap_core_hooks_t *h);
+/* neap_core_hooks_t, _neap_core_add_hooks: hooks.h */
 
 /* stats.c */
 NEAP_INTERNAL void _neap_stats_collect(neap_stats_t *out);

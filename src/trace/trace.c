@@ -1,17 +1,18 @@
-/* trace.c -- tracing allocations (neap_trace.h): the countdown every
- * allocation path decrements, stack capture, interned stacks, and the table
- * of live traced blocks.
+/* trace.c -- tracing allocations (neap_trace.h) through the core's hooks
+ * (core/hooks.h): stack capture, interned stacks, the table of live traced
+ * blocks, the count of traced blocks per pool, and the stream.
  *
- *   allocation path (fastpath.h, alloc.c)          free path (heap.c)
- *   tl_left -= size                                 free_try: pool->traced != 0
- *   tl_left < 0 ? --> _neap_trace_alloc(p, ...)       -> slow path
- *                        |                          _neap_free_generic, when
- *          off: tl_left = LATENCY, return p         _neap_trace_live != 0 and the
- *          exact: tl_left = EXACT_LEFT (stays < 0)  block is large, huge or in a
- *          sampled: tl_left += Exp(interval)        pool with traced != 0:
- *                   until >= 0                        -> _neap_trace_forget_block
- *                        |
- *                        v
+ *   allocation paths (the core)                free paths (the core)
+ *   countdown -= size                           pool flags 0: fast, unseen
+ *   countdown < 0 ? --> hook_alloc(p, ...)      WATCH (set here while a pool
+ *                        |                        holds traced blocks) or any
+ *          exact: countdown = EXACT_LEFT          large/huge block, hooks on:
+ *                 (stays < 0)                     --> hook_free --> forget
+ *          sampled: countdown += Exp(interval)  REPORT_ALL (stream_only):
+ *                   until >= 0                    --> hook_free --> stream_free
+ *          off: countdown = NEAP_TRACE_LATENCY  realloc, hooks on: hook_realloc
+ *                        |                      (this file, on the core's
+ *                        v                       realloc primitives)
  *          capture: frame[0] = the caller's return address, then the
  *                   frame-pointer chain from the caller's frame pointer,
  *                   each frame checked to lie in the thread's stack; or
@@ -20,7 +21,7 @@
  *                        |
  *                        v
  *          exact tracing started by NEAP_TRACE (stream_only): no table, the
- *          record goes to the stream and the pool is marked NEAP_POOL_STICKY;
+ *          record goes to the stream and the pool is marked REPORT_ALL;
  *          otherwise:
  *   stacks (interned; never freed)          traces: SHARDS shards by address
  *   +-------------------------------+       +-------------------------------+
@@ -29,15 +30,19 @@
  *   | in chunks mapped from the OS   |       | (linear probing, backward-     |
  *   +-------------------------------+       |  shift deletion)               |
  *     ^ per-thread cache of the last         +-------------------------------+
- *       stack per hash bucket (no lock)
+ *       stack per hash bucket (no lock)        pcounts: traced blocks per pool
  *   Both tables are util/hashtab.h's, their memory from table_map.
+ *
+ * The hooks are installed while tracing is on or traces are left
+ * (hooks_update_locked); otherwise the core runs as if this file were not
+ * there.
  *
  * Invariants
  *   - A block is in at most one shard, under its address (with its parts,
- *     if any).  While it is there, if it is a pool block, its pool's
- *     `traced` counts it; so a pool
- *     with traced == 0 has no traced block and its frees stay fast.
- *   - _neap_trace_live is the number of traces in all shards.
+ *     if any).  While it is there, if it is a pool block, its pool's count
+ *     (pcounts) counts it and the pool is watched; so an unwatched pool
+ *     has no traced block and its frees stay fast.
+ *   - trace_live is the number of traces in all shards.
  *   - traced_current is the sum of the traces' weights (their size, or in
  *     sampled mode the unbiased estimate size / p(size)).
  *   - The tables' memory comes from the OS (os.c), never from neap_malloc:
@@ -102,8 +107,19 @@ static inline void tlock_unlock(tlock_t *l) {
 
 enum { MODE_OFF, MODE_EXACT, MODE_SAMPLED };
 
-__thread int64_t _neap_tl_trace_left = NEAP_TRACE_LATENCY;
-_Atomic size_t _neap_trace_live;
+_Static_assert(NEAP_COUNTDOWN_IDLE == NEAP_TRACE_LATENCY,
+               "other threads see tracing start within NEAP_TRACE_LATENCY bytes");
+
+static _Atomic size_t trace_live;       /* traces in the table */
+static _Atomic int trace_grow;          /* sampling: reallocs growing large blocks (below) */
+/* The stream to NEAP_TRACE=FILE is open (section "The stream"), and its
+ * clock: each thread writes its own chunks, and the reader merges them by
+ * clock.  A block freed by one thread and allocated again by another must
+ * replay in that order, so a thread that takes in memory other threads may
+ * have freed (the core's handover hook) moves the clock on first: its
+ * records after that come after theirs. */
+static _Atomic int trace_streaming;
+static _Alignas(64) _Atomic uint64_t trace_clock;
 
 static _Atomic int trace_mode;           /* MODE_* */
 static _Atomic int trace_nframe = 1;     /* frames kept */
@@ -408,13 +424,13 @@ static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
     return n;
 }
 
-/* The stream to NEAP_TRACE=FILE (below): _neap_trace_streaming. */
+/* The stream to NEAP_TRACE=FILE (below): trace_streaming. */
 /* Exact tracing started by NEAP_TRACE, untouched by the program's own
  * neap_trace_* calls: the stream is the only record, there is no table.
- * Each pool that hands out a traced block is marked NEAP_POOL_STICKY for good,
- * so its frees take the slow path, and every free on the slow path is
- * streamed (a free of a block from before tracing started is streamed
- * too: the reader counts those).  _neap_trace_live stays 1. */
+ * Each pool that hands out a traced block is marked REPORT_ALL for good,
+ * so each of its frees is streamed by hook_free, and so is every free of
+ * a large or huge block (a free of a block from before tracing started is streamed
+ * too: the reader counts those).  trace_live stays 1. */
 static _Atomic int stream_only;
 /* inlined into record: its call and frame cost as much as it does */
 static inline __attribute__((always_inline)) void stream_alloc(tstack_t *st, size_t size,
@@ -439,6 +455,15 @@ static inline uint64_t addr_hash(uintptr_t a);
 #define TRACE_KEY(e) ((uint64_t)(e)->addr)
 #define TRACE_HASH(e) addr_hash((e)->addr)
 NEAP_HASHTAB_DEFINE(tracetab, trace_t, TRACE_KEY, TRACE_HASH, 1024, 3);
+
+/* The traces of a block a realloc moves, on their way to the new block:
+ * at most PARTS_MAX at a time, and the clock they were taken at. */
+#define PARTS_MAX 32
+typedef struct parts {
+    size_t n;
+    uint64_t clock;
+    trace_t v[PARTS_MAX];
+} parts_t;
 
 typedef struct shard {
     _Alignas(64) tlock_t lock; /* a cache line per shard */
@@ -482,17 +507,94 @@ static void traced_add(size_t w) {
     }
 }
 
-static void pool_traced(const void *p, int delta) {
+/* ---------------------------------------------------------------------------
+ * Traced blocks per pool.  While a pool holds traced blocks, its WATCH
+ * flag (core/hooks.h) sends their frees to the core's slow path and on to
+ * hook_free; how many it holds is counted here, per arena and pool head
+ * page, in memory from the OS:
+ *
+ *   pcounts[hash(arena) & (PC_SLOTS - 1)] (linear probing; an entry is
+ *   |                                      never removed: an arena mapped
+ *   v                                      again at its address reuses it)
+ *   +-------+------+---------------------------+
+ *   | arena | lock | n[page]: traced blocks of |  one page per arena that
+ *   |       |      | the pool headed there     |  ever held a traced block
+ *   +-------+------+---------------------------+
+ *
+ * A count and its pool's flag change together, under the entry's lock
+ * (taken under a shard lock; nothing else is taken under it): the pool is
+ * watched exactly while its count is not 0, for the block at watch_off
+ * while the count is 1 and went there from 0, else for every block.  A
+ * pool whose arena has no entry (all PC_SLOTS taken, or no memory) stays
+ * watched for every block until clear_locked.  The counts go to 0 only as
+ * blocks are forgotten, before they are freed, so a retired pool's count
+ * is 0 and the next pool headed at that page starts from 0.
+ * ------------------------------------------------------------------------- */
+#define PC_SLOTS 4096
+typedef struct pcount {
+    uintptr_t arena;
+    tlock_t lock;
+    uint16_t n[NEAP_ARENA_PAGES];
+} pcount_t;
+_Static_assert(sizeof(pcount_t) <= NEAP_PAGE_SIZE, "a pool count entry fits a page");
+_Static_assert(NEAP_POOL_MAX_PAGES * NEAP_PAGE_SIZE / 16 <= UINT16_MAX, "a pool's count fits 16 bits");
+static _Atomic(pcount_t *) pcounts[PC_SLOTS];
+
+/* The entry of arena (made if `make`), or NULL. */
+static pcount_t *pcount_get(uintptr_t arena, int make) {
+    size_t i = (size_t)(addr_hash(arena) >> 40) & (PC_SLOTS - 1);
+    pcount_t *mine = NULL;
+    for (size_t k = 0; k < PC_SLOTS; k++, i = (i + 1) & (PC_SLOTS - 1)) {
+        pcount_t *pc = atomic_load_explicit(&pcounts[i], memory_order_acquire);
+        if (pc == NULL) {
+            if (!make)
+                return NULL;
+            if (mine == NULL) {
+                mine = table_map(NEAP_PAGE_SIZE);
+                if (mine == NULL)
+                    return NULL;
+                mine->arena = arena;
+            }
+            if (atomic_compare_exchange_strong_explicit(&pcounts[i], &pc, mine, memory_order_release,
+                                                        memory_order_acquire))
+                return mine;
+            /* another thread filled the slot first: pc is its entry */
+        }
+        if (pc->arena == arena) {
+            table_unmap(mine, NEAP_PAGE_SIZE);
+            return pc;
+        }
+    }
+    table_unmap(mine, NEAP_PAGE_SIZE);
+    return NULL;
+}
+
+/* Block p (traced, still allocated) gained (delta 1) or lost (-1) a trace;
+ * clearing: every trace is being dropped (clear_locked). */
+static void pool_count(const void *p, int delta, int clearing) {
     neap_pool_t *pool = _neap_block_pool(p);
     if (pool == NULL)
         return;
-    /* traced_one: the block, when it is the pool's only one */
-    uint16_t one = 0;
-    if (delta > 0 && atomic_fetch_add_explicit(&pool->traced, 1, memory_order_relaxed) == 0)
-        one = (uint16_t)((uintptr_t)p - (uintptr_t)pool);
-    atomic_store_explicit(&pool->traced_one, one, memory_order_relaxed);
-    if (delta < 0) /* release: see _neap_pool_may_trace */
-        atomic_fetch_sub_explicit(&pool->traced, 1, memory_order_release);
+    uintptr_t a = (uintptr_t)pool;
+    pcount_t *pc = pcount_get(a & ~NEAP_ARENA_MASK, delta > 0);
+    if (pc == NULL) {
+        if (delta > 0)
+            _neap_pool_watch(pool, 0);
+        else if (clearing)
+            _neap_pool_unwatch(pool);
+        return;
+    }
+    uint16_t *n = &pc->n[_neap_page_index(a)];
+    tlock_lock(&pc->lock);
+    if (delta > 0) {
+        if ((*n)++ == 0)
+            _neap_pool_watch(pool, (uint16_t)((uintptr_t)p - a));
+        else if (*n == 2)
+            _neap_pool_watch(pool, 0);
+    } else if (*n > 0 && --*n == 0) {
+        _neap_pool_unwatch(pool); /* release: see core/hooks.h */
+    }
+    tlock_unlock(&pc->lock);
 }
 
 /* ---------------------------------------------------------------------------
@@ -517,7 +619,6 @@ static void pool_traced(const void *p, int delta) {
  * block reaches while sampling).  A fifth block in a set evicts one; only
  * a block with the same 30 bits of hash could be mistaken for another.
  * ------------------------------------------------------------------------- */
-_Atomic int _neap_trace_grow;
 #define SIZE_SETS 1024
 #define SIZE_WAYS 4
 #define SIZE_BITS 43
@@ -557,8 +658,8 @@ static void sizes_clear(void) {
             atomic_store_explicit(&sizes[i][j], 0, memory_order_relaxed);
 }
 
-int _neap_trace_grow_begin(const void *p, size_t size, size_t *old) {
-    if (!atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+static int grow_begin(const void *p, size_t size, size_t *old) {
+    if (!atomic_load_explicit(&trace_grow, memory_order_relaxed))
         return 0;
     uint64_t tag, w;
     int way;
@@ -571,9 +672,9 @@ int _neap_trace_grow_begin(const void *p, size_t size, size_t *old) {
     return (w & SIZE_TRACED) ? 2 : 1;
 }
 
-void _neap_trace_sized(const void *q, size_t size, int traced) {
+static void sizes_note(const void *q, size_t size, int traced) {
     if (size <= NEAP_MEDIUM_MAX || size >= SIZE_TRACED ||
-        !atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+        !atomic_load_explicit(&trace_grow, memory_order_relaxed))
         return;
     uint64_t tag, w;
     int way;
@@ -593,20 +694,18 @@ void _neap_trace_sized(const void *q, size_t size, int traced) {
 }
 
 static size_t shard_take_locked(shard_t *sh, uintptr_t a, trace_t *out, size_t max);
-_Static_assert(sizeof(((_neap_trace_parts_t *)0)->v) >= NEAP_TRACE_PARTS * sizeof(trace_t),
-               "_neap_trace_parts_t holds NEAP_TRACE_PARTS traces");
 
-int _neap_trace_take(const void *p, _neap_trace_parts_t *parts) {
+static int parts_take(const void *p, parts_t *parts) {
     uintptr_t a = (uintptr_t)p;
     shard_t *sh = shard_of(a);
-    trace_t *t = (trace_t *)(void *)parts->v;
+    trace_t *t = parts->v;
     tlock_lock(&sh->lock);
-    parts->n = shard_take_locked(sh, a, t, NEAP_TRACE_PARTS);
+    parts->n = shard_take_locked(sh, a, t, PARTS_MAX);
     int all = tracetab_find(&sh->tab, a, addr_hash(a)) == NULL;
     tlock_unlock(&sh->lock);
     parts->clock = 0;
-    if (parts->n > 0 && atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
-        parts->clock = atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed) + 1;
+    if (parts->n > 0 && atomic_load_explicit(&trace_streaming, memory_order_relaxed))
+        parts->clock = atomic_fetch_add_explicit(&trace_clock, 1, memory_order_relaxed) + 1;
     return all;
 }
 
@@ -614,7 +713,7 @@ int _neap_trace_take(const void *p, _neap_trace_parts_t *parts) {
 static int shard_add_locked(shard_t *sh, const trace_t *t) {
     if (tracetab_add(&sh->tab, t) == NULL)
         return -1;
-    atomic_fetch_add_explicit(&_neap_trace_live, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&trace_live, 1, memory_order_relaxed);
     traced_add(trace_weight(t->size));
     return 0;
 }
@@ -630,7 +729,7 @@ static size_t shard_take_locked(shard_t *sh, uintptr_t a, trace_t *out, size_t m
             break;
         out[n++] = *t;
         tracetab_remove(&sh->tab, t);
-        atomic_fetch_sub_explicit(&_neap_trace_live, 1, memory_order_relaxed);
+        atomic_fetch_sub_explicit(&trace_live, 1, memory_order_relaxed);
         atomic_fetch_sub_explicit(&traced_current, trace_weight(out[n - 1].size),
                                   memory_order_relaxed);
     }
@@ -650,17 +749,10 @@ static void record(void *p, size_t size, size_t off, int part, uintptr_t ret, ui
         return;
     uintptr_t a = (uintptr_t)p;
     if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
-        /* the block's pool: most often the thread's current one for its size */
-        neap_pool_t *pool = NULL;
-        if (size <= NEAP_SMALL_MAX) {
-            neap_pool_t *d = _neap_tl_heap->direct[_neap_small_class(size)];
-            if (a - (uintptr_t)d < ((uintptr_t)d->npages << NEAP_PAGE_SHIFT))
-                pool = d;
-        }
-        if (pool == NULL)
-            pool = _neap_block_pool(p);
-        if (pool != NULL && atomic_load_explicit(&pool->traced, memory_order_relaxed) < NEAP_POOL_STICKY)
-            atomic_fetch_add_explicit(&pool->traced, NEAP_POOL_STICKY, memory_order_relaxed);
+        /* every free of the block's pool is streamed from now on */
+        neap_pool_t *pool = _neap_pool_of_new(p, size);
+        if (pool != NULL)
+            _neap_pool_report_all(pool);
         stream_alloc(st, size, 0, a, pool == NULL && _neap_map_kind(a) != NEAP_MAP_ARENA);
         return;
     }
@@ -675,12 +767,12 @@ static void record(void *p, size_t size, size_t off, int part, uintptr_t ret, ui
          * every free path forgets first; replace it anyway */
         trace_t stale;
         while (shard_take_locked(sh, a, &stale, 1) == 1)
-            pool_traced(p, -1);
+            pool_count(p, -1, 0);
     }
     trace_t t = {a, size, st, off};
     if (shard_add_locked(sh, &t) == 0) {
-        pool_traced(p, +1);
-        if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+        pool_count(p, +1, 0);
+        if (atomic_load_explicit(&trace_streaming, memory_order_relaxed))
             stream_alloc(st, size, off, a, _neap_map_kind(a) != NEAP_MAP_ARENA);
     }
     tlock_unlock(&sh->lock);
@@ -688,8 +780,8 @@ static void record(void *p, size_t size, size_t off, int part, uintptr_t ret, ui
 
 /* The traces in parts, at a: in the table (dropped if tracing stopped
  * meanwhile or the table cannot grow). */
-static void parts_put(uintptr_t a, const _neap_trace_parts_t *parts) {
-    trace_t *t = (trace_t *)(void *)parts->v;
+static void parts_put(uintptr_t a, parts_t *parts) {
+    trace_t *t = parts->v;
     shard_t *sh = shard_of(a);
     tlock_lock(&sh->lock);
     for (size_t i = 0; i < parts->n; i++) {
@@ -700,7 +792,7 @@ static void parts_put(uintptr_t a, const _neap_trace_parts_t *parts) {
     tlock_unlock(&sh->lock);
 }
 
-void _neap_trace_put(const void *p, const void *q, _neap_trace_parts_t *parts) {
+static void parts_move(const void *p, const void *q, parts_t *parts) {
     uintptr_t a = (uintptr_t)p, b = q != NULL ? (uintptr_t)q : a;
     int moved = parts->n > 0;
     uint64_t clock = parts->clock;
@@ -709,7 +801,7 @@ void _neap_trace_put(const void *p, const void *q, _neap_trace_parts_t *parts) {
         return;
     /* traces beyond what parts holds are still at p, which is still the
      * caller's: they follow in batches */
-    while (_neap_trace_take(p, parts), parts->n > 0) {
+    while (parts_take(p, parts), parts->n > 0) {
         parts_put(b, parts);
         moved = 1;
     }
@@ -734,10 +826,10 @@ static int64_t next_interval(size_t mean) {
 /* Sampling: the countdown ran out; the distance to the next sample. */
 static void countdown_refill(void) {
     size_t mean = atomic_load_explicit(&trace_interval, memory_order_relaxed);
-    if (_neap_tl_trace_left < EXACT_LEFT / 2)
-        _neap_tl_trace_left = 0; /* was exact until now: start a fresh draw */
-    while (_neap_tl_trace_left < 0)
-        _neap_tl_trace_left += next_interval(mean);
+    if (_neap_tl_countdown < EXACT_LEFT / 2)
+        _neap_tl_countdown = 0; /* was exact until now: start a fresh draw */
+    while (_neap_tl_countdown < 0)
+        _neap_tl_countdown += next_interval(mean);
 }
 
 /* Records p, unless it is NULL or made by tracing's own work; what
@@ -753,32 +845,32 @@ static void *record_untraced(void *p, size_t size, uintptr_t ret, uintptr_t fp) 
     return p;
 }
 
-/* _neap_trace_alloc, inlined into _neap_trace_malloc (every exactly traced
- * malloc passes there). */
+/* The core's alloc hook: the countdown ran out on p (inlined there: every
+ * exactly traced malloc passes here). */
 static inline __attribute__((always_inline)) void *trace_alloc(void *p, size_t size, uintptr_t ret,
                                                                uintptr_t fp) {
     int mode = atomic_load_explicit(&trace_mode, memory_order_relaxed);
     if (mode == MODE_OFF) {
-        _neap_tl_trace_left = NEAP_TRACE_LATENCY;
+        _neap_tl_countdown = NEAP_TRACE_LATENCY;
         return p;
     }
     if (mode == MODE_EXACT)
-        _neap_tl_trace_left = EXACT_LEFT;
+        _neap_tl_countdown = EXACT_LEFT;
     else
         countdown_refill();
     return record_untraced(p, size, ret, fp);
 }
 
-void *_neap_trace_grow_end(const void *p, void *q, size_t old, size_t size, int traced,
+static void *grow_end(const void *p, void *q, size_t old, size_t size, int traced,
                            uintptr_t ret, uintptr_t fp) {
     if (q == NULL)
         return NULL; /* failed: p keeps its traces and its entry */
     if (q != p)
         sizes_forget((uintptr_t)p); /* a huge block's pages moved: no free */
     size_t d = size - old;
-    if (d != 0 && NEAP_TRACE_COUNT(d)) {
+    if (d != 0 && NEAP_COUNTDOWN(d)) {
         if (atomic_load_explicit(&trace_mode, memory_order_relaxed) != MODE_SAMPLED)
-            return _neap_trace_alloc(q, size, ret, fp); /* stopped meanwhile */
+            return trace_alloc(q, size, ret, fp); /* stopped meanwhile */
         countdown_refill();
         if (!tl_in_trace) {
             int saved = errno;
@@ -789,33 +881,35 @@ void *_neap_trace_grow_end(const void *p, void *q, size_t old, size_t size, int 
             traced = 1;
         }
     }
-    _neap_trace_sized(q, size, traced);
+    sizes_note(q, size, traced);
     return q;
 }
 
-void *_neap_trace_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+static void *hook_alloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     return trace_alloc(p, size, ret, fp);
 }
 
-void *_neap_trace_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
+static void *hook_malloc(size_t size, uintptr_t ret, uintptr_t fp) {
     return trace_alloc(neap_malloc_plain(size), size, ret, fp);
 }
 
 static int forget(const void *p, size_t *size, bool pooled);
 
-int _neap_trace_forget(const void *p, size_t *size) {
-    /* a pool block is traced only if its pool counts traced blocks: most
-     * slow-path frees end here without a lock */
+static int forget_any(const void *p, size_t *size) {
+    /* a pool block is traced only if its pool is watched (it has traced
+     * blocks): most slow-path frees end here without a lock */
     neap_pool_t *pool = _neap_block_pool(p);
-    if (pool != NULL && !_neap_pool_may_trace(pool, p))
+    if (pool != NULL && !_neap_pool_watches(pool, p))
         return 0;
     return forget(p, size, pool != NULL);
 }
 
-void _neap_trace_forget_block(const void *p, bool pooled) {
-    /* a pool block streamed from the environment (every free of a sticky
-     * pool, from the fast path) is what forget does first, without its
-     * frame: a pool block has no sampled size to drop */
+/* The core's free hook: p, a large or huge block, or a block of a watched
+ * pool (pooled), is about to be freed or moved. */
+static void hook_free(const void *p, bool pooled) {
+    /* a pool block streamed from the environment (every free of a pool
+     * marked REPORT_ALL, from the fast path) is what forget does first,
+     * without its frame: a pool block has no sampled size to drop */
     if (pooled && atomic_load_explicit(&stream_only, memory_order_relaxed))
         stream_free((uintptr_t)p);
     else
@@ -825,7 +919,7 @@ void _neap_trace_forget_block(const void *p, bool pooled) {
 /* pooled: p is a pool block (only large and huge blocks have sizes) */
 static int forget(const void *p, size_t *size, bool pooled) {
     uintptr_t a = (uintptr_t)p;
-    if (!pooled && atomic_load_explicit(&_neap_trace_grow, memory_order_relaxed))
+    if (!pooled && atomic_load_explicit(&trace_grow, memory_order_relaxed))
         sizes_forget(a);
     if (atomic_load_explicit(&stream_only, memory_order_relaxed)) {
         stream_free(a);
@@ -839,10 +933,10 @@ static int forget(const void *p, size_t *size, bool pooled) {
     trace_t t;
     while (shard_take_locked(sh, a, &t, 1) == 1) {
         total += t.size;
-        pool_traced(p, -1);
+        pool_count(p, -1, 0);
         found++;
     }
-    if (found && atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+    if (found && atomic_load_explicit(&trace_streaming, memory_order_relaxed))
         stream_free(a); /* before the block can be handed out again */
     tlock_unlock(&sh->lock);
     if (size != NULL)
@@ -850,10 +944,88 @@ static int forget(const void *p, size_t *size, bool pooled) {
     return found != 0;
 }
 
-void *_neap_trace_keep(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+static void *keep(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     if (atomic_load_explicit(&trace_mode, memory_order_relaxed) == MODE_OFF)
         return p;
     return record_untraced(p, size, ret, fp);
+}
+
+/* The core's realloc hook.  As tracemalloc records a realloc, the old
+ * block's trace goes and the result is a new allocation of the new size,
+ * counted in full against the sampling countdown (so that a block's chance
+ * of being sampled depends on its size alone, and the estimates stay
+ * unbiased).  If the realloc fails, p keeps its trace.  Except when
+ * sampling grows a large or huge block whose size is known: then only the
+ * growth counts, and p's traces stay with the block ("Sampled realloc"). */
+static void *hook_realloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+    size_t old = 0;
+    int grow = grow_begin(p, size, &old);
+    if (grow == 0) {
+        size_t traced_size = 0;
+        int traced = forget_any(p, &traced_size);
+        void *q = _neap_realloc_plain(p, size);
+        if (neap_unlikely(q == NULL)) {
+            if (traced)
+                keep(p, traced_size, ret, fp);
+            return NULL;
+        }
+        int sampled = NEAP_COUNTDOWN(size);
+        if (sampled)
+            q = trace_alloc(q, size, ret, fp);
+        sizes_note(q, size, sampled);
+        return q;
+    }
+    /* growing: p's traces, if any, stay with the block; while they are
+     * in the table under p, a huge block's pages may not move by themselves */
+    size_t usable = _neap_usable_generic(p);
+    void *q = _neap_realloc_inplace(p, size, usable, grow == 1);
+    if (q == NULL) {
+        parts_t parts;
+        if (grow == 2 && parts_take(p, &parts) && _neap_map_kind((uintptr_t)p) >= NEAP_MAP_HUGE)
+            q = _neap_huge_realloc(p, size, true, "realloc");
+        bool copy = q == NULL;
+        if (copy) {
+            q = neap_malloc_plain(size);
+            if (q != NULL)
+                memcpy(q, p, size < usable ? size : usable);
+        }
+        if (grow == 2)
+            parts_move(p, q, &parts);
+        if (copy && q != NULL)
+            neap_free_inline(p);
+    }
+    return grow_end(p, q, old, size, grow == 2, ret, fp);
+}
+
+/* The core's hook for a large or huge block made by malloc: while
+ * sampling, its size is kept ("Sampled realloc"); it may be sampled. */
+static void hook_made_large(const void *p, size_t size) {
+    sizes_note(p, size, 1);
+}
+
+/* The core's handover hook: see trace_streaming. */
+static void hook_handover(void) {
+    if (neap_unlikely(atomic_load_explicit(&trace_streaming, memory_order_relaxed)))
+        atomic_fetch_add_explicit(&trace_clock, 1, memory_order_relaxed);
+}
+
+static const neap_alloc_hooks_t trace_hooks = {
+    .alloc = hook_alloc,
+    .malloc = hook_malloc,
+    .free = hook_free,
+    .realloc = hook_realloc,
+    .made_large = hook_made_large,
+    .handover = hook_handover,
+};
+
+/* The hooks are installed while tracing is on or traces are left (all
+ * locks held, or at start before any thread traces): a free that finds
+ * them uninstalled (acquire) comes after the last pool header clear_locked
+ * went through (release). */
+static void hooks_update_locked(void) {
+    int on = atomic_load_explicit(&trace_mode, memory_order_relaxed) != MODE_OFF ||
+             atomic_load_explicit(&trace_live, memory_order_relaxed) != 0;
+    _neap_hooks_install(on ? &trace_hooks : NULL);
 }
 
 /* ---------------------------------------------------------------------------
@@ -875,7 +1047,7 @@ static void unlock_all(void) {
  * traces (blocks streamed before are not in it).  All locks held. */
 static void stream_only_end(void) {
     if (atomic_exchange_explicit(&stream_only, 0, memory_order_relaxed))
-        atomic_store_explicit(&_neap_trace_live, 0, memory_order_relaxed);
+        atomic_store_explicit(&trace_live, 0, memory_order_relaxed);
 }
 
 /* Drops every trace; all locks held. */
@@ -884,11 +1056,12 @@ static void clear_locked(void) {
         shard_t *sh = &shards[s];
         const trace_t *t;
         for (size_t pos = 0; (t = tracetab_next(&sh->tab, &pos)) != NULL;)
-            pool_traced((void *)t->addr, -1);
+            pool_count((void *)t->addr, -1, 1);
         tracetab_destroy(&sh->tab);
     }
-    /* release: see _neap_free_generic */
-    atomic_store_explicit(&_neap_trace_live, 0, memory_order_release);
+    /* the hooks go, if tracing is off, once every pool is unwatched
+     * (hooks_update_locked, after this) */
+    atomic_store_explicit(&trace_live, 0, memory_order_relaxed);
     atomic_store_explicit(&traced_current, 0, memory_order_relaxed);
     atomic_store_explicit(&traced_peak, 0, memory_order_relaxed);
 }
@@ -908,11 +1081,12 @@ static int start(int nframe, size_t interval, int mode) {
     atomic_store_explicit(&trace_interval, interval, memory_order_relaxed);
     atomic_store_explicit(&trace_mode, mode, memory_order_relaxed);
     /* the flag first: the frees that follow drop their entries */
-    atomic_store_explicit(&_neap_trace_grow, mode == MODE_SAMPLED, memory_order_relaxed);
+    atomic_store_explicit(&trace_grow, mode == MODE_SAMPLED, memory_order_relaxed);
     sizes_clear();
+    hooks_update_locked();
     unlock_all();
     /* this thread is traced from its next allocation on */
-    _neap_tl_trace_left = mode == MODE_EXACT ? EXACT_LEFT : next_interval(interval);
+    _neap_tl_countdown = mode == MODE_EXACT ? EXACT_LEFT : next_interval(interval);
     return 0;
 }
 
@@ -926,11 +1100,12 @@ void neap_trace_stop(void) {
     lock_all();
     stream_only_end();
     atomic_store_explicit(&trace_mode, MODE_OFF, memory_order_relaxed);
-    atomic_store_explicit(&_neap_trace_grow, 0, memory_order_relaxed);
+    atomic_store_explicit(&trace_grow, 0, memory_order_relaxed);
     atomic_store_explicit(&trace_interval, 0, memory_order_relaxed);
     clear_locked();
+    hooks_update_locked();
     unlock_all();
-    _neap_tl_trace_left = NEAP_TRACE_LATENCY;
+    _neap_tl_countdown = NEAP_TRACE_LATENCY;
 }
 
 int neap_trace_is_tracing(void) {
@@ -945,6 +1120,7 @@ void neap_trace_clear_traces(void) {
     lock_all();
     stream_only_end();
     clear_locked();
+    hooks_update_locked();
     unlock_all();
 }
 
@@ -978,7 +1154,7 @@ long _neap_trace_copy(_neap_rawtrace_t **out, size_t *interval, int *nframe) {
         errno = ENOTSUP;
         return -1;
     }
-    size_t cap = atomic_load_explicit(&_neap_trace_live, memory_order_relaxed) + 64;
+    size_t cap = atomic_load_explicit(&trace_live, memory_order_relaxed) + 64;
     _neap_trace_pause();
     for (;;) {
         /* allocate with no lock held: a free under a shard lock would
@@ -1064,8 +1240,8 @@ size_t neap_trace_get_object_size(const void *p) {
  *
  * Records need no shared lock: a thread appends to the chunk of its own
  * tbuf, and puts a 'C' record before any record whose clock
- * (_neap_trace_clock) differs from the last one it wrote.  The clock moves
- * on (see _neap_trace_sync) where memory passes between threads, and when a
+ * (trace_clock) differs from the last one it wrote.  The clock moves
+ * on (see trace_streaming) where memory passes between threads, and when a
  * stack is defined (so a stack is defined before, in the reader's merged
  * order, any other thread uses it), and for each huge block (huge blocks
  * go back to the OS or to a cache every thread takes from).  A thread's
@@ -1103,8 +1279,6 @@ size_t neap_trace_get_object_size(const void *p) {
 #define MODULES_MAX 4096
 #define MAPS_BUF ((size_t)4 << 20)
 
-_Atomic int _neap_trace_streaming;
-_Alignas(64) _Atomic uint64_t _neap_trace_clock;
 
 typedef struct sbuf {
     struct sbuf *next;       /* in the queue or among the spares */
@@ -1274,7 +1448,7 @@ static __attribute__((noinline)) tbuf_t *tb_claim(void) {
         table_unmap(tb, sizeof *tb);
         return NULL;
     }
-    tb->clock = atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed);
+    tb->clock = atomic_load_explicit(&trace_clock, memory_order_relaxed);
     tb_start(tb);
     atomic_store_explicit(&tb->owned, 1, memory_order_relaxed);
     tb->next = atomic_load_explicit(&stream.tbufs, memory_order_relaxed);
@@ -1405,7 +1579,7 @@ static void stream_stack(tstack_t *st) {
     for (uint32_t i = 0; i < st->nframe; i++)
         f[i] = st->frame[i];
     /* a clock of its own: whoever uses the stack after this is later */
-    tb_clock(tb, atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed));
+    tb_clock(tb, atomic_fetch_add_explicit(&trace_clock, 1, memory_order_relaxed));
     TB_PUT(tb, _neap_trace_enc_stack(&tb->enc, st->id, f, st->nframe));
     tb_leave(tb);
     atomic_store_explicit(&st->streamed, STACK_STREAMED, memory_order_release);
@@ -1415,7 +1589,7 @@ static void stream_stack(tstack_t *st) {
  * `huge`: a block of its own mapping. */
 static inline __attribute__((always_inline)) void stream_alloc(tstack_t *st, size_t size,
                                                                size_t off, uintptr_t a, int huge) {
-    if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+    if (!atomic_load_explicit(&trace_streaming, memory_order_relaxed))
         return;
     if (atomic_load_explicit(&st->streamed, memory_order_acquire) != STACK_STREAMED)
         stream_stack(st);
@@ -1423,8 +1597,8 @@ static inline __attribute__((always_inline)) void stream_alloc(tstack_t *st, siz
     if (tb == NULL)
         return;
     /* a huge block may have been another thread's a moment ago */
-    uint64_t now = !huge ? atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed)
-                         : atomic_fetch_add_explicit(&_neap_trace_clock, 1, memory_order_relaxed) + 1;
+    uint64_t now = !huge ? atomic_load_explicit(&trace_clock, memory_order_relaxed)
+                         : atomic_fetch_add_explicit(&trace_clock, 1, memory_order_relaxed) + 1;
     tb_clock(tb, now);
     if (off == 0)
         TB_PUT(tb, _neap_trace_enc_alloc(&tb->enc, st->id, size, a));
@@ -1434,12 +1608,12 @@ static inline __attribute__((always_inline)) void stream_alloc(tstack_t *st, siz
 }
 
 static void stream_free(uintptr_t a) {
-    if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+    if (!atomic_load_explicit(&trace_streaming, memory_order_relaxed))
         return;
     tbuf_t *tb = tb_enter();
     if (tb == NULL)
         return;
-    tb_clock(tb, atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed));
+    tb_clock(tb, atomic_load_explicit(&trace_clock, memory_order_relaxed));
     TB_PUT(tb, _neap_trace_enc_free(&tb->enc, a));
     tb_leave(tb);
 }
@@ -1447,13 +1621,13 @@ static void stream_free(uintptr_t a) {
 /* A sampled block's traces moved from `from` to `to`, at clock `now` (taken
  * before `from` could be another block's; 0 when not streaming then). */
 static void stream_move(uintptr_t from, uintptr_t to, uint64_t now) {
-    if (!atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+    if (!atomic_load_explicit(&trace_streaming, memory_order_relaxed))
         return;
     tbuf_t *tb = tb_enter();
     if (tb == NULL)
         return;
     if (now == 0)
-        now = atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed);
+        now = atomic_load_explicit(&trace_clock, memory_order_relaxed);
     tb_clock(tb, now);
     TB_PUT(tb, _neap_trace_enc_move(&tb->enc, from, to));
     tb_leave(tb);
@@ -1476,7 +1650,7 @@ static void stream_tick(int end) {
     tl_in_trace = 1; /* what this allocates is not the program's */
     tbuf_t *tb = tb_enter();
     if (tb != NULL) {
-        tb_clock(tb, atomic_load_explicit(&_neap_trace_clock, memory_order_relaxed));
+        tb_clock(tb, atomic_load_explicit(&trace_clock, memory_order_relaxed));
         TB_PUT(tb, _neap_trace_enc_tick(&tb->enc, _neap_os_clock_ms() - stream.t0, rss, cur));
         /* under `neap run`, its main process leaves the 'E' record to neap
          * run, which knows the exit status */
@@ -1487,7 +1661,7 @@ static void stream_tick(int end) {
     stream_steal_all();
     stream_drain();
     if (end) {
-        atomic_store_explicit(&_neap_trace_streaming, 0, memory_order_relaxed);
+        atomic_store_explicit(&trace_streaming, 0, memory_order_relaxed);
         pthread_mutex_lock(&stream.flock);
         _neap_os_close(stream.fd);
         stream.fd = -1;
@@ -1510,7 +1684,7 @@ static void *stream_main(void *arg) {
         pthread_mutex_unlock(&stream.steal_lock);
     }
     uint64_t next_tick = _neap_os_clock_ms() + TICK_MS;
-    while (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed)) {
+    while (atomic_load_explicit(&trace_streaming, memory_order_relaxed)) {
         pthread_mutex_lock(&stream.qlock);
         if (stream.qhead == NULL) {
             /* asleep until a chunk is queued or the next tick is due: a
@@ -1531,7 +1705,7 @@ static void *stream_main(void *arg) {
         pthread_mutex_unlock(&stream.qlock);
         stream_drain();
         if (_neap_os_clock_ms() >= next_tick &&
-            atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed)) {
+            atomic_load_explicit(&trace_streaming, memory_order_relaxed)) {
             next_tick = _neap_os_clock_ms() + TICK_MS;
             stream_tick(0);
         }
@@ -1545,7 +1719,7 @@ void _neap_trace_thread_exit(void) {
         tl_memo = NULL;
     }
     tbuf_t *tb = tl_tbuf;
-    if (tb == NULL || !atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+    if (tb == NULL || !atomic_load_explicit(&trace_streaming, memory_order_relaxed))
         return;
     if (tb_enter() != tb)
         return;
@@ -1605,12 +1779,12 @@ void _neap_trace_env_start(void) {
     tlock_unlock(&stream.modlock);
     tb_leave(tb);
     tl_in_trace--;
-    atomic_store_explicit(&_neap_trace_streaming, 1, memory_order_relaxed);
+    atomic_store_explicit(&trace_streaming, 1, memory_order_relaxed);
     if (interval) {
         neap_trace_start_sampled(nframe, interval);
     } else {
         neap_trace_start(nframe);
-        atomic_store_explicit(&_neap_trace_live, 1, memory_order_relaxed);
+        atomic_store_explicit(&trace_live, 1, memory_order_relaxed);
         atomic_store_explicit(&stream_only, 1, memory_order_relaxed);
     }
     pthread_attr_t attr;
@@ -1628,7 +1802,7 @@ void _neap_trace_env_start(void) {
 }
 
 void _neap_trace_env_exit(void) {
-    if (atomic_load_explicit(&_neap_trace_streaming, memory_order_relaxed))
+    if (atomic_load_explicit(&trace_streaming, memory_order_relaxed))
         stream_tick(1);
 }
 
@@ -1637,7 +1811,7 @@ void _neap_trace_env_exit(void) {
 static void stream_fork_child(void) {
     stream.writer = 0;
     if (stream.fd >= 0) {
-        atomic_store_explicit(&_neap_trace_streaming, 0, memory_order_relaxed);
+        atomic_store_explicit(&trace_streaming, 0, memory_order_relaxed);
         _neap_os_close(stream.fd);
         stream.fd = -1;
         atomic_store_explicit(&trace_mode, MODE_OFF, memory_order_relaxed);
@@ -1659,4 +1833,5 @@ void _neap_trace_fork_child(void) {
         atomic_store_explicit(&shards[i].lock.held, 0, memory_order_relaxed);
     atomic_store_explicit(&stacks.lock.held, 0, memory_order_relaxed);
     stream_fork_child();
+    hooks_update_locked();
 }

@@ -1,11 +1,12 @@
 /* traceimpl.h -- what trace.c offers the modules built on its traces
  * (snapshot.c): a copy of the live traces, and a way to allocate without
- * being traced.
+ * being traced; and to the library's assembly (neap.c): the stream to
+ * NEAP_TRACE=FILE, and the fork and thread-exit hooks.
  */
 #ifndef NEAP_TRACEIMPL_H
 #define NEAP_TRACEIMPL_H
 
-#include "core/internal.h"
+#include "core/hooks.h"
 #include "neap_trace.h"
 
 typedef struct _neap_rawtrace {
@@ -32,5 +33,12 @@ NEAP_INTERNAL void _neap_trace_resume(void);
 /* The bytes a trace of `size` stands for under sampling interval `interval`
  * (size itself when 0): size / (1 - exp(-size / interval)). */
 NEAP_INTERNAL double _neap_trace_weight(size_t size, size_t interval);
+
+NEAP_INTERNAL void _neap_trace_env_start(void);   /* NEAP_TRACE=FILE: stream to FILE */
+NEAP_INTERNAL void _neap_trace_env_exit(void);    /* the last records, at exit */
+NEAP_INTERNAL void _neap_trace_thread_exit(void); /* the thread's records to the stream */
+NEAP_INTERNAL void _neap_trace_fork_prepare(void);
+NEAP_INTERNAL void _neap_trace_fork_parent(void);
+NEAP_INTERNAL void _neap_trace_fork_child(void);
 
 #endif /* NEAP_TRACEIMPL_H */
