@@ -5,7 +5,9 @@
  *   heap = thread-local; pool = heap->direct[(size+15)/16]; pop pool->free;
  *   used++; subtract size from the thread-local countdown (hooks.h).  One test
  *   for "small", one unlikely test for "list empty", one for "countdown
- *   below zero".  Budget: about 12 instructions, no atomics, no locks.
+ *   below zero".  Budget: 16 instructions (measured with callgrind on a
+ *   malloc/free loop of 48-byte blocks, static library, GCC 12 -O2), no
+ *   atomics, no locks.
  *
  * free fast path (block of a small/medium pool owned by this thread, pool
  * neither full nor about to become empty):
@@ -15,7 +17,9 @@
  *   pool flags say nothing unusual (hooks.h) -> boundary check (multiply, no division) ->
  *   cheap double free check ->
  *   push on pool->local_free; used--.
- *   Budget: about 25 instructions, no atomics, no locks.  Everything else
+ *   Cost today: 54 instructions (measured as above; the separate boundary,
+ *   double-free, last-block and flags tests), no atomics, no locks.
+ *   Everything else
  *   (other threads' blocks, large and huge blocks, full pools, the last block
  *   of a pool, bad pointers) goes to _neap_free_generic.
  */
