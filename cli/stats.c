@@ -180,7 +180,13 @@ int neap_cli_stats(int argc, char **argv) {
         else if (round > 0) printf("\n");
         stats_show(stdout, &r);
         fflush(stdout);
-        if (!watch || strcmp(r.state, "exited") == 0) return NEAP_CLI_OK;
+        if (strcmp(r.state, "exited") == 0) {
+            /* the last record, written at exit: said as a watch that found
+             * the record gone says it */
+            printf("process %ld has exited\n", pid);
+            return NEAP_CLI_OK;
+        }
+        if (!watch) return NEAP_CLI_OK;
         struct timespec ts = {(time_t)(interval / 1000), (long)(interval % 1000) * 1000000L};
         nanosleep(&ts, NULL);
     }

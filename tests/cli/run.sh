@@ -155,7 +155,10 @@ stats)
 import os, time
 x = [str(i) * 4 for i in range(300000)]
 open("pid", "w").write(str(os.getpid()))
-time.sleep(3)' &
+for _ in range(600):   # until the test says go (at most 60 s)
+    if os.path.exists("go"):
+        break
+    time.sleep(0.1)' &
     runner=$!
     for _ in $(seq 50); do [ -s pid ] && break; sleep 0.1; done
     pid=$(cat pid) || fail "the program did not start"
@@ -167,7 +170,13 @@ time.sleep(3)' &
     [ -n "$live" ] || fail "live bytes are not in MiB: $(grep live "$WORK/stats")"
     "$NEAP" stats >"$WORK/list" || fail "neap stats (the list) failed"
     grep -q "^ *$pid " "$WORK/list" || fail "the list does not show $pid: $(cat "$WORK/list")"
-    timeout 20 "$NEAP" stats "$pid" --interval 300 >"$WORK/watch" || fail "--watch did not end cleanly"
+    # the watch shows the running program first, then its exit
+    timeout 60 "$NEAP" stats "$pid" --interval 300 >"$WORK/watch" &
+    watcher=$!
+    for _ in $(seq 300); do [ -s "$WORK/watch" ] && break; sleep 0.1; done
+    grep -q "statistics of pid $pid" "$WORK/watch" || fail "--watch showed nothing: $(cat "$WORK/watch")"
+    touch go
+    wait $watcher || fail "--watch did not end cleanly"
     grep -q "has exited" "$WORK/watch" || fail "--watch did not notice the exit"
     wait $runner || fail "the program failed"
     expect_status 1 "$NEAP" stats 1
