@@ -183,7 +183,13 @@ static bool neap_status_field(const char *text, const char *key, size_t *out) {
 
 int neap_process_memory(neap_process_memory_t *out) {
     char text[4096];
-    if (out == NULL || _neap_os_read_file("/proc/self/status", text, sizeof text) <= 0) return -1;
+    if (out == NULL) return -1;
+    /* the calling thread's view of the process's memory: /proc/self is the
+     * main thread's, and a main thread that ended by pthread_exit shows no
+     * Vm lines (its own memory is gone, the process's is not) */
+    if (_neap_os_read_file("/proc/thread-self/status", text, sizeof text) <= 0 &&
+        _neap_os_read_file("/proc/self/status", text, sizeof text) <= 0)
+        return -1;
     memset(out, 0, sizeof *out);
     bool ok = neap_status_field(text, "VmRSS:", &out->rss);
     ok &= neap_status_field(text, "VmHWM:", &out->peak_rss);

@@ -244,6 +244,9 @@ lastthread)
         [ "$got" -eq 0 ] || { cat "$WORK/err" >&2; fail "last_thread $mode exited with $got (137: hung and killed)"; }
         [ -s done ] || fail "last_thread $mode: the process did not end as exit(0) does (no atexit handler ran)"
     done
+    # the summary, written after main's pthread_exit, still reads the RSS
+    "$NEAP" run -- "$PROG" main "$WORK/done" 2>"$WORK/err" || fail "last_thread main failed: $(cat "$WORK/err")"
+    grep -q "RSS  *[1-9]" "$WORK/err" || fail "the summary after pthread_exit has no RSS: $(grep RSS "$WORK/err")"
     "$NEAP" run -q -- "$PROG" name >names 2>"$WORK/err" || fail "last_thread name failed: $(cat "$WORK/err")"
     grep -qx "neap-background" names || fail "no thread named neap-background: $(tr '\n' ' ' <names)"
     ;;
