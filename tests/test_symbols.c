@@ -433,7 +433,7 @@ static void test_cxx(void) {
     void *h = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_GLOBAL);
     if (h == NULL) {
         fprintf(stderr, "test_symbols: no libstdc++.so.6, cxx skipped\n");
-        return;
+        exit(77); /* ctest's SKIP_RETURN_CODE: skipped, never passed */
     }
     void *what = dlsym(h, "_ZNKSt9exception4whatEv");
     CHECK(what != NULL);
