@@ -106,16 +106,27 @@ static int cli_version(int argc, char **argv) {
     return NEAP_CLI_OK;
 }
 
+/* The digits at *p (at least one) into *v, *p moved past them: 0, or -1
+ * when there is no digit or the number overflows. */
+static int cli_digits(const char **p, unsigned long long *v) {
+    const char *q = *p;
+    unsigned long long n = 0;
+    if (*q < '0' || *q > '9') return -1;
+    for (; *q >= '0' && *q <= '9'; q++) {
+        unsigned d = (unsigned)(*q - '0');
+        if (n > (ULLONG_MAX - d) / 10) return -1;
+        n = n * 10 + d;
+    }
+    *p = q;
+    *v = n;
+    return 0;
+}
+
 int neap_cli_parse_count(const char *text, unsigned long long min, unsigned long long max,
                          unsigned long long *out) {
     const char *p = text;
-    unsigned long long v = 0;
-    if (*p < '0' || *p > '9') return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (ULLONG_MAX - d) / 10) return -1;
-        v = v * 10 + d;
-    }
+    unsigned long long v;
+    if (cli_digits(&p, &v) != 0) return -1;
     if (*p == 'e' || *p == 'E') {
         p++;
         if (*p < '0' || *p > '9') return -1;
@@ -151,13 +162,8 @@ static void cli_size_text(char *buf, size_t cap, unsigned long long v) {
  * optionally followed by "B" or "iB" in either case: 0 and *out, or -1. */
 static int cli_parse_bytes(const char *text, unsigned long long *out) {
     const char *p = text;
-    unsigned long long v = 0;
-    if (*p < '0' || *p > '9') return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (ULLONG_MAX - d) / 10) return -1;
-        v = v * 10 + d;
-    }
+    unsigned long long v;
+    if (cli_digits(&p, &v) != 0) return -1;
     if (*p != '\0') {
         const char *units = "kmg";
         const char *u = strchr(units, *p | 0x20);
