@@ -132,13 +132,14 @@ static void neap_pub_write(const char *state) {
     if (len > 0) _neap_os_replace_file(neap_pub_path, neap_pub_tmp, text, len);
 }
 
-/* Writes a "running" record if this process publishes and its thread is
- * the current one; false once the process has stopped publishing (exit) or
- * the generation is not the current one: the thread then ends. */
+/* Writes a "running" record when asked (write: the background thread found
+ * NEAP_PUBLISH > 0 and its interval up) and the thread is the current one.
+ * false once the process has stopped publishing (exit) or the generation is
+ * not the current one: the thread then ends. */
 bool _neap_publish_tick(unsigned long generation, bool write) {
     pthread_mutex_lock(&neap_pub_lock);
     bool mine = neap_pub_state == NEAP_PUB_RUNNING && generation == _neap_background_generation();
-    if (mine && write && neap_opt(NEAP_OPTION_PUBLISH) > 0) neap_pub_write("running");
+    if (mine && write) neap_pub_write("running");
     pthread_mutex_unlock(&neap_pub_lock);
     return mine;
 }
