@@ -8,15 +8,11 @@
 __thread int64_t _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
 _Atomic(const neap_alloc_hooks_t *) _neap_hooks;
 
-static inline void *neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
+void *_neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     const neap_alloc_hooks_t *h = _neap_hooks_get();
     if (h != NULL) return h->alloc(p, size, ret, fp);
     _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
     return p;
-}
-
-void *_neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
-    return neap_countdown_out(p, size, ret, fp);
 }
 
 void *_neap_malloc_counted(size_t size, uintptr_t ret, uintptr_t fp) {
