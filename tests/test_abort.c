@@ -9,9 +9,11 @@
  *
  * Modes:
  *   stack          free of a stack address
- *   interior       free(p + 8) of a 64-byte block
+ *   interior       free(p + 8) of a 64-byte block (NEAP_DEBUG >= 1 only: a
+ *                  release build's free fast path does not check pool blocks'
+ *                  boundaries)
  *   interior-medium free(p + 16) of a 3000-byte block starting a page (not
- *                  its pool's first page)
+ *                  its pool's first page; NEAP_DEBUG >= 1 only)
  *   interior-large free(p + 4096) of a 100000-byte block
  *   interior-huge  free(p + 4096) of a 3 MiB block
  *   mmap           free of an address in a private mapping (RW, garbage)
@@ -20,7 +22,7 @@
  *   free-page      free of a pointer into a page whose blocks were all
  *                  freed and purged
  *   header         free of the start of a small block's page: the pool's
- *                  header, never a block
+ *                  header, never a block (NEAP_DEBUG >= 1 only)
  *   double         free(p); free(p)
  *   double-large   the same with a 100000-byte block
  *   double-page    the same with an 8 KiB block (a class served as a run of

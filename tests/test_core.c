@@ -11,8 +11,13 @@
  *   pool      a class's pool: header against the class table, used and
  *             bumped, POOL -> (direct, exhausted) -> FULL when the next
  *             pool starts -> POOL on the partial list when a block comes
- *             back -> retired (pages FREE and dirty) when the last does;
- *             a medium pool's later pages CONT
+ *             back -> on the heap's empty list when the last does, taken
+ *             back as it is before a new page, retired by trim; the
+ *             direct pool's count carries 1 more; a medium pool's later
+ *             pages CONT
+ *   empty     many pools emptied at once: the empty list keeps a bounded
+ *             number of pages; another class of the same page count takes
+ *             one, made over
  *   large     a large run: LARGE head with its length, CONT pages, grown
  *             in place by realloc; freed: FREE and dirty; a run class's
  *             block: BLOCK, SPARE when freed, the same run again
@@ -52,6 +57,13 @@ static neap_heap_t *
 heap(void)
 {
     return _neap_tl_heap;
+}
+
+/* A pool's blocks out: its count, less the 1 more a direct pool carries. */
+static unsigned
+out_of(const neap_pool_t *pool)
+{
+    return pool->used - (heap()->direct[pool->cls] == pool);
 }
 
 static unsigned
@@ -117,8 +129,8 @@ check_pool_header(const neap_pool_t *pool, size_t cls)
     CHECK(pool->first == k->first);
     CHECK(pool->recip == k->recip);
     CHECK(pool->bumped <= k->capacity);
-    CHECKF(pool->used + list_len(pool->free) + list_len(pool->local_free) == pool->bumped,
-           "used %u free %zu local %zu bumped %u", pool->used, list_len(pool->free),
+    CHECKF(out_of(pool) + list_len(pool->free) + list_len(pool->local_free) == pool->bumped,
+           "out %u free %zu local %zu bumped %u", out_of(pool), list_len(pool->free),
            list_len(pool->local_free), pool->bumped);
 }
 
@@ -138,7 +150,7 @@ pool_class(size_t cls)
     CHECK(kind_of(pool) == NEAP_PS_POOL && count_of(pool) == 0);
     CHECK(h->direct[cls] == pool && !pool->linked);
     check_pool_header(pool, cls);
-    CHECK(pool->used == 1);
+    CHECK(out_of(pool) == 1 && pool->used == 2);   /* direct: 1 more */
     /* blocks are carved a page's worth at a time */
     size_t per_page = NEAP_PAGE_SIZE / size ? NEAP_PAGE_SIZE / size : 1;
     CHECKF(pool->bumped == (per_page < cap ? per_page : cap), "bumped %u", pool->bumped);
@@ -156,7 +168,7 @@ pool_class(size_t cls)
         blocks[i] = neap_malloc(size);
         CHECK(_neap_block_pool(blocks[i]) == pool);
     }
-    CHECK(pool->used == cap && pool->bumped == cap && pool->free == NULL);
+    CHECK(out_of(pool) == cap && pool->bumped == cap && pool->free == NULL);
     CHECK(kind_of(pool) == NEAP_PS_POOL && h->direct[cls] == pool);
     _neap_heap_validate(h);
 
@@ -164,7 +176,7 @@ pool_class(size_t cls)
     blocks[cap] = neap_malloc(size);
     neap_pool_t *next = _neap_block_pool(blocks[cap]);
     CHECK(next != pool && h->direct[cls] == next);
-    CHECK(kind_of(pool) == NEAP_PS_FULL && !pool->linked);
+    CHECK(kind_of(pool) == NEAP_PS_FULL && !pool->linked && pool->used == cap);
     _neap_heap_validate(h);
 
     /* a block back: POOL again, on the partial list */
@@ -173,22 +185,95 @@ pool_class(size_t cls)
     CHECK(pool->used == cap - 1 && pool->local_free == blocks[0]);
     _neap_heap_validate(h);
 
-    /* the last block back retires it: its pages FREE and dirty */
+    /* the last block back: kept, on the empty list (POOL, nothing out) */
     for (size_t i = 1; i < cap; i++)
         neap_free(blocks[i]);
     CHECK(h->partial[cls] == NULL);
-    for (size_t j = 0; j < k->pages; j++) {
-        CHECK(NEAP_PK_KIND(_neap_kind_get(a, head + j)) == NEAP_PS_FREE);
-        CHECK(!map_bit(a->used_map, head + j) && map_bit(a->dirty_map, head + j));
-    }
-    CHECK(a->in_dirty);
+    CHECK(kind_of(pool) == NEAP_PS_POOL && pool->used == 0 && pool->linked == NEAP_POOL_ON_EMPTY);
+    CHECK(h->empty_tail == pool && h->empty_pages >= k->pages);
+    for (size_t j = 0; j < k->pages; j++)
+        CHECK(map_bit(a->used_map, head + j));
     _neap_heap_validate(h);
 
-    /* the direct pool's last block: kept (POOL, used 0) */
+    /* the direct pool's last block: kept (POOL, nothing out, count 1) */
     neap_free(blocks[cap]);
-    CHECK(h->direct[cls] == next && next->used == 0 && kind_of(next) == NEAP_PS_POOL);
+    CHECK(h->direct[cls] == next && next->used == 1 && out_of(next) == 0 && kind_of(next) == NEAP_PS_POOL);
+    _neap_heap_validate(h);
+
+    /* the direct pool exhausted again: the next pool is the empty one, as it
+     * was (its free lists hold every block), before any new page */
+    size_t pools_made = atomic_load(&_neap_gstats.pools_made[cls]);
+    for (size_t i = 0; i < cap; i++)
+        blocks[i] = neap_malloc(size);
+    CHECK(_neap_block_pool(blocks[0]) == next && h->direct[cls] == next);
+    blocks[cap] = neap_malloc(size);
+    CHECK(h->direct[cls] == pool && _neap_block_pool(blocks[cap]) == pool && out_of(pool) == 1);
+    CHECK(pool->linked == NEAP_POOL_ON_NONE && atomic_load(&_neap_gstats.pools_made[cls]) == pools_made);
+    _neap_heap_validate(h);
+    for (size_t i = 0; i <= cap; i++)
+        neap_free(blocks[i]);
+    /* next, FULL, emptied: on the empty list; pool is direct, kept */
+    CHECK(next->linked == NEAP_POOL_ON_EMPTY && h->direct[cls] == pool && out_of(pool) == 0);
+    _neap_heap_validate(h);
+
+    /* trim retires them all: their pages FREE (and given back) */
+    neap_trim();
+    CHECK(h->empty_head == NULL && h->empty_pages == 0 && h->direct[cls] == &_neap_pool_empty);
+    for (size_t j = 0; j < k->pages; j++) {
+        CHECK(NEAP_PK_KIND(_neap_kind_get(a, head + j)) == NEAP_PS_FREE);
+        CHECK(!map_bit(a->used_map, head + j));
+    }
     _neap_heap_validate(h);
     neap_free(blocks);
+}
+
+/* The empty list keeps at most NEAP_EMPTY_KEEP_PAGES pages (heap.c): more
+ * pools emptied at once retire the oldest, and a page reused for another
+ * class of the same page count is made over, not taken anew. */
+static void
+test_empty_list(void)
+{
+    enum { N = 64 };
+    size_t cls = _neap_class_of(256), other = 0;
+    size_t cap = _neap_class[cls].capacity;
+    static void *b[N][32];
+    CHECK(cap <= 32 && _neap_class[cls].pages == 1);
+    /* N full pools of the class, then every block back */
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < cap; j++)
+            b[i][j] = neap_malloc(256);
+    neap_heap_t *h = heap();   /* made by the first allocation */
+    for (size_t i = 0; i < N; i++)
+        for (size_t j = 0; j < cap; j++)
+            neap_free(b[i][j]);
+    _neap_heap_validate(h);
+    /* a bounded number kept (the direct one is not on the list) */
+    CHECKF(h->empty_pages > 0 && h->empty_pages <= 16, "empty_pages %zu", h->empty_pages);
+    size_t kept = 0;
+    for (neap_pool_t *pool = h->empty_head; pool != NULL; pool = pool->next)
+        kept++;
+    CHECK(kept == h->empty_pages);
+    /* another class of one page (with no pool of its own yet) takes the
+     * newest empty pool, made over: no new page */
+    for (size_t c = 1; c <= NEAP_SMALL_CLASSES && other == 0; c++)
+        if (c != cls && h->direct[c] == &_neap_pool_empty && h->partial[c] == NULL && _neap_class[c].pages == 1)
+            other = c;
+    CHECK(other != 0);
+    neap_pool_t *last = h->empty_tail;
+    size_t made = atomic_load(&_neap_gstats.pools_made[other]), pages = h->empty_pages;
+    uint32_t in_use = _neap_arena_of((uintptr_t)last)->pages_used;
+    CHECK(h->direct[other] == &_neap_pool_empty && h->partial[other] == NULL);
+    void *q = neap_malloc(_neap_class[other].size);
+    CHECK(_neap_block_pool(q) == last && h->direct[other] == last && last->cls == other);
+    CHECK(last->linked == NEAP_POOL_ON_NONE && out_of(last) == 1 && h->empty_pages == pages - 1);
+    CHECK(atomic_load(&_neap_gstats.pools_made[other]) == made + 1);
+    CHECK(_neap_arena_of((uintptr_t)last)->pages_used == in_use);
+    check_pool_header(last, other);
+    _neap_heap_validate(h);
+    neap_free(q);
+    neap_trim();
+    CHECK(h->empty_head == NULL && h->empty_pages == 0);
+    _neap_heap_validate(h);
 }
 
 static void
@@ -320,7 +405,7 @@ test_trim(void)
     }
     for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
         CHECK(h->spare[c] == 0);
-        CHECK(h->direct[c] == &_neap_pool_empty || h->direct[c]->used > 0);
+        CHECK(h->direct[c] == &_neap_pool_empty || out_of(h->direct[c]) > 0);
     }
     _neap_heap_validate(h);
     for (size_t i = 1; i < 200; i += 2)
@@ -700,6 +785,7 @@ main(int argc, char **argv)
     } sections[] = {
         {"pool", test_pool},     {"large", test_large},       {"remote", test_remote},
         {"trim", test_trim},     {"validate", test_validate}, {"corrupt", test_corrupt},
+        {"empty", test_empty_list},
     };
     CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 3600000) == 0);
     int ran = 0;

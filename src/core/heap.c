@@ -232,10 +232,27 @@ neap_heap_t *_neap_heap_get(void) {
 /* ---------------------------------------------------------------------------
  * Lists
  * ------------------------------------------------------------------------- */
+/* The direct pool's count carries 1 more than its blocks out, so that the
+ * free fast path's one test (neap_pool_tag) lets its last block through:
+ * the direct pool is not retired while it is direct. */
 static void neap_set_direct(neap_heap_t *h, size_t cls, neap_pool_t *pool) {
-    neap_assert_internal(pool == &_neap_pool_empty || (pool->cls == cls && !pool->linked));
-    h->direct[cls] = pool;
-    if (cls == 1) h->direct[0] = pool;
+    neap_assert_internal(cls >= 1 && (pool == &_neap_pool_empty || (pool->cls == cls && !pool->linked)));
+    neap_pool_t *old = h->direct[cls];
+    if (old == pool) return;
+    if (old != &_neap_pool_empty) {
+        neap_assert_internal(old->used >= 1);
+        old->used--;
+    }
+    if (pool != &_neap_pool_empty) pool->used++;
+    /* relaxed atomic stores: stats.c reads other heaps' direct[] */
+    __atomic_store_n(&h->direct[cls], pool, __ATOMIC_RELAXED);
+    if (cls == 1) __atomic_store_n(&h->direct[0], pool, __ATOMIC_RELAXED);
+}
+
+/* Blocks of pool out (its count without the direct pool's 1 more); h: the
+ * owner heap, NULL for an orphan's pool (never direct). */
+static inline size_t neap_pool_out(const neap_heap_t *h, const neap_pool_t *pool) {
+    return (size_t)pool->used - (h != NULL && h->direct[pool->cls] == pool);
 }
 
 /* A pool that got a block back joins the tail: by the time allocation
@@ -249,18 +266,42 @@ static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
     if (pool->prev) pool->prev->next = pool;
     else h->partial[c] = pool;
     h->partial_tail[c] = pool;
-    pool->linked = 1;
+    pool->linked = NEAP_POOL_ON_PARTIAL;
 }
 
 static void neap_partial_unlink(neap_heap_t *h, neap_pool_t *pool) {
     size_t c = pool->cls;
-    neap_assert_internal(pool->linked && (pool->prev != NULL || h->partial[c] == pool));
+    neap_assert_internal(pool->linked == NEAP_POOL_ON_PARTIAL && (pool->prev != NULL || h->partial[c] == pool));
     if (pool->prev) pool->prev->next = pool->next;
     else h->partial[c] = pool->next;
     if (pool->next) pool->next->prev = pool->prev;
     else h->partial_tail[c] = pool->prev;
     pool->next = pool->prev = NULL;
-    pool->linked = 0;
+    pool->linked = NEAP_POOL_ON_NONE;
+}
+
+/* The empty list: pools with no block out, oldest at the head. */
+static void neap_empty_push(neap_heap_t *h, neap_pool_t *pool) {
+    neap_assert_internal(pool->linked == NEAP_POOL_ON_NONE && pool->used == 0 && h->direct[pool->cls] != pool);
+    pool->next = NULL;
+    pool->prev = h->empty_tail;
+    if (pool->prev) pool->prev->next = pool;
+    else h->empty_head = pool;
+    h->empty_tail = pool;
+    pool->linked = NEAP_POOL_ON_EMPTY;
+    h->empty_pages += pool->npages;
+}
+
+static void neap_empty_unlink(neap_heap_t *h, neap_pool_t *pool) {
+    neap_assert_internal(pool->linked == NEAP_POOL_ON_EMPTY && (pool->prev != NULL || h->empty_head == pool));
+    if (pool->prev) pool->prev->next = pool->next;
+    else h->empty_head = pool->next;
+    if (pool->next) pool->next->prev = pool->prev;
+    else h->empty_tail = pool->prev;
+    pool->next = pool->prev = NULL;
+    pool->linked = NEAP_POOL_ON_NONE;
+    neap_assert(h->empty_pages >= pool->npages);
+    h->empty_pages -= pool->npages;
 }
 
 static void neap_heap_link_arena(neap_heap_t *h, neap_arena_t *a) {
@@ -379,6 +420,8 @@ static void neap_heap_drop_arena(neap_heap_t *h, neap_arena_t *a) {
     _neap_arena_destroy(a);
 }
 
+static void neap_empty_expire(neap_heap_t *h, bool force);
+
 /* A run released by heap h (NULL: an orphan, under the orphan lock). */
 static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first, size_t n) {
     _neap_arena_release_run(a, first, n);
@@ -391,7 +434,10 @@ static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first,
         _neap_arena_mark_young(a, first, n);   /* emptied after the arena's clock started */
     }
     if (a->pages_used == 0) h->empty_arenas++;   /* unmapped when its purge time comes */
-    if (!h->draining) neap_heap_purge(h, false);
+    if (!h->draining) {
+        neap_heap_purge(h, false);
+        if (h->empty_head) neap_empty_expire(h, false);   /* the clock was just read */
+    }
 }
 
 static bool neap_adopt(neap_heap_t *h, neap_arena_t *a);
@@ -461,12 +507,10 @@ static long neap_heap_take_run(neap_heap_t *h, size_t n, size_t align, bool pref
 /* ---------------------------------------------------------------------------
  * Pools
  * ------------------------------------------------------------------------- */
-static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
+/* Writes the header of a pool of class cls at pool, the head page of a run
+ * of the class's page count: a new pool, or an empty one made over. */
+static void neap_pool_init(neap_pool_t *pool, size_t cls) {
     const neap_class_t *k = &_neap_class[cls];
-    neap_arena_t *a;
-    long first = neap_heap_take_run(h, k->pages, 1, true, &a);
-    if (first < 0) return NULL;
-    neap_pool_t *pool = neap_pool_at(a, (size_t)first);   /* the header goes in the head page */
     pool->free = pool->local_free = NULL;
     pool->used = 0;
     pool->first = k->first;
@@ -477,10 +521,18 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     pool->cls = (uint8_t)cls;
     pool->linked = 0;
     pool->next = pool->prev = NULL;
-    atomic_store_explicit(&pool->flags, 0, memory_order_relaxed);
+    __atomic_store_n(&pool->flags, 0, __ATOMIC_RELAXED);
     atomic_store_explicit(&pool->watch_off, 0, memory_order_relaxed);
     neap_pool_set_state(pool, NEAP_PS_POOL);
     atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
+}
+
+static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
+    neap_arena_t *a;
+    long first = neap_heap_take_run(h, _neap_class[cls].pages, 1, true, &a);
+    if (first < 0) return NULL;
+    neap_pool_t *pool = neap_pool_at(a, (size_t)first);   /* the header goes in the head page */
+    neap_pool_init(pool, cls);
     return pool;
 }
 
@@ -505,8 +557,68 @@ static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
     neap_assert(pool->used == 0);
     neap_assert_internal(_neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) == NEAP_PK(NEAP_PS_POOL, 0));
     neap_assert_internal(h == NULL || h->direct[pool->cls] != pool);
-    if (h && pool->linked) neap_partial_unlink(h, pool);
+    if (h && pool->linked == NEAP_POOL_ON_PARTIAL) neap_partial_unlink(h, pool);
+    if (h && pool->linked == NEAP_POOL_ON_EMPTY) neap_empty_unlink(h, pool);
     neap_heap_release_run(h, neap_pool_arena(pool), neap_pool_index(pool), pool->npages);
+}
+
+/* Lazy retirement.  A pool whose last block came back (not the direct
+ * pool) leaves its partial list for the heap's empty list; the oldest go
+ * when the list holds more than NEAP_EMPTY_KEEP_PAGES pages, the others at
+ * the first purge check NEAP_PURGE_DELAY ms after they emptied, and all of
+ * them at trim and thread exit.  Meanwhile the allocator takes them back
+ * before it takes new pages (neap_empty_take): churn that empties and
+ * refills pools does not give pages back and take them again each time. */
+#define NEAP_EMPTY_KEEP_PAGES 16
+
+static void neap_pool_emptied(neap_heap_t *h, neap_pool_t *pool) {
+    neap_assert_internal(pool->used == 0 && pool->linked == NEAP_POOL_ON_PARTIAL);
+    neap_partial_unlink(h, pool);
+    h->now = _neap_os_clock_ms();
+    pool->empty_since = (uint32_t)h->now;
+    neap_empty_push(h, pool);
+    while (h->empty_pages > NEAP_EMPTY_KEEP_PAGES) neap_pool_retire(h, h->empty_head);
+}
+
+/* Retires the empty pools that have waited NEAP_PURGE_DELAY ms since they
+ * emptied (h->now: the clock, just read), or all of them when forced.  An
+ * expired pool's pages have been unused for the delay already, the purge
+ * policy's own condition: they go back to the OS at once (the arena still
+ * counts them dirty until its purge, which gives them back once more,
+ * harmlessly), rather than waiting out the delay a second time. */
+static void neap_empty_expire(neap_heap_t *h, bool force) {
+    if (h->empty_expiring) return;   /* a retirement's own purge check */
+    h->empty_expiring = 1;
+    uint32_t delay = (uint32_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    while (h->empty_head != NULL &&
+           (force || (uint32_t)h->now - h->empty_head->empty_since >= delay)) {
+        neap_pool_t *pool = h->empty_head;
+        neap_assert(pool->used == 0);
+        size_t idx = neap_pool_index(pool), n = pool->npages;
+        neap_empty_unlink(h, pool);
+        /* the header read: now the pages may go (then the run is released) */
+        if (!force) _neap_os_purge(pool, n << NEAP_PAGE_SHIFT);
+        neap_heap_release_run(h, neap_pool_arena(pool), idx, n);
+    }
+    h->empty_expiring = 0;
+}
+
+/* An empty pool for class cls, off the empty list: one of the class as it
+ * is (its free lists hold every block it carved), else the newest of the
+ * same page count made over for cls; NULL if none. */
+static neap_pool_t *neap_empty_take(neap_heap_t *h, size_t cls) {
+    neap_pool_t *other = NULL;
+    for (neap_pool_t *pool = h->empty_tail; pool != NULL; pool = pool->prev) {
+        if (pool->cls == cls) {
+            neap_empty_unlink(h, pool);
+            return pool;
+        }
+        if (other == NULL && pool->npages == _neap_class[cls].pages) other = pool;
+    }
+    if (other == NULL) return NULL;
+    neap_empty_unlink(h, other);
+    neap_pool_init(other, cls);
+    return other;
 }
 
 /* A block of the given class from heap h, or NULL (ENOMEM). */
@@ -524,13 +636,13 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
             }
             if (pool->free) {
                 neap_block_t *b = pool->free;
-                neap_assert(pool->used < _neap_class[pool->cls].capacity);
+                neap_assert(neap_pool_out(h, pool) < _neap_class[pool->cls].capacity);
                 pool->free = b->next;
                 pool->used++;
                 return b;
             }
             /* exhausted: nothing to hand out, nothing waiting locally */
-            neap_assert_internal(pool->local_free == NULL && pool->used == pool->bumped &&
+            neap_assert_internal(pool->local_free == NULL && neap_pool_out(h, pool) == pool->bumped &&
                                  pool->bumped == _neap_class[pool->cls].capacity);
             neap_pool_set_state(pool, NEAP_PS_FULL);
         }
@@ -539,7 +651,7 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
         neap_assert_internal(pool == NULL || _neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) ==
                                                  NEAP_PK(NEAP_PS_POOL, 0));
         if (pool) neap_partial_unlink(h, pool);
-        else if ((pool = neap_pool_new(h, cls)) == NULL) {
+        else if ((pool = neap_empty_take(h, cls)) == NULL && (pool = neap_pool_new(h, cls)) == NULL) {
             neap_set_direct(h, cls, &_neap_pool_empty);
             return NULL;
         }
@@ -695,9 +807,9 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
     if (neap_unlikely(state != NEAP_PS_POOL && state != NEAP_PS_FULL))
         _neap_fatal_pointer(func, b, "double free detected on");
     neap_pool_t *pool = neap_pool_at(a, head);
-    if (neap_unlikely(pool->used == 0 || b == pool->local_free || b == pool->free))
+    if (neap_unlikely(neap_pool_out(h, pool) == 0 || b == pool->local_free || b == pool->free))
         _neap_fatal_pointer(func, b, "double free detected on");
-    neap_assert_internal(pool->used <= pool->bumped && pool->bumped <= _neap_class[pool->cls].capacity);
+    neap_assert_internal(neap_pool_out(h, pool) <= pool->bumped && pool->bumped <= _neap_class[pool->cls].capacity);
     b->next = pool->local_free;
     pool->local_free = b;
     pool->used--;
@@ -706,7 +818,10 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
         neap_pool_set_state(pool, NEAP_PS_POOL);
         if (h) neap_partial_push(h, pool);
     }
-    if (pool->used == 0 && (h == NULL || h->direct[pool->cls] != pool)) neap_pool_retire(h, pool);
+    if (pool->used == 0) {   /* not direct: its count would be 1 */
+        if (h) neap_pool_emptied(h, pool);
+        else neap_pool_retire(NULL, pool);
+    }
 }
 
 static void neap_free_remote(neap_arena_t *a, neap_block_t *b) {
@@ -795,12 +910,6 @@ void _neap_free_generic(void *p, const char *func) {
     neap_free_slow(p, func, _neap_hooks_get());
 }
 
-void _neap_free_reported(void *p, neap_pool_t *pool) {
-    const neap_alloc_hooks_t *hooks = _neap_hooks_get();
-    if (hooks != NULL) hooks->free(p, true);
-    if (!neap_free_push_local(_neap_tl_heap, pool, p)) neap_free_slow(p, "free", NULL);
-}
-
 neap_pool_t *_neap_block_pool(const void *p) {
     uintptr_t addr = (uintptr_t)p;
     if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return NULL;
@@ -869,10 +978,11 @@ static void neap_heap_collect(neap_heap_t *h) {
         _neap_heap_trim(h);
     }
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
-    if ((h->dirty_head || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
+    if ((h->dirty_head || h->empty_head || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
         h->purge_countdown-- == 0) {
         h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
         neap_heap_purge(h, false);
+        neap_empty_expire(h, false);   /* after the purge: it read the clock */
     }
 }
 
@@ -954,16 +1064,17 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
  * Trim, thread exit, orphans, fork
  * ------------------------------------------------------------------------- */
 
-/* Retires the heap's empty direct pools, releases its spare runs, purges
+/* Retires the heap's empty pools (direct ones too), releases its spare runs, purges
  * every dirty page and unmaps every empty arena.  Returns 1 if anything went
  * back to the OS. */
 int _neap_heap_trim(neap_heap_t *h) {
     neap_assert_internal(neap_heap_locked(h));
     size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     neap_heap_drain_all(h);
+    neap_empty_expire(h, true);
     for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
         neap_pool_t *pool = h->direct[c];
-        if (pool != &_neap_pool_empty && pool->used == 0) {
+        if (pool != &_neap_pool_empty && neap_pool_out(h, pool) == 0) {
             neap_set_direct(h, c, &_neap_pool_empty);
             neap_pool_retire(h, pool);
         }
@@ -991,7 +1102,7 @@ void _neap_heap_done(neap_heap_t *h) {
     _neap_heap_lock(h);
     _neap_heap_trim(h);
     for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) {
-        h->direct[c] = &_neap_pool_empty;
+        if (c > 0) neap_set_direct(h, c, &_neap_pool_empty);   /* its count loses the 1 more */
         h->partial[c] = h->partial_tail[c] = NULL;
     }
     size_t orphaned = 0;

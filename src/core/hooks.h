@@ -6,9 +6,9 @@
  *
  *   allocation paths (fastpath.h, alloc.c)       free paths (fastpath.h, heap.c)
  *   _neap_tl_countdown -= size                    pool->flags == 0: fast, unseen
- *   below zero? --> _neap_countdown_out:          REPORT_ALL: hooks->free, then
- *     hooks installed: hooks->alloc(p, ...)         finished on the fast path
- *     (malloc: hooks->malloc(size, ...))
+ *   below zero? --> _neap_countdown_out:          REPORT_ALL: slow path, hooks->free,
+ *     hooks installed: hooks->alloc(p, ...)         then finished without the
+ *     (malloc: hooks->malloc(size, ...))            heap's lock
  *     none: countdown = NEAP_COUNTDOWN_IDLE       WATCH (the block at watch_off,
  *                                                   or any if 0): slow path;
  *   realloc: hooks installed -> hooks->realloc    hooks installed: the slow path
@@ -30,7 +30,7 @@
  *     installed.  The layer sets a pool's WATCH while any of the pool's
  *     blocks matters to it, and clears it only once none does.
  *   - Memory order: _neap_hooks is read with acquire on the free paths,
- *     and pool->flags too: a layer that uninstalls its hooks (or clears a
+ *     and pool->flags too (in neap_pool_tag): a layer that uninstalls its hooks (or clears a
  *     pool's WATCH) after going through pool headers does so with release,
  *     so a free that then finds nothing to report, and may retire the pool
  *     and hand its pages on, comes after the layer's last access to them.
@@ -146,8 +146,9 @@ neap_inline const neap_alloc_hooks_t *_neap_hooks_get(void) {
 
 /* ---------------------------------------------------------------------------
  * Pool flags (neap_pool_t.flags, internal.h).  Written only through these
- * functions (atomic read-modify-writes: a layer sets them from any thread,
- * while the owner thread's fast path reads them).
+ * functions (atomic read-modify-writes of the 16-bit flags alone: a layer
+ * sets them from any thread, while the owner thread writes the count beside
+ * them and its free fast path reads both as one word, neap_pool_tag).
  * ------------------------------------------------------------------------- */
 /* Frees of the pool's blocks are reported from now on: of every block if
  * off is 0, else only of the block at offset off from the pool's start
@@ -156,19 +157,19 @@ neap_inline const neap_alloc_hooks_t *_neap_hooks_get(void) {
 neap_inline void _neap_pool_watch(neap_pool_t *pool, uint16_t off) {
     atomic_store_explicit(&pool->watch_off, off, memory_order_relaxed);
     /* release: a free that sees WATCH sees this watch_off or a later one */
-    atomic_fetch_or_explicit(&pool->flags, NEAP_POOL_WATCH, memory_order_release);
+    __atomic_fetch_or(&pool->flags, (uint16_t)NEAP_POOL_WATCH, __ATOMIC_RELEASE);
 }
 /* No more WATCH (release: the caller has finished with the pool's blocks). */
 neap_inline void _neap_pool_unwatch(neap_pool_t *pool) {
     atomic_store_explicit(&pool->watch_off, 0, memory_order_relaxed);
-    atomic_fetch_and_explicit(&pool->flags, ~(uint32_t)NEAP_POOL_WATCH, memory_order_release);
+    __atomic_fetch_and(&pool->flags, (uint16_t)~NEAP_POOL_WATCH, __ATOMIC_RELEASE);
 }
 /* Every free of the pool, for the pool's life, is reported to hooks->free
- * and then finished on the fast path: for a layer that wants every free of
- * the pools it saw and keeps no per-pool state. */
+ * and then finished by the slow path without the heap's lock: for a layer
+ * that wants every free of the pools it saw and keeps no per-pool state. */
 neap_inline void _neap_pool_report_all(neap_pool_t *pool) {
-    if (!(atomic_load_explicit(&pool->flags, memory_order_relaxed) & NEAP_POOL_REPORT_ALL))
-        atomic_fetch_or_explicit(&pool->flags, NEAP_POOL_REPORT_ALL, memory_order_relaxed);
+    if (!(__atomic_load_n(&pool->flags, __ATOMIC_RELAXED) & NEAP_POOL_REPORT_ALL))
+        __atomic_fetch_or(&pool->flags, (uint16_t)NEAP_POOL_REPORT_ALL, __ATOMIC_RELAXED);
 }
 
 /* The pool of a block p just handed out by this thread for a request of

@@ -181,29 +181,67 @@ typedef struct neap_arena_s neap_arena_t;
 typedef struct neap_pool_s {
     neap_block_t *free;          /* blocks ready to hand out (owner only) */
     neap_block_t *local_free;    /* blocks the owner freed since the last swap */
-    uint16_t used;               /* blocks out */
+    /* The word the free fast path tests once (neap_pool_tag): the owner's
+     * count and the layers' flags side by side, read together as one
+     * 32-bit atomic load; each half is written on its own (used: plain
+     * 16-bit stores by the owner; flags: atomic read-modify-writes,
+     * hooks.h), so neither writer can undo the other's change. */
+    union {
+        struct {
+            uint16_t used;       /* blocks out, + 1 while the pool is its heap's
+                                    direct pool (owner only) */
+            uint16_t flags;      /* NEAP_POOL_*: set by the layers above from any
+                                    thread (atomic builtins only; hooks.h) */
+        };
+        uint32_t tag;            /* both, for neap_pool_tag */
+    };
     uint16_t bumped;             /* blocks carved from fresh memory so far */
     uint16_t first;              /* offset of block 0 from the pool start */
     uint16_t block_size;         /* bytes per block (copies of the class's) */
     uint32_t recip;              /* ceil(2^32 / block_size): offset/size without a division */
     uint16_t npages;             /* pages in the pool */
     uint8_t cls;                 /* size class (1..NEAP_CLASS_MAX) */
-    uint8_t linked;              /* on the heap's partial list for cls */
-    struct neap_pool_s *next;    /* partial list links (owner only) */
+    uint8_t linked;              /* NEAP_POOL_ON_*: which list of the heap it is on */
+    struct neap_pool_s *next;    /* partial or empty list links (owner only) */
     struct neap_pool_s *prev;
-    _Atomic uint32_t flags;      /* NEAP_POOL_*: unusual states, tested at once by
-                                    the free fast path (atomic; hooks.h) */
     _Atomic uint16_t watch_off;  /* with NEAP_POOL_WATCH: the only block whose
                                     frees are reported (its offset), or 0: all */
+    uint32_t empty_since;        /* on the empty list: the heap's clock (ms, low
+                                    32 bits) when it got there */
 } neap_pool_t;
+
+/* neap_pool_t.linked */
+#define NEAP_POOL_ON_NONE 0      /* direct, FULL, or an orphan's */
+#define NEAP_POOL_ON_PARTIAL 1   /* the partial list of its class */
+#define NEAP_POOL_ON_EMPTY 2     /* the heap's empty list (no block out) */
 
 /* neap_pool_t.flags (set and cleared through hooks.h):
  *   WATCH       frees of the pool's blocks (of the block at watch_off, if
  *               not 0) go to the slow path, which reports them to the hooks
- *   REPORT_ALL  every free of the pool is reported to the hooks, then
- *               finished on the fast path (for the pool's life) */
+ *   REPORT_ALL  every free of the pool is reported to the hooks by the slow
+ *               path, which then finishes it without the heap's lock (for
+ *               the pool's life) */
 #define NEAP_POOL_WATCH 1u
 #define NEAP_POOL_REPORT_ALL 2u
+
+/* The pool's count in the low 16 bits and its flags in the high 16, read
+ * at once (acquire: see hooks.h's memory order).  The free fast path's one
+ * test for the unusual is tag - 2 > 0xFFFD: a flag set (tag >= 2^16), or
+ * used <= 1 -- the last block of a pool that is not direct (the direct
+ * pool's count carries 1 more, so its last block passes), or a block freed
+ * into a pool with none out (a double free). */
+neap_inline uint32_t neap_pool_tag(const neap_pool_t *pool) {
+    uint32_t t = __atomic_load_n(&pool->tag, __ATOMIC_ACQUIRE);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    t = (t << 16) | (t >> 16);   /* used came first in memory: the high half */
+#endif
+    return t;
+}
+#define NEAP_POOL_TAG_UNUSUAL(t) ((uint32_t)((t) - 2) > 0xFFFDu)
+
+_Static_assert(offsetof(neap_pool_t, flags) == offsetof(neap_pool_t, used) + 2 &&
+                   offsetof(neap_pool_t, tag) == offsetof(neap_pool_t, used) && offsetof(neap_pool_t, tag) % 4 == 0,
+               "used and flags share the aligned 32-bit tag, used first");
 
 /* Bytes reserved for the header at the start of a pool: a cache line, so no
  * block shares the header's line. */
@@ -250,6 +288,10 @@ struct neap_heap_s {
     neap_pool_t *direct[NEAP_CLASS_MAX + 1];  /* current pool per class; [0] aliases [1] */
     neap_pool_t *partial[NEAP_CLASS_MAX + 1]; /* other pools with free blocks, oldest first */
     neap_pool_t *partial_tail[NEAP_CLASS_MAX + 1];
+    neap_pool_t *empty_head;     /* pools with no block out, kept for reuse: the */
+    neap_pool_t *empty_tail;     /* oldest first (heap.c, lazy retirement) */
+    size_t empty_pages;          /* pages of the pools on the empty list */
+    int empty_expiring;          /* in neap_empty_expire (heap.c) */
     uintptr_t spare[NEAP_CLASS_MAX + 1];     /* run classes: a SPARE run, or 0 */
     neap_arena_t *arenas;        /* arenas this heap owns */
     neap_arena_t *alloc_arena;   /* where new runs come from first */
@@ -373,16 +415,13 @@ NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first u
 NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads the heap */
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
-/* The free of p, a valid block of this thread's pool, whose flags say
- * NEAP_POOL_REPORT_ALL: reported, then freed as the fast path would. */
-NEAP_INTERNAL void _neap_free_reported(void *p, neap_pool_t *pool);
 /* Whether the free of block p of pool must be reported: the pool says
  * REPORT_ALL, or WATCH for every block or for p's offset. */
 neap_inline bool _neap_pool_watches(neap_pool_t *pool, const void *p) {
     /* acquire: a free that finds its block unwatched may hand the pool's
      * pages on; the flags' last writer (a layer clearing WATCH after going
      * through the pool's blocks) must have finished with them */
-    uint32_t f = atomic_load_explicit(&pool->flags, memory_order_acquire);
+    uint32_t f = __atomic_load_n(&pool->flags, __ATOMIC_ACQUIRE);
     if (neap_likely(f == 0)) return false;
     if (f & NEAP_POOL_REPORT_ALL) return true;
     uint16_t one = atomic_load_explicit(&pool->watch_off, memory_order_relaxed);

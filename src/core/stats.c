@@ -53,6 +53,10 @@ void _neap_stats_collect(neap_stats_t *out) {
                 if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
                 neap_class_stats_t *cs = &out->classes[cls - 1];
                 uint32_t used = __atomic_load_n(&pool->used, __ATOMIC_RELAXED);
+                /* a direct pool's count carries 1 more (heap.c, neap_set_direct) */
+                neap_heap_t *owner = atomic_load_explicit(&a->owner, memory_order_relaxed);
+                if (owner != NULL && used > 0 && __atomic_load_n(&owner->direct[cls], __ATOMIC_RELAXED) == pool)
+                    used--;
                 uint32_t capacity = _neap_class[cls].capacity;
                 if (used > capacity) used = capacity;
                 out->pools_current++;

@@ -9,8 +9,10 @@
  *                      lists block by block, state against lists)
  *                LARGE/BLOCK/SPARE --> run length, class
  *                each run's later pages CONT, counting back to its head
- *     lists    direct[] (kind POOL, class, not linked), partial[] (linked,
- *              prev/next, tail), spare[] (kind SPARE), the dirty queue
+ *     lists    direct[] (kind POOL, class, not linked, count 1 more),
+ *              partial[] (linked, prev/next, tail), the empty list (no
+ *              block out, oldest first, empty_pages), spare[] (kind
+ *              SPARE), the dirty queue
  *              (in_dirty, tail, dirty_pages = sum of pages_dirty)
  *     remote   each block waiting in arena.remote lies in a run in use
  *   _neap_orphans_validate()     under the orphan lock: every orphan arena
@@ -110,7 +112,8 @@ static size_t neap_vpopcount(const uint64_t *m) {
 
 /* What the heap-level checks need from the arena walk. */
 typedef struct neap_vcount_s {
-    size_t linked[NEAP_CLASS_MAX + 1];   /* pools with linked = 1, per class */
+    size_t linked[NEAP_CLASS_MAX + 1];   /* pools on a partial list (by linked), per class */
+    size_t empty, empty_pages;           /* pools saying they are on the empty list, their pages */
     size_t spares[NEAP_CLASS_MAX + 1];   /* SPARE runs, per class */
     size_t work;                         /* pages, pools and blocks looked at */
 } neap_vcount_t;
@@ -155,24 +158,31 @@ static void neap_vpool(const neap_heap_t *h, const neap_arena_t *a, size_t idx, 
               "block_size", pool->block_size, "npages", pool->npages);
     if (idx + pool->npages > NEAP_ARENA_PAGES)
         FAIL1(w, "pool runs past the arena's end", "npages", pool->npages);
-    if (pool->bumped > k->capacity || pool->used > pool->bumped)
-        FAIL3(w, "pool counts: used <= bumped <= capacity", "used", pool->used, "bumped", pool->bumped,
+    /* the direct pool's count carries 1 more than its blocks out */
+    bool is_direct = h != NULL && h->direct[cls] == pool;
+    if (is_direct && pool->used == 0) FAIL(w, "a direct pool's count is its blocks out + 1");
+    size_t out = (size_t)pool->used - is_direct;
+    if (pool->bumped > k->capacity || out > pool->bumped)
+        FAIL3(w, "pool counts: used <= bumped <= capacity", "used", out, "bumped", pool->bumped,
               "capacity", k->capacity);
-    if (pool->linked > 1) FAIL1(w, "pool header: linked is 0 or 1", "linked", pool->linked);
+    if (pool->linked > NEAP_POOL_ON_EMPTY) FAIL1(w, "pool header: linked is 0, 1 or 2", "linked", pool->linked);
     uint64_t seen[NEAP_VMAX_BLOCKS / 64];
     memset(seen, 0, (k->capacity + 63) / 64 * sizeof seen[0]);   /* the words the pool's blocks use */
     size_t nfree = neap_vwalk_list(pool, pool->free, seen, "free", w);
     size_t nlocal = neap_vwalk_list(pool, pool->local_free, seen, "local_free", w);
     cnt->work += 8 + nfree + nlocal;
-    if ((size_t)pool->used + nfree + nlocal != pool->bumped)
+    if (out + nfree + nlocal != pool->bumped)
         FAIL3(w, "pool counts: bumped = used + |free| + |local_free| (remote frees count as used)", "used",
-              pool->used, "free+local_free", nfree + nlocal, "bumped", pool->bumped);
-    if (pool->used == 0) {
-        /* the last block back retires a pool, unless it is its heap's direct
-         * pool (kept for churn until trim or thread exit) */
-        if (h == NULL || h->direct[cls] != pool)
-            FAIL1(w, "a pool with no block out is retired unless it is the direct pool", "cls", cls);
-    }
+              out, "free+local_free", nfree + nlocal, "bumped", pool->bumped);
+    /* the last block back puts a pool on its heap's empty list (an orphan's
+     * is retired at once), unless it is the direct pool (kept for churn
+     * until trim or thread exit); one taken off the empty list has a block
+     * out or is direct */
+    if (out == 0 && (h == NULL || !(is_direct || pool->linked == NEAP_POOL_ON_EMPTY)))
+        FAIL2(w, "a pool with no block out is direct, on the empty list or retired", "cls", cls, "linked",
+              pool->linked);
+    if (h != NULL && pool->linked == NEAP_POOL_ON_EMPTY && out != 0)
+        FAIL1(w, "a pool on the empty list has no block out", "used", out);
     if (state == NEAP_PS_FULL) {
         if (nfree + nlocal != 0 || pool->bumped != k->capacity)
             FAIL3(w, "a FULL pool has no free block", "free+local_free", nfree + nlocal, "bumped",
@@ -188,8 +198,12 @@ static void neap_vpool(const neap_heap_t *h, const neap_arena_t *a, size_t idx, 
                   "linked", pool->linked);
         if (pool->linked) {
             if (nfree + nlocal == 0 && pool->bumped == k->capacity)
-                FAIL1(w, "a pool on a partial list has a free block", "used", pool->used);
-            cnt->linked[cls]++;
+                FAIL1(w, "a pool on a partial list has a free block", "used", out);
+            if (pool->linked == NEAP_POOL_ON_PARTIAL) cnt->linked[cls]++;
+            else {
+                cnt->empty++;
+                cnt->empty_pages += pool->npages;
+            }
         }
     }
     w->pool = NULL;
@@ -423,7 +437,7 @@ size_t _neap_heap_validate(neap_heap_t *h) {
                 FAIL2(w, "a pool on a partial list says POOL", "cls", c, "kind", NEAP_PK_KIND(v));
             if (++listed > cnt.linked[c])
                 FAIL2(w, "a partial list holds the pools saying linked, once each", "cls", c, "linked", cnt.linked[c]);
-            if (pool->cls != c || !pool->linked || pool->prev != pprev)
+            if (pool->cls != c || pool->linked != NEAP_POOL_ON_PARTIAL || pool->prev != pprev)
                 FAIL3(w, "a partial list's pool: its class, linked, prev the previous pool", "cls", c, "pool_cls",
                       pool->cls, "linked", pool->linked);
         }
@@ -434,6 +448,35 @@ size_t _neap_heap_validate(neap_heap_t *h) {
         if (listed != cnt.linked[c])
             FAIL3(w, "a partial list holds every pool of its class saying linked", "cls", c, "listed", listed,
                   "linked", cnt.linked[c]);
+    }
+
+    /* the empty list: the pools saying so, once each, oldest first */
+    {
+        size_t listed = 0, pages = 0;
+        const neap_pool_t *pprev = NULL;
+        for (const neap_pool_t *pool = h->empty_head; pool != NULL; pprev = pool, pool = pool->next) {
+            w->pool = pool;
+            uintptr_t p = (uintptr_t)pool;
+            if ((p & NEAP_PAGE_MASK) != 0 || _neap_map_kind(p) != NEAP_MAP_ARENA ||
+                atomic_load(&_neap_arena_of(p)->owner) != h)
+                FAIL(w, "the empty list holds pools of the heap's arenas");
+            uint16_t v = _neap_kind_get(_neap_arena_of(p), _neap_page_index(p));
+            if (v != NEAP_PK(NEAP_PS_POOL, 0))
+                FAIL1(w, "a pool on the empty list says POOL", "kind", NEAP_PK_KIND(v));
+            if (++listed > cnt.empty)
+                FAIL1(w, "the empty list holds the pools saying so, once each", "saying", cnt.empty);
+            if (pool->linked != NEAP_POOL_ON_EMPTY || pool->prev != pprev)
+                FAIL1(w, "an empty list's pool: linked, prev the previous pool", "linked", pool->linked);
+            if (pprev != NULL && (uint32_t)(pool->empty_since - pprev->empty_since) > UINT32_MAX / 2)
+                FAIL2(w, "the empty list is oldest first", "since", pool->empty_since, "before", pprev->empty_since);
+            pages += pool->npages;
+        }
+        w->pool = pprev;
+        if (h->empty_tail != pprev) FAIL(w, "empty_tail is the empty list's last pool");
+        w->pool = NULL;
+        if (listed != cnt.empty || pages != h->empty_pages || pages != cnt.empty_pages)
+            FAIL3(w, "the empty list holds every pool saying so, empty_pages their pages", "listed", listed,
+                  "saying", cnt.empty, "empty_pages", h->empty_pages);
     }
 
     /* spare runs */
