@@ -6,6 +6,8 @@
  *   | direct[cls] |---> current pool of the class: malloc pops pool->free
  *   | partial[cls]|---> pool <-> pool <-> pool   (free blocks left; a full
  *   |             |     pool that gets a block back joins the tail)
+ *   | empty list  |---> pool <-> pool            (no block out, any class,
+ *   |             |     oldest first; at most NEAP_EMPTY_KEEP_PAGES pages)
  *   | arenas      |---> arena -> arena -> ...    (owned, any order)
  *   | dirty queue |---> arena -> arena           (have empty pages, oldest first)
  *   +-------------+
@@ -20,13 +22,20 @@
  *   not in the header, so a free validates the page before reading it).
  *
  * A pool's life:  new (from the arena's lowest free pages, in the fullest
- * arena; its header written into its head page) -> direct -> FULL when
- * exhausted -> POOL on the partial list when a block comes back -> retired
- * when its last block comes back: its pages turn FREE (the header becomes
- * garbage) and dirty, join the dirty queue and go back to the OS after
- * NEAP_PURGE_DELAY ms (to twice that: the queue holds arenas, and pages that
- * empty in an arena already queued wait for the next round), or sooner once
- * the heap holds more than NEAP_PURGE_MAX dirty bytes.
+ * arena; its header written into its head page), or an empty pool taken
+ * back -> direct (its count carries 1 more) -> FULL when exhausted -> POOL
+ * on the partial list when a block comes back -> on the heap's empty list
+ * when its last block comes back (lazy retirement: taken back before any
+ * new page, as it is or made over for another class of its page count) ->
+ * retired: when the empty list holds more than NEAP_EMPTY_KEEP_PAGES (the
+ * oldest first; its pages then wait out the purge delay below), or at a
+ * purge check once it has been empty NEAP_PURGE_DELAY ms (its pages go
+ * back at once), or at trim and thread exit.  A retired pool's pages turn
+ * FREE (the header becomes garbage) and dirty, join the dirty queue and go
+ * back to the OS after NEAP_PURGE_DELAY ms (to twice that: the queue holds
+ * arenas, and pages that empty in an arena already queued wait for the
+ * next round), or sooner once the heap holds more than NEAP_PURGE_MAX dirty
+ * bytes.  An orphan's pool whose last block comes back retires at once.
  * An arena left empty is unmapped at that moment too, beyond the
  * NEAP_ARENA_RESERVE empty arenas a heap keeps.
  * The direct pool is never retired while it is direct (churn on one object

@@ -71,8 +71,9 @@
  * the distance back to the head, BLOCK and SPARE the class, otherwise 0):
  *
  *   FREE --alloc run--> POOL <--> FULL       (small/medium pool heads)
- *     ^                  |          |
- *     +----- retire -----+----------+   (all blocks free, not the direct pool)
+ *     ^                  |
+ *     +----- retire -----+   (from the heap's empty list: no block out, not
+ *                             direct; the kind stays POOL while it waits there)
  *   FREE --alloc run--> LARGE --free--> FREE
  *   FREE --alloc run--> BLOCK <--> SPARE --release--> FREE  (one SPARE per
  *                                            page-multiple class and heap)
@@ -84,11 +85,17 @@
  *
  * Invariants:
  *   - pool.used = blocks handed out - blocks freed by the owner (blocks freed
- *     by other threads count as used until the owner drains arena.remote).
- *   - capacity = used + |free| + |local_free| + (capacity - bumped)
- *     (remote-freed blocks are in no list until drained).
+ *     by other threads count as used until the owner drains arena.remote),
+ *     + 1 while the pool is its heap's direct pool (so the free fast path's
+ *     one test on the tag lets the direct pool's last block through).
+ *   - capacity = used + |free| + |local_free| + (capacity - bumped), used
+ *     without the direct pool's 1 (remote-freed blocks are in no list until
+ *     drained).
  *   - A pool is in at most one place: heap.direct[cls] (the current pool),
- *     the class's partial list (linked = 1), or nowhere (FULL, or orphaned).
+ *     the class's partial list (linked = ON_PARTIAL, blocks out), the heap's
+ *     empty list (linked = ON_EMPTY, no block out), or nowhere (FULL, or
+ *     orphaned).  A pool with no block out is direct or on the empty list
+ *     (an orphan's is retired when its last block comes back).
  *   - An arena's page maps, kind[], pool headers and lists are written only
  *     by its owner heap's thread, or, for an orphan, under the orphan lock.
  *   - arena.pages_used counts data pages in runs; 0 means the arena is empty.

@@ -908,7 +908,7 @@ static int forget_any(const void *p, size_t *size) {
  * pool (pooled), is about to be freed or moved. */
 static void hook_free(const void *p, bool pooled) {
     /* a pool block streamed from the environment (every free of a pool
-     * marked REPORT_ALL, from the fast path) is what forget does first,
+     * marked REPORT_ALL, from the free's slow path) is what forget does first,
      * without its frame: a pool block has no sampled size to drop */
     if (pooled && atomic_load_explicit(&stream_only, memory_order_relaxed))
         stream_free((uintptr_t)p);
