@@ -70,6 +70,8 @@ neap_inline bool neap_free_try(void *p) {
     uint16_t k = arena->kind[i];
     uintptr_t head = a & ~NEAP_PAGE_MASK;
     if (neap_unlikely(k != NEAP_PK(NEAP_PS_POOL, 0))) {
+        /* a FULL small pool: the slow path's work, without the search */
+        if (k == NEAP_PK(NEAP_PS_FULL, 0)) return _neap_free_full(p);
         /* a later page of a medium pool: its head is count pages back */
         if (NEAP_PK_KIND(k) != NEAP_PS_CONT || arena->kind[i - NEAP_PK_COUNT(k)] != NEAP_PK(NEAP_PS_POOL, 0))
             return false;
