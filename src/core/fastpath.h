@@ -23,11 +23,14 @@
  *   in a release build a pointer inside neap's pool memory that is not a
  *   block start corrupts the pool (the slow paths and neap_usable_size
  *   still check it).
- *   Cost: bench/instr counts 43 instructions per malloc(32)+free pair (the
- *   shared library through the PLT, GCC 12 -O2), no atomics, no locks.
- *   Everything else (other threads' blocks, large and huge blocks, FULL
- *   pools, flagged pools, the last block of a pool that is not direct, bad
- *   pointers) goes to _neap_free_generic.
+ *   Cost: 33 instructions, 5 branches (free in libneap.so, x86-64, GCC 12
+ *   -O3 Release: objdump), and bench/instr counts 50.9 instructions per
+ *   malloc(32)+free pair (mimalloc: 104.1); no atomic read-modify-write,
+ *   no lock.  A one-page pool whose head says FULL goes to _neap_free_full
+ *   (a tail call: the slow path's work without looking the pool up again);
+ *   everything else (other threads' blocks, large and huge blocks, FULL
+ *   medium pools, flagged pools, the last block of a pool that is not
+ *   direct, bad pointers) goes to _neap_free_generic.
  */
 #ifndef NEAP_FASTPATH_H
 #define NEAP_FASTPATH_H
@@ -71,7 +74,10 @@ neap_inline bool neap_free_try(void *p) {
     uintptr_t head = a & ~NEAP_PAGE_MASK;
     if (neap_unlikely(k != NEAP_PK(NEAP_PS_POOL, 0))) {
         /* a FULL small pool: the slow path's work, without the search */
-        if (k == NEAP_PK(NEAP_PS_FULL, 0)) return _neap_free_full(p);
+        if (k == NEAP_PK(NEAP_PS_FULL, 0)) {
+            _neap_free_full(p);   /* a tail call: free keeps no frame */
+            return true;
+        }
         /* a later page of a medium pool: its head is count pages back */
         if (NEAP_PK_KIND(k) != NEAP_PS_CONT || arena->kind[i - NEAP_PK_COUNT(k)] != NEAP_PK(NEAP_PS_POOL, 0))
             return false;

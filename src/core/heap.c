@@ -913,17 +913,19 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
     }
 }
 
-bool _neap_free_full(void *p) {
+void _neap_free_full(void *p) {
     uintptr_t addr = (uintptr_t)p;
     neap_pool_t *pool = (neap_pool_t *)(addr & ~NEAP_PAGE_MASK);
     /* acquire: see hooks.h's memory order */
-    if (__atomic_load_n(&pool->flags, __ATOMIC_ACQUIRE) != 0 || !neap_pool_block_ok(pool, addr)) return false;
+    if (__atomic_load_n(&pool->flags, __ATOMIC_ACQUIRE) != 0 || !neap_pool_block_ok(pool, addr)) {
+        _neap_free_generic(p, "free");
+        return;
+    }
     neap_heap_t *h = _neap_tl_heap;
     _neap_heap_lock(h);
     neap_free_local(h, _neap_arena_of(addr), _neap_page_index(addr), NEAP_PK(NEAP_PS_FULL, 0), p, "free");
     neap_heap_check(h);
     _neap_heap_unlock(h);
-    return true;
 }
 
 void _neap_free_generic(void *p, const char *func) {

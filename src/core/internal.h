@@ -424,9 +424,9 @@ NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
 /* The free fast path's way out for p, in this thread's one-page pool whose
  * head page says FULL: freed as the slow path would, without looking the
- * pool up again; false sends p to _neap_free_generic (the pool's flags ask
- * for a report, or p is not the start of a block). */
-NEAP_INTERNAL bool _neap_free_full(void *p);
+ * pool up again (or by _neap_free_generic when the pool's flags ask for a
+ * report, or p is not the start of a block). */
+NEAP_INTERNAL void _neap_free_full(void *p);
 /* Whether the free of block p of pool must be reported: the pool says
  * REPORT_ALL, or WATCH for every block or for p's offset. */
 neap_inline bool _neap_pool_watches(neap_pool_t *pool, const void *p) {
