@@ -961,13 +961,17 @@ static void neap_heap_drain_all(neap_heap_t *h) {
     neap_heap_purge(h, false);
 }
 
+/* What other threads asked of h (out of line: its register would cost
+ * every slow path a save and a restore). */
+static __attribute__((noinline, cold)) void neap_heap_requests(neap_heap_t *h) {
+    unsigned req = (unsigned)atomic_exchange_explicit(&h->requests, 0, memory_order_relaxed);
+    if (req & NEAP_REQ_TRIM) _neap_heap_trim(h);
+    if (req & NEAP_REQ_TALLY) _neap_tally_publish(h);
+}
+
 static void neap_heap_collect(neap_heap_t *h) {
     if (atomic_load_explicit(&h->remote_pending, memory_order_relaxed)) neap_heap_drain_all(h);
-    if (neap_unlikely(atomic_load_explicit(&h->requests, memory_order_relaxed))) {
-        unsigned req = (unsigned)atomic_exchange_explicit(&h->requests, 0, memory_order_relaxed);
-        if (req & NEAP_REQ_TRIM) _neap_heap_trim(h);
-        if (req & NEAP_REQ_TALLY) _neap_tally_publish(h);
-    }
+    if (neap_unlikely(atomic_load_explicit(&h->requests, memory_order_relaxed))) neap_heap_requests(h);
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
     if ((h->dirty_head || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
         h->purge_countdown-- == 0) {
