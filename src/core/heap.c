@@ -103,9 +103,10 @@
  *
  * Fork: the forking thread enters its heap (so no purge is under way in it)
  * before taking the global locks; the child, whose background thread does
- * not exist, clears the survivor's claim (a purger may have taken it to
- * find the heap busy, in the instant of the fork) and registers membarrier
- * anew when its own background thread starts.
+ * not exist, clears the claims of the survivor (a purger may have taken it
+ * to find the heap busy, in the instant of the fork) and of the heaps
+ * waiting for reuse, and registers membarrier anew when its own background
+ * thread starts.
  *
  * Statistics readers of other threads (stats.c) read no heap field of an
  * owner but the atomics below the line in neap_heap_t: dirty_pub, and the
@@ -1299,6 +1300,9 @@ void _neap_fork_child(neap_heap_t *survivor) {
          * (to find the heap busy) is void */
         atomic_store_explicit(&keep->claimed, 0, memory_order_relaxed);
     }
+    /* nor on the heaps waiting for reuse (dead ones are claimed too) */
+    for (neap_heap_t *h = neap_free_heaps; h; h = h->gnext)
+        atomic_store_explicit(&h->claimed, 0, memory_order_relaxed);
     /* the child's background thread registers membarrier for itself */
     neap_purge_barrier = NEAP_BARRIER_UNKNOWN;
     if (neap_check_rare()) {   /* the survivor's heap, the orphans and the huge cache came through whole */
