@@ -81,7 +81,8 @@
  * 0, so the owner's last slow path happens before the purge; the owner's
  * acquire load of claimed reads the purger's release store of 0, so the
  * purge happens before the owner's next slow path.  The owner pays a store,
- * a load and a branch per slow path: no atomic read-modify-write, no fence.
+ * a load and a branch on entry and two stores on leaving (dirty_pub and
+ * busy): no atomic read-modify-write, no fence.
  * The fast paths take no part: they touch pool headers and read kind[],
  * which the purge never writes (it only works on free pages and on arenas
  * with no page in use).
@@ -283,8 +284,9 @@ static neap_heap_t *neap_heap_new_locked(void) {
     if (h) {
         neap_free_heaps = h->gnext;
         /* the background purge may still be looking at it (and finding it
-         * dead): entered, it keeps off; the memset below spares the fields
-         * other threads read */
+         * dead): entered, it keeps off; the memset below spares the
+         * handshake's two words (the statistics readers' fields it clears
+         * under _neap_lock, which those readers hold) */
         _neap_heap_enter(h);
     } else {
         size_t sz = (sizeof(neap_heap_t) + 63) & ~(size_t)63;
