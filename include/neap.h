@@ -153,6 +153,11 @@ typedef struct neap_stats_s {
     neap_class_stats_t classes[NEAP_CLASS_MAX];
 } neap_stats_t;
 
+/* The calling thread's pools are counted as they are; another live
+ * thread's as that thread last counted them: a call asks every other
+ * thread to count again at its next allocation that leaves the fast path,
+ * so their part may lag until they allocate (a thread that has exited is
+ * counted as it is).  Never reads memory another thread is writing. */
 NEAP_EXPORT void neap_stats_get(neap_stats_t *out);
 /* Human-readable statistics; NULL means stderr (or NEAP_STATS_FD). Never
  * allocates. */

@@ -16,16 +16,26 @@
  *            into a global list that later threads free
  *   realloc  blocks bounce between two threads, each realloc'ing what it
  *            receives to a new size across all tiers
+ *   purge    threads churn (random frees, then mallocs, of 16 B..64 KiB,
+ *            now and then most of their blocks at once so pools empty)
+ *            while others sit idle holding emptied pages and a thread reads
+ *            the statistics without pause; meant to run with the background
+ *            thread purging (NEAP_BACKGROUND=1, a short NEAP_PURGE_DELAY,
+ *            NEAP_PUBLISH on: ctest's stress_purge), where it also checks
+ *            that the idle threads' heaps are purged from outside
  *
- * Usage: test_stress [random|xthread|churn|realloc]...  (none: all)
+ * Usage: test_stress [random|xthread|churn|realloc|purge]...  (none: all)
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "neap.h"
 #include "neap_test.h"
@@ -445,6 +455,183 @@ stress_realloc(void)
     CHECK(pp.live == 0 && pp.n[0] == 0 && pp.n[1] == 0);
 }
 
+
+/* ------------------------------------------------------------------------
+ * purge: churn beside idle heaps and a statistics reader, with the
+ * background thread claiming heaps to purge them
+ * ---------------------------------------------------------------------- */
+#define PURGE_CHURNERS 3
+#define PURGE_IDLERS 2
+#define PURGE_SLOTS 1024
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned idle;          /* idlers that have emptied their pools */
+    int release;            /* main lets the idlers finish */
+    _Atomic int churning;   /* churners still at work */
+    _Atomic size_t reads;   /* statistics read */
+} pg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+
+static size_t
+purge_size(uint64_t *s)
+{
+    uint64_t r = xs_next(s) % 1000;
+    if (r == 0)
+        return 64 * KiB + xs_range(s, 0, 4096);   /* a large run */
+    if (r < 100)
+        return xs_range(s, 513, 16 * KiB);        /* medium pools, run classes */
+    return xs_range(s, 1, 512);
+}
+
+static void *
+purge_churner(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t s = xs_seed(3000 + id), seq = 0;
+    size_t iters = test_scaled(600000), i, k;
+    struct item *slot = calloc(PURGE_SLOTS, sizeof *slot);
+
+    CHECK(slot != NULL);
+    for (i = 0; i < iters; i++) {
+        /* a random free, then a malloc in its place */
+        struct item *it = &slot[xs_next(&s) % PURGE_SLOTS];
+        if (it->p != NULL)
+            item_free(it);
+        item_new(it, purge_size(&s), make_tag(100 + id, seq++));
+        /* now and then most blocks go at once: pools empty, pages turn
+         * dirty, the purges (the owner's and the background's) have work */
+        if (i % 50000 == 49999)
+            for (k = 0; k < PURGE_SLOTS; k++)
+                if (slot[k].p != NULL && k % 8 != 0)
+                    item_free(&slot[k]);
+    }
+    for (k = 0; k < PURGE_SLOTS; k++)
+        if (slot[k].p != NULL)
+            item_free(&slot[k]);
+    free(slot);
+    atomic_fetch_sub(&pg.churning, 1);
+    return NULL;
+}
+
+static void *
+purge_idler(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t s = xs_seed(4000 + id), seq = 0;
+    size_t n = test_scaled(8000) + 64, i;
+    struct item *blk = calloc(n, sizeof *blk);
+
+    CHECK(blk != NULL);
+    for (i = 0; i < n; i++)
+        item_new(&blk[i], xs_range(&s, 256, 2048), make_tag(200 + id, seq++));
+    /* keep one in 64: most pools empty, their pages dirty in this heap */
+    for (i = 0; i < n; i++)
+        if (i % 64 != 0)
+            item_free(&blk[i]);
+    /* idle: no allocation, no free, until main has seen the pages go */
+    pthread_mutex_lock(&pg.lock);
+    pg.idle++;
+    pthread_cond_broadcast(&pg.cond);
+    while (!pg.release)
+        pthread_cond_wait(&pg.cond, &pg.lock);
+    pthread_mutex_unlock(&pg.lock);
+    for (i = 0; i < n; i += 64)
+        item_free(&blk[i]);
+    free(blk);
+    return NULL;
+}
+
+/* the counts of one snapshot agree with each other */
+static void
+purge_check_stats(const neap_stats_t *st)
+{
+    size_t pools = 0, c;
+    for (c = 0; c < NEAP_CLASS_MAX; c++) {
+        pools += st->classes[c].pools;
+        CHECKF(st->classes[c].pools == 0 || st->classes[c].blocks_used + st->classes[c].blocks_free > 0,
+               "class %zu: %zu pools without blocks", c + 1, st->classes[c].pools);
+    }
+    CHECKF(pools + st->large_current == st->pools_current, "pools %zu + large %zu != %zu", pools,
+           st->large_current, st->pools_current);
+    CHECKF(st->bytes_in_pools == st->pages_used * NEAP_PAGE_SIZE, "bytes in pools %zu, pages %zu",
+           st->bytes_in_pools, st->pages_used);
+    CHECK(st->heaps_current >= 1);
+}
+
+static void *
+purge_reader(void *arg)
+{
+    neap_stats_t st;
+    (void)arg;
+    while (atomic_load(&pg.churning) > 0) {
+        neap_stats_get(&st);
+        purge_check_stats(&st);
+        atomic_fetch_add(&pg.reads, 1);
+    }
+    return NULL;
+}
+
+/* whether membarrier(2) can be used here: without it the background thread
+ * leaves owned heaps to their owners */
+static int
+purge_membarrier_ok(void)
+{
+#ifdef SYS_membarrier
+    long cmds = syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0);
+    return cmds > 0 && (cmds & (1 << 3)) != 0;   /* MEMBARRIER_CMD_PRIVATE_EXPEDITED */
+#else
+    return 0;
+#endif
+}
+
+static void
+stress_purge(void)
+{
+    pthread_t churner[PURGE_CHURNERS], idler[PURGE_IDLERS], reader;
+    neap_stats_t st;
+    uintptr_t i;
+    int background = neap_option_get(NEAP_OPTION_BACKGROUND) != 0;
+
+    atomic_store(&pg.churning, PURGE_CHURNERS);
+    for (i = 0; i < PURGE_IDLERS; i++)
+        CHECK(pthread_create(&idler[i], NULL, purge_idler, (void *)i) == 0);
+    CHECK(pthread_create(&reader, NULL, purge_reader, NULL) == 0);
+    for (i = 0; i < PURGE_CHURNERS; i++)
+        CHECK(pthread_create(&churner[i], NULL, purge_churner, (void *)i) == 0);
+    for (i = 0; i < PURGE_CHURNERS; i++)
+        CHECK(pthread_join(churner[i], NULL) == 0);
+    CHECK(pthread_join(reader, NULL) == 0);
+    CHECK(atomic_load(&pg.reads) > 0);
+
+    pthread_mutex_lock(&pg.lock);
+    while (pg.idle < PURGE_IDLERS)
+        pthread_cond_wait(&pg.cond, &pg.lock);
+    pthread_mutex_unlock(&pg.lock);
+    if (background && purge_membarrier_ok()) {
+        /* the idlers take no slow path now, and neither does this thread:
+         * only the background thread can give their pages back.  Waits
+         * for it (a liveness check: the bound is far beyond any delay) */
+        size_t tries;
+        for (tries = 0; tries < 6000; tries++) {
+            neap_stats_get(&st);
+            if (st.pages_dirty == 0)
+                break;
+            usleep(10000);
+        }
+        CHECKF(st.pages_dirty == 0, "%zu dirty pages left in idle heaps", st.pages_dirty);
+        printf("stress purge: idle heaps purged from outside after %zu looks\n", tries + 1);
+    }
+    neap_stats_get(&st);
+    purge_check_stats(&st);
+    pthread_mutex_lock(&pg.lock);
+    pg.release = 1;
+    pthread_cond_broadcast(&pg.cond);
+    pthread_mutex_unlock(&pg.lock);
+    for (i = 0; i < PURGE_IDLERS; i++)
+        CHECK(pthread_join(idler[i], NULL) == 0);
+}
+
 /* ---------------------------------------------------------------------- */
 
 static const struct {
@@ -455,6 +642,7 @@ static const struct {
     {"xthread", stress_xthread},
     {"churn", stress_churn},
     {"realloc", stress_realloc},
+    {"purge", stress_purge},
 };
 
 int

@@ -162,9 +162,9 @@ int neap_trim(void) {
     int released = 0;
     neap_heap_t *h = _neap_tl_heap;
     if (h != &_neap_heap_empty) {
-        _neap_heap_lock(h);
+        _neap_heap_enter(h);
         released |= _neap_heap_trim(h);
-        _neap_heap_unlock(h);
+        _neap_heap_leave(h);
     }
     released |= _neap_orphans_collect(true);
     released |= _neap_huge_cache_flush();

@@ -57,6 +57,72 @@
  * CAS(remote) then load(owner); the exiting owner does store(owner = NULL)
  * then exchange(remote).  Either the exchange sees the block, or the pusher
  * sees owner == NULL and raises the orphan flag.
+ *
+ * The owner's slow paths and the background purge.  The slow paths take no
+ * lock: a heap's dirty queue, arena lists and page maps are its owner's, and
+ * only the optional background thread (NEAP_BACKGROUND) ever works on them
+ * from outside, to give back the pages of a heap whose owner sits idle (an
+ * active owner purges its own heap every 16 slow paths).  Two words:
+ *
+ *   busy     the owner is in a slow path: 1 on entry, 0 (release) on leaving
+ *   claimed  the purger holds the heap: CAS 0 -> 1, store 0 (release)
+ *
+ *   owner (_neap_heap_enter)              purger (_neap_heaps_purge_expired)
+ *   busy = 1             (relaxed)        CAS claimed 0 -> 1
+ *   compiler barrier                      membarrier(PRIVATE_EXPEDITED)
+ *   if claimed (acquire):                 if busy (acquire): claimed = 0, skip
+ *       wait until claimed == 0           purge the heap
+ *   ... slow path ...                     dirty_pub = dirty_pages
+ *   dirty_pub = dirty_pages, busy = 0     claimed = 0    (release)
+ *
+ * Why it is safe: membarrier makes every running thread of the process
+ * execute a full memory barrier (a thread not running passes one when it is
+ * switched out) before it returns.  Take the owner's barrier point relative
+ * to its two steps.  If it came after the store of busy, the store is
+ * globally visible before the membarrier returns, so the purger's load sees
+ * busy = 1 and backs off.  If it came before (or inside the window before
+ * the store), the owner's load of claimed runs after the barrier, which
+ * came after the purger's CAS: it sees claimed = 1 and waits.  (The
+ * compiler barrier keeps the compiler from swapping the owner's store and
+ * load; the hardware may, and the membarrier is what orders them.)  So the
+ * purger never works on a heap while its owner is inside a slow path.  The
+ * data: the purger's acquire load of busy reads the owner's release store of
+ * 0, so the owner's last slow path happens before the purge; the owner's
+ * acquire load of claimed reads the purger's release store of 0, so the
+ * purge happens before the owner's next slow path.  The owner pays a store,
+ * a load and a branch on entry and two stores on leaving (dirty_pub and
+ * busy): no atomic read-modify-write, no fence.
+ * The fast paths take no part: they touch pool headers and read kind[],
+ * which the purge never writes (it only works on free pages and on arenas
+ * with no page in use).
+ *
+ * An owner that finds its heap claimed keeps busy = 1 and yields until the
+ * claim ends: a purger that has not looked yet lets go at once, one that
+ * has finishes a batch of at most NEAP_CLAIM_BATCH heaps first.  Rare and
+ * short.  The purger waits for nothing but _neap_lock (to unmap an arena)
+ * and the huge cache's lock while it holds claims; an owner never waits
+ * for a claim while it holds either, except a thread recycling a dead heap
+ * under _neap_lock, and the purger lets every dead or busy heap of a batch
+ * go before it purges any (a live heap it keeps cannot die meanwhile: its
+ * owner's exit enters the heap first), so they cannot deadlock.
+ *
+ * Where membarrier(2) is missing (or refuses to register), the purger
+ * claims no heap at all: owners give back their own pages on their slow
+ * paths, at thread exit and on neap_trim, and the background thread keeps
+ * to orphan arenas and the huge cache.  Owners do the same either way.
+ *
+ * Fork: the forking thread enters its heap (so no purge is under way in it)
+ * before taking the global locks; the child, whose background thread does
+ * not exist, clears the claims of the survivor (a purger may have taken it
+ * to find the heap busy, in the instant of the fork) and of the heaps
+ * waiting for reuse, and registers membarrier anew when its own background
+ * thread starts.
+ *
+ * Statistics readers of other threads (stats.c) read no heap field of an
+ * owner but the atomics below the line in neap_heap_t: dirty_pub, and the
+ * tally the owner counts on its next slow path after a reader asked
+ * (NEAP_REQ_TALLY in requests), and the pools it made (pools_made),
+ * relaxed; the tally under a sequence lock (stats.c).
  */
 #include "core/fastpath.h"
 
@@ -99,7 +165,7 @@ _Static_assert((NEAP_VALIDATE_DEBUG_EVERY & (NEAP_VALIDATE_DEBUG_EVERY - 1)) == 
                "the debug build's validation interval is a power of two");
 
 /* ---------------------------------------------------------------------------
- * Validation (validate.c): at the end of a slow path, under h's lock, every
+ * Validation (validate.c): at the end of a slow path (h entered), every
  * NEAP_VALIDATE slow paths of the heap if that option is set, else every
  * one at NEAP_DEBUG 3, and at 2 every NEAP_VALIDATE_DEBUG_EVERY, or every
  * work / NEAP_VALIDATE_DEBUG_SHARE for a heap whose last validation did
@@ -129,10 +195,35 @@ static inline bool neap_check_rare(void) {
     return NEAP_DEBUG >= 2 || neap_opt(NEAP_OPTION_VALIDATE) > 0;
 }
 
-/* Whether some thread holds h's lock (not necessarily this one: the lock
- * has no owner field; checked where the caller must hold it). */
-static inline bool neap_heap_locked(neap_heap_t *h) {
-    return atomic_load_explicit(&h->lock, memory_order_relaxed) != 0;
+/* Whether h's owner is in a slow path, or someone holds h (checked where
+ * the caller must be one of them). */
+static inline bool neap_heap_held(neap_heap_t *h) {
+    return atomic_load_explicit(&h->busy, memory_order_relaxed) != 0 ||
+           atomic_load_explicit(&h->claimed, memory_order_relaxed) != 0;
+}
+
+/* Heaps the background purge claims with one membarrier (heap.c's opening
+ * comment): an owner that enters meanwhile waits for this many purges at
+ * most. */
+#define NEAP_CLAIM_BATCH 4
+
+void _neap_heap_enter_wait(neap_heap_t *h) {
+    /* busy stays 1: a purger that has not looked yet lets go at once */
+    while (atomic_load_explicit(&h->claimed, memory_order_acquire)) _neap_os_yield();
+}
+
+void _neap_heap_hold(neap_heap_t *h) {
+    int zero = 0;
+    while (!atomic_compare_exchange_weak(&h->claimed, &zero, 1)) {
+        zero = 0;
+        _neap_os_yield();
+    }
+    /* the owner is quiet (the caller's word): its last slow path is done */
+    (void)atomic_load_explicit(&h->busy, memory_order_acquire);
+}
+
+void _neap_heap_unhold(neap_heap_t *h) {
+    atomic_store_explicit(&h->claimed, 0, memory_order_release);
 }
 
 /* ---------------------------------------------------------------------------
@@ -202,8 +293,10 @@ static neap_heap_t *neap_heap_new_locked(void) {
     if (h) {
         neap_free_heaps = h->gnext;
         /* the background purge may still be looking at it (and finding it
-         * dead); the memset below leaves it unlocked */
-        _neap_heap_lock(h);
+         * dead): entered, it keeps off; the memset below spares the
+         * handshake's two words (the statistics readers' fields it clears
+         * under _neap_lock, which those readers hold) */
+        _neap_heap_enter(h);
     } else {
         size_t sz = (sizeof(neap_heap_t) + 63) & ~(size_t)63;
         if (left < sz) {
@@ -215,14 +308,23 @@ static neap_heap_t *neap_heap_new_locked(void) {
         chunk += sz;
         left -= sz;
     }
-    memset(h, 0, sizeof *h);
+    memset(h, 0, offsetof(neap_heap_t, busy));
     for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) h->direct[c] = &_neap_pool_empty;
     h->alive = 1;
     h->gnext = _neap_all_heaps;
     if (_neap_all_heaps) _neap_all_heaps->gprev = h;
     _neap_all_heaps = h;
+    _neap_heap_leave(h);
     atomic_fetch_add_explicit(&_neap_gstats.heaps_current, 1, memory_order_relaxed);
     return h;
+}
+
+/* h's count of pools made goes to the process-wide one; under _neap_lock,
+ * with h leaving the list of live heaps. */
+static void neap_pools_made_fold(neap_heap_t *h) {
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++)
+        if (h->pools_made[c])
+            atomic_fetch_add_explicit(&_neap_gstats.pools_made[c], h->pools_made[c], memory_order_relaxed);
 }
 
 neap_heap_t *_neap_heap_get(void) {
@@ -533,7 +635,6 @@ static void neap_pool_init(neap_pool_t *pool, size_t cls) {
     __atomic_store_n(&pool->flags, 0, __ATOMIC_RELAXED);
     atomic_store_explicit(&pool->watch_off, 0, memory_order_relaxed);
     neap_pool_set_state(pool, NEAP_PS_POOL);
-    atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
 }
 
 static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
@@ -542,6 +643,7 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     if (first < 0) return NULL;
     neap_pool_t *pool = neap_pool_at(a, (size_t)first);   /* the header goes in the head page */
     neap_pool_init(pool, cls);
+    neap_store_relaxed(h->pools_made[cls], h->pools_made[cls] + 1);
     return pool;
 }
 
@@ -630,6 +732,7 @@ static neap_pool_t *neap_empty_take(neap_heap_t *h, size_t cls) {
     if (other == NULL) return NULL;
     neap_empty_unlink(h, other);
     neap_pool_init(other, cls);
+    neap_store_relaxed(h->pools_made[cls], h->pools_made[cls] + 1);
     return other;
 }
 
@@ -686,7 +789,7 @@ static void *neap_run_class_alloc(neap_heap_t *h, size_t cls) {
         if (first < 0) return NULL;
         idx = (size_t)first;
         p = _neap_page_addr(a, idx);
-        atomic_fetch_add_explicit(&_neap_gstats.pools_made[cls], 1, memory_order_relaxed);
+        neap_store_relaxed(h->pools_made[cls], h->pools_made[cls] + 1);
     }
     _neap_kind_set(a, idx, NEAP_PK(NEAP_PS_BLOCK, cls));
     return (void *)p;
@@ -728,7 +831,7 @@ bool _neap_large_grow(void *p, size_t size) {
     size_t head = _neap_page_index(addr);
     if (addr != _neap_page_addr(a, head)) return false;
     bool grown = false;
-    _neap_heap_lock(h);
+    _neap_heap_enter(h);
     uint16_t v = _neap_kind_get(a, head);
     size_t have = NEAP_PK_COUNT(v), want = (size + NEAP_PAGE_MASK) >> NEAP_PAGE_SHIFT;
     if (NEAP_PK_KIND(v) == NEAP_PS_LARGE && want > have && head + want <= NEAP_ARENA_PAGES &&
@@ -739,7 +842,7 @@ bool _neap_large_grow(void *p, size_t size) {
         grown = true;
         neap_heap_check(h);
     }
-    _neap_heap_unlock(h);
+    _neap_heap_leave(h);
     return grown;
 }
 
@@ -797,9 +900,9 @@ static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const
 static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16_t v, neap_block_t *b,
                             const char *func) {
     unsigned state = NEAP_PK_KIND(v);
-    /* the owner under its lock; NULL: an orphan, or an arena being adopted
+    /* the owner in a slow path; NULL: an orphan, or an arena being adopted
      * or handed over, under the orphan lock or off every list */
-    neap_assert_internal(h == NULL || (atomic_load(&a->owner) == h && neap_heap_locked(h)));
+    neap_assert_internal(h == NULL || (atomic_load(&a->owner) == h && neap_heap_held(h)));
     if (state == NEAP_PS_LARGE) {
         neap_heap_release_run(h, a, head, NEAP_PK_COUNT(v));
         return;
@@ -907,10 +1010,10 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
     }
     neap_heap_t *h = _neap_tl_heap;
     if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) {
-        _neap_heap_lock(h);
+        _neap_heap_enter(h);
         neap_free_local(h, a, head, v, p, func);
         neap_heap_check(h);
-        _neap_heap_unlock(h);
+        _neap_heap_leave(h);
     } else {
         neap_free_remote(a, p);
     }
@@ -998,12 +1101,17 @@ static void neap_heap_drain_all(neap_heap_t *h) {
     neap_heap_purge(h, false);
 }
 
+/* What other threads asked of h (out of line: its register would cost
+ * every slow path a save and a restore). */
+static __attribute__((noinline, cold)) void neap_heap_requests(neap_heap_t *h) {
+    unsigned req = (unsigned)atomic_exchange_explicit(&h->requests, 0, memory_order_relaxed);
+    if (req & NEAP_REQ_TRIM) _neap_heap_trim(h);
+    if (req & NEAP_REQ_TALLY) _neap_tally_publish(h);
+}
+
 static void neap_heap_collect(neap_heap_t *h) {
     if (atomic_load_explicit(&h->remote_pending, memory_order_relaxed)) neap_heap_drain_all(h);
-    if (atomic_load_explicit(&h->trim_requested, memory_order_relaxed)) {
-        atomic_store(&h->trim_requested, 0);
-        _neap_heap_trim(h);
-    }
+    if (neap_unlikely(atomic_load_explicit(&h->requests, memory_order_relaxed))) neap_heap_requests(h);
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
     if ((h->dirty_head || h->empty_head || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
         h->purge_countdown-- == 0) {
@@ -1036,7 +1144,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
             return NULL;
         }
     }
-    _neap_heap_lock(h);
+    _neap_heap_enter(h);
     neap_heap_collect(h);
     void *p;
     if (size <= NEAP_MEDIUM_MAX) {
@@ -1047,7 +1155,7 @@ void *_neap_malloc_generic(size_t size, bool zero) {
         p = neap_large_alloc(h, size, NEAP_PAGE_SIZE, zero);
     }
     neap_heap_check(h);
-    _neap_heap_unlock(h);
+    _neap_heap_leave(h);
     if (p == NULL) errno = ENOMEM;
     return size > NEAP_MEDIUM_MAX ? neap_made_large(p, size) : p;
 }
@@ -1062,7 +1170,7 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
         errno = ENOMEM;
         return NULL;
     }
-    _neap_heap_lock(h);
+    _neap_heap_enter(h);
     neap_heap_collect(h);
     void *p = NULL;
     bool done = false;
@@ -1082,7 +1190,7 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
     }
     if (!done) p = neap_large_alloc(h, size ? size : 1, align, zero);
     neap_heap_check(h);
-    _neap_heap_unlock(h);
+    _neap_heap_leave(h);
     if (p == NULL) errno = ENOMEM;
     return p;
 }
@@ -1095,7 +1203,7 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
  * every dirty page and unmaps every empty arena.  Returns 1 if anything went
  * back to the OS. */
 int _neap_heap_trim(neap_heap_t *h) {
-    neap_assert_internal(neap_heap_locked(h));
+    neap_assert_internal(neap_heap_held(h));
     size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     neap_heap_drain_all(h);
     neap_empty_expire(h, true);
@@ -1126,7 +1234,7 @@ int _neap_heap_trim(neap_heap_t *h) {
 
 void _neap_heap_done(neap_heap_t *h) {
     if (h == NULL || h == &_neap_heap_empty) return;
-    _neap_heap_lock(h);
+    _neap_heap_enter(h);
     _neap_heap_trim(h);
     for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) {
         if (c > 0) neap_set_direct(h, c, &_neap_pool_empty);   /* its count loses the 1 more */
@@ -1159,10 +1267,11 @@ void _neap_heap_done(neap_heap_t *h) {
     if (h->gprev) h->gprev->gnext = h->gnext;
     else _neap_all_heaps = h->gnext;
     if (h->gnext) h->gnext->gprev = h->gprev;
+    neap_pools_made_fold(h);   /* off the list and folded under one hold of the lock */
     h->alive = 0;
     h->gnext = neap_free_heaps;
     neap_free_heaps = h;
-    _neap_heap_unlock(h);
+    _neap_heap_leave(h);
     pthread_mutex_unlock(&_neap_lock);
     atomic_fetch_sub_explicit(&_neap_gstats.heaps_current, 1, memory_order_relaxed);
 }
@@ -1233,27 +1342,62 @@ int _neap_orphans_collect(bool force) {
     return released;
 }
 
-/* The background thread's purge (publish.c).  The heap list is copied under
- * the global lock (heaps are never unmapped, only recycled), then each heap
- * is purged under its own lock if its owner is not in a slow path; a dead
- * heap is skipped.  Never waits for an owner: a busy heap is purged by its
- * owner anyway. */
+/* Whether the background purge may claim heaps: membarrier registered
+ * (only the background thread reads and writes it; a forked child starts
+ * over, unknown). */
+enum { NEAP_BARRIER_UNKNOWN, NEAP_BARRIER_YES, NEAP_BARRIER_NO };
+static int neap_purge_barrier;
+
+/* The background thread's purge (background.c).  The heaps with dirty pages
+ * (dirty_pub) are listed under the global lock (heaps are never unmapped,
+ * only recycled), then claimed in batches, NEAP_CLAIM_BATCH heaps per
+ * membarrier (heap.c's opening comment): a heap whose owner is in a slow
+ * path is let go at once (the owner purges it anyway), a dead one too; the
+ * rest have their expired pages purged.  Never waits for an owner. */
 size_t _neap_heaps_purge_expired(void) {
     neap_heap_t *heaps[256];
     size_t n = 0, left = 0;
+    if (neap_purge_barrier == NEAP_BARRIER_UNKNOWN)
+        neap_purge_barrier = _neap_os_barrier_register() == 0 ? NEAP_BARRIER_YES : NEAP_BARRIER_NO;
     pthread_mutex_lock(&_neap_lock);
-    for (neap_heap_t *h = _neap_all_heaps; h && n < sizeof heaps / sizeof heaps[0]; h = h->gnext)
-        heaps[n++] = h;
+    for (neap_heap_t *h = _neap_all_heaps; h; h = h->gnext) {
+        size_t dirty = atomic_load_explicit(&h->dirty_pub, memory_order_relaxed);
+        if (dirty == 0) continue;
+        left += dirty;
+        if (neap_purge_barrier == NEAP_BARRIER_YES && n < sizeof heaps / sizeof heaps[0]) heaps[n++] = h;
+    }
     pthread_mutex_unlock(&_neap_lock);
-    for (size_t i = 0; i < n; i++) {
-        neap_heap_t *h = heaps[i];
-        if (!_neap_heap_trylock(h)) {
-            left++;
-            continue;
+    for (size_t i = 0; i < n; i += NEAP_CLAIM_BATCH) {
+        size_t m = n - i < NEAP_CLAIM_BATCH ? n - i : NEAP_CLAIM_BATCH;
+        bool mine[NEAP_CLAIM_BATCH];
+        for (size_t k = 0; k < m; k++) {
+            int zero = 0;   /* another holder (validate.c): skip the heap this time */
+            mine[k] = atomic_compare_exchange_strong(&heaps[i + k]->claimed, &zero, 1);
         }
-        if (h->alive && h->dirty_head != NULL && !h->draining) neap_heap_purge(h, false);
-        if (h->alive) left += h->dirty_pages;
-        _neap_heap_unlock(h);
+        _neap_os_barrier();
+        /* busy and dead heaps first, all let go before any purge: a purge
+         * may wait for _neap_lock, which a thread recycling a dead heap
+         * holds while it waits for the heap's claim to end */
+        for (size_t k = 0; k < m; k++) {
+            neap_heap_t *h = heaps[i + k];
+            if (mine[k] && (atomic_load_explicit(&h->busy, memory_order_acquire) || !h->alive)) {
+                atomic_store_explicit(&h->claimed, 0, memory_order_release);
+                mine[k] = false;
+            }
+        }
+        for (size_t k = 0; k < m; k++) {
+            if (!mine[k]) continue;
+            neap_heap_t *h = heaps[i + k];
+            neap_assert_internal(!h->draining);
+            if (h->dirty_head != NULL) {
+                size_t before = h->dirty_pages;
+                neap_heap_purge(h, false);
+                size_t purged = before > h->dirty_pages ? before - h->dirty_pages : 0;
+                left -= purged < left ? purged : left;
+            }
+            atomic_store_explicit(&h->dirty_pub, h->dirty_pages, memory_order_relaxed);
+            atomic_store_explicit(&h->claimed, 0, memory_order_release);
+        }
     }
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
     /* freed huge mappings wait out the same delay, whether or not a heap has
@@ -1266,7 +1410,7 @@ size_t _neap_heaps_purge_expired(void) {
 void _neap_trim_all(void) {
     pthread_mutex_lock(&_neap_lock);
     for (neap_heap_t *h = _neap_all_heaps; h; h = h->gnext)
-        if (h != _neap_tl_heap) atomic_store(&h->trim_requested, 1);
+        if (h != _neap_tl_heap) atomic_fetch_or_explicit(&h->requests, (int)NEAP_REQ_TRIM, memory_order_relaxed);
     pthread_mutex_unlock(&_neap_lock);
 }
 
@@ -1287,10 +1431,21 @@ void _neap_fork_child(neap_heap_t *survivor) {
             a->zombie = 1;
             atomic_store(&a->owner, &neap_heap_zombie);
         }
+        neap_pools_made_fold(h);
         atomic_fetch_sub_explicit(&_neap_gstats.heaps_current, 1, memory_order_relaxed);
     }
     _neap_all_heaps = keep;
-    if (keep) keep->gnext = keep->gprev = NULL;
+    if (keep) {
+        keep->gnext = keep->gprev = NULL;
+        /* no purger lives here: a claim taken in the instant of the fork
+         * (to find the heap busy) is void */
+        atomic_store_explicit(&keep->claimed, 0, memory_order_relaxed);
+    }
+    /* nor on the heaps waiting for reuse (dead ones are claimed too) */
+    for (neap_heap_t *h = neap_free_heaps; h; h = h->gnext)
+        atomic_store_explicit(&h->claimed, 0, memory_order_relaxed);
+    /* the child's background thread registers membarrier for itself */
+    neap_purge_barrier = NEAP_BARRIER_UNKNOWN;
     if (neap_check_rare()) {   /* the survivor's heap, the orphans and the huge cache came through whole */
         if (keep) _neap_heap_validate(keep);
         _neap_orphans_validate();

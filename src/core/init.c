@@ -10,8 +10,9 @@
  *   thread exit --> key destructor --> the hooks' thread_exit, then
  *       _neap_heap_done: the heap's arenas are trimmed and handed over
  *   fork --> prepare: the hooks' fork_prepare in order; then the forking
- *       thread's heap lock (so the child's heap is not mid-purge by the
- *       background thread), then the global, orphan and huge locks so no
+ *       thread enters its heap as a slow path does (so the child's heap is
+ *       not mid-purge by the background thread: heap.c), then the global,
+ *       orphan and huge locks so no
  *       arena list or huge cache is mid-update; parent: release, then the
  *       hooks in reverse; child: reset the locks, keep only the forking
  *       thread's heap (and the huge cache), then the hooks in reverse
@@ -71,7 +72,7 @@ static void neap_thread_done(void *value) {
 
 static void neap_fork_prepare(void) {
     NEAP_RUN_HOOKS(fork_prepare, false);   /* the layers' locks before the core's */
-    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_lock(_neap_tl_heap);   /* no background purge in it */
+    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_enter(_neap_tl_heap);   /* no background purge in it */
     pthread_mutex_lock(&_neap_lock);
     pthread_mutex_lock(&_neap_orphan_lock);
     pthread_mutex_lock(&_neap_huge_lock);
@@ -81,14 +82,14 @@ static void neap_fork_parent(void) {
     pthread_mutex_unlock(&_neap_huge_lock);
     pthread_mutex_unlock(&_neap_orphan_lock);
     pthread_mutex_unlock(&_neap_lock);
-    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
+    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_leave(_neap_tl_heap);
     NEAP_RUN_HOOKS(fork_parent, true);
 }
 
 static void neap_fork_child(void) {
     pthread_mutex_init(&_neap_huge_lock, NULL);   /* the huge cache is the parent's, intact */
     _neap_fork_child(_neap_tl_heap);
-    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_unlock(_neap_tl_heap);
+    if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_leave(_neap_tl_heap);
     NEAP_RUN_HOOKS(fork_child, true);
 }
 

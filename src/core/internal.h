@@ -97,7 +97,10 @@
  *     orphaned).  A pool with no block out is direct or on the empty list
  *     (an orphan's is retired when its last block comes back).
  *   - An arena's page maps, kind[], pool headers and lists are written only
- *     by its owner heap's thread, or, for an orphan, under the orphan lock.
+ *     by its owner heap's thread, or, for an orphan, under the orphan lock;
+ *     its page maps and dirty counts also by the background purge while it
+ *     holds the owner heap (claimed, the owner out of its slow paths:
+ *     heap.c).
  *   - arena.pages_used counts data pages in runs; 0 means the arena is empty.
  *   - used_map has a bit per page in a run (and the META page); dirty_map a
  *     bit per free page with stale contents; no page has both.  young_map is
@@ -291,6 +294,17 @@ struct neap_arena_s {
     ((sizeof(neap_arena_t) + NEAP_PAGE_SIZE - 1) / NEAP_PAGE_SIZE)
 _Static_assert(NEAP_META_PAGES == 1, "an arena's header fits its first page");
 
+/* A count of the pools and runs of some arenas (stats.c): what a heap
+ * publishes for statistics readers of other threads. */
+typedef struct neap_tally_s {
+    size_t pages_used, pools, large, bytes_live;
+    uint32_t cls_pools[NEAP_CLASS_MAX + 1], cls_used[NEAP_CLASS_MAX + 1], cls_free[NEAP_CLASS_MAX + 1];
+} neap_tally_t;
+
+/* neap_heap_t.requests */
+#define NEAP_REQ_TRIM 1u    /* neap_trim in another thread: a full trim */
+#define NEAP_REQ_TALLY 2u   /* a statistics reader: publish a fresh tally */
+
 struct neap_heap_s {
     neap_pool_t *direct[NEAP_CLASS_MAX + 1];  /* current pool per class; [0] aliases [1] */
     neap_pool_t *partial[NEAP_CLASS_MAX + 1]; /* other pools with free blocks, oldest first */
@@ -308,8 +322,8 @@ struct neap_heap_s {
     size_t empty_arenas;         /* owned arenas with pages_used == 0 */
     size_t narenas;              /* owned arenas */
     _Atomic int remote_pending;  /* some owned arena got remote frees (atomic) */
-    _Atomic int lock;            /* slow paths vs the background purge (spin lock; fast paths never take it) */
-    _Atomic int trim_requested;  /* neap_trim asked for a full purge (atomic) */
+    _Atomic int requests;        /* NEAP_REQ_*: work other threads ask of the owner at
+                                    its next allocation slow path (set by fetch_or) */
     neap_heap_t *gnext, *gprev;  /* all live heaps (global lock) */
     uint64_t now;                /* last clock reading, ms */
     unsigned purge_countdown;    /* slow paths until the next purge check */
@@ -317,6 +331,17 @@ struct neap_heap_s {
     int alive;                   /* 1 while a thread uses it */
     unsigned validate_count;     /* slow paths since the last validation (validate.c) */
     unsigned validate_every;     /* NEAP_DEBUG 2: slow paths between validations (0: the minimum) */
+    /* What other threads read (atomics; heap.c's opening comment) */
+    _Atomic size_t dirty_pub;    /* dirty_pages, as the owner or the purge last left them */
+    size_t pools_made[NEAP_CLASS_MAX + 1];  /* per class, made by this heap (owner stores,
+                                    readers load, relaxed; added to _neap_gstats at exit) */
+    neap_tally_t tally;          /* the owner's pools, counted when a reader asked (fields
+                                    written and read with atomics: stats.c) */
+    _Atomic unsigned tally_seq;  /* odd while the owner writes tally (a sequence lock) */
+    /* the slow-path handshake: a recycled heap keeps these two, every field
+     * above is cleared (under _neap_lock, which tally readers hold) */
+    _Atomic int busy;            /* the owner is in a slow path (owner writes) */
+    _Atomic int claimed;         /* the background purge holds the heap (claimers CAS; the owner reads) */
 };
 
 /* ---------------------------------------------------------------------------
@@ -335,24 +360,30 @@ typedef struct neap_gstats_s {
     _Atomic size_t bytes_purged, bytes_unmapped;
     _Atomic size_t huge_current, huge_bytes, huge_cached;  /* cached: freed huge mappings kept */
     _Atomic size_t heaps_current, arenas_orphaned;
-    _Atomic size_t pools_made[NEAP_CLASS_MAX + 1];   /* per class; counted in the slow path */
+    _Atomic size_t pools_made[NEAP_CLASS_MAX + 1];   /* per class, by heaps gone (live ones count their own) */
 } neap_gstats_t;
 extern NEAP_INTERNAL neap_gstats_t _neap_gstats;
 
-/* The heap lock: held by the owner thread in every slow path that changes
- * the heap's arenas, pools lists or dirty queue, and by the background purge
- * thread while it purges the heap.  Fast paths never take it. */
-static inline void _neap_heap_lock(neap_heap_t *h) {
-    while (atomic_exchange_explicit(&h->lock, 1, memory_order_acquire)) {
-        while (atomic_load_explicit(&h->lock, memory_order_relaxed)) _neap_os_yield();
-    }
+/* The owner's side of the slow-path handshake with the background purge
+ * (heap.c's opening comment): the owner says it is in a slow path with a
+ * plain store, a compiler barrier, then a plain (acquire) load; no atomic
+ * read-modify-write, no fence.  Fast paths take no part. */
+NEAP_INTERNAL void _neap_heap_enter_wait(neap_heap_t *h);
+static inline void _neap_heap_enter(neap_heap_t *h) {
+    atomic_store_explicit(&h->busy, 1, memory_order_relaxed);
+    /* the purger's membarrier orders the store above before the load below */
+    atomic_signal_fence(memory_order_seq_cst);
+    if (neap_unlikely(atomic_load_explicit(&h->claimed, memory_order_acquire))) _neap_heap_enter_wait(h);
 }
-static inline bool _neap_heap_trylock(neap_heap_t *h) {
-    return !atomic_exchange_explicit(&h->lock, 1, memory_order_acquire);
+static inline void _neap_heap_leave(neap_heap_t *h) {
+    atomic_store_explicit(&h->dirty_pub, h->dirty_pages, memory_order_relaxed);
+    atomic_store_explicit(&h->busy, 0, memory_order_release);
 }
-static inline void _neap_heap_unlock(neap_heap_t *h) {
-    atomic_store_explicit(&h->lock, 0, memory_order_release);
-}
+/* For a thread that is not h's owner and needs h's slow-path state still
+ * (validate.c, with every owner quiet): waits for the background purge to
+ * let go of h, then keeps it off. */
+NEAP_INTERNAL void _neap_heap_hold(neap_heap_t *h);
+NEAP_INTERNAL void _neap_heap_unhold(neap_heap_t *h);
 /* Background purge: expired dirty pages of every live heap.  Returns the
  * dirty pages left waiting (heap.c). */
 NEAP_INTERNAL size_t _neap_heaps_purge_expired(void);
@@ -491,6 +522,12 @@ NEAP_INTERNAL void _neap_core_start(void);
 
 /* stats.c */
 NEAP_INTERNAL void _neap_stats_collect(neap_stats_t *out);
+/* Counts the pools and runs of arena a into t (plain reads: a's owner, or
+ * a thread that keeps a's writers off). */
+NEAP_INTERNAL void _neap_tally_arena(const neap_arena_t *a, neap_tally_t *t);
+/* Publishes h's tally for other threads' statistics (h's owner, in a slow
+ * path, when h->requests says NEAP_REQ_TALLY). */
+NEAP_INTERNAL void _neap_tally_publish(neap_heap_t *h);
 
 /* ---------------------------------------------------------------------------
  * validate.c -- the invariants above, checked (see validate.c's drawing)
@@ -508,7 +545,7 @@ typedef struct neap_vwhere_s {
 NEAP_INTERNAL __attribute__((noreturn, cold)) void
 _neap_invariant_fail(const char *what, const neap_vwhere_t *w, const char *n1, unsigned long long v1,
                      const char *n2, unsigned long long v2, const char *n3, unsigned long long v3);
-/* h, by its own thread under its lock (or with its thread quiet); returns
+/* h, by its own thread in a slow path (or with its thread quiet); returns
  * the work done (pages, pools and blocks looked at). */
 NEAP_INTERNAL size_t _neap_heap_validate(neap_heap_t *h);
 NEAP_INTERNAL void _neap_orphans_validate(void);       /* takes the orphan lock */

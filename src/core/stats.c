@@ -1,12 +1,27 @@
-/* stats.c -- statistics: a snapshot of every arena, printed the way
- * sys._debugmallocstats prints pymalloc's, and the process's memory as the
- * kernel sees it.
+/* stats.c -- statistics: a count of every arena's pools and runs, printed
+ * the way sys._debugmallocstats prints pymalloc's, and the process's memory
+ * as the kernel sees it.
  *
- * The snapshot walks all arenas under _neap_lock, which keeps them mapped:
- * each arena's kind[] tells its pools and large runs, and each pool's header
- * (in the pool's first page) its class and blocks in use.  Those belong to
- * their owner threads, so counts of other threads may be a few operations
- * stale.  Printing formats into stack
+ *   _neap_stats_collect, from any thread:
+ *     the caller's own heap   entered as a slow path enters it (so the
+ *                             background purge keeps off), its arenas
+ *                             counted: exact
+ *     other live heaps        the tally each owner counted of its own
+ *                             arenas (under a sequence lock: whole), and
+ *                             dirty_pub (relaxed atomics);
+ *                             the reader asks (NEAP_REQ_TALLY) and the owner
+ *                             counts again on its next allocation slow path
+ *                             (heap.c): a stale count, never a racy read
+ *     orphan arenas           counted under the orphan lock
+ *     zombie arenas           (a forked child's, of threads that did not
+ *                             come along) counted under _neap_lock: nothing
+ *                             writes them
+ *     process-wide counters   _neap_gstats (relaxed atomics)
+ *
+ * Counting an arena: its kind[] tells its pools and large runs, each pool's
+ * header (in the pool's first page) its class and blocks in use.  Those are
+ * written without atomics by the owner's fast paths, so only the owner (or
+ * the holder of the orphan lock) reads them.  Printing formats into stack
  * buffers and writes to the stream's descriptor: no allocation.
  */
 #include "core/internal.h"
@@ -14,60 +29,163 @@
 #include <stdlib.h>
 
 extern NEAP_INTERNAL neap_arena_t *_neap_all_arenas;
+extern NEAP_INTERNAL neap_heap_t *_neap_all_heaps;
+extern NEAP_INTERNAL pthread_mutex_t _neap_orphan_lock;
+extern NEAP_INTERNAL neap_arena_t *_neap_orphans;
+
+void _neap_tally_arena(const neap_arena_t *a, neap_tally_t *t) {
+    t->pages_used += a->pages_used;
+    for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
+        uint16_t v = _neap_kind_get(a, i);
+        unsigned state = NEAP_PK_KIND(v);
+        if (state == NEAP_PS_LARGE) {
+            t->pools++;
+            t->large++;
+            t->bytes_live += NEAP_PK_COUNT(v) << NEAP_PAGE_SHIFT;
+        } else if (state == NEAP_PS_BLOCK || state == NEAP_PS_SPARE) {
+            size_t cls = NEAP_PK_COUNT(v);
+            if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
+            t->pools++;
+            t->cls_pools[cls]++;
+            if (state == NEAP_PS_BLOCK) {
+                t->cls_used[cls]++;
+                t->bytes_live += _neap_class[cls].size;
+            } else {
+                t->cls_free[cls]++;
+            }
+        } else if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) {
+            /* the header in the pool's head page */
+            const neap_pool_t *pool = (const neap_pool_t *)_neap_page_addr(a, i);
+            size_t cls = pool->cls;
+            if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
+            uint32_t used = pool->used;
+            /* a direct pool's count carries 1 more (heap.c, neap_set_direct);
+             * the owner's direct[] is read by the owner, or with it held */
+            const neap_heap_t *owner = __atomic_load_n(&a->owner, __ATOMIC_RELAXED);
+            if (owner != NULL && used > 0 && owner->direct[cls] == pool) used--;
+            uint32_t capacity = _neap_class[cls].capacity;
+            if (used > capacity) used = capacity;
+            t->pools++;
+            t->cls_pools[cls]++;
+            t->cls_used[cls] += used;
+            t->cls_free[cls] += capacity - used;
+            t->bytes_live += (size_t)used * _neap_class[cls].size;
+        }
+    }
+}
+
+/* The published tally is a sequence lock without fences: the owner makes
+ * tally_seq odd, stores the fields with release (each orders the odd
+ * number before it), then makes it even with release (the fields before
+ * it).  A reader loads the number (acquire), the fields (acquire: a field
+ * of a later round makes the second look see the number move), the number
+ * again, and starts over if it moved or was odd.  x86-64: plain moves. */
+#define NEAP_PUT(field, v) __atomic_store_n(&(field), (v), __ATOMIC_RELEASE)
+#define NEAP_GET(field) __atomic_load_n(&(field), __ATOMIC_ACQUIRE)
+
+void _neap_tally_publish(neap_heap_t *h) {
+    neap_tally_t t;
+    memset(&t, 0, sizeof t);
+    for (const neap_arena_t *a = h->arenas; a; a = a->hnext) _neap_tally_arena(a, &t);
+    unsigned seq = atomic_load_explicit(&h->tally_seq, memory_order_relaxed);
+    atomic_store_explicit(&h->tally_seq, seq + 1, memory_order_relaxed);
+    NEAP_PUT(h->tally.pages_used, t.pages_used);
+    NEAP_PUT(h->tally.pools, t.pools);
+    NEAP_PUT(h->tally.large, t.large);
+    NEAP_PUT(h->tally.bytes_live, t.bytes_live);
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
+        NEAP_PUT(h->tally.cls_pools[c], t.cls_pools[c]);
+        NEAP_PUT(h->tally.cls_used[c], t.cls_used[c]);
+        NEAP_PUT(h->tally.cls_free[c], t.cls_free[c]);
+    }
+    atomic_store_explicit(&h->tally_seq, seq + 2, memory_order_release);
+}
+
+/* h's published tally, whole (another thread's heap). */
+static void neap_tally_read(neap_heap_t *h, neap_tally_t *t) {
+    for (unsigned tries = 0;; tries++) {
+        unsigned seq = atomic_load_explicit(&h->tally_seq, memory_order_acquire);
+        if (seq % 2 == 0) {
+            t->pages_used = NEAP_GET(h->tally.pages_used);
+            t->pools = NEAP_GET(h->tally.pools);
+            t->large = NEAP_GET(h->tally.large);
+            t->bytes_live = NEAP_GET(h->tally.bytes_live);
+            for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
+                t->cls_pools[c] = NEAP_GET(h->tally.cls_pools[c]);
+                t->cls_used[c] = NEAP_GET(h->tally.cls_used[c]);
+                t->cls_free[c] = NEAP_GET(h->tally.cls_free[c]);
+            }
+            if (atomic_load_explicit(&h->tally_seq, memory_order_relaxed) == seq) return;
+        }
+        if (tries >= 8) _neap_os_yield();   /* the owner was switched out mid-write */
+    }
+}
+
+/* Adds the tally t to out. */
+static void neap_stats_add(neap_stats_t *out, const neap_tally_t *t) {
+    out->pages_used += t->pages_used;
+    out->pools_current += t->pools;
+    out->large_current += t->large;
+    out->bytes_live += t->bytes_live;
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
+        out->classes[c - 1].pools += t->cls_pools[c];
+        out->classes[c - 1].blocks_used += t->cls_used[c];
+        out->classes[c - 1].blocks_free += t->cls_free[c];
+    }
+}
 
 void _neap_stats_collect(neap_stats_t *out) {
     memset(out, 0, sizeof *out);
     if (!atomic_load_explicit(&_neap_initialized, memory_order_acquire)) _neap_process_init();
-    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
-        out->classes[c - 1].block_size = _neap_class[c].size;
-        out->classes[c - 1].pools_made = atomic_load_explicit(&_neap_gstats.pools_made[c], memory_order_relaxed);
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) out->classes[c - 1].block_size = _neap_class[c].size;
+    neap_tally_t t;
+    /* the caller's own heap, exact: entered, no purge changes it meanwhile
+     * (taken before _neap_lock, as every slow path does) */
+    neap_heap_t *self = _neap_tl_heap;
+    if (self != &_neap_heap_empty) {
+        /* called from inside one of its slow paths (a hook): entered already */
+        bool inside = atomic_load_explicit(&self->busy, memory_order_relaxed);
+        memset(&t, 0, sizeof t);
+        if (!inside) _neap_heap_enter(self);
+        for (const neap_arena_t *a = self->arenas; a; a = a->hnext) _neap_tally_arena(a, &t);
+        out->pages_dirty += self->dirty_pages;
+        for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) out->classes[c - 1].pools_made += self->pools_made[c];
+        if (!inside) _neap_heap_leave(self);
+        neap_stats_add(out, &t);
     }
     pthread_mutex_lock(&_neap_lock);
+    /* pools made: by heaps gone, then by each live one (a heap's count moves
+     * to the global one as it leaves the list, both under _neap_lock) */
+    for (size_t c = 1; c <= NEAP_CLASS_MAX; c++)
+        out->classes[c - 1].pools_made += atomic_load_explicit(&_neap_gstats.pools_made[c], memory_order_relaxed);
+    for (neap_heap_t *h = _neap_all_heaps; h; h = h->gnext) {
+        if (h == self) continue;
+        neap_tally_read(h, &t);
+        neap_stats_add(out, &t);
+        out->pages_dirty += atomic_load_explicit(&h->dirty_pub, memory_order_relaxed);
+        for (size_t c = 1; c <= NEAP_CLASS_MAX; c++)
+            out->classes[c - 1].pools_made += neap_load_relaxed(h->pools_made[c]);
+        if (!(atomic_load_explicit(&h->requests, memory_order_relaxed) & (int)NEAP_REQ_TALLY))
+            atomic_fetch_or_explicit(&h->requests, (int)NEAP_REQ_TALLY, memory_order_relaxed);
+    }
+    /* a forked child's zombie arenas (no thread writes them) */
+    memset(&t, 0, sizeof t);
     for (neap_arena_t *a = _neap_all_arenas; a; a = a->gnext) {
-        out->pages_used += __atomic_load_n(&a->pages_used, __ATOMIC_RELAXED);
-        out->pages_dirty += __atomic_load_n(&a->pages_dirty, __ATOMIC_RELAXED);
-        for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
-            uint16_t v = _neap_kind_get(a, i);
-            unsigned state = NEAP_PK_KIND(v);
-            if (state == NEAP_PS_LARGE) {
-                out->pools_current++;
-                out->large_current++;
-                out->bytes_live += NEAP_PK_COUNT(v) << NEAP_PAGE_SHIFT;
-            } else if (state == NEAP_PS_BLOCK || state == NEAP_PS_SPARE) {
-                size_t cls = NEAP_PK_COUNT(v);
-                if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
-                neap_class_stats_t *cs = &out->classes[cls - 1];
-                out->pools_current++;
-                cs->pools++;
-                if (state == NEAP_PS_BLOCK) {
-                    cs->blocks_used++;
-                    out->bytes_live += cs->block_size;
-                } else {
-                    cs->blocks_free++;
-                }
-            } else if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) {
-                /* the header in the pool's head page; its owner may be
-                 * retiring the pool right now, hence the range checks */
-                const neap_pool_t *pool = (const neap_pool_t *)_neap_page_addr(a, i);
-                uint8_t cls = __atomic_load_n(&pool->cls, __ATOMIC_RELAXED);
-                if (cls == 0 || cls > NEAP_CLASS_MAX) continue;
-                neap_class_stats_t *cs = &out->classes[cls - 1];
-                uint32_t used = __atomic_load_n(&pool->used, __ATOMIC_RELAXED);
-                /* a direct pool's count carries 1 more (heap.c, neap_set_direct) */
-                neap_heap_t *owner = atomic_load_explicit(&a->owner, memory_order_relaxed);
-                if (owner != NULL && used > 0 && __atomic_load_n(&owner->direct[cls], __ATOMIC_RELAXED) == pool)
-                    used--;
-                uint32_t capacity = _neap_class[cls].capacity;
-                if (used > capacity) used = capacity;
-                out->pools_current++;
-                cs->pools++;
-                cs->blocks_used += used;
-                cs->blocks_free += capacity - used;
-                out->bytes_live += (size_t)used * cs->block_size;
-            }
-        }
+        if (!a->zombie) continue;
+        _neap_tally_arena(a, &t);
+        out->pages_dirty += a->pages_dirty;
     }
     pthread_mutex_unlock(&_neap_lock);
+    neap_stats_add(out, &t);
+    /* orphans: written under the orphan lock only */
+    memset(&t, 0, sizeof t);
+    pthread_mutex_lock(&_neap_orphan_lock);
+    for (const neap_arena_t *a = _neap_orphans; a; a = a->hnext) {
+        _neap_tally_arena(a, &t);
+        out->pages_dirty += a->pages_dirty;
+    }
+    pthread_mutex_unlock(&_neap_orphan_lock);
+    neap_stats_add(out, &t);
     out->bytes_in_pools = out->pages_used << NEAP_PAGE_SHIFT;
     out->arenas_allocated = atomic_load(&_neap_gstats.arenas_allocated);
     out->arenas_freed = atomic_load(&_neap_gstats.arenas_freed);

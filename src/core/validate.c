@@ -1,6 +1,6 @@
 /* validate.c -- the heap validator: internal.h's invariants, checked.
  *
- *   _neap_heap_validate(h)       h's own thread, under h's lock
+ *   _neap_heap_validate(h)       h's own thread, in a slow path
  *     arenas   h->arenas (hnext/hprev, narenas, empty_arenas, alloc_arena)
  *              each: map byte ARENA, owner h, page maps, kind[] walk
  *     kind[]   page 0 META; then run by run:
@@ -518,9 +518,9 @@ void _neap_validate_all(void) {
         heaps[n++] = h;
     pthread_mutex_unlock(&_neap_lock);
     for (size_t i = 0; i < n; i++) {
-        _neap_heap_lock(heaps[i]);
+        _neap_heap_hold(heaps[i]);   /* the background purge keeps off */
         if (heaps[i]->alive) _neap_heap_validate(heaps[i]);
-        _neap_heap_unlock(heaps[i]);
+        _neap_heap_unhold(heaps[i]);
     }
     _neap_orphans_validate();
     _neap_huge_cache_validate();

@@ -12,7 +12,10 @@
  *                     passed; false (exit, or an old generation) --> end
  *          NEAP_BACKGROUND: _neap_heaps_purge_expired (core/heap.c) gives
  *                     back the pages whose NEAP_PURGE_DELAY is up, in every
- *                     heap whose owner is not in a slow path
+ *                     heap whose owner is not in a slow path (claimed
+ *                     through heap.c's membarrier handshake; the first
+ *                     call registers membarrier, here, off the program's
+ *                     threads)
  *
  *   tick = the smallest of NEAP_PUBLISH (1000 when off), the purge delay (at
  *   least 5 ms) while pages wait, 100 ms when none wait, and
