@@ -104,6 +104,9 @@ typedef enum neap_option_e {
     NEAP_OPTION_VALIDATE,        /* if > 0, each heap checks its invariants every this many slow
                                     paths (allocations and frees that miss the fast path), and
                                     aborts with a message naming the one broken; a debugging aid */
+    NEAP_OPTION_PURGE_BATCH,     /* 1: empty pages go back in batches, one process_madvise system
+                                    call for many ranges where the kernel takes it; 0: one madvise
+                                    per range */
     NEAP_OPTION_COUNT
 } neap_option_t;
 
