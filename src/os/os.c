@@ -112,7 +112,8 @@ void _neap_os_unmap(void *p, size_t size) {
  *
  *   PLAIN: madvise per range, for good (one failed try per process).  A
  *   pidfd the program closed behind neap's back fails with EBADF and is
- *   opened again; one whose number now names another process's pidfd gets
+ *   opened again (one that cannot be opened, out of descriptors say, sends
+ *   that batch range by range); one whose number now names another process's pidfd gets
  *   EINVAL (DONTNEED is refused for others), so it can never purge the
  *   wrong process: neap falls back to PLAIN.  Ranges the call did not reach
  *   (it returns the bytes it advised) are given back one by one.
@@ -120,8 +121,9 @@ void _neap_os_unmap(void *p, size_t size) {
 #define NEAP_PIDFD_SELF (-10000)   /* linux/pidfd.h: PIDFD_SELF_THREAD */
 enum { NEAP_PM_SELF, NEAP_PM_PIDFD, NEAP_PM_PLAIN };
 static _Atomic int neap_pm_how;
-static _Atomic int neap_pm_fd = -1;   /* NEAP_PM_PIDFD: the pidfd, and */
-static _Atomic long neap_pm_pid;      /* the process it names */
+/* NEAP_PM_PIDFD: the pidfd and the process it names, in one word so that
+ * they are read together: pid << 32 | (fd + 1); 0 when none is open */
+static _Atomic uint64_t neap_pm_self;
 
 _Static_assert(sizeof(neap_purge_range_t) == sizeof(struct iovec) &&
                    offsetof(neap_purge_range_t, base) == offsetof(struct iovec, iov_base) &&
@@ -129,25 +131,30 @@ _Static_assert(sizeof(neap_purge_range_t) == sizeof(struct iovec) &&
                "a purge range is laid out as struct iovec");
 _Static_assert(NEAP_PURGE_BATCH <= 1024, "process_madvise takes at most UIO_MAXIOV ranges");
 
-/* This process's pidfd, opened (again, after a fork) if need be; -1 if the
- * kernel has no pidfd_open. */
+/* This process's pidfd, opened (again, after a fork: the inherited one
+ * names the parent) if need be; -1 if the kernel has no pidfd_open.  An fd
+ * replaced is never closed: by then the program may own that number. */
 static int neap_pm_pidfd(void) {
 #ifdef SYS_pidfd_open
-    long pid = (long)getpid();
-    int fd = atomic_load(&neap_pm_fd);
-    if (fd >= 0 && atomic_load(&neap_pm_pid) == pid) return fd;
-    int nfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);   /* close-on-exec */
-    if (nfd < 0) return -1;
-    if (!atomic_compare_exchange_strong(&neap_pm_fd, &fd, nfd)) {
-        close(nfd);   /* another thread was quicker */
-        return fd;
+    uint64_t pid = (uint64_t)(uint32_t)getpid();
+    uint64_t cur = atomic_load(&neap_pm_self);
+    if (cur != 0 && cur >> 32 == pid) return (int)(uint32_t)cur - 1;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);   /* close-on-exec */
+    if (fd < 0) return -1;
+    if (!atomic_compare_exchange_strong(&neap_pm_self, &cur, pid << 32 | (uint64_t)(fd + 1))) {
+        close(fd);   /* another thread was quicker: take its pidfd */
+        return cur >> 32 == pid ? (int)(uint32_t)cur - 1 : -1;
     }
-    atomic_store(&neap_pm_pid, pid);
-    if (fd >= 0) close(fd);   /* the parent's, inherited through fork */
-    return nfd;
+    return fd;
 #else
     return -1;
 #endif
+}
+
+/* Forgets the pidfd fd (the call said EBADF: the program closed it). */
+static void neap_pm_forget(int fd) {
+    uint64_t cur = atomic_load(&neap_pm_self);
+    if (cur != 0 && (int)(uint32_t)cur - 1 == fd) atomic_compare_exchange_strong(&neap_pm_self, &cur, 0);
 }
 
 /* One process_madvise over the batch: the bytes it gave back, or -1 when
@@ -159,7 +166,7 @@ static long neap_pm_call(neap_purge_batch_t *b) {
         int fd = NEAP_PIDFD_SELF;
         if (how == NEAP_PM_PLAIN) return -1;
         if (how == NEAP_PM_PIDFD && (fd = neap_pm_pidfd()) < 0) {
-            atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
+            if (errno == ENOSYS) atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
             return -1;
         }
         b->calls++;
@@ -170,7 +177,7 @@ static long neap_pm_call(neap_purge_batch_t *b) {
             continue;
         }
         if (errno == EBADF) {   /* the program closed the pidfd: open it again */
-            atomic_compare_exchange_strong(&neap_pm_fd, &fd, -1);
+            neap_pm_forget(fd);
             continue;
         }
         if (errno == EINVAL || errno == ENOSYS || errno == EPERM) atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
