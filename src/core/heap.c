@@ -26,9 +26,9 @@
  * garbage) and dirty, join the dirty queue and go back to the OS after
  * NEAP_PURGE_DELAY ms (to twice that: the queue holds arenas, and pages that
  * empty in an arena already queued wait for the next round), or sooner once
- * the heap holds more than NEAP_PURGE_MAX dirty bytes: then whole arenas,
- * oldest first, until half of that is left, so a burst of frees purges in
- * a few large rounds, not a page or two at every release.  A purge round
+ * the heap holds more than NEAP_PURGE_MAX dirty bytes: then all of them,
+ * so a burst of frees purges in a few large rounds, not a page or two at
+ * every release.  A purge round
  * collects its ranges in one batch on its stack, given back by one system
  * call per NEAP_PURGE_BATCH ranges (arena.c, os.c).
  * An arena left empty is unmapped at that moment too, beyond the
@@ -344,11 +344,14 @@ static void neap_heap_drop_arena(neap_heap_t *h, neap_arena_t *a);
 
 /* Gives back the pages of arenas that have waited long enough, or all of
  * them when forced; returns pages purged.  A heap over NEAP_PURGE_MAX dirty
- * bytes purges whole arenas, oldest first, down to half of it (not just
- * below it: a burst of frees would otherwise purge an arena's page or two at
- * every release).  Every range goes into one batch on this stack, given back
- * by one system call per NEAP_PURGE_BATCH ranges (os.c), flushed before an
- * arena is unmapped and before returning. */
+ * bytes gives back every dirty page it holds, not just enough to get below
+ * the bound: a burst of frees would otherwise purge an arena's page or two
+ * at every release, and a program that goes quiet after the burst keeps
+ * only what emptied since the last round (none to the bound, not always
+ * nearly all of it).
+ * Every range goes into one batch on this stack, given back by one system
+ * call per NEAP_PURGE_BATCH ranges (os.c), flushed before an arena is
+ * unmapped and before returning. */
 static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     size_t purged = 0;
     uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
@@ -360,14 +363,13 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     _neap_huge_cache_expire(h->now);
     while (h->dirty_head != NULL) {
         neap_arena_t *a = h->dirty_head;
-        bool down = over && h->dirty_pages > max_pages / 2;
-        if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && !down) break;
+        if (a->pages_dirty != 0 && !force && !over && h->now - a->dirty_since < delay) break;
         neap_dirty_pop(h);
         /* on time, the pages that emptied after the arena joined the queue
          * (young) stay for one more delay: a page goes back between
          * NEAP_PURGE_DELAY and twice that after it emptied, not moments
          * after, when churn is likely to want it again */
-        size_t n = force || down ? _neap_arena_purge(a, &batch) : _neap_arena_purge_old(a, &batch);
+        size_t n = force || over ? _neap_arena_purge(a, &batch) : _neap_arena_purge_old(a, &batch);
         neap_assert(h->dirty_pages >= n);
         h->dirty_pages -= n;
         purged += n;
