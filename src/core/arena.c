@@ -29,8 +29,8 @@
  *   pages     P D . D D . P Y      one range [D . D D]; Y waits
  *
  *   The batch is flushed before any page in it can be taken again or its
- *   arena unmapped: the heap flushes before it drops an arena and at the
- *   end of every purge.
+ *   arena unmapped: the heap flushes at the end of every purge and only
+ *   then unmaps the arenas the purge found empty.
  *
  * Everything here about one arena runs on its owner's thread (or under the
  * orphan lock); creating and destroying arenas takes _neap_lock, which also

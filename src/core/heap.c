@@ -350,13 +350,15 @@ static void neap_heap_drop_arena(neap_heap_t *h, neap_arena_t *a);
  * only what emptied since the last round (none to the bound, not always
  * nearly all of it).
  * Every range goes into one batch on this stack, given back by one system
- * call per NEAP_PURGE_BATCH ranges (os.c), flushed before an arena is
- * unmapped and before returning. */
+ * call per NEAP_PURGE_BATCH ranges (os.c); the empty arenas to unmap wait
+ * until it has been flushed. */
 static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     size_t purged = 0;
     uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
     size_t max_pages = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX) >> NEAP_PAGE_SHIFT;
     bool over = h->dirty_pages > max_pages;
+    neap_arena_t *drop = NULL;   /* empty arenas to unmap, through dnext */
+    size_t dropping = 0;
     neap_purge_batch_t batch;
     _neap_purge_batch_init(&batch);
     h->now = _neap_os_clock_ms();
@@ -378,13 +380,21 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
             continue;
         }
         /* an empty arena waits out the same delay as its pages, so churn that
-         * empties and refills arenas does not unmap and map them each time */
-        if (a->pages_used == 0 && h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE)) {
-            _neap_os_purge_flush(&batch);   /* its ranges go before it does */
-            neap_heap_drop_arena(h, a);
+         * empties and refills arenas does not unmap and map them each time;
+         * it is unmapped after the batch, which holds its ranges */
+        if (a->pages_used == 0 && h->empty_arenas - dropping > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE)) {
+            a->dnext = drop;
+            drop = a;
+            dropping++;
         }
     }
     _neap_os_purge_flush(&batch);
+    while (drop != NULL) {
+        neap_arena_t *a = drop;
+        drop = a->dnext;
+        a->dnext = NULL;
+        neap_heap_drop_arena(h, a);
+    }
     return purged;
 }
 
