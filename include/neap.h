@@ -104,6 +104,9 @@ typedef enum neap_option_e {
     NEAP_OPTION_VALIDATE,        /* if > 0, each heap checks its invariants every this many slow
                                     paths (allocations and frees that miss the fast path), and
                                     aborts with a message naming the one broken; a debugging aid */
+    NEAP_OPTION_PURGE_BATCH,     /* 1: empty pages go back in batches, one process_madvise system
+                                    call for many ranges where the kernel takes it; 0: one madvise
+                                    per range */
     NEAP_OPTION_COUNT
 } neap_option_t;
 
@@ -144,7 +147,7 @@ typedef struct neap_stats_s {
     size_t bytes_huge_cached; /* bytes of freed huge mappings kept for reuse: not live, given
                                  back after NEAP_PURGE_DELAY ms (at most NEAP_PURGE_MAX) */
     size_t bytes_mapped;      /* bytes of address space mapped now (cached huge mappings too) */
-    size_t bytes_purged;      /* bytes given back with madvise since start */
+    size_t bytes_purged;      /* bytes given back with (process_)madvise since start */
     size_t bytes_unmapped;    /* bytes given back with munmap since start */
     size_t huge_current;      /* huge blocks live */
     size_t large_current;     /* large blocks live */

@@ -786,6 +786,7 @@ test_options(void)
         {NEAP_OPTION_TRACE_SAMPLE, "TRACE_SAMPLE", 65536},
         {NEAP_OPTION_TRACE_UNWIND, "TRACE_UNWIND", 2},
         {NEAP_OPTION_VALIDATE, "VALIDATE", 1000},
+        {NEAP_OPTION_PURGE_BATCH, "PURGE_BATCH", 0},
     };
     size_t i;
 

@@ -24,6 +24,12 @@
  *   remote    blocks freed by another thread wait on their arena's remote
  *             stack (still counted used), the owner's next slow path drains
  *             them
+ *   purge     a batch of ranges: adjacent ones joined, given back by one
+ *             system call per batch (per range with NEAP_PURGE_BATCH=0),
+ *             the pages zero and out of RSS, their neighbours intact; the
+ *             heap's random frees under a small NEAP_PURGE_MAX: never more
+ *             dirty than that, each purge gives back every dirty page,
+ *             bytes_purged exact, RSS falls
  *   trim      after neap_trim: no dirty page, no empty arena, empty
  *             direct pools retired
  *   validate  a random workload with a second thread freeing some blocks:
@@ -47,6 +53,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -376,6 +384,162 @@ test_remote(void)
     CHECK(pool->used == used - REMOTE_N);
     _neap_heap_validate(h);
     neap_free(p);
+}
+
+/* ---------------------------------------------------------------------------
+ * purge: the batch of ranges (os.c) and the heap's purge of everything
+ * once over NEAP_PURGE_MAX
+ * ------------------------------------------------------------------------- */
+#define PG ((size_t)NEAP_PAGE_SIZE)
+
+/* Whether page i of the mapping at m is resident. */
+static bool
+resident(const char *m, size_t i)
+{
+    unsigned char v = 0;
+    CHECK(mincore((void *)(m + i * PG), PG, &v) == 0);
+    return v & 1;
+}
+
+/* The kernel takes MADV_DONTNEED through process_madvise with the
+ * PIDFD_SELF sentinel from Linux 6.14 on. */
+static bool
+kernel_batches(void)
+{
+    struct utsname u;
+    unsigned major = 0, minor = 0;
+    if (uname(&u) != 0 || sscanf(u.release, "%u.%u", &major, &minor) != 2)
+        return false;
+    return major > 6 || (major == 6 && minor >= 14);
+}
+
+/* Every other page of a fresh mapping of 2n pages into a batch, flushed:
+ * those pages read zero and leave RSS, the others keep their bytes.
+ * Returns the system calls the flush made. */
+static size_t
+purge_every_other(size_t n, bool plain)
+{
+    char *m = _neap_os_map(2 * n * PG);
+    CHECK(m != NULL);
+    for (size_t i = 0; i < 2 * n; i++)
+        memset(m + i * PG, (int)(i % 251) + 1, PG);
+    neap_purge_batch_t b;
+    _neap_purge_batch_init(&b);
+    CHECK(b.plain == plain);
+    for (size_t i = 0; i < n; i++)
+        _neap_os_purge_add(&b, m + 2 * i * PG, PG);
+    _neap_os_purge_flush(&b);
+    CHECK(b.n == 0 && b.bytes == 0);
+    for (size_t i = 0; i < 2 * n; i++) {
+        bool gone = i % 2 == 0;
+        CHECKF(resident(m, i) != gone, "page %zu of %zu resident %d", i, 2 * n, resident(m, i));
+        CHECKF(m[i * PG] == (gone ? 0 : (char)(i % 251 + 1)) &&
+                   m[i * PG + PG - 1] == (gone ? 0 : (char)(i % 251 + 1)),
+               "page %zu reads %d", i, m[i * PG]);
+    }
+    _neap_os_unmap(m, 2 * n * PG);
+    return b.calls;
+}
+
+static long
+rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, res = 0;
+    CHECK(f != NULL && fscanf(f, "%ld %ld", &size, &res) == 2);
+    fclose(f);
+    return res * (long)sysconf(_SC_PAGESIZE);
+}
+
+static void
+test_purge(void)
+{
+    /* adjacent ranges join; a gap starts a new range */
+    char *m = _neap_os_map(8 * PG);
+    CHECK(m != NULL);
+    memset(m, 1, 8 * PG);
+    neap_purge_batch_t b;
+    _neap_purge_batch_init(&b);
+    _neap_os_purge_add(&b, m, PG);
+    _neap_os_purge_add(&b, m + PG, 2 * PG);
+    _neap_os_purge_add(&b, m + 4 * PG, PG);
+    _neap_os_purge_add(&b, m + 5 * PG, PG);
+    CHECK(b.n == 2 && b.bytes == 5 * PG);
+    CHECK(b.range[0].base == m && b.range[0].len == 3 * PG);
+    CHECK(b.range[1].base == m + 4 * PG && b.range[1].len == 2 * PG);
+    _neap_os_purge_flush(&b);
+    for (size_t i = 0; i < 8; i++)
+        CHECKF(resident(m, i) == (i == 3 || i >= 6), "page %zu", i);
+    _neap_os_unmap(m, 8 * PG);
+
+    /* more ranges than a batch holds: flushed when full, then at the end;
+     * one call per batch where the kernel takes it, else one per range */
+    size_t n = NEAP_PURGE_BATCH + 44;
+    size_t calls = purge_every_other(n, false);
+    if (kernel_batches())
+        CHECKF(calls == 2, "%zu ranges in %zu calls", n, calls);
+    else
+        CHECKF(calls >= 2 && calls <= n + 2, "%zu ranges in %zu calls", n, calls);
+    /* NEAP_PURGE_BATCH=0: madvise per range */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_BATCH, 0) == 0);
+    calls = purge_every_other(n, true);
+    CHECKF(calls == n, "%zu ranges in %zu calls", n, calls);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_BATCH, 1) == 0);
+
+    /* through the heap: 1-3 KiB blocks and 16-512 B ones, all but every
+     * 100th freed in a random order, with NEAP_PURGE_MAX at 256 KiB (the
+     * delay is an hour): the heap never holds more dirty pages than that,
+     * a purge gives back every dirty page, every page that emptied is dirty or was purged (bytes_purged exact),
+     * and RSS falls by most of what was purged */
+    enum { N = 12000 };
+    size_t max = 256 * KiB;
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, (long)max) == 0);
+    static void *blk[N];
+    static unsigned order[N];
+    uint64_t seed = xs_seed(14);
+    for (size_t i = 0; i < N; i++) {
+        blk[i] = neap_malloc(i % 5 == 0 ? xs_range(&seed, 1024, 3072) : xs_range(&seed, 16, 512));
+        CHECK(blk[i] != NULL);
+        memset(blk[i], 7, 16);
+        order[i] = (unsigned)i;
+    }
+    for (size_t i = N - 1; i > 0; i--) {
+        size_t j = xs_range(&seed, 0, i);
+        unsigned t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    neap_heap_t *h = heap();
+    neap_stats_t before, after;
+    neap_stats_get(&before);
+    long rss0 = rss_bytes();
+    size_t dirty = h->dirty_pages, purges = 0;
+    for (size_t k = 0; k < N; k++) {
+        if (order[k] % 100 == 0)
+            continue;
+        neap_free(blk[order[k]]);
+        CHECKF(h->dirty_pages <= max / PG, "after %zu frees: %zu dirty pages", k, h->dirty_pages);
+        if (h->dirty_pages < dirty) {   /* a purge: all of them, not just enough to get below */
+            CHECKF(h->dirty_pages == 0, "after %zu frees: purged down to %zu pages", k, h->dirty_pages);
+            purges++;
+        }
+        dirty = h->dirty_pages;
+    }
+    CHECK(purges > 0);
+    neap_stats_get(&after);
+    long rss1 = rss_bytes();
+    size_t emptied = before.pages_used - after.pages_used;
+    size_t purged = after.bytes_purged - before.bytes_purged;
+    CHECKF(purged % PG == 0 && purged / PG + (after.pages_dirty - before.pages_dirty) == emptied,
+           "pages emptied %zu, purged %zu, dirty %zu -> %zu", emptied, purged / PG, before.pages_dirty,
+           after.pages_dirty);
+    CHECKF(purged > 2 * MiB && rss0 - rss1 >= (long)purged / 2, "purged %zu bytes, RSS %ld -> %ld", purged,
+           rss0, rss1);
+    _neap_heap_validate(h);
+    for (size_t i = 0; i < N; i += 100)
+        neap_free(blk[i]);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 8 << 20) == 0);
+    _neap_validate_all();
 }
 
 /* ---------------------------------------------------------------------------
@@ -785,7 +949,7 @@ main(int argc, char **argv)
     } sections[] = {
         {"pool", test_pool},     {"large", test_large},       {"remote", test_remote},
         {"trim", test_trim},     {"validate", test_validate}, {"corrupt", test_corrupt},
-        {"empty", test_empty_list},
+        {"empty", test_empty_list}, {"purge", test_purge},
     };
     CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 3600000) == 0);
     int ran = 0;

@@ -44,7 +44,7 @@ typedef enum { ORDER_LIFO, ORDER_FIFO, ORDER_RANDOM } order_t;
 
 typedef struct {
     double scale;      /* multiplies object counts and iterations */
-    int threads;       /* server, scaling */
+    int threads;       /* server, scaling, frees */
     long keep;         /* survivors: every keep-th object survives */
     order_t order;     /* churn */
     double seconds;    /* mixed: run time */
@@ -66,6 +66,7 @@ void run_server(const opts_t *o);
 void run_realloc(const opts_t *o);
 void run_mixed(const opts_t *o);
 void run_scaling(const opts_t *o);
+void run_frees(const opts_t *o);
 
 extern const char *g_workload;   /* name, for messages */
 

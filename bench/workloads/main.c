@@ -37,6 +37,8 @@ static const workload_t workloads[] = {
       OPT_SECONDS, 0, run_mixed },
     { "scaling", "--threads N each doing the same thread-local small/medium churn; compare wall time",
       OPT_THREADS, 1, run_scaling },
+    { "frees", "2.5*10^5 blocks of 1-4 KiB and 10^6 of 16-512 B, 99.9% freed at random (--threads N); free CPU, RSS vs floor",
+      OPT_THREADS, 1, run_frees },
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -49,7 +51,7 @@ static void usage(FILE *f)
         "\n"
         "Runs one allocator workload and prints one JSON line on stdout.\n"
         "  --scale F    multiply object counts and iterations (default 1.0)\n"
-        "  --threads N  threads (server: default 4; scaling: default 1)\n"
+        "  --threads N  threads (server: default 4; scaling, frees: default 1)\n"
         "  --keep K     survivors: every K-th object survives (default 1000)\n"
         "  --order O    churn: replacement order lifo, fifo or random (default random)\n"
         "  --seconds S  mixed: run time (default 10 * scale)\n"

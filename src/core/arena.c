@@ -15,12 +15,22 @@
  *   header into the head page; a large run keeps its length in kind[]).
  *   find_run is first-fit in address order (low pages fill first, so high
  *   pages drain), optionally trying warm dirty pages first for one-page runs.
- *   release_run marks the pages FREE and dirty; purge gives every dirty page back to
- *   the OS with one madvise per maximal dirty stretch, and purge_old every
- *   dirty page but the young ones, which become old: the heap marks pages
- *   young when they empty in an arena already waiting in its dirty queue,
- *   so a page goes back NEAP_PURGE_DELAY to twice that after it emptied,
- *   never moments after (heap.c).
+ *   release_run marks the pages FREE and dirty; purge adds every dirty
+ *   page to the caller's batch of ranges (os.c gives a batch back in one
+ *   system call), and purge_old every dirty page but the young ones, which
+ *   become old: the heap marks pages young when they empty in an arena
+ *   already waiting in its dirty queue, so a page goes back
+ *   NEAP_PURGE_DELAY to twice that after it emptied, never moments after
+ *   (heap.c).  A range is a stretch of free pages holding no young one,
+ *   trimmed to dirty ends: pages given back before bridge the dirty ones
+ *   around them, so scattered empty pages do not cost a range each.
+ *
+ *   used_map  1 0 0 0 0 0 1 0      D dirty, . free and clean, Y young
+ *   pages     P D . D D . P Y      one range [D . D D]; Y waits
+ *
+ *   The batch is flushed before any page in it can be taken again or its
+ *   arena unmapped: the heap flushes at the end of every purge and only
+ *   then unmaps the arenas the purge found empty.
  *
  * Everything here about one arena runs on its owner's thread (or under the
  * orphan lock); creating and destroying arenas takes _neap_lock, which also
@@ -224,8 +234,12 @@ void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n) {
     neap_bits(a->young_map, first, n, true);
 }
 
-/* Gives back the dirty pages that are not in keep, one madvise per stretch. */
-static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep) {
+/* Adds the dirty pages that are not in keep to the batch b and marks them
+ * clean; returns how many.  A range runs from a purgeable page over every
+ * page that is purgeable or free and clean (given back already, or never
+ * touched: the kernel has nothing to drop there) to the last purgeable page
+ * before a page in use or kept. */
+static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep, neap_purge_batch_t *b) {
     size_t purged = 0;
     size_t i = NEAP_META_PAGES;
     while (i < NEAP_ARENA_PAGES) {
@@ -235,11 +249,20 @@ static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep) {
             continue;
         }
         i += (size_t)__builtin_ctzll(d);
-        size_t j = i;
-        while (j < NEAP_ARENA_PAGES && neap_bit(a->dirty_map, j) && !neap_bit(keep, j)) j++;
-        _neap_os_purge((void *)_neap_page_addr(a, i), (j - i) << NEAP_PAGE_SHIFT);
-        neap_bits(a->dirty_map, i, j - i, false);
-        purged += j - i;
+        size_t j = i, end = i;   /* end: one past the range's last purgeable page */
+        while (j < NEAP_ARENA_PAGES) {
+            bool dirty = neap_bit(a->dirty_map, j);
+            if (dirty && !neap_bit(keep, j)) {
+                purged++;
+                end = ++j;
+            } else if (!dirty && !neap_bit(a->used_map, j)) {
+                j++;   /* free and clean: bridged */
+            } else {
+                break;
+            }
+        }
+        neap_bits(a->dirty_map, i, end - i, false);   /* its clean pages are clear already */
+        _neap_os_purge_add(b, (void *)_neap_page_addr(a, i), (end - i) << NEAP_PAGE_SHIFT);
         i = j;
     }
     neap_assert(a->pages_dirty >= purged);
@@ -248,19 +271,24 @@ static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep) {
     return purged;
 }
 
-size_t _neap_arena_purge(neap_arena_t *a) {
+size_t _neap_arena_purge(neap_arena_t *a, neap_purge_batch_t *b) {
     static const uint64_t none[NEAP_MAP_WORDS];
     memset(a->young_map, 0, sizeof a->young_map);
     if (a->pages_dirty == 0) return 0;
-    return neap_arena_purge_except(a, none);
+    return neap_arena_purge_except(a, none, b);
 }
 
-size_t _neap_arena_purge_old(neap_arena_t *a) {
+size_t _neap_arena_purge_old(neap_arena_t *a, neap_purge_batch_t *b) {
     uint64_t young[NEAP_MAP_WORDS];
     memcpy(young, a->young_map, sizeof young);
     memset(a->young_map, 0, sizeof a->young_map);
     if (a->pages_dirty == 0) return 0;
-    return neap_arena_purge_except(a, young);
+    return neap_arena_purge_except(a, young, b);
+}
+
+void _neap_purge_batch_init(neap_purge_batch_t *b) {
+    b->n = b->bytes = b->calls = 0;
+    b->plain = neap_opt(NEAP_OPTION_PURGE_BATCH) == 0;
 }
 
 /* ---------------------------------------------------------------------------

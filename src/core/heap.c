@@ -36,6 +36,10 @@
  * arenas, and pages that empty in an arena already queued wait for the
  * next round), or sooner once the heap holds more than NEAP_PURGE_MAX dirty
  * bytes.  An orphan's pool whose last block comes back retires at once.
+ * A heap over NEAP_PURGE_MAX gives back all its dirty pages at once, so a
+ * burst of frees purges in a few large rounds, not a page or two at every
+ * release.  A purge round collects its ranges in one batch on its stack,
+ * given back by one system call per 256 ranges (arena.c, os.c).
  * An arena left empty is unmapped at that moment too, beyond the
  * NEAP_ARENA_RESERVE empty arenas a heap keeps.
  * The direct pool is never retired while it is direct (churn on one object
@@ -491,23 +495,35 @@ static neap_arena_t *neap_dirty_pop(neap_heap_t *h) {
 static void neap_heap_drop_arena(neap_heap_t *h, neap_arena_t *a);
 
 /* Gives back the pages of arenas that have waited long enough, or all of
- * them when forced; returns pages purged. */
+ * them when forced; returns pages purged.  A heap over NEAP_PURGE_MAX dirty
+ * bytes gives back every dirty page it holds, not just enough to get below
+ * the bound: a burst of frees would otherwise purge an arena's page or two
+ * at every release, and a program that goes quiet after the burst keeps
+ * only what emptied since the last round (none to the bound, not always
+ * nearly all of it).
+ * Every range goes into one batch on this stack, given back by one system
+ * call per NEAP_PURGE_BATCH ranges (os.c); the empty arenas to unmap wait
+ * until it has been flushed. */
 static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     size_t purged = 0;
     uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
     size_t max_pages = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX) >> NEAP_PAGE_SHIFT;
+    bool over = h->dirty_pages > max_pages;
+    neap_arena_t *drop = NULL;   /* empty arenas to unmap, through dnext */
+    size_t dropping = 0;
+    neap_purge_batch_t batch;
+    _neap_purge_batch_init(&batch);
     h->now = _neap_os_clock_ms();
     _neap_huge_cache_expire(h->now);
     while (h->dirty_head != NULL) {
         neap_arena_t *a = h->dirty_head;
-        bool over = h->dirty_pages > max_pages;
-        if (a->pages_dirty != 0 && !force && h->now - a->dirty_since < delay && !over) break;
+        if (a->pages_dirty != 0 && !force && !over && h->now - a->dirty_since < delay) break;
         neap_dirty_pop(h);
         /* on time, the pages that emptied after the arena joined the queue
          * (young) stay for one more delay: a page goes back between
          * NEAP_PURGE_DELAY and twice that after it emptied, not moments
          * after, when churn is likely to want it again */
-        size_t n = force || over ? _neap_arena_purge(a) : _neap_arena_purge_old(a);
+        size_t n = force || over ? _neap_arena_purge(a, &batch) : _neap_arena_purge_old(a, &batch);
         neap_assert(h->dirty_pages >= n);
         h->dirty_pages -= n;
         purged += n;
@@ -516,9 +532,20 @@ static size_t neap_heap_purge(neap_heap_t *h, bool force) {
             continue;
         }
         /* an empty arena waits out the same delay as its pages, so churn that
-         * empties and refills arenas does not unmap and map them each time */
-        if (a->pages_used == 0 && h->empty_arenas > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE))
-            neap_heap_drop_arena(h, a);
+         * empties and refills arenas does not unmap and map them each time;
+         * it is unmapped after the batch, which holds its ranges */
+        if (a->pages_used == 0 && h->empty_arenas - dropping > (size_t)neap_opt(NEAP_OPTION_ARENA_RESERVE)) {
+            a->dnext = drop;
+            drop = a;
+            dropping++;
+        }
+    }
+    _neap_os_purge_flush(&batch);
+    while (drop != NULL) {
+        neap_arena_t *a = drop;
+        drop = a->dnext;
+        a->dnext = NULL;
+        neap_heap_drop_arena(h, a);
     }
     return purged;
 }
@@ -1246,7 +1273,10 @@ void _neap_heap_done(neap_heap_t *h) {
         neap_heap_unlink_arena(h, a);
         atomic_store(&a->owner, NULL);
         neap_arena_drain(NULL, a);    /* frees that raced with the handover */
-        _neap_arena_purge(a);
+        neap_purge_batch_t batch;
+        _neap_purge_batch_init(&batch);
+        _neap_arena_purge(a, &batch);
+        _neap_os_purge_flush(&batch);
         if (a->pages_used == 0) {
             _neap_arena_destroy(a);
             continue;
@@ -1323,11 +1353,14 @@ int _neap_orphans_collect(bool force) {
     else if (pthread_mutex_trylock(&_neap_orphan_lock) != 0) return 0;
     atomic_store(&neap_orphans_pending, 0);
     int released = 0;
+    neap_purge_batch_t batch;
+    _neap_purge_batch_init(&batch);
     for (neap_arena_t *a = _neap_orphans, *next; a; a = next) {
         next = a->hnext;
         neap_arena_drain(NULL, a);
-        if (_neap_arena_purge(a)) released = 1;
+        if (_neap_arena_purge(a, &batch)) released = 1;
         if (a->pages_used == 0) {
+            _neap_os_purge_flush(&batch);   /* its ranges go before it does */
             if (a->hprev) a->hprev->hnext = a->hnext;
             else _neap_orphans = a->hnext;
             if (a->hnext) a->hnext->hprev = a->hprev;
@@ -1337,6 +1370,7 @@ int _neap_orphans_collect(bool force) {
             released = 1;
         }
     }
+    _neap_os_purge_flush(&batch);
     pthread_mutex_unlock(&_neap_orphan_lock);
     if (neap_check_rare()) _neap_orphans_validate();
     return released;

@@ -409,9 +409,13 @@ NEAP_INTERNAL bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first,
 NEAP_INTERNAL bool _neap_arena_run_is_free(const neap_arena_t *a, size_t first, size_t n);
 NEAP_INTERNAL size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n); /* returns dirty pages taken */
 NEAP_INTERNAL void _neap_arena_release_run(neap_arena_t *a, size_t first, size_t n);
-NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a); /* returns pages purged */
-/* Purges the dirty pages that are not young; the young ones become old. */
-NEAP_INTERNAL size_t _neap_arena_purge_old(neap_arena_t *a);
+/* Purging adds the arena's dirty pages to the batch b (flushed by the
+ * caller: _neap_os_purge_flush) and returns how many. */
+NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a, neap_purge_batch_t *b);
+/* The same for the dirty pages that are not young; the young ones become old. */
+NEAP_INTERNAL size_t _neap_arena_purge_old(neap_arena_t *a, neap_purge_batch_t *b);
+/* An empty batch, madvise per range if NEAP_PURGE_BATCH is 0. */
+NEAP_INTERNAL void _neap_purge_batch_init(neap_purge_batch_t *b);
 NEAP_INTERNAL void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n);
 /* zero: the data must read as zero (a fresh mapping does; a cached one is cleared) */
 NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable);

@@ -15,6 +15,7 @@
  *   trace_unwind      NEAP_TRACE_UNWIND     0         0 auto, 1 DWARF, 2 frame pointers
  *   validate          NEAP_VALIDATE         0         slow paths between heap validations
  *                                                     (0: as the debug level says)
+ *   purge_batch       NEAP_PURGE_BATCH      1         bool (0: madvise per range)
  *
  * NEAP_TRACE=FILE itself, a path, is read by trace.c.
  *
@@ -51,6 +52,7 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_TRACE_SAMPLE] = {"TRACE_SAMPLE", 0, 0, 1L << 40, NEAP_UNIT_BYTES},
     [NEAP_OPTION_TRACE_UNWIND] = {"TRACE_UNWIND", 0, 0, 2, NEAP_UNIT_NUM},
     [NEAP_OPTION_VALIDATE] = {"VALIDATE", 0, 0, 1L << 30, NEAP_UNIT_NUM},
+    [NEAP_OPTION_PURGE_BATCH] = {"PURGE_BATCH", 1, 0, 1, NEAP_UNIT_BOOL},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
@@ -60,7 +62,7 @@ long _neap_options[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_PUBLISH] = 0,        [NEAP_OPTION_RUN_PID] = 0,
     [NEAP_OPTION_BACKGROUND] = 0,     [NEAP_OPTION_TRACE_FRAMES] = 32,
     [NEAP_OPTION_TRACE_SAMPLE] = 0,   [NEAP_OPTION_TRACE_UNWIND] = 0,
-    [NEAP_OPTION_VALIDATE] = 0,
+    [NEAP_OPTION_VALIDATE] = 0,       [NEAP_OPTION_PURGE_BATCH] = 1,
 };
 
 static int neap_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }

@@ -5,8 +5,12 @@
  *   _neap_os_map_aligned(s, al)   the same at an address that is a multiple
  *                                 of al (over-map, then trim both ends)
  *   _neap_os_unmap(p, size)       give the range back entirely
- *   _neap_os_purge(p, size)       keep the range, drop its pages: RSS falls
- *                                 at once and the pages read as zero again
+ *   _neap_os_purge_add(b, p, size)  keep the ranges, drop their pages: RSS
+ *   _neap_os_purge_flush(b)       falls at once and the pages read as zero
+ *                                 again; a batch of ranges on the caller's
+ *                                 stack, adjacent ones joined, given back
+ *                                 by one process_madvise(MADV_DONTNEED) per
+ *                                 batch (below), or madvise per range
  *   _neap_os_remap(p, old, new, dest)  resize a mapping, contents kept
  *                                 (mremap): in place, or moved to dest
  *                                 (the pages move, nothing is copied)
@@ -43,11 +47,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -90,10 +97,135 @@ void _neap_os_unmap(void *p, size_t size) {
     errno = saved;
 }
 
-void _neap_os_purge(void *p, size_t size) {
+/* ---------------------------------------------------------------------------
+ * Batched purge.  process_madvise(pidfd, iov, n, MADV_DONTNEED, 0) gives back
+ * up to 1024 ranges in one system call; the kernel takes MADV_DONTNEED from a
+ * process for itself since Linux 6.13 (older ones, and any call for another
+ * process, refuse it with EINVAL).  The process names itself by the
+ * PIDFD_SELF sentinel where the kernel knows it (6.14 on), else by a pidfd
+ * of its own (pidfd_open), opened once and again in a forked child (whose
+ * inherited one names the parent):
+ *
+ *   how = SELF  --EBADF (sentinel unknown)-->  PIDFD  --EINVAL, ENOSYS-->  PLAIN
+ *     |                                                                 ^
+ *     +------------- EINVAL, ENOSYS (advice refused, no call) ----------+
+ *
+ *   PLAIN: madvise per range, for good (one failed try per process).  A
+ *   pidfd the program closed behind neap's back fails with EBADF and is
+ *   opened again (one that cannot be opened, out of descriptors say, sends
+ *   that batch range by range); one whose number now names another process's pidfd gets
+ *   EINVAL (DONTNEED is refused for others), so it can never purge the
+ *   wrong process: neap falls back to PLAIN.  Ranges the call did not reach
+ *   (it returns the bytes it advised) are given back one by one.
+ * ------------------------------------------------------------------------- */
+#define NEAP_PIDFD_SELF (-10000)   /* linux/pidfd.h: PIDFD_SELF_THREAD */
+enum { NEAP_PM_SELF, NEAP_PM_PIDFD, NEAP_PM_PLAIN };
+static _Atomic int neap_pm_how;
+/* NEAP_PM_PIDFD: the pidfd and the process it names, in one word so that
+ * they are read together: pid << 32 | (fd + 1); 0 when none is open */
+static _Atomic uint64_t neap_pm_self;
+
+_Static_assert(sizeof(neap_purge_range_t) == sizeof(struct iovec) &&
+                   offsetof(neap_purge_range_t, base) == offsetof(struct iovec, iov_base) &&
+                   offsetof(neap_purge_range_t, len) == offsetof(struct iovec, iov_len),
+               "a purge range is laid out as struct iovec");
+_Static_assert(NEAP_PURGE_BATCH <= 1024, "process_madvise takes at most UIO_MAXIOV ranges");
+
+/* This process's pidfd, opened (again, after a fork: the inherited one
+ * names the parent) if need be; -1 if the kernel has no pidfd_open.  An fd
+ * replaced is never closed: by then the program may own that number. */
+static int neap_pm_pidfd(void) {
+#ifdef SYS_pidfd_open
+    uint64_t pid = (uint64_t)(uint32_t)getpid();
+    uint64_t cur = atomic_load(&neap_pm_self);
+    if (cur != 0 && cur >> 32 == pid) return (int)(uint32_t)cur - 1;
+    int fd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0);   /* close-on-exec */
+    if (fd < 0) return -1;
+    if (!atomic_compare_exchange_strong(&neap_pm_self, &cur, pid << 32 | (uint64_t)(fd + 1))) {
+        close(fd);   /* another thread was quicker: take its pidfd */
+        return cur >> 32 == pid ? (int)(uint32_t)cur - 1 : -1;
+    }
+    return fd;
+#else
+    return -1;
+#endif
+}
+
+/* Forgets the pidfd fd (the call said EBADF: the program closed it). */
+static void neap_pm_forget(int fd) {
+    uint64_t cur = atomic_load(&neap_pm_self);
+    if (cur != 0 && (int)(uint32_t)cur - 1 == fd) atomic_compare_exchange_strong(&neap_pm_self, &cur, 0);
+}
+
+/* One process_madvise over the batch: the bytes it gave back, or -1 when
+ * the batch must go range by range (neap_pm_how then says whether for good). */
+static long neap_pm_call(neap_purge_batch_t *b) {
+#ifdef SYS_process_madvise
+    for (int tries = 0; tries < 3; tries++) {
+        int how = atomic_load_explicit(&neap_pm_how, memory_order_relaxed);
+        int fd = NEAP_PIDFD_SELF;
+        if (how == NEAP_PM_PLAIN) return -1;
+        if (how == NEAP_PM_PIDFD && (fd = neap_pm_pidfd()) < 0) {
+            if (errno == ENOSYS) atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
+            return -1;
+        }
+        b->calls++;
+        long r = syscall(SYS_process_madvise, fd, (const struct iovec *)b->range, b->n, MADV_DONTNEED, 0u);
+        if (r >= 0) return r;
+        if (errno == EBADF && how == NEAP_PM_SELF) {
+            atomic_store(&neap_pm_how, NEAP_PM_PIDFD);
+            continue;
+        }
+        if (errno == EBADF) {   /* the program closed the pidfd: open it again */
+            neap_pm_forget(fd);
+            continue;
+        }
+        if (errno == EINVAL || errno == ENOSYS || errno == EPERM) atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
+        return -1;
+    }
+    return -1;
+#else
+    (void)b;
+    atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
+    return -1;
+#endif
+}
+
+void _neap_os_purge_flush(neap_purge_batch_t *b) {
+    if (b->n == 0) return;
     int saved = errno;
-    if (madvise(p, size, MADV_DONTNEED) != 0) _neap_warning("madvise failed", NULL);
+    size_t i = 0, done = 0;
+    long r = b->plain ? -1 : neap_pm_call(b);
+    if (r > 0) {   /* skip what the call gave back */
+        size_t left = (size_t)r;
+        while (i < b->n && left >= b->range[i].len) left -= b->range[i++].len;
+        done = left;   /* bytes of range i given back (page-aligned in practice) */
+    }
+    for (; i < b->n; i++, done = 0) {
+        b->calls++;
+        if (madvise((char *)b->range[i].base + done, b->range[i].len - done, MADV_DONTNEED) != 0)
+            _neap_warning("madvise failed", NULL);
+    }
+    b->n = 0;
+    b->bytes = 0;
     errno = saved;
+}
+
+void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size) {
+    if (b->n > 0) {
+        neap_purge_range_t *last = &b->range[b->n - 1];
+        if ((char *)last->base + last->len == (char *)p && last->len + size <= ((size_t)1 << 30)) {
+            last->len += size;
+            b->bytes += size;
+            return;
+        }
+    }
+    /* at most 1 GiB a batch: a call's bytes fit its return value everywhere */
+    if (b->n == NEAP_PURGE_BATCH || b->bytes + size > ((size_t)1 << 30)) _neap_os_purge_flush(b);
+    b->range[b->n].base = p;
+    b->range[b->n].len = size;
+    b->n++;
+    b->bytes += size;
 }
 
 /* dest NULL: grow or shrink in place (growing fails when the pages after the

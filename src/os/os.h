@@ -49,7 +49,26 @@
 NEAP_INTERNAL void *_neap_os_map(size_t size);            /* NULL on failure */
 NEAP_INTERNAL void *_neap_os_map_aligned(size_t size, size_t align);
 NEAP_INTERNAL void _neap_os_unmap(void *p, size_t size);
-NEAP_INTERNAL void _neap_os_purge(void *p, size_t size);  /* contents become zero */
+/* Purging: a batch of ranges whose pages are dropped (contents become zero),
+ * given back together: one process_madvise per
+ * batch where the kernel allows it, else madvise per range (os.c).  Lives on
+ * the purging thread's stack; range has struct iovec's layout. */
+#define NEAP_PURGE_BATCH 256
+typedef struct neap_purge_range_s {
+    void *base;
+    size_t len;
+} neap_purge_range_t;
+typedef struct neap_purge_batch_s {
+    size_t n;                  /* ranges waiting */
+    size_t bytes;              /* their bytes */
+    size_t calls;              /* system calls made so far (statistics, tests) */
+    bool plain;                /* madvise per range, never process_madvise */
+    neap_purge_range_t range[NEAP_PURGE_BATCH];
+} neap_purge_batch_t;
+/* Adds [p, p+size) (page-aligned): joined to the last range if it starts
+ * where that one ends; the batch is flushed first when it is full. */
+NEAP_INTERNAL void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size);
+NEAP_INTERNAL void _neap_os_purge_flush(neap_purge_batch_t *b);   /* the batch is empty after */
 /* mremap: in place (dest NULL) or moved onto the caller's reservation dest */
 NEAP_INTERNAL void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest);
 NEAP_INTERNAL uint64_t _neap_os_clock_ms(void);           /* coarse monotonic */
