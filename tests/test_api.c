@@ -921,6 +921,17 @@ orphan_churn_thread(void *arg)
     return NULL;
 }
 
+/* In a thread of its own: one block of 128 bytes, kept past the exit. */
+static void *
+orphan_keep_thread(void *arg)
+{
+    void *p = malloc(128);
+
+    (void)arg;
+    CHECK(p != NULL);
+    return p;
+}
+
 static void
 orphan_churn(size_t n)
 {
@@ -941,7 +952,11 @@ test_orphans(void)
     enum { N = 4096, MAX_PAGES = 16 }; /* 1 MiB of blocks: 256 pages */
     neap_stats_t s0, s1, s2, s3, s4;
     int i;
+    /* this thread's heap keeps an arena with room throughout, so that its
+     * own mallocs below never adopt the orphans watched */
+    void *keep = malloc(100);
 
+    CHECK(keep != NULL);
     CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 3600000) == 0);
     CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 1L << 40) == 0);
     neap_trim();
@@ -980,6 +995,23 @@ test_orphans(void)
     neap_stats_get(&s4);
     CHECKF(s4.arenas_orphaned == 0, "%zu arenas still orphaned", s4.arenas_orphaned);
     CHECKF(s4.bytes_unmapped > s3.bytes_unmapped, "nothing unmapped: %zu", s4.bytes_unmapped);
+
+    /* a thread that ends keeping a block leaves a pool with free blocks; the
+     * next thread's first block comes from it, not from a pool of its own */
+    {
+        pthread_t t;
+        void *p1, *p2;
+
+        CHECK(pthread_create(&t, NULL, orphan_keep_thread, NULL) == 0);
+        CHECK(pthread_join(t, &p1) == 0);
+        CHECK(pthread_create(&t, NULL, orphan_keep_thread, NULL) == 0);
+        CHECK(pthread_join(t, &p2) == 0);
+        CHECKF((uintptr_t)p1 / NEAP_PAGE_SIZE == (uintptr_t)p2 / NEAP_PAGE_SIZE,
+               "blocks %p and %p of threads one after the other in different pools", p1, p2);
+        free(p1);
+        free(p2);
+    }
+    free(keep);
 
     CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, old_delay) == 0);
     CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, old_max) == 0);

@@ -227,6 +227,22 @@ static neap_heap_t *neap_heap_new_locked(void) {
     return h;
 }
 
+static bool neap_adopt(neap_heap_t *h, neap_arena_t *a);
+static neap_arena_t *neap_orphan_take(void);
+
+/* A new heap takes over the newest orphan before its first allocation, so
+ * that the orphan's pools with free blocks serve it (taken only when a pool
+ * is needed, an orphan's partial pools would wait while a new pool is made
+ * in it for that first allocation: a thread that allocates a block and ends,
+ * over and over, would leave a pool per block). */
+static void neap_heap_adopt_first(neap_heap_t *h) {
+    neap_arena_t *a = neap_orphan_take();
+    if (a == NULL) return;
+    _neap_heap_lock(h);
+    if (neap_adopt(h, a)) h->alloc_arena = a;
+    _neap_heap_unlock(h);
+}
+
 neap_heap_t *_neap_heap_get(void) {
     neap_heap_t *h = _neap_tl_heap;
     if (h != &_neap_heap_empty) return h;
@@ -236,6 +252,7 @@ neap_heap_t *_neap_heap_get(void) {
     pthread_mutex_unlock(&_neap_lock);
     if (h == NULL) return NULL;
     _neap_tl_heap = h;
+    neap_heap_adopt_first(h);
     _neap_thread_register(h);   /* may allocate: the heap is in place */
     return h;
 }
