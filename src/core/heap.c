@@ -49,10 +49,12 @@
  * through frees into the orphan, go with them) and unmaps it if it is
  * empty; and whenever the orphans' dirty pages exceed NEAP_PURGE_MAX, the
  * oldest orphans give theirs back at once.  Collections run at slow paths
- * that see the orphan flag (frees wait in an orphan), every 16th slow path
- * of a heap while an orphan still waits, at neap_trim (everything, at once)
- * and in the background thread.  Frees into orphans are applied by
- * whichever thread collects next.
+ * that see the orphan flag (set by a thread's exit and by frees into an
+ * orphan; the background thread looks at it too), at every 16th slow path
+ * of a heap while an orphan still waits, and at neap_trim (everything, at
+ * once).  Frees into orphans are applied by whichever thread collects next.
+ * An orphan's wait thus needs some allocation activity to end, like a
+ * heap's: what an idle process keeps is bounded by NEAP_PURGE_MAX.
  *
  * Memory order: arena.owner and the remote stack are seq_cst.  A pusher does
  * CAS(remote) then load(owner); the exiting owner does store(owner = NULL)
