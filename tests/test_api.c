@@ -903,6 +903,123 @@ test_trim(void)
 
 /* ------------------------------------------------------------------------ */
 
+/* In a thread of its own: n blocks of 256 bytes written, then all freed. */
+static void *
+orphan_churn_thread(void *arg)
+{
+    size_t n = *(const size_t *)arg, i;
+    void **p = malloc(n * sizeof *p);
+
+    CHECK(p != NULL);
+    for (i = 0; i < n; i++) {
+        p[i] = malloc(256);
+        CHECK(p[i] != NULL);
+        memset(p[i], 1, 256);
+    }
+    for (i = 0; i < n; i++)
+        free(p[i]);
+    free(p);
+    return NULL;
+}
+
+/* In a thread of its own: one block of 128 bytes, kept past the exit. */
+static void *
+orphan_keep_thread(void *arg)
+{
+    void *p = malloc(128);
+
+    (void)arg;
+    CHECK(p != NULL);
+    return p;
+}
+
+static void
+orphan_churn(size_t n)
+{
+    pthread_t t;
+
+    CHECK(pthread_create(&t, NULL, orphan_churn_thread, &n) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+}
+
+/* A thread's empty pages outlive it in its orphaned arena: the next thread
+ * adopts the arena and reuses them; they go back once NEAP_PURGE_DELAY has
+ * passed, and the orphans never keep more than NEAP_PURGE_MAX of them. */
+static void
+test_orphans(void)
+{
+    long old_delay = neap_option_get(NEAP_OPTION_PURGE_DELAY);
+    long old_max = neap_option_get(NEAP_OPTION_PURGE_MAX);
+    enum { N = 4096, MAX_PAGES = 16 }; /* 1 MiB of blocks: 256 pages */
+    neap_stats_t s0, s1, s2, s3, s4;
+    int i;
+    /* this thread's heap keeps an arena with room throughout, so that its
+     * own mallocs below never adopt the orphans watched */
+    void *keep = malloc(100);
+
+    CHECK(keep != NULL);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 3600000) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 1L << 40) == 0);
+    neap_trim();
+    neap_stats_get(&s0);
+    orphan_churn(N);
+    neap_stats_get(&s1);
+    /* the thread's pages were not purged at its exit */
+    CHECKF(s1.arenas_orphaned >= 1, "%zu arenas orphaned", s1.arenas_orphaned);
+    CHECKF(s1.pages_dirty >= N * 256 / NEAP_PAGE_SIZE, "%zu dirty pages after the thread's exit",
+           s1.pages_dirty);
+    CHECKF(s1.bytes_purged == s0.bytes_purged, "%zu bytes purged at the thread's exit",
+           s1.bytes_purged - s0.bytes_purged);
+    /* the next thread takes the orphan and its warm pages: no new arena */
+    orphan_churn(N);
+    neap_stats_get(&s2);
+    CHECKF(s2.arenas_allocated == s1.arenas_allocated, "arenas allocated %zu -> %zu",
+           s1.arenas_allocated, s2.arenas_allocated);
+    CHECK(s2.bytes_purged == s1.bytes_purged);
+
+    /* the orphans keep no more than NEAP_PURGE_MAX dirty */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, MAX_PAGES * NEAP_PAGE_SIZE) == 0);
+    neap_trim();
+    orphan_churn(N);
+    neap_stats_get(&s3);
+    CHECKF(s3.pages_dirty <= MAX_PAGES, "%zu dirty pages, at most %d wanted", s3.pages_dirty,
+           MAX_PAGES);
+
+    /* once NEAP_PURGE_DELAY has passed, a purge check gives them back and
+     * unmaps the empty orphan (the wait below is a lower bound only) */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 1L << 40) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 20) == 0);
+    orphan_churn(N);
+    usleep(50 * 1000);
+    for (i = 0; i < 40; i++) /* a purge check comes every 16 slow paths at most */
+        free(malloc(100000));
+    neap_stats_get(&s4);
+    CHECKF(s4.arenas_orphaned == 0, "%zu arenas still orphaned", s4.arenas_orphaned);
+    CHECKF(s4.bytes_unmapped > s3.bytes_unmapped, "nothing unmapped: %zu", s4.bytes_unmapped);
+
+    /* a thread that ends keeping a block leaves a pool with free blocks; the
+     * next thread's first block comes from it, not from a pool of its own */
+    {
+        pthread_t t;
+        void *p1, *p2;
+
+        CHECK(pthread_create(&t, NULL, orphan_keep_thread, NULL) == 0);
+        CHECK(pthread_join(t, &p1) == 0);
+        CHECK(pthread_create(&t, NULL, orphan_keep_thread, NULL) == 0);
+        CHECK(pthread_join(t, &p2) == 0);
+        CHECKF((uintptr_t)p1 / NEAP_PAGE_SIZE == (uintptr_t)p2 / NEAP_PAGE_SIZE,
+               "blocks %p and %p of threads one after the other in different pools", p1, p2);
+        free(p1);
+        free(p2);
+    }
+    free(keep);
+
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, old_delay) == 0);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, old_max) == 0);
+}
+
+/* ------------------------------------------------------------------------ */
+
 static int
 page_resident(const void *p)
 {
@@ -1522,6 +1639,7 @@ static const struct test_section sections[] = {
     {"stats", test_stats},
     {"trim", test_trim},
     {"purge", test_purge},
+    {"orphans", test_orphans},
     {"huge", test_huge},
     {"process", test_process_memory},
     {"libc", test_libc_names},

@@ -51,11 +51,23 @@
  * flag), and the owner drains its arenas at its next slow path.  Remote
  * blocks count as used until drained.
  *
- * Thread exit: remote frees drained, empty pools retired, every dirty page
- * purged, empty arenas unmapped, the rest orphaned (owner = NULL) on the
- * orphan list.  A heap that needs an arena adopts an orphan before mapping a
- * new one; meanwhile frees into orphans are applied by whichever thread next
- * takes a slow path and sees the orphan flag.
+ * Thread exit: remote frees drained, empty pools retired, spare runs
+ * released; each arena is orphaned (owner = NULL) on the orphan list, newest
+ * first, its dirty pages kept (a clean empty arena is unmapped at once).  A
+ * heap that needs an arena adopts an orphan before mapping a new one, so a
+ * thread that starts soon after another ended reuses its warm pages instead
+ * of faulting in fresh ones.  Orphans wait like a heap's dirty arenas: once
+ * NEAP_PURGE_DELAY ms have passed since an arena was orphaned, the next
+ * orphan collection gives its dirty pages back (pages that emptied later,
+ * through frees into the orphan, go with them) and unmaps it if it is
+ * empty; and whenever the orphans' dirty pages exceed NEAP_PURGE_MAX, the
+ * oldest orphans give theirs back at once.  Collections run at slow paths
+ * that see the orphan flag (set by a thread's exit and by frees into an
+ * orphan; the background thread looks at it too), at every 16th slow path
+ * of a heap while an orphan still waits, and at neap_trim (everything, at
+ * once).  Frees into orphans are applied by whichever thread collects next.
+ * An orphan's wait thus needs some allocation activity to end, like a
+ * heap's: what an idle process keeps is bounded by NEAP_PURGE_MAX.
  *
  * Memory order: arena.owner and the remote stack are seq_cst.  A pusher does
  * CAS(remote) then load(owner); the exiting owner does store(owner = NULL)
@@ -161,6 +173,7 @@ static neap_heap_t *neap_free_heaps;               /* reusable heaps (global loc
 NEAP_INTERNAL pthread_mutex_t _neap_orphan_lock = PTHREAD_MUTEX_INITIALIZER;
 NEAP_INTERNAL neap_arena_t *_neap_orphans;         /* via hnext/hprev (orphan lock) */
 static _Atomic int neap_orphans_pending;           /* frees wait in an orphan */
+static _Atomic int neap_orphans_waiting;           /* an orphan has dirty pages or is empty */
 static _Atomic size_t neap_orphans_count;
 
 _Static_assert(sizeof(_neap_heap_empty.direct) / sizeof(void *) == NEAP_CLASS_MAX + 1,
@@ -331,6 +344,22 @@ static void neap_pools_made_fold(neap_heap_t *h) {
             atomic_fetch_add_explicit(&_neap_gstats.pools_made[c], h->pools_made[c], memory_order_relaxed);
 }
 
+static bool neap_adopt(neap_heap_t *h, neap_arena_t *a);
+static neap_arena_t *neap_orphan_take(void);
+
+/* A new heap takes over the newest orphan before its first allocation, so
+ * that the orphan's pools with free blocks serve it (taken only when a pool
+ * is needed, an orphan's partial pools would wait while a new pool is made
+ * in it for that first allocation: a thread that allocates a block and ends,
+ * over and over, would leave a pool per block). */
+static void neap_heap_adopt_first(neap_heap_t *h) {
+    neap_arena_t *a = neap_orphan_take();
+    if (a == NULL) return;
+    _neap_heap_enter(h);
+    if (neap_adopt(h, a)) h->alloc_arena = a;
+    _neap_heap_leave(h);
+}
+
 neap_heap_t *_neap_heap_get(void) {
     neap_heap_t *h = _neap_tl_heap;
     if (h != &_neap_heap_empty) return h;
@@ -340,6 +369,7 @@ neap_heap_t *_neap_heap_get(void) {
     pthread_mutex_unlock(&_neap_lock);
     if (h == NULL) return NULL;
     _neap_tl_heap = h;
+    neap_heap_adopt_first(h);
     _neap_thread_register(h);   /* may allocate: the heap is in place */
     return h;
 }
@@ -579,18 +609,33 @@ static void neap_heap_release_run(neap_heap_t *h, neap_arena_t *a, size_t first,
 }
 
 static bool neap_adopt(neap_heap_t *h, neap_arena_t *a);
+static int neap_orphans_tidy(uint64_t now, bool force);
 
+/* The orphan list (orphan lock): newest first, so the tail is the oldest. */
+static void neap_orphan_push(neap_arena_t *a) {
+    a->hprev = NULL;
+    a->hnext = _neap_orphans;
+    if (_neap_orphans) _neap_orphans->hprev = a;
+    _neap_orphans = a;
+    atomic_fetch_add_explicit(&neap_orphans_count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
+}
+
+static void neap_orphan_unlink(neap_arena_t *a) {
+    if (a->hprev) a->hprev->hnext = a->hnext;
+    else _neap_orphans = a->hnext;
+    if (a->hnext) a->hnext->hprev = a->hprev;
+    a->hnext = a->hprev = NULL;
+    atomic_fetch_sub_explicit(&neap_orphans_count, 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
+}
+
+/* The newest orphan, off the list (its pages are the likeliest still warm). */
 static neap_arena_t *neap_orphan_take(void) {
     if (atomic_load_explicit(&neap_orphans_count, memory_order_relaxed) == 0) return NULL;
     pthread_mutex_lock(&_neap_orphan_lock);
     neap_arena_t *a = _neap_orphans;
-    if (a) {
-        _neap_orphans = a->hnext;
-        if (_neap_orphans) _neap_orphans->hprev = NULL;
-        a->hnext = a->hprev = NULL;
-        atomic_fetch_sub_explicit(&neap_orphans_count, 1, memory_order_relaxed);
-        atomic_fetch_sub_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
-    }
+    if (a) neap_orphan_unlink(a);
     pthread_mutex_unlock(&_neap_orphan_lock);
     return a;
 }
@@ -718,7 +763,17 @@ static void neap_pool_emptied(neap_heap_t *h, neap_pool_t *pool) {
     h->now = _neap_os_clock_ms();
     pool->empty_since = (uint32_t)h->now;
     neap_empty_push(h, pool);
+    if (h->empty_pages <= NEAP_EMPTY_KEEP_PAGES) return;
+    /* the retirements first, then one purge check: a purge between two of
+     * them would leave the later ones' pages dirty just after it */
+    int was = h->draining;
+    h->draining = 1;
     while (h->empty_pages > NEAP_EMPTY_KEEP_PAGES) neap_pool_retire(h, h->empty_head);
+    h->draining = was;
+    if (!was) {
+        neap_heap_purge(h, false);
+        neap_empty_expire(h, false);   /* the clock was just read */
+    }
 }
 
 /* Retires the empty pools that have waited NEAP_PURGE_DELAY ms since they
@@ -731,15 +786,33 @@ static void neap_empty_expire(neap_heap_t *h, bool force) {
     if (h->empty_expiring) return;   /* a retirement's own purge check */
     h->empty_expiring = 1;
     uint32_t delay = (uint32_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
-    while (h->empty_head != NULL &&
-           (force || (uint32_t)h->now - h->empty_head->empty_since >= delay)) {
-        neap_pool_t *pool = h->empty_head;
-        neap_assert(pool->used == 0);
-        size_t idx = neap_pool_index(pool), n = pool->npages;
-        neap_empty_unlink(h, pool);
-        /* the header read: now the pages may go (then the run is released) */
-        if (!force) _neap_os_purge(pool, n << NEAP_PAGE_SHIFT);
-        neap_heap_release_run(h, neap_pool_arena(pool), idx, n);
+    /* in rounds: the headers read, the pages given back in one batch, then
+     * the runs released (a release may purge and unmap an empty arena, so
+     * no range of this batch may still wait by then) */
+    enum { ROUND = 32 };
+    struct { neap_arena_t *arena; size_t idx, n; } run[ROUND];
+    neap_purge_batch_t batch;
+    _neap_purge_batch_init(&batch);
+    for (;;) {
+        size_t k = 0;
+        while (k < ROUND && h->empty_head != NULL &&
+               (force || (uint32_t)h->now - h->empty_head->empty_since >= delay)) {
+            neap_pool_t *pool = h->empty_head;
+            neap_assert(pool->used == 0);
+            run[k].arena = neap_pool_arena(pool);
+            run[k].idx = neap_pool_index(pool);
+            run[k].n = pool->npages;
+            neap_empty_unlink(h, pool);
+            if (!force) _neap_os_purge_add(&batch, pool, run[k].n << NEAP_PAGE_SHIFT);
+            k++;
+        }
+        if (k == 0) break;
+        _neap_os_purge_flush(&batch);
+        int was = h->draining;   /* one purge check after the round, as above */
+        h->draining = 1;
+        for (size_t i = 0; i < k; i++) neap_heap_release_run(h, run[i].arena, run[i].idx, run[i].n);
+        h->draining = was;
+        if (!was) neap_heap_purge(h, false);
     }
     h->empty_expiring = 0;
 }
@@ -1055,10 +1128,10 @@ void _neap_free_full(void *p) {
         return;
     }
     neap_heap_t *h = _neap_tl_heap;
-    _neap_heap_lock(h);
+    _neap_heap_enter(h);
     neap_free_local(h, _neap_arena_of(addr), _neap_page_index(addr), NEAP_PK(NEAP_PS_FULL, 0), p, "free");
     neap_heap_check(h);
-    _neap_heap_unlock(h);
+    _neap_heap_leave(h);
 }
 
 void _neap_free_generic(void *p, const char *func) {
@@ -1140,11 +1213,14 @@ static void neap_heap_collect(neap_heap_t *h) {
     if (atomic_load_explicit(&h->remote_pending, memory_order_relaxed)) neap_heap_drain_all(h);
     if (neap_unlikely(atomic_load_explicit(&h->requests, memory_order_relaxed))) neap_heap_requests(h);
     if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
-    if ((h->dirty_head || h->empty_head || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
+    bool orphans_wait = atomic_load_explicit(&neap_orphans_waiting, memory_order_relaxed);
+    if ((h->dirty_head || h->empty_head || orphans_wait ||
+         atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
         h->purge_countdown-- == 0) {
         h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
         neap_heap_purge(h, false);
         neap_empty_expire(h, false);   /* after the purge: it read the clock */
+        if (orphans_wait) _neap_orphans_collect(false);
     }
 }
 
@@ -1226,12 +1302,9 @@ void *_neap_malloc_aligned(size_t size, size_t align, bool zero) {
  * Trim, thread exit, orphans, fork
  * ------------------------------------------------------------------------- */
 
-/* Retires the heap's empty pools (direct ones too), releases its spare runs, purges
- * every dirty page and unmaps every empty arena.  Returns 1 if anything went
- * back to the OS. */
-int _neap_heap_trim(neap_heap_t *h) {
-    neap_assert_internal(neap_heap_held(h));
-    size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
+/* Applies the frees waiting for h, retires its empty pools (direct ones
+ * too) and releases its spare runs (their pages turn dirty). */
+static void neap_heap_idle(neap_heap_t *h) {
     neap_heap_drain_all(h);
     neap_empty_expire(h, true);
     for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
@@ -1247,6 +1320,14 @@ int _neap_heap_trim(neap_heap_t *h) {
             neap_heap_release_run(h, a, idx, _neap_class[c].pages);
         }
     }
+}
+
+/* neap_heap_idle, then every dirty page purged and every empty arena
+ * unmapped.  Returns 1 if anything went back to the OS. */
+int _neap_heap_trim(neap_heap_t *h) {
+    neap_assert_internal(neap_heap_held(h));
+    size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
+    neap_heap_idle(h);
     neap_heap_purge(h, true);
     for (neap_arena_t *a = h->arenas, *next; a; a = next) {
         next = a->hnext;
@@ -1262,35 +1343,30 @@ int _neap_heap_trim(neap_heap_t *h) {
 void _neap_heap_done(neap_heap_t *h) {
     if (h == NULL || h == &_neap_heap_empty) return;
     _neap_heap_enter(h);
-    _neap_heap_trim(h);
+    neap_heap_idle(h);
+    if (neap_check_rare()) _neap_heap_validate(h);
     for (size_t c = 0; c <= NEAP_CLASS_MAX; c++) {
         if (c > 0) neap_set_direct(h, c, &_neap_pool_empty);   /* its count loses the 1 more */
         h->partial[c] = h->partial_tail[c] = NULL;
     }
+    uint64_t now = _neap_os_clock_ms();
     size_t orphaned = 0;
+    pthread_mutex_lock(&_neap_orphan_lock);
     for (neap_arena_t *a = h->arenas, *next; a; a = next) {
         next = a->hnext;
         neap_heap_unlink_arena(h, a);
         atomic_store(&a->owner, NULL);
         neap_arena_drain(NULL, a);    /* frees that raced with the handover */
-        neap_purge_batch_t batch;
-        _neap_purge_batch_init(&batch);
-        _neap_arena_purge(a, &batch);
-        _neap_os_purge_flush(&batch);
-        if (a->pages_used == 0) {
+        a->dirty_since = now;
+        if (a->pages_used == 0 && a->pages_dirty == 0) {   /* nothing warm to keep */
             _neap_arena_destroy(a);
             continue;
         }
-        pthread_mutex_lock(&_neap_orphan_lock);
-        a->hprev = NULL;
-        a->hnext = _neap_orphans;
-        if (_neap_orphans) _neap_orphans->hprev = a;
-        _neap_orphans = a;
-        pthread_mutex_unlock(&_neap_orphan_lock);
-        atomic_fetch_add_explicit(&neap_orphans_count, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
+        neap_orphan_push(a);
         orphaned++;
     }
+    if (orphaned) neap_orphans_tidy(now, false);   /* within NEAP_PURGE_MAX */
+    pthread_mutex_unlock(&_neap_orphan_lock);
     if (orphaned) atomic_store(&neap_orphans_pending, 1);
     _neap_tl_heap = &_neap_heap_empty;
     pthread_mutex_lock(&_neap_lock);
@@ -1346,31 +1422,68 @@ static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
     return true;
 }
 
-/* Applies frees waiting in orphan arenas, gives their empty pages back and
- * unmaps the empty ones.  Without force, skips if another thread is at it. */
-int _neap_orphans_collect(bool force) {
-    if (force) pthread_mutex_lock(&_neap_orphan_lock);
-    else if (pthread_mutex_trylock(&_neap_orphan_lock) != 0) return 0;
-    atomic_store(&neap_orphans_pending, 0);
+/* An orphan gives back what it holds: unmapped if empty (and off the
+ * list), else its dirty pages purged.  Orphan lock. */
+static void neap_orphan_release(neap_arena_t *a, neap_purge_batch_t *batch) {
+    if (a->pages_used == 0) {
+        neap_orphan_unlink(a);
+        _neap_arena_destroy(a);   /* none of its ranges is in the batch: it is released once */
+    } else {
+        _neap_arena_purge(a, batch);
+    }
+}
+
+/* Under the orphan lock: the frees waiting in every orphan applied; an
+ * orphan whose wait is over (all of them if force) gives back what it
+ * holds; then, oldest first, orphans give back theirs until their dirty
+ * pages are within NEAP_PURGE_MAX.  Returns 1 if anything went back. */
+static int neap_orphans_tidy(uint64_t now, bool force) {
+    uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    size_t max_pages = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX) >> NEAP_PAGE_SHIFT;
+    size_t dirty = 0;
     int released = 0;
+    neap_arena_t *oldest = NULL;
+    /* flushed before the orphan lock goes: an orphan adopted after it
+     * would reuse pages whose ranges still wait in the batch */
     neap_purge_batch_t batch;
     _neap_purge_batch_init(&batch);
     for (neap_arena_t *a = _neap_orphans, *next; a; a = next) {
         next = a->hnext;
         neap_arena_drain(NULL, a);
-        if (_neap_arena_purge(a, &batch)) released = 1;
-        if (a->pages_used == 0) {
-            _neap_os_purge_flush(&batch);   /* its ranges go before it does */
-            if (a->hprev) a->hprev->hnext = a->hnext;
-            else _neap_orphans = a->hnext;
-            if (a->hnext) a->hnext->hprev = a->hprev;
-            atomic_fetch_sub_explicit(&neap_orphans_count, 1, memory_order_relaxed);
-            atomic_fetch_sub_explicit(&_neap_gstats.arenas_orphaned, 1, memory_order_relaxed);
-            _neap_arena_destroy(a);
+        bool holds = a->pages_dirty != 0 || a->pages_used == 0;
+        if (holds && (force || now - a->dirty_since >= delay)) {
+            bool unmapped = a->pages_used == 0;
+            neap_orphan_release(a, &batch);
             released = 1;
+            if (unmapped) continue;
         }
+        dirty += a->pages_dirty;
+        oldest = a;
+    }
+    for (neap_arena_t *a = oldest, *prev; a && dirty > max_pages; a = prev) {
+        prev = a->hprev;
+        if (a->pages_dirty == 0) continue;
+        dirty -= a->pages_dirty;
+        neap_orphan_release(a, &batch);
+        released = 1;
     }
     _neap_os_purge_flush(&batch);
+    bool waiting = false;
+    for (neap_arena_t *a = _neap_orphans; a && !waiting; a = a->hnext)
+        waiting = a->pages_dirty != 0 || a->pages_used == 0;
+    atomic_store_explicit(&neap_orphans_waiting, waiting, memory_order_relaxed);
+    return released;
+}
+
+/* Applies frees waiting in orphan arenas; those that have waited
+ * NEAP_PURGE_DELAY since they were orphaned (all of them if force) give
+ * their dirty pages back, or are unmapped if empty (neap_orphans_tidy).
+ * Without force, skips if another thread is at it. */
+int _neap_orphans_collect(bool force) {
+    if (force) pthread_mutex_lock(&_neap_orphan_lock);
+    else if (pthread_mutex_trylock(&_neap_orphan_lock) != 0) return 0;
+    atomic_store(&neap_orphans_pending, 0);
+    int released = neap_orphans_tidy(_neap_os_clock_ms(), force);
     pthread_mutex_unlock(&_neap_orphan_lock);
     if (neap_check_rare()) _neap_orphans_validate();
     return released;

@@ -8,7 +8,8 @@
  *   library constructor (neap.c) --> _neap_core_start: options read, if the
  *       first allocation came before the environment was in place
  *   thread exit --> key destructor --> the hooks' thread_exit, then
- *       _neap_heap_done: the heap's arenas are trimmed and handed over
+ *       _neap_heap_done: the heap's empty pools retired, its arenas
+ *       orphaned with their dirty pages (given back later, heap.c)
  *   fork --> prepare: the hooks' fork_prepare in order; then the forking
  *       thread enters its heap as a slow path does (so the child's heap is
  *       not mid-purge by the background thread: heap.c), then the global,

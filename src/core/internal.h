@@ -279,7 +279,8 @@ struct neap_arena_s {
     uint64_t young_map[NEAP_MAP_WORDS]; /* dirty pages emptied after dirty_since (owner only) */
     uint32_t pages_used;         /* data pages in runs (owner only) */
     uint32_t pages_dirty;        /* bits set in dirty_map (owner only) */
-    uint64_t dirty_since;        /* ms clock when it joined the heap's dirty queue */
+    uint64_t dirty_since;        /* ms clock when it joined the heap's dirty queue,
+                                    or, for an orphan, when it was orphaned */
     neap_arena_t *hnext, *hprev; /* the owner heap's arena list (owner only) */
     neap_arena_t *dnext;         /* the owner heap's dirty queue (owner only) */
     uint8_t in_dirty;            /* on the dirty queue */
