@@ -63,11 +63,12 @@
  * empty; and whenever the orphans' dirty pages exceed NEAP_PURGE_MAX, the
  * oldest orphans give theirs back at once.  Collections run at slow paths
  * that see the orphan flag (set by a thread's exit and by frees into an
- * orphan; the background thread looks at it too), at every 16th slow path
- * of a heap while an orphan still waits, and at neap_trim (everything, at
- * once).  Frees into orphans are applied by whichever thread collects next.
- * An orphan's wait thus needs some allocation activity to end, like a
- * heap's: what an idle process keeps is bounded by NEAP_PURGE_MAX.
+ * orphan), at every 16th slow path of a heap while an orphan still waits,
+ * in the background thread's rounds while one waits, and at neap_trim
+ * (everything, at once).  Frees into orphans are applied by whichever
+ * thread collects next.  Without the background thread an orphan's wait
+ * needs some allocation activity to end, like a heap's: what an idle
+ * process keeps is then bounded by NEAP_PURGE_MAX.
  *
  * Memory order: arena.owner and the remote stack are seq_cst.  A pusher does
  * CAS(remote) then load(owner); the exiting owner does store(owner = NULL)
@@ -1546,7 +1547,12 @@ size_t _neap_heaps_purge_expired(void) {
             atomic_store_explicit(&h->claimed, 0, memory_order_release);
         }
     }
-    if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
+    /* exited threads' arenas: frees into them applied, and their warm pages
+     * given back once their delay is up (no thread's slow path may come) */
+    if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed) ||
+        atomic_load_explicit(&neap_orphans_waiting, memory_order_relaxed))
+        _neap_orphans_collect(false);
+    if (atomic_load_explicit(&neap_orphans_waiting, memory_order_relaxed)) left++;
     /* freed huge mappings wait out the same delay, whether or not a heap has
      * dirty pages */
     _neap_huge_cache_expire(_neap_os_clock_ms());
