@@ -24,6 +24,8 @@
  *   header         free of the start of a small block's page: the pool's
  *                  header, never a block (NEAP_DEBUG >= 1 only)
  *   double         free(p); free(p)
+ *   double-busy    the same with another block of p's pool still out (the
+ *                  free fast path's own check, in every build)
  *   double-large   the same with a 100000-byte block
  *   double-page    the same with an 8 KiB block (a class served as a run of
  *                  its own pages)
@@ -189,6 +191,12 @@ run_mode(const char *mode)
         report(p);
         do_free(p);
         do_free(p);
+    } else if (strcmp(mode, "double-busy") == 0) {
+        char *q = malloc(64), *p = malloc(64);
+        report(p);
+        do_free(p);
+        do_free(p);
+        free(q);
     } else if (strcmp(mode, "double-page") == 0) {
         char *p = malloc(8192);
         report(p);
