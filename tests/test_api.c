@@ -942,16 +942,19 @@ orphan_churn(size_t n)
     CHECK(pthread_join(t, NULL) == 0);
 }
 
-/* A thread's empty pages outlive it in its orphaned arena: the next thread
- * adopts the arena and reuses them; they go back once NEAP_PURGE_DELAY has
- * passed, and the orphans never keep more than NEAP_PURGE_MAX of them. */
+/* The first thread to end gives its empty pages back at once: no thread
+ * has started after another ended, so none is expected to take them.  Once
+ * threads come and go, a thread's empty pages outlive it in its orphaned
+ * arena: the next thread adopts the arena and reuses them; they go back
+ * once NEAP_PURGE_DELAY has passed, and the orphans never keep more than
+ * NEAP_PURGE_MAX of them. */
 static void
 test_orphans(void)
 {
     long old_delay = neap_option_get(NEAP_OPTION_PURGE_DELAY);
     long old_max = neap_option_get(NEAP_OPTION_PURGE_MAX);
     enum { N = 4096, MAX_PAGES = 16 }; /* 1 MiB of blocks: 256 pages */
-    neap_stats_t s0, s1, s2, s3, s4;
+    neap_stats_t sp, s0, s1, s2, s3, s4;
     int i;
     /* this thread's heap keeps an arena with room throughout, so that its
      * own mallocs below never adopt the orphans watched */
@@ -961,14 +964,20 @@ test_orphans(void)
     CHECK(neap_option_set(NEAP_OPTION_PURGE_DELAY, 3600000) == 0);
     CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 1L << 40) == 0);
     neap_trim();
+    neap_stats_get(&sp);
+    orphan_churn(N);   /* the process's first thread to end */
     neap_stats_get(&s0);
-    orphan_churn(N);
+    CHECKF(s0.bytes_purged + s0.bytes_unmapped > sp.bytes_purged + sp.bytes_unmapped,
+           "nothing given back at the first thread's exit");
+    CHECKF(s0.pages_dirty == 0, "%zu dirty pages after the first thread's exit", s0.pages_dirty);
+    CHECKF(s0.arenas_orphaned == 0, "%zu arenas orphaned by the first thread", s0.arenas_orphaned);
+    orphan_churn(N);   /* started after a thread ended: threads come and go */
     neap_stats_get(&s1);
     /* the thread's pages were not purged at its exit */
     CHECKF(s1.arenas_orphaned >= 1, "%zu arenas orphaned", s1.arenas_orphaned);
     CHECKF(s1.pages_dirty >= N * 256 / NEAP_PAGE_SIZE, "%zu dirty pages after the thread's exit",
            s1.pages_dirty);
-    CHECKF(s1.bytes_purged == s0.bytes_purged, "%zu bytes purged at the thread's exit",
+    CHECKF(s1.bytes_purged == s0.bytes_purged, "%zu bytes purged at the second thread's exit",
            s1.bytes_purged - s0.bytes_purged);
     /* the next thread takes the orphan and its warm pages: no new arena */
     orphan_churn(N);

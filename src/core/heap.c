@@ -56,7 +56,12 @@
  * first, its dirty pages kept (a clean empty arena is unmapped at once).  A
  * heap that needs an arena adopts an orphan before mapping a new one, so a
  * thread that starts soon after another ended reuses its warm pages instead
- * of faulting in fresh ones.  Orphans wait like a heap's dirty arenas: once
+ * of faulting in fresh ones.  Pages are kept warm only while threads come
+ * and go: unless a heap was made, after some thread had ended, within
+ * NEAP_CHURN_WINDOW_MS of this exit, the exiting heap first gives back every
+ * dirty page (a pool of workers joined at the end of a job, or a program
+ * winding down, keeps nothing for threads that will not come; the window
+ * is 100 purge delays if that is longer).  Orphans wait like a heap's dirty arenas: once
  * NEAP_PURGE_DELAY ms have passed since an arena was orphaned, the next
  * orphan collection gives its dirty pages back (pages that emptied later,
  * through frees into the orphan, go with them) and unmaps it if it is
@@ -176,6 +181,12 @@ NEAP_INTERNAL neap_arena_t *_neap_orphans;         /* via hnext/hprev (orphan lo
 static _Atomic int neap_orphans_pending;           /* frees wait in an orphan */
 static _Atomic int neap_orphans_waiting;           /* an orphan has dirty pages or is empty */
 static _Atomic size_t neap_orphans_count;
+static _Atomic unsigned long neap_heap_exits;      /* threads that ended (a count) */
+static _Atomic uint64_t neap_thread_churn_ms;      /* when a heap was last made after one ended */
+/* A thread's exit keeps its warm pages for the next thread only while
+ * threads come and go: a heap made, after some thread had ended, within
+ * this many ms before the exit, or 100 purge delays if that is longer. */
+#define NEAP_CHURN_WINDOW_MS 1000
 
 _Static_assert(sizeof(_neap_heap_empty.direct) / sizeof(void *) == NEAP_CLASS_MAX + 1,
                "the empty heap must fill every direct slot");
@@ -370,6 +381,8 @@ neap_heap_t *_neap_heap_get(void) {
     pthread_mutex_unlock(&_neap_lock);
     if (h == NULL) return NULL;
     _neap_tl_heap = h;
+    if (atomic_load_explicit(&neap_heap_exits, memory_order_relaxed) != 0)
+        atomic_store_explicit(&neap_thread_churn_ms, _neap_os_clock_ms(), memory_order_relaxed);
     neap_heap_adopt_first(h);
     _neap_thread_register(h);   /* may allocate: the heap is in place */
     return h;
@@ -1351,6 +1364,14 @@ void _neap_heap_done(neap_heap_t *h) {
         h->partial[c] = h->partial_tail[c] = NULL;
     }
     uint64_t now = _neap_os_clock_ms();
+    atomic_fetch_add_explicit(&neap_heap_exits, 1, memory_order_relaxed);
+    /* no thread started after another ended, lately: nobody is likely to
+     * adopt warm pages soon, and the process may be winding down (the
+     * workers of a pool joined before the program reports, say) */
+    uint64_t churn = atomic_load_explicit(&neap_thread_churn_ms, memory_order_relaxed);
+    uint64_t window = 100 * (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    if (window < NEAP_CHURN_WINDOW_MS) window = NEAP_CHURN_WINDOW_MS;
+    if (churn == 0 || now - churn > window) neap_heap_purge(h, true);
     size_t orphaned = 0;
     pthread_mutex_lock(&_neap_orphan_lock);
     for (neap_arena_t *a = h->arenas, *next; a; a = next) {
