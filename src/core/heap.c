@@ -987,12 +987,12 @@ static inline bool neap_pool_block_ok(const neap_pool_t *pool, uintptr_t p) {
 /* The head page of the run holding p, after checking that p is the start
  * of a block in use there; aborts with a message otherwise.  *v: the head's
  * kind[]. */
-static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const char *func) {
+static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const char *func, bool block) {
     size_t head = neap_run_head(a, p, v);
     switch (NEAP_PK_KIND(*v)) {
     case NEAP_PS_POOL:
     case NEAP_PS_FULL:
-        if (!neap_pool_block_ok(neap_pool_at(a, head), p))
+        if (block && !neap_pool_block_ok(neap_pool_at(a, head), p))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (not the start of a block)");
         return head;
     case NEAP_PS_LARGE:
@@ -1071,6 +1071,9 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     if (b) neap_handover();   /* these blocks' frees come before their reuse */
     while (b) {
         neap_block_t *next = b->next;
+        /* each block's link is a cache miss (another thread wrote it last):
+         * the next one's is fetched while this one is freed */
+        if (next) __builtin_prefetch(next);
         uint16_t v;
         size_t head = neap_run_head(a, (uintptr_t)b, &v);
         neap_free_local(h, a, head, v, b, "free");
@@ -1110,7 +1113,14 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
     }
     neap_arena_t *a = _neap_arena_of(addr);
     uint16_t v;
-    size_t head = neap_block_lookup(a, addr, &v, func);
+    neap_heap_t *h = _neap_tl_heap;
+    bool mine = atomic_load_explicit(&a->owner, memory_order_relaxed) == h;
+    /* whether p starts a block of its pool: the pool's header is read for
+     * it, which for another thread's pool is a cache line its owner keeps
+     * writing; like the free fast path, that check of a remote free is the
+     * debug build's (a pointer into neap's pages is still told from a
+     * foreign one, and a free page or metadata from a block) */
+    size_t head = neap_block_lookup(a, addr, &v, func, mine || NEAP_DEBUG >= 1);
     if (neap_unlikely(hooks != NULL)) {
         /* a pool block is reported only if its pool's flags say so (the
          * lookup above has read its header already) */
@@ -1122,8 +1132,7 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
             if (state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;
         }
     }
-    neap_heap_t *h = _neap_tl_heap;
-    if (atomic_load_explicit(&a->owner, memory_order_relaxed) == h) {
+    if (mine) {
         _neap_heap_enter(h);
         neap_free_local(h, a, head, v, p, func);
         neap_heap_check(h);

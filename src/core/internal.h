@@ -274,6 +274,9 @@ typedef struct neap_class_s {
 struct neap_arena_s {
     _Atomic(neap_heap_t *) owner;   /* owning heap; NULL orphan (atomic, seq_cst) */
     _Atomic(neap_block_t *) remote; /* blocks freed by other threads (atomic stack) */
+    /* owner and remote have the first cache line to themselves: the owner's
+     * writes below would otherwise take the line from every remote push */
+    char remote_pad[64 - sizeof(void *) * 2];
     uint64_t used_map[NEAP_MAP_WORDS];  /* pages in runs (owner only) */
     uint64_t dirty_map[NEAP_MAP_WORDS]; /* free pages with stale contents (owner only) */
     uint64_t young_map[NEAP_MAP_WORDS]; /* dirty pages emptied after dirty_since (owner only) */
