@@ -23,10 +23,12 @@
  *   >= 1; in a release build a pointer inside neap's pool memory that is
  *   not a block start corrupts the pool (the slow paths and
  *   neap_usable_size still check it).
- *   Cost: 33 instructions, 5 branches (free in libneap.so, x86-64, GCC 12
- *   -O3 Release: objdump), and bench/instr counts 50.9 instructions per
- *   malloc(32)+free pair (mimalloc: 104.1); no atomic read-modify-write,
- *   no lock.  A one-page pool whose head says FULL goes to _neap_free_full
+ *   Cost: 38 instructions with the return, 6 conditional branches (free in
+ *   libneap.so, x86-64, GCC 12 -O3 Release: objdump), and bench/instr
+ *   counts 56.0 instructions per malloc(32)+free pair (mimalloc: 104.1);
+ *   no atomic read-modify-write, no lock.  The tag is read as two 16-bit
+ *   loads (neap_pool_tag): three instructions more than one 32-bit load,
+ *   which stalled on the store to used just before.  A one-page pool whose head says FULL goes to _neap_free_full
  *   (a tail call: the slow path's work without looking the pool up again);
  *   everything else (other threads' blocks, large and huge blocks, FULL
  *   medium pools, flagged pools, the last block of a pool that is not
