@@ -58,15 +58,15 @@
  * thread that starts soon after another ended reuses its warm pages instead
  * of faulting in fresh ones.  Pages are kept warm only while threads come
  * and go: unless a heap was made, after some thread had ended, within
- * NEAP_CHURN_WINDOW_MS of this exit, the exiting heap first gives back every
- * dirty page (a pool of workers joined at the end of a job, or a program
- * winding down, keeps nothing for threads that will not come; the window
- * is 100 purge delays if that is longer).  Orphans wait like a heap's dirty arenas: once
- * NEAP_PURGE_DELAY ms have passed since an arena was orphaned, the next
- * orphan collection gives its dirty pages back (pages that emptied later,
- * through frees into the orphan, go with them) and unmaps it if it is
- * empty; and whenever the orphans' dirty pages exceed NEAP_PURGE_MAX, the
- * oldest orphans give theirs back at once.  Collections run at slow paths
+ * NEAP_CHURN_WINDOW_MS of this exit (or 100 purge delays if that is
+ * longer), the exiting heap first gives back every dirty page: a pool of
+ * workers joined at the end of a job, or a program winding down, keeps
+ * nothing for threads that will not come.  Orphans wait like a heap's
+ * dirty arenas: once NEAP_PURGE_DELAY ms have passed since an arena was
+ * orphaned, the next orphan collection gives its dirty pages back (pages
+ * that emptied later, through frees into the orphan, go with them) and
+ * unmaps it if it is empty; and whenever the orphans' dirty pages exceed
+ * NEAP_PURGE_MAX, the oldest orphans give theirs back at once.  Collections run at slow paths
  * that see the orphan flag (set by a thread's exit and by frees into an
  * orphan), at every 16th slow path of a heap while an orphan still waits,
  * in the background thread's rounds while one waits, and at neap_trim
@@ -181,7 +181,7 @@ NEAP_INTERNAL neap_arena_t *_neap_orphans;         /* via hnext/hprev (orphan lo
 static _Atomic int neap_orphans_pending;           /* frees wait in an orphan */
 static _Atomic int neap_orphans_waiting;           /* an orphan has dirty pages or is empty */
 static _Atomic size_t neap_orphans_count;
-static _Atomic unsigned long neap_heap_exits;      /* threads that ended (a count) */
+static _Atomic bool neap_thread_ended;             /* some thread has ended */
 static _Atomic uint64_t neap_thread_churn_ms;      /* when a heap was last made after one ended */
 /* A thread's exit keeps its warm pages for the next thread only while
  * threads come and go: a heap made, after some thread had ended, within
@@ -381,7 +381,7 @@ neap_heap_t *_neap_heap_get(void) {
     pthread_mutex_unlock(&_neap_lock);
     if (h == NULL) return NULL;
     _neap_tl_heap = h;
-    if (atomic_load_explicit(&neap_heap_exits, memory_order_relaxed) != 0)
+    if (atomic_load_explicit(&neap_thread_ended, memory_order_relaxed))
         atomic_store_explicit(&neap_thread_churn_ms, _neap_os_clock_ms(), memory_order_relaxed);
     neap_heap_adopt_first(h);
     _neap_thread_register(h);   /* may allocate: the heap is in place */
@@ -985,8 +985,8 @@ static inline bool neap_pool_block_ok(const neap_pool_t *pool, uintptr_t p) {
 }
 
 /* The head page of the run holding p, after checking that p is the start
- * of a block in use there; aborts with a message otherwise.  *v: the head's
- * kind[]. */
+ * of a block in use there (in a pool, only if block: the check reads the
+ * pool's header); aborts with a message otherwise.  *v: the head's kind[]. */
 static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const char *func, bool block) {
     size_t head = neap_run_head(a, p, v);
     switch (NEAP_PK_KIND(*v)) {
@@ -1373,7 +1373,7 @@ void _neap_heap_done(neap_heap_t *h) {
         h->partial[c] = h->partial_tail[c] = NULL;
     }
     uint64_t now = _neap_os_clock_ms();
-    atomic_fetch_add_explicit(&neap_heap_exits, 1, memory_order_relaxed);
+    atomic_store_explicit(&neap_thread_ended, true, memory_order_relaxed);
     /* no thread started after another ended, lately: nobody is likely to
      * adopt warm pages soon, and the process may be winding down (the
      * workers of a pool joined before the program reports, say) */

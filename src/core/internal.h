@@ -191,20 +191,14 @@ typedef struct neap_arena_s neap_arena_t;
 typedef struct neap_pool_s {
     neap_block_t *free;          /* blocks ready to hand out (owner only) */
     neap_block_t *local_free;    /* blocks the owner freed since the last swap */
-    /* The word the free fast path tests once (neap_pool_tag): the owner's
-     * count and the layers' flags side by side, read as two 16-bit loads
-     * joined into one word; each half is written on its own (used: plain
-     * 16-bit stores by the owner; flags: atomic read-modify-writes,
-     * hooks.h), so neither writer can undo the other's change. */
-    union {
-        struct {
-            uint16_t used;       /* blocks out, + 1 while the pool is its heap's
+    /* The two halves of the word the free fast path tests once
+     * (neap_pool_tag); each is written on its own (used: plain 16-bit
+     * stores by the owner; flags: atomic read-modify-writes, hooks.h), so
+     * neither writer can undo the other's change. */
+    uint16_t used;               /* blocks out, + 1 while the pool is its heap's
                                     direct pool (owner only) */
-            uint16_t flags;      /* NEAP_POOL_*: set by the layers above from any
+    uint16_t flags;              /* NEAP_POOL_*: set by the layers above from any
                                     thread (atomic builtins only; hooks.h) */
-        };
-        uint32_t tag;            /* both, for neap_pool_tag */
-    };
     uint16_t bumped;             /* blocks carved from fresh memory so far */
     uint16_t first;              /* offset of block 0 from the pool start */
     uint16_t block_size;         /* bytes per block (copies of the class's) */
@@ -234,8 +228,8 @@ typedef struct neap_pool_s {
 #define NEAP_POOL_WATCH 1u
 #define NEAP_POOL_REPORT_ALL 2u
 
-/* The pool's count in the low 16 bits and its flags in the high 16, read
- * at once (acquire: see hooks.h's memory order).  The free fast path's one
+/* The pool's count in the low 16 bits and its flags in the high 16 (the
+ * flags read with acquire: see hooks.h's memory order).  The free fast path's one
  * test for the unusual is tag - 2 > 0xFFFD: a flag set (tag >= 2^16), or
  * used <= 1 -- the last block of a pool that is not direct (the direct
  * pool's count carries 1 more, so its last block passes), or a block freed
@@ -252,10 +246,6 @@ neap_inline uint32_t neap_pool_tag(const neap_pool_t *pool) {
     return (uint32_t)pool->used | flags << 16;
 }
 #define NEAP_POOL_TAG_UNUSUAL(t) ((uint32_t)((t) - 2) > 0xFFFDu)
-
-_Static_assert(offsetof(neap_pool_t, flags) == offsetof(neap_pool_t, used) + 2 &&
-                   offsetof(neap_pool_t, tag) == offsetof(neap_pool_t, used) && offsetof(neap_pool_t, tag) % 4 == 0,
-               "used and flags share the aligned 32-bit tag, used first");
 
 /* Bytes reserved for the header at the start of a pool: a cache line, so no
  * block shares the header's line. */
