@@ -1081,12 +1081,10 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     }
 }
 
-/* The fast path's free, for a block of a pool (kind POOL, validated) that
- * the slow path was sent to by its pool's flags: true if p went on the pool's local
- * free list, as neap_free_try would have done. */
+/* The fast path's free, for a block of a pool of this thread's (kind POOL,
+ * validated) that the slow path was sent to by its pool's flags: true if p
+ * went on the pool's local free list, as neap_free_try would have done. */
 static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
-    neap_heap_t *h = _neap_tl_heap;
-    if (atomic_load_explicit(&a->owner, memory_order_relaxed) != h) return false;
     neap_pool_t *pool = neap_pool_at(a, head);
     neap_block_t *b = p, *next = pool->local_free;
     uint32_t used = pool->used;
@@ -1129,7 +1127,7 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
             _neap_pool_watches(neap_pool_at(a, head), p)) {
             hooks->free(p, state == NEAP_PS_POOL || state == NEAP_PS_FULL);
             /* reported: what the fast path does, it may do now (no lock) */
-            if (state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;
+            if (mine && state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;
         }
     }
     if (mine) {
