@@ -28,9 +28,11 @@
  *   counts 56.0 instructions per malloc(32)+free pair (mimalloc: 104.1);
  *   no atomic read-modify-write, no lock.  The tag is read as two 16-bit
  *   loads (neap_pool_tag): three instructions more than one 32-bit load,
- *   which stalled on the store to used just before.  A one-page pool whose
- *   head says FULL goes to _neap_free_full (a tail call: the slow path's
- *   work without looking the pool up again);
+ *   which stalled on the store to used just before.  A block in a pool's
+ *   head page that says FULL goes to _neap_free_full (a tail call: the
+ *   pool made partial again, with no search and none of the general slow
+ *   path's tests, which a FULL pool's state makes moot; the start of the
+ *   block is checked there only at NEAP_DEBUG >= 1, as here);
  *   everything else (other threads' blocks, large and huge blocks, FULL
  *   medium pools, flagged pools, the last block of a pool that is not
  *   direct, bad pointers) goes to _neap_free_generic.

@@ -733,9 +733,10 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     return pool;
 }
 
-/* Carves the next page's worth of never-used blocks into the free list:
- * memory is touched only when it is about to be handed out. */
-static void neap_pool_extend(neap_pool_t *pool) {
+/* Carves the next page's worth of never-used blocks into the free list,
+ * and returns its first: memory is touched only when it is about to be
+ * handed out. */
+static neap_block_t *neap_pool_extend(neap_pool_t *pool) {
     const neap_class_t *k = &_neap_class[pool->cls];
     neap_assert(pool->free == NULL && pool->bumped < k->capacity);
     size_t n = NEAP_PAGE_SIZE / k->size;
@@ -747,6 +748,7 @@ static void neap_pool_extend(neap_pool_t *pool) {
     ((neap_block_t *)(start + (n - 1) * k->size))->next = NULL;
     pool->free = (neap_block_t *)start;
     neap_store_relaxed(pool->bumped, (uint16_t)(pool->bumped + n));
+    return pool->free;
 }
 
 /* The pool's pages turn FREE; from then on its header is garbage. */
@@ -850,21 +852,29 @@ static neap_pool_t *neap_empty_take(neap_heap_t *h, size_t cls) {
     return other;
 }
 
-/* A block of the given class from heap h, or NULL (ENOMEM). */
+/* A pool for class cls when its partial list is empty: an empty pool
+ * taken back, or a new one; NULL if there is no memory (out of line: rarer
+ * than a switch to a partial pool, and heavier). */
+static __attribute__((noinline)) neap_pool_t *neap_pool_fresh(neap_heap_t *h, size_t cls) {
+    neap_pool_t *pool = neap_empty_take(h, cls);
+    return pool ? pool : neap_pool_new(h, cls);
+}
+
+/* A block of the given class from heap h, or NULL (ENOMEM).  The common
+ * case after the fast path failed: the direct pool's local frees become its
+ * free list, or the direct pool is exhausted and the partial list's head
+ * (which got blocks back) takes its place. */
 static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
     neap_pool_t *pool = h->direct[cls];
     for (;;) {
         if (pool != &_neap_pool_empty) {
-            if (pool->free == NULL) {
-                if (pool->local_free) {
-                    pool->free = pool->local_free;
-                    pool->local_free = NULL;
-                } else if (pool->bumped < _neap_class[pool->cls].capacity) {
-                    neap_pool_extend(pool);
-                }
+            neap_block_t *b = pool->free;
+            if (b == NULL) {
+                b = pool->local_free;
+                if (b != NULL) pool->local_free = NULL;
+                else if (pool->bumped < _neap_class[pool->cls].capacity) b = neap_pool_extend(pool);
             }
-            if (pool->free) {
-                neap_block_t *b = pool->free;
+            if (neap_likely(b != NULL)) {
                 neap_assert(neap_pool_out(h, pool) < _neap_class[pool->cls].capacity);
                 pool->free = b->next;
                 pool->used++;
@@ -879,8 +889,8 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
         /* a page's kind before its header (a partial pool says POOL) */
         neap_assert_internal(pool == NULL || _neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) ==
                                                  NEAP_PK(NEAP_PS_POOL, 0));
-        if (pool) neap_partial_unlink(h, pool);
-        else if ((pool = neap_empty_take(h, cls)) == NULL && (pool = neap_pool_new(h, cls)) == NULL) {
+        if (neap_likely(pool != NULL)) neap_partial_unlink(h, pool);
+        else if ((pool = neap_pool_fresh(h, cls)) == NULL) {
             neap_set_direct(h, cls, &_neap_pool_empty);
             return NULL;
         }
@@ -1143,14 +1153,28 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
 void _neap_free_full(void *p) {
     uintptr_t addr = (uintptr_t)p;
     neap_pool_t *pool = (neap_pool_t *)(addr & ~NEAP_PAGE_MASK);
-    /* acquire: see hooks.h's memory order */
-    if (__atomic_load_n(&pool->flags, __ATOMIC_ACQUIRE) != 0 || !neap_pool_block_ok(pool, addr)) {
+    /* acquire: see hooks.h's memory order; the start of a block is checked
+     * only where the fast path checks it (NEAP_DEBUG >= 1) */
+    if (__atomic_load_n(&pool->flags, __ATOMIC_ACQUIRE) != 0 ||
+        (NEAP_DEBUG >= 1 && !neap_pool_block_ok(pool, addr))) {
         _neap_free_generic(p, "free");
         return;
     }
     neap_heap_t *h = _neap_tl_heap;
     _neap_heap_enter(h);
-    neap_free_local(h, _neap_arena_of(addr), _neap_page_index(addr), NEAP_PK(NEAP_PS_FULL, 0), p, "free");
+    /* neap_free_local's work for a FULL pool, whose state says more than
+     * the general case knows: it is neither direct nor linked, and has no
+     * free block (it turned FULL when its last one went out), so no double
+     * free can land here and the count is the blocks out */
+    neap_block_t *b = p;
+    neap_assert_internal(!pool->linked && pool->free == NULL && pool->local_free == NULL && pool->used >= 1 &&
+                         h->direct[pool->cls] != pool);
+    b->next = NULL;
+    pool->local_free = b;
+    pool->used--;
+    neap_pool_set_state(pool, NEAP_PS_POOL);
+    neap_partial_push(h, pool);
+    if (neap_unlikely(pool->used == 0)) neap_pool_emptied(h, pool);   /* a pool of one block */
     neap_heap_check(h);
     _neap_heap_leave(h);
 }
@@ -1230,19 +1254,24 @@ static __attribute__((noinline, cold)) void neap_heap_requests(neap_heap_t *h) {
     if (req & NEAP_REQ_TALLY) _neap_tally_publish(h);
 }
 
-static void neap_heap_collect(neap_heap_t *h) {
-    if (atomic_load_explicit(&h->remote_pending, memory_order_relaxed)) neap_heap_drain_all(h);
-    if (neap_unlikely(atomic_load_explicit(&h->requests, memory_order_relaxed))) neap_heap_requests(h);
-    if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
+/* Every 16th slow path: the purge checks, if anything waits for one (out
+ * of line, so that the other 15 pay a decrement and a branch). */
+static __attribute__((noinline)) void neap_heap_purge_check(neap_heap_t *h) {
+    h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
     bool orphans_wait = atomic_load_explicit(&neap_orphans_waiting, memory_order_relaxed);
-    if ((h->dirty_head || h->empty_head || orphans_wait ||
-         atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) &&
-        h->purge_countdown-- == 0) {
-        h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
+    if (h->dirty_head || h->empty_head || orphans_wait ||
+        atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) {
         neap_heap_purge(h, false);
         neap_empty_expire(h, false);   /* after the purge: it read the clock */
         if (orphans_wait) _neap_orphans_collect(false);
     }
+}
+
+static inline void neap_heap_collect(neap_heap_t *h) {
+    if (atomic_load_explicit(&h->remote_pending, memory_order_relaxed)) neap_heap_drain_all(h);
+    if (neap_unlikely(atomic_load_explicit(&h->requests, memory_order_relaxed))) neap_heap_requests(h);
+    if (atomic_load_explicit(&neap_orphans_pending, memory_order_relaxed)) _neap_orphans_collect(false);
+    if (neap_unlikely(h->purge_countdown-- == 0)) neap_heap_purge_check(h);
 }
 
 /* A large or huge block made: the hooks hear of it (hooks.h). */
@@ -1271,7 +1300,10 @@ void *_neap_malloc_generic(size_t size, bool zero) {
     _neap_heap_enter(h);
     neap_heap_collect(h);
     void *p;
-    if (size <= NEAP_MEDIUM_MAX) {
+    if (size <= NEAP_SMALL_MAX) {   /* the common case: a one-page pool's class */
+        p = neap_pool_alloc(h, size ? _neap_small_class(size) : 1);
+        if (p && zero) memset(p, 0, size);
+    } else if (size <= NEAP_MEDIUM_MAX) {
         size_t cls = _neap_class_of(size);
         p = neap_class_alloc(h, cls);
         if (p && zero) memset(p, 0, size);
