@@ -416,13 +416,19 @@ static inline size_t neap_pool_out(const neap_heap_t *h, const neap_pool_t *pool
 
 /* A pool that got a block back joins the tail: by the time allocation
  * reaches it, more of its blocks have come back, so the allocator switches
- * pools less often. */
+ * pools less often.
+ * The head's prev is stale (whatever it was when the pool reached the
+ * head): taking the head, the allocator's common case, then writes no
+ * other pool's header (the next pool's is often cold: headers all sit at
+ * page offset 0, in few cache sets).  Whether a pool is the head is read
+ * from h->partial, never from prev. */
 static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
     size_t c = pool->cls;
     neap_assert_internal(!pool->linked && h->direct[c] != pool);   /* in one place at most */
+    neap_pool_t *tail = h->partial_tail[c];
     pool->next = NULL;
-    pool->prev = h->partial_tail[c];
-    if (pool->prev) pool->prev->next = pool;
+    pool->prev = tail;
+    if (tail) tail->next = pool;
     else h->partial[c] = pool;
     h->partial_tail[c] = pool;
     pool->linked = NEAP_POOL_ON_PARTIAL;
@@ -430,11 +436,16 @@ static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
 
 static void neap_partial_unlink(neap_heap_t *h, neap_pool_t *pool) {
     size_t c = pool->cls;
-    neap_assert_internal(pool->linked == NEAP_POOL_ON_PARTIAL && (pool->prev != NULL || h->partial[c] == pool));
-    if (pool->prev) pool->prev->next = pool->next;
-    else h->partial[c] = pool->next;
-    if (pool->next) pool->next->prev = pool->prev;
-    else h->partial_tail[c] = pool->prev;
+    neap_assert_internal(pool->linked == NEAP_POOL_ON_PARTIAL);
+    bool head = h->partial[c] == pool;
+    neap_pool_t *prev = head ? NULL : pool->prev;
+    if (head) h->partial[c] = pool->next;
+    else prev->next = pool->next;
+    if (pool->next) {
+        if (!head) pool->next->prev = prev;   /* a new head's prev may stay stale */
+    } else {
+        h->partial_tail[c] = prev;
+    }
     pool->next = pool->prev = NULL;
     pool->linked = NEAP_POOL_ON_NONE;
 }

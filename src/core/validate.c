@@ -437,8 +437,9 @@ size_t _neap_heap_validate(neap_heap_t *h) {
                 FAIL2(w, "a pool on a partial list says POOL", "cls", c, "kind", NEAP_PK_KIND(v));
             if (++listed > cnt.linked[c])
                 FAIL2(w, "a partial list holds the pools saying linked, once each", "cls", c, "linked", cnt.linked[c]);
-            if (pool->cls != c || pool->linked != NEAP_POOL_ON_PARTIAL || pool->prev != pprev)
-                FAIL3(w, "a partial list's pool: its class, linked, prev the previous pool", "cls", c, "pool_cls",
+            if (pool->cls != c || pool->linked != NEAP_POOL_ON_PARTIAL || (pprev != NULL && pool->prev != pprev))
+                FAIL3(w, "a partial list's pool: its class, linked, prev the previous pool (the head's is stale)",
+                      "cls", c, "pool_cls",
                       pool->cls, "linked", pool->linked);
         }
         w->pool = pprev;
