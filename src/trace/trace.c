@@ -265,12 +265,20 @@ out:
 /* ---------------------------------------------------------------------------
  * Stack capture.
  * ------------------------------------------------------------------------- */
+/* Tests (traceimpl.h): the stack-bound reads fail while this is nonzero. */
+static _Atomic int bounds_fail;
+
+void _neap_trace_fail_bounds(int how) {
+    atomic_store_explicit(&bounds_fail, how, memory_order_relaxed);
+}
+
 static void stack_bounds_init(void) {
     pthread_attr_t attr;
     void *addr;
     size_t size;
     tl_stack_lo = tl_stack_hi = 1; /* tried: nonzero, empty */
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+    if (atomic_load_explicit(&bounds_fail, memory_order_relaxed) != 0 ||
+        pthread_getattr_np(pthread_self(), &attr) != 0)
         return;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
         tl_stack_lo = (uintptr_t)addr;
