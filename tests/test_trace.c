@@ -20,6 +20,12 @@
  *              tracing starts, stops and clears: the traced memory comes back
  *              to what is live (run under TSan too)
  *   fork       a child forked while other threads trace keeps working
+ *   bounds     a thread's stack bounds cannot be read (the C library's
+ *              read allocates, and fails near a memory limit): no frame
+ *              walk leaves the stack, even up a frame record that points
+ *              out of it, allocations are still traced, and the bounds are
+ *              read again later (each case in a child, from main and from
+ *              a thread)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -475,6 +481,102 @@ static void test_fork(void) {
     neap_trace_stop();
 }
 
+/* trace.c's test hook (traceimpl.h): how the stack-bound reads fail from
+ * now on: 0 none, 1 the C library's, 2 every way of reading them. */
+void _neap_trace_fail_bounds(int how);
+
+void *site_wild(size_t n);
+
+/* An allocation whose caller's frame record lies: its saved frame pointer
+ * points above every stack, out of the address space, as a register that
+ * holds anything but a frame pointer does in code built without them.  A
+ * walk that keeps to the thread's stack stops there; one that follows it
+ * dies. */
+__attribute__((noinline)) void *site_wild(size_t n) {
+    /* volatile: the compiler would drop the restoring store, the frame
+     * being about to go */
+    volatile uintptr_t *rec = __builtin_frame_address(0);
+    uintptr_t saved = rec[0];
+    rec[0] = (uintptr_t)1 << 62;
+    void *p = malloc(n);
+    __asm__ volatile("" : : "r"(p) : "memory");
+    rec[0] = saved;
+    return p;
+}
+
+/* The frames recorded for an allocation by site_outer, checked as far as
+ * they go. */
+static size_t outer_frames(void) {
+    void *p = site_outer(50);
+    neap_traceback_t tb;
+    CHECK(p != NULL && neap_trace_get_object_traceback(p, &tb) == 1);
+    CHECKF(tb.nframe >= 1 && frame_in(tb.frame[0], (void *)site_inner), "%zu frames", tb.nframe);
+    if (tb.nframe >= 2)
+        CHECK(frame_in(tb.frame[1], (void *)site_outer));
+    free(p);
+    return tb.nframe;
+}
+
+/* In a thread whose stack bounds were not read before the reads began to
+ * fail as `how` says (_neap_trace_fail_bounds). */
+static void bounds_case(int how) {
+    _neap_trace_fail_bounds(how);
+    void *p = site_wild(40);
+    neap_traceback_t tb;
+    CHECK(p != NULL && neap_trace_get_object_traceback(p, &tb) == 1);
+    CHECKF(tb.nframe >= 1 && frame_in(tb.frame[0], (void *)site_wild), "%zu frames", tb.nframe);
+    free(p);
+    if (how == 1) {
+        /* the bounds come another way: the whole stack */
+        size_t n = outer_frames();
+        CHECKF(n >= 3, "%zu frames", n);
+        return;
+    }
+    /* no bounds, no walk: the first frame only */
+    size_t n = outer_frames();
+    CHECKF(n == 1, "%zu frames", n);
+    /* the failure passes (memory comes back): the bounds are read again,
+     * and the stacks are whole again */
+    _neap_trace_fail_bounds(0);
+    int i = 0;
+    while (i < 1000 && outer_frames() < 3)
+        i++;
+    CHECKF(i < 1000, "still %zu frames", outer_frames());
+    _neap_trace_fail_bounds(how);
+}
+
+static void *bounds_thread(void *arg) {
+    int how = (int)(intptr_t)arg;
+    _neap_trace_fail_bounds(how);
+    /* a new thread sees tracing start within NEAP_TRACE_LATENCY bytes (this
+     * block is its first capture) */
+    free(malloc(NEAP_TRACE_LATENCY + 1));
+    bounds_case(how);
+    return NULL;
+}
+
+static void test_bounds(void) {
+    for (int how = 1; how <= 2; how++) {
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            test_failures = 0; /* its status: its own checks' */
+            CHECK(neap_trace_start(10) == 0);
+            bounds_case(how); /* main's bounds are not read before this */
+            pthread_t t;
+            CHECK(pthread_create(&t, NULL, bounds_thread, (void *)(intptr_t)how) == 0);
+            CHECK(pthread_join(t, NULL) == 0);
+            neap_trace_stop();
+            _exit(test_status());
+        }
+        int st;
+        CHECK(waitpid(pid, &st, 0) == pid);
+        CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "how %d: the child %s %d", how,
+               WIFSIGNALED(st) ? "died of signal" : "exited with",
+               WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));
+    }
+}
+
 /* Run with NEAP_TRACE=FILE (CMake's trace_stream test): exact tracing from
  * the start, into the file only; the program's own neap_trace_start turns
  * the table on. */
@@ -518,6 +620,8 @@ int main(int argc, char **argv) {
         test_fork();
     else if (!strcmp(s, "stream"))
         test_stream();
+    else if (!strcmp(s, "bounds"))
+        test_bounds();
     else {
         fprintf(stderr, "unknown section %s\n", s);
         return 2;

@@ -17,6 +17,9 @@
  *   _neap_os_clock_ms()           coarse monotonic clock (vDSO, no syscall)
  *   _neap_os_clock_ns()           fine monotonic clock (collection durations)
  *   _neap_os_write / read_file    raw write(2)/read(2): diagnostics and /proc
+ *   _neap_os_mapping_of(a, ...)   the readable mapping that holds address a,
+ *                                 from /proc/self/maps (a thread's stack when
+ *                                 the C library cannot say: trace.c)
  *   _neap_os_create / close       a file written whole by neap (the trace stream)
  *                                 never allocate
  *   _neap_os_stats_dir(buf)       the per-user statistics directory
@@ -310,6 +313,56 @@ int _neap_os_read_file(const char *path, char *buf, size_t cap) {
     close(fd);
     errno = saved;
     return (int)len;
+}
+
+/* /proc/self/maps lines are "start-end perms offset dev inode path", in
+ * address order, the numbers in hex.  Only the first three fields count,
+ * so each line is parsed as it streams through a small buffer, whatever
+ * its length: no allocation, no line limit. */
+int _neap_os_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi) {
+    int saved = errno;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    char buf[512];
+    uintptr_t v[2] = {0, 0};    /* this line's start and end */
+    int field = 0;              /* 0 start, 1 end, 2 perms, 3 the rest */
+    int found = -1, done = 0;
+    while (!done) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r && !done; i++) {
+            char c = buf[i];
+            if (c == '\n') {
+                field = 0;
+                v[0] = v[1] = 0;
+            } else if (field < 2) {
+                int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                if (d >= 0)
+                    v[field] = v[field] << 4 | (uintptr_t)d;
+                else
+                    field++;    /* the '-' or the ' ' after the number */
+            } else if (field == 2) {
+                field = 3;
+                if (v[0] > addr) {
+                    done = 1;   /* past it: addr is in no mapping */
+                } else if (addr < v[1]) {
+                    done = 1;
+                    if (c == 'r') {
+                        *lo = v[0];
+                        *hi = v[1];
+                        found = 0;
+                    }
+                }
+            }
+        }
+    }
+    close(fd);
+    errno = saved;
+    return found;
 }
 
 void _neap_os_abort(void) {

@@ -79,6 +79,9 @@ NEAP_INTERNAL void _neap_os_close(int fd);
 NEAP_INTERNAL const char *_neap_os_getenv(const char *name);
 NEAP_INTERNAL bool _neap_os_env_ready(void);              /* environ is set up */
 NEAP_INTERNAL int _neap_os_read_file(const char *path, char *buf, size_t cap);
+/* The readable mapping that holds addr: 0 and [*lo, *hi), or -1 (none, or
+ * /proc cannot be read).  Never allocates. */
+NEAP_INTERNAL int _neap_os_mapping_of(uintptr_t addr, uintptr_t *lo, uintptr_t *hi);
 NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_abort(void);
 NEAP_INTERNAL void _neap_os_yield(void);
 NEAP_INTERNAL int _neap_os_barrier_register(void);        /* 0: _neap_os_barrier may be used */

@@ -15,7 +15,8 @@
  *                        v                       realloc primitives)
  *          capture: frame[0] = the caller's return address, then the
  *                   frame-pointer chain from the caller's frame pointer,
- *                   each frame checked to lie in the thread's stack; or
+ *                   each frame checked to lie in the thread's stack (not
+ *                   known yet: frame[0] alone, see "Stack capture"); or
  *                   the DWARF unwinder (NEAP_TRACE_UNWIND; auto: for
  *                   samples whose frame-pointer chain stops at once)
  *                        |
@@ -46,8 +47,9 @@
  *   - traced_current is the sum of the traces' weights (their size, or in
  *     sampled mode the unbiased estimate size / p(size)).
  *   - The tables' memory comes from the OS (os.c), never from neap_malloc:
- *     recording an allocation allocates nothing.  The one exception, the
- *     first capture in a thread asking the C library for its stack bounds,
+ *     recording an allocation allocates nothing.  The one exception, a
+ *     capture asking the C library for its thread's stack bounds (the
+ *     first, and after a failure every BOUNDS_RETRY-th until one works),
  *     runs with tl_in_trace set, so what it allocates is not traced.
  *
  * A sampled realloc that grows a large or huge block counts only its growth
@@ -130,7 +132,7 @@ static _Atomic size_t trace_memory;      /* bytes mapped for the tables */
 
 static __thread int tl_in_trace;         /* inside this file: allocations untraced */
 static __thread uint64_t tl_rng;         /* sampling; 0 until seeded */
-static __thread uintptr_t tl_stack_lo, tl_stack_hi; /* this thread's stack */
+static __thread uintptr_t tl_stack_lo, tl_stack_hi; /* this thread's stack; hi 0: unknown */
 
 /* ---------------------------------------------------------------------------
  * Memory for the tables, straight from the OS.
@@ -264,19 +266,64 @@ out:
 
 /* ---------------------------------------------------------------------------
  * Stack capture.
+ *
+ * Every word read from the stack lies within the thread's stack bounds,
+ * read at its first capture: from the C library (pthread_getattr_np, the
+ * exact bounds; but it allocates, and fails near a memory limit), else
+ * the mapping that holds the capture's own frame (/proc/self/maps, read
+ * without allocating: the stack's mapping, or a little more where the
+ * kernel merged it with a neighbour of the same protection; mapped all
+ * the same; a first capture on a signal stack would take that one, and
+ * the thread's walks elsewhere would stop at their first frame).  Until the bounds are known nothing is read from the stack: a
+ * capture records its first frame only, the caller's return address.  A
+ * read that failed is tried again BOUNDS_RETRY captures later: the
+ * failure passes when memory comes back, and each try costs system calls.
  * ------------------------------------------------------------------------- */
-static void stack_bounds_init(void) {
-    pthread_attr_t attr;
-    void *addr;
-    size_t size;
-    tl_stack_lo = tl_stack_hi = 1; /* tried: nonzero, empty */
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
-        return;
-    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-        tl_stack_lo = (uintptr_t)addr;
-        tl_stack_hi = (uintptr_t)addr + size;
+#define BOUNDS_RETRY 64
+
+static __thread uint32_t tl_stack_wait; /* captures until the next try */
+
+/* Tests (traceimpl.h): how the reads of the bounds fail; 0 they do not. */
+static _Atomic int bounds_fail;
+
+void _neap_trace_fail_bounds(int how) {
+    atomic_store_explicit(&bounds_fail, how, memory_order_relaxed);
+}
+
+/* Reads this thread's stack bounds, unless a failed read is still
+ * waiting its turn; 1 when they are known. */
+static neap_noinline int stack_bounds_read(void) {
+    if (tl_stack_wait > 0) {
+        tl_stack_wait--;
+        return 0;
     }
-    pthread_attr_destroy(&attr);
+    int how = atomic_load_explicit(&bounds_fail, memory_order_relaxed);
+    uintptr_t lo = 0, hi = 0;
+    pthread_attr_t attr;
+    if (how == 0 && pthread_getattr_np(pthread_self(), &attr) == 0) {
+        void *addr;
+        size_t size;
+        if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+            lo = (uintptr_t)addr;
+            hi = lo + size;
+        }
+        pthread_attr_destroy(&attr);
+    }
+    if (lo >= hi && (how == 2 || _neap_os_mapping_of((uintptr_t)__builtin_frame_address(0),
+                                                     &lo, &hi) != 0))
+        lo = hi = 0;
+    if (lo >= hi) {
+        tl_stack_wait = BOUNDS_RETRY;
+        return 0;
+    }
+    tl_stack_lo = lo;
+    tl_stack_hi = hi;
+    return 1;
+}
+
+/* 1: this thread's stack bounds are known, [tl_stack_lo, tl_stack_hi). */
+static inline int stack_bounds_known(void) {
+    return neap_likely(tl_stack_hi != 0) || stack_bounds_read();
 }
 
 /* The DWARF unwinder (libgcc's), for code built without frame pointers
@@ -322,10 +369,8 @@ _Static_assert(MEMO_WAYS == 8, "memo_at takes 3 bits");
 static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
     unwound_t u;
     uintptr_t sp = (uintptr_t)&u;
-    if (tl_stack_hi == 0)
-        stack_bounds_init();
-    uintptr_t lo = tl_stack_lo, hi = tl_stack_hi;
-    int memo_ok = sp >= lo && sp < hi;
+    int memo_ok = stack_bounds_known() && sp >= tl_stack_lo && sp < tl_stack_hi;
+    uintptr_t hi = tl_stack_hi;
     memo_t *m = NULL;
     if (memo_ok && tl_memo != NULL) {
         m = memo_at(ret, sp);
@@ -333,7 +378,8 @@ static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
             size_t i = 1;
             for (; i < m->n; i++) {
                 uintptr_t s = m->slot[i];
-                if (s < sp || s > hi - sizeof(uintptr_t) || *(const uintptr_t *)s != m->frame[i])
+                if (s < sp || s >= hi || hi - s < sizeof(uintptr_t) ||
+                    *(const uintptr_t *)s != m->frame[i])
                     break;
             }
             if (i == m->n) {
@@ -381,21 +427,27 @@ static size_t capture_dwarf(uintptr_t *f, size_t max, uintptr_t ret) {
 static size_t capture_fp(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
     size_t n = 0;
     f[n++] = ret;
-    if (tl_stack_hi == 0)
-        stack_bounds_init();
-    uintptr_t lo = tl_stack_lo, hi = tl_stack_hi;
+    if (n >= max || !stack_bounds_known())
+        return n;
+    /* the program's frames are all above this one; below it, the bounds
+     * the C library gives the main thread hold pages the stack has not
+     * grown into */
+    uintptr_t lo = (uintptr_t)__builtin_frame_address(0), hi = tl_stack_hi;
+    if (lo < tl_stack_lo)
+        lo = tl_stack_lo;
     int first = 1;
     while (n < max) {
         /* a frame record is two words: the caller's frame pointer, then the
          * return address; it must lie inside this thread's stack, aligned,
          * and the chain must go up */
-        if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1)))
+        if (fp < lo || fp >= hi || hi - fp < 2 * sizeof(uintptr_t) ||
+            (fp & (sizeof(uintptr_t) - 1)))
             break;
         const uintptr_t *rec = (const uintptr_t *)fp;
         uintptr_t next = rec[0], r = rec[1];
         /* not a code address: a register that was not a frame pointer (code
          * built without them) led here */
-        if (r < 4096 || (r >= lo && r < hi))
+        if (r < 4096 || (r >= tl_stack_lo && r < hi))
             break;
         /* an allocation function with a frame of its own: its record holds
          * the return address we have already */

@@ -34,6 +34,13 @@ NEAP_INTERNAL void _neap_trace_resume(void);
  * (size itself when 0): size / (1 - exp(-size / interval)). */
 NEAP_INTERNAL double _neap_trace_weight(size_t size, size_t interval);
 
+/* Tests only: makes the reads of a thread's stack bounds fail from now on,
+ * as they do near a memory limit (the C library's pthread_getattr_np
+ * allocates).  how: 0 none fail (the default); 1 the C library's read
+ * fails; 2 every way of reading them fails.  A thread whose bounds are
+ * known already keeps them. */
+NEAP_INTERNAL void _neap_trace_fail_bounds(int how);
+
 NEAP_INTERNAL void _neap_trace_env_start(void);   /* NEAP_TRACE=FILE: stream to FILE */
 NEAP_INTERNAL void _neap_trace_env_exit(void);    /* the last records, at exit */
 NEAP_INTERNAL void _neap_trace_thread_exit(void); /* the thread's records to the stream */
