@@ -18,6 +18,8 @@
  *   - NEAP_OBJ_TRACKED set  <=>  the object is on exactly one list: a
  *     generation's, the permanent generation's, or a list private to the
  *     collection running.
+ *   - An object in object.c's trashcan (count 0, deallocation deferred) is
+ *     untracked: its gc links chain the trashcan's stack.
  *   - Outside a collection no object carries GC_COLLECTING or
  *     GC_UNREACHABLE, and gc_refs is meaningless.
  *   - During a collection GC_COLLECTING marks the objects of the
@@ -36,9 +38,11 @@ typedef struct _neap_gc {
     struct _neap_gc *prev;
 } _neap_gc_t;
 
-/* flags private to the collector, next to the public NEAP_OBJ_* ones */
+/* flags private to the collector and object.c, next to the public
+ * NEAP_OBJ_* ones */
 #define GC_COLLECTING 0x100u /* in the generations being collected, not yet known reachable */
 #define GC_UNREACHABLE 0x200u /* on the collection's unreachable list */
+#define OBJ_TRASHED_TRACKED 0x400u /* in object.c's trashcan, and was tracked before */
 
 #define AS_GC(o) ((_neap_gc_t *)NEAP_HEAD(o) - 1)
 #define GC_HEAD(g) ((neap_objhead_t *)((_neap_gc_t *)(g) + 1))
