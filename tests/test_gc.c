@@ -53,6 +53,9 @@
  *                     callbacks that drop weak references or collect; the
  *                     referent table against a model (4000 objects, random
  *                     order)
+ *   weakref_trashcan  weak references waiting in the trashcan when their
+ *                     referent goes, by refcount or by the collector: no
+ *                     callback, freed once
  *   saveall           NEAP_GC_DEBUG_SAVEALL; cycles without clear are
  *                     uncollectable (gc.garbage, stats), mixed ones are not
  *   freeze            freeze/unfreeze/get_freeze_count over all generations;
@@ -1810,6 +1813,90 @@ test_weakref(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * weakref_trashcan
+ * ------------------------------------------------------------------------- */
+#define WT_CHAIN 1000 /* links: far past the trashcan's depth */
+
+static long g_wt_calls; /* calls of wt_cb */
+
+/* Callback of a weak reference that dies with its referent's holder.  The
+ * weak reference being called holds a reference of its own besides the
+ * one the caller took: a count of 1 means it was already dying. */
+static void
+wt_cb(void *wr, void *data)
+{
+    g_wt_calls++;
+    CHECKF(neap_refcnt(wr) >= 2, "callback of a dying weak reference (count %jd)",
+           (intmax_t)neap_refcnt(wr));
+}
+
+/* g_fin_hook: a collection from each finalizer */
+static void
+wt_collect_hook(node_t *n)
+{
+    collect(2);
+}
+
+static void
+test_weakref_trashcan(void)
+{
+    node_t *head, *x, *r1, *r2;
+    size_t i, wr_live0;
+
+    gc_begin();
+    wr_live0 = neap_type_live(&neap_weakref_type);
+    /* Refcount path.  Each link holds the next, then a weak reference to
+     * a leaf, then the leaf, released in that order.  Where the chain
+     * passes the trashcan's depth, the next link and the weak reference
+     * wait in the trashcan while the leaf goes: the weak reference, count
+     * 0, must be cleared without being revived for a callback (it would be
+     * freed twice). */
+    g_wt_calls = 0;
+    head = NULL;
+    for (i = 0; i < WT_CHAIN; i++) {
+        leaf_t *l = obj_new(&leaf_type);
+        x = node_new(&node_type);
+        x->ref[0] = head; /* each takes over the reference */
+        x->ref[1] = weakref_new(l, wt_cb, NULL);
+        x->ref[2] = l;
+        head = x;
+    }
+    neap_decref(head);
+    CHECKF(g_wt_calls == 0, "%ld callbacks", g_wt_calls);
+    CHECK(g_dealloc_node == WT_CHAIN && g_dealloc_leaf == WT_CHAIN);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
+
+    /* Collector path.  Each link holds a weak reference to a pair cycle,
+     * a finalizer object that runs a collection, the next link and the
+     * cycle, released in that order: where the chain passes the
+     * trashcan's depth, the weak reference waits in the trashcan while the
+     * cycle becomes garbage, and the collection run by a later finalizer
+     * finds the cycle with the weak reference still attached. */
+    counters_reset();
+    g_wt_calls = 0;
+    g_fin_hook = wt_collect_hook;
+    head = NULL;
+    for (i = 0; i < WT_CHAIN; i++) {
+        make_pair(&r1, &r2);
+        x = node_new(&node_type);
+        x->ref[0] = weakref_new(r1, wt_cb, NULL);
+        x->ref[1] = fin_new(0);
+        x->ref[2] = head;
+        x->ref[3] = r1;
+        neap_decref(r2);
+        head = x;
+    }
+    neap_decref(head);
+    g_fin_hook = NULL;
+    collect(2); /* the cycles dropped after the last finalizer */
+    CHECKF(g_wt_calls == 0, "%ld callbacks", g_wt_calls);
+    CHECK(g_fin_calls == WT_CHAIN && g_dealloc_fin == WT_CHAIN);
+    CHECK(g_dealloc_node == 3 * WT_CHAIN);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
  * saveall
  * ------------------------------------------------------------------------- */
 static void
@@ -3314,6 +3401,7 @@ static const struct test_section sections[] = {
     {"finalizer", test_finalizer},
     {"finalizer_chain", test_finalizer_chain},
     {"weakref", test_weakref},
+    {"weakref_trashcan", test_weakref_trashcan},
     {"saveall", test_saveall},
     {"freeze", test_freeze},
     {"thresholds", test_thresholds},

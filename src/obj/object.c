@@ -587,14 +587,22 @@ void _neap_weakref_call(void *w) {
 static void weakrefs_clear(void *o) {
     weakref_t *wr = weakrefs_detach(o);
     /* keep every weakref alive while callbacks run: a callback may drop the
-     * last reference to another weakref of the list */
-    for (weakref_t *w = wr; w != NULL; w = w->next)
-        neap_incref(w);
+     * last reference to another weakref of the list.  A weakref whose count
+     * is 0 already waits in the trashcan: a reference to it would free it
+     * a second time; it only loses its referent (its own deallocation then
+     * finds it detached), and gets no callback, being on its way out
+     * (nothing else can reach it, so its count stays 0 meanwhile) */
+    for (weakref_t *w = wr; w != NULL; w = w->next) {
+        if (NEAP_HEAD(w)->refcnt > 0)
+            neap_incref(w);
+    }
     while (wr != NULL) {
         weakref_t *next = wr->next;
         wr->next = wr->prev = NULL;
-        _neap_weakref_call(wr);
-        neap_decref(wr);
+        if (NEAP_HEAD(wr)->refcnt > 0) {
+            _neap_weakref_call(wr);
+            neap_decref(wr);
+        }
         wr = next;
     }
 }
@@ -605,7 +613,9 @@ int _neap_weakrefs_clear_for_gc(void *o, void ***todo, size_t *n, size_t *cap) {
     while (wr != NULL) {
         weakref_t *next = wr->next;
         wr->next = wr->prev = NULL;
-        if (wr->callback != NULL && !(NEAP_HEAD(wr)->flags & GC_UNREACHABLE)) {
+        /* (a count of 0: in the trashcan; see weakrefs_clear) */
+        if (wr->callback != NULL && !(NEAP_HEAD(wr)->flags & GC_UNREACHABLE) &&
+            NEAP_HEAD(wr)->refcnt > 0) {
             void **t = _neap_array_grow(*todo, cap, *n + 1, sizeof *t, 16);
             if (t == NULL) {
                 rc = -1;
