@@ -30,9 +30,11 @@
  *                             5. the memory goes to the type's free list or
  *                                back to neap_free.
  *
- * Deep chains are released without deep recursion: past a fixed depth,
- * objects whose count reached zero are queued and released by the outermost
- * call (CPython's "trashcan").
+ * Deep chains are released without deep recursion, whether each link goes
+ * in step 3 or from a hook (a finalizer that drops the next link): past a
+ * fixed depth, a tracked object whose count reached zero is queued before
+ * step 1, and the outermost call takes it through steps 1-5 (CPython's
+ * "trashcan").
  *
  * The collector (CPython's algorithm): three generations, collected when
  * counters pass thresholds (default 2000, 10, 10, CPython 3.13's); a
@@ -256,7 +258,8 @@ typedef void (*neap_weakref_cb)(void *wr, void *data);
  * weak reference holds a strong reference to it (and reports it to the
  * collector).  NULL and ENOMEM when memory ran out. */
 NEAP_EXPORT void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data);
-/* A new reference to the referent, or NULL once it is gone. */
+/* A new reference to the referent, or NULL once it is gone (or queued to
+ * go: its count reached zero). */
 NEAP_EXPORT void *neap_weakref_get(void *wr);
 /* Weak references pointing at obj. */
 NEAP_EXPORT size_t neap_weakref_count(const void *obj);

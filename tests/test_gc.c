@@ -43,12 +43,19 @@
  *                     that break their own cycle or allocate during a
  *                     collection, 10^5-long chains of finalizers (one
  *                     resurrecting in the middle)
+ *   finalizer_chain   10^6-long chains whose finalizers each drop the next link
+ *                     (trashcan), on a small stack: by refcount (a stretch
+ *                     resurrecting, a stretch with weak references read from
+ *                     callbacks) and hanging off a garbage cycle
  *   weakref           clearing and callbacks on refcount death; in a garbage
  *                     cycle cleared before any finalizer, callbacks only for
  *                     reachable weak references; data objects (traversed);
  *                     callbacks that drop weak references or collect; the
  *                     referent table against a model (4000 objects, random
  *                     order)
+ *   weakref_trashcan  weak references waiting in the trashcan when their
+ *                     referent goes, by refcount or by the collector: no
+ *                     callback, freed once
  *   saveall           NEAP_GC_DEBUG_SAVEALL; cycles without clear are
  *                     uncollectable (gc.garbage, stats), mixed ones are not
  *   freeze            freeze/unfreeze/get_freeze_count over all generations;
@@ -1384,6 +1391,138 @@ test_finalizer(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * finalizer_chain
+ * ------------------------------------------------------------------------- */
+#define FC_STRETCH 128 /* nodes given a role in the chain: more than the trashcan's depth */
+
+static intptr_t g_fc_collected; /* what chain_collect_thread's collection found */
+static long g_fc_wr_calls;      /* calls of chain_wr_cb */
+
+static void *
+chain_collect_thread(void *arg)
+{
+    neap_obj_lock();
+    g_fc_collected = collect(2);
+    neap_obj_unlock();
+    return NULL;
+}
+
+/* Runs fn on a thread with a CHAIN_STACK stack, and waits for it. */
+static void
+on_small_stack(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    pthread_attr_t at;
+    CHECK(pthread_attr_init(&at) == 0);
+    CHECK(pthread_attr_setstacksize(&at, CHAIN_STACK) == 0);
+    CHECK(pthread_create(&t, &at, fn, arg) == 0);
+    CHECK(pthread_join(t, NULL) == 0);
+    pthread_attr_destroy(&at);
+}
+
+/* Weak reference callback of a chain node: data is the weak reference to
+ * the next node, whose last reference that node's finalizer dropped.  The
+ * next node is gone, or waiting in the trashcan: either way dead. */
+static void
+chain_wr_cb(void *wr, void *data)
+{
+    void *o = data != NULL ? neap_weakref_get(data) : NULL; /* the last has no next */
+    g_fc_wr_calls++;
+    /* (a reference given back here is not dropped: its count would reach
+     * zero a second time) */
+    CHECKF(o == NULL, "a weak reference gave back %p, whose count had reached zero", o);
+}
+
+static void
+test_finalizer_chain(void)
+{
+    hold_t wrs = {0};
+    node_t *head, *tail, *x, *a, *b;
+    neap_gc_stats_t st0[NEAP_GC_GENERATIONS], st1[NEAP_GC_GENERATIONS];
+    size_t i;
+    long count[NEAP_GC_GENERATIONS];
+    size_t res_at = CHAIN_LEN / 4, wr_at = CHAIN_LEN / 2; /* positions from the head */
+
+    gc_begin();
+    /* Refcount path: each finalizer drops the next link, so the chain goes
+     * through finalizers calling finalizers, which the trashcan must bound
+     * as it bounds the release of references (10^6 links overflow an 8 MiB
+     * stack without it).  A stretch of the nodes resurrect themselves (and
+     * still drop their next link); another stretch have weak references
+     * whose callbacks read the next node's. */
+    head = NULL;
+    for (i = CHAIN_LEN; i-- > 0;) {
+        unsigned flags = FIN_CLEARSELF;
+        if (i >= res_at && i < res_at + FC_STRETCH)
+            flags |= FIN_RESURRECT;
+        x = fin_new(flags);
+        x->ref[0] = head; /* takes over the reference to the rest */
+        head = x;
+        if (i >= wr_at && i < wr_at + FC_STRETCH) {
+            void *next_wr = wrs.n > 0 ? wrs.v[wrs.n - 1] : NULL;
+            hold_push(&wrs, weakref_new(x, chain_wr_cb, next_wr));
+        }
+    }
+    CHECK(neap_type_live(&fin_type) == CHAIN_LEN);
+    on_small_stack(chain_release_thread, head);
+    CHECKF(g_fin_calls == CHAIN_LEN, "%ld finalizer calls for %d links", g_fin_calls, CHAIN_LEN);
+    CHECKF(g_dealloc_fin == CHAIN_LEN - FC_STRETCH, "%ld of the chain freed", g_dealloc_fin);
+    CHECK(neap_type_live(&fin_type) == FC_STRETCH);
+    CHECKF(g_fc_wr_calls == FC_STRETCH, "%ld weak reference callbacks", g_fc_wr_calls);
+    /* the resurrected ones are alive, tracked (those whose finalizer ran
+     * out of the trashcan too), finalized, and let go of the rest */
+    CHECK(g_res.n == FC_STRETCH);
+    for (i = 0; i < g_res.n; i++) {
+        x = g_res.v[i];
+        CHECK(neap_refcnt(x) == 1);
+        CHECKF(neap_gc_is_tracked(x), "resurrected node %zu of %d is untracked", i, FC_STRETCH);
+        CHECK(neap_gc_is_finalized(x));
+        CHECK(x->ref[0] == NULL);
+    }
+    CHECK(gen_size(0) == FC_STRETCH + FC_STRETCH); /* and the weak references */
+    /* a wait in the trashcan is not a deallocation: generation 0 counts
+     * the objects made since the last collection, less those freed */
+    neap_gc_get_count(count);
+    CHECKF(count[0] == FC_STRETCH + FC_STRETCH, "generation 0 count %ld", count[0]);
+    hold_release(&g_res); /* freed now, not finalized again */
+    CHECK(g_fin_calls == CHAIN_LEN && g_dealloc_fin == CHAIN_LEN);
+    hold_release(&wrs);
+    CHECK(live_test_objects() == 0);
+
+    /* Collector path: the same chain hanging off a garbage cycle.  Made
+     * head first, it sits in the collector's list in that order: the first
+     * finalizer the collection runs releases the whole chain by refcount. */
+    counters_reset();
+    make_pair(&a, &b);
+    tail = NULL;
+    for (i = 0; i < CHAIN_LEN; i++) {
+        x = fin_new(FIN_CLEARSELF);
+        if (tail == NULL) {
+            node_link(a, 1, x);
+            neap_decref(x); /* a holds the head */
+        } else {
+            tail->ref[0] = x; /* takes over the reference */
+        }
+        tail = x;
+    }
+    neap_decref(a);
+    neap_decref(b);
+    neap_gc_get_stats(st0);
+    g_fc_collected = -1;
+    on_small_stack(chain_collect_thread, NULL);
+    neap_gc_get_stats(st1);
+    CHECKF(g_fc_collected == CHAIN_LEN + 2, "collect found %jd", (intmax_t)g_fc_collected);
+    CHECKF(g_fin_calls == CHAIN_LEN, "%ld finalizer calls for %d links", g_fin_calls, CHAIN_LEN);
+    CHECKF(g_dealloc_fin == CHAIN_LEN && g_dealloc_node == 2,
+           "%ld of the chain freed, %ld of the cycle", g_dealloc_fin, g_dealloc_node);
+    CHECK(stats_sum(st1, 1) - stats_sum(st0, 1) == CHAIN_LEN + 2);
+    CHECK(stats_sum(st1, 2) == stats_sum(st0, 2));
+    CHECK(live_test_objects() == 0);
+    CHECK(gen_size(-1) == 0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
  * weakref
  * ------------------------------------------------------------------------- */
 #define WR_MAX 64
@@ -1669,6 +1808,90 @@ test_weakref(void)
     CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
 
     weakref_table_stress();
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
+ * weakref_trashcan
+ * ------------------------------------------------------------------------- */
+#define WT_CHAIN 1000 /* links: far past the trashcan's depth */
+
+static long g_wt_calls; /* calls of wt_cb */
+
+/* Callback of a weak reference that dies with its referent's holder.  The
+ * weak reference being called holds a reference of its own besides the
+ * one the caller took: a count of 1 means it was already dying. */
+static void
+wt_cb(void *wr, void *data)
+{
+    g_wt_calls++;
+    CHECKF(neap_refcnt(wr) >= 2, "callback of a dying weak reference (count %jd)",
+           (intmax_t)neap_refcnt(wr));
+}
+
+/* g_fin_hook: a collection from each finalizer */
+static void
+wt_collect_hook(node_t *n)
+{
+    collect(2);
+}
+
+static void
+test_weakref_trashcan(void)
+{
+    node_t *head, *x, *r1, *r2;
+    size_t i, wr_live0;
+
+    gc_begin();
+    wr_live0 = neap_type_live(&neap_weakref_type);
+    /* Refcount path.  Each link holds the next, then a weak reference to
+     * a leaf, then the leaf, released in that order.  Where the chain
+     * passes the trashcan's depth, the next link and the weak reference
+     * wait in the trashcan while the leaf goes: the weak reference, count
+     * 0, must be cleared without being revived for a callback (it would be
+     * freed twice). */
+    g_wt_calls = 0;
+    head = NULL;
+    for (i = 0; i < WT_CHAIN; i++) {
+        leaf_t *l = obj_new(&leaf_type);
+        x = node_new(&node_type);
+        x->ref[0] = head; /* each takes over the reference */
+        x->ref[1] = weakref_new(l, wt_cb, NULL);
+        x->ref[2] = l;
+        head = x;
+    }
+    neap_decref(head);
+    CHECKF(g_wt_calls == 0, "%ld callbacks", g_wt_calls);
+    CHECK(g_dealloc_node == WT_CHAIN && g_dealloc_leaf == WT_CHAIN);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
+
+    /* Collector path.  Each link holds a weak reference to a pair cycle,
+     * a finalizer object that runs a collection, the next link and the
+     * cycle, released in that order: where the chain passes the
+     * trashcan's depth, the weak reference waits in the trashcan while the
+     * cycle becomes garbage, and the collection run by a later finalizer
+     * finds the cycle with the weak reference still attached. */
+    counters_reset();
+    g_wt_calls = 0;
+    g_fin_hook = wt_collect_hook;
+    head = NULL;
+    for (i = 0; i < WT_CHAIN; i++) {
+        make_pair(&r1, &r2);
+        x = node_new(&node_type);
+        x->ref[0] = weakref_new(r1, wt_cb, NULL);
+        x->ref[1] = fin_new(0);
+        x->ref[2] = head;
+        x->ref[3] = r1;
+        neap_decref(r2);
+        head = x;
+    }
+    neap_decref(head);
+    g_fin_hook = NULL;
+    collect(2); /* the cycles dropped after the last finalizer */
+    CHECKF(g_wt_calls == 0, "%ld callbacks", g_wt_calls);
+    CHECK(g_fin_calls == WT_CHAIN && g_dealloc_fin == WT_CHAIN);
+    CHECK(g_dealloc_node == 3 * WT_CHAIN);
     CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
     gc_end();
 }
@@ -3176,7 +3399,9 @@ static const struct test_section sections[] = {
     {"container_cycles", test_container_cycles},
     {"generations", test_generations},
     {"finalizer", test_finalizer},
+    {"finalizer_chain", test_finalizer_chain},
     {"weakref", test_weakref},
+    {"weakref_trashcan", test_weakref_trashcan},
     {"saveall", test_saveall},
     {"freeze", test_freeze},
     {"thresholds", test_thresholds},

@@ -9,6 +9,9 @@
  *
  *   neap_obj_new ----> alive (refcnt >= 1) --decref to 0--> neap_obj_dealloc
  *                        ^                                      |
+ *                        |                                      | 0. nested too deep (a
+ *                        |                                      |    tracked type): waits
+ *                        |                                      |    in the trashcan
  *                        |  finalize stored a reference         | 1. finalize (once)
  *                        +--------------------------------------+ 2. weak refs cleared,
  *                                                               |    callbacks
@@ -19,10 +22,16 @@
  *                                                               v
  *                                         type free list (if room) or neap_free
  *
- * The trashcan: step 4 of a long chain would recurse once per link.  Past
- * DEALLOC_DEPTH nested releases, an object reaching step 4 is pushed on the
- * `deferred` stack (linked through its gc links, unused once untracked) and
- * the outermost neap_obj_dealloc releases the stack before it returns.
+ * The trashcan: a long chain would recurse once per link, through step 4
+ * (releasing the next link) or through any code steps 1, 2 and 5 run
+ * (a finalizer that drops the next link).  Past DEALLOC_DEPTH nested
+ * neap_obj_dealloc calls, a tracked type's object whose count reached zero
+ * is pushed on the `deferred` stack before step 1, with its count still 0,
+ * linked through its gc links (it is untracked first; OBJ_TRASHED_TRACKED
+ * remembers it was tracked), and the outermost neap_obj_dealloc runs steps
+ * 1-5 for each object of the stack before it returns, tracked again as it
+ * was.  While it waits no collection sees it (it is on no list), and a weak
+ * reference to it reads as dead (neap_weakref_get: its count is 0).
  *
  * Free lists: a type with freelist_max > 0 (and no itemsize) keeps up to
  * that many freed blocks, linked through their first word; neap_obj_new of
@@ -134,8 +143,8 @@ void *neap_obj_new_var(neap_type_t *type, size_t nitems) {
  * ------------------------------------------------------------------------- */
 #define DEALLOC_DEPTH 64
 
-static int dealloc_depth;        /* nested object_release calls */
-static _neap_gc_t *deferred;     /* objects waiting for step 4, linked by next */
+static int dealloc_depth;        /* nested neap_obj_dealloc calls */
+static _neap_gc_t *deferred;     /* objects in the trashcan, linked by next */
 
 static void weakrefs_clear(void *o);
 static void weakref_unlink(void *w);
@@ -167,7 +176,8 @@ static void object_release(void *o) {
     }
 }
 
-void neap_obj_dealloc(void *o) {
+/* Steps 1 to 5 for o, whose count reached zero. */
+static void object_dealloc(void *o) {
     neap_objhead_t *h = NEAP_HEAD(o);
     neap_type_t *type = h->type;
     if (type->finalize != NULL && !(h->flags & NEAP_OBJ_FINALIZED)) {
@@ -183,26 +193,54 @@ void neap_obj_dealloc(void *o) {
         if (--h->refcnt != 0)
             return;
     }
-    if (!(h->flags & NEAP_OBJ_GCTYPE)) {
-        object_release(o);
-        return;
-    }
     if (h->flags & NEAP_OBJ_TRACKED)
         _neap_gc_unlink(o);
-    if (dealloc_depth >= DEALLOC_DEPTH) {
-        _neap_gc_t *g = AS_GC(o);
-        g->next = deferred;
-        deferred = g;
+    object_release(o);
+}
+
+/* Puts o, a tracked type's object whose count reached zero, in the
+ * trashcan.  Its gc links chain the stack, so it leaves its generation (or
+ * the collection's list) first; it remembers whether it was tracked. */
+static void trashcan_push(void *o) {
+    neap_objhead_t *h = NEAP_HEAD(o);
+    if (h->flags & NEAP_OBJ_TRACKED) {
+        neap_gc_untrack(o); /* not a deallocation yet: gen 0's count stays */
+        h->flags |= OBJ_TRASHED_TRACKED;
+    }
+    _neap_gc_t *g = AS_GC(o);
+    g->next = deferred;
+    deferred = g;
+}
+
+/* Takes the last object out of the trashcan, tracked again if it was: its
+ * finalizer and weak reference callbacks have yet to run, and see it as
+ * they would have, and if they resurrect it the collector must see it. */
+static void *trashcan_pop(void) {
+    _neap_gc_t *g = deferred;
+    deferred = g->next;
+    void *o = FROM_GC(g);
+    neap_objhead_t *h = NEAP_HEAD(o);
+    if (h->flags & OBJ_TRASHED_TRACKED) {
+        h->flags &= ~OBJ_TRASHED_TRACKED;
+        _neap_gc_link(o);
+    }
+    return o;
+}
+
+void neap_obj_dealloc(void *o) {
+    /* The guard covers all five steps: a finalizer, a weak reference
+     * callback or a dealloc hook that drops the next link of a chain
+     * recurses just as step 4 does.  An untracked type's object has no
+     * links to wait with; it goes now, but counts as a level. */
+    if (dealloc_depth >= DEALLOC_DEPTH && (NEAP_HEAD(o)->flags & NEAP_OBJ_GCTYPE)) {
+        trashcan_push(o);
         return;
     }
     dealloc_depth++;
-    object_release(o);
+    object_dealloc(o);
     if (dealloc_depth == 1) {
-        while (deferred != NULL) {
-            _neap_gc_t *g = deferred;
-            deferred = g->next;
-            object_release(FROM_GC(g));
-        }
+        while (deferred != NULL)
+            object_dealloc(trashcan_pop());
     }
     dealloc_depth--;
 }
@@ -509,7 +547,11 @@ void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data) {
 
 void *neap_weakref_get(void *w) {
     weakref_t *wr = w;
-    neap_xincref(wr->referent);
+    /* a referent whose count is 0 waits in the trashcan to go: a reference
+     * handed out now would outlive it */
+    if (wr->referent == NULL || NEAP_HEAD(wr->referent)->refcnt == 0)
+        return NULL;
+    neap_incref(wr->referent);
     return wr->referent;
 }
 
@@ -545,14 +587,22 @@ void _neap_weakref_call(void *w) {
 static void weakrefs_clear(void *o) {
     weakref_t *wr = weakrefs_detach(o);
     /* keep every weakref alive while callbacks run: a callback may drop the
-     * last reference to another weakref of the list */
-    for (weakref_t *w = wr; w != NULL; w = w->next)
-        neap_incref(w);
+     * last reference to another weakref of the list.  A weakref whose count
+     * is 0 already waits in the trashcan: a reference to it would free it
+     * a second time; it only loses its referent (its own deallocation then
+     * finds it detached), and gets no callback, being on its way out
+     * (nothing else can reach it, so its count stays 0 meanwhile) */
+    for (weakref_t *w = wr; w != NULL; w = w->next) {
+        if (NEAP_HEAD(w)->refcnt > 0)
+            neap_incref(w);
+    }
     while (wr != NULL) {
         weakref_t *next = wr->next;
         wr->next = wr->prev = NULL;
-        _neap_weakref_call(wr);
-        neap_decref(wr);
+        if (NEAP_HEAD(wr)->refcnt > 0) {
+            _neap_weakref_call(wr);
+            neap_decref(wr);
+        }
         wr = next;
     }
 }
@@ -563,7 +613,9 @@ int _neap_weakrefs_clear_for_gc(void *o, void ***todo, size_t *n, size_t *cap) {
     while (wr != NULL) {
         weakref_t *next = wr->next;
         wr->next = wr->prev = NULL;
-        if (wr->callback != NULL && !(NEAP_HEAD(wr)->flags & GC_UNREACHABLE)) {
+        /* (a count of 0: in the trashcan; see weakrefs_clear) */
+        if (wr->callback != NULL && !(NEAP_HEAD(wr)->flags & GC_UNREACHABLE) &&
+            NEAP_HEAD(wr)->refcnt > 0) {
             void **t = _neap_array_grow(*todo, cap, *n + 1, sizeof *t, 16);
             if (t == NULL) {
                 rc = -1;

@@ -18,6 +18,8 @@
  *   - NEAP_OBJ_TRACKED set  <=>  the object is on exactly one list: a
  *     generation's, the permanent generation's, or a list private to the
  *     collection running.
+ *   - An object in object.c's trashcan (count 0, deallocation deferred) is
+ *     untracked: its gc links chain the trashcan's stack.
  *   - Outside a collection no object carries GC_COLLECTING or
  *     GC_UNREACHABLE, and gc_refs is meaningless.
  *   - During a collection GC_COLLECTING marks the objects of the
@@ -36,9 +38,11 @@ typedef struct _neap_gc {
     struct _neap_gc *prev;
 } _neap_gc_t;
 
-/* flags private to the collector, next to the public NEAP_OBJ_* ones */
+/* flags private to the collector and object.c, next to the public
+ * NEAP_OBJ_* ones */
 #define GC_COLLECTING 0x100u /* in the generations being collected, not yet known reachable */
 #define GC_UNREACHABLE 0x200u /* on the collection's unreachable list */
+#define OBJ_TRASHED_TRACKED 0x400u /* in object.c's trashcan, and was tracked before */
 
 #define AS_GC(o) ((_neap_gc_t *)NEAP_HEAD(o) - 1)
 #define GC_HEAD(g) ((neap_objhead_t *)((_neap_gc_t *)(g) + 1))
@@ -58,10 +62,10 @@ NEAP_INTERNAL void _neap_gc_unlink(void *o);
 /* --- object.c: called by gc.c ------------------------------------------ */
 /* Clears the weak references to o, which the collector found unreachable:
  * each is removed from o's list and its referent set to NULL; those with a
- * callback that are not themselves GC_UNREACHABLE get an extra reference
- * and are appended to *todo (grown with neap_realloc; on failure the
- * callback is dropped, the reference too).  Returns -1 if some callback was
- * dropped for lack of memory. */
+ * callback that are not themselves GC_UNREACHABLE (nor in the trashcan:
+ * count 0) get an extra reference and are appended to *todo (grown with
+ * neap_realloc; on failure the callback is dropped, the reference too).
+ * Returns -1 if some callback was dropped for lack of memory. */
 NEAP_INTERNAL int _neap_weakrefs_clear_for_gc(void *o, void ***todo, size_t *n, size_t *cap);
 /* Runs the callback of wr (referent already cleared). */
 NEAP_INTERNAL void _neap_weakref_call(void *wr);
