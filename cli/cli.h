@@ -87,7 +87,8 @@ enum {
  * ("/tmp/neap-1000 is owned by uid 1001, not you"). */
 int neap_cli_stats_dir(char *err, size_t errlen);
 /* Parses a record's text.  Returns 0, or -1 with a message in err (which
- * line is wrong, or that the record is truncated). */
+ * line is wrong, or that the record is truncated).  Its command line and
+ * version are kept escaped (neap_cli_escape): fit for a terminal. */
 int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, size_t errlen);
 /* Reads pid's record in dir (neap_cli_stats_dir's): 0, 1 when there is
  * none (ENOENT), -1 on a bad record or read error (a symbolic link, a FIFO
@@ -97,6 +98,12 @@ int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, siz
 /* Removes pid's record from dir if it is the user's own regular file, never
  * anything a symbolic link points to.  0, or -1 when nothing was removed. */
 int neap_cli_record_remove(int dir, long pid);
+/* Copies len bytes of src to dst (cap bytes, always terminated) with every
+ * byte that is not printable ASCII or part of a well-formed UTF-8 printable
+ * character written as \xHH: control characters (C0, DEL, C1) from a record
+ * never reach the terminal raw.  Stops at a whole character or escape when
+ * dst is full; returns the number of bytes of src taken. */
+size_t neap_cli_escape(char *dst, size_t cap, const char *src, size_t len);
 /* "12.3 MiB" */
 void neap_cli_format_size(char *buf, size_t cap, double bytes);
 /* The memory lines and the busiest size classes (at most limit) of a record. */

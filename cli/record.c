@@ -14,6 +14,9 @@
  *
  * A record without its first or last line, or with a malformed number, is
  * refused with a message that says which line: it is never half-shown.
+ * Its text (command line, version) is kept with control characters escaped
+ * (neap_cli_escape), so that no record can send escape sequences to the
+ * terminal, whichever way it is shown.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -78,6 +81,58 @@ int neap_cli_stats_dir(char *err, size_t errlen) {
     return NEAP_CLI_DIR_REFUSED;
 }
 
+/* "\x1b" for byte c */
+static void neap_escape_byte(char *dst, size_t *n, unsigned char c) {
+    static const char hex[] = "0123456789abcdef";
+    dst[(*n)++] = '\\';
+    dst[(*n)++] = 'x';
+    dst[(*n)++] = hex[c >> 4];
+    dst[(*n)++] = hex[c & 15];
+}
+
+/* The length of the UTF-8 sequence at s (at most len bytes) if it is a
+ * well-formed one of a printable character (not C1, U+0080 to U+009F);
+ * else 0. */
+static size_t neap_utf8_printable(const unsigned char *s, size_t len) {
+    size_t n;
+    unsigned long cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) n = 2, cp = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) n = 3, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) n = 4, cp = s[0] & 0x07u;
+    else return 0;
+    if (n > len) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    /* overlong forms, UTF-16 surrogates, beyond U+10FFFF, C1 controls */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+        return 0;
+    return n;
+}
+
+size_t neap_cli_escape(char *dst, size_t cap, const char *src, size_t len) {
+    const unsigned char *s = (const unsigned char *)src;
+    size_t n = 0, i = 0;
+    if (cap == 0) return 0;
+    while (i < len) {
+        size_t u = s[i] >= 0x80 ? neap_utf8_printable(s + i, len - i) : 0;
+        if (s[i] >= 0x20 && s[i] < 0x7f) u = 1;
+        if (u > 0) {
+            if (n + u >= cap) break;
+            memcpy(dst + n, s + i, u);
+            n += u;
+            i += u;
+        } else {
+            if (n + 4 >= cap) break;
+            neap_escape_byte(dst, &n, s[i++]);
+        }
+    }
+    dst[n] = 0;
+    return i;
+}
+
 /* The numeric fields of a record, by key. */
 typedef struct {
     const char *key;
@@ -100,6 +155,12 @@ static const neap_record_field_t neap_record_fields[] = {
     {"interval_ms", offsetof(neap_cli_record_t, interval_ms)},
 };
 
+/* line escaped for a message, cut to fit */
+static const char *neap_quote(char *buf, size_t cap, const char *line) {
+    neap_cli_escape(buf, cap, line, strlen(line));
+    return buf;
+}
+
 static int neap_parse_size(const char *s, size_t *out) {
     char *end;
     errno = 0;
@@ -117,7 +178,7 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
         const char *nl = strchr(line, '\n');
         if (nl == NULL) break;  /* an unterminated last line: cut short */
         size_t len = (size_t)(nl - line);
-        char buf[512];
+        char buf[512], q[256];
         if (len >= sizeof buf) len = sizeof buf - 1;
         memcpy(buf, line, len);
         buf[len] = 0;
@@ -136,7 +197,7 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
         }
         char *sp = strchr(buf, ' ');
         if (sp == NULL) {
-            snprintf(err, errlen, "line %d has no value: \"%s\"", line_no, buf);
+            snprintf(err, errlen, "line %d has no value: \"%s\"", line_no, neap_quote(q, sizeof q, buf));
             return -1;
         }
         *sp = 0;
@@ -144,26 +205,26 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
         if (strcmp(key, "pid") == 0) {
             size_t pid;
             if (neap_parse_size(val, &pid) != 0 || pid == 0 || pid > 0x7fffffff) {
-                snprintf(err, errlen, "line %d: \"%s\" is not a pid", line_no, val);
+                snprintf(err, errlen, "line %d: \"%s\" is not a pid", line_no, neap_quote(q, sizeof q, val));
                 return -1;
             }
             r->pid = (long)pid;
         } else if (strcmp(key, "state") == 0) {
             if (strcmp(val, "running") != 0 && strcmp(val, "exited") != 0) {
-                snprintf(err, errlen, "line %d: unknown state \"%s\"", line_no, val);
+                snprintf(err, errlen, "line %d: unknown state \"%s\"", line_no, neap_quote(q, sizeof q, val));
                 return -1;
             }
             snprintf(r->state, sizeof r->state, "%s", val);
         } else if (strcmp(key, "command") == 0) {
-            snprintf(r->command, sizeof r->command, "%s", val);
+            neap_cli_escape(r->command, sizeof r->command, val, strlen(val));
         } else if (strcmp(key, "version") == 0) {
-            snprintf(r->version, sizeof r->version, "%s", val);
+            neap_cli_escape(r->version, sizeof r->version, val, strlen(val));
         } else if (strcmp(key, "class") == 0) {
             unsigned long long f[6];
             if (sscanf(val, "%llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4],
                        &f[5]) != 6 || f[0] < 1 || f[0] > NEAP_CLASS_MAX) {
                 snprintf(err, errlen, "line %d: malformed class line \"%s\"", line_no,
-                         val);
+                         neap_quote(q, sizeof q, val));
                 return -1;
             }
             neap_class_stats_t *cs = &r->stats.classes[f[0] - 1];
@@ -178,7 +239,7 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
                 size_t *dst = (size_t *)((char *)r + neap_record_fields[i].offset);
                 if (neap_parse_size(val, dst) != 0) {
                     snprintf(err, errlen, "line %d: \"%s\" is not a number", line_no,
-                             val);
+                             neap_quote(q, sizeof q, val));
                     return -1;
                 }
                 break;

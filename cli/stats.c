@@ -61,6 +61,15 @@ static void stats_show(FILE *out, const neap_cli_record_t *r) {
                      "stopped or stuck\n");
 }
 
+/* The number of bytes of s that hold its first `chars` characters: a cut
+ * there splits no UTF-8 sequence. */
+static int stats_cut(const char *s, int chars) {
+    int n = 0;
+    for (; s[n]; n++)
+        if (((unsigned char)s[n] & 0xc0) != 0x80 && chars-- == 0) break;
+    return n;
+}
+
 /* pid from a directory entry's name: digits only, as the library names
  * records (no sign, space or leading zero); 0 for any other name. */
 static long stats_entry_pid(const char *name) {
@@ -111,7 +120,7 @@ static int stats_list(void) {
             char rss[32], live[32];
             neap_cli_format_size(rss, sizeof rss, (double)r.rss);
             neap_cli_format_size(live, sizeof live, (double)r.stats.bytes_live);
-            printf("%8ld %12s %12s  %.60s\n", pid, rss, live, r.command);
+            printf("%8ld %12s %12s  %.*s\n", pid, rss, live, stats_cut(r.command, 60), r.command);
         }
         closedir(d);
     }

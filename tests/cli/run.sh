@@ -25,6 +25,10 @@
 #   stats_records  entries of the directory that are not records: a FIFO and
 #              a symbolic link are refused at once, by neap stats PID and in
 #              the list; an oversized record is refused; none is removed
+#   stats_escape  a record's command line with escape sequences, C0 and C1
+#              controls is shown escaped (no raw control byte reaches the
+#              output, UTF-8 text is kept), in the list, for the pid, and in
+#              the message about a malformed line
 #   trace      neap run --trace FILE: a Python program's trace names its
 #              allocation sites (exact, sampled, and with the DWARF unwinder
 #              whole stacks up to main); a program killed by
@@ -77,6 +81,13 @@ forge() {
     printf 'neap-stats 1\nversion 0.1.0\npid %s\nstate running\ntime_ms %s000\nstart_ms %s000\n' \
         "$2" "$now" "$now" >"$1"
     printf 'interval_ms 1000\ncommand %s\nbytes_live 1048576\nrss 2097152\nend\n' "$3" >>"$1"
+}
+
+# controls FILE: the bytes of FILE that are controls (C0 but newline, DEL,
+# C1), as decimal numbers; nothing when there is none
+controls() {
+    od -An -v -tu1 "$1" | tr -s ' ' '\n' |
+        awk '$1 != "" && (($1 < 32 && $1 != 10) || ($1 >= 127 && $1 < 160))'
 }
 
 # expect_status WANT CMD...: runs CMD, checks its exit status
@@ -333,6 +344,29 @@ stats_records)
     [ -p "$RECDIR/$live" ] && [ -L "$RECDIR/$live2" ] || fail "the FIFO or the link was removed"
     [ ! -e "$RECDIR/$live3" ] || fail "the stale record was not removed"
     [ -f "$WORK/elsewhere" ] || fail "the link's target was removed"
+    ;;
+stats_escape)
+    mkdir -p -m 0700 "$RECDIR"
+    sleep 60 &
+    live=$!
+    sleep 60 &
+    live2=$!
+    trap 'kill $live $live2 2>/dev/null; rm -f "$RECDIR/$live" "$RECDIR/$live2"; rm -rf "$WORK"' EXIT
+    forge "$RECDIR/$live" $live $'evil\e]0;owned\a\e[2J\x9b31m\x7f\x01 caf\xc3\xa9 \xc2\x9b \xff end'
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats $live
+    [ -z "$(controls out)" ] || fail "raw control bytes in neap stats PID: $(controls out | tr '\n' ' ')"
+    grep -qF 'evil\x1b]0;owned\x07\x1b[2J\x9b31m\x7f\x01 café \xc2\x9b \xff end' out ||
+        fail "the command line is not shown escaped: $(grep -a evil out | od -c)"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats
+    [ -z "$(controls out)" ] || fail "raw control bytes in the list: $(controls out | tr '\n' ' ')"
+    grep -qF 'evil\x1b]0;owned\x07' out || fail "the list does not show the command escaped: $(cat out)"
+    # a malformed line is quoted in the message: escaped too
+    printf 'neap-stats 1\npid %s\nstate running\nclass 1 \033[31m\nend\n' $live2 >"$RECDIR/$live2"
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats $live2
+    [ -z "$(controls err)" ] || fail "raw control bytes in the message: $(controls err | tr '\n' ' ')"
+    grep -qF '\x1b[31m' err || fail "the malformed line is not quoted escaped: $(cat err)"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats
+    [ -z "$(controls out)" ] || fail "raw control bytes in the list: $(controls out | tr '\n' ' ')"
     ;;
 trace)
     [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
