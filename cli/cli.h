@@ -68,14 +68,42 @@ typedef struct neap_cli_record_s {
 
 /* The wall clock in ms since 1970, as records' time_ms. */
 size_t neap_cli_wall_ms(void);
-/* The record file of process pid: /tmp/neap-<uid>/<pid>. */
+/* The record file of process pid, /tmp/neap-<uid>/<pid>, for messages: the
+ * files themselves are reached through neap_cli_stats_dir's descriptor. */
 void neap_cli_record_path(long pid, char *buf, size_t cap);
+
+/* neap_cli_stats_dir's answers other than a descriptor. */
+enum {
+    NEAP_CLI_DIR_NONE = -1,     /* there is no /tmp/neap-<uid>: nothing publishes */
+    NEAP_CLI_DIR_REFUSED = -2   /* it is not to be trusted, or cannot be opened */
+};
+/* The largest record read, in bytes (the library writes at most 8 KiB). */
+#define NEAP_CLI_RECORD_MAX 16384
+
+/* Opens /tmp/neap-<uid> after the checks the library makes before it
+ * publishes there: a directory, not a symbolic link, owned by the user,
+ * mode 0700.  Returns its descriptor (the caller closes it), or
+ * NEAP_CLI_DIR_NONE or NEAP_CLI_DIR_REFUSED with the reason in err
+ * ("/tmp/neap-1000 is owned by uid 1001, not you"). */
+int neap_cli_stats_dir(char *err, size_t errlen);
 /* Parses a record's text.  Returns 0, or -1 with a message in err (which
- * line is wrong, or that the record is truncated). */
+ * line is wrong, or that the record is truncated).  Its command line and
+ * version are kept escaped (neap_cli_escape): fit for a terminal. */
 int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, size_t errlen);
-/* Reads pid's record: 0, 1 when there is none (ENOENT), -1 on a bad record
- * or read error; err says what happened. */
-int neap_cli_record_read(long pid, neap_cli_record_t *r, char *err, size_t errlen);
+/* Reads pid's record in dir (neap_cli_stats_dir's): 0, 1 when there is
+ * none (ENOENT), -1 on a bad record or read error (a symbolic link, a FIFO
+ * or anything but the user's own regular file is one, and not opened if it
+ * is seen for what it is before); err says what happened. */
+int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, size_t errlen);
+/* Removes pid's record from dir if it is the user's own regular file, never
+ * anything a symbolic link points to.  0, or -1 when nothing was removed. */
+int neap_cli_record_remove(int dir, long pid);
+/* Copies len bytes of src to dst (cap bytes, always terminated) with every
+ * byte that is not printable ASCII or part of a well-formed UTF-8 printable
+ * character written as \xHH: control characters (C0, DEL, C1) from a record
+ * never reach the terminal raw.  Stops at a whole character or escape when
+ * dst is full; returns the number of bytes of src taken. */
+size_t neap_cli_escape(char *dst, size_t cap, const char *src, size_t len);
 /* "12.3 MiB" */
 void neap_cli_format_size(char *buf, size_t cap, double bytes);
 /* The memory lines and the busiest size classes (at most limit) of a record. */

@@ -2,16 +2,29 @@
  * publish (the library's publish.c writes them), and showing them.
  *
  *   /tmp/neap-<uid>/<pid>      "key value" lines, first "neap-stats 1",
- *                              last "end"; see src/publish.c
+ *                              last "end"; see src/services/publish.c
+ *
+ * Anyone may make /tmp/neap-<uid> before the user does, so nothing in it is
+ * trusted until it has passed the checks the library makes before it
+ * publishes there: the directory is the user's own, mode 0700, not a
+ * symbolic link (neap_cli_stats_dir); it is opened once and every record
+ * is reached relative to that descriptor, never through the path again.  A
+ * record is read only if it is a regular file of the user's, of at most
+ * NEAP_CLI_RECORD_MAX bytes; only such a file is removed.
  *
  * A record without its first or last line, or with a malformed number, is
  * refused with a message that says which line: it is never half-shown.
+ * Its text (command line, version) is kept with control characters escaped
+ * (neap_cli_escape), so that no record can send escape sequences to the
+ * terminal, whichever way it is shown.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +38,99 @@ size_t neap_cli_wall_ms(void) {
 
 void neap_cli_record_path(long pid, char *buf, size_t cap) {
     snprintf(buf, cap, "/tmp/neap-%lu/%ld", (unsigned long)getuid(), pid);
+}
+
+/* The checks mirror those of _neap_os_stats_dir (src/os/os.c), by which the
+ * library refuses to publish in a directory; the command cannot call it (it
+ * makes the directory, and checks a path, not a descriptor).  The owner is
+ * compared with the effective uid: the one whose files are read and
+ * removed (root's own directory is root's, as anyone's is theirs). */
+int neap_cli_stats_dir(char *err, size_t errlen) {
+    char dir[64];
+    snprintf(dir, sizeof dir, "/tmp/neap-%lu", (unsigned long)getuid());
+    struct stat ls, st;
+    if (lstat(dir, &ls) != 0) {
+        int none = errno == ENOENT;
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return none ? NEAP_CLI_DIR_NONE : NEAP_CLI_DIR_REFUSED;
+    }
+    if (S_ISLNK(ls.st_mode)) {
+        snprintf(err, errlen, "%s is a symbolic link, not a directory", dir);
+        return NEAP_CLI_DIR_REFUSED;
+    }
+    if (!S_ISDIR(ls.st_mode)) {
+        snprintf(err, errlen, "%s is not a directory", dir);
+        return NEAP_CLI_DIR_REFUSED;
+    }
+    /* O_NOFOLLOW: what was checked above may have been replaced since; the
+     * descriptor's own status is the one that counts */
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+        return NEAP_CLI_DIR_REFUSED;
+    }
+    if (fstat(fd, &st) != 0 || st.st_dev != ls.st_dev || st.st_ino != ls.st_ino)
+        snprintf(err, errlen, "%s was replaced while it was opened", dir);
+    else if (st.st_uid != geteuid())
+        snprintf(err, errlen, "%s is owned by uid %lu, not you", dir, (unsigned long)st.st_uid);
+    else if ((st.st_mode & 077) != 0)
+        snprintf(err, errlen, "%s has mode %04o, not 0700", dir, (unsigned)(st.st_mode & 07777));
+    else
+        return fd;
+    close(fd);
+    return NEAP_CLI_DIR_REFUSED;
+}
+
+/* "\x1b" for byte c */
+static void neap_escape_byte(char *dst, size_t *n, unsigned char c) {
+    static const char hex[] = "0123456789abcdef";
+    dst[(*n)++] = '\\';
+    dst[(*n)++] = 'x';
+    dst[(*n)++] = hex[c >> 4];
+    dst[(*n)++] = hex[c & 15];
+}
+
+/* The length of the UTF-8 sequence at s (at most len bytes) if it is a
+ * well-formed one of a printable character (not C1, U+0080 to U+009F);
+ * else 0. */
+static size_t neap_utf8_printable(const unsigned char *s, size_t len) {
+    size_t n;
+    unsigned long cp;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf) n = 2, cp = s[0] & 0x1fu;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef) n = 3, cp = s[0] & 0x0fu;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4) n = 4, cp = s[0] & 0x07u;
+    else return 0;
+    if (n > len) return 0;
+    for (size_t i = 1; i < n; i++) {
+        if ((s[i] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (s[i] & 0x3fu);
+    }
+    /* overlong forms, UTF-16 surrogates, beyond U+10FFFF, C1 controls */
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+        (cp >= 0xd800 && cp <= 0xdfff) || cp <= 0x9f)
+        return 0;
+    return n;
+}
+
+size_t neap_cli_escape(char *dst, size_t cap, const char *src, size_t len) {
+    const unsigned char *s = (const unsigned char *)src;
+    size_t n = 0, i = 0;
+    if (cap == 0) return 0;
+    while (i < len) {
+        size_t u = s[i] >= 0x80 ? neap_utf8_printable(s + i, len - i) : 0;
+        if (s[i] >= 0x20 && s[i] < 0x7f) u = 1;
+        if (u > 0) {
+            if (n + u >= cap) break;
+            memcpy(dst + n, s + i, u);
+            n += u;
+            i += u;
+        } else {
+            if (n + 4 >= cap) break;
+            neap_escape_byte(dst, &n, s[i++]);
+        }
+    }
+    dst[n] = 0;
+    return i;
 }
 
 /* The numeric fields of a record, by key. */
@@ -49,6 +155,12 @@ static const neap_record_field_t neap_record_fields[] = {
     {"interval_ms", offsetof(neap_cli_record_t, interval_ms)},
 };
 
+/* line escaped for a message, cut to fit */
+static const char *neap_quote(char *buf, size_t cap, const char *line) {
+    neap_cli_escape(buf, cap, line, strlen(line));
+    return buf;
+}
+
 static int neap_parse_size(const char *s, size_t *out) {
     char *end;
     errno = 0;
@@ -66,7 +178,7 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
         const char *nl = strchr(line, '\n');
         if (nl == NULL) break;  /* an unterminated last line: cut short */
         size_t len = (size_t)(nl - line);
-        char buf[512];
+        char buf[512], q[256];
         if (len >= sizeof buf) len = sizeof buf - 1;
         memcpy(buf, line, len);
         buf[len] = 0;
@@ -85,24 +197,34 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
         }
         char *sp = strchr(buf, ' ');
         if (sp == NULL) {
-            snprintf(err, errlen, "line %d has no value: \"%s\"", line_no, buf);
+            snprintf(err, errlen, "line %d has no value: \"%s\"", line_no, neap_quote(q, sizeof q, buf));
             return -1;
         }
         *sp = 0;
         const char *key = buf, *val = sp + 1;
         if (strcmp(key, "pid") == 0) {
-            r->pid = strtol(val, NULL, 10);
+            size_t pid;
+            if (neap_parse_size(val, &pid) != 0 || pid == 0 || pid > 0x7fffffff) {
+                snprintf(err, errlen, "line %d: \"%s\" is not a pid", line_no, neap_quote(q, sizeof q, val));
+                return -1;
+            }
+            r->pid = (long)pid;
         } else if (strcmp(key, "state") == 0) {
+            if (strcmp(val, "running") != 0 && strcmp(val, "exited") != 0) {
+                snprintf(err, errlen, "line %d: unknown state \"%s\"", line_no, neap_quote(q, sizeof q, val));
+                return -1;
+            }
             snprintf(r->state, sizeof r->state, "%s", val);
         } else if (strcmp(key, "command") == 0) {
-            snprintf(r->command, sizeof r->command, "%s", val);
+            neap_cli_escape(r->command, sizeof r->command, val, strlen(val));
         } else if (strcmp(key, "version") == 0) {
-            snprintf(r->version, sizeof r->version, "%s", val);
+            neap_cli_escape(r->version, sizeof r->version, val, strlen(val));
         } else if (strcmp(key, "class") == 0) {
             unsigned long long f[6];
             if (sscanf(val, "%llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4],
                        &f[5]) != 6 || f[0] < 1 || f[0] > NEAP_CLASS_MAX) {
-                snprintf(err, errlen, "line %d: malformed class line \"%s\"", line_no, val);
+                snprintf(err, errlen, "line %d: malformed class line \"%s\"", line_no,
+                         neap_quote(q, sizeof q, val));
                 return -1;
             }
             neap_class_stats_t *cs = &r->stats.classes[f[0] - 1];
@@ -116,7 +238,8 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
                 if (strcmp(key, neap_record_fields[i].key) != 0) continue;
                 size_t *dst = (size_t *)((char *)r + neap_record_fields[i].offset);
                 if (neap_parse_size(val, dst) != 0) {
-                    snprintf(err, errlen, "line %d: \"%s\" is not a number", line_no, val);
+                    snprintf(err, errlen, "line %d: \"%s\" is not a number", line_no,
+                             neap_quote(q, sizeof q, val));
                     return -1;
                 }
                 break;
@@ -138,29 +261,89 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
     return 0;
 }
 
-int neap_cli_record_read(long pid, neap_cli_record_t *r, char *err, size_t errlen) {
-    char path[128];
+/* Checks that st is a record's: a regular file of the user's.  NULL, or
+ * what it is instead. */
+static const char *neap_record_refused(const struct stat *st) {
+    if (S_ISLNK(st->st_mode)) return "a symbolic link, not a record";
+    if (!S_ISREG(st->st_mode)) return "not a regular file";
+    if (st->st_uid != geteuid()) return "owned by another user";
+    if (st->st_size > NEAP_CLI_RECORD_MAX) return "too large for a record";
+    return NULL;
+}
+
+int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, size_t errlen) {
+    char path[128], name[24];
     neap_cli_record_path(pid, path, sizeof path);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
+    snprintf(name, sizeof name, "%ld", pid);
+    memset(r, 0, sizeof *r);
+    /* the entry's own status first: a FIFO or a device is never opened */
+    struct stat ls, st;
+    if (fstatat(dir, name, &ls, AT_SYMLINK_NOFOLLOW) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return errno == ENOENT ? 1 : -1;
     }
-    char text[16384];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        snprintf(err, errlen, "%s: read error", path);
-        return -1;
-    }
-    text[n] = 0;
-    char why[256];
-    if (neap_cli_record_parse(text, r, why, sizeof why) != 0) {
+    const char *why = neap_record_refused(&ls);
+    if (why != NULL) {
         snprintf(err, errlen, "%s: %s", path, why);
         return -1;
     }
+    /* O_NONBLOCK: should a FIFO have taken the file's place meanwhile, the
+     * open does not wait for a writer; fstat then refuses it */
+    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return errno == ENOENT ? 1 : -1;
+    }
+    why = fstat(fd, &st) != 0 ? "cannot be examined" : neap_record_refused(&st);
+    if (why != NULL) {
+        close(fd);
+        snprintf(err, errlen, "%s: %s", path, why);
+        return -1;
+    }
+    /* one byte more than a record may have: a file that grew is refused too */
+    char text[NEAP_CLI_RECORD_MAX + 2];
+    size_t n = 0;
+    while (n < sizeof text - 1) {
+        ssize_t got = read(fd, text + n, sizeof text - 1 - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            close(fd);
+            snprintf(err, errlen, "%s: read error: %s", path, strerror(errno));
+            return -1;
+        }
+        if (got == 0) break;
+        n += (size_t)got;
+    }
+    close(fd);
+    if (n > NEAP_CLI_RECORD_MAX) {
+        snprintf(err, errlen, "%s: too large for a record", path);
+        return -1;
+    }
+    text[n] = 0;
+    if (strlen(text) != n) {
+        snprintf(err, errlen, "%s: holds a NUL byte: not a record", path);
+        return -1;
+    }
+    char why_parse[320];
+    if (neap_cli_record_parse(text, r, why_parse, sizeof why_parse) != 0) {
+        snprintf(err, errlen, "%s: %s", path, why_parse);
+        return -1;
+    }
+    if (r->pid != pid) {
+        snprintf(err, errlen, "%s: the record is of pid %ld", path, r->pid);
+        return -1;
+    }
     return 0;
+}
+
+int neap_cli_record_remove(int dir, long pid) {
+    char name[24];
+    snprintf(name, sizeof name, "%ld", pid);
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) return -1;
+    /* unlinkat never follows the name it removes */
+    return unlinkat(dir, name, 0);
 }
 
 void neap_cli_format_size(char *buf, size_t cap, double bytes) {

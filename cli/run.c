@@ -504,10 +504,11 @@ static int run_wait(pid_t pid, run_signals_t *saved, int *status, struct rusage 
 /* --- after the child ---------------------------------------------------------- */
 
 /* The summary's lines to out: the command, how it ended, and the memory
- * figures of the program's statistics record (which is removed), or why
- * there are none. */
+ * figures of the program's statistics record r (rc: what
+ * neap_cli_record_read returned, or -2 when the directory was refused;
+ * err: why there is no record). */
 static void run_summary(FILE *out, char **cmd, int status, double seconds, const struct rusage *ru,
-                        long pid) {
+                        int rc, neap_cli_record_t *r, const char *err) {
     fprintf(out, "neap run:");
     int i = 0;
     for (; cmd[i] && i < 8; i++) fprintf(out, " %s", cmd[i]);
@@ -519,32 +520,28 @@ static void run_summary(FILE *out, char **cmd, int status, double seconds, const
                 strsignal(WTERMSIG(status)), seconds);
     char peak[32];
     neap_cli_format_size(peak, sizeof peak, (double)ru->ru_maxrss * 1024.0);
-    neap_cli_record_t r;
-    char err[512];
-    int rc = neap_cli_record_read(pid, &r, err, sizeof err);
     if (rc != 0) {
         fprintf(out, "  peak RSS          %s\n", peak);
         if (rc == 1)
             fprintf(out, "  no statistics from the program: it ended without running exit handlers\n"
                          "  (a signal, _exit, or exec of a statically linked program)\n");
+        else if (rc == -2)
+            fprintf(out, "  no statistics: %s: ignored\n", err);
         else
             fprintf(out, "  its statistics record is unreadable: %s\n", err);
         return;
     }
-    char path[128];
-    neap_cli_record_path(pid, path, sizeof path);
-    unlink(path);
-    if (r.peak_rss < (size_t)ru->ru_maxrss * 1024) r.peak_rss = (size_t)ru->ru_maxrss * 1024;
-    if (strcmp(r.state, "exited") == 0) {
+    if (r->peak_rss < (size_t)ru->ru_maxrss * 1024) r->peak_rss = (size_t)ru->ru_maxrss * 1024;
+    if (strcmp(r->state, "exited") == 0) {
         fprintf(out, "  at exit:\n");
     } else {
         size_t now_ms = neap_cli_wall_ms();
         fprintf(out, "  as last published, %.1f s before the end (the program ended without "
                      "running exit handlers):\n",
-                now_ms > r.time_ms ? (double)(now_ms - r.time_ms) / 1000.0 : 0.0);
+                now_ms > r->time_ms ? (double)(now_ms - r->time_ms) / 1000.0 : 0.0);
     }
-    neap_cli_record_memory(out, &r);
-    neap_cli_record_classes(out, &r, 6);
+    neap_cli_record_memory(out, r);
+    neap_cli_record_classes(out, r, 6);
 }
 
 /* Appends the 'E' record, with how the program ended, to its trace: the
@@ -569,17 +566,25 @@ static void run_trace_end(const char *path, int status) {
 static void run_report(const run_options_t *o, FILE *out, pid_t pid, int status,
                        double seconds, const struct rusage *ru) {
     int not_run = WIFEXITED(status) && (WEXITSTATUS(status) == 127 || WEXITSTATUS(status) == 126);
-    char path[128];
-    neap_cli_record_path(pid, path, sizeof path);
-    if (!o->quiet && !(not_run && access(path, F_OK) != 0)) {
-        run_summary(out, o->cmd, status, seconds, ru, pid);
+    /* the record is read and removed only in the user's own directory, as
+     * neap stats does (a directory the library refused holds none) */
+    neap_cli_record_t r;
+    char err[512];
+    int dir = neap_cli_stats_dir(err, sizeof err);
+    int rc = dir >= 0 ? neap_cli_record_read(dir, pid, &r, err, sizeof err)
+                      : dir == NEAP_CLI_DIR_NONE ? 1 : -2;
+    if (dir >= 0) {
+        neap_cli_record_remove(dir, pid);
+        close(dir);
+    }
+    if (!o->quiet && !(not_run && rc == 1)) {
+        run_summary(out, o->cmd, status, seconds, ru, rc, &r, err);
         if (o->trace != NULL)
             fprintf(out, "  trace: %s (read it with `neap report %s`)\n", o->trace, o->trace);
         if (out != stderr && fclose(out) != 0)
             fprintf(stderr, "neap run: error writing %s: %s\n", o->output, strerror(errno));
-    } else {
-        unlink(path);
-        if (out != stderr) fclose(out);
+    } else if (out != stderr) {
+        fclose(out);
     }
 }
 

@@ -1,9 +1,12 @@
 /* stats.c -- `neap stats [PID] [--watch]`: the allocator statistics of a
  * running program, without stopping it.
  *
- * The program publishes them itself (src/publish.c): `neap run` turns that
- * on, and a program linked with neap turns it on with NEAP_PUBLISH=<ms>.
- * This command only reads /tmp/neap-<uid>/<pid>:
+ * The program publishes them itself (src/services/publish.c): `neap run`
+ * turns that on, and a program linked with neap turns it on with
+ * NEAP_PUBLISH=<ms>.  This command only reads /tmp/neap-<uid>/<pid>, and
+ * only when the directory is the user's own 0700 one, as the library
+ * requires before it publishes there (record.c); any other is refused with
+ * a message and exit status 1:
  *
  *   neap stats            every publishing process: pid, RSS, live bytes,
  *                         command (and removes records of dead processes)
@@ -13,6 +16,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -57,25 +61,55 @@ static void stats_show(FILE *out, const neap_cli_record_t *r) {
                      "stopped or stuck\n");
 }
 
+/* The number of bytes of s that hold its first `chars` characters: a cut
+ * there splits no UTF-8 sequence. */
+static int stats_cut(const char *s, int chars) {
+    int n = 0;
+    for (; s[n]; n++)
+        if (((unsigned char)s[n] & 0xc0) != 0x80 && chars-- == 0) break;
+    return n;
+}
+
+/* pid from a directory entry's name: digits only, as the library names
+ * records (no sign, space or leading zero); 0 for any other name. */
+static long stats_entry_pid(const char *name) {
+    long pid = 0;
+    if (name[0] < '1' || name[0] > '9') return 0;
+    for (const char *p = name; *p; p++) {
+        if (*p < '0' || *p > '9' || pid > (0x7fffffffL - (*p - '0')) / 10) return 0;
+        pid = pid * 10 + (*p - '0');
+    }
+    return pid;
+}
+
+/* The directory refused (the library does not publish there either): the
+ * reason, and exit status 1. */
+static int stats_refused(const char *why) {
+    fprintf(stderr, "neap stats: %s: ignored\n", why);
+    return NEAP_CLI_FAILED;
+}
+
 static int stats_list(void) {
-    char dir[64];
-    snprintf(dir, sizeof dir, "/tmp/neap-%lu", (unsigned long)getuid());
-    DIR *d = opendir(dir);
+    char why[256];
+    int dir = neap_cli_stats_dir(why, sizeof why);
+    if (dir == NEAP_CLI_DIR_REFUSED) return stats_refused(why);
     int shown = 0;
+    /* the listing from a descriptor of its own: closedir closes it */
+    int listing = dir >= 0 ? openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    DIR *d = listing >= 0 ? fdopendir(listing) : NULL;
+    if (d == NULL && listing >= 0) close(listing);
     if (d != NULL) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
-            char *end;
-            long pid = strtol(e->d_name, &end, 10);
-            if (*end != '\0' || pid <= 0) continue;
+            long pid = stats_entry_pid(e->d_name);
+            if (pid == 0) continue;
             neap_cli_record_t r;
             char err[512];
-            int rc = neap_cli_record_read(pid, &r, err, sizeof err);
+            int rc = neap_cli_record_read(dir, pid, &r, err, sizeof err);
             if (!stats_alive(pid)) {
-                /* a process that died without removing its record */
-                char path[128];
-                neap_cli_record_path(pid, path, sizeof path);
-                unlink(path);
+                /* a process that died without removing its record (only a
+                 * regular file of the user's is removed) */
+                neap_cli_record_remove(dir, pid);
                 continue;
             }
             if (shown++ == 0) printf("%8s %12s %12s  %s\n", "pid", "RSS", "live", "command");
@@ -86,10 +120,11 @@ static int stats_list(void) {
             char rss[32], live[32];
             neap_cli_format_size(rss, sizeof rss, (double)r.rss);
             neap_cli_format_size(live, sizeof live, (double)r.stats.bytes_live);
-            printf("%8ld %12s %12s  %.60s\n", pid, rss, live, r.command);
+            printf("%8ld %12s %12s  %.*s\n", pid, rss, live, stats_cut(r.command, 60), r.command);
         }
         closedir(d);
     }
+    if (dir >= 0) close(dir);
     if (shown == 0)
         printf("no running program publishes neap statistics (start one with `neap run -- CMD`)\n");
     return NEAP_CLI_OK;
@@ -143,8 +178,13 @@ int neap_cli_stats(int argc, char **argv) {
     for (int round = 0;; round++) {
         neap_cli_record_t r;
         char err[512];
-        int rc = neap_cli_record_read(pid, &r, err, sizeof err);
+        /* opened again each round: the library makes it anew if it goes */
+        int dir = neap_cli_stats_dir(err, sizeof err);
+        if (dir == NEAP_CLI_DIR_REFUSED) return stats_refused(err);
+        int rc = dir >= 0 ? neap_cli_record_read(dir, pid, &r, err, sizeof err) : 1;
         int alive = stats_alive(pid);
+        if (!alive && rc == 0 && strcmp(r.state, "running") == 0) neap_cli_record_remove(dir, pid);
+        if (dir >= 0) close(dir);
         if (rc == 1) {
             if (round > 0) {
                 printf("process %ld has exited\n", pid);
@@ -166,9 +206,7 @@ int neap_cli_stats(int argc, char **argv) {
             return NEAP_CLI_FAILED;
         }
         if (!alive && strcmp(r.state, "running") == 0) {
-            char path[128];
-            neap_cli_record_path(pid, path, sizeof path);
-            unlink(path);
+            /* removed above */
             if (round > 0) {
                 printf("process %ld has exited\n", pid);
                 return NEAP_CLI_OK;

@@ -16,6 +16,19 @@
 #   stats      neap stats PID shows a running program's statistics; the list
 #              shows it; --watch ends when it exits; errors for a bad pid and
 #              a corrupt record
+#   stats_trust  /tmp/neap-<uid> as a symbolic link, with group or other
+#              permission bits, or (as root) owned by another uid: neap stats
+#              refuses it with a message and exit 1, shows no record from it
+#              and removes nothing through it; the same directory made 0700
+#              is read.  In a private /tmp where the system allows one, else
+#              with the user's own directory put aside meanwhile (below)
+#   stats_records  entries of the directory that are not records: a FIFO and
+#              a symbolic link are refused at once, by neap stats PID and in
+#              the list; an oversized record is refused; none is removed
+#   stats_escape  a record's command line with escape sequences, C0 and C1
+#              controls is shown escaped (no raw control byte reaches the
+#              output, UTF-8 text is kept), in the list, for the pid, and in
+#              the message about a malformed line
 #   trace      neap run --trace FILE: a Python program's trace names its
 #              allocation sites (exact, sampled, and with the DWARF unwinder
 #              whole stacks up to main); a program killed by
@@ -28,6 +41,26 @@
 set -u
 NEAP=$1
 CASE=$2
+# stats_trust replaces /tmp/neap-<uid>.  Where the system allows it (as root,
+# or in a user namespace) it runs in a mount namespace of its own with a
+# private /tmp, so that nothing publishing meanwhile is disturbed; elsewhere
+# (or when the build or this script is under /tmp) the user's directory is
+# put aside for the test's time, and the test runs alone (RUN_SERIAL).
+if [ "$CASE" = stats_trust ] && [ -z "${NEAP_TEST_PRIVATE_TMP:-}" ]; then
+    ns="unshare -m --propagation private"
+    [ "$(id -u)" -eq 0 ] || ns="unshare -r -m --propagation private"
+    private=yes
+    for d in "$(dirname "$NEAP")" "$(dirname "$0")"; do
+        case $(cd "$d" && pwd -P) in
+        /tmp | /tmp/*) private=no ;;
+        esac
+    done
+    # shellcheck disable=SC2086 # $ns: the command and its options
+    if [ $private = yes ] && $ns sh -c 'mount -t tmpfs tmpfs /tmp' 2>/dev/null; then
+        exec $ns env NEAP_TEST_PRIVATE_TMP=1 TMPDIR=/tmp "$BASH" -c \
+            'mount -t tmpfs tmpfs /tmp && exec "$BASH" "$0" "$@"' "$0" "$@"
+    fi
+fi
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-cli.XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
@@ -38,6 +71,23 @@ RECDIR=/tmp/neap-$(id -u)
 fail() {
     echo "FAIL: $*" >&2
     exit 1
+}
+
+# forge FILE PID COMMAND: a well-formed running record of PID, as the library
+# writes one, with COMMAND as its command line
+forge() {
+    local now
+    now=$(date +%s)
+    printf 'neap-stats 1\nversion 0.1.0\npid %s\nstate running\ntime_ms %s000\nstart_ms %s000\n' \
+        "$2" "$now" "$now" >"$1"
+    printf 'interval_ms 1000\ncommand %s\nbytes_live 1048576\nrss 2097152\nend\n' "$3" >>"$1"
+}
+
+# controls FILE: the bytes of FILE that are controls (C0 but newline, DEL,
+# C1), as decimal numbers; nothing when there is none
+controls() {
+    od -An -v -tu1 "$1" | tr -s ' ' '\n' |
+        awk '$1 != "" && (($1 < 32 && $1 != 10) || ($1 >= 127 && $1 < 160))'
 }
 
 # expect_status WANT CMD...: runs CMD, checks its exit status
@@ -189,6 +239,134 @@ for _ in range(600):   # until the test says go (at most 60 s)
     grep -q "truncated" "$WORK/err" || fail "a truncated record was not called truncated: $(cat "$WORK/err")"
     wait $fake
     rm -f "$RECDIR/$fake"
+    ;;
+stats_trust)
+    saved=""
+    if [ -e "$RECDIR" ] || [ -L "$RECDIR" ]; then
+        saved=$RECDIR.saved.$$
+        mv "$RECDIR" "$saved" || fail "cannot put $RECDIR aside"
+    fi
+    sleep 60 &
+    live=$!
+    trap 'kill $live 2>/dev/null; rm -rf "$RECDIR"; [ -z "$saved" ] || mv "$saved" "$RECDIR"; rm -rf "$WORK"' EXIT
+    dead=2147483646   # above any pid_max: never a process
+    # a symbolic link to another user's directory, holding numerically named
+    # files: records of dead processes there would be removed as stale
+    mkdir victim
+    forge victim/$dead $dead forged-dead
+    echo precious >victim/$((dead - 1))
+    forge victim/$live $live forged-live
+    ln -s "$WORK/victim" "$RECDIR"
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats
+    grep -q "$RECDIR is a symbolic link" err || fail "the link is not named as such: $(cat err)"
+    ! grep -q forged out || fail "a record read through the link was shown: $(cat out)"
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats $dead
+    grep -q "$RECDIR is a symbolic link" err || fail "neap stats $dead: $(cat err)"
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats $live
+    ! grep -q forged out || fail "a record read through the link was shown: $(cat out)"
+    [ -f victim/$dead ] && [ -f victim/$((dead - 1)) ] && [ -f victim/$live ] ||
+        fail "files were removed through the link: $(ls victim)"
+    rm -f "$RECDIR"
+    # not a directory
+    forge "$RECDIR" $live forged-file
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats
+    grep -q "$RECDIR is not a directory" err || fail "a file for the directory: $(cat err)"
+    rm -f "$RECDIR"
+    # group or other permission bits: anyone may have put the records there
+    for mode in 0755 0777 0770 0701; do
+        mkdir "$RECDIR" && chmod $mode "$RECDIR" || fail "mkdir $RECDIR"
+        forge "$RECDIR/$live" $live forged-mode
+        forge "$RECDIR/$dead" $dead forged-dead
+        expect_status 1 timeout -s KILL 20 "$NEAP" stats
+        grep -q "$RECDIR has mode $mode, not 0700" err || fail "mode $mode: $(cat err)"
+        ! grep -q forged out || fail "mode $mode: a record was shown: $(cat out)"
+        expect_status 1 timeout -s KILL 20 "$NEAP" stats $live
+        grep -q "$RECDIR has mode $mode, not 0700" err || fail "mode $mode, neap stats $live: $(cat err)"
+        ! grep -q forged out || fail "mode $mode: the record was shown: $(cat out)"
+        [ -f "$RECDIR/$dead" ] || fail "mode $mode: a record was removed"
+        rm -rf "$RECDIR"
+    done
+    # another user's: only root can make one (not the root of a user
+    # namespace, where uid 65534 is not mapped)
+    mkdir -m 0700 "$RECDIR" || fail "mkdir $RECDIR"
+    forge "$RECDIR/$live" $live forged-owner
+    if chown -R 65534 "$RECDIR" 2>/dev/null; then
+        expect_status 1 timeout -s KILL 20 "$NEAP" stats $live
+        grep -q "$RECDIR is owned by uid 65534, not you" err || fail "another owner: $(cat err)"
+        ! grep -q forged out || fail "another owner: the record was shown: $(cat out)"
+        expect_status 1 timeout -s KILL 20 "$NEAP" stats
+        grep -q "$RECDIR is owned by uid 65534, not you" err || fail "another owner, list: $(cat err)"
+    else
+        echo "note: not root, so no directory of another user to try"
+    fi
+    rm -rf "$RECDIR"
+    # the same records in the user's own 0700 directory are read: what is
+    # refused above is refused for the reason given
+    mkdir -m 0700 "$RECDIR" || fail "mkdir $RECDIR"
+    forge "$RECDIR/$live" $live forged-mine
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats $live
+    grep -q "statistics of pid $live: forged-mine" out || fail "the user's own record: $(cat out)"
+    ;;
+stats_records)
+    mkdir -p -m 0700 "$RECDIR"
+    sleep 60 &
+    live=$!
+    sleep 60 &
+    live2=$!
+    sleep 60 &
+    live3=$!
+    trap 'kill $live $live2 $live3 2>/dev/null; rm -f "$RECDIR/$live" "$RECDIR/$live2" "$RECDIR/$live3"; rm -rf "$WORK"' EXIT
+    # a FIFO: reading it would wait for a writer forever
+    mkfifo "$RECDIR/$live" || fail "mkfifo"
+    # a symbolic link to a record elsewhere
+    forge "$WORK/elsewhere" $live2 forged-link
+    ln -s "$WORK/elsewhere" "$RECDIR/$live2"
+    # larger than any record the library writes
+    forge "$RECDIR/$live3" $live3 "$(head -c 40000 /dev/zero | tr '\0' x)"
+    start=$(date +%s)
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats $live
+    grep -q "not a regular file" err || fail "the FIFO: $(cat err)"
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats $live2
+    grep -q "symbolic link" err || fail "the link: $(cat err)"
+    ! grep -q forged out || fail "the record behind the link was shown"
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats $live3
+    grep -q "too large" err || fail "the oversized record: $(cat err)"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats
+    grep -q "^ *$live  (unreadable record: .*not a regular file" out || fail "the FIFO in the list: $(cat out)"
+    grep -q "^ *$live2  (unreadable record: .*symbolic link" out || fail "the link in the list: $(cat out)"
+    grep -q "^ *$live3  (unreadable record: .*too large" out || fail "the oversized record in the list: $(cat out)"
+    [ $(($(date +%s) - start)) -le 5 ] || fail "neap stats took $(($(date +%s) - start)) s"
+    # once the processes are gone, the list removes the stale regular
+    # record, and leaves what is not one
+    kill $live $live2 $live3
+    wait $live $live2 $live3 2>/dev/null
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats
+    [ -p "$RECDIR/$live" ] && [ -L "$RECDIR/$live2" ] || fail "the FIFO or the link was removed"
+    [ ! -e "$RECDIR/$live3" ] || fail "the stale record was not removed"
+    [ -f "$WORK/elsewhere" ] || fail "the link's target was removed"
+    ;;
+stats_escape)
+    mkdir -p -m 0700 "$RECDIR"
+    sleep 60 &
+    live=$!
+    sleep 60 &
+    live2=$!
+    trap 'kill $live $live2 2>/dev/null; rm -f "$RECDIR/$live" "$RECDIR/$live2"; rm -rf "$WORK"' EXIT
+    forge "$RECDIR/$live" $live $'evil\e]0;owned\a\e[2J\x9b31m\x7f\x01 caf\xc3\xa9 \xc2\x9b \xff end'
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats $live
+    [ -z "$(controls out)" ] || fail "raw control bytes in neap stats PID: $(controls out | tr '\n' ' ')"
+    grep -qF 'evil\x1b]0;owned\x07\x1b[2J\x9b31m\x7f\x01 café \xc2\x9b \xff end' out ||
+        fail "the command line is not shown escaped: $(grep -a evil out | od -c)"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats
+    [ -z "$(controls out)" ] || fail "raw control bytes in the list: $(controls out | tr '\n' ' ')"
+    grep -qF 'evil\x1b]0;owned\x07' out || fail "the list does not show the command escaped: $(cat out)"
+    # a malformed line is quoted in the message: escaped too
+    printf 'neap-stats 1\npid %s\nstate running\nclass 1 \033[31m\nend\n' $live2 >"$RECDIR/$live2"
+    expect_status 1 timeout -s KILL 20 "$NEAP" stats $live2
+    [ -z "$(controls err)" ] || fail "raw control bytes in the message: $(controls err | tr '\n' ' ')"
+    grep -qF '\x1b[31m' err || fail "the malformed line is not quoted escaped: $(cat err)"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats
+    [ -z "$(controls out)" ] || fail "raw control bytes in the list: $(controls out | tr '\n' ' ')"
     ;;
 trace)
     [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
