@@ -286,9 +286,13 @@ typedef struct neap_objarray {
 NEAP_EXPORT void neap_objarray_release(neap_objarray_t *a);
 
 /* gc.collect(generation): collects generations 0..generation and returns
- * the number of unreachable objects found (collectable, uncollectable, and
- * those a finalizer resurrected, as CPython 3.11 counts them); -1 and EINVAL for a generation
- * outside 0..2, -1 and EBUSY if a collection is running. */
+ * the number of unreachable objects, counted as CPython (3.9 on) counts
+ * them: those still unreachable after the weak reference callbacks and the
+ * finalizers ran, collectable or not, plus the weak references (themselves
+ * reachable) freed once their callbacks ran.  Objects a finalizer or a
+ * callback resurrected are not counted, nor those freed by refcount while
+ * they ran.  -1 and EINVAL for a generation outside 0..2, -1 and EBUSY if a
+ * collection is running. */
 NEAP_EXPORT intptr_t neap_gc_collect(int generation);
 NEAP_EXPORT void neap_gc_enable(void);
 NEAP_EXPORT void neap_gc_disable(void);
@@ -323,9 +327,10 @@ NEAP_EXPORT void neap_gc_untrack(void *o);
 
 typedef struct neap_gc_stats {
     size_t collections;   /* collections of this generation */
-    size_t collected;     /* unreachable objects they found and freed (or, under
-                             DEBUG_SAVEALL, moved to the garbage list) */
-    size_t uncollectable; /* unreachable objects they could not free */
+    size_t collected;     /* objects they counted (see neap_gc_collect) and
+                             freed (or, under DEBUG_SAVEALL, moved to the
+                             garbage list) */
+    size_t uncollectable; /* objects they counted and could not free */
     double duration;      /* seconds spent in them, in total */
 } neap_gc_stats_t;
 

@@ -65,6 +65,11 @@
  *                     long-lived rule for generation 2
  *   callbacks         start/stop with the generation and the counts, order,
  *                     removal; get_stats
+ *   collect_count     what a collection counts (CPython 3.9 on), the same in
+ *                     its result, get_stats, the callbacks and DEBUG_STATS:
+ *                     not the resurrected, nor what went by refcount while
+ *                     finalizers ran; reachable weak references freed after
+ *                     their own callbacks, yes
  *   introspection     get_objects, get_referrers, get_referents, is_tracked,
  *                     track/untrack, count_by_type, show_backrefs
  *   freelist          reuse, zeroing, the cap, clearing
@@ -82,7 +87,8 @@
  *                     collection on for some seeds
  *   property_fin      the same with finalizers, weak references (held by the
  *                     test and owned by nodes) and, for half the seeds,
- *                     finalizers that resurrect
+ *                     finalizers that resurrect (collect then counts exactly
+ *                     what it freed, not the resurrected)
  *
  * Usage: test_gc [section]...  (none: all)
  */
@@ -1163,7 +1169,8 @@ test_finalizer(void)
     CHECK(neap_gc_is_finalized(a));
     CHECK(a->ref[0] == a && a->ref[1] == c);
     CHECK(neap_refcnt(a) == 2 && neap_refcnt(c) == 1);
-    CHECKF(r == 0 || r == 2, "collect with a resurrection gave %jd", (intmax_t)r);
+    /* resurrected objects are not counted (CPython 3.9 on) */
+    CHECKF(r == 0, "collect with a resurrection gave %jd", (intmax_t)r);
     CHECK(collect(2) == 0); /* g_res holds it */
     hold_release(&g_res);
     CHECK(neap_refcnt(a) == 1);
@@ -1290,7 +1297,8 @@ test_finalizer(void)
 
     counters_reset();
     /* finalizers that break their own cycle: the garbage goes while the
-     * finalizers run, by refcount, each finalized once */
+     * finalizers run, by refcount, each finalized once; the collection
+     * counts none of it (nothing was left for it to clear) */
     a = fin_new(FIN_CLEARSELF);
     b = fin_new(FIN_CLEARSELF);
     c = fin_new(FIN_CLEARSELF);
@@ -1301,7 +1309,7 @@ test_finalizer(void)
     neap_decref(a);
     neap_decref(b);
     neap_decref(c);
-    CHECK(collect(2) == 3);
+    CHECK(collect(2) == 0);
     CHECK(g_fin_calls == 3 && g_dealloc_fin == 3);
 
     /* finalizers that allocate during a collection, with automatic
@@ -1395,7 +1403,7 @@ test_finalizer(void)
  * ------------------------------------------------------------------------- */
 #define FC_STRETCH 128 /* nodes given a role in the chain: more than the trashcan's depth */
 
-static intptr_t g_fc_collected; /* what chain_collect_thread's collection found */
+static intptr_t g_fc_collected; /* what chain_collect_thread's collection counted */
 static long g_fc_wr_calls;      /* calls of chain_wr_cb */
 
 static void *
@@ -1511,11 +1519,13 @@ test_finalizer_chain(void)
     g_fc_collected = -1;
     on_small_stack(chain_collect_thread, NULL);
     neap_gc_get_stats(st1);
-    CHECKF(g_fc_collected == CHAIN_LEN + 2, "collect found %jd", (intmax_t)g_fc_collected);
+    /* the links past the head went by refcount while the finalizers ran:
+     * counted are the cycle and the head it holds, which the clears free */
+    CHECKF(g_fc_collected == 3, "collect counted %jd", (intmax_t)g_fc_collected);
     CHECKF(g_fin_calls == CHAIN_LEN, "%ld finalizer calls for %d links", g_fin_calls, CHAIN_LEN);
     CHECKF(g_dealloc_fin == CHAIN_LEN && g_dealloc_node == 2,
            "%ld of the chain freed, %ld of the cycle", g_dealloc_fin, g_dealloc_node);
-    CHECK(stats_sum(st1, 1) - stats_sum(st0, 1) == CHAIN_LEN + 2);
+    CHECK(stats_sum(st1, 1) - stats_sum(st0, 1) == 3);
     CHECK(stats_sum(st1, 2) == stats_sum(st0, 2));
     CHECK(live_test_objects() == 0);
     CHECK(gen_size(-1) == 0);
@@ -2424,6 +2434,229 @@ test_callbacks(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * collect_count: what a collection counts, in each place it reports it
+ * ------------------------------------------------------------------------- */
+/* One collection's count, as each channel gave it. */
+typedef struct counted {
+    intptr_t ret;           /* neap_gc_collect(2) */
+    size_t collected;       /* get_stats: collected added, all generations */
+    size_t uncollectable;   /* ... uncollectable added */
+    neap_gc_info_t stop;    /* the gc callbacks' "stop" */
+    int dbg_lines;          /* DEBUG_STATS "gc: done" lines printed */
+    long dbg_unreachable;   /* ... and what the last one said */
+    long dbg_uncollectable;
+} counted_t;
+
+static neap_gc_info_t g_stop_info;
+
+static void
+stop_cb(const char *phase, const neap_gc_info_t *info, void *arg)
+{
+    if (strcmp(phase, "stop") == 0)
+        g_stop_info = *info;
+}
+
+/* Runs neap_gc_collect(2) with a gc callback and DEBUG_STATS on, stderr
+ * going to a file, and fills *c.  No check runs while stderr is away (a
+ * hook's failure message printed meanwhile is passed on afterwards). */
+static void
+collect_counted(counted_t *c)
+{
+    neap_gc_stats_t st0[NEAP_GC_GENERATIONS], st1[NEAP_GC_GENERATIONS];
+    FILE *f = tmpfile();
+    char line[256];
+    int saved, err;
+
+    CHECK(f != NULL);
+    memset(c, 0, sizeof *c);
+    c->dbg_unreachable = c->dbg_uncollectable = -1;
+    memset(&g_stop_info, 0, sizeof g_stop_info);
+    g_stop_info.generation = -1;
+    CHECK(neap_gc_callbacks_add(stop_cb, NULL) == 0);
+    neap_gc_get_stats(st0);
+    fflush(stderr);
+    saved = dup(2);
+    CHECK(saved >= 0);
+    CHECK(dup2(fileno(f), 2) == 2);
+    neap_gc_set_debug(NEAP_GC_DEBUG_STATS);
+    errno = 0;
+    c->ret = neap_gc_collect(2);
+    err = errno;
+    neap_gc_set_debug(0);
+    fflush(stderr);
+    CHECK(dup2(saved, 2) == 2);
+    close(saved);
+    neap_gc_get_stats(st1);
+    CHECK(neap_gc_callbacks_remove(stop_cb, NULL) == 0);
+    CHECKF(c->ret >= 0, "neap_gc_collect(2) = %jd, errno %d", (intmax_t)c->ret, err);
+    c->collected = stats_sum(st1, 1) - stats_sum(st0, 1);
+    c->uncollectable = stats_sum(st1, 2) - stats_sum(st0, 2);
+    c->stop = g_stop_info;
+    rewind(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        long u, n;
+        if (sscanf(line, "gc: done, %ld unreachable, %ld uncollectable", &u, &n) == 2) {
+            c->dbg_lines++;
+            c->dbg_unreachable = u;
+            c->dbg_uncollectable = n;
+        } else if (strncmp(line, "gc: ", 4) != 0) {
+            fputs(line, stderr);
+        }
+    }
+    fclose(f);
+}
+
+/* The collection counted `total` objects, `uncollectable` of them left
+ * alive: its result, get_stats, the callbacks and DEBUG_STATS all say so
+ * (CPython: collect returns collected + uncollectable, and "gc: done"
+ * prints that sum as unreachable). */
+static void
+check_counted(const counted_t *c, const char *what, size_t total, size_t uncollectable)
+{
+    CHECKF(c->ret == (intptr_t)total, "%s: collect gave %jd, expected %zu", what,
+           (intmax_t)c->ret, total);
+    CHECKF(c->collected == total - uncollectable && c->uncollectable == uncollectable,
+           "%s: get_stats +%zu collected, +%zu uncollectable, expected %zu, %zu", what,
+           c->collected, c->uncollectable, total - uncollectable, uncollectable);
+    CHECKF(c->stop.generation == 2 && c->stop.collected == total - uncollectable &&
+               c->stop.uncollectable == uncollectable,
+           "%s: callback stop (generation %d) collected %zu, uncollectable %zu, expected %zu, %zu",
+           what, c->stop.generation, c->stop.collected, c->stop.uncollectable,
+           total - uncollectable, uncollectable);
+    CHECKF(c->dbg_lines == 1 && c->dbg_unreachable == (long)total &&
+               c->dbg_uncollectable == (long)uncollectable,
+           "%s: %d DEBUG_STATS lines, the last %ld unreachable, %ld uncollectable, expected "
+           "%zu, %zu",
+           what, c->dbg_lines, c->dbg_unreachable, c->dbg_uncollectable, total, uncollectable);
+}
+
+static void
+test_collect_count(void)
+{
+    node_t *a, *c, *p, *q, *u, *v, *x, *y, *z;
+    neap_objarray_t g = {0};
+    counted_t k;
+    void *w, *w2, *w3;
+    size_t wr_live0;
+
+    gc_begin();
+    wr_live0 = neap_type_live(&neap_weakref_type);
+
+    /* nothing to find, and plain garbage: every channel agrees */
+    collect_counted(&k);
+    check_counted(&k, "nothing", 0, 0);
+    make_pair(&p, &q);
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "a pair", 2, 0);
+    CHECK(g_dealloc_node == 2);
+
+    /* Resurrection: a finalizer stores a reference to its self-cycle,
+     * which holds another node; both are found, both live on, neither is
+     * counted.  Beside them a garbage pair (counted, freed) and a pair
+     * without clear (counted, uncollectable). */
+    counters_reset();
+    a = fin_new(FIN_RESURRECT);
+    node_link(a, 0, a);
+    c = node_new(&node_type);
+    node_link(a, 1, c);
+    neap_decref(c);
+    neap_decref(a);
+    make_pair(&p, &q);
+    neap_decref(p);
+    neap_decref(q);
+    u = node_new(&noclear_type);
+    v = node_new(&noclear_type);
+    node_link(u, 0, v);
+    node_link(v, 0, u);
+    neap_decref(u);
+    neap_decref(v);
+    collect_counted(&k);
+    check_counted(&k, "resurrection", 4, 2);
+    CHECK(g_fin_calls == 1 && g_res.n == 1 && g_res.v[0] == a);
+    CHECK(g_dealloc_node == 2 && neap_refcnt(c) == 1 && g_dealloc_noclear == 0);
+    /* released, the resurrected cycle is found and counted once more (its
+     * finalizer does not run again) */
+    hold_release(&g_res);
+    collect_counted(&k);
+    check_counted(&k, "the resurrected, released", 2, 0);
+    CHECK(g_fin_calls == 1 && g_dealloc_fin == 1 && g_dealloc_node == 3);
+    CHECK(neap_gc_get_garbage(&g) == 0 && g.count == 2);
+    CHECK(neap_gc_clear_garbage() == 2);
+    NEAP_CLEAR(u->ref[0]);
+    NEAP_CLEAR(v->ref[0]);
+    neap_objarray_release(&g);
+    CHECK(g_dealloc_noclear == 2);
+
+    /* Freed by refcount while the finalizers run: a pair holds x, whose
+     * finalizer drops x's references; y (finalized, whichever runs first)
+     * and the z it holds then go by refcount, before any clear.  Counted:
+     * the pair and x, which the clears free. */
+    counters_reset();
+    make_pair(&p, &q);
+    x = fin_new(FIN_CLEARSELF);
+    y = fin_new(0);
+    z = node_new(&node_type);
+    node_link(p, 1, x);
+    node_link(x, 0, y);
+    node_link(y, 0, z);
+    neap_decref(z);
+    neap_decref(y);
+    neap_decref(x);
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "freed while finalizers ran", 3, 0);
+    CHECK(g_fin_calls == 2 && g_dealloc_fin == 2 && g_dealloc_node == 3);
+    /* a cycle whose finalizers break it: all of it goes by refcount */
+    counters_reset();
+    x = fin_new(FIN_CLEARSELF);
+    y = fin_new(FIN_CLEARSELF);
+    node_link(x, 0, y);
+    node_link(y, 0, x);
+    neap_decref(x);
+    neap_decref(y);
+    collect_counted(&k);
+    check_counted(&k, "a cycle broken by its finalizers", 0, 0);
+    CHECK(g_fin_calls == 2 && g_dealloc_fin == 2);
+
+    /* A reachable weak reference freed by its own callback: its callback
+     * drops the only other reference (the test's), so it goes when the
+     * collector lets go of it, and is counted with the pair.  A reachable
+     * weak reference that survives its callback is not counted. */
+    counters_reset();
+    g_nwrcalls = 0;
+    make_pair(&p, &q);
+    w = weakref_new(p, drop_cb, NULL);
+    g_drop_wr = w;
+    w2 = weakref_new(q, wr_cb, NULL);
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "a weak reference freed by its callback", 3, 0);
+    CHECK(g_drop_wr == NULL && g_dealloc_node == 2);
+    CHECK(g_nwrcalls == 1 && g_wrcalls[0].wr == w2 && g_wrcalls[0].cleared);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0 + 1);
+    neap_decref(w2);
+    /* one that a callback frees but whose own callback does not run (it
+     * has none) goes by refcount while callbacks run: not counted */
+    make_pair(&p, &q);
+    w = weakref_new(p, drop_cb, NULL);
+    w3 = weakref_new(q, NULL, NULL);
+    g_drop_wr = w3;
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "a weak reference freed by another's callback", 2, 0);
+    CHECK(g_drop_wr == NULL && g_dealloc_node == 4);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0 + 1);
+    neap_decref(w);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
  * introspection
  * ------------------------------------------------------------------------- */
 static size_t
@@ -3278,10 +3511,15 @@ prop_seed(uint64_t seed, int variant)
                        (unsigned long long)seed, r, id, g_alive[id], P.reach[id]);
                 alive_after += g_alive[id];
             }
-            /* whatever the count of resurrected objects, the freed were found */
-            CHECKF(ret >= (intptr_t)(nreach_before + garbage_alive - alive_after),
-                   "collect gave %jd, freed %zu", (intmax_t)ret,
-                   nreach_before + garbage_alive - alive_after);
+            /* counted: exactly what the collection freed (the resurrected
+             * are not counted; nothing here goes by refcount while the
+             * finalizers run) */
+            CHECKF(ret == (intptr_t)(nreach_before + garbage_alive - alive_after +
+                                     (wr_before - wr_after)),
+                   "seed %llu round %zu: collect gave %jd, freed %zu nodes and %zu weak "
+                   "references",
+                   (unsigned long long)seed, r, (intmax_t)ret,
+                   nreach_before + garbage_alive - alive_after, wr_before - wr_after);
             while (g_res.n > 0) {
                 CHECK(++loops < 1000);
                 hold_release(&g_res);
@@ -3406,6 +3644,7 @@ static const struct test_section sections[] = {
     {"freeze", test_freeze},
     {"thresholds", test_thresholds},
     {"callbacks", test_callbacks},
+    {"collect_count", test_collect_count},
     {"introspection", test_introspection},
     {"freelist", test_freelist},
     {"intern", test_intern},

@@ -47,7 +47,10 @@
  *      (resurrected) moves to old, alive;
  *   9. each object left gets its type's clear (or, under DEBUG_SAVEALL,
  *      goes to the garbage list); objects still alive after all the clears
- *      are uncollectable: they go to the garbage list and to old;
+ *      are uncollectable: they go to the garbage list and to old.  The
+ *      collection's count (its result, the statistics, the callbacks) is
+ *      CPython's: the objects of this step, plus the reachable weak
+ *      references that went in step 6 once their callbacks had run;
  *  10. a full collection also empties the free lists of every type, and,
  *      if it freed many objects, gives the free pages back to the OS.
  *
@@ -315,16 +318,24 @@ static void debug_object(const char *what, const void *o) {
 /* ---------------------------------------------------------------------------
  * Steps 6-9.
  * ------------------------------------------------------------------------- */
-/* Step 6; returns 1 if a callback ran. */
-static int handle_weakrefs(_neap_gc_t *unreachable) {
+/* Step 6; returns 1 if a callback ran.  *freed counts the weak references
+ * (reachable ones, not on the unreachable list) that went when the
+ * collector let go of them after their callback: something, often the
+ * callback itself (a weak-valued table dropping its entry), released every
+ * other reference meanwhile.  They count as collected, as in CPython. */
+static int handle_weakrefs(_neap_gc_t *unreachable, size_t *freed) {
     void **todo = NULL;
     size_t n = 0, cap = 0;
+    *freed = 0;
     for (_neap_gc_t *g = unreachable->next; g != unreachable; g = g->next) {
         if (GC_HEAD(g)->flags & NEAP_OBJ_WEAKREFS)
             (void)_neap_weakrefs_clear_for_gc(FROM_GC(g), &todo, &n, &cap);
     }
     for (size_t i = 0; i < n; i++) {
         _neap_weakref_call(todo[i]);
+        /* ours the last reference: the decref frees it (a weak reference
+         * has no finalizer that could keep it) */
+        *freed += neap_refcnt(todo[i]) == 1;
         neap_decref(todo[i]);
     }
     neap_free(todo);
@@ -354,8 +365,8 @@ static int finalize_garbage(_neap_gc_t *unreachable) {
 }
 
 /* Step 8: what is reachable again from outside the unreachable list moves
- * to old; the rest moves to still. */
-static void handle_resurrected(_neap_gc_t *unreachable, _neap_gc_t *still, _neap_gc_t *old) {
+ * to old; the rest moves to still.  Returns the objects on still. */
+static size_t handle_resurrected(_neap_gc_t *unreachable, _neap_gc_t *still, _neap_gc_t *old) {
     for (_neap_gc_t *g = unreachable->next; g != unreachable; g = g->next)
         GC_HEAD(g)->flags &= ~GC_UNREACHABLE;
     moved_t mv;
@@ -364,6 +375,7 @@ static void handle_resurrected(_neap_gc_t *unreachable, _neap_gc_t *still, _neap
     move_unreachable(unreachable, still, &mv);
     clear_collect_flags(unreachable);
     list_merge(unreachable, old);
+    return mv.count;
 }
 
 /* Step 9; returns the uncollectable objects. */
@@ -403,8 +415,14 @@ static size_t delete_garbage(_neap_gc_t *collectable, _neap_gc_t *old) {
 /* ---------------------------------------------------------------------------
  * One collection.
  * ------------------------------------------------------------------------- */
-/* Collects generations 0..generation; returns the unreachable objects
- * found, *uncollectable those of them left alive. */
+/* Collects generations 0..generation; returns the unreachable objects, as
+ * CPython counts them since 3.9: those still unreachable once the weak
+ * reference callbacks and the finalizers have run, which the clears then
+ * take on, plus the reachable weak references freed after their
+ * callbacks.  Objects a finalizer or a callback resurrected, and objects
+ * freed by refcount while they ran, are not counted: the first are alive,
+ * the second went the ordinary way.  *uncollectable: those of the counted
+ * left alive after the clears. */
 static size_t collect(int generation, size_t *uncollectable) {
     uint64_t t0 = _neap_os_clock_ns();
     if (gc.debug & NEAP_GC_DEBUG_STATS) {
@@ -447,19 +465,23 @@ static size_t collect(int generation, size_t *uncollectable) {
             debug_object("collectable", FROM_GC(g));
     }
 
-    size_t n = 0;
+    /* total: see above; m stays the number found, which the generations'
+     * bookkeeping (step 5) and the trim below go by */
+    size_t n = 0, total = m;
     if (m > 0 && mv.run_code == 0) {
         /* no weak reference and no finalizer: nothing can come back */
         n = delete_garbage(&unreachable, old);
     } else if (m > 0) {
-        int ran = handle_weakrefs(&unreachable);
+        size_t wr_freed;
+        int ran = handle_weakrefs(&unreachable, &wr_freed);
         ran |= finalize_garbage(&unreachable);
         if (ran) {
             _neap_gc_t still;
             list_init(&still);
-            handle_resurrected(&unreachable, &still, old);
+            total = handle_resurrected(&unreachable, &still, old) + wr_freed;
             n = delete_garbage(&still, old);
         } else {
+            /* no code ran: the list is as found */
             n = delete_garbage(&unreachable, old);
         }
     }
@@ -473,14 +495,14 @@ static size_t collect(int generation, size_t *uncollectable) {
     double dt = (double)(_neap_os_clock_ns() - t0) / 1e9;
     neap_gc_stats_t *st = &gc.stats[generation];
     st->collections++;
-    st->collected += m - n;
+    st->collected += total - n;
     st->uncollectable += n;
     st->duration += dt;
     if (gc.debug & NEAP_GC_DEBUG_STATS)
-        fprintf(stderr, "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n", m, n,
-                dt);
+        fprintf(stderr, "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n", total,
+                n, dt);
     *uncollectable = n;
-    return m;
+    return total;
 }
 
 static void invoke_callbacks(const char *phase, int generation, size_t collected,
