@@ -246,9 +246,10 @@ NEAP_EXPORT size_t neap_intern_count(void);
  * Weak references.  A weak reference is itself an object (tracked): it does
  * not keep its referent alive.  When the referent goes (by refcount or by
  * the collector) the weak reference is cleared, then its callback, if any,
- * runs with the weak reference and `data`.  The collector runs a callback
- * only if the weak reference itself is still reachable, and clears every
- * weak reference to garbage before any finalizer runs.
+ * runs with the weak reference and `data`; the callbacks of an object's
+ * weak references run newest first, as Python's.  The collector runs a
+ * callback only if the weak reference itself is still reachable, and
+ * clears every weak reference to garbage before any finalizer runs.
  * ------------------------------------------------------------------------- */
 NEAP_EXPORT extern neap_type_t neap_weakref_type;
 

@@ -56,6 +56,9 @@
  *   weakref_trashcan  weak references waiting in the trashcan when their
  *                     referent goes, by refcount or by the collector: no
  *                     callback, freed once
+ *   weakref_order     callbacks run from the most recently made weak
+ *                     reference back to the oldest, by refcount (also after
+ *                     some went first) and in a collection
  *   saveall           NEAP_GC_DEBUG_SAVEALL; cycles without clear are
  *                     uncollectable (gc.garbage, stats), mixed ones are not
  *   freeze            freeze/unfreeze/get_freeze_count over all generations;
@@ -1907,6 +1910,84 @@ test_weakref_trashcan(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * weakref_order
+ * ------------------------------------------------------------------------- */
+/* The callbacks recorded by wr_cb were those of want[0..n), in that order. */
+static void
+check_wrcalls(const char *what, void *const *want, size_t n)
+{
+    size_t i;
+    CHECKF(g_nwrcalls == n, "%s: %zu callbacks, expected %zu", what, g_nwrcalls, n);
+    for (i = 0; i < n && i < g_nwrcalls; i++)
+        CHECKF(g_wrcalls[i].wr == want[i] && g_wrcalls[i].cleared,
+               "%s: callback %zu was weak reference %p (cleared %d), expected %p", what, i,
+               g_wrcalls[i].wr, g_wrcalls[i].cleared, want[i]);
+}
+
+static void
+test_weakref_order(void)
+{
+    node_t *x, *a;
+    leaf_t *l;
+    void *w[5], *want[5];
+    size_t i, wr_live0;
+
+    gc_begin();
+    wr_live0 = neap_type_live(&neap_weakref_type);
+
+    /* by refcount: the most recently made weak reference's callback first */
+    x = node_new(&node_type);
+    for (i = 0; i < 4; i++)
+        w[i] = weakref_new(x, wr_cb, NULL);
+    g_nwrcalls = 0;
+    neap_decref(x);
+    for (i = 0; i < 4; i++)
+        want[i] = w[3 - i];
+    check_wrcalls("by refcount", want, 4);
+    for (i = 0; i < 4; i++)
+        neap_decref(w[i]);
+
+    /* weak references that went first (the newest, one in the middle), one
+     * without a callback, and one made after: still newest to oldest */
+    l = obj_new(&leaf_type);
+    for (i = 0; i < 4; i++)
+        w[i] = weakref_new(l, i == 1 ? NULL : wr_cb, NULL);
+    neap_decref(w[3]);
+    neap_decref(w[2]);
+    w[2] = weakref_new(l, wr_cb, NULL);
+    w[3] = weakref_new(l, wr_cb, NULL);
+    CHECK(neap_weakref_count(l) == 4);
+    g_nwrcalls = 0;
+    neap_decref(l);
+    want[0] = w[3];
+    want[1] = w[2];
+    want[2] = w[0];
+    check_wrcalls("after removals", want, 3);
+    for (i = 0; i < 4; i++) {
+        CHECK(neap_weakref_get(w[i]) == NULL);
+        neap_decref(w[i]);
+    }
+
+    /* in a collection: the reachable weak references to a garbage cycle,
+     * newest first */
+    a = node_new(&node_type);
+    node_link(a, 0, a);
+    for (i = 0; i < 5; i++)
+        w[i] = weakref_new(a, wr_cb, NULL);
+    neap_decref(a);
+    g_nwrcalls = 0;
+    CHECK(collect(2) == 1);
+    for (i = 0; i < 5; i++)
+        want[i] = w[4 - i];
+    check_wrcalls("in a collection", want, 5);
+    CHECK(g_dealloc_node == 2 && g_dealloc_leaf == 1);
+    for (i = 0; i < 5; i++)
+        neap_decref(w[i]);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
  * saveall
  * ------------------------------------------------------------------------- */
 static void
@@ -3640,6 +3721,7 @@ static const struct test_section sections[] = {
     {"finalizer_chain", test_finalizer_chain},
     {"weakref", test_weakref},
     {"weakref_trashcan", test_weakref_trashcan},
+    {"weakref_order", test_weakref_order},
     {"saveall", test_saveall},
     {"freeze", test_freeze},
     {"thresholds", test_thresholds},

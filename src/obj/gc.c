@@ -39,7 +39,8 @@
  *   5. the reachable objects move to old (promotion);
  *   6. weak references to unreachable objects are cleared, all of them
  *      before any callback; the callbacks of those that are not themselves
- *      unreachable then run;
+ *      unreachable then run, object by object, each object's newest weak
+ *      reference first;
  *   7. the finalizers of unreachable objects run, each once in an object's
  *      life (NEAP_OBJ_FINALIZED);
  *   8. if step 6 or 7 ran any code, steps 2-4 run again on the unreachable

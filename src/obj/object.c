@@ -41,7 +41,9 @@
  * The referents with weak references are in a hash table (util/hashtab.h:
  * open addressing, linear probing, deletion by backward shift; memory from
  * neap_calloc) mapping the object to the first weakref of a doubly linked
- * list; the object carries NEAP_OBJ_WEAKREFS while it has an entry.
+ * list, newest first (the order Python runs their callbacks in, by refcount
+ * and in a collection); the object carries NEAP_OBJ_WEAKREFS while it has
+ * an entry.
  *
  * Interning: a hash set of the interned string objects (the same table).  The set holds no reference: a string's dealloc removes
  * it.  Invariant: a string has NEAP_OBJ_INTERNED iff it is in the set, and
@@ -532,12 +534,11 @@ void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data) {
     weakref_t *first = *slot;
     wr->referent = obj;
     if (first != NULL) {
-        /* append after the first, so that the list keeps creation order */
-        weakref_t *last = first;
-        while (last->next != NULL)
-            last = last->next;
-        last->next = wr;
-        wr->prev = last;
+        /* the newest goes first: callbacks run in list order, and Python
+         * runs them from the most recently made weak reference back */
+        wr->next = first;
+        first->prev = wr;
+        *slot = wr; /* same referent, same home */
     } else {
         wreftab_put(&wtable, slot, &wr);
         NEAP_HEAD(obj)->flags |= NEAP_OBJ_WEAKREFS;
@@ -583,7 +584,7 @@ void _neap_weakref_call(void *w) {
 }
 
 /* o is dying by its count: every weak reference to it is cleared first,
- * then the callbacks run, oldest weak reference first. */
+ * then the callbacks run, newest weak reference first (list order). */
 static void weakrefs_clear(void *o) {
     weakref_t *wr = weakrefs_detach(o);
     /* keep every weakref alive while callbacks run: a callback may drop the

@@ -63,8 +63,9 @@ NEAP_INTERNAL void _neap_gc_unlink(void *o);
 /* Clears the weak references to o, which the collector found unreachable:
  * each is removed from o's list and its referent set to NULL; those with a
  * callback that are not themselves GC_UNREACHABLE (nor in the trashcan:
- * count 0) get an extra reference and are appended to *todo (grown with
- * neap_realloc; on failure the callback is dropped, the reference too).
+ * count 0) get an extra reference and are appended to *todo, newest first
+ * (grown with neap_realloc; on failure the callback is dropped, the
+ * reference too).
  * Returns -1 if some callback was dropped for lack of memory. */
 NEAP_INTERNAL int _neap_weakrefs_clear_for_gc(void *o, void ***todo, size_t *n, size_t *cap);
 /* Runs the callback of wr (referent already cleared). */
