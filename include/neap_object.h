@@ -298,7 +298,8 @@ NEAP_EXPORT intptr_t neap_gc_collect(int generation);
 NEAP_EXPORT void neap_gc_enable(void);
 NEAP_EXPORT void neap_gc_disable(void);
 NEAP_EXPORT int neap_gc_isenabled(void);
-/* The counters: tracked allocations minus deallocations since the last
+/* The counters: allocations minus deallocations of tracked types' objects
+ * (whether tracked at the time or not, as in CPython) since the last
  * generation-0 collection, then collections of the younger generation since
  * the last collection of generations 1 and 2. */
 NEAP_EXPORT void neap_gc_get_count(long out[NEAP_GC_GENERATIONS]);

@@ -66,6 +66,9 @@
  *   thresholds        defaults, set/get, counters, automatic collection and
  *                     its generations, promotion, disable/enable, the 25 %
  *                     long-lived rule for generation 2
+ *   count_untracked   generation 0's count drops when an object of a tracked
+ *                     type is freed, tracked or not, and so automatic
+ *                     collection comes when CPython's would
  *   callbacks         start/stop with the generation and the counts, order,
  *                     removal; get_stats
  *   collect_count     what a collection counts (CPython 3.9 on), the same in
@@ -2365,6 +2368,106 @@ test_thresholds(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * count_untracked
+ * ------------------------------------------------------------------------- */
+static long
+count0(void)
+{
+    long cnt[NEAP_GC_GENERATIONS];
+    neap_gc_get_count(cnt);
+    return cnt[0];
+}
+
+static void
+test_count_untracked(void)
+{
+    hold_t h = {0};
+    node_t *a, *b, *v[6];
+    size_t i, first;
+
+    gc_begin();
+    collect(2);
+    CHECK(count0() == 0);
+
+    /* untracking and tracking again leave the count alone; freeing an
+     * object of a tracked type lowers it, tracked or not (CPython's
+     * PyObject_GC_Del) */
+    a = node_new(&node_type);
+    b = node_new(&node_type);
+    CHECK(count0() == 2);
+    neap_gc_untrack(a);
+    CHECK(!neap_gc_is_tracked(a) && count0() == 2);
+    neap_gc_track(a);
+    neap_gc_untrack(a);
+    CHECK(count0() == 2);
+    neap_decref(a);
+    CHECKF(count0() == 1, "count0 %ld after an untracked object was freed", count0());
+    neap_decref(b);
+    CHECK(count0() == 0);
+    CHECK(g_dealloc_node == 2);
+    /* ... through its type's free list too, which counts it again when it
+     * hands it out */
+    neap_type_freelist_clear(&pooled_gc_type);
+    a = obj_new(&pooled_gc_type);
+    neap_gc_untrack(a);
+    neap_decref(a);
+    CHECK(count0() == 0 && g_dealloc_pooled == 1);
+    a = obj_new(&pooled_gc_type);
+    CHECK(count0() == 1 && neap_gc_is_tracked(a));
+    neap_decref(a);
+    CHECK(count0() == 0);
+    neap_type_freelist_clear(&pooled_gc_type);
+
+    /* never below 0: objects made before a collection, freed after it */
+    for (i = 0; i < 6; i++) {
+        v[i] = node_new(&node_type);
+        neap_gc_untrack(v[i]);
+    }
+    CHECK(count0() == 6);
+    collect(0);
+    CHECK(count0() == 0);
+    for (i = 0; i < 3; i++)
+        neap_decref(v[i]);
+    CHECK(count0() == 0);
+
+    /* so an automatic collection comes when CPython's would: with 3 more
+     * objects made and untracked, then freed, the count is back to 0 and
+     * the first collection comes in the allocation that takes it past
+     * threshold0, the 11th (CPython counts, then collects before the new
+     * object is tracked) */
+    for (i = 3; i < 6; i++)
+        neap_decref(v[i]);
+    for (i = 0; i < 3; i++) {
+        v[i] = node_new(&node_type);
+        neap_gc_untrack(v[i]);
+    }
+    CHECK(count0() == 3);
+    for (i = 0; i < 3; i++)
+        neap_decref(v[i]);
+    CHECKF(count0() == 0, "count0 %ld with none of the objects made since alive", count0());
+    CHECK(neap_gc_set_threshold(10, -1, -1) == 0);
+    CHECK(neap_gc_callbacks_add(log_cb, NULL) == 0);
+    log_reset();
+    neap_gc_enable();
+    first = 0;
+    for (i = 1; i <= 30 && first == 0; i++) {
+        hold_push(&h, node_new(&node_type));
+        if (g_log_n > 0)
+            first = i;
+    }
+    neap_gc_disable();
+    CHECK(neap_gc_callbacks_remove(log_cb, NULL) == 0);
+    CHECKF(first == 11, "first automatic collection in allocation %zu, expected 11", first);
+    CHECK(g_log_n == 1 && g_log_gen[0] == 0);
+    /* the 11th object was counted before the collection, which reset the
+     * count: none counts now (as in CPython) */
+    CHECK(count0() == 0);
+    hold_release(&h);
+    CHECK(count0() == 0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
  * callbacks
  * ------------------------------------------------------------------------- */
 #define CBREC_MAX 64
@@ -3725,6 +3828,7 @@ static const struct test_section sections[] = {
     {"saveall", test_saveall},
     {"freeze", test_freeze},
     {"thresholds", test_thresholds},
+    {"count_untracked", test_count_untracked},
     {"callbacks", test_callbacks},
     {"collect_count", test_collect_count},
     {"introspection", test_introspection},

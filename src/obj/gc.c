@@ -10,16 +10,19 @@
  *   gen[0] (young)      gen[1]            gen[2] (old)        permanent
  *   head <-> o <-> o    head <-> o        head <-> o <-> o    head <-> o
  *   threshold 2000      threshold 10      threshold 10        (frozen: never
- *   count: tracked      count: gen-0      count: gen-1         collected)
- *   allocations minus   collections       collections
- *   deallocations       since its last    since its last
+ *   count: objects      count: gen-0      count: gen-1         collected)
+ *   of tracked types    collections       collections
+ *   made minus freed    since its last    since its last
  *
  * Every tracked object is on exactly one of these lists (or on a list
  * private to the collection running), linked through the _neap_gc_t in
  * front of its header (objimpl.h).
  *
- * When collections run.  Each tracked allocation adds one to gen[0].count;
- * past threshold0 (when enabled and not already collecting), the oldest
+ * When collections run.  Each allocation of a tracked type's object adds
+ * one to gen[0].count, and each deallocation of one takes one off, whether
+ * the object is tracked at the time or not (as CPython's gc_alloc and
+ * PyObject_GC_Del do; tracking and untracking leave the count alone); past
+ * threshold0 (when enabled and not already collecting), the oldest
  * generation whose count passed its threshold is collected, together with
  * every younger one.  Generation 2 is skipped unless the objects that
  * generation-1 collections promoted into it since the last full collection
@@ -157,7 +160,7 @@ void _neap_gc_on_alloc(void) {
         collect_generations();
 }
 
-void _neap_gc_on_alloc_failed(void) {
+void _neap_gc_uncount(void) {
     if (gc.gen[0].count > 0)
         gc.gen[0].count--;
 }
@@ -171,12 +174,6 @@ void _neap_gc_link(void *o) {
 static void gc_untrack(neap_objhead_t *h, void *o) {
     list_remove(AS_GC(o));
     h->flags &= ~(NEAP_OBJ_TRACKED | GC_COLLECTING | GC_UNREACHABLE);
-}
-
-void _neap_gc_unlink(void *o) {
-    gc_untrack(NEAP_HEAD(o), o);
-    if (gc.gen[0].count > 0)
-        gc.gen[0].count--;
 }
 
 void neap_gc_track(void *o) {

@@ -2,8 +2,8 @@
  * per type, strings and their interning, weak references.
  *
  * The layer above the allocator: memory comes from neap_malloc and goes
- * back through neap_free.  The collector (gc.c) is told about every tracked
- * object made or freed.
+ * back through neap_free.  The collector (gc.c) is told about every object
+ * of a tracked type made or freed, tracked at the time or not.
  *
  * Life of an object
  *
@@ -21,6 +21,8 @@
  *                                                               | 5. dealloc hook
  *                                                               v
  *                                         type free list (if room) or neap_free
+ *                                         (a tracked type's object, tracked or
+ *                                         not: generation 0's count - 1)
  *
  * The trashcan: a long chain would recurse once per link, through step 4
  * (releasing the next link) or through any code steps 1, 2 and 5 run
@@ -107,7 +109,7 @@ static void *obj_make(neap_type_t *type, size_t body, size_t nitems) {
         block = neap_malloc(head + body);
         if (block == NULL) {
             if (type->traverse != NULL)
-                _neap_gc_on_alloc_failed();
+                _neap_gc_uncount();
             return NULL; /* errno is ENOMEM */
         }
     }
@@ -169,6 +171,8 @@ static void object_release(void *o) {
         type->dealloc(o);
     void *block = type->traverse != NULL ? (void *)AS_GC(o) : (void *)h;
     type->state.live--;
+    if (type->traverse != NULL)
+        _neap_gc_uncount(); /* tracked or not, as it was counted when made */
     if (type->state.nfree < type->freelist_max && type->itemsize == 0) {
         *(void **)block = type->state.freelist;
         type->state.freelist = block;
@@ -196,7 +200,7 @@ static void object_dealloc(void *o) {
             return;
     }
     if (h->flags & NEAP_OBJ_TRACKED)
-        _neap_gc_unlink(o);
+        neap_gc_untrack(o); /* generation 0's count drops when the memory goes */
     object_release(o);
 }
 
