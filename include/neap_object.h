@@ -246,9 +246,10 @@ NEAP_EXPORT size_t neap_intern_count(void);
  * Weak references.  A weak reference is itself an object (tracked): it does
  * not keep its referent alive.  When the referent goes (by refcount or by
  * the collector) the weak reference is cleared, then its callback, if any,
- * runs with the weak reference and `data`.  The collector runs a callback
- * only if the weak reference itself is still reachable, and clears every
- * weak reference to garbage before any finalizer runs.
+ * runs with the weak reference and `data`; the callbacks of an object's
+ * weak references run newest first, as Python's.  The collector runs a
+ * callback only if the weak reference itself is still reachable, and
+ * clears every weak reference to garbage before any finalizer runs.
  * ------------------------------------------------------------------------- */
 NEAP_EXPORT extern neap_type_t neap_weakref_type;
 
@@ -286,14 +287,19 @@ typedef struct neap_objarray {
 NEAP_EXPORT void neap_objarray_release(neap_objarray_t *a);
 
 /* gc.collect(generation): collects generations 0..generation and returns
- * the number of unreachable objects found (collectable, uncollectable, and
- * those a finalizer resurrected, as CPython 3.11 counts them); -1 and EINVAL for a generation
- * outside 0..2, -1 and EBUSY if a collection is running. */
+ * the number of unreachable objects, counted as CPython (3.9 on) counts
+ * them: those still unreachable after the weak reference callbacks and the
+ * finalizers ran, collectable or not, plus the weak references (themselves
+ * reachable) freed once their callbacks ran.  Objects a finalizer or a
+ * callback resurrected are not counted, nor those freed by refcount while
+ * they ran.  -1 and EINVAL for a generation outside 0..2, -1 and EBUSY if a
+ * collection is running. */
 NEAP_EXPORT intptr_t neap_gc_collect(int generation);
 NEAP_EXPORT void neap_gc_enable(void);
 NEAP_EXPORT void neap_gc_disable(void);
 NEAP_EXPORT int neap_gc_isenabled(void);
-/* The counters: tracked allocations minus deallocations since the last
+/* The counters: allocations minus deallocations of tracked types' objects
+ * (whether tracked at the time or not, as in CPython) since the last
  * generation-0 collection, then collections of the younger generation since
  * the last collection of generations 1 and 2. */
 NEAP_EXPORT void neap_gc_get_count(long out[NEAP_GC_GENERATIONS]);
@@ -323,9 +329,10 @@ NEAP_EXPORT void neap_gc_untrack(void *o);
 
 typedef struct neap_gc_stats {
     size_t collections;   /* collections of this generation */
-    size_t collected;     /* unreachable objects they found and freed (or, under
-                             DEBUG_SAVEALL, moved to the garbage list) */
-    size_t uncollectable; /* unreachable objects they could not free */
+    size_t collected;     /* objects they counted (see neap_gc_collect) and
+                             freed (or, under DEBUG_SAVEALL, moved to the
+                             garbage list) */
+    size_t uncollectable; /* objects they counted and could not free */
     double duration;      /* seconds spent in them, in total */
 } neap_gc_stats_t;
 

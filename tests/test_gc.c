@@ -56,6 +56,9 @@
  *   weakref_trashcan  weak references waiting in the trashcan when their
  *                     referent goes, by refcount or by the collector: no
  *                     callback, freed once
+ *   weakref_order     callbacks run from the most recently made weak
+ *                     reference back to the oldest, by refcount (also after
+ *                     some went first) and in a collection
  *   saveall           NEAP_GC_DEBUG_SAVEALL; cycles without clear are
  *                     uncollectable (gc.garbage, stats), mixed ones are not
  *   freeze            freeze/unfreeze/get_freeze_count over all generations;
@@ -63,8 +66,16 @@
  *   thresholds        defaults, set/get, counters, automatic collection and
  *                     its generations, promotion, disable/enable, the 25 %
  *                     long-lived rule for generation 2
+ *   count_untracked   generation 0's count drops when an object of a tracked
+ *                     type is freed, tracked or not, and so automatic
+ *                     collection comes when CPython's would
  *   callbacks         start/stop with the generation and the counts, order,
  *                     removal; get_stats
+ *   collect_count     what a collection counts (CPython 3.9 on), the same in
+ *                     its result, get_stats, the callbacks and DEBUG_STATS:
+ *                     not the resurrected, nor what went by refcount while
+ *                     finalizers ran; reachable weak references freed after
+ *                     their own callbacks, yes
  *   introspection     get_objects, get_referrers, get_referents, is_tracked,
  *                     track/untrack, count_by_type, show_backrefs
  *   freelist          reuse, zeroing, the cap, clearing
@@ -82,7 +93,8 @@
  *                     collection on for some seeds
  *   property_fin      the same with finalizers, weak references (held by the
  *                     test and owned by nodes) and, for half the seeds,
- *                     finalizers that resurrect
+ *                     finalizers that resurrect (collect then counts exactly
+ *                     what it freed, not the resurrected)
  *
  * Usage: test_gc [section]...  (none: all)
  */
@@ -1163,7 +1175,8 @@ test_finalizer(void)
     CHECK(neap_gc_is_finalized(a));
     CHECK(a->ref[0] == a && a->ref[1] == c);
     CHECK(neap_refcnt(a) == 2 && neap_refcnt(c) == 1);
-    CHECKF(r == 0 || r == 2, "collect with a resurrection gave %jd", (intmax_t)r);
+    /* resurrected objects are not counted (CPython 3.9 on) */
+    CHECKF(r == 0, "collect with a resurrection gave %jd", (intmax_t)r);
     CHECK(collect(2) == 0); /* g_res holds it */
     hold_release(&g_res);
     CHECK(neap_refcnt(a) == 1);
@@ -1290,7 +1303,8 @@ test_finalizer(void)
 
     counters_reset();
     /* finalizers that break their own cycle: the garbage goes while the
-     * finalizers run, by refcount, each finalized once */
+     * finalizers run, by refcount, each finalized once; the collection
+     * counts none of it (nothing was left for it to clear) */
     a = fin_new(FIN_CLEARSELF);
     b = fin_new(FIN_CLEARSELF);
     c = fin_new(FIN_CLEARSELF);
@@ -1301,7 +1315,7 @@ test_finalizer(void)
     neap_decref(a);
     neap_decref(b);
     neap_decref(c);
-    CHECK(collect(2) == 3);
+    CHECK(collect(2) == 0);
     CHECK(g_fin_calls == 3 && g_dealloc_fin == 3);
 
     /* finalizers that allocate during a collection, with automatic
@@ -1395,7 +1409,7 @@ test_finalizer(void)
  * ------------------------------------------------------------------------- */
 #define FC_STRETCH 128 /* nodes given a role in the chain: more than the trashcan's depth */
 
-static intptr_t g_fc_collected; /* what chain_collect_thread's collection found */
+static intptr_t g_fc_collected; /* what chain_collect_thread's collection counted */
 static long g_fc_wr_calls;      /* calls of chain_wr_cb */
 
 static void *
@@ -1511,11 +1525,13 @@ test_finalizer_chain(void)
     g_fc_collected = -1;
     on_small_stack(chain_collect_thread, NULL);
     neap_gc_get_stats(st1);
-    CHECKF(g_fc_collected == CHAIN_LEN + 2, "collect found %jd", (intmax_t)g_fc_collected);
+    /* the links past the head went by refcount while the finalizers ran:
+     * counted are the cycle and the head it holds, which the clears free */
+    CHECKF(g_fc_collected == 3, "collect counted %jd", (intmax_t)g_fc_collected);
     CHECKF(g_fin_calls == CHAIN_LEN, "%ld finalizer calls for %d links", g_fin_calls, CHAIN_LEN);
     CHECKF(g_dealloc_fin == CHAIN_LEN && g_dealloc_node == 2,
            "%ld of the chain freed, %ld of the cycle", g_dealloc_fin, g_dealloc_node);
-    CHECK(stats_sum(st1, 1) - stats_sum(st0, 1) == CHAIN_LEN + 2);
+    CHECK(stats_sum(st1, 1) - stats_sum(st0, 1) == 3);
     CHECK(stats_sum(st1, 2) == stats_sum(st0, 2));
     CHECK(live_test_objects() == 0);
     CHECK(gen_size(-1) == 0);
@@ -1892,6 +1908,84 @@ test_weakref_trashcan(void)
     CHECKF(g_wt_calls == 0, "%ld callbacks", g_wt_calls);
     CHECK(g_fin_calls == WT_CHAIN && g_dealloc_fin == WT_CHAIN);
     CHECK(g_dealloc_node == 3 * WT_CHAIN);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
+ * weakref_order
+ * ------------------------------------------------------------------------- */
+/* The callbacks recorded by wr_cb were those of want[0..n), in that order. */
+static void
+check_wrcalls(const char *what, void *const *want, size_t n)
+{
+    size_t i;
+    CHECKF(g_nwrcalls == n, "%s: %zu callbacks, expected %zu", what, g_nwrcalls, n);
+    for (i = 0; i < n && i < g_nwrcalls; i++)
+        CHECKF(g_wrcalls[i].wr == want[i] && g_wrcalls[i].cleared,
+               "%s: callback %zu was weak reference %p (cleared %d), expected %p", what, i,
+               g_wrcalls[i].wr, g_wrcalls[i].cleared, want[i]);
+}
+
+static void
+test_weakref_order(void)
+{
+    node_t *x, *a;
+    leaf_t *l;
+    void *w[5], *want[5];
+    size_t i, wr_live0;
+
+    gc_begin();
+    wr_live0 = neap_type_live(&neap_weakref_type);
+
+    /* by refcount: the most recently made weak reference's callback first */
+    x = node_new(&node_type);
+    for (i = 0; i < 4; i++)
+        w[i] = weakref_new(x, wr_cb, NULL);
+    g_nwrcalls = 0;
+    neap_decref(x);
+    for (i = 0; i < 4; i++)
+        want[i] = w[3 - i];
+    check_wrcalls("by refcount", want, 4);
+    for (i = 0; i < 4; i++)
+        neap_decref(w[i]);
+
+    /* weak references that went first (the newest, one in the middle), one
+     * without a callback, and one made after: still newest to oldest */
+    l = obj_new(&leaf_type);
+    for (i = 0; i < 4; i++)
+        w[i] = weakref_new(l, i == 1 ? NULL : wr_cb, NULL);
+    neap_decref(w[3]);
+    neap_decref(w[2]);
+    w[2] = weakref_new(l, wr_cb, NULL);
+    w[3] = weakref_new(l, wr_cb, NULL);
+    CHECK(neap_weakref_count(l) == 4);
+    g_nwrcalls = 0;
+    neap_decref(l);
+    want[0] = w[3];
+    want[1] = w[2];
+    want[2] = w[0];
+    check_wrcalls("after removals", want, 3);
+    for (i = 0; i < 4; i++) {
+        CHECK(neap_weakref_get(w[i]) == NULL);
+        neap_decref(w[i]);
+    }
+
+    /* in a collection: the reachable weak references to a garbage cycle,
+     * newest first */
+    a = node_new(&node_type);
+    node_link(a, 0, a);
+    for (i = 0; i < 5; i++)
+        w[i] = weakref_new(a, wr_cb, NULL);
+    neap_decref(a);
+    g_nwrcalls = 0;
+    CHECK(collect(2) == 1);
+    for (i = 0; i < 5; i++)
+        want[i] = w[4 - i];
+    check_wrcalls("in a collection", want, 5);
+    CHECK(g_dealloc_node == 2 && g_dealloc_leaf == 1);
+    for (i = 0; i < 5; i++)
+        neap_decref(w[i]);
     CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
     gc_end();
 }
@@ -2274,6 +2368,106 @@ test_thresholds(void)
 }
 
 /* ---------------------------------------------------------------------------
+ * count_untracked
+ * ------------------------------------------------------------------------- */
+static long
+count0(void)
+{
+    long cnt[NEAP_GC_GENERATIONS];
+    neap_gc_get_count(cnt);
+    return cnt[0];
+}
+
+static void
+test_count_untracked(void)
+{
+    hold_t h = {0};
+    node_t *a, *b, *v[6];
+    size_t i, first;
+
+    gc_begin();
+    collect(2);
+    CHECK(count0() == 0);
+
+    /* untracking and tracking again leave the count alone; freeing an
+     * object of a tracked type lowers it, tracked or not (CPython's
+     * PyObject_GC_Del) */
+    a = node_new(&node_type);
+    b = node_new(&node_type);
+    CHECK(count0() == 2);
+    neap_gc_untrack(a);
+    CHECK(!neap_gc_is_tracked(a) && count0() == 2);
+    neap_gc_track(a);
+    neap_gc_untrack(a);
+    CHECK(count0() == 2);
+    neap_decref(a);
+    CHECKF(count0() == 1, "count0 %ld after an untracked object was freed", count0());
+    neap_decref(b);
+    CHECK(count0() == 0);
+    CHECK(g_dealloc_node == 2);
+    /* ... through its type's free list too, which counts it again when it
+     * hands it out */
+    neap_type_freelist_clear(&pooled_gc_type);
+    a = obj_new(&pooled_gc_type);
+    neap_gc_untrack(a);
+    neap_decref(a);
+    CHECK(count0() == 0 && g_dealloc_pooled == 1);
+    a = obj_new(&pooled_gc_type);
+    CHECK(count0() == 1 && neap_gc_is_tracked(a));
+    neap_decref(a);
+    CHECK(count0() == 0);
+    neap_type_freelist_clear(&pooled_gc_type);
+
+    /* never below 0: objects made before a collection, freed after it */
+    for (i = 0; i < 6; i++) {
+        v[i] = node_new(&node_type);
+        neap_gc_untrack(v[i]);
+    }
+    CHECK(count0() == 6);
+    collect(0);
+    CHECK(count0() == 0);
+    for (i = 0; i < 3; i++)
+        neap_decref(v[i]);
+    CHECK(count0() == 0);
+
+    /* so an automatic collection comes when CPython's would: with 3 more
+     * objects made and untracked, then freed, the count is back to 0 and
+     * the first collection comes in the allocation that takes it past
+     * threshold0, the 11th (CPython counts, then collects before the new
+     * object is tracked) */
+    for (i = 3; i < 6; i++)
+        neap_decref(v[i]);
+    for (i = 0; i < 3; i++) {
+        v[i] = node_new(&node_type);
+        neap_gc_untrack(v[i]);
+    }
+    CHECK(count0() == 3);
+    for (i = 0; i < 3; i++)
+        neap_decref(v[i]);
+    CHECKF(count0() == 0, "count0 %ld with none of the objects made since alive", count0());
+    CHECK(neap_gc_set_threshold(10, -1, -1) == 0);
+    CHECK(neap_gc_callbacks_add(log_cb, NULL) == 0);
+    log_reset();
+    neap_gc_enable();
+    first = 0;
+    for (i = 1; i <= 30 && first == 0; i++) {
+        hold_push(&h, node_new(&node_type));
+        if (g_log_n > 0)
+            first = i;
+    }
+    neap_gc_disable();
+    CHECK(neap_gc_callbacks_remove(log_cb, NULL) == 0);
+    CHECKF(first == 11, "first automatic collection in allocation %zu, expected 11", first);
+    CHECK(g_log_n == 1 && g_log_gen[0] == 0);
+    /* the 11th object was counted before the collection, which reset the
+     * count: none counts now (as in CPython) */
+    CHECK(count0() == 0);
+    hold_release(&h);
+    CHECK(count0() == 0);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
  * callbacks
  * ------------------------------------------------------------------------- */
 #define CBREC_MAX 64
@@ -2420,6 +2614,229 @@ test_callbacks(void)
     }
     CHECK(stats_sum(st1, 0) == stats_sum(st0, 0) + 3);
     CHECK(stats_sum(st1, 1) == stats_sum(st0, 1) + 6);
+    gc_end();
+}
+
+/* ---------------------------------------------------------------------------
+ * collect_count: what a collection counts, in each place it reports it
+ * ------------------------------------------------------------------------- */
+/* One collection's count, as each channel gave it. */
+typedef struct counted {
+    intptr_t ret;           /* neap_gc_collect(2) */
+    size_t collected;       /* get_stats: collected added, all generations */
+    size_t uncollectable;   /* ... uncollectable added */
+    neap_gc_info_t stop;    /* the gc callbacks' "stop" */
+    int dbg_lines;          /* DEBUG_STATS "gc: done" lines printed */
+    long dbg_unreachable;   /* ... and what the last one said */
+    long dbg_uncollectable;
+} counted_t;
+
+static neap_gc_info_t g_stop_info;
+
+static void
+stop_cb(const char *phase, const neap_gc_info_t *info, void *arg)
+{
+    if (strcmp(phase, "stop") == 0)
+        g_stop_info = *info;
+}
+
+/* Runs neap_gc_collect(2) with a gc callback and DEBUG_STATS on, stderr
+ * going to a file, and fills *c.  No check runs while stderr is away (a
+ * hook's failure message printed meanwhile is passed on afterwards). */
+static void
+collect_counted(counted_t *c)
+{
+    neap_gc_stats_t st0[NEAP_GC_GENERATIONS], st1[NEAP_GC_GENERATIONS];
+    FILE *f = tmpfile();
+    char line[256];
+    int saved, err;
+
+    CHECK(f != NULL);
+    memset(c, 0, sizeof *c);
+    c->dbg_unreachable = c->dbg_uncollectable = -1;
+    memset(&g_stop_info, 0, sizeof g_stop_info);
+    g_stop_info.generation = -1;
+    CHECK(neap_gc_callbacks_add(stop_cb, NULL) == 0);
+    neap_gc_get_stats(st0);
+    fflush(stderr);
+    saved = dup(2);
+    CHECK(saved >= 0);
+    CHECK(dup2(fileno(f), 2) == 2);
+    neap_gc_set_debug(NEAP_GC_DEBUG_STATS);
+    errno = 0;
+    c->ret = neap_gc_collect(2);
+    err = errno;
+    neap_gc_set_debug(0);
+    fflush(stderr);
+    CHECK(dup2(saved, 2) == 2);
+    close(saved);
+    neap_gc_get_stats(st1);
+    CHECK(neap_gc_callbacks_remove(stop_cb, NULL) == 0);
+    CHECKF(c->ret >= 0, "neap_gc_collect(2) = %jd, errno %d", (intmax_t)c->ret, err);
+    c->collected = stats_sum(st1, 1) - stats_sum(st0, 1);
+    c->uncollectable = stats_sum(st1, 2) - stats_sum(st0, 2);
+    c->stop = g_stop_info;
+    rewind(f);
+    while (fgets(line, sizeof line, f) != NULL) {
+        long u, n;
+        if (sscanf(line, "gc: done, %ld unreachable, %ld uncollectable", &u, &n) == 2) {
+            c->dbg_lines++;
+            c->dbg_unreachable = u;
+            c->dbg_uncollectable = n;
+        } else if (strncmp(line, "gc: ", 4) != 0) {
+            fputs(line, stderr);
+        }
+    }
+    fclose(f);
+}
+
+/* The collection counted `total` objects, `uncollectable` of them left
+ * alive: its result, get_stats, the callbacks and DEBUG_STATS all say so
+ * (CPython: collect returns collected + uncollectable, and "gc: done"
+ * prints that sum as unreachable). */
+static void
+check_counted(const counted_t *c, const char *what, size_t total, size_t uncollectable)
+{
+    CHECKF(c->ret == (intptr_t)total, "%s: collect gave %jd, expected %zu", what,
+           (intmax_t)c->ret, total);
+    CHECKF(c->collected == total - uncollectable && c->uncollectable == uncollectable,
+           "%s: get_stats +%zu collected, +%zu uncollectable, expected %zu, %zu", what,
+           c->collected, c->uncollectable, total - uncollectable, uncollectable);
+    CHECKF(c->stop.generation == 2 && c->stop.collected == total - uncollectable &&
+               c->stop.uncollectable == uncollectable,
+           "%s: callback stop (generation %d) collected %zu, uncollectable %zu, expected %zu, %zu",
+           what, c->stop.generation, c->stop.collected, c->stop.uncollectable,
+           total - uncollectable, uncollectable);
+    CHECKF(c->dbg_lines == 1 && c->dbg_unreachable == (long)total &&
+               c->dbg_uncollectable == (long)uncollectable,
+           "%s: %d DEBUG_STATS lines, the last %ld unreachable, %ld uncollectable, expected "
+           "%zu, %zu",
+           what, c->dbg_lines, c->dbg_unreachable, c->dbg_uncollectable, total, uncollectable);
+}
+
+static void
+test_collect_count(void)
+{
+    node_t *a, *c, *p, *q, *u, *v, *x, *y, *z;
+    neap_objarray_t g = {0};
+    counted_t k;
+    void *w, *w2, *w3;
+    size_t wr_live0;
+
+    gc_begin();
+    wr_live0 = neap_type_live(&neap_weakref_type);
+
+    /* nothing to find, and plain garbage: every channel agrees */
+    collect_counted(&k);
+    check_counted(&k, "nothing", 0, 0);
+    make_pair(&p, &q);
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "a pair", 2, 0);
+    CHECK(g_dealloc_node == 2);
+
+    /* Resurrection: a finalizer stores a reference to its self-cycle,
+     * which holds another node; both are found, both live on, neither is
+     * counted.  Beside them a garbage pair (counted, freed) and a pair
+     * without clear (counted, uncollectable). */
+    counters_reset();
+    a = fin_new(FIN_RESURRECT);
+    node_link(a, 0, a);
+    c = node_new(&node_type);
+    node_link(a, 1, c);
+    neap_decref(c);
+    neap_decref(a);
+    make_pair(&p, &q);
+    neap_decref(p);
+    neap_decref(q);
+    u = node_new(&noclear_type);
+    v = node_new(&noclear_type);
+    node_link(u, 0, v);
+    node_link(v, 0, u);
+    neap_decref(u);
+    neap_decref(v);
+    collect_counted(&k);
+    check_counted(&k, "resurrection", 4, 2);
+    CHECK(g_fin_calls == 1 && g_res.n == 1 && g_res.v[0] == a);
+    CHECK(g_dealloc_node == 2 && neap_refcnt(c) == 1 && g_dealloc_noclear == 0);
+    /* released, the resurrected cycle is found and counted once more (its
+     * finalizer does not run again) */
+    hold_release(&g_res);
+    collect_counted(&k);
+    check_counted(&k, "the resurrected, released", 2, 0);
+    CHECK(g_fin_calls == 1 && g_dealloc_fin == 1 && g_dealloc_node == 3);
+    CHECK(neap_gc_get_garbage(&g) == 0 && g.count == 2);
+    CHECK(neap_gc_clear_garbage() == 2);
+    NEAP_CLEAR(u->ref[0]);
+    NEAP_CLEAR(v->ref[0]);
+    neap_objarray_release(&g);
+    CHECK(g_dealloc_noclear == 2);
+
+    /* Freed by refcount while the finalizers run: a pair holds x, whose
+     * finalizer drops x's references; y (finalized, whichever runs first)
+     * and the z it holds then go by refcount, before any clear.  Counted:
+     * the pair and x, which the clears free. */
+    counters_reset();
+    make_pair(&p, &q);
+    x = fin_new(FIN_CLEARSELF);
+    y = fin_new(0);
+    z = node_new(&node_type);
+    node_link(p, 1, x);
+    node_link(x, 0, y);
+    node_link(y, 0, z);
+    neap_decref(z);
+    neap_decref(y);
+    neap_decref(x);
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "freed while finalizers ran", 3, 0);
+    CHECK(g_fin_calls == 2 && g_dealloc_fin == 2 && g_dealloc_node == 3);
+    /* a cycle whose finalizers break it: all of it goes by refcount */
+    counters_reset();
+    x = fin_new(FIN_CLEARSELF);
+    y = fin_new(FIN_CLEARSELF);
+    node_link(x, 0, y);
+    node_link(y, 0, x);
+    neap_decref(x);
+    neap_decref(y);
+    collect_counted(&k);
+    check_counted(&k, "a cycle broken by its finalizers", 0, 0);
+    CHECK(g_fin_calls == 2 && g_dealloc_fin == 2);
+
+    /* A reachable weak reference freed by its own callback: its callback
+     * drops the only other reference (the test's), so it goes when the
+     * collector lets go of it, and is counted with the pair.  A reachable
+     * weak reference that survives its callback is not counted. */
+    counters_reset();
+    g_nwrcalls = 0;
+    make_pair(&p, &q);
+    w = weakref_new(p, drop_cb, NULL);
+    g_drop_wr = w;
+    w2 = weakref_new(q, wr_cb, NULL);
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "a weak reference freed by its callback", 3, 0);
+    CHECK(g_drop_wr == NULL && g_dealloc_node == 2);
+    CHECK(g_nwrcalls == 1 && g_wrcalls[0].wr == w2 && g_wrcalls[0].cleared);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0 + 1);
+    neap_decref(w2);
+    /* one that a callback frees but whose own callback does not run (it
+     * has none) goes by refcount while callbacks run: not counted */
+    make_pair(&p, &q);
+    w = weakref_new(p, drop_cb, NULL);
+    w3 = weakref_new(q, NULL, NULL);
+    g_drop_wr = w3;
+    neap_decref(p);
+    neap_decref(q);
+    collect_counted(&k);
+    check_counted(&k, "a weak reference freed by another's callback", 2, 0);
+    CHECK(g_drop_wr == NULL && g_dealloc_node == 4);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0 + 1);
+    neap_decref(w);
+    CHECK(neap_type_live(&neap_weakref_type) == wr_live0);
     gc_end();
 }
 
@@ -3278,10 +3695,15 @@ prop_seed(uint64_t seed, int variant)
                        (unsigned long long)seed, r, id, g_alive[id], P.reach[id]);
                 alive_after += g_alive[id];
             }
-            /* whatever the count of resurrected objects, the freed were found */
-            CHECKF(ret >= (intptr_t)(nreach_before + garbage_alive - alive_after),
-                   "collect gave %jd, freed %zu", (intmax_t)ret,
-                   nreach_before + garbage_alive - alive_after);
+            /* counted: exactly what the collection freed (the resurrected
+             * are not counted; nothing here goes by refcount while the
+             * finalizers run) */
+            CHECKF(ret == (intptr_t)(nreach_before + garbage_alive - alive_after +
+                                     (wr_before - wr_after)),
+                   "seed %llu round %zu: collect gave %jd, freed %zu nodes and %zu weak "
+                   "references",
+                   (unsigned long long)seed, r, (intmax_t)ret,
+                   nreach_before + garbage_alive - alive_after, wr_before - wr_after);
             while (g_res.n > 0) {
                 CHECK(++loops < 1000);
                 hold_release(&g_res);
@@ -3402,10 +3824,13 @@ static const struct test_section sections[] = {
     {"finalizer_chain", test_finalizer_chain},
     {"weakref", test_weakref},
     {"weakref_trashcan", test_weakref_trashcan},
+    {"weakref_order", test_weakref_order},
     {"saveall", test_saveall},
     {"freeze", test_freeze},
     {"thresholds", test_thresholds},
+    {"count_untracked", test_count_untracked},
     {"callbacks", test_callbacks},
+    {"collect_count", test_collect_count},
     {"introspection", test_introspection},
     {"freelist", test_freelist},
     {"intern", test_intern},

@@ -10,16 +10,19 @@
  *   gen[0] (young)      gen[1]            gen[2] (old)        permanent
  *   head <-> o <-> o    head <-> o        head <-> o <-> o    head <-> o
  *   threshold 2000      threshold 10      threshold 10        (frozen: never
- *   count: tracked      count: gen-0      count: gen-1         collected)
- *   allocations minus   collections       collections
- *   deallocations       since its last    since its last
+ *   count: objects      count: gen-0      count: gen-1         collected)
+ *   of tracked types    collections       collections
+ *   made minus freed    since its last    since its last
  *
  * Every tracked object is on exactly one of these lists (or on a list
  * private to the collection running), linked through the _neap_gc_t in
  * front of its header (objimpl.h).
  *
- * When collections run.  Each tracked allocation adds one to gen[0].count;
- * past threshold0 (when enabled and not already collecting), the oldest
+ * When collections run.  Each allocation of a tracked type's object adds
+ * one to gen[0].count, and each deallocation of one takes one off, whether
+ * the object is tracked at the time or not (as CPython's gc_alloc and
+ * PyObject_GC_Del do; tracking and untracking leave the count alone); past
+ * threshold0 (when enabled and not already collecting), the oldest
  * generation whose count passed its threshold is collected, together with
  * every younger one.  Generation 2 is skipped unless the objects that
  * generation-1 collections promoted into it since the last full collection
@@ -39,7 +42,8 @@
  *   5. the reachable objects move to old (promotion);
  *   6. weak references to unreachable objects are cleared, all of them
  *      before any callback; the callbacks of those that are not themselves
- *      unreachable then run;
+ *      unreachable then run, object by object, each object's newest weak
+ *      reference first;
  *   7. the finalizers of unreachable objects run, each once in an object's
  *      life (NEAP_OBJ_FINALIZED);
  *   8. if step 6 or 7 ran any code, steps 2-4 run again on the unreachable
@@ -47,7 +51,10 @@
  *      (resurrected) moves to old, alive;
  *   9. each object left gets its type's clear (or, under DEBUG_SAVEALL,
  *      goes to the garbage list); objects still alive after all the clears
- *      are uncollectable: they go to the garbage list and to old;
+ *      are uncollectable: they go to the garbage list and to old.  The
+ *      collection's count (its result, the statistics, the callbacks) is
+ *      CPython's: the objects of this step, plus the reachable weak
+ *      references that went in step 6 once their callbacks had run;
  *  10. a full collection also empties the free lists of every type, and,
  *      if it freed many objects, gives the free pages back to the OS.
  *
@@ -153,7 +160,7 @@ void _neap_gc_on_alloc(void) {
         collect_generations();
 }
 
-void _neap_gc_on_alloc_failed(void) {
+void _neap_gc_uncount(void) {
     if (gc.gen[0].count > 0)
         gc.gen[0].count--;
 }
@@ -167,12 +174,6 @@ void _neap_gc_link(void *o) {
 static void gc_untrack(neap_objhead_t *h, void *o) {
     list_remove(AS_GC(o));
     h->flags &= ~(NEAP_OBJ_TRACKED | GC_COLLECTING | GC_UNREACHABLE);
-}
-
-void _neap_gc_unlink(void *o) {
-    gc_untrack(NEAP_HEAD(o), o);
-    if (gc.gen[0].count > 0)
-        gc.gen[0].count--;
 }
 
 void neap_gc_track(void *o) {
@@ -315,16 +316,24 @@ static void debug_object(const char *what, const void *o) {
 /* ---------------------------------------------------------------------------
  * Steps 6-9.
  * ------------------------------------------------------------------------- */
-/* Step 6; returns 1 if a callback ran. */
-static int handle_weakrefs(_neap_gc_t *unreachable) {
+/* Step 6; returns 1 if a callback ran.  *freed counts the weak references
+ * (reachable ones, not on the unreachable list) that went when the
+ * collector let go of them after their callback: something, often the
+ * callback itself (a weak-valued table dropping its entry), released every
+ * other reference meanwhile.  They count as collected, as in CPython. */
+static int handle_weakrefs(_neap_gc_t *unreachable, size_t *freed) {
     void **todo = NULL;
     size_t n = 0, cap = 0;
+    *freed = 0;
     for (_neap_gc_t *g = unreachable->next; g != unreachable; g = g->next) {
         if (GC_HEAD(g)->flags & NEAP_OBJ_WEAKREFS)
             (void)_neap_weakrefs_clear_for_gc(FROM_GC(g), &todo, &n, &cap);
     }
     for (size_t i = 0; i < n; i++) {
         _neap_weakref_call(todo[i]);
+        /* ours the last reference: the decref frees it (a weak reference
+         * has no finalizer that could keep it) */
+        *freed += neap_refcnt(todo[i]) == 1;
         neap_decref(todo[i]);
     }
     neap_free(todo);
@@ -354,8 +363,8 @@ static int finalize_garbage(_neap_gc_t *unreachable) {
 }
 
 /* Step 8: what is reachable again from outside the unreachable list moves
- * to old; the rest moves to still. */
-static void handle_resurrected(_neap_gc_t *unreachable, _neap_gc_t *still, _neap_gc_t *old) {
+ * to old; the rest moves to still.  Returns the objects on still. */
+static size_t handle_resurrected(_neap_gc_t *unreachable, _neap_gc_t *still, _neap_gc_t *old) {
     for (_neap_gc_t *g = unreachable->next; g != unreachable; g = g->next)
         GC_HEAD(g)->flags &= ~GC_UNREACHABLE;
     moved_t mv;
@@ -364,6 +373,7 @@ static void handle_resurrected(_neap_gc_t *unreachable, _neap_gc_t *still, _neap
     move_unreachable(unreachable, still, &mv);
     clear_collect_flags(unreachable);
     list_merge(unreachable, old);
+    return mv.count;
 }
 
 /* Step 9; returns the uncollectable objects. */
@@ -403,8 +413,14 @@ static size_t delete_garbage(_neap_gc_t *collectable, _neap_gc_t *old) {
 /* ---------------------------------------------------------------------------
  * One collection.
  * ------------------------------------------------------------------------- */
-/* Collects generations 0..generation; returns the unreachable objects
- * found, *uncollectable those of them left alive. */
+/* Collects generations 0..generation; returns the unreachable objects, as
+ * CPython counts them since 3.9: those still unreachable once the weak
+ * reference callbacks and the finalizers have run, which the clears then
+ * take on, plus the reachable weak references freed after their
+ * callbacks.  Objects a finalizer or a callback resurrected, and objects
+ * freed by refcount while they ran, are not counted: the first are alive,
+ * the second went the ordinary way.  *uncollectable: those of the counted
+ * left alive after the clears. */
 static size_t collect(int generation, size_t *uncollectable) {
     uint64_t t0 = _neap_os_clock_ns();
     if (gc.debug & NEAP_GC_DEBUG_STATS) {
@@ -447,19 +463,23 @@ static size_t collect(int generation, size_t *uncollectable) {
             debug_object("collectable", FROM_GC(g));
     }
 
-    size_t n = 0;
+    /* total: see above; m stays the number found, which the generations'
+     * bookkeeping (step 5) and the trim below go by */
+    size_t n = 0, total = m;
     if (m > 0 && mv.run_code == 0) {
         /* no weak reference and no finalizer: nothing can come back */
         n = delete_garbage(&unreachable, old);
     } else if (m > 0) {
-        int ran = handle_weakrefs(&unreachable);
+        size_t wr_freed;
+        int ran = handle_weakrefs(&unreachable, &wr_freed);
         ran |= finalize_garbage(&unreachable);
         if (ran) {
             _neap_gc_t still;
             list_init(&still);
-            handle_resurrected(&unreachable, &still, old);
+            total = handle_resurrected(&unreachable, &still, old) + wr_freed;
             n = delete_garbage(&still, old);
         } else {
+            /* no code ran: the list is as found */
             n = delete_garbage(&unreachable, old);
         }
     }
@@ -473,14 +493,14 @@ static size_t collect(int generation, size_t *uncollectable) {
     double dt = (double)(_neap_os_clock_ns() - t0) / 1e9;
     neap_gc_stats_t *st = &gc.stats[generation];
     st->collections++;
-    st->collected += m - n;
+    st->collected += total - n;
     st->uncollectable += n;
     st->duration += dt;
     if (gc.debug & NEAP_GC_DEBUG_STATS)
-        fprintf(stderr, "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n", m, n,
-                dt);
+        fprintf(stderr, "gc: done, %zu unreachable, %zu uncollectable, %.4fs elapsed\n", total,
+                n, dt);
     *uncollectable = n;
-    return m;
+    return total;
 }
 
 static void invoke_callbacks(const char *phase, int generation, size_t collected,

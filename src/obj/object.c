@@ -2,8 +2,8 @@
  * per type, strings and their interning, weak references.
  *
  * The layer above the allocator: memory comes from neap_malloc and goes
- * back through neap_free.  The collector (gc.c) is told about every tracked
- * object made or freed.
+ * back through neap_free.  The collector (gc.c) is told about every object
+ * of a tracked type made or freed, tracked at the time or not.
  *
  * Life of an object
  *
@@ -21,6 +21,8 @@
  *                                                               | 5. dealloc hook
  *                                                               v
  *                                         type free list (if room) or neap_free
+ *                                         (a tracked type's object, tracked or
+ *                                         not: generation 0's count - 1)
  *
  * The trashcan: a long chain would recurse once per link, through step 4
  * (releasing the next link) or through any code steps 1, 2 and 5 run
@@ -41,7 +43,9 @@
  * The referents with weak references are in a hash table (util/hashtab.h:
  * open addressing, linear probing, deletion by backward shift; memory from
  * neap_calloc) mapping the object to the first weakref of a doubly linked
- * list; the object carries NEAP_OBJ_WEAKREFS while it has an entry.
+ * list, newest first (the order Python runs their callbacks in, by refcount
+ * and in a collection); the object carries NEAP_OBJ_WEAKREFS while it has
+ * an entry.
  *
  * Interning: a hash set of the interned string objects (the same table).  The set holds no reference: a string's dealloc removes
  * it.  Invariant: a string has NEAP_OBJ_INTERNED iff it is in the set, and
@@ -105,7 +109,7 @@ static void *obj_make(neap_type_t *type, size_t body, size_t nitems) {
         block = neap_malloc(head + body);
         if (block == NULL) {
             if (type->traverse != NULL)
-                _neap_gc_on_alloc_failed();
+                _neap_gc_uncount();
             return NULL; /* errno is ENOMEM */
         }
     }
@@ -167,6 +171,8 @@ static void object_release(void *o) {
         type->dealloc(o);
     void *block = type->traverse != NULL ? (void *)AS_GC(o) : (void *)h;
     type->state.live--;
+    if (type->traverse != NULL)
+        _neap_gc_uncount(); /* tracked or not, as it was counted when made */
     if (type->state.nfree < type->freelist_max && type->itemsize == 0) {
         *(void **)block = type->state.freelist;
         type->state.freelist = block;
@@ -194,7 +200,7 @@ static void object_dealloc(void *o) {
             return;
     }
     if (h->flags & NEAP_OBJ_TRACKED)
-        _neap_gc_unlink(o);
+        neap_gc_untrack(o); /* generation 0's count drops when the memory goes */
     object_release(o);
 }
 
@@ -532,12 +538,11 @@ void *neap_weakref_new(void *obj, neap_weakref_cb callback, void *data) {
     weakref_t *first = *slot;
     wr->referent = obj;
     if (first != NULL) {
-        /* append after the first, so that the list keeps creation order */
-        weakref_t *last = first;
-        while (last->next != NULL)
-            last = last->next;
-        last->next = wr;
-        wr->prev = last;
+        /* the newest goes first: callbacks run in list order, and Python
+         * runs them from the most recently made weak reference back */
+        wr->next = first;
+        first->prev = wr;
+        *slot = wr; /* same referent, same home */
     } else {
         wreftab_put(&wtable, slot, &wr);
         NEAP_HEAD(obj)->flags |= NEAP_OBJ_WEAKREFS;
@@ -583,7 +588,7 @@ void _neap_weakref_call(void *w) {
 }
 
 /* o is dying by its count: every weak reference to it is cleared first,
- * then the callbacks run, oldest weak reference first. */
+ * then the callbacks run, newest weak reference first (list order). */
 static void weakrefs_clear(void *o) {
     weakref_t *wr = weakrefs_detach(o);
     /* keep every weakref alive while callbacks run: a callback may drop the

@@ -50,21 +50,22 @@ typedef struct _neap_gc {
 #define FROM_HEAD(h) ((void *)((neap_objhead_t *)(h) + 1))
 
 /* --- gc.c: called by object.c ------------------------------------------ */
-/* A tracked object is about to be made: counts it towards generation 0 and
- * may run a collection. */
+/* A tracked type's object is about to be made: counts it towards
+ * generation 0 and may run a collection. */
 NEAP_INTERNAL void _neap_gc_on_alloc(void);
-/* ... and could not be made after all: uncounts it. */
-NEAP_INTERNAL void _neap_gc_on_alloc_failed(void);
-/* Puts o on generation 0 / takes it off its list (and uncounts it). */
+/* ... could not be made after all, or is freed (tracked or not: the count
+ * is of objects made, less those freed): uncounts it. */
+NEAP_INTERNAL void _neap_gc_uncount(void);
+/* Puts o on generation 0 (it counts already). */
 NEAP_INTERNAL void _neap_gc_link(void *o);
-NEAP_INTERNAL void _neap_gc_unlink(void *o);
 
 /* --- object.c: called by gc.c ------------------------------------------ */
 /* Clears the weak references to o, which the collector found unreachable:
  * each is removed from o's list and its referent set to NULL; those with a
  * callback that are not themselves GC_UNREACHABLE (nor in the trashcan:
- * count 0) get an extra reference and are appended to *todo (grown with
- * neap_realloc; on failure the callback is dropped, the reference too).
+ * count 0) get an extra reference and are appended to *todo, newest first
+ * (grown with neap_realloc; on failure the callback is dropped, the
+ * reference too).
  * Returns -1 if some callback was dropped for lack of memory. */
 NEAP_INTERNAL int _neap_weakrefs_clear_for_gc(void *o, void ***todo, size_t *n, size_t *cap);
 /* Runs the callback of wr (referent already cleared). */
