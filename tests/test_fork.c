@@ -10,7 +10,9 @@
  *     (not in sanitizer builds, whose runtimes cannot take that);
  *   - forks once more (a grandchild does the same on a smaller scale);
  *   - exits 0.
- * A child stuck on a lock neap held at fork time gets SIGALRM after 30 s.
+ * A child stuck on a lock neap held at fork time is killed by SIGALRM when
+ * it has made no progress in 30 s (a watchdog, not a time limit: a child
+ * slowed down by a busy machine goes on).
  * Also fork + exec of /bin/true, and system("/bin/true"), while the
  * background threads run.  The parent's own blocks must be intact after
  * all of it.
@@ -101,6 +103,43 @@ background(void *arg)
 #define PARENT_BLOCKS 64
 static struct item parent_blocks[PARENT_BLOCKS];
 
+/* The watchdog of a child: every WATCH_S seconds SIGALRM looks whether
+ * churn has made an operation since the last look, and if not, dies of it
+ * (wait_child says "deadlocked after fork?").  A child that is only slow
+ * never stops making operations, so the test does not race the clock. */
+#define WATCH_S 30
+static atomic_ulong progress;
+static unsigned long watch_seen;
+
+static void
+watchdog(int sig)
+{
+    unsigned long p = atomic_load_explicit(&progress, memory_order_relaxed);
+    int saved = errno;
+    if (p == watch_seen) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+    } else {
+        watch_seen = p;
+        alarm(WATCH_S);
+    }
+    errno = saved;
+}
+
+/* on: arms the watchdog (in a new child: no alarm comes through fork);
+ * off: disarms it while the child waits for a grandchild, which has its own */
+static void
+watch(int on)
+{
+    if (!on) {
+        alarm(0);
+        return;
+    }
+    watch_seen = atomic_load_explicit(&progress, memory_order_relaxed);
+    signal(SIGALRM, watchdog);
+    alarm(WATCH_S);
+}
+
 static void
 churn(uint64_t seed, size_t ops)
 {
@@ -111,6 +150,7 @@ churn(uint64_t seed, size_t ops)
     memset(slot, 0, sizeof slot);
     for (i = 0; i < ops; i++) {
         struct item *it = &slot[xs_next(&s) % N];
+        atomic_fetch_add_explicit(&progress, 1, memory_order_relaxed);
         if (it->p != NULL)
             item_free_owned(it);
         else
@@ -154,7 +194,7 @@ in_child(unsigned round, struct item *mail, size_t nmail)
     pthread_t t;
     void *p;
 
-    alarm(30);
+    watch(1);
     /* the parent's blocks: intact, and freeable (every other one) */
     for (i = 0; i < PARENT_BLOCKS; i++) {
         CHECK_PATTERN(parent_blocks[i].p, parent_blocks[i].size, parent_blocks[i].tag);
@@ -191,14 +231,16 @@ in_child(unsigned round, struct item *mail, size_t nmail)
         g = fork();
         CHECK(g >= 0);
         if (g == 0) {
-            alarm(30);
+            watch(1);
             churn(400 + round, test_scaled(20000));
             for (i = 0; i < PARENT_BLOCKS; i++)
                 if (parent_blocks[i].p != NULL)
                     item_free_owned(&parent_blocks[i]);
             _exit(0);
         }
+        watch(0);
         CHECK(wait_child(g, "grandchild") == 0);
+        watch(1);
     }
     for (i = 0; i < PARENT_BLOCKS; i++)
         if (parent_blocks[i].p != NULL)
