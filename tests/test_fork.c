@@ -1,8 +1,9 @@
 /* test_fork.c -- fork while other threads allocate (label: fork).
  *
- * Linked against neap_static.  Background threads allocate and free all the
- * time and drop some of their blocks into a mailbox.  The main thread forks
- * repeatedly; each child (where only the forking thread survives):
+ * Linked against neap_static.  Background threads allocate and free and
+ * drop some of their blocks into a mailbox.  The main thread forks
+ * repeatedly, each time while they are in full swing; each child (where only
+ * the forking thread survives):
  *   - checks and frees the blocks the parent allocated before the fork, in
  *     every tier, and blocks the background threads made (their heaps have
  *     no thread in the child);
@@ -16,6 +17,13 @@
  * Also fork + exec of /bin/true, and system("/bin/true"), while the
  * background threads run.  The parent's own blocks must be intact after
  * all of it.
+ *
+ * The background threads run only around the forks: once the forks of a
+ * round are done and they have allocated a little more in the parent, they
+ * park until the next round, so that they do not take the CPU from the
+ * child the parent waits for (on a busy machine three threads allocating
+ * without pause made the test several times slower, and told nothing more:
+ * the child does not see them).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -57,24 +65,92 @@ any_size(uint64_t *s)
 
 #define BG_THREADS 3
 #define BG_SLOTS 512
+#define BG_MARK_OPS 256 /* a background thread's operations after a mark */
 #define MAILBOX 256
 
-static atomic_int stop;
 static pthread_mutex_t mailbox_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t mailbox_full = PTHREAD_COND_INITIALIZER;
 static struct item mailbox[MAILBOX];
 static size_t mailbox_n;
+
+/* The gate the main thread starts and parks the background threads with.
+ * It waits for them by blocking, not by time: bg_mark() returns once each
+ * has made BG_MARK_OPS operations since, however slowly they run. */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    atomic_int run;    /* 1: the threads allocate; 0: they park */
+    atomic_uint mark;  /* bumped (under lock) by bg_mark() */
+    unsigned reached;  /* threads done with BG_MARK_OPS since the mark */
+    unsigned parked;   /* threads parked */
+    int quit;
+} bg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0};
+
+/* Runs the threads (run: 1) until each has made BG_MARK_OPS operations more. */
+static void
+bg_mark(void)
+{
+    pthread_mutex_lock(&bg.lock);
+    bg.reached = 0;
+    atomic_fetch_add(&bg.mark, 1);
+    atomic_store(&bg.run, 1);
+    pthread_cond_broadcast(&bg.cond);
+    while (bg.reached < BG_THREADS)
+        pthread_cond_wait(&bg.cond, &bg.lock);
+    pthread_mutex_unlock(&bg.lock);
+}
+
+/* Parks them (quit: for good) and waits until they are. */
+static void
+bg_park(int quit)
+{
+    pthread_mutex_lock(&bg.lock);
+    atomic_store(&bg.run, 0);
+    bg.quit = quit;
+    pthread_cond_broadcast(&bg.cond);
+    while (!quit && bg.parked < BG_THREADS)
+        pthread_cond_wait(&bg.cond, &bg.lock);
+    pthread_mutex_unlock(&bg.lock);
+}
 
 static void *
 background(void *arg)
 {
-    unsigned id = (unsigned)(uintptr_t)arg;
+    unsigned id = (unsigned)(uintptr_t)arg, seen = 0;
     uint64_t s = xs_seed(77 + id), seq = 0;
     struct item *slot = calloc(BG_SLOTS, sizeof *slot);
-    size_t i;
+    size_t i, since = 0;
+    int quit = 0;
 
     CHECK(slot != NULL);
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-        struct item *it = &slot[xs_next(&s) % BG_SLOTS];
+    for (;;) {
+        struct item *it;
+        unsigned m;
+        if (!atomic_load_explicit(&bg.run, memory_order_relaxed)) {
+            pthread_mutex_lock(&bg.lock);
+            bg.parked++;
+            pthread_cond_broadcast(&bg.cond);
+            while (!atomic_load(&bg.run) && !bg.quit)
+                pthread_cond_wait(&bg.cond, &bg.lock);
+            bg.parked--;
+            quit = bg.quit;
+            pthread_mutex_unlock(&bg.lock);
+            if (quit)
+                break;
+        }
+        m = atomic_load_explicit(&bg.mark, memory_order_relaxed);
+        if (m != seen) {
+            seen = m;
+            since = 0;
+        } else if (++since == BG_MARK_OPS) {
+            pthread_mutex_lock(&bg.lock);
+            if (atomic_load(&bg.mark) == seen) /* not a mark gone by */
+                bg.reached++;
+            pthread_cond_broadcast(&bg.cond);
+            pthread_mutex_unlock(&bg.lock);
+        }
+
+        it = &slot[xs_next(&s) % BG_SLOTS];
         if (it->p != NULL) {
             if (xs_next(&s) % 16 == 0) {
                 /* post it for a forked child to free */
@@ -82,6 +158,8 @@ background(void *arg)
                 if (mailbox_n < MAILBOX) {
                     mailbox[mailbox_n++] = *it;
                     it->p = NULL;
+                    if (mailbox_n == MAILBOX)
+                        pthread_cond_signal(&mailbox_full);
                 }
                 pthread_mutex_unlock(&mailbox_lock);
             }
@@ -252,7 +330,7 @@ in_child(unsigned round, struct item *mail, size_t nmail)
 int
 main(void)
 {
-    pthread_t bg[BG_THREADS];
+    pthread_t bgt[BG_THREADS];
     uint64_t s = xs_seed(1);
     unsigned round, rounds = (unsigned)test_scaled(24);
     size_t i;
@@ -262,17 +340,22 @@ main(void)
     for (i = 0; i < PARENT_BLOCKS; i++)
         item_new(&parent_blocks[i], i < 8 ? (size_t)(1 + i) * 700 * KiB : any_size(&s), 500 + i);
     for (i = 0; i < BG_THREADS; i++)
-        CHECK(pthread_create(&bg[i], NULL, background, (void *)(uintptr_t)i) == 0);
+        CHECK(pthread_create(&bgt[i], NULL, background, (void *)(uintptr_t)i) == 0);
 
     for (round = 0; round < rounds; round++) {
         struct item mail[MAILBOX];
         size_t nmail;
-        pid_t pid;
+        pid_t pid, child;
 
-        usleep(2000); /* let the background threads get going */
+        /* the background threads in full swing: forks come while they
+         * allocate and free */
+        bg_mark();
         /* hold the mailbox lock across the fork so the child gets it
-         * consistent; neap's own locks are neap's business */
+         * consistent; neap's own locks are neap's business.  The child
+         * gets it full: blocks of every tier from three heaps. */
         pthread_mutex_lock(&mailbox_lock);
+        while (mailbox_n < MAILBOX)
+            pthread_cond_wait(&mailbox_full, &mailbox_lock);
         fflush(stdout);
         pid = fork();
         CHECK(pid >= 0);
@@ -284,7 +367,7 @@ main(void)
             in_child(round, mail, nmail);
         }
         pthread_mutex_unlock(&mailbox_lock);
-        failed |= wait_child(pid, "child");
+        child = pid;
         /* in the parent the mailbox blocks are still live; free them here */
         pthread_mutex_lock(&mailbox_lock);
         nmail = mailbox_n;
@@ -307,11 +390,16 @@ main(void)
             failed |= wait_child(pid, "fork+exec /bin/true");
             CHECK(system("/bin/true") == 0);
         }
+        /* they go on in the parent after the forks, then leave the CPU to
+         * the child */
+        bg_mark();
+        bg_park(0);
+        failed |= wait_child(child, "child");
     }
 
-    atomic_store(&stop, 1);
+    bg_park(1);
     for (i = 0; i < BG_THREADS; i++)
-        CHECK(pthread_join(bg[i], NULL) == 0);
+        CHECK(pthread_join(bgt[i], NULL) == 0);
     for (i = 0; i < PARENT_BLOCKS; i++)
         item_free_owned(&parent_blocks[i]);
     CHECK(failed == 0);
