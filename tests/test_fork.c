@@ -181,6 +181,15 @@ background(void *arg)
 #define PARENT_BLOCKS 64
 static struct item parent_blocks[PARENT_BLOCKS];
 
+/* A child's churn: operations of its main thread (its new thread and a
+ * grandchild make half as many).  Some 40 operations on each of churn's 256
+ * slots, in every tier (some 20 blocks of 1-3 MiB a child), beside the
+ * parent's blocks still live: the allocator works after the fork.  The
+ * forks, not the churn, are what the test is about; 4 times as many
+ * operations covered nothing more and made the test take minutes on a busy
+ * machine. */
+#define CHILD_OPS 10000
+
 /* The watchdog of a child: every WATCH_S seconds SIGALRM looks whether
  * churn has made an operation since the last look, and if not, dies of it
  * (wait_child says "deadlocked after fork?").  A child that is only slow
@@ -242,7 +251,7 @@ churn(uint64_t seed, size_t ops)
 static void *
 child_thread(void *arg)
 {
-    churn((uint64_t)(uintptr_t)arg, test_scaled(20000));
+    churn((uint64_t)(uintptr_t)arg, test_scaled(CHILD_OPS / 2));
     return NULL;
 }
 
@@ -283,7 +292,7 @@ in_child(unsigned round, struct item *mail, size_t nmail)
     for (i = 0; i < nmail; i++)
         item_free_owned(&mail[i]);
 
-    churn(100 + round, test_scaled(40000));
+    churn(100 + round, test_scaled(CHILD_OPS));
     p = malloc(5 * MiB);
     CHECK(p != NULL);
     memset(p, 1, 5 * MiB);
@@ -296,7 +305,7 @@ in_child(unsigned round, struct item *mail, size_t nmail)
      * thread under AddressSanitizer can block for good on a lock of ASan's
      * own allocator that another thread of the parent held at the fork. */
     CHECK(pthread_create(&t, NULL, child_thread, (void *)(uintptr_t)(200 + round)) == 0);
-    churn(300 + round, test_scaled(20000));
+    churn(300 + round, test_scaled(CHILD_OPS / 2));
     CHECK(pthread_join(t, NULL) == 0);
 #else
     (void)t;
@@ -310,7 +319,7 @@ in_child(unsigned round, struct item *mail, size_t nmail)
         CHECK(g >= 0);
         if (g == 0) {
             watch(1);
-            churn(400 + round, test_scaled(20000));
+            churn(400 + round, test_scaled(CHILD_OPS / 2));
             for (i = 0; i < PARENT_BLOCKS; i++)
                 if (parent_blocks[i].p != NULL)
                     item_free_owned(&parent_blocks[i]);
