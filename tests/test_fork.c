@@ -152,8 +152,9 @@ background(void *arg)
 
         it = &slot[xs_next(&s) % BG_SLOTS];
         if (it->p != NULL) {
-            if (xs_next(&s) % 16 == 0) {
-                /* post it for a forked child to free */
+            if (xs_next(&s) % 4 == 0) {
+                /* post it for a forked child to free (one free in 4: the
+                 * mailbox fills in some 2000 operations of the three) */
                 pthread_mutex_lock(&mailbox_lock);
                 if (mailbox_n < MAILBOX) {
                     mailbox[mailbox_n++] = *it;
