@@ -360,6 +360,12 @@ stress_churn(void)
  * realloc ping-pong: blocks bounce between two threads
  * ---------------------------------------------------------------------- */
 #define PP_BLOCKS 64
+/* Hops a block makes before it retires: 64000 reallocs in all, each by the
+ * thread that did not make the block's last move, across every pair of
+ * tiers (the rarest, 1-3 MiB to 1-3 MiB, some 6 times).  The test made 4
+ * times as many, mostly copying and checking large and huge blocks, and
+ * took minutes on a busy machine for no more coverage. */
+#define PP_HOPS 1000
 
 static struct {
     pthread_mutex_t lock;
@@ -388,7 +394,7 @@ pp_thread(void *arg)
 {
     unsigned me = (unsigned)(uintptr_t)arg, other = 1 - me;
     uint64_t s = xs_seed(5000 + me);
-    unsigned max_hops = (unsigned)test_scaled(4000);
+    unsigned max_hops = (unsigned)test_scaled(PP_HOPS);
 
     pthread_mutex_lock(&pp.lock);
     for (;;) {
