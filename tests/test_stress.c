@@ -24,7 +24,10 @@
  *            NEAP_PUBLISH on: ctest's stress_purge), where it also checks
  *            that the idle threads' heaps are purged from outside
  *
- * Usage: test_stress [random|xthread|churn|realloc|purge]...  (none: all)
+ *   forkexit threads start and end (arenas orphaned or unmapped) while the
+ *            main thread forks: the core's lock order at fork and at exit
+ *
+ * Usage: test_stress [random|xthread|churn|realloc|purge|forkexit]...  (none: all)
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -33,7 +36,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -638,6 +643,84 @@ stress_purge(void)
         CHECK(pthread_join(idler[i], NULL) == 0);
 }
 
+/* ------------------------------------------------------------------------
+ * forkexit: threads end (their arenas orphaned, or unmapped under the
+ * orphan lock) while another thread forks (which takes the core's locks
+ * in its prepare handler).  Two lock orders here once deadlocked a thread
+ * exit against a fork; TSan (the stress tier) reports the inversion even
+ * when the timing does not hang, and a hang fails by the test's timeout.
+ * ---------------------------------------------------------------------- */
+#define FORKEXIT_FORKS 40
+#define FORKEXIT_BLOCKS 64
+
+static atomic_int forkexit_done;
+static atomic_size_t forkexit_threads;
+
+static void *
+forkexit_worker(void *arg)
+{
+    void *b[FORKEXIT_BLOCKS];
+    uint64_t x = xs_seed((uintptr_t)arg);
+    size_t i;
+    for (i = 0; i < FORKEXIT_BLOCKS; i++) {
+        size_t n = xs_range(&x, 16, 8192);
+        b[i] = malloc(n);
+        CHECK(b[i] != NULL);
+        pat_fill(b[i], n, (uintptr_t)b[i]);
+        CHECK(pat_check(b[i], n, (uintptr_t)b[i]));
+    }
+    for (i = 0; i < FORKEXIT_BLOCKS; i++)   /* all of them: the arena may empty at the exit */
+        free(b[i]);
+    return NULL;
+}
+
+static void *
+forkexit_spawner(void *arg)
+{
+    uintptr_t k = 0;
+    (void)arg;
+    while (!atomic_load(&forkexit_done)) {
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, forkexit_worker, (void *)++k) == 0);
+        CHECK(pthread_join(t, NULL) == 0);
+        atomic_fetch_add(&forkexit_threads, 1);
+    }
+    return NULL;
+}
+
+static void
+stress_forkexit(void)
+{
+    pthread_t spawner[2];
+    size_t i, forks = (size_t)test_scaled(FORKEXIT_FORKS);
+    if (forks < 4)
+        forks = 4;
+    for (i = 0; i < 2; i++)
+        CHECK(pthread_create(&spawner[i], NULL, forkexit_spawner, NULL) == 0);
+    for (i = 0; i < forks; i++) {
+        pid_t pid;
+        int status;
+        /* let some threads come and go between two forks (a yield loop on
+         * a count, not a clock: threads ending is the point) */
+        size_t seen = atomic_load(&forkexit_threads);
+        while (atomic_load(&forkexit_threads) < seen + 2)
+            sched_yield();
+        pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+            void *p = malloc(100);   /* the child's allocator works */
+            free(p);
+            _exit(p != NULL ? 0 : 1);
+        }
+        CHECK(waitpid(pid, &status, 0) == pid);
+        CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %zu: status %d", i, status);
+    }
+    atomic_store(&forkexit_done, 1);
+    for (i = 0; i < 2; i++)
+        CHECK(pthread_join(spawner[i], NULL) == 0);
+    printf("stress forkexit: %zu forks beside %zu thread exits\n", forks, atomic_load(&forkexit_threads));
+}
+
 /* ---------------------------------------------------------------------- */
 
 static const struct {
@@ -649,6 +732,7 @@ static const struct {
     {"churn", stress_churn},
     {"realloc", stress_realloc},
     {"purge", stress_purge},
+    {"forkexit", stress_forkexit},
 };
 
 int

@@ -71,18 +71,25 @@ static void neap_thread_done(void *value) {
     _neap_heap_done((neap_heap_t *)value);
 }
 
+/* The core's locks, in the order every path takes them (a path may skip
+ * some, never take one after a later one):
+ *   _neap_orphan_lock -> _neap_lock -> _neap_huge_lock
+ * (a thread's exit and the orphans' collection unmap arenas, which takes
+ * _neap_lock, while they hold the orphan lock; the huge lock is a leaf).
+ * The fork handlers take all three in that order: the other order once let
+ * a fork deadlock against a thread's exit (test stress_forkexit). */
 static void neap_fork_prepare(void) {
     NEAP_RUN_HOOKS(fork_prepare, false);   /* the layers' locks before the core's */
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_enter(_neap_tl_heap);   /* no background purge in it */
-    pthread_mutex_lock(&_neap_lock);
     pthread_mutex_lock(&_neap_orphan_lock);
+    pthread_mutex_lock(&_neap_lock);
     pthread_mutex_lock(&_neap_huge_lock);
 }
 
 static void neap_fork_parent(void) {
     pthread_mutex_unlock(&_neap_huge_lock);
-    pthread_mutex_unlock(&_neap_orphan_lock);
     pthread_mutex_unlock(&_neap_lock);
+    pthread_mutex_unlock(&_neap_orphan_lock);
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_leave(_neap_tl_heap);
     NEAP_RUN_HOOKS(fork_parent, true);
 }
