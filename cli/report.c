@@ -56,6 +56,7 @@
 #endif
 
 #define HUGE_MIN (((uint64_t)1 << 20) + 1)  /* bigger than 1 MiB: a mapping of its own */
+_Static_assert(HUGE_MIN - 1 <= NEAP_PIN_NONHUGE_MAX, "a block that is not huge is one pinning.c takes");
 
 int neap_report_exact_bytes;
 
