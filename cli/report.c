@@ -16,6 +16,12 @@
  *                                (placed by src/pinning.c)
  *                 --------------> text (here) / HTML (report_html.c)
  *
+ * The reader checks each record on its own (trace_read.c: every block it
+ * returns ends inside the address space, so addr + offset + size never
+ * wraps here); the replay checks what needs the blocks before: an 'R' whose
+ * block would end past the address space at its new address stops the
+ * replay as a corrupt record, as the reader would.
+ *
  * The peak: live bytes per stack are snapshotted lazily.  peak_id counts
  * new peaks; a stack's (snap, snap_id) is its value at peak snap_id.  Before
  * a stack changes, if snap_id != peak_id it has not changed since the last
@@ -23,9 +29,12 @@
  * end, the value at the peak is snap when snap_id == peak_id, else current.
  * O(1) per record, whatever the number of stacks.
  *
- * Exit status: 0 (also for a truncated or corrupt trace: what was read is
- * reported, with a warning), 1 a file cannot be read or the header is bad,
- * 2 bad command line or a file that is not a neap trace.
+ * Exit status: 0 (also for a truncated trace, or one without an end record:
+ * what a killed program leaves; what was read is reported, with a warning),
+ * 1 a file cannot be read, its header is bad, or it is corrupt (a bad chunk,
+ * CRC or record: what was read before the damage is still reported, then
+ * the error naming it), 2 bad command line or a file that is not a neap
+ * trace.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -47,6 +56,7 @@
 #endif
 
 #define HUGE_MIN (((uint64_t)1 << 20) + 1)  /* bigger than 1 MiB: a mapping of its own */
+_Static_assert(HUGE_MIN - 1 <= NEAP_PIN_NONHUGE_MAX, "a block that is not huge is one pinning.c takes");
 
 int neap_report_exact_bytes;
 
@@ -232,7 +242,10 @@ static void report_live(neap_report_t *r, uint64_t id, uint64_t size, uint64_t a
     }
 }
 
-static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
+/* Replays one record.  Returns 0, or -1 when the record is one no trace
+ * can hold given the blocks before it (the reader checks each record on its
+ * own, this what only the replay knows): r->message says what and where. */
+static int report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
     int added;
     r->records++;
     switch (rec->tag) {
@@ -277,6 +290,20 @@ static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
          * still live is dropped first, as for 'A') */
         uint64_t from = rec->move.old_addr, to = rec->move.new_addr;
         if (from == to) break;
+        /* the block's end, its parts' largest offset + size (each fits
+         * above `from`: the reader checked), must fit above `to` as well,
+         * or its parts' addresses would wrap; checked before anything moves */
+        uint64_t end = 1;
+        for (map_slot_t *p = map_find(r->blocks, from); p != NULL; p = maptab_find_next(r->blocks, p))
+            if (p->c + (p->a ? p->a : 1) > end) end = p->c + (p->a ? p->a : 1);
+        if (end > UINT64_MAX - to) {
+            snprintf(r->message, sizeof r->message,
+                     "corrupt record 'R' at byte %llu: the block of %llu bytes at 0x%llx, moved to "
+                     "0x%llx, runs past the end of the address space",
+                     (unsigned long long)rec->offset, (unsigned long long)end,
+                     (unsigned long long)from, (unsigned long long)to);
+            return -1;
+        }
         if (map_find(r->blocks, to)) {
             r->realloc_over++;
             report_unlive_all(r, to);
@@ -306,6 +333,7 @@ static void report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         r->end_value = rec->end.value;
         break;
     }
+    return 0;
 }
 
 /* --- progress bar ------------------------------------------------------------ */
@@ -377,13 +405,22 @@ static int report_load(neap_report_t *r, const char *path, int progress) {
     report_progress_t prog = {.on = progress};
     _neap_trace_rec_t rec;
     report_progress(&prog, path, rd.consumed, rd.file_size, 0);
+    int replay_error = 0;
     while (_neap_trace_next(&rd, &rec)) {
-        report_record(r, &rec);
+        if (report_record(r, &rec) != 0) {
+            replay_error = 1;  /* r->message says why: a stop as the reader's */
+            r->records--;
+            break;
+        }
         if ((r->records & 4095) == 0) report_progress(&prog, path, rd.consumed, rd.file_size, 0);
     }
     report_progress(&prog, path, rd.consumed, rd.file_size, 1);
-    r->status = rd.status;
-    snprintf(r->message, sizeof r->message, "%s", rd.message);
+    if (replay_error) {
+        r->status = NEAP_TRACE_CORRUPT;
+    } else {
+        r->status = rd.status;
+        snprintf(r->message, sizeof r->message, "%s", rd.message);
+    }
     r->bytes_read = rd.consumed;
     r->chunks = rd.chunks;
     _neap_trace_close(&rd);
@@ -751,12 +788,19 @@ static void report_site_label(FILE *out, const neap_report_site_t *s, int indent
     }
 }
 
-/* The stop reason as a warning line, or NULL for a clean end. */
+/* Is r's trace damaged (corrupt or unreadable past some point)?  Then the
+ * command fails (after reporting what came before the damage). */
+static int report_damaged(const neap_report_t *r) {
+    return r->status == NEAP_TRACE_CORRUPT || r->status == NEAP_TRACE_IOERROR;
+}
+
+/* The stop reason as a warning line (an error for a damaged trace), and
+ * the replay's warnings. */
 static void report_warnings(FILE *out, const neap_report_t *r) {
-    if (r->status == NEAP_TRACE_TRUNCATED || r->status == NEAP_TRACE_CORRUPT ||
-        r->status == NEAP_TRACE_IOERROR)
-        fprintf(out, "warning: %s: %s; the report covers the %llu records before it\n", r->path,
-                r->message, (unsigned long long)r->records);
+    if (r->status == NEAP_TRACE_TRUNCATED || report_damaged(r))
+        fprintf(out, "%s: %s: %s; the report covers the %llu records before it\n",
+                report_damaged(r) ? "error" : "warning", r->path, r->message,
+                (unsigned long long)r->records);
     else if (r->status == NEAP_TRACE_EOF)
         fprintf(out, "warning: %s: no end record: the program was killed or is still running; "
                      "the report covers the trace up to its last flush\n", r->path);
@@ -1027,9 +1071,10 @@ static void report_usage(FILE *out) {
             "site, the 4 KiB pages and 4 MiB arenas its live blocks keep mapped; a page\n"
             "shared with other sites is split by live bytes.  Sampled traces give estimates.\n"
             "\n"
-            "A truncated or corrupt trace is reported up to the damage, with a warning\n"
-            "(exit 0).  Exit 2 for a file that is not a neap trace, 1 when a file cannot\n"
-            "be read.\n");
+            "A truncated trace is reported up to where it ends, with a warning (exit 0).\n"
+            "A corrupt one (a bad chunk, CRC or record) is reported up to the damage,\n"
+            "then an error names it (exit 1).  Exit 2 for a file that is not a neap\n"
+            "trace, 1 when a file cannot be read.\n");
 }
 
 int neap_cli_report(int argc, char **argv) {
@@ -1140,6 +1185,7 @@ int neap_cli_report(int argc, char **argv) {
                (long)offsetof(neap_report_fig_t, total_count), top);
     report_pin_table(stdout, &r, top);
     if (html && neap_report_html(&r, html, top) != 0) st = NEAP_CLI_FAILED;
+    if (report_damaged(&r) || (base_path && report_damaged(&base))) st = NEAP_CLI_FAILED;
     if (base_path) report_free(&base);
     report_free(&r);
     return st;

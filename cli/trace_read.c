@@ -24,7 +24,15 @@
  *                             record--> CORRUPT
  *
  * A stop comes after every record before it in the merged order, with a
- * message naming the byte offset of the problem.  The CRC-32 is the
+ * message naming the byte offset of the problem.  A bad record is one cut
+ * short by its chunk's end, or one holding a value no writer can have
+ * written, even under a correct CRC (a damaged file re-signed, a writer
+ * bug): a clock going back, more than NEAP_TRACE_FRAMES_MAX frames, a
+ * module ending before it starts, or a block whose bytes run past the end
+ * of the address space (an 'A' or 'G' whose address + offset + size wraps,
+ * an address of 2^64-1 in 'F' or 'R').  So the records returned hold
+ * blocks whose ends are 64-bit numbers: their users may add without
+ * checking.  The CRC-32 is the
  * library's (_neap_trace_crc32, src/trace/tracefmt.c), the one the encoder
  * signs chunks with.
  */
@@ -363,8 +371,35 @@ static int neap_bad_record(_neap_trace_reader_t *r, const _neap_trace_chunk_t *c
                      tag, at, c->offset, what);
 }
 
+/* Whether `size` bytes from addr (0 bytes taken as 1: the block still has
+ * an address) end inside the 64-bit address space: their one-past-the-end
+ * address, which every consumer of a block computes (page and arena
+ * ranges, a grown block's end), must not wrap to 0.  A real block always
+ * fits (the top of the address space is the kernel's); a damaged size or
+ * offset, or an address delta of -1 from a chunk's base of 0 (2^64-1), does
+ * not, and would have the report walk 2^52 pages or loop on a wrapped end. */
+static int neap_fits(uint64_t addr, uint64_t size) {
+    return (size ? size : 1) <= UINT64_MAX - addr;
+}
+
+/* The corrupt-record stop for a block that does not fit (neap_fits): what
+ * was found, with its values. */
+__attribute__((format(printf, 5, 6))) static int neap_bad_extent(_neap_trace_reader_t *r,
+                                                                 const _neap_trace_chunk_t *c,
+                                                                 int tag, uint64_t at,
+                                                                 const char *fmt, ...) {
+    char what[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return neap_bad_record(r, c, tag, at, what);
+}
+
 /* Decodes the next record of the chunk at the top of the heap: 1, a record
- * for the caller; 2, one the reader keeps ('C', 'E'); 0, a stop. */
+ * for the caller; 2, one the reader keeps ('C', 'E'); 0, a stop.  Every
+ * address, size and offset is checked here, once, so that the records the
+ * caller gets describe blocks inside the address space (neap_fits). */
 static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
     _neap_trace_chunk_t *c = &r->index[r->open[0]];
     uint64_t at = c->offset + NEAP_TRACE_CHUNK_HEADER + c->pos;
@@ -419,6 +454,11 @@ static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
         for (int i = 0; i < 3; i++)
             if (neap_get_varint(c, &v[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);
         c->prev_alloc += neap_unzigzag(v[2]);
+        if (!neap_fits(c->prev_alloc, v[1]))
+            return neap_bad_extent(r, c, tag, at,
+                                   "block of %" PRIu64 " bytes at 0x%" PRIx64
+                                   " runs past the end of the address space",
+                                   v[1], c->prev_alloc);
         rec->alloc.stack = v[0];
         rec->alloc.size = v[1];
         rec->alloc.addr = c->prev_alloc;
@@ -426,12 +466,24 @@ static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
     case NEAP_TREC_FREE:
         if (neap_get_varint(c, &v[0]) != 0) return neap_bad_record(r, c, tag, at, truncated);
         c->prev_free += neap_unzigzag(v[0]);
+        if (!neap_fits(c->prev_free, 0))
+            return neap_bad_extent(r, c, tag, at,
+                                   "address 0x%" PRIx64 " is the last of the address space: "
+                                   "no block starts there",
+                                   c->prev_free);
         rec->free.addr = c->prev_free;
         return 1;
     case NEAP_TREC_GROW:
         for (int i = 0; i < 4; i++)
             if (neap_get_varint(c, &v[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);
         c->prev_alloc += neap_unzigzag(v[3]);
+        /* the part, size bytes at addr + offset, and so the block up to its end */
+        if (v[2] > UINT64_MAX - c->prev_alloc || !neap_fits(c->prev_alloc + v[2], v[1]))
+            return neap_bad_extent(r, c, tag, at,
+                                   "growth of %" PRIu64 " bytes at offset %" PRIu64
+                                   " of the block at 0x%" PRIx64
+                                   " runs past the end of the address space",
+                                   v[1], v[2], c->prev_alloc);
         rec->grow.stack = v[0];
         rec->grow.size = v[1];
         rec->grow.offset = v[2];
@@ -442,6 +494,12 @@ static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
             if (neap_get_varint(c, &v[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);
         c->prev_free += neap_unzigzag(v[0]);
         c->prev_alloc += neap_unzigzag(v[1]);
+        if (!neap_fits(c->prev_free, 0) || !neap_fits(c->prev_alloc, 0))
+            return neap_bad_extent(r, c, tag, at,
+                                   "%s address 0x%" PRIx64 " is the last of the address space: "
+                                   "no block starts there",
+                                   neap_fits(c->prev_free, 0) ? "new" : "old",
+                                   neap_fits(c->prev_free, 0) ? c->prev_alloc : c->prev_free);
         rec->move.old_addr = c->prev_free;
         rec->move.new_addr = c->prev_alloc;
         return 1;

@@ -4,9 +4,10 @@
  * decoder, cli/trace_read.c, alone (the format depends on nothing else).
  *
  *   crc        the CRC-32 check value of "123456789" (0xCBF43926)
- *   roundtrip  every record type, with extreme values (0, 2^64-1, addresses
- *              going down as well as up), across three chunks, decodes to
- *              what was encoded; the delta bases restart at every chunk
+ *   roundtrip  every record type, with extreme values (0, 2^64-1; blocks
+ *              at the ends of the address space; addresses going down as
+ *              well as up), across three chunks, decodes to what was
+ *              encoded; the delta bases restart at every chunk
  *   full       an appender that does not fit returns -1 and changes nothing
  *   errors     each damage gives its status and its exact message: missing
  *              file, non-trace, empty, short header, version from the
@@ -21,6 +22,11 @@
  *              nothing (a 'G' of the longest fields fits in
  *              NEAP_TRACE_REC_SMALL); each cut short at its chunk's end is a
  *              corrupt record
+ *   extents    blocks past the end of the address space under a valid
+ *              CRC: an 'A' whose address + size wraps, an address of 2^64-1
+ *              (a delta of -1 from a chunk's base 0) in 'A', 'F' and 'R', a
+ *              'G' whose offset + size wraps: each a corrupt record with
+ *              its values, the records before it returned
  *   merge      chunks of three threads, out of order in the file, come out
  *              merged by clock: an address freed by one thread and
  *              allocated by another replays in the right order, a stack
@@ -100,11 +106,15 @@ static void trace_reference(trace_t *t, int end) {
     CHECK(_neap_trace_enc_alloc(&t->enc, 2, 0, 0x100) == 0);  /* down */
     CHECK(_neap_trace_enc_free(&t->enc, 0x7f0000100000) == 0);
     trace_flush(t);
-    CHECK(_neap_trace_enc_alloc(&t->enc, big, big, big) == 0);
+    /* the extremes a block can have: the stack id, the size from address
+     * 0, the address of a 1-byte block ending at the last address (its
+     * one-past-the-end, 2^64-1, still a 64-bit number) */
+    CHECK(_neap_trace_enc_alloc(&t->enc, big, big, 0) == 0);
+    CHECK(_neap_trace_enc_alloc(&t->enc, big, 1, big - 1) == 0);
     CHECK(_neap_trace_enc_free(&t->enc, 0x100) == 0);
     CHECK(_neap_trace_enc_tick(&t->enc, 50, 1 << 20, 4096) == 0);
     trace_flush(t);
-    CHECK(_neap_trace_enc_free(&t->enc, big) == 0);
+    CHECK(_neap_trace_enc_free(&t->enc, big - 1) == 0);
     CHECK(_neap_trace_enc_tick(&t->enc, big, 0, big) == 0);
     trace_flush(t);
     if (end) {
@@ -113,7 +123,7 @@ static void trace_reference(trace_t *t, int end) {
     }
 }
 
-#define NREF 11  /* records of the reference trace, 'E' included */
+#define NREF 12  /* records of the reference trace, 'E' included */
 
 /* Reads path and checks it holds the first `expect` reference records, then
  * stops with status `status` and message `msg` ("" for none). */
@@ -146,12 +156,13 @@ static void check_reference(const char *path, int expect, _neap_trace_status_t s
             break;
         case 5: CHECK(rec.tag == 'A' && rec.alloc.stack == 2 && rec.alloc.size == 0 && rec.alloc.addr == 0x100); break;
         case 6: CHECK(rec.tag == 'F' && rec.free.addr == 0x7f0000100000); break;
-        case 7: CHECK(rec.tag == 'A' && rec.alloc.stack == big && rec.alloc.size == big && rec.alloc.addr == big); break;
-        case 8: CHECK(rec.tag == 'F' && rec.free.addr == 0x100); break;
-        case 9: CHECK(rec.tag == 'T' && rec.tick.ms == 50 && rec.tick.rss == 1 << 20 && rec.tick.live == 4096); break;
-        case 10: CHECK(rec.tag == 'F' && rec.free.addr == big); break;
-        case 11: CHECK(rec.tag == 'T' && rec.tick.ms == big && rec.tick.rss == 0 && rec.tick.live == big); break;
-        case 12: CHECK(rec.tag == 'E' && rec.end.how == NEAP_TRACE_EXIT_SIGNAL && rec.end.value == -9); break;
+        case 7: CHECK(rec.tag == 'A' && rec.alloc.stack == big && rec.alloc.size == big && rec.alloc.addr == 0); break;
+        case 8: CHECK(rec.tag == 'A' && rec.alloc.stack == big && rec.alloc.size == 1 && rec.alloc.addr == big - 1); break;
+        case 9: CHECK(rec.tag == 'F' && rec.free.addr == 0x100); break;
+        case 10: CHECK(rec.tag == 'T' && rec.tick.ms == 50 && rec.tick.rss == 1 << 20 && rec.tick.live == 4096); break;
+        case 11: CHECK(rec.tag == 'F' && rec.free.addr == big - 1); break;
+        case 12: CHECK(rec.tag == 'T' && rec.tick.ms == big && rec.tick.rss == 0 && rec.tick.live == big); break;
+        case 13: CHECK(rec.tag == 'E' && rec.end.how == NEAP_TRACE_EXIT_SIGNAL && rec.end.value == -9); break;
         default: CHECKF(0, "record %d is one too many", n);
         }
     }
@@ -421,11 +432,14 @@ static void test_grow(void) {
         {'R', {Z, X}, {ZZ(Z - Y), ZZ(X - W)}, 2},          /* both down; F Z, A X */
         {'F', {X}, {ZZ(X - Z)}, 1},
         {0, {0}, {0}, 0},                                  /* next chunk: bases 0 */
-        {'G', {big, big, big, big}, {big, big, big, ZZ(big)}, 4},
-        {'R', {big, 0}, {ZZ(big), ZZ(0 - big)}, 2},
-        {'R', {0, big}, {ZZ(0 - big), ZZ(big)}, 2},
-        {'G', {0, 0, 0, top}, {0, 0, 0, ZZ(top - big)}, 4},
-        {'F', {big}, {ZZ(big)}, 1},
+        /* each field at the most a block inside the address space allows */
+        {'G', {big, big, 0, 0}, {big, big, 0, 0}, 4},
+        {'G', {big, 0, big - 1, 0}, {big, 0, big - 1, 0}, 4},
+        {'G', {big, 1, 0, big - 1}, {big, 1, 0, ZZ(big - 1)}, 4},
+        {'R', {big - 1, 0}, {ZZ(big - 1), ZZ(0 - (big - 1))}, 2},
+        {'R', {0, big - 1}, {ZZ(0 - (big - 1)), ZZ(big - 1)}, 2},
+        {'G', {0, 0, 0, top}, {0, 0, 0, ZZ(top - (big - 1))}, 4},
+        {'F', {big - 1}, {ZZ(big - 1)}, 1},
         {'A', {1, 1, 0}, {1, 1, ZZ(0 - top)}, 3},
     };
     enum { NGROW = sizeof recs / sizeof *recs };
@@ -548,6 +562,67 @@ static void test_grow(void) {
     }
 }
 
+/* A block past the end of the address space, with a valid CRC (what a
+ * fuzzer makes of a trace by changing a byte and signing the chunk again):
+ * each is a corrupt record naming its values, after the good 'A' before it. */
+static void test_extents(void) {
+    static trace_t t;
+    const uint64_t X = 0x7f0000100000, q = (uint64_t)1 << 62;
+    static const struct {
+        int tag;
+        uint64_t f[4];
+        const char *what;  /* after "corrupt record 'T' at byte N (chunk at byte C): " */
+    } bad[] = {
+        {'A', {1, 0x2000, UINT64_MAX - 0xfff},
+         "block of 8192 bytes at 0xfffffffffffff000 runs past the end of the address space"},
+        /* a delta of -1 from the chunk's base 0 */
+        {'A', {1, 0, UINT64_MAX},
+         "block of 0 bytes at 0xffffffffffffffff runs past the end of the address space"},
+        {'A', {1, UINT64_MAX, 1},
+         "block of 18446744073709551615 bytes at 0x1 runs past the end of the address space"},
+        {'F', {UINT64_MAX},
+         "address 0xffffffffffffffff is the last of the address space: no block starts there"},
+        /* offset + size wraps to 1: the block's end, its offset plus its size, looks small */
+        {'G', {1, q + 1, 3 * q, X},
+         "growth of 4611686018427387905 bytes at offset 13835058055282163712 of the block at "
+         "0x7f0000100000 runs past the end of the address space"},
+        {'G', {1, 1, UINT64_MAX, X},
+         "growth of 1 bytes at offset 18446744073709551615 of the block at 0x7f0000100000 runs "
+         "past the end of the address space"},
+        {'R', {UINT64_MAX, X},
+         "old address 0xffffffffffffffff is the last of the address space: no block starts there"},
+        {'R', {X, UINT64_MAX},
+         "new address 0xffffffffffffffff is the last of the address space: no block starts there"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        trace_begin(&t, NEAP_TRACE_FLAG_SAMPLED, 4096);
+        CHECK(_neap_trace_enc_alloc(&t.enc, 1, 100, X) == 0);
+        size_t rec_at = t.len + t.enc.len;
+        const uint64_t *f = bad[k].f;
+        switch (bad[k].tag) {
+        case 'A': CHECK(_neap_trace_enc_alloc(&t.enc, f[0], f[1], f[2]) == 0); break;
+        case 'F': CHECK(_neap_trace_enc_free(&t.enc, f[0]) == 0); break;
+        case 'G': CHECK(_neap_trace_enc_grow(&t.enc, f[0], f[1], f[2], f[3]) == 0); break;
+        case 'R': CHECK(_neap_trace_enc_move(&t.enc, f[0], f[1]) == 0); break;
+        }
+        CHECK(_neap_trace_enc_end(&t.enc, NEAP_TRACE_EXIT_STATUS, 0) == 0);
+        trace_flush(&t);
+        write_file(tpath("extent.trace"), t.data, t.len);
+        _neap_trace_reader_t r;
+        _neap_trace_rec_t rec;
+        CHECK(_neap_trace_open(&r, tpath("extent.trace")) == 0);
+        CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'A' && rec.alloc.addr == X);
+        CHECKF(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT, "case %zu: %s", k,
+               r.message);
+        char msg[300];
+        snprintf(msg, sizeof msg, "corrupt record '%c' at byte %zu (chunk at byte %zu): %s", bad[k].tag,
+                 rec_at, t.chunk_at[0], bad[k].what);
+        CHECKF(strcmp(r.message, msg) == 0, "case %zu: \"%s\", expected \"%s\"", k, r.message, msg);
+        CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT);
+        _neap_trace_close(&r);
+    }
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/neap-tracefmt.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     CHECK(mkdtemp(dir) != NULL);
@@ -558,6 +633,7 @@ int main(void) {
     test_sampled_header();
     test_merge();
     test_grow();
+    test_extents();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -34,6 +34,12 @@
  *     taken in is part of the result, to the last bit).
  *   - An address range running past the end of the address space is cut at
  *     its end (a bogus block from a file): nothing overflows.
+ *   - The work is bounded by the blocks, never by the sizes they claim: a
+ *     huge block's pages are counted, not walked; a block that is not huge
+ *     is at most an arena long (neap's are at most 1 MiB), so it touches at
+ *     most 1025 pages and 2 arenas, and a longer one is refused (EINVAL)
+ *     before anything is walked: a bogus size from a file (2^62 bytes) would
+ *     otherwise mean 2^50 pages.
  */
 #include "trace/pinning.h"
 
@@ -117,6 +123,10 @@ int _neap_pinning(const _neap_pin_block_t *blocks, size_t n, _neap_pin_site_t *s
         }
         _neap_pin_site_t *s = &sites[b->site];
         uint64_t addr = b->addr, size = b->size ? b->size : 1;
+        if (!b->huge && size > NEAP_PIN_NONHUGE_MAX) {
+            err = EINVAL;
+            goto fail;
+        }
         uint64_t end = size - 1 > UINT64_MAX - addr ? UINT64_MAX : addr + (size - 1); /* last byte */
         uint64_t first = addr >> NEAP_PIN_PAGE_SHIFT, last = end >> NEAP_PIN_PAGE_SHIFT;
         if (b->huge) {

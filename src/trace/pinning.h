@@ -16,6 +16,9 @@
  * internal.h's NEAP_PAGE_SHIFT and NEAP_ARENA_SHIFT) */
 #define NEAP_PIN_PAGE_SHIFT 12   /* a page: 4 KiB */
 #define NEAP_PIN_ARENA_SHIFT 22  /* an arena: 4 MiB */
+/* the longest block that is not huge (neap's blocks in arenas are at most
+ * 1 MiB): a longer one is bogus, and placing it page by page unbounded work */
+#define NEAP_PIN_NONHUGE_MAX ((uint64_t)1 << NEAP_PIN_ARENA_SHIFT)
 
 /* One live block. */
 typedef struct _neap_pin_block {
@@ -41,7 +44,9 @@ typedef struct _neap_pin_site {
 
 /* Adds to sites[0..nsites) (zeroed by the caller) what blocks[0..n) pin.
  * Returns 0, or -1 with errno ENOMEM (memory ran out; sites partly filled)
- * or EINVAL (a block's site is not below nsites).  Works in memory from
+ * or EINVAL (a block's site is not below nsites, or a block that is not
+ * huge is longer than NEAP_PIN_NONHUGE_MAX; sites partly filled).  Its work
+ * is O(n): at most 1025 pages and 2 arenas per block that is not huge.  Works in memory from
  * malloc/free, O(pages + arenas) of it: the C library's in the neap command,
  * in-process whatever malloc the program has (neap's when it overrides it,
  * so a traced caller pauses its tracing first).  No shared state. */

@@ -1006,6 +1006,8 @@ static int pin_cmp(const void *a, const void *b) {
 
 _Static_assert(NEAP_PIN_PAGE_SHIFT == NEAP_PAGE_SHIFT && NEAP_PIN_ARENA_SHIFT == NEAP_ARENA_SHIFT,
                "pinning.c places blocks in neap's pages and arenas");
+_Static_assert(NEAP_LARGE_MAX <= NEAP_PIN_NONHUGE_MAX,
+               "a block that is not huge (no more than NEAP_LARGE_MAX) is one pinning.c takes");
 
 /* Places every trace's pages and arenas (see neap_pinning_t; pinning.c
  * does it) and adds them to acc[its site]: a trace is huge when the address

@@ -3,7 +3,8 @@
  *
  *   make_trace KIND OUT     KIND: basic, killed, truncated, corrupt, sampled,
  *                           grow, grow-freed, pinning, base, extremes,
- *                           notrace, future
+ *                           damaged-addr, damaged-grow, damaged-move,
+ *                           damaged-stack, notrace, future
  *
  * The stacks are real: their frames are return addresses inside this
  * program's own functions (site_alpha ... site_delta, called from main or
@@ -46,6 +47,25 @@
  *     shares with gamma's 3000 B block; beta 200 B alone in a page of arena
  *     a+2; delta one huge block of 2 MiB (512 pages, no arena)
  *   base: at exit alpha 1000 (1), beta 3 x 1000, gamma 500 (1)
+ *   damaged-*: values no writer writes, under correct CRCs (what a fuzzer
+ *     makes by changing bytes and signing the chunks again).  The first
+ *     chunk is good: S1..S5, A S1 1000 @0x10000, A S2 5000 @0x20000,
+ *     T 50 ms (6000 B live); the second starts with the damage, then A S3
+ *     700 @0x30000 and E 0.  Each kind prints the message `neap report`
+ *     must give, or nothing when the trace must be read whole:
+ *     damaged-addr   A S3 20000 at 2^64-1 (a delta of -1 from the chunk's
+ *                    base 0): its end wraps; corrupt
+ *     damaged-grow   (sampled, interval 4096) G S2 2^62+1 bytes at offset
+ *                    3 * 2^62 of 0x20000: offset + size wraps to 1, which
+ *                    once made pinning walk 2^50 pages; corrupt
+ *     damaged-move   (sampled) G S3 4096 at offset 8192 of 0x20000, then
+ *                    R 0x20000 -> 2^64-8192: each record is in range, but
+ *                    the block moved (12288 bytes) runs past the end of the
+ *                    address space; corrupt (the 'G' replayed before it)
+ *     damaged-stack  A by stack 2^64-1 (once the hash map's empty marker),
+ *                    never defined: not corrupt (ids are any 64-bit
+ *                    number); read whole, one undefined stack, at exit
+ *                    7700 B in 4 blocks, 1000 B of them the undefined stack's
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -180,6 +200,44 @@ static void basic(int end) {
     }
 }
 
+/* The damaged-* kinds: returns 0, or -1 for an unknown one. */
+static int damaged(const char *kind) {
+    const uint64_t top = UINT64_MAX, q = (uint64_t)1 << 62;
+    int sampled = strcmp(kind, "damaged-grow") == 0 || strcmp(kind, "damaged-move") == 0;
+    begin(sampled ? NEAP_TRACE_FLAG_SAMPLED : 0, sampled ? 4096 : 0);
+    standard_stacks();
+    ok(_neap_trace_enc_alloc(&enc, 1, 1000, 0x10000));
+    ok(_neap_trace_enc_alloc(&enc, 2, 5000, 0x20000));
+    ok(_neap_trace_enc_tick(&enc, 50, 1 << 20, 6000));
+    flush();
+    size_t c = file_len, at = c + NEAP_TRACE_CHUNK_HEADER; /* the second chunk, its first record */
+    if (strcmp(kind, "damaged-addr") == 0) {
+        ok(_neap_trace_enc_alloc(&enc, 3, 20000, top));
+        printf("corrupt record 'A' at byte %zu (chunk at byte %zu): block of 20000 bytes at "
+               "0xffffffffffffffff runs past the end of the address space\n", at, c);
+    } else if (strcmp(kind, "damaged-grow") == 0) {
+        ok(_neap_trace_enc_grow(&enc, 2, q + 1, 3 * q, 0x20000));
+        printf("corrupt record 'G' at byte %zu (chunk at byte %zu): growth of %llu bytes at offset "
+               "%llu of the block at 0x20000 runs past the end of the address space\n", at, c,
+               (unsigned long long)(q + 1), (unsigned long long)(3 * q));
+    } else if (strcmp(kind, "damaged-move") == 0) {
+        ok(_neap_trace_enc_grow(&enc, 3, 4096, 8192, 0x20000));
+        at = c + NEAP_TRACE_CHUNK_HEADER + _neap_trace_enc_payload(&enc);
+        ok(_neap_trace_enc_move(&enc, 0x20000, top - 8191));
+        printf("corrupt record 'R' at byte %zu: the block of 12288 bytes at 0x20000, moved to "
+               "0x%llx, runs past the end of the address space\n", at,
+               (unsigned long long)(top - 8191));
+    } else if (strcmp(kind, "damaged-stack") == 0) {
+        ok(_neap_trace_enc_alloc(&enc, top, 1000, 0x40000));
+    } else {
+        return -1;
+    }
+    ok(_neap_trace_enc_alloc(&enc, 3, 700, 0x30000));
+    ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+    flush();
+    return 0;
+}
+
 static void write_out(const char *path) {
     FILE *f = fopen(path, "wb");
     if (f == NULL || fwrite(file, 1, file_len, f) != file_len || fclose(f) != 0) die("cannot write the trace");
@@ -266,6 +324,11 @@ int main(int argc, char **argv) {
     } else if (strcmp(kind, "future") == 0) {
         basic(1);
         file[8] = 9;
+    } else if (strncmp(kind, "damaged-", 8) == 0) {
+        if (damaged(kind) != 0) {
+            fprintf(stderr, "make_trace: unknown kind '%s'\n", kind);
+            return 2;
+        }
     } else if (strcmp(kind, "notrace") == 0) {
         file_len = (size_t)snprintf((char *)file, sizeof file, "this is not a trace\n");
     } else {

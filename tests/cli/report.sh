@@ -11,7 +11,13 @@
 #   traceback  --by traceback separates alpha<main from alpha<outer_caller;
 #              --by function, --top, and both as --opt=VALUE
 #   truncated  exit 0, the report of the first chunk, the warning with the
-#              byte offset; corrupt: the same for a CRC mismatch
+#              byte offset; corrupt: the same for a CRC mismatch, but an
+#              error, exit 1
+#   damaged    values no writer writes under correct CRCs (a block at
+#              2^64-1, a growth whose offset + size wraps, a block moved past
+#              the end of the address space): exit 1 (no signal, no hang),
+#              the report of what came before, the error naming the record;
+#              a stack id of 2^64-1 is read whole
 #   killed     no end record: a warning, "live at the end"
 #   sampled    estimates: 1000 B at interval 1000 counts as 1582 B, 1.6 blocks
 #   grow       a sampled block grown by a realloc ('G': a part by its own
@@ -146,13 +152,42 @@ traceback)
     ;;
 truncated | corrupt)
     msg=$("$MAKE" "$CASE" t.trace) || fail "make_trace $CASE failed"
-    report 0 t.trace --bytes
-    grep -qF "warning: t.trace: $msg" err || fail "no warning '$msg'"
+    if [ "$CASE" = truncated ]; then
+        report 0 t.trace --bytes
+        grep -qF "warning: t.trace: $msg" err || fail "no warning '$msg'"
+    else
+        report 1 t.trace --bytes
+        grep -qF "error: t.trace: $msg" err || fail "no error '$msg'"
+    fi
     has '^  allocated +10500 in 4 blocks'
     has '^  at the end +10500 live in 4 blocks$'
     has "^  end +(truncated|corrupt): $msg"
     expect_row "live at the end" 1 "5500 3 1833 $(name site_alpha)"
     expect_row "live at the end" 2 "5000 1 5000 $(name site_beta)"
+    ;;
+damaged)
+    # values no writer writes, under correct CRCs: each corrupt one is an
+    # error naming the record, after a report of the records before it (the
+    # first chunk: 6000 B live, exact; grow and move are sampled); never a
+    # signal, never a hang (ctest's timeout would end one)
+    for kind in addr grow move; do
+        msg=$("$MAKE" damaged-$kind d.trace) || fail "make_trace damaged-$kind failed"
+        [ -n "$msg" ] || fail "make_trace damaged-$kind printed no message"
+        report 1 d.trace --bytes
+        grep -qF "error: d.trace: $msg; the report covers the" err || fail "damaged-$kind: no error '$msg'"
+        has "^  end +corrupt: "
+        has '^  at the end +[0-9]+ live in '
+    done
+    "$MAKE" damaged-addr d.trace >/dev/null
+    report 1 d.trace --bytes
+    has '^  at the end +6000 live in 2 blocks$'
+    
+    # a stack id of 2^64-1 is a stack id: read whole
+    "$MAKE" damaged-stack d.trace || fail "make_trace damaged-stack failed"
+    report 0 d.trace --bytes
+    grep -q "warning: 1 stacks used but never defined" err || fail "no warning for the undefined stack"
+    has '^  at exit +7700 live in 4 blocks$'
+    has '^ +[0-9]+ +1000 +1 +1000 +<undefined stack 18446744073709551615>$'
     ;;
 extremes)
     # stack ids 2^64-1 and 0, a block at address 0: any key is a key
