@@ -3,16 +3,20 @@
  * blocks, the count of traced blocks per pool, and the stream.
  *
  *   allocation paths (the core)                free paths (the core)
- *   countdown -= size                           pool flags 0: fast, unseen
+ *   countdown -= size (a new thread's           pool flags 0: fast, unseen
+ *     starts at NEAP_COUNTDOWN_START, < 0)
  *   countdown < 0 ? --> hook_alloc(p, ...)      WATCH (set here while a pool
  *                        |                        holds traced blocks) or any
  *          exact: countdown = EXACT_LEFT          large/huge block, hooks on:
  *                 (stays < 0)                     --> hook_free --> forget
  *          sampled: countdown += Exp(interval)  REPORT_ALL (stream_only):
- *                   until >= 0                    --> hook_free --> stream_free
- *          off: countdown = NEAP_TRACE_LATENCY  realloc, hooks on: hook_realloc
- *                        |                      (this file, on the core's
- *                        v                       realloc primitives)
+ *                   until >= 0 (a new thread,     --> hook_free --> stream_free
+ *                   or exact until then: a      realloc, hooks on: hook_realloc
+ *                   fresh Exp(interval) - size  (this file, on the core's
+ *                   < 0 makes it a sample)       realloc primitives)
+ *          off: countdown = NEAP_TRACE_LATENCY
+ *                        |
+ *                        v
  *          capture: frame[0] = the caller's return address, then the
  *                   frame-pointer chain from the caller's frame pointer,
  *                   each frame checked to lie in the thread's stack (not
@@ -105,6 +109,8 @@ static inline void tlock_unlock(tlock_t *l) {
     atomic_store_explicit(&l->held, 0, memory_order_release);
 }
 #define EXACT_LEFT (-((int64_t)1 << 62))
+_Static_assert(NEAP_COUNTDOWN_START <= EXACT_LEFT / 2,
+               "a new thread's countdown is told from a sampling one as an exact one is");
 #define CHUNK_SIZE ((size_t)1 << 20)
 
 enum { MODE_OFF, MODE_EXACT, MODE_SAMPLED };
@@ -875,13 +881,22 @@ static int64_t next_interval(size_t mean) {
     return d < 1.0 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
-/* Sampling: the countdown ran out; the distance to the next sample. */
-static void countdown_refill(void) {
+/* Sampling: the countdown ran out on an allocation of size bytes.  1: it
+ * is a sample, and the countdown is the distance to the next one; 0: it is
+ * not (the thread was not sampling until now). */
+static int countdown_sample(size_t size) {
     size_t mean = atomic_load_explicit(&trace_interval, memory_order_relaxed);
-    if (_neap_tl_countdown < EXACT_LEFT / 2)
-        _neap_tl_countdown = 0; /* was exact until now: start a fresh draw */
+    if (_neap_tl_countdown < EXACT_LEFT / 2) {
+        /* a new thread's first allocation (NEAP_COUNTDOWN_START), or one
+         * traced exactly until now: a fresh draw says whether this
+         * allocation is a sample, as likely as any other's */
+        _neap_tl_countdown = next_interval(mean);
+        if (!NEAP_COUNTDOWN(size))
+            return 0;
+    }
     while (_neap_tl_countdown < 0)
         _neap_tl_countdown += next_interval(mean);
+    return 1;
 }
 
 /* Records p, unless it is NULL or made by tracing's own work; what
@@ -908,8 +923,8 @@ static inline __attribute__((always_inline)) void *trace_alloc(void *p, size_t s
     }
     if (mode == MODE_EXACT)
         _neap_tl_countdown = EXACT_LEFT;
-    else
-        countdown_refill();
+    else if (!countdown_sample(size))
+        return p;
     return record_untraced(p, size, ret, fp);
 }
 
@@ -923,8 +938,7 @@ static void *grow_end(const void *p, void *q, size_t old, size_t size, int trace
     if (d != 0 && NEAP_COUNTDOWN(d)) {
         if (atomic_load_explicit(&trace_mode, memory_order_relaxed) != MODE_SAMPLED)
             return trace_alloc(q, size, ret, fp); /* stopped meanwhile */
-        countdown_refill();
-        if (!tl_in_trace) {
+        if (countdown_sample(d) && !tl_in_trace) {
             int saved = errno;
             tl_in_trace++;
             record(q, d, old, 1, ret, fp);

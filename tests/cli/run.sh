@@ -21,6 +21,10 @@
 #              whole stacks up to main); a program killed by
 #              SIGKILL leaves a trace readable up to its last flush; its
 #              children write FILE.<pid>; bad options are refused
+#   tracethreads (third argument: tests/cli/trace_prog.c built, as for
+#              every trace* case below) 100 threads leaking 10^7 bytes,
+#              each its first allocations: every byte is live at exit in
+#              the trace
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -232,6 +236,14 @@ os.kill(os.getpid(), 9)'
     # a child that execs writes its own file
     "$NEAP" run -q --trace c.trc -- sh -c '"$0" -c "x = 1"' "$PY" || fail "the parent failed"
     ls c.trc.* >/dev/null 2>&1 || fail "no trace of the child: $(ls)"
+    ;;
+tracethreads)
+    PROG=${3:?trace_prog program}
+    "$NEAP" run -q --trace t.trc -- "$PROG" threads || fail "trace_prog threads failed"
+    "$NEAP" report --bytes t.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report failed"; }
+    live=$(sed -n 's/^  at exit *\([0-9]*\) live.*/\1/p' "$WORK/report")
+    [ -n "$live" ] || { cat "$WORK/report"; fail "no live bytes at exit in the report"; }
+    [ "$live" -ge 10000000 ] || { cat "$WORK/report"; fail "$live bytes live at exit in the trace, 10^7 leaked"; }
     ;;
 lastthread)
     PROG=${3:?last_thread program}
