@@ -970,9 +970,17 @@ static int forget_any(const void *p, size_t *size) {
     return forget(p, size, pool != NULL);
 }
 
+/* The block a realloc on this thread has forgotten before doing its work
+ * (hook_realloc), or NULL: the free of it inside the realloc, when the
+ * block moves, is forgotten already.  (With no table, stream_only, forget
+ * cannot tell: it would stream the block's free a second time.) */
+static __thread const void *tl_realloc_from;
+
 /* The core's free hook: p, a large or huge block, or a block of a watched
  * pool (pooled), is about to be freed or moved. */
 static void hook_free(const void *p, bool pooled) {
+    if (neap_unlikely(p == tl_realloc_from))
+        return;
     /* a pool block streamed from the environment (every free of a pool
      * marked REPORT_ALL, from the free's slow path) is what forget does first,
      * without its frame: a pool block has no sampled size to drop */
@@ -1029,7 +1037,10 @@ static void *hook_realloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     if (grow == 0) {
         size_t traced_size = 0;
         int traced = forget_any(p, &traced_size);
+        const void *outer = tl_realloc_from; /* a realloc in a signal handler */
+        tl_realloc_from = p;
         void *q = _neap_realloc_plain(p, size);
+        tl_realloc_from = outer;
         if (neap_unlikely(q == NULL)) {
             if (traced)
                 keep(p, traced_size, ret, fp);

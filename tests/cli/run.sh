@@ -25,6 +25,9 @@
 #              every trace* case below) 100 threads leaking 10^7 bytes,
 #              each its first allocations: every byte is live at exit in
 #              the trace
+#   tracerealloc 1000 blocks each moved by realloc twice (and grown once
+#              more), then freed: the trace has one free per block it
+#              knows, none of a block it does not
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -244,6 +247,13 @@ tracethreads)
     live=$(sed -n 's/^  at exit *\([0-9]*\) live.*/\1/p' "$WORK/report")
     [ -n "$live" ] || { cat "$WORK/report"; fail "no live bytes at exit in the report"; }
     [ "$live" -ge 10000000 ] || { cat "$WORK/report"; fail "$live bytes live at exit in the trace, 10^7 leaked"; }
+    ;;
+tracerealloc)
+    PROG=${3:?trace_prog program}
+    "$NEAP" run -q --trace t.trc -- "$PROG" realloc || fail "trace_prog realloc failed"
+    "$NEAP" report t.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report failed"; }
+    ! grep -q "does not know" "$WORK/report" || { cat "$WORK/report"; fail "frees of blocks the trace does not know"; }
+    ! grep -q "^warning" "$WORK/report" || { cat "$WORK/report"; fail "warnings in the report"; }
     ;;
 lastthread)
     PROG=${3:?last_thread program}

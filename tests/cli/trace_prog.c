@@ -4,6 +4,10 @@
  *   trace_prog threads   100 threads, one after another, each leaks 100
  *                        blocks of 1000 bytes (10^7 bytes in all, each
  *                        thread's first allocations)
+ *   trace_prog realloc   1000 blocks of 48 bytes, each moved by realloc to
+ *                        2000 bytes (another size class), then to 100000
+ *                        (a large block), then grown in place if it can
+ *                        be, then freed
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -34,6 +38,21 @@ int main(int argc, char **argv) {
         }
         return 0;
     }
-    fprintf(stderr, "usage: trace_prog threads\n");
+    if (argc == 2 && strcmp(argv[1], "realloc") == 0) {
+        for (int i = 0; i < 1000; i++) {
+            char *p = malloc(48);
+            if (p == NULL) return 3;
+            memset(p, 7, 48);
+            size_t sizes[] = {2000, 100000, 120000};
+            for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+                char *q = realloc(p, sizes[k]);
+                if (q == NULL || q[47] != 7) return 3;
+                p = q;
+            }
+            free(p);
+        }
+        return 0;
+    }
+    fprintf(stderr, "usage: trace_prog threads|realloc\n");
     return 2;
 }
