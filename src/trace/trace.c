@@ -68,6 +68,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unwind.h>
 
@@ -1339,12 +1340,14 @@ size_t neap_trace_get_object_size(const void *p) {
  * trace readable up to its last chunks.  'M' records describe the mapped
  * executable files, read from /proc/self/maps at start and again when a new
  * stack has a frame outside every known file (a library loaded later).
- * The process named by NEAP_RUN_PID (or any, without it) writes FILE; other
- * processes of the run (children that exec with the same environment)
- * write FILE.<pid>.  The 'E' record of FILE is neap run's to write, with
- * the exit status it gets from wait; the others write it at exit.  A
- * forked child stops streaming (its records would interleave with its
- * parent's).
+ * One process writes FILE: under `neap run`, the one named by NEAP_RUN_PID;
+ * with NEAP_TRACE set by hand, the first one, which names itself in
+ * NEAP_TRACE_PID in the environment its children inherit.  Every other
+ * process of the tree (children that exec with that environment) writes
+ * FILE.<pid>: none truncates FILE or writes into it.  The 'E' record of
+ * FILE is neap run's to write, with the exit status it gets from wait; the
+ * others write it at exit.  A forked child stops streaming (its records
+ * would interleave with its parent's).
  *
  * Locks: steal_lock (one flusher at a time) > a tbuf's busy > modlock,
  * qlock, flock.  Nothing that holds qlock, flock or modlock waits for a
@@ -1806,19 +1809,52 @@ void _neap_trace_thread_exit(void) {
     atomic_store_explicit(&tb->owned, 0, memory_order_release);
 }
 
+/* The pid of the process that writes FILE itself (the others write
+ * FILE.<pid>): neap run's main process, else the one NEAP_TRACE_PID names,
+ * else this one, pid. */
+static long stream_owner(long pid) {
+    long owner = neap_opt(NEAP_OPTION_RUN_PID);
+    if (owner != 0)
+        return owner;
+    const char *v = _neap_os_getenv("NEAP_TRACE_PID");
+    if (v != NULL && *v != 0) {
+        char *end;
+        errno = 0;
+        owner = strtol(v, &end, 10);
+        if (errno == 0 && *end == 0 && owner > 0)
+            return owner;
+    }
+    /* NEAP_TRACE set by hand, and this the first process to trace: its
+     * children inherit NEAP_TRACE, and must not truncate FILE and write
+     * into it (from the library's constructor: no other thread reads the
+     * environment yet).  Set here, before the program's main, it is in
+     * what the program passes on to the processes it starts. */
+    char digits[24];
+    snprintf(digits, sizeof digits, "%ld", pid);
+    if (setenv("NEAP_TRACE_PID", digits, 1) != 0) {
+        /* no memory for it: the children are not traced (unsetenv
+         * allocates nothing) rather than trace over this one */
+        unsetenv("NEAP_TRACE");
+        _neap_warning("NEAP_TRACE: no memory to set NEAP_TRACE_PID",
+                      "the processes this one starts are not traced");
+    }
+    return pid;
+}
+
 void _neap_trace_env_start(void) {
     const char *path = _neap_os_getenv("NEAP_TRACE");
     if (path == NULL || *path == 0 || stream.fd >= 0)
         return;
     long pid = _neap_os_getpid();
-    long run_pid = neap_opt(NEAP_OPTION_RUN_PID);
     char name[4096];
-    int len = run_pid != 0 && run_pid != pid ? snprintf(name, sizeof name, "%s.%ld", path, pid)
-                                             : snprintf(name, sizeof name, "%s", path);
-    if (len <= 0 || (size_t)len >= sizeof name) {
+    size_t plen = strlen(path);
+    if (plen + 24 > sizeof name) { /* room for ".<pid>" */
         _neap_warning("NEAP_TRACE ignored", "the path is too long");
         return;
     }
+    memcpy(name, path, plen + 1); /* path may go from the environment below */
+    if (stream_owner(pid) != pid)
+        snprintf(name + plen, sizeof name - plen, ".%ld", pid);
     int fd = _neap_os_create(name);
     if (fd < 0) {
         _neap_warning("NEAP_TRACE ignored: cannot create the trace file", name);
