@@ -16,7 +16,8 @@
  *
  * Threads: every function is thread-safe.  The thread calling start is
  * traced from its next allocation on; other threads within their next
- * NEAP_TRACE_LATENCY bytes of allocation.
+ * NEAP_TRACE_LATENCY bytes of allocation; a thread started after it from
+ * its first allocation.
  */
 #ifndef NEAP_TRACE_H
 #define NEAP_TRACE_H

@@ -19,6 +19,9 @@
  *   threads    4 threads allocating, growing and freeing each other's blocks while
  *              tracing starts, stops and clears: the traced memory comes back
  *              to what is live (run under TSan too)
+ *   newthread  threads started while tracing is on: exact tracing records
+ *              each one's allocations from its first; sampling samples a
+ *              new thread's first allocations no more than any others
  *   fork       a child forked while other threads trace keeps working
  *   bounds     a thread's stack bounds cannot be read (the C library's
  *              read allocates, and fails near a memory limit): no frame
@@ -449,6 +452,64 @@ static void test_threads(void) {
     neap_trace_stop();
 }
 
+/* --- newthread ------------------------------------------------------------ */
+#define NEWT 8
+#define NEWT_BLOCKS 100 /* of 1000 bytes: a new thread's first 100 KB */
+
+static void *newthread_main(void *arg) {
+    void **v = arg;
+    for (int i = 0; i < NEWT_BLOCKS; i++)
+        v[i] = malloc(1000);
+    return NULL;
+}
+
+/* Starts NEWT threads, each making the NEWT_BLOCKS blocks of v[its index],
+ * one after another; returns how many of the blocks are traced. */
+static size_t newthread_run(void *v[NEWT][NEWT_BLOCKS]) {
+    for (int i = 0; i < NEWT; i++) {
+        pthread_t t;
+        CHECK(pthread_create(&t, NULL, newthread_main, v[i]) == 0);
+        CHECK(pthread_join(t, NULL) == 0);
+    }
+    size_t traced = 0;
+    for (int i = 0; i < NEWT; i++) {
+        for (int j = 0; j < NEWT_BLOCKS; j++) {
+            CHECK(v[i][j] != NULL);
+            traced += neap_trace_get_object_size(v[i][j]) != 0;
+        }
+    }
+    return traced;
+}
+
+static void newthread_free(void *v[NEWT][NEWT_BLOCKS]) {
+    for (int i = 0; i < NEWT; i++)
+        for (int j = 0; j < NEWT_BLOCKS; j++)
+            free(v[i][j]);
+}
+
+static void test_newthread(void) {
+    static void *v[NEWT][NEWT_BLOCKS];
+    /* exact: every block, though each thread allocates less than
+     * NEAP_TRACE_LATENCY bytes in all */
+    CHECK(neap_trace_start(1) == 0);
+    size_t traced = newthread_run(v);
+    CHECKF(traced == NEWT * NEWT_BLOCKS, "%zu of %d blocks of new threads traced", traced,
+           NEWT * NEWT_BLOCKS);
+    for (int i = 0; i < NEWT; i++)
+        for (int j = 0; j < NEWT_BLOCKS; j++)
+            CHECK(neap_trace_get_object_size(v[i][j]) == 1000);
+    newthread_free(v);
+    neap_trace_stop();
+    /* sampled, one sample per 1 TiB: a block of 1000 bytes is sampled with
+     * p = 1e-9, a new thread's first one too (800 blocks: none, but for
+     * odds of 1 in a million) */
+    CHECK(neap_trace_start_sampled(1, (size_t)1 << 40) == 0);
+    traced = newthread_run(v);
+    CHECKF(traced == 0, "%zu of %d blocks of new threads sampled", traced, NEWT * NEWT_BLOCKS);
+    newthread_free(v);
+    neap_trace_stop();
+}
+
 static void *fork_worker(void *arg) {
     (void)arg;
     while (!atomic_load(&stop_flag)) {
@@ -548,8 +609,8 @@ static void bounds_case(int how) {
 static void *bounds_thread(void *arg) {
     int how = (int)(intptr_t)arg;
     _neap_trace_fail_bounds(how);
-    /* a new thread sees tracing start within NEAP_TRACE_LATENCY bytes (this
-     * block is its first capture) */
+    /* a new thread is traced from its first allocation (this block is its
+     * first capture) */
     free(malloc(NEAP_TRACE_LATENCY + 1));
     bounds_case(how);
     return NULL;
@@ -616,6 +677,8 @@ int main(int argc, char **argv) {
         test_unwind();
     else if (!strcmp(s, "threads"))
         test_threads();
+    else if (!strcmp(s, "newthread"))
+        test_newthread();
     else if (!strcmp(s, "fork"))
         test_fork();
     else if (!strcmp(s, "stream"))

@@ -5,7 +5,7 @@
 
 #include <errno.h>
 
-__thread int64_t _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
+__thread int64_t _neap_tl_countdown = NEAP_COUNTDOWN_START;
 _Atomic(const neap_alloc_hooks_t *) _neap_hooks;
 
 void *_neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {

@@ -50,8 +50,16 @@
  * the countdown again as it pleases: it may leave it negative to see every
  * allocation), or with no hooks resets it to NEAP_COUNTDOWN_IDLE: hooks
  * installed by one thread are seen by the others within that many bytes.
+ * A new thread's countdown starts at NEAP_COUNTDOWN_START, below zero, so
+ * that its first allocation goes there too: a thread started while the
+ * hooks are installed is seen from its first allocation (a layer that
+ * looks at each one misses none), at the cost of one slow path per thread.
+ * It is far below zero, where a countdown that just ran out never is: a
+ * hook finding it at NEAP_COUNTDOWN_START / 2 or below knows the thread has
+ * not counted yet (unless the layer itself left it that low).
  * ------------------------------------------------------------------------- */
 #define NEAP_COUNTDOWN_IDLE ((int64_t)256 * 1024)
+#define NEAP_COUNTDOWN_START (-((int64_t)1 << 62))
 extern NEAP_INTERNAL __thread int64_t _neap_tl_countdown;
 
 /* The caller's frame pointer, where the ABI keeps one; garbage (checked by

@@ -3,16 +3,20 @@
  * blocks, the count of traced blocks per pool, and the stream.
  *
  *   allocation paths (the core)                free paths (the core)
- *   countdown -= size                           pool flags 0: fast, unseen
+ *   countdown -= size (a new thread's           pool flags 0: fast, unseen
+ *     starts at NEAP_COUNTDOWN_START, < 0)
  *   countdown < 0 ? --> hook_alloc(p, ...)      WATCH (set here while a pool
  *                        |                        holds traced blocks) or any
  *          exact: countdown = EXACT_LEFT          large/huge block, hooks on:
  *                 (stays < 0)                     --> hook_free --> forget
  *          sampled: countdown += Exp(interval)  REPORT_ALL (stream_only):
- *                   until >= 0                    --> hook_free --> stream_free
- *          off: countdown = NEAP_TRACE_LATENCY  realloc, hooks on: hook_realloc
- *                        |                      (this file, on the core's
- *                        v                       realloc primitives)
+ *                   until >= 0 (a new thread,     --> hook_free --> stream_free
+ *                   or exact until then: a      realloc, hooks on: hook_realloc
+ *                   fresh Exp(interval) - size  (this file, on the core's
+ *                   < 0 makes it a sample)       realloc primitives)
+ *          off: countdown = NEAP_TRACE_LATENCY
+ *                        |
+ *                        v
  *          capture: frame[0] = the caller's return address, then the
  *                   frame-pointer chain from the caller's frame pointer,
  *                   each frame checked to lie in the thread's stack (not
@@ -64,6 +68,7 @@
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unwind.h>
 
@@ -105,6 +110,8 @@ static inline void tlock_unlock(tlock_t *l) {
     atomic_store_explicit(&l->held, 0, memory_order_release);
 }
 #define EXACT_LEFT (-((int64_t)1 << 62))
+_Static_assert(NEAP_COUNTDOWN_START <= EXACT_LEFT / 2,
+               "a new thread's countdown is told from a sampling one as an exact one is");
 #define CHUNK_SIZE ((size_t)1 << 20)
 
 enum { MODE_OFF, MODE_EXACT, MODE_SAMPLED };
@@ -875,13 +882,22 @@ static int64_t next_interval(size_t mean) {
     return d < 1.0 ? 1 : d > 4e18 ? (int64_t)4e18 : (int64_t)d;
 }
 
-/* Sampling: the countdown ran out; the distance to the next sample. */
-static void countdown_refill(void) {
+/* Sampling: the countdown ran out on an allocation of size bytes.  1: it
+ * is a sample, and the countdown is the distance to the next one; 0: it is
+ * not (the thread was not sampling until now). */
+static int countdown_sample(size_t size) {
     size_t mean = atomic_load_explicit(&trace_interval, memory_order_relaxed);
-    if (_neap_tl_countdown < EXACT_LEFT / 2)
-        _neap_tl_countdown = 0; /* was exact until now: start a fresh draw */
+    if (_neap_tl_countdown < EXACT_LEFT / 2) {
+        /* a new thread's first allocation (NEAP_COUNTDOWN_START), or one
+         * traced exactly until now: a fresh draw says whether this
+         * allocation is a sample, as likely as any other's */
+        _neap_tl_countdown = next_interval(mean);
+        if (!NEAP_COUNTDOWN(size))
+            return 0;
+    }
     while (_neap_tl_countdown < 0)
         _neap_tl_countdown += next_interval(mean);
+    return 1;
 }
 
 /* Records p, unless it is NULL or made by tracing's own work; what
@@ -908,8 +924,8 @@ static inline __attribute__((always_inline)) void *trace_alloc(void *p, size_t s
     }
     if (mode == MODE_EXACT)
         _neap_tl_countdown = EXACT_LEFT;
-    else
-        countdown_refill();
+    else if (!countdown_sample(size))
+        return p;
     return record_untraced(p, size, ret, fp);
 }
 
@@ -923,8 +939,7 @@ static void *grow_end(const void *p, void *q, size_t old, size_t size, int trace
     if (d != 0 && NEAP_COUNTDOWN(d)) {
         if (atomic_load_explicit(&trace_mode, memory_order_relaxed) != MODE_SAMPLED)
             return trace_alloc(q, size, ret, fp); /* stopped meanwhile */
-        countdown_refill();
-        if (!tl_in_trace) {
+        if (countdown_sample(d) && !tl_in_trace) {
             int saved = errno;
             tl_in_trace++;
             record(q, d, old, 1, ret, fp);
@@ -956,9 +971,17 @@ static int forget_any(const void *p, size_t *size) {
     return forget(p, size, pool != NULL);
 }
 
+/* The block a realloc on this thread has forgotten before doing its work
+ * (hook_realloc), or NULL: the free of it inside the realloc, when the
+ * block moves, is forgotten already.  (With no table, stream_only, forget
+ * cannot tell: it would stream the block's free a second time.) */
+static __thread const void *tl_realloc_from;
+
 /* The core's free hook: p, a large or huge block, or a block of a watched
  * pool (pooled), is about to be freed or moved. */
 static void hook_free(const void *p, bool pooled) {
+    if (neap_unlikely(p == tl_realloc_from))
+        return;
     /* a pool block streamed from the environment (every free of a pool
      * marked REPORT_ALL, from the free's slow path) is what forget does first,
      * without its frame: a pool block has no sampled size to drop */
@@ -1015,7 +1038,10 @@ static void *hook_realloc(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     if (grow == 0) {
         size_t traced_size = 0;
         int traced = forget_any(p, &traced_size);
+        const void *outer = tl_realloc_from; /* a realloc in a signal handler */
+        tl_realloc_from = p;
         void *q = _neap_realloc_plain(p, size);
+        tl_realloc_from = outer;
         if (neap_unlikely(q == NULL)) {
             if (traced)
                 keep(p, traced_size, ret, fp);
@@ -1314,12 +1340,14 @@ size_t neap_trace_get_object_size(const void *p) {
  * trace readable up to its last chunks.  'M' records describe the mapped
  * executable files, read from /proc/self/maps at start and again when a new
  * stack has a frame outside every known file (a library loaded later).
- * The process named by NEAP_RUN_PID (or any, without it) writes FILE; other
- * processes of the run (children that exec with the same environment)
- * write FILE.<pid>.  The 'E' record of FILE is neap run's to write, with
- * the exit status it gets from wait; the others write it at exit.  A
- * forked child stops streaming (its records would interleave with its
- * parent's).
+ * One process writes FILE: under `neap run`, the one named by NEAP_RUN_PID;
+ * with NEAP_TRACE set by hand, the first one, which names itself in
+ * NEAP_TRACE_PID in the environment its children inherit.  Every other
+ * process of the tree (children that exec with that environment) writes
+ * FILE.<pid>: none truncates FILE or writes into it.  The 'E' record of
+ * FILE is neap run's to write, with the exit status it gets from wait; the
+ * others write it at exit.  A forked child stops streaming (its records
+ * would interleave with its parent's).
  *
  * Locks: steal_lock (one flusher at a time) > a tbuf's busy > modlock,
  * qlock, flock.  Nothing that holds qlock, flock or modlock waits for a
@@ -1781,19 +1809,52 @@ void _neap_trace_thread_exit(void) {
     atomic_store_explicit(&tb->owned, 0, memory_order_release);
 }
 
+/* The pid of the process that writes FILE itself (the others write
+ * FILE.<pid>): neap run's main process, else the one NEAP_TRACE_PID names,
+ * else this one, pid. */
+static long stream_owner(long pid) {
+    long owner = neap_opt(NEAP_OPTION_RUN_PID);
+    if (owner != 0)
+        return owner;
+    const char *v = _neap_os_getenv("NEAP_TRACE_PID");
+    if (v != NULL && *v != 0) {
+        char *end;
+        errno = 0;
+        owner = strtol(v, &end, 10);
+        if (errno == 0 && *end == 0 && owner > 0)
+            return owner;
+    }
+    /* NEAP_TRACE set by hand, and this the first process to trace: its
+     * children inherit NEAP_TRACE, and must not truncate FILE and write
+     * into it (from the library's constructor: no other thread reads the
+     * environment yet).  Set here, before the program's main, it is in
+     * what the program passes on to the processes it starts. */
+    char digits[24];
+    snprintf(digits, sizeof digits, "%ld", pid);
+    if (setenv("NEAP_TRACE_PID", digits, 1) != 0) {
+        /* no memory for it: the children are not traced (unsetenv
+         * allocates nothing) rather than trace over this one */
+        unsetenv("NEAP_TRACE");
+        _neap_warning("NEAP_TRACE: no memory to set NEAP_TRACE_PID",
+                      "the processes this one starts are not traced");
+    }
+    return pid;
+}
+
 void _neap_trace_env_start(void) {
     const char *path = _neap_os_getenv("NEAP_TRACE");
     if (path == NULL || *path == 0 || stream.fd >= 0)
         return;
     long pid = _neap_os_getpid();
-    long run_pid = neap_opt(NEAP_OPTION_RUN_PID);
     char name[4096];
-    int len = run_pid != 0 && run_pid != pid ? snprintf(name, sizeof name, "%s.%ld", path, pid)
-                                             : snprintf(name, sizeof name, "%s", path);
-    if (len <= 0 || (size_t)len >= sizeof name) {
+    size_t plen = strlen(path);
+    if (plen + 24 > sizeof name) { /* room for ".<pid>" */
         _neap_warning("NEAP_TRACE ignored", "the path is too long");
         return;
     }
+    memcpy(name, path, plen + 1); /* path may go from the environment below */
+    if (stream_owner(pid) != pid)
+        snprintf(name + plen, sizeof name - plen, ".%ld", pid);
     int fd = _neap_os_create(name);
     if (fd < 0) {
         _neap_warning("NEAP_TRACE ignored: cannot create the trace file", name);

@@ -34,6 +34,17 @@
 #              whole stacks up to main); a program killed by
 #              SIGKILL leaves a trace readable up to its last flush; its
 #              children write FILE.<pid>; bad options are refused
+#   tracethreads (third argument: tests/cli/trace_prog.c built, as for
+#              every trace* case below) 100 threads leaking 10^7 bytes,
+#              each its first allocations: every byte is live at exit in
+#              the trace
+#   tracerealloc 1000 blocks each moved by realloc twice (and grown once
+#              more), then freed: the trace has one free per block it
+#              knows, none of a block it does not
+#   traceenv   NEAP_TRACE=FILE set by hand (no neap run) for a program that
+#              forks a child and then one that execs: FILE is the parent's
+#              whole trace, the exec'd child's is FILE.<pid>, the forked
+#              child writes none; the same under neap run --trace
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -410,6 +421,49 @@ os.kill(os.getpid(), 9)'
     # a child that execs writes its own file
     "$NEAP" run -q --trace c.trc -- sh -c '"$0" -c "x = 1"' "$PY" || fail "the parent failed"
     ls c.trc.* >/dev/null 2>&1 || fail "no trace of the child: $(ls)"
+    ;;
+tracethreads)
+    PROG=${3:?trace_prog program}
+    "$NEAP" run -q --trace t.trc -- "$PROG" threads || fail "trace_prog threads failed"
+    "$NEAP" report --bytes t.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report failed"; }
+    live=$(sed -n 's/^  at exit *\([0-9]*\) live.*/\1/p' "$WORK/report")
+    [ -n "$live" ] || { cat "$WORK/report"; fail "no live bytes at exit in the report"; }
+    [ "$live" -ge 10000000 ] || { cat "$WORK/report"; fail "$live bytes live at exit in the trace, 10^7 leaked"; }
+    ;;
+tracerealloc)
+    PROG=${3:?trace_prog program}
+    "$NEAP" run -q --trace t.trc -- "$PROG" realloc || fail "trace_prog realloc failed"
+    "$NEAP" report t.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report failed"; }
+    ! grep -q "does not know" "$WORK/report" || { cat "$WORK/report"; fail "frees of blocks the trace does not know"; }
+    ! grep -q "^warning" "$WORK/report" || { cat "$WORK/report"; fail "warnings in the report"; }
+    ;;
+traceenv)
+    PROG=${3:?trace_prog program}
+    LIB=$(dirname "$NEAP")/libneap.so
+    [ -e "$LIB" ] || fail "no libneap.so beside $NEAP"
+    # trace_check FILE PID WORD: FILE is the whole trace of process PID,
+    # whose command has WORD, with no warning
+    trace_check() {
+        "$NEAP" report "$1" >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report $1 failed"; }
+        ! grep -q "^warning" "$WORK/report" || { cat "$WORK/report"; fail "$1: warnings"; }
+        grep -q "^  process      pid $2," "$WORK/report" || { cat "$WORK/report"; fail "$1 is not the trace of pid $2"; }
+        grep -q "^  command .*trace_prog $3" "$WORK/report" || { cat "$WORK/report"; fail "$1 is not the trace of trace_prog $3"; }
+        grep -q "^  end          .*status 0\|^  end          clean end" "$WORK/report" || { cat "$WORK/report"; fail "$1 has no end"; }
+    }
+    for how in env run; do
+        rm -f h.trc*
+        if [ $how = env ]; then
+            NEAP_TRACE="$WORK/h.trc" LD_PRELOAD="$LIB" "$PROG" spawn >pids 2>"$WORK/err"
+        else
+            "$NEAP" run -q --trace h.trc -- "$PROG" spawn >pids 2>"$WORK/err"
+        fi || fail "$how: trace_prog spawn failed: $(cat "$WORK/err")"
+        read -r parent leaf <pids
+        trace_check h.trc "$parent" spawn
+        [ -s "h.trc.$leaf" ] || fail "$how: no trace of the child that exec'd: $(ls)"
+        trace_check "h.trc.$leaf" "$leaf" leaf
+        # the forked child (without exec) writes none
+        [ "$(ls h.trc* | wc -l)" -eq 2 ] || fail "$how: trace files $(ls h.trc*), expected h.trc and h.trc.$leaf"
+    done
     ;;
 lastthread)
     PROG=${3:?last_thread program}
