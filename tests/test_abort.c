@@ -32,6 +32,12 @@
  *   double-huge    the same with a 3 MiB block: the second free finds the
  *                  mapping in the cache of freed huge mappings
  *   double-huge-realloc  realloc of a freed (cached) 3 MiB block
+ *   double-realloc-small realloc to a smaller size, one it still holds, of
+ *                  a freed 64-byte block that is not the head of its pool's
+ *                  list of freed blocks (another block of the pool out)
+ *   double-realloc-medium the same with a 3000-byte block at the head of
+ *                  the list
+ *   double-realloc-large the same with a 100000-byte block (its run freed)
  *   stale-huge     free of a 3 MiB block whose mapping neap_trim has given
  *                  back: not neap's any more
  *   moved-huge     free of a 3 MiB block's old address after realloc moved
@@ -115,6 +121,18 @@ mode_valid(void)
     do_free(p[1]);
     p[0] = realloc(malloc(64), 0);
     do_free(p[0]);
+    /* realloc in place of live blocks whose first word looks like a link
+     * of their pool's list of freed blocks: NULL, and a freed block */
+    p[0] = malloc(64);
+    p[1] = malloc(64);
+    p[2] = malloc(64);
+    do_free(p[1]);
+    memset(p[0], 0, 64);
+    memcpy(p[2], &p[1], sizeof p[1]);
+    CHECK(realloc(test_launder(p[0]), 48) == p[0]);
+    CHECK(realloc(test_launder(p[2]), 40) == p[2]);
+    do_free(p[0]);
+    do_free(p[2]);
     /* and a huge block handed out again from the cache of freed mappings */
     p[0] = malloc(3 * MiB);
     do_free(p[0]);
@@ -221,6 +239,24 @@ run_mode(const char *mode)
         report(p);
         do_free(p);
         p = realloc(test_launder(p), 5 * MiB);
+    } else if (strcmp(mode, "double-realloc-small") == 0) {
+        char *p = malloc(64), *q = malloc(64), *r = malloc(64);
+        report(p);
+        do_free(p);
+        do_free(r); /* heads the list now; p's link is NULL */
+        p = realloc(test_launder(p), 48);
+        free(q);
+    } else if (strcmp(mode, "double-realloc-medium") == 0) {
+        char *p = malloc(3000), *q = malloc(3000);
+        report(p);
+        do_free(p);
+        p = realloc(test_launder(p), 2000);
+        free(q);
+    } else if (strcmp(mode, "double-realloc-large") == 0) {
+        char *p = malloc(100000);
+        report(p);
+        do_free(p);
+        p = realloc(test_launder(p), 90000);
     } else if (strcmp(mode, "stale-huge") == 0) {
         char *p = malloc(3 * MiB);
         report(p);

@@ -477,6 +477,13 @@ neap_inline bool _neap_pool_watches(neap_pool_t *pool, const void *p) {
  * block. */
 NEAP_INTERNAL neap_pool_t *_neap_block_pool(const void *p);
 NEAP_INTERNAL size_t _neap_usable_generic(const void *p);  /* 0 if p is no block of neap */
+/* realloc's look at p: its usable size if it is a live block of neap, else
+ * an abort with free's message (named after func).  Beyond
+ * _neap_usable_generic, a block of one of the calling thread's pools must
+ * not be on the pool's free lists (heap.c); a block of another thread's
+ * pool, whose lists only its owner reads, or one freed by another thread
+ * and not yet drained, is taken as live. */
+NEAP_INTERNAL size_t _neap_realloc_usable(void *p, const char *func);
 /* For the layers above: v (an array from neap_malloc, or
  * NULL) of *cap elements of elem bytes, with room for `need` of them: v
  * itself, or v moved to a bigger array (capacity doubled from *cap, or from
