@@ -4,8 +4,9 @@
  * with its stderr going into a pipe; the child first reports the pointer it
  * is about to pass, formatted with %p, through a second pipe.  The parent
  * then requires that the child died of SIGABRT and that its stderr names the
- * error ("invalid pointer" or "double free") and the pointer exactly as %p
- * prints it.  Linked against neap_static, so free() is neap's.
+ * error (expected_error: "invalid pointer" or "double free", or more
+ * precisely) and the pointer exactly as %p prints it.  Linked against
+ * neap_static, so free() is neap's.
  *
  * Modes:
  *   stack          free of a stack address
@@ -38,8 +39,15 @@
  *   double-realloc-medium the same with a 3000-byte block at the head of
  *                  the list
  *   double-realloc-large the same with a 100000-byte block (its run freed)
+ *   double-huge-unmapped  free(p); free(p) of an 8 MiB block, more than
+ *                  the cache of freed huge mappings keeps: its mapping is
+ *                  unmapped at the first free, and the second finds its map
+ *                  bytes cleared (as for a foreign pointer), yet is told a
+ *                  double free of a huge block
  *   stale-huge     free of a 3 MiB block whose mapping neap_trim has given
- *                  back: not neap's any more
+ *                  back out of the cache: a double free of a huge block too
+ *   foreign-huge-reused  free of an unmapped 8 MiB block's address after
+ *                  another mapping took its page: not neap's
  *   moved-huge     free of a 3 MiB block's old address after realloc moved
  *                  its pages elsewhere (mremap)
  *   valid          legitimate frees of every kind: must exit 0, stderr empty
@@ -257,6 +265,23 @@ run_mode(const char *mode)
         report(p);
         do_free(p);
         p = realloc(test_launder(p), 90000);
+    } else if (strcmp(mode, "double-huge-unmapped") == 0) {
+        char *p = malloc(8 * MiB);
+        neap_option_set(NEAP_OPTION_PURGE_MAX, 8L << 20); /* the mapping is larger */
+        report(p);
+        do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "foreign-huge-reused") == 0) {
+        char *p = malloc(8 * MiB), *m;
+        char *page = (char *)((uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
+        neap_option_set(NEAP_OPTION_PURGE_MAX, 8L << 20);
+        do_free(p);
+        /* something else maps the page of the unmapped block's address */
+        m = mmap(page, 4096, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        CHECKF(m == page, "mmap at %p gave %p: %s", (void *)page, (void *)m, strerror(errno));
+        report(p);
+        do_free(p);
     } else if (strcmp(mode, "stale-huge") == 0) {
         char *p = malloc(3 * MiB);
         report(p);
@@ -283,6 +308,22 @@ run_mode(const char *mode)
     }
     /* still alive: the bad free went unnoticed */
     _exit(3);
+}
+
+/* What the child's message must say for mode. */
+static const char *
+expected_error(const char *mode)
+{
+    static const char *const foreign[] = {"stack", "mmap", "mmap-aligned", "global",
+                                          "foreign-huge-reused"};
+    size_t i;
+
+    for (i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
+        if (strcmp(mode, foreign[i]) == 0)
+            return "invalid pointer (not allocated by neap)";
+    if (strcmp(mode, "double-huge-unmapped") == 0 || strcmp(mode, "stale-huge") == 0)
+        return "double free of huge block";
+    return strncmp(mode, "double", 6) == 0 ? "double free" : "invalid pointer";
 }
 
 static size_t
@@ -319,7 +360,7 @@ main(int argc, char **argv)
     }
     mode = argv[1];
     expect_abort = strcmp(mode, "valid") != 0;
-    want = strncmp(mode, "double", 6) == 0 ? "double free" : "invalid pointer";
+    want = expected_error(mode);
 
     CHECK(pipe(err_pipe) == 0 && pipe(addr_pipe) == 0);
     fflush(stdout);

@@ -1121,8 +1121,7 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
 static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *hooks) {
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
-    if (kind == NEAP_MAP_NONE)
-        _neap_fatal_pointer(func, p, "invalid pointer (not allocated by neap)");
+    if (kind == NEAP_MAP_NONE) _neap_fatal_not_neap(func, p);
     if (kind != NEAP_MAP_ARENA) {
         uintptr_t base = _neap_huge_base(addr, kind);
         if (base == 0) _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");

@@ -56,8 +56,9 @@
  *   +--------+--------------------------- ... ---+
  *   once freed it waits in the huge cache (arena.c: at most 8 mappings and
  *   NEAP_PURGE_MAX bytes, for NEAP_PURGE_DELAY ms; its map bytes stay and its
- *   header says CACHED) for reuse, then it is unmapped; realloc moves or
- *   resizes it with mremap.
+ *   header says CACHED) for reuse, then it is unmapped (its user address
+ *   kept in a ring of the last 16, so that a second free is still a double
+ *   free); realloc moves or resizes it with mremap.
  *
  *   _neap_map: one byte per 4 MiB of the 47-bit address space (32 MiB of
  *   zero-filled, lazily touched bss): 0 not neap's, 1 arena, 2 huge mapping
@@ -420,6 +421,10 @@ NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_
 NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
 NEAP_INTERNAL uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind); /* 0 if none */
 NEAP_INTERNAL size_t _neap_huge_usable(uintptr_t base, const void *p);
+/* Aborts for p, whose map byte says not neap's: "double free of huge block"
+ * if p was one of the last 16 huge blocks freed whose mappings are gone
+ * (and nothing is mapped there now), else "not allocated by neap". */
+NEAP_INTERNAL __attribute__((noreturn, cold)) void _neap_fatal_not_neap(const char *func, const void *p);
 /* p (a huge block) resized without copying; NULL: could not, p untouched */
 NEAP_INTERNAL void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func);
 /* Unmaps cached huge mappings freed NEAP_PURGE_DELAY ms before now (cheap
