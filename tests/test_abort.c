@@ -4,8 +4,9 @@
  * with its stderr going into a pipe; the child first reports the pointer it
  * is about to pass, formatted with %p, through a second pipe.  The parent
  * then requires that the child died of SIGABRT and that its stderr names the
- * error ("invalid pointer" or "double free") and the pointer exactly as %p
- * prints it.  Linked against neap_static, so free() is neap's.
+ * error (expected_error: "invalid pointer" or "double free", or more
+ * precisely) and the pointer exactly as %p prints it.  Linked against
+ * neap_static, so free() is neap's.
  *
  * Modes:
  *   stack          free of a stack address
@@ -32,8 +33,21 @@
  *   double-huge    the same with a 3 MiB block: the second free finds the
  *                  mapping in the cache of freed huge mappings
  *   double-huge-realloc  realloc of a freed (cached) 3 MiB block
+ *   double-realloc-small realloc to a smaller size, one it still holds, of
+ *                  a freed 64-byte block that is not the head of its pool's
+ *                  list of freed blocks (another block of the pool out)
+ *   double-realloc-medium the same with a 3000-byte block at the head of
+ *                  the list
+ *   double-realloc-large the same with a 100000-byte block (its run freed)
+ *   double-huge-unmapped  free(p); free(p) of an 8 MiB block, more than
+ *                  the cache of freed huge mappings keeps: its mapping is
+ *                  unmapped at the first free, and the second finds its map
+ *                  bytes cleared (as for a foreign pointer), yet is told a
+ *                  double free of a huge block
  *   stale-huge     free of a 3 MiB block whose mapping neap_trim has given
- *                  back: not neap's any more
+ *                  back out of the cache: a double free of a huge block too
+ *   foreign-huge-reused  free of an unmapped 8 MiB block's address after
+ *                  another mapping took its page: not neap's
  *   moved-huge     free of a 3 MiB block's old address after realloc moved
  *                  its pages elsewhere (mremap)
  *   valid          legitimate frees of every kind: must exit 0, stderr empty
@@ -115,6 +129,18 @@ mode_valid(void)
     do_free(p[1]);
     p[0] = realloc(malloc(64), 0);
     do_free(p[0]);
+    /* realloc in place of live blocks whose first word looks like a link
+     * of their pool's list of freed blocks: NULL, and a freed block */
+    p[0] = malloc(64);
+    p[1] = malloc(64);
+    p[2] = malloc(64);
+    do_free(p[1]);
+    memset(p[0], 0, 64);
+    memcpy(p[2], &p[1], sizeof p[1]);
+    CHECK(realloc(test_launder(p[0]), 48) == p[0]);
+    CHECK(realloc(test_launder(p[2]), 40) == p[2]);
+    do_free(p[0]);
+    do_free(p[2]);
     /* and a huge block handed out again from the cache of freed mappings */
     p[0] = malloc(3 * MiB);
     do_free(p[0]);
@@ -221,6 +247,41 @@ run_mode(const char *mode)
         report(p);
         do_free(p);
         p = realloc(test_launder(p), 5 * MiB);
+    } else if (strcmp(mode, "double-realloc-small") == 0) {
+        char *p = malloc(64), *q = malloc(64), *r = malloc(64);
+        report(p);
+        do_free(p);
+        do_free(r); /* heads the list now; p's link is NULL */
+        p = realloc(test_launder(p), 48);
+        free(q);
+    } else if (strcmp(mode, "double-realloc-medium") == 0) {
+        char *p = malloc(3000), *q = malloc(3000);
+        report(p);
+        do_free(p);
+        p = realloc(test_launder(p), 2000);
+        free(q);
+    } else if (strcmp(mode, "double-realloc-large") == 0) {
+        char *p = malloc(100000);
+        report(p);
+        do_free(p);
+        p = realloc(test_launder(p), 90000);
+    } else if (strcmp(mode, "double-huge-unmapped") == 0) {
+        char *p = malloc(8 * MiB);
+        neap_option_set(NEAP_OPTION_PURGE_MAX, 8L << 20); /* the mapping is larger */
+        report(p);
+        do_free(p);
+        do_free(p);
+    } else if (strcmp(mode, "foreign-huge-reused") == 0) {
+        char *p = malloc(8 * MiB), *m;
+        char *page = (char *)((uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
+        neap_option_set(NEAP_OPTION_PURGE_MAX, 8L << 20);
+        do_free(p);
+        /* something else maps the page of the unmapped block's address */
+        m = mmap(page, 4096, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+        CHECKF(m == page, "mmap at %p gave %p: %s", (void *)page, (void *)m, strerror(errno));
+        report(p);
+        do_free(p);
     } else if (strcmp(mode, "stale-huge") == 0) {
         char *p = malloc(3 * MiB);
         report(p);
@@ -247,6 +308,22 @@ run_mode(const char *mode)
     }
     /* still alive: the bad free went unnoticed */
     _exit(3);
+}
+
+/* What the child's message must say for mode. */
+static const char *
+expected_error(const char *mode)
+{
+    static const char *const foreign[] = {"stack", "mmap", "mmap-aligned", "global",
+                                          "foreign-huge-reused"};
+    size_t i;
+
+    for (i = 0; i < sizeof foreign / sizeof foreign[0]; i++)
+        if (strcmp(mode, foreign[i]) == 0)
+            return "invalid pointer (not allocated by neap)";
+    if (strcmp(mode, "double-huge-unmapped") == 0 || strcmp(mode, "stale-huge") == 0)
+        return "double free of huge block";
+    return strncmp(mode, "double", 6) == 0 ? "double free" : "invalid pointer";
 }
 
 static size_t
@@ -283,7 +360,7 @@ main(int argc, char **argv)
     }
     mode = argv[1];
     expect_abort = strcmp(mode, "valid") != 0;
-    want = strncmp(mode, "double", 6) == 0 ? "double free" : "invalid pointer";
+    want = expected_error(mode);
 
     CHECK(pipe(err_pipe) == 0 && pipe(addr_pipe) == 0);
     fflush(stdout);

@@ -65,8 +65,10 @@ static inline void *neap_realloc_inplace(void *p, size_t size, size_t usable, bo
 /* realloc itself, nothing reported, nothing counted. */
 static inline void *neap_realloc_plain(void *p, size_t size) {
     if (p == NULL) return neap_malloc_plain(size);
-    size_t usable = _neap_usable_generic(p);
-    if (usable == 0) _neap_free_generic(p, "realloc");   /* reports the bad pointer */
+    /* a freed block is reported here, before anything takes it as p's:
+     * even one that would fit in place (returned as it is, it would have
+     * two owners) */
+    size_t usable = _neap_realloc_usable(p, "realloc");
     if (size == 0) {
         void *q = neap_malloc_plain(0);
         if (q == NULL) return NULL;   /* p untouched */

@@ -55,6 +55,11 @@
  *                         goes back even when no huge block comes any more;
  *                         neap_trim empties the cache
  *
+ *   A freed block's mapping that is unmapped (at once, or out of the cache)
+ *   leaves its user address in a ring of the last 16 (gone[16], addresses
+ *   only): a second free finds its map bytes cleared, and the ring tells it
+ *   from a foreign pointer, a double free, without reading the address.
+ *
  *   Why NEAP_PURGE_MAX bounds it: expiry needs some allocator activity, so
  *   the bound is what a program that goes idle right after freeing keeps,
  *   the same promise a heap makes for its empty pages.  Eight slots keep the
@@ -299,7 +304,8 @@ void _neap_purge_batch_init(neap_purge_batch_t *b) {
  *   cached  freed, kept mapped for reuse: magic CACHED, map bytes still set
  *           (so a second free of the pointer reads the header and is told
  *           apart as a double free), in neap_huge_cache
- *   gone    map bytes cleared under the lock, then unmapped outside it
+ *   gone    map bytes cleared under the lock, then unmapped outside it;
+ *           a freed block's user address kept in neap_huge_gone
  *
  * Every header read through a pointer a caller passed (free, usable size,
  * realloc) happens under _neap_huge_lock after re-reading the map byte: a
@@ -339,6 +345,38 @@ static size_t neap_huge_ncached;                                 /* (lock) */
  * are _neap_gstats.huge_cached (written under the lock) */
 static _Atomic uint64_t neap_huge_oldest;
 
+/* The user addresses of the last NEAP_HUGE_GONE_SLOTS huge blocks whose
+ * mappings were unmapped after their free (at once, or out of the cache),
+ * newest at gone_next - 1 (lock).  A second free of one finds its map bytes
+ * cleared, as a foreign pointer does: this ring tells it a double free,
+ * from the address alone (nothing is read there).  Its limits: a block
+ * whose mapping went before the last 16 others' is reported as not neap's;
+ * an address neap maps a huge block at again leaves the ring; and a
+ * pointer equal to an address in it is taken as foreign if a page is
+ * mapped there now (something else's, mapped since). */
+#define NEAP_HUGE_GONE_SLOTS 16
+static uintptr_t neap_huge_gone[NEAP_HUGE_GONE_SLOTS];
+static size_t neap_huge_gone_next;
+
+/* The block at user went, its mapping is about to be unmapped (lock held). */
+static void neap_huge_gone_note(uintptr_t user) {
+    neap_huge_gone[neap_huge_gone_next] = user;
+    neap_huge_gone_next = (neap_huge_gone_next + 1) % NEAP_HUGE_GONE_SLOTS;
+}
+
+/* A new huge mapping at [base, base + size): addresses in it are live
+ * again, or will be (lock held). */
+static void neap_huge_gone_forget(uintptr_t base, size_t size) {
+    for (size_t i = 0; i < NEAP_HUGE_GONE_SLOTS; i++)
+        if (neap_huge_gone[i] - base < size) neap_huge_gone[i] = 0;
+}
+
+static bool neap_huge_gone_has(uintptr_t p) {
+    for (size_t i = 0; i < NEAP_HUGE_GONE_SLOTS; i++)
+        if (neap_huge_gone[i] == p) return true;
+    return false;
+}
+
 /* Clears the map bytes of the units a mapping no longer reaches when it
  * shrinks from old_size to new_size bytes. */
 static void neap_map_trim(uintptr_t base, size_t old_size, size_t new_size) {
@@ -374,6 +412,7 @@ static neap_huge_span_t neap_huge_cache_take(size_t i) {
  * by the caller (lock held). */
 static void neap_huge_cache_evict(neap_huge_drop_t *d) {
     neap_huge_span_t s = neap_huge_cache_take(0);
+    neap_huge_gone_note(((const neap_huge_t *)s.base)->user);   /* still mapped */
     neap_map_clear(s.base, s.size);
     neap_huge_drop(d, s.base, s.size);
 }
@@ -477,6 +516,7 @@ void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable) {
         h->magic = NEAP_HUGE_MAGIC;
         pthread_mutex_lock(&_neap_huge_lock);
         neap_map_set((uintptr_t)base, map_size, true);
+        neap_huge_gone_forget((uintptr_t)base, map_size);
         pthread_mutex_unlock(&_neap_huge_lock);
     }
     neap_assert(h->user > (uintptr_t)h && h->user + size <= (uintptr_t)h + h->map_size);
@@ -514,11 +554,29 @@ static neap_huge_t *neap_huge_lookup_locked(uintptr_t p, int *why) {
     return NULL;
 }
 
+/* p's map byte says not neap's: a huge block whose mapping is gone (in
+ * neap_huge_gone, nothing mapped there now) or a foreign pointer. */
+static __attribute__((noreturn, cold)) void neap_fatal_unmapped(const char *func, const void *p, bool gone) {
+    if (gone && !_neap_os_is_mapped(p))
+        _neap_fatal_pointer(func, p, "double free of huge block (already unmapped)");
+    _neap_fatal_pointer(func, p, "invalid pointer (not allocated by neap)");
+}
+
+void _neap_fatal_not_neap(const char *func, const void *p) {
+    pthread_mutex_lock(&_neap_huge_lock);
+    bool gone = neap_huge_gone_has((uintptr_t)p);
+    pthread_mutex_unlock(&_neap_huge_lock);
+    neap_fatal_unmapped(func, p, gone);
+}
+
 static __attribute__((noreturn, cold)) void neap_huge_bad(const char *func, const void *p, int why) {
+    /* the map bytes were cleared since the caller read them: a free racing
+     * with this one, or the cache's expiry */
+    bool gone = why == NEAP_HUGE_NOT_NEAP && neap_huge_gone_has((uintptr_t)p);
     pthread_mutex_unlock(&_neap_huge_lock);
     switch (why) {
     case NEAP_HUGE_NOT_NEAP:
-        _neap_fatal_pointer(func, p, "invalid pointer (not allocated by neap)");
+        neap_fatal_unmapped(func, p, gone);
     case NEAP_HUGE_FAR:
         _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
     case NEAP_HUGE_DOUBLE:
@@ -565,6 +623,7 @@ void _neap_huge_free(uintptr_t base, void *p, const char *func) {
         atomic_store_explicit(&neap_huge_oldest, neap_huge_cache[0].since, memory_order_relaxed);
     } else {
         h->magic = 0;
+        neap_huge_gone_note(h->user);
         neap_map_clear((uintptr_t)h, size);
         neap_huge_drop(&d, (uintptr_t)h, size);
     }
@@ -626,6 +685,7 @@ void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func) {
     h->user = (uintptr_t)q + offset;
     h->usable = new_size - offset;
     neap_map_set((uintptr_t)q, new_size, true);
+    neap_huge_gone_forget((uintptr_t)q, new_size);
     pthread_mutex_unlock(&_neap_huge_lock);
     atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, new_size - old_size, memory_order_relaxed);
     return (void *)h->user;

@@ -1121,8 +1121,7 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
 static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *hooks) {
     uintptr_t addr = (uintptr_t)p;
     uint8_t kind = _neap_map_kind(addr);
-    if (kind == NEAP_MAP_NONE)
-        _neap_fatal_pointer(func, p, "invalid pointer (not allocated by neap)");
+    if (kind == NEAP_MAP_NONE) _neap_fatal_not_neap(func, p);
     if (kind != NEAP_MAP_ARENA) {
         uintptr_t base = _neap_huge_base(addr, kind);
         if (base == 0) _neap_fatal_pointer(func, p, "invalid pointer (inside a huge block)");
@@ -1228,20 +1227,61 @@ size_t _neap_usable_generic(const void *p) {
     return neap_pool_block_ok(pool, addr) ? pool->block_size : 0;
 }
 
-bool _neap_is_free_local(const void *p) {
-    uintptr_t addr = (uintptr_t)p;
-    if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return false;
-    neap_arena_t *a = _neap_arena_of(addr);
-    if (atomic_load_explicit(&a->owner, memory_order_relaxed) != _neap_tl_heap) return false;
-    uint16_t v;
-    size_t head = neap_run_head(a, addr, &v);
-    if (NEAP_PK_KIND(v) != NEAP_PS_POOL && NEAP_PK_KIND(v) != NEAP_PS_FULL) return false;
-    const neap_pool_t *pool = neap_pool_at(a, head);
+/* Whether p is on one of pool's free lists (the owner's thread). */
+static bool neap_pool_lists_hold(const neap_pool_t *pool, const void *p) {
     for (const neap_block_t *b = pool->free; b; b = b->next)
         if (b == p) return true;
     for (const neap_block_t *b = pool->local_free; b; b = b->next)
         if (b == p) return true;
     return false;
+}
+
+/* The pool of the calling thread's heap that holds p, or NULL (not an
+ * arena's, another thread's arena, or no small or medium pool there). */
+static neap_pool_t *neap_pool_local(const void *p) {
+    uintptr_t addr = (uintptr_t)p;
+    if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return NULL;
+    neap_arena_t *a = _neap_arena_of(addr);
+    if (atomic_load_explicit(&a->owner, memory_order_relaxed) != _neap_tl_heap) return NULL;
+    uint16_t v;
+    size_t head = neap_run_head(a, addr, &v);
+    if (NEAP_PK_KIND(v) != NEAP_PS_POOL && NEAP_PK_KIND(v) != NEAP_PS_FULL) return NULL;
+    return neap_pool_at(a, head);
+}
+
+bool _neap_is_free_local(const void *p) {
+    const neap_pool_t *pool = neap_pool_local(p);
+    return pool != NULL && neap_pool_lists_hold(pool, p);
+}
+
+/* Whether b, the start of a block carved from pool, one of the calling
+ * thread's pools, is free there: none of the pool's blocks out, or b at the
+ * head of a free list (what free's slow path tests), or b further down one.
+ * A free block's first word is its list's link: NULL or another block of
+ * the pool.  A live block's data rarely looks like that, so the lists are
+ * walked (at most the pool's capacity) only for one whose first word does:
+ * realloc of a live block mostly pays a load and a test more. */
+static bool neap_pool_block_free(const neap_pool_t *pool, const neap_block_t *b) {
+    neap_heap_t *h = _neap_tl_heap;
+    if (neap_pool_out(h, pool) == 0 || b == pool->local_free || b == pool->free) return true;
+    uintptr_t link = (uintptr_t)b->next;
+    if (link != 0 && !neap_pool_block_ok(pool, link)) return false;
+    return neap_pool_lists_hold(pool, b);
+}
+
+size_t _neap_realloc_usable(void *p, const char *func) {
+    size_t usable = _neap_usable_generic(p);
+    if (neap_unlikely(usable == 0)) {
+        _neap_free_generic(p, func);   /* reports the bad pointer */
+        return 0;
+    }
+    /* a large or page-sized block, or a huge one, is live if usable says
+     * so (its run in use, its header LIVE); a pool's block only if it is
+     * on none of the pool's lists, which only its owner may read */
+    const neap_pool_t *pool = neap_pool_local(p);
+    if (pool != NULL && neap_unlikely(neap_pool_block_free(pool, p)))
+        _neap_fatal_pointer(func, p, "double free detected on");
+    return usable;
 }
 
 /* ---------------------------------------------------------------------------

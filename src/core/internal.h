@@ -56,8 +56,9 @@
  *   +--------+--------------------------- ... ---+
  *   once freed it waits in the huge cache (arena.c: at most 8 mappings and
  *   NEAP_PURGE_MAX bytes, for NEAP_PURGE_DELAY ms; its map bytes stay and its
- *   header says CACHED) for reuse, then it is unmapped; realloc moves or
- *   resizes it with mremap.
+ *   header says CACHED) for reuse, then it is unmapped (its user address
+ *   kept in a ring of the last 16, so that a second free is still a double
+ *   free); realloc moves or resizes it with mremap.
  *
  *   _neap_map: one byte per 4 MiB of the 47-bit address space (32 MiB of
  *   zero-filled, lazily touched bss): 0 not neap's, 1 arena, 2 huge mapping
@@ -420,6 +421,10 @@ NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_
 NEAP_INTERNAL void _neap_huge_free(uintptr_t base, void *p, const char *func);
 NEAP_INTERNAL uintptr_t _neap_huge_base(uintptr_t p, uint8_t kind); /* 0 if none */
 NEAP_INTERNAL size_t _neap_huge_usable(uintptr_t base, const void *p);
+/* Aborts for p, whose map byte says not neap's: "double free of huge block"
+ * if p was one of the last 16 huge blocks freed whose mappings are gone
+ * (and nothing is mapped there now), else "not allocated by neap". */
+NEAP_INTERNAL __attribute__((noreturn, cold)) void _neap_fatal_not_neap(const char *func, const void *p);
 /* p (a huge block) resized without copying; NULL: could not, p untouched */
 NEAP_INTERNAL void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func);
 /* Unmaps cached huge mappings freed NEAP_PURGE_DELAY ms before now (cheap
@@ -477,6 +482,13 @@ neap_inline bool _neap_pool_watches(neap_pool_t *pool, const void *p) {
  * block. */
 NEAP_INTERNAL neap_pool_t *_neap_block_pool(const void *p);
 NEAP_INTERNAL size_t _neap_usable_generic(const void *p);  /* 0 if p is no block of neap */
+/* realloc's look at p: its usable size if it is a live block of neap, else
+ * an abort with free's message (named after func).  Beyond
+ * _neap_usable_generic, a block of one of the calling thread's pools must
+ * not be on the pool's free lists (heap.c); a block of another thread's
+ * pool, whose lists only its owner reads, or one freed by another thread
+ * and not yet drained, is taken as live. */
+NEAP_INTERNAL size_t _neap_realloc_usable(void *p, const char *func);
 /* For the layers above: v (an array from neap_malloc, or
  * NULL) of *cap elements of elem bytes, with room for `need` of them: v
  * itself, or v moved to a bigger array (capacity doubled from *cap, or from

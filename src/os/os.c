@@ -5,6 +5,8 @@
  *   _neap_os_map_aligned(s, al)   the same at an address that is a multiple
  *                                 of al (over-map, then trim both ends)
  *   _neap_os_unmap(p, size)       give the range back entirely
+ *   _neap_os_is_mapped(p)         whether anything is mapped at p's page
+ *                                 (mincore: reads nothing there)
  *   _neap_os_purge_add(b, p, size)  keep the ranges, drop their pages: RSS
  *   _neap_os_purge_flush(b)       falls at once and the pages read as zero
  *                                 again; a batch of ranges on the caller's
@@ -98,6 +100,16 @@ void _neap_os_unmap(void *p, size_t size) {
     int saved = errno;
     if (munmap(p, size) != 0) _neap_warning("munmap failed", NULL);
     errno = saved;
+}
+
+bool _neap_os_is_mapped(const void *p) {
+    int saved = errno;
+    unsigned char vec;
+    uintptr_t page = (uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1);
+    /* ENOMEM: no mapping there; any protection counts as mapped */
+    bool mapped = mincore((void *)page, 1, &vec) == 0 || errno != ENOMEM;
+    errno = saved;
+    return mapped;
 }
 
 /* ---------------------------------------------------------------------------

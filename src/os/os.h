@@ -49,6 +49,7 @@
 NEAP_INTERNAL void *_neap_os_map(size_t size);            /* NULL on failure */
 NEAP_INTERNAL void *_neap_os_map_aligned(size_t size, size_t align);
 NEAP_INTERNAL void _neap_os_unmap(void *p, size_t size);
+NEAP_INTERNAL bool _neap_os_is_mapped(const void *p);     /* a mapping holds p's page */
 /* Purging: a batch of ranges whose pages are dropped (contents become zero),
  * given back together: one process_madvise per
  * batch where the kernel allows it, else madvise per range (os.c).  Lives on
