@@ -1270,7 +1270,12 @@ static bool neap_pool_block_free(const neap_pool_t *pool, const neap_block_t *b)
 }
 
 size_t _neap_realloc_usable(void *p, const char *func) {
-    size_t usable = _neap_usable_generic(p);
+    /* a block of this thread's pools is looked up once, for its usable
+     * size (as _neap_usable_generic gives it) and for the test below */
+    const neap_pool_t *pool = neap_pool_local(p);
+    size_t usable = pool == NULL                              ? _neap_usable_generic(p)
+                    : neap_pool_block_ok(pool, (uintptr_t)p) ? pool->block_size
+                                                              : 0;
     if (neap_unlikely(usable == 0)) {
         _neap_free_generic(p, func);   /* reports the bad pointer */
         return 0;
@@ -1278,7 +1283,6 @@ size_t _neap_realloc_usable(void *p, const char *func) {
     /* a large or page-sized block, or a huge one, is live if usable says
      * so (its run in use, its header LIVE); a pool's block only if it is
      * on none of the pool's lists, which only its owner may read */
-    const neap_pool_t *pool = neap_pool_local(p);
     if (pool != NULL && neap_unlikely(neap_pool_block_free(pool, p)))
         _neap_fatal_pointer(func, p, "double free detected on");
     return usable;
