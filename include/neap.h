@@ -145,7 +145,8 @@ typedef struct neap_stats_s {
     size_t bytes_in_pools;    /* bytes of pages holding pools */
     size_t bytes_huge;        /* bytes mapped for huge blocks */
     size_t bytes_huge_cached; /* bytes of freed huge mappings kept for reuse: not live, given
-                                 back after NEAP_PURGE_DELAY ms (at most NEAP_PURGE_MAX) */
+                                 back once huge blocks are quiet for NEAP_PURGE_DELAY ms (at
+                                 most NEAP_PURGE_MAX, or bytes_huge if more) */
     size_t bytes_mapped;      /* bytes of address space mapped now (cached huge mappings too) */
     size_t bytes_purged;      /* bytes given back with (process_)madvise since start */
     size_t bytes_unmapped;    /* bytes given back with munmap since start */

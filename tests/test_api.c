@@ -1122,9 +1122,11 @@ check_stats_consistent(const neap_stats_t *s)
            s->bytes_in_pools, s->pages_used);
     CHECK(s->bytes_mapped >=
           s->arenas_current * (size_t)NEAP_ARENA_SIZE + s->bytes_huge + s->bytes_huge_cached);
-    CHECKF(s->bytes_huge_cached <= (size_t)neap_option_get(NEAP_OPTION_PURGE_MAX),
-           "huge cache holds %zu bytes, NEAP_PURGE_MAX %ld", s->bytes_huge_cached,
-           neap_option_get(NEAP_OPTION_PURGE_MAX));
+    /* the cache holds at most NEAP_PURGE_MAX, or the live huge bytes if more */
+    CHECKF(s->bytes_huge_cached <= (size_t)neap_option_get(NEAP_OPTION_PURGE_MAX) ||
+               s->bytes_huge_cached <= s->bytes_huge,
+           "huge cache holds %zu bytes, NEAP_PURGE_MAX %ld, live huge %zu", s->bytes_huge_cached,
+           neap_option_get(NEAP_OPTION_PURGE_MAX), s->bytes_huge);
     CHECK(s->pages_used + s->pages_dirty <= s->arenas_current * (NEAP_ARENA_SIZE / NEAP_PAGE_SIZE));
     CHECK(s->heaps_current >= 1);
     for (c = 0; c < NEAP_CLASS_MAX; c++) {
@@ -1319,7 +1321,9 @@ test_huge_cache(void)
     free(q);
 
     /* best fit: a request takes the smallest cached mapping that holds it;
-     * a much larger one gives its tail back at once */
+     * a much larger one keeps its whole 4 MiB units past the request in the
+     * cache, a mapping of their own, and gives back the rest of the
+     * request's last unit */
     neap_trim();
     p = malloc(12 * MiB);
     q = malloc(5 * MiB);
@@ -1338,17 +1342,49 @@ test_huge_cache(void)
     u = neap_usable_size(many[1]);
     CHECKF(u == 2 * MiB, "2 MiB from a 12 MiB mapping: usable %zu", u);
     huge_stats(&c);
-    CHECK(c.bytes_huge_cached == 0);
-    CHECKF(c.bytes_unmapped == b.bytes_unmapped + 10 * MiB, "tail given back: %zu -> %zu",
+    CHECKF(c.bytes_huge_cached == 8 * MiB + HUGE_HEADER, "the 12 MiB mapping's tail cached: %zu",
+           c.bytes_huge_cached);
+    CHECKF(c.bytes_unmapped == b.bytes_unmapped + 2 * MiB - HUGE_HEADER, "rest of the unit given back: %zu -> %zu",
            b.bytes_unmapped, c.bytes_unmapped);
-    /* a smaller cached mapping does not serve a larger request */
+    /* the tail serves the next request of its size, at its own address */
+    q = malloc(8 * MiB);
+    CHECKF(q == (char *)p + 4 * MiB, "8 MiB from the tail at %p, got %p", (void *)((char *)p + 4 * MiB), (void *)q);
+    CHECK(neap_owns(q) && neap_usable_size(q) == 8 * MiB);
+    memset(q, 3, 8 * MiB);
+    for (i = 0; i < 2 * MiB; i += 4096) /* the head's block is untouched */
+        CHECKF(((unsigned char *)many[1])[i] == 1, "byte %zu of the head's block", i);
+    free(q);
+    neap_trim();
+    /* a smaller cached mapping is grown for a larger request: its pages are
+     * kept (the growth is new and zero), whether it grows in place or moves */
     free(many[1]);
-    many[2] = malloc(3 * MiB);
-    CHECK(many[2] != NULL && many[2] != many[1]);
     huge_stats(&b);
-    CHECK(b.bytes_huge_cached == 2 * MiB + HUGE_HEADER);
+    many[2] = calloc(1, 3 * MiB);
+    CHECK(many[2] != NULL && all_zero(many[2], 3 * MiB));
+    CHECK(neap_owns(many[2]) && neap_usable_size(many[2]) == 3 * MiB);
+    huge_stats(&c);
+    CHECKF(c.bytes_huge_cached == 0, "the 2 MiB mapping grown: %zu cached", c.bytes_huge_cached);
+    CHECK(c.huge_current == b.huge_current + 1);
+    CHECK(c.bytes_huge == b.bytes_huge + 3 * MiB + HUGE_HEADER);
     free(many[0]);
     free(many[2]);
+    neap_trim();
+
+    /* with huge blocks live, the cache may hold as many bytes as they have,
+     * more than NEAP_PURGE_MAX; once they are freed, NEAP_PURGE_MAX again */
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 4L << 20) == 0);
+    p = malloc(20 * MiB);
+    q = malloc(10 * MiB);
+    CHECK(p != NULL && q != NULL);
+    free(q);
+    huge_stats(&b);
+    CHECKF(b.bytes_huge_cached == 10 * MiB + HUGE_HEADER, "10 MiB freed beside 20 MiB live: %zu cached",
+           b.bytes_huge_cached);
+    free(p);
+    huge_stats(&c);
+    CHECKF(c.bytes_huge_cached <= 4 * MiB, "all freed: %zu cached, NEAP_PURGE_MAX 4 MiB", c.bytes_huge_cached);
+    CHECK(neap_option_set(NEAP_OPTION_PURGE_MAX, 64L << 20) == 0);
+    neap_trim();
 
     /* bounds: at most NEAP_PURGE_MAX bytes, at most 8 mappings; a mapping
      * larger than NEAP_PURGE_MAX is unmapped at once */

@@ -38,21 +38,42 @@
  *
  * Huge blocks (> 1 MiB) have a mapping each, aligned to 4 MiB.  A freed one
  * is not unmapped at once but kept in a process-wide cache, so that a huge
- * request soon after a huge free costs no system call and no page fault:
+ * request soon after a huge free costs no system call and no page fault
+ * (the faults are the cost: a mapping's pages, once given back, are each
+ * trapped and zeroed again on first touch):
  *
  *   free(huge) ---> cache[8], oldest first: {base, size, freed at}
  *                   (header says CACHED, its map bytes stay: a second free
  *                   of the pointer is reported as a double free)
- *                      |  at most 8 mappings and NEAP_PURGE_MAX bytes: the
- *                      |  oldest make room, a larger mapping is unmapped at
- *                      |  once; nothing is cached if NEAP_PURGE_DELAY is 0
+ *                      |  at most 8 mappings, and at most NEAP_PURGE_MAX
+ *                      |  bytes or, if more, as many bytes as the live huge
+ *                      |  blocks have (so a program that works on big
+ *                      |  buffers keeps at most twice its live huge bytes,
+ *                      |  and one that has freed them NEAP_PURGE_MAX): the
+ *                      |  oldest make room, a mapping over the bound is
+ *                      |  unmapped at once; nothing is cached if
+ *                      |  NEAP_PURGE_DELAY is 0
  *   malloc(huge) <-----+  best fit: the smallest mapping that holds the
- *                      |  request (and is aligned enough); more than an
- *                      |  eighth too large, its tail is unmapped at once
- *   unmapped  <--------+  NEAP_PURGE_DELAY ms after the free: checked at every
- *                         huge malloc and free and at the heaps' purge
- *                         checks (_neap_huge_cache_expire), so the memory
- *                         goes back even when no huge block comes any more;
+ *                      |  request (and is aligned enough); of a larger one,
+ *                      |  the whole 4 MiB units past the request go back to
+ *                      |  the cache (a mapping of their own, warm too) and
+ *                      |  the rest of the request's last unit is unmapped if
+ *                      |  more than an eighth of the request.  None holds
+ *                      |  it: the largest is grown with mremap (its pages
+ *                      |  kept, only the growth new; not for an aligned
+ *                      |  request)
+ *   realloc(huge) <----+  growing: a cached mapping that holds the new size
+ *                      |  takes the contents (a copy of warm pages costs a
+ *                      |  fraction of faulting fresh ones), else mremap
+ *   unmapped  <--------+  once huge blocks have been quiet (no huge malloc,
+ *                         free or realloc) for NEAP_PURGE_DELAY ms; a
+ *                         mapping freed that long ago while the cache holds
+ *                         more than the live huge blocks (NEAP_PURGE_MAX
+ *                         covers only newer ones); and any mapping after
+ *                         100 delays.  Checked at every huge malloc, free
+ *                         and realloc and at the heaps' purge checks
+ *                         (_neap_huge_cache_expire), so the memory goes back
+ *                         even when no huge block comes any more;
  *                         neap_trim empties the cache
  *
  *   A freed block's mapping that is unmapped (at once, or out of the cache)
@@ -60,13 +81,18 @@
  *   only): a second free finds its map bytes cleared, and the ring tells it
  *   from a foreign pointer, a double free, without reading the address.
  *
- *   Why NEAP_PURGE_MAX bounds it: expiry needs some allocator activity, so
- *   the bound is what a program that goes idle right after freeing keeps,
- *   the same promise a heap makes for its empty pages.  Eight slots keep the
- *   best-fit scan trivial (at the default 8 MiB the bytes bind first).
+ *   Why the bounds: expiry needs some allocator activity, so the bound
+ *   after the last huge free is what a program that goes idle then keeps,
+ *   NEAP_PURGE_MAX, the same promise a heap makes for its empty pages.
+ *   While huge blocks are live the cache may hold as much again: a program
+ *   that replaces big buffers (temporary arrays, a server's large
+ *   responses) reuses warm pages, as the peers do, where a fixed bound of
+ *   NEAP_PURGE_MAX could not even hold one of them.  Eight slots keep the
+ *   best-fit scan trivial.
  *
  *   realloc(huge, n) -> mremap: shrink or grow in place, or move the pages
- *   onto a new 4 MiB-aligned reservation (never copy unless that fails).
+ *   onto a new 4 MiB-aligned reservation (never copy unless that fails),
+ *   when the cache has no mapping to grow into.
  *
  * The cache, the huge headers read through callers' pointers and the huge
  * mappings' map bytes are guarded by _neap_huge_lock, a leaf lock: mmap and
@@ -344,6 +370,8 @@ static size_t neap_huge_ncached;                                 /* (lock) */
 /* since of the oldest entry, for a check without the lock; the cached bytes
  * are _neap_gstats.huge_cached (written under the lock) */
 static _Atomic uint64_t neap_huge_oldest;
+/* ms clock of the last huge malloc, free or realloc (written under the lock) */
+static _Atomic uint64_t neap_huge_last;
 
 /* The user addresses of the last NEAP_HUGE_GONE_SLOTS huge blocks whose
  * mappings were unmapped after their free (at once, or out of the cache),
@@ -408,27 +436,62 @@ static neap_huge_span_t neap_huge_cache_take(size_t i) {
     return s;
 }
 
+/* Puts s into the cache in its place by free time, oldest first (lock
+ * held, a slot free). */
+static void neap_huge_cache_put(neap_huge_span_t s) {
+    neap_assert(neap_huge_ncached < NEAP_HUGE_CACHE_SLOTS);
+    size_t i = neap_huge_ncached;
+    while (i > 0 && neap_huge_cache[i - 1].since > s.since) i--;
+    memmove(&neap_huge_cache[i + 1], &neap_huge_cache[i], (neap_huge_ncached - i) * sizeof s);
+    neap_huge_cache[i] = s;
+    neap_huge_ncached++;
+    atomic_fetch_add_explicit(&_neap_gstats.huge_cached, s.size, memory_order_relaxed);
+    atomic_store_explicit(&neap_huge_oldest, neap_huge_cache[0].since, memory_order_relaxed);
+}
+
 /* Moves the oldest entry out of the cache and out of the map, to be unmapped
  * by the caller (lock held). */
 static void neap_huge_cache_evict(neap_huge_drop_t *d) {
     neap_huge_span_t s = neap_huge_cache_take(0);
-    neap_huge_gone_note(((const neap_huge_t *)s.base)->user);   /* still mapped */
+    uintptr_t user = ((const neap_huge_t *)s.base)->user;   /* still mapped */
+    if (user != 0) neap_huge_gone_note(user);   /* 0: the tail of a reused mapping */
     neap_map_clear(s.base, s.size);
     neap_huge_drop(d, s.base, s.size);
 }
 
-/* Evicts the entries freed NEAP_PURGE_DELAY ms or more before now; all of
+/* Evicts, oldest first, what the cache may no longer keep: everything once
+ * huge blocks have been quiet (no huge malloc, free or realloc) for
+ * NEAP_PURGE_DELAY ms; a mapping freed NEAP_PURGE_DELAY ms ago or more
+ * while the cache holds more than the live huge blocks (NEAP_PURGE_MAX
+ * covers only the newer ones), or NEAP_HUGE_CACHE_AGE delays ago; all of
  * them if all (lock held). */
+#define NEAP_HUGE_CACHE_AGE 100
 static void neap_huge_cache_expire_locked(uint64_t now, bool all, neap_huge_drop_t *d) {
     uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
-    while (neap_huge_ncached > 0 && (all || neap_huge_cache[0].since + delay <= now))
+    bool quiet = atomic_load_explicit(&neap_huge_last, memory_order_relaxed) + delay <= now;
+    size_t live = atomic_load_explicit(&_neap_gstats.huge_bytes, memory_order_relaxed);
+    while (neap_huge_ncached > 0) {
+        uint64_t since = neap_huge_cache[0].since;
+        bool old = since + delay <= now &&
+                   atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) > live;
+        if (!(all || quiet || old || since + delay * NEAP_HUGE_CACHE_AGE <= now)) break;
         neap_huge_cache_evict(d);
+    }
+}
+
+/* Huge blocks are in use now: the cache stays warm (lock held). */
+static void neap_huge_active(uint64_t now) {
+    atomic_store_explicit(&neap_huge_last, now, memory_order_relaxed);
 }
 
 void _neap_huge_cache_expire(uint64_t now) {
     if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return;
-    if (atomic_load_explicit(&neap_huge_oldest, memory_order_relaxed) +
-            (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY) > now)
+    uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    uint64_t oldest = atomic_load_explicit(&neap_huge_oldest, memory_order_relaxed);
+    if (atomic_load_explicit(&neap_huge_last, memory_order_relaxed) + delay > now &&
+        oldest + delay * NEAP_HUGE_CACHE_AGE > now &&
+        (oldest + delay > now || atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) <=
+                                     atomic_load_explicit(&_neap_gstats.huge_bytes, memory_order_relaxed)))
         return;
     /* a thread holding the lock is in a huge alloc or free, which expires too */
     if (pthread_mutex_trylock(&_neap_huge_lock) != 0) return;
@@ -453,24 +516,48 @@ int _neap_huge_cache_flush(void) {
  * the cache has none.  Best fit; a mapping more than an eighth larger than
  * need has its tail unmapped at once, so reuse never keeps more memory than
  * a fresh mapping would. */
-static char *neap_huge_cache_get(size_t need, size_t base_align, size_t offset) {
+static char *neap_huge_cache_get(size_t need, size_t base_align, size_t offset, bool smaller) {
     if (atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) == 0) return NULL;
     neap_huge_drop_t d = {.n = 0};
     neap_huge_t *h = NULL;
     pthread_mutex_lock(&_neap_huge_lock);
-    neap_huge_cache_expire_locked(_neap_os_clock_ms(), false, &d);
+    uint64_t now = _neap_os_clock_ms();
+    neap_huge_active(now);
+    neap_huge_cache_expire_locked(now, false, &d);
     size_t best = NEAP_HUGE_CACHE_SLOTS;
     for (size_t i = 0; i < neap_huge_ncached; i++) {
         const neap_huge_span_t *s = &neap_huge_cache[i];
         if (s->size < need || (s->base & (base_align - 1)) != 0) continue;
         if (best == NEAP_HUGE_CACHE_SLOTS || s->size < neap_huge_cache[best].size) best = i;
     }
+    if (best == NEAP_HUGE_CACHE_SLOTS && smaller) {
+        /* none holds need: the largest, for the caller to grow */
+        for (size_t i = 0; i < neap_huge_ncached; i++)
+            if ((neap_huge_cache[i].base & (base_align - 1)) == 0 &&
+                (best == NEAP_HUGE_CACHE_SLOTS || neap_huge_cache[i].size > neap_huge_cache[best].size))
+                best = i;
+    }
     if (best < NEAP_HUGE_CACHE_SLOTS) {
         neap_huge_span_t s = neap_huge_cache_take(best);
-        if (s.size - need > need / 8) {
-            neap_map_trim(s.base, s.size, need);
-            neap_huge_drop(&d, s.base + need, s.size - need);
-            s.size = need;
+        if (s.size > need && s.size - need > need / 8) {
+            /* the whole 4 MiB units past need stay in the cache, a mapping
+             * of their own (they are warm too); the rest of need's last
+             * unit is unmapped if more than an eighth of need */
+            size_t cut = (need + NEAP_ARENA_MASK) & ~NEAP_ARENA_MASK;
+            if (cut < s.size) {
+                neap_huge_t *t = (neap_huge_t *)(s.base + cut);
+                t->map_size = s.size - cut;
+                t->user = 0;
+                t->usable = 0;
+                t->magic = NEAP_HUGE_CACHED;
+                neap_map_set(s.base + cut, s.size - cut, true);
+                neap_huge_cache_put((neap_huge_span_t){s.base + cut, s.size - cut, s.since});
+                s.size = cut;
+            }
+            if (s.size - need > need / 8) {
+                neap_huge_drop(&d, s.base + need, s.size - need);
+                s.size = need;
+            }
         }
         h = (neap_huge_t *)s.base;
         h->map_size = s.size;
@@ -500,10 +587,31 @@ void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable) {
     }
     size_t map_size = (offset + size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
     size_t base_align = NEAP_ARENA_SIZE > align ? NEAP_ARENA_SIZE : align;
-    neap_huge_t *h = (neap_huge_t *)neap_huge_cache_get(map_size, base_align, offset);
+    /* a cached mapping that holds the request, or else the largest one,
+     * grown with mremap: its pages are warm, and only the growth is new
+     * (not for an aligned block: a mapping moves at 4 MiB alignment) */
+    neap_huge_t *h = (neap_huge_t *)neap_huge_cache_get(map_size, base_align, offset, offset == NEAP_PAGE_SIZE);
     if (h != NULL) {
-        if (zero) memset((void *)h->user, 0, size);   /* reused: its pages are dirty */
-    } else {
+        size_t warm = h->usable < size ? h->usable : size;
+        atomic_fetch_add_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, h->map_size, memory_order_relaxed);
+        if (h->map_size < map_size) {
+            void *q = _neap_huge_realloc((void *)h->user, size, true, "malloc");
+            if (q == NULL) {
+                _neap_huge_free((uintptr_t)h, (void *)h->user, "malloc");   /* back to the cache */
+                h = NULL;
+            } else {
+                h = (neap_huge_t *)((uintptr_t)q - offset);
+            }
+        }
+        if (h != NULL) {
+            if (zero) memset((void *)h->user, 0, warm);   /* reused pages are dirty; grown ones zero */
+            neap_assert(h->user > (uintptr_t)h && h->user + size <= (uintptr_t)h + h->map_size);
+            if (usable) *usable = h->usable;
+            return (void *)h->user;
+        }
+    }
+    {
         char *base = _neap_os_map_aligned(map_size, base_align);
         if (base == NULL) {
             errno = ENOMEM;
@@ -515,6 +623,7 @@ void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable) {
         h->usable = map_size - offset;
         h->magic = NEAP_HUGE_MAGIC;
         pthread_mutex_lock(&_neap_huge_lock);
+        neap_huge_active(_neap_os_clock_ms());
         neap_map_set((uintptr_t)base, map_size, true);
         neap_huge_gone_forget((uintptr_t)base, map_size);
         pthread_mutex_unlock(&_neap_huge_lock);
@@ -596,6 +705,15 @@ size_t _neap_huge_usable(uintptr_t base, const void *p) {
     return usable;
 }
 
+/* The bytes the cache may hold: NEAP_PURGE_MAX, or the bytes of the live
+ * huge blocks if that is more (lock held, the block being freed no
+ * longer counted as live). */
+static size_t neap_huge_cache_max(void) {
+    size_t max = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX);
+    size_t live = atomic_load_explicit(&_neap_gstats.huge_bytes, memory_order_relaxed);
+    return live > max ? live : max;
+}
+
 /* A freed mapping goes to the cache if NEAP_PURGE_DELAY is not 0 and it fits
  * in NEAP_PURGE_MAX bytes (the oldest entries make room: at most
  * NEAP_HUGE_CACHE_SLOTS mappings and NEAP_PURGE_MAX bytes are cached);
@@ -611,16 +729,18 @@ void _neap_huge_free(uintptr_t base, void *p, const char *func) {
     atomic_fetch_sub_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, size, memory_order_relaxed);
     uint64_t now = _neap_os_clock_ms();
+    neap_huge_active(now);
     neap_huge_cache_expire_locked(now, false, &d);
-    size_t max = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX);
-    if (neap_opt(NEAP_OPTION_PURGE_DELAY) > 0 && size <= max) {
-        while (neap_huge_ncached == NEAP_HUGE_CACHE_SLOTS ||
-               atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) + size > max)
-            neap_huge_cache_evict(&d);
+    size_t max = neap_huge_cache_max();
+    bool keep = neap_opt(NEAP_OPTION_PURGE_DELAY) > 0 && size <= max;
+    /* the oldest make room; with fewer live huge bytes the bound is lower */
+    while (neap_huge_ncached > 0 &&
+           ((keep && neap_huge_ncached == NEAP_HUGE_CACHE_SLOTS) ||
+            atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) + (keep ? size : 0) > max))
+        neap_huge_cache_evict(&d);
+    if (keep) {
         h->magic = NEAP_HUGE_CACHED;
-        neap_huge_cache[neap_huge_ncached++] = (neap_huge_span_t){(uintptr_t)h, size, now};
-        atomic_fetch_add_explicit(&_neap_gstats.huge_cached, size, memory_order_relaxed);
-        atomic_store_explicit(&neap_huge_oldest, neap_huge_cache[0].since, memory_order_relaxed);
+        neap_huge_cache_put((neap_huge_span_t){(uintptr_t)h, size, now});
     } else {
         h->magic = 0;
         neap_huge_gone_note(h->user);
@@ -644,21 +764,40 @@ void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func) {
     if (h == NULL) neap_huge_bad(func, p, why);
     uintptr_t base = (uintptr_t)h;
     size_t old_size = h->map_size, offset = h->user - base;
+    neap_huge_active(_neap_os_clock_ms());
     pthread_mutex_unlock(&_neap_huge_lock);
     if (size > ((size_t)1 << NEAP_ADDR_BITS) - offset - NEAP_ARENA_SIZE) return NULL;
     size_t new_size = (offset + size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
     /* an eighth of slack is kept, as when a cached mapping is reused */
     if (new_size <= old_size && old_size - new_size <= new_size / 8) return p;
     if (new_size < old_size) {
+        neap_huge_drop_t d = {.n = 0};
         pthread_mutex_lock(&_neap_huge_lock);
         neap_map_trim(base, old_size, new_size);
         h->map_size = new_size;
         h->usable = new_size - offset;
-        pthread_mutex_unlock(&_neap_huge_lock);
-        _neap_os_unmap((void *)(base + new_size), old_size - new_size);
         atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, old_size - new_size, memory_order_relaxed);
-        atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, old_size - new_size, memory_order_relaxed);
+        /* fewer live huge bytes: the cache's bound may be lower */
+        while (neap_huge_ncached > 0 &&
+               atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) > neap_huge_cache_max())
+            neap_huge_cache_evict(&d);
+        neap_huge_drop(&d, base + new_size, old_size - new_size);
+        pthread_mutex_unlock(&_neap_huge_lock);
+        neap_huge_unmap(&d);
         return p;
+    }
+    if (move) {
+        /* a freed mapping waiting in the cache is warm: copying into it
+         * costs a fraction of the page faults that growing into fresh
+         * pages would take (each a trap, and a page zeroed) */
+        neap_huge_t *w = (neap_huge_t *)neap_huge_cache_get(new_size, NEAP_ARENA_SIZE, offset, false);
+        if (w != NULL) {
+            atomic_fetch_add_explicit(&_neap_gstats.huge_current, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&_neap_gstats.huge_bytes, w->map_size, memory_order_relaxed);
+            memcpy((void *)w->user, p, old_size - offset);
+            _neap_huge_free(base, p, func);
+            return (void *)w->user;
+        }
     }
     char *q = _neap_os_remap((void *)base, old_size, new_size, NULL);
     if (q == NULL) {
