@@ -8,8 +8,8 @@
  *     made before fork so the child only        NEAP_PUBLISH, NEAP_BACKGROUND,
  *     writes its pid into it and execs          NEAP_<option>s asked for,
  *                                               NEAP_RUN_PID=<own pid>,
- *                                               PYTHONMALLOC=malloc for a Python
- *                                                 interpreter (unless set)
+ *                                               PYTHONMALLOC=malloc (unless set;
+ *                                                 whatever CMD is)
  *   run_start: fork ------------------------->  execvpe(CMD, that environment);
  *   run_wait: SIGINT, SIGQUIT ignored (the       at exit the library writes its
  *     terminal sends them to the child too);     final record
@@ -31,11 +31,13 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -94,8 +96,10 @@ static void run_usage(FILE *out) {
             "\n"
             "Runs CMD with neap as its memory allocator (LD_PRELOAD of libneap.so), and\n"
             "prints a summary of its memory when it exits.  Every process CMD starts runs on\n"
-            "neap too.  A Python interpreter gets PYTHONMALLOC=malloc, so that its objects\n"
-            "go through neap, unless PYTHONMALLOC is set already.\n"
+            "neap too.  Every process gets PYTHONMALLOC=malloc, so that a Python\n"
+            "interpreter's objects go through neap, whatever starts it (a script, env, a\n"
+            "shell, pytest), unless PYTHONMALLOC is set already; the summary names any\n"
+            "Python process of the run that kept pymalloc all the same.\n"
             "\n"
             "options (a value either as \"--opt VALUE\" or \"--opt=VALUE\"):\n"
             "  -o, --output FILE      write the summary to FILE instead of standard error\n"
@@ -113,7 +117,7 @@ static void run_usage(FILE *out) {
             "                         (NEAP_BACKGROUND=1 is the default under neap run)\n"
             "  --show-stats           every process prints neap's full statistics at exit\n"
             "  --verbose              neap's warnings and notices (NEAP_VERBOSE)\n"
-            "  --no-python            do not set PYTHONMALLOC=malloc for Python\n"
+            "  --no-python            do not set PYTHONMALLOC=malloc\n"
             "  --trace FILE           record every allocation with its stack into FILE as the\n"
             "                         program runs (read it with `neap report FILE`); other\n"
             "                         processes of the run write FILE.<pid>\n"
@@ -150,16 +154,6 @@ static int run_find_lib(char *out, size_t cap) {
         if (access(path, R_OK) == 0 && realpath(path, out) != NULL && strlen(out) < cap) return 0;
     }
     return -1;
-}
-
-/* CMD is a Python interpreter: python, python3, python3.11, ... */
-static int run_is_python(const char *cmd) {
-    const char *base = strrchr(cmd, '/');
-    base = base ? base + 1 : cmd;
-    if (strncmp(base, "python", 6) != 0) return 0;
-    for (const char *p = base + 6; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || *p == '.')) return 0;
-    return 1;
 }
 
 /* Parses the command line into *o.  Returns 0 to go on, 1 after printing
@@ -376,8 +370,8 @@ static char *run_env_set(run_env_t *e, const char *name, const char *value) {
 
 /* Builds in *e this process's environment and what the program needs on
  * top: the preload of lib (before any the user has), the settings, the
- * tracing variables, NEAP_RUN_PID's slot, and PYTHONMALLOC=malloc for a
- * Python interpreter.  A NEAP_BACKGROUND or PYTHONMALLOC the user set
+ * tracing variables, NEAP_RUN_PID's slot, and PYTHONMALLOC=malloc (for
+ * whatever Python the run starts).  A NEAP_BACKGROUND or PYTHONMALLOC the user set
  * wins.  0, or -1 after saying memory ran out (e is then empty). */
 static int run_env_build(const run_options_t *o, const char *lib, run_env_t *e) {
     memset(e, 0, sizeof *e);
@@ -405,7 +399,9 @@ static int run_env_build(const run_options_t *o, const char *lib, run_env_t *e) 
     if (ok && o->verbose) ok = run_env_set(e, "NEAP_VERBOSE", "1") != NULL;
     if (ok && o->trace != NULL) ok = run_env_set(e, "NEAP_TRACE", o->trace) != NULL;
     if (ok && o->unwind != NULL) ok = run_env_set(e, "NEAP_TRACE_UNWIND", o->unwind) != NULL;
-    if (ok && o->python && run_is_python(o->cmd[0]) && getenv("PYTHONMALLOC") == NULL)
+    /* every process: the command may be a shebang script, env, a shell, a
+     * launcher (pytest, gunicorn) that starts Python later */
+    if (ok && o->python && getenv("PYTHONMALLOC") == NULL)
         ok = run_env_set(e, "PYTHONMALLOC", "malloc") != NULL;
     if (ok) {
         char room[RUN_PID_DIGITS + 1];
@@ -560,6 +556,45 @@ static void run_trace_end(const char *path, int status) {
         fprintf(stderr, "neap run: cannot finish the trace %s: %s\n", path, strerror(errno));
 }
 
+/* The note of the run's Python processes that kept pymalloc (the library
+ * appends "<pid> <allocator> <command>" lines to <pid>.python at their
+ * exit: src/services/publish.c), printed to out and removed.  Read as the
+ * records are: the user's own regular file, never through a link, never
+ * a FIFO, at most NEAP_CLI_RECORD_MAX bytes. */
+static void run_python_note(int dir, pid_t pid, FILE *out, int print) {
+    char name[40];
+    snprintf(name, sizeof name, "%ld.python", (long)pid);
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
+    if (!S_ISREG(st.st_mode) || st.st_uid != getuid()) return;   /* not ours: left alone */
+    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    char text[NEAP_CLI_RECORD_MAX + 1];
+    ssize_t n = -1;
+    if (fd >= 0) {
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == getuid()) {
+            do
+                n = read(fd, text, sizeof text - 1);
+            while (n < 0 && errno == EINTR);
+        }
+        close(fd);
+    }
+    unlinkat(dir, name, 0);
+    if (!print || n <= 0) return;
+    text[n] = 0;
+    size_t count = 0;
+    for (ssize_t i = 0; i < n; i++) count += text[i] == '\n';
+    fprintf(out, "  note: %zu Python process%s of this run kept pymalloc, so %s objects were not neap's\n"
+                 "        (PYTHONMALLOC set to pymalloc, or ignored by python -E or -I):\n",
+            count, count == 1 ? "" : "es", count == 1 ? "its" : "their");
+    for (char *line = text, *end; *line; line = end + 1) {
+        end = strchr(line, '\n');
+        if (end == NULL) break;
+        char shown[600];
+        neap_cli_escape(shown, sizeof shown, line, (size_t)(end - line));
+        fprintf(out, "        pid %s\n", shown);
+    }
+}
+
 /* The summary of the run to out (closed here unless it is stderr), and the
  * program's statistics record removed.  Nothing is printed with -q, nor when
  * CMD never ran (status 127 or 126 and no record: exec failed, and said so). */
@@ -573,12 +608,14 @@ static void run_report(const run_options_t *o, FILE *out, pid_t pid, int status,
     int dir = neap_cli_stats_dir(err, sizeof err);
     int rc = dir >= 0 ? neap_cli_record_read(dir, pid, &r, err, sizeof err)
                       : dir == NEAP_CLI_DIR_NONE ? 1 : -2;
+    int shown = !o->quiet && !(not_run && rc == 1);
+    if (shown) run_summary(out, o->cmd, status, seconds, ru, rc, &r, err);
     if (dir >= 0) {
         neap_cli_record_remove(dir, pid);
+        run_python_note(dir, pid, out, shown);
         close(dir);
     }
-    if (!o->quiet && !(not_run && rc == 1)) {
-        run_summary(out, o->cmd, status, seconds, ru, rc, &r, err);
+    if (shown) {
         if (o->trace != NULL)
             fprintf(out, "  trace: %s (read it with `neap report %s`)\n", o->trace, o->trace);
         if (out != stderr && fclose(out) != 0)

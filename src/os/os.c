@@ -41,12 +41,16 @@
  *                                 a zombie the kernel counts: not counted);
  *                                 -1 when /proc cannot tell
  *   _neap_os_thread_name(s)       names the calling thread (ps -L, top -H)
+ *   _neap_os_append_file          one line added to a note file (O_APPEND)
+ *   _neap_os_symbol(name)         dlsym in the whole process (may allocate:
+ *                                 only where neap is whole, e.g. at exit)
  *
- * Nothing here calls malloc, and nothing above this file includes
+ * Nothing here calls malloc (but the dynamic linker behind _neap_os_symbol), and nothing above this file includes
  * <sys/mman.h> or <unistd.h>.
  */
 #include "os/os.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -491,6 +495,29 @@ void _neap_os_unlink(const char *path) {
     int saved = errno;
     unlink(path);
     errno = saved;
+}
+
+int _neap_os_append_file(const char *path, const char *data, size_t len) {
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    ssize_t w;
+    do
+        w = write(fd, data, len);   /* O_APPEND: one write, one piece, whoever else appends */
+    while (w < 0 && errno == EINTR);
+    int ok = close(fd) == 0 && w == (ssize_t)len;
+    errno = saved;
+    return ok ? 0 : -1;
+}
+
+void *_neap_os_symbol(const char *name) {
+    int saved = errno;
+    void *p = dlsym(RTLD_DEFAULT, name);
+    errno = saved;
+    return p;
 }
 
 void *_neap_os_map_shared(size_t size) {

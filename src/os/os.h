@@ -95,6 +95,12 @@ NEAP_INTERNAL void _neap_os_thread_name(const char *name);
 NEAP_INTERNAL int _neap_os_stats_dir(char *buf, size_t cap);  /* 0, or -1: not usable */
 NEAP_INTERNAL int _neap_os_replace_file(const char *path, const char *tmp, const char *data, size_t len);
 NEAP_INTERNAL void _neap_os_unlink(const char *path);
+/* appends len bytes to path (created 0600, never through a symbolic link)
+ * in one write; 0, or -1 (errno kept) */
+NEAP_INTERNAL int _neap_os_append_file(const char *path, const char *data, size_t len);
+/* the address of a symbol of the process (the program or a library it
+ * loaded), or NULL */
+NEAP_INTERNAL void *_neap_os_symbol(const char *name);
 NEAP_INTERNAL void *_neap_os_map_shared(size_t size);     /* NULL on failure */
 NEAP_INTERNAL long _neap_os_fork(void);
 NEAP_INTERNAL int _neap_os_wait(long pid, int *status);   /* 0, or -1 (errno) */

@@ -23,6 +23,12 @@
  *       "state exited" when NEAP_RUN_PID is this process's pid (`neap run`
  *       reads it, then removes it); any other process removes its record.
  *
+ *   Python on pymalloc under `neap run` (a process of the run, NEAP_RUN_PID
+ *       set, whose interpreter's object allocator is pymalloc at exit:
+ *       PYTHONMALLOC set otherwise, or ignored with -E or -I): one line
+ *       "<pid> <allocator> <command>" appended to <run pid>.python, which
+ *       `neap run` reads for its summary and removes.
+ *
  * Invariants: neap_pub_lock is held while a record is written and while the
  * state changes, so the exit record is the last one written; it is taken
  * before _neap_lock (the statistics walk), in the fork handlers too.
@@ -182,8 +188,36 @@ void _neap_publish_start(void) {
     pthread_mutex_unlock(&neap_pub_lock);
 }
 
+/* A Python interpreter of this process whose objects are pymalloc's, not
+ * neap's: noted for `neap run`'s summary (see the drawing). */
+static void neap_pub_python_note(long run_pid) {
+    void *sym = _neap_os_symbol("_PyMem_GetCurrentAllocatorName");
+    if (sym == NULL) return;   /* no Python here, or one that does not say */
+    const char *(*current)(void);
+    memcpy(&current, &sym, sizeof sym);
+    const char *name = current();
+    if (name == NULL || strncmp(name, "pymalloc", 8) != 0) return;
+    char dir[64], path[96], line[320];
+    if (_neap_os_stats_dir(dir, sizeof dir) != 0) return;
+    neap_buf_t p = {path, 0, sizeof path};
+    _neap_buf_str(&p, dir);
+    _neap_buf_str(&p, "/");
+    _neap_buf_u(&p, (unsigned long long)run_pid, 0);
+    _neap_buf_str(&p, ".python");
+    neap_buf_t b = {line, 0, sizeof line - 1};
+    _neap_buf_u(&b, (unsigned long long)_neap_os_getpid(), 0);
+    _neap_buf_str(&b, " ");
+    _neap_buf_str(&b, strlen(name) < 32 ? name : "pymalloc");
+    _neap_buf_str(&b, " ");
+    neap_pub_command(&b);
+    if (b.len > sizeof line - 2) b.len = sizeof line - 2;
+    line[b.len++] = '\n';
+    _neap_os_append_file(path, line, b.len);
+}
+
 void _neap_publish_exit(void) {
     long run_pid = neap_opt(NEAP_OPTION_RUN_PID);
+    if (run_pid > 0) neap_pub_python_note(run_pid);
     bool summary = run_pid > 0 && run_pid == _neap_os_getpid();
     pthread_mutex_lock(&neap_pub_lock);
     int state = neap_pub_state;

@@ -10,7 +10,8 @@
 #   signal     a program killed by SIGTERM makes neap run die of SIGTERM;
 #              SIGTERM sent to neap run reaches the program
 #   preload    the program and a child it forks and execs run on neap
-#   python     PYTHONMALLOC=malloc for a Python interpreter, unless set
+#   python     PYTHONMALLOC=malloc for every process, unless set; a Python
+#              that kept pymalloc all the same is named in the summary
 #   summary    the summary has its lines, on stderr or in -o FILE, and the
 #              statistics record is removed afterwards
 #   stats      neap stats PID shows a running program's statistics; the list
@@ -187,6 +188,29 @@ python)
     [ "$out" = pymalloc ] || fail "a PYTHONMALLOC the user set was changed to '$out'"
     out=$("$NEAP" run -q --no-python -- "$PY" -c 'import os; print(os.environ.get("PYTHONMALLOC"))')
     [ "$out" = None ] || fail "--no-python still set PYTHONMALLOC='$out'"
+    # whatever starts the interpreter: a shell, env, a script with a shebang
+    printf '#!%s\nimport os\nprint(os.environ.get("PYTHONMALLOC"))\n' "$PY" >"$WORK/script.py"
+    chmod +x "$WORK/script.py"
+    out=$("$NEAP" run -q -- sh -c '"$0" -c "import os; print(os.environ.get(\"PYTHONMALLOC\"))"; true' "$PY")
+    [ "$out" = malloc ] || fail "a Python started by a shell under neap run has PYTHONMALLOC='$out'"
+    out=$("$NEAP" run -q -- env "$PY" -c 'import os; print(os.environ.get("PYTHONMALLOC"))')
+    [ "$out" = malloc ] || fail "a Python started by env under neap run has PYTHONMALLOC='$out'"
+    out=$("$NEAP" run -q -- "$WORK/script.py")
+    [ "$out" = malloc ] || fail "a Python script run by its shebang under neap run has PYTHONMALLOC='$out'"
+    # a Python that keeps pymalloc anyway is named in the summary: one that
+    # ignores the environment (-E), and two of a shell with PYTHONMALLOC set
+    "$NEAP" run -- "$PY" -E -c 'pass' 2>"$WORK/err" || fail "neap run failed: $(cat "$WORK/err")"
+    grep -q "note: 1 Python process of this run kept pymalloc" "$WORK/err" ||
+        { cat "$WORK/err"; fail "the summary does not say that python -E kept pymalloc"; }
+    grep -q "pid [0-9]* pymalloc .* -E -c pass" "$WORK/err" ||
+        { cat "$WORK/err"; fail "the summary does not name the python -E process"; }
+    PYTHONMALLOC=pymalloc "$NEAP" run -- sh -c '"$0" -c pass; "$0" -c "x = 1"' "$PY" 2>"$WORK/err" ||
+        fail "neap run failed: $(cat "$WORK/err")"
+    grep -q "note: 2 Python processes of this run kept pymalloc" "$WORK/err" ||
+        { cat "$WORK/err"; fail "the summary does not count two Python processes on pymalloc"; }
+    "$NEAP" run -- "$PY" -c 'pass' 2>"$WORK/err" || fail "neap run failed: $(cat "$WORK/err")"
+    ! grep -q "kept pymalloc" "$WORK/err" || { cat "$WORK/err"; fail "a Python on neap was said to keep pymalloc"; }
+    ls "$RECDIR" 2>/dev/null | grep -q '\.python$' && fail "a note of Python processes was left in $RECDIR"
     # the interpreter's objects are neap's: neap_owns says so for a new object
     out=$("$NEAP" run -q -- "$PY" -c '
 import ctypes
