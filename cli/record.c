@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,12 +162,19 @@ static const char *neap_quote(char *buf, size_t cap, const char *line) {
     return buf;
 }
 
+/* A number as the library writes one: decimal digits only, nothing before
+ * or after them (strtoull would take a sign and leading spaces, and turn
+ * " -5" into 2^64 - 5), within SIZE_MAX. */
 static int neap_parse_size(const char *s, size_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || *s == '-') return -1;
-    *out = (size_t)v;
+    size_t v = 0;
+    if (*s == '\0') return -1;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9') return -1;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (SIZE_MAX - d) / 10) return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
     return 0;
 }
 
