@@ -178,6 +178,23 @@ static int neap_parse_size(const char *s, size_t *out) {
     return 0;
 }
 
+/* n numbers one space apart (as the library writes a class line), nothing
+ * else: sscanf's %llu would take signs ("-3" as 2^64 - 3), overflow (which
+ * it leaves undefined) and anything after the last field. */
+static int neap_parse_fields(const char *s, size_t *f, int n) {
+    char field[32];
+    for (int i = 0; i < n; i++) {
+        const char *sp = strchr(s, ' ');
+        size_t len = sp != NULL ? (size_t)(sp - s) : strlen(s);
+        if ((sp == NULL) != (i == n - 1) || len >= sizeof field) return -1;
+        memcpy(field, s, len);
+        field[len] = '\0';
+        if (neap_parse_size(field, &f[i]) != 0) return -1;
+        s += len + (sp != NULL);
+    }
+    return 0;
+}
+
 int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     int line_no = 0, saw_end = 0;
@@ -228,9 +245,8 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
         } else if (strcmp(key, "version") == 0) {
             neap_cli_escape(r->version, sizeof r->version, val, strlen(val));
         } else if (strcmp(key, "class") == 0) {
-            unsigned long long f[6];
-            if (sscanf(val, "%llu %llu %llu %llu %llu %llu", &f[0], &f[1], &f[2], &f[3], &f[4],
-                       &f[5]) != 6 || f[0] < 1 || f[0] > NEAP_CLASS_MAX) {
+            size_t f[6];
+            if (neap_parse_fields(val, f, 6) != 0 || f[0] < 1 || f[0] > NEAP_CLASS_MAX) {
                 snprintf(err, errlen, "line %d: malformed class line \"%s\"", line_no,
                          neap_quote(q, sizeof q, val));
                 return -1;
