@@ -111,6 +111,8 @@ static bool neap_option_parse(const char *s, neap_unit_t unit, long *out) {
         }
         s++;
         if (!(*s == 0 || neap_word_is(s, "b") || neap_word_is(s, "ib"))) return false;
+        /* 2^34 GiB would wrap to 0: a value past LONG_MAX is malformed */
+        if (v > (unsigned long long)LONG_MAX >> shift) return false;
         v <<= shift;
     }
 done:
