@@ -84,7 +84,7 @@ typedef struct {
     const char *trace;                 /* --trace FILE (absolute after run_trace_create) */
     const char *unwind;                /* NEAP_TRACE_UNWIND's value ("0" auto, "1" dwarf,
                                           "2" fp), or NULL */
-    int quiet, show_stats, verbose, python, background;
+    int quiet, show_stats, verbose, python, background, debug_malloc;
     int given[RUN_NSETTINGS];          /* the setting is passed to the program */
     unsigned long long value[RUN_NSETTINGS];
     char trace_abs[4096];
@@ -117,6 +117,9 @@ static void run_usage(FILE *out) {
             "                         (NEAP_BACKGROUND=1 is the default under neap run)\n"
             "  --show-stats           every process prints neap's full statistics at exit\n"
             "  --verbose              neap's warnings and notices (NEAP_VERBOSE)\n"
+            "  --debug-malloc         the debug mode (NEAP_DEBUG_MALLOC=1): guard bytes around\n"
+            "                         every block, fills, checks at free and realloc; a misuse\n"
+            "                         stops the program with a message saying what and where\n"
             "  --no-python            do not set PYTHONMALLOC=malloc\n"
             "  --trace FILE           record every allocation with its stack into FILE as the\n"
             "                         program runs (read it with `neap report FILE`); other\n"
@@ -161,7 +164,7 @@ static int run_find_lib(char *out, size_t cap) {
  * command, a tracing option without --trace). */
 static int run_parse(int argc, char **argv, run_options_t *o) {
     enum { OPT_SHOW_STATS = 256, OPT_VERBOSE, OPT_NO_PYTHON, OPT_NO_BACKGROUND, OPT_TRACE,
-           OPT_UNWIND, OPT_LIB, OPT_SETTING /* + RUN_* */ };
+           OPT_UNWIND, OPT_LIB, OPT_DEBUG_MALLOC, OPT_SETTING /* + RUN_* */ };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"output", required_argument, NULL, 'o'},
@@ -170,6 +173,7 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"no-python", no_argument, NULL, OPT_NO_PYTHON},
         {"no-background", no_argument, NULL, OPT_NO_BACKGROUND},
+        {"debug-malloc", no_argument, NULL, OPT_DEBUG_MALLOC},
         {"trace", required_argument, NULL, OPT_TRACE},
         {"unwind", required_argument, NULL, OPT_UNWIND},
         {"lib", required_argument, NULL, OPT_LIB},
@@ -199,6 +203,7 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
         case OPT_VERBOSE: o->verbose = 1; break;
         case OPT_NO_PYTHON: o->python = 0; break;
         case OPT_NO_BACKGROUND: o->background = 0; break;
+        case OPT_DEBUG_MALLOC: o->debug_malloc = 1; break;
         case OPT_TRACE: o->trace = optarg; break;
         case OPT_LIB: o->lib = optarg; break;
         case OPT_UNWIND:
@@ -230,6 +235,11 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
     o->cmd = argv + optind;
     if (o->unwind != NULL && o->trace == NULL) {
         fprintf(stderr, "neap run: --unwind needs --trace FILE\n");
+        return -1;
+    }
+    if (o->debug_malloc && o->trace != NULL) {
+        fprintf(stderr, "neap run: --debug-malloc and --trace do not go together (the debug mode's guards "
+                        "would be traced as data)\n");
         return -1;
     }
     for (int k = 0; k < RUN_NSETTINGS; k++) {
@@ -397,6 +407,7 @@ static int run_env_build(const run_options_t *o, const char *lib, run_env_t *e) 
     if (ok && o->background && getenv("NEAP_BACKGROUND") == NULL)
         ok = run_env_set(e, "NEAP_BACKGROUND", "1") != NULL;
     if (ok && o->verbose) ok = run_env_set(e, "NEAP_VERBOSE", "1") != NULL;
+    if (ok && o->debug_malloc) ok = run_env_set(e, "NEAP_DEBUG_MALLOC", "1") != NULL;
     if (ok && o->trace != NULL) ok = run_env_set(e, "NEAP_TRACE", o->trace) != NULL;
     if (ok && o->unwind != NULL) ok = run_env_set(e, "NEAP_TRACE_UNWIND", o->unwind) != NULL;
     /* every process: the command may be a shebang script, env, a shell, a

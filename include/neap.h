@@ -107,6 +107,12 @@ typedef enum neap_option_e {
     NEAP_OPTION_PURGE_BATCH,     /* 1: empty pages go back in batches, one process_madvise system
                                     call for many ranges where the kernel takes it; 0: one madvise
                                     per range */
+    NEAP_OPTION_DEBUG_MALLOC,    /* 1: the debug mode: guard bytes around every block checked at
+                                    free and realloc (overflows, underflows, double frees), new
+                                    blocks filled with 0xCD, freed ones with 0xDD and checked when
+                                    reused (writes after free), the heap validated on a share of
+                                    slow paths; fixed when the process starts (neap_option_set
+                                    refuses to change it: EBUSY) */
     NEAP_OPTION_COUNT
 } neap_option_t;
 

@@ -38,7 +38,8 @@ extern "C" {
 /* tracemalloc.start(nframe): trace every allocation from now on, keeping
  * nframe frames (1..NEAP_TRACE_MAX_FRAMES) of each stack.  Starting again
  * changes nframe and keeps the traces.  -1 and EINVAL for nframe out of
- * range. */
+ * range; -1 and EBUSY in the debug mode (NEAP_DEBUG_MALLOC=1), which does
+ * not go with tracing. */
 NEAP_EXPORT int neap_trace_start(int nframe);
 /* The same, sampling by bytes with a mean interval (0: the default). */
 NEAP_EXPORT int neap_trace_start_sampled(int nframe, size_t interval);

@@ -53,7 +53,10 @@ __attribute__((constructor)) static void neap_constructor(void) {
     _neap_core_add_hooks(&neap_services_hooks);
     _neap_publish_start();
 #if NEAP_TRACING
-    _neap_trace_env_start();
+    if (neap_debug_mode() && _neap_os_getenv("NEAP_TRACE") != NULL)
+        _neap_warning("NEAP_TRACE ignored", "the debug mode (NEAP_DEBUG_MALLOC=1) and tracing do not go together");
+    else
+        _neap_trace_env_start();
 #endif
 }
 

@@ -787,8 +787,14 @@ test_options(void)
         {NEAP_OPTION_TRACE_UNWIND, "TRACE_UNWIND", 2},
         {NEAP_OPTION_VALIDATE, "VALIDATE", 1000},
         {NEAP_OPTION_PURGE_BATCH, "PURGE_BATCH", 0},
+        {NEAP_OPTION_DEBUG_MALLOC, "DEBUG_MALLOC", 0},   /* fixed at start: set to what it is */
     };
     size_t i;
+
+    /* the debug mode cannot be switched once blocks exist */
+    errno = 0;
+    CHECK(neap_option_set(NEAP_OPTION_DEBUG_MALLOC, 1) == -1 && errno == EBUSY);
+    CHECK(neap_option_get(NEAP_OPTION_DEBUG_MALLOC) == 0);
 
     CHECK(sizeof opts / sizeof opts[0] == NEAP_OPTION_COUNT);
     for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {

@@ -27,6 +27,7 @@
  * NEAP_* variable has.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <limits.h>
 
 #include "neap.h"
@@ -46,12 +47,12 @@ static opt_t opt[NOPT];
 static unit_t unit_of(const char *name) {
     static const char *const bytes[] = {"PURGE_MAX", "TRACE_SAMPLE"};
     static const char *const ms[] = {"PURGE_DELAY", "PUBLISH"};
-    static const char *const bools[] = {"SHOW_STATS", "VERBOSE", "BACKGROUND", "PURGE_BATCH"};
-    for (size_t i = 0; i < 2; i++)
+    static const char *const bools[] = {"SHOW_STATS", "VERBOSE", "BACKGROUND", "PURGE_BATCH", "DEBUG_MALLOC"};
+    for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
         if (strcmp(name, bytes[i]) == 0) return U_BYTES;
-    for (size_t i = 0; i < 2; i++)
+    for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
         if (strcmp(name, ms[i]) == 0) return U_MS;
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++)
         if (strcmp(name, bools[i]) == 0) return U_BOOL;
     return U_NUM;
 }
@@ -364,14 +365,22 @@ static void mutant(setting_t *s) {
 
 /* --- the options' table: names from the library, ranges asked of it ----------------- */
 
+/* Whether neap_option_set takes v for option i as in its range: set, or
+ * refused with EBUSY, an option fixed at start (NEAP_DEBUG_MALLOC) whose
+ * range check passed. */
+static int in_range(int i, long v) {
+    errno = 0;
+    return neap_option_set((neap_option_t)i, v) == 0 || errno == EBUSY;
+}
+
 /* The smallest (dir -1) or largest (dir 1) value neap_option_set takes for
  * option i, from a value it takes. */
 static long probe(int i, long from, int dir) {
     long ok = from, bad = dir < 0 ? LONG_MIN : LONG_MAX;
-    if (neap_option_set((neap_option_t)i, bad) == 0) return bad;
+    if (in_range(i, bad)) return bad;
     while (dir < 0 ? (__int128)ok - bad > 1 : (__int128)bad - ok > 1) {
         long mid = (long)(((__int128)ok + bad) / 2);
-        if (neap_option_set((neap_option_t)i, mid) == 0) ok = mid;
+        if (in_range(i, mid)) ok = mid;
         else bad = mid;
     }
     return ok;

@@ -10,12 +10,21 @@ _Atomic(const neap_alloc_hooks_t *) _neap_hooks;
 
 void *_neap_countdown_out(void *p, size_t size, uintptr_t ret, uintptr_t fp) {
     const neap_alloc_hooks_t *h = _neap_hooks_get();
+    if (neap_unlikely(neap_debug_mode())) {   /* every malloc keeps coming to debug.c */
+        _neap_tl_countdown = NEAP_COUNTDOWN_START;
+        return p;
+    }
     if (h != NULL) return h->alloc(p, size, ret, fp);
     _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
     return p;
 }
 
 void *_neap_malloc_counted(size_t size, uintptr_t ret, uintptr_t fp) {
+    if (neap_unlikely(neap_debug_mode())) {
+        /* far below zero: every malloc leaves the fast path for this one */
+        _neap_tl_countdown = NEAP_COUNTDOWN_START;
+        return _neap_debug_malloc(size, false, 0, ret);
+    }
     const neap_alloc_hooks_t *h = _neap_hooks_get();
     if (h != NULL) return h->malloc(size, ret, fp);
     _neap_tl_countdown = NEAP_COUNTDOWN_IDLE;
@@ -36,6 +45,7 @@ void *neap_calloc(size_t n, size_t size) {
         errno = ENOMEM;
         return NULL;
     }
+    if (neap_unlikely(neap_debug_mode())) return _neap_debug_malloc(total, true, 0, (uintptr_t)__builtin_return_address(0));
     void *p;
     if (total <= NEAP_SMALL_MAX) {
         p = neap_malloc_plain(total);
@@ -109,6 +119,7 @@ void *_neap_realloc_inplace(void *p, size_t size, size_t usable, bool move) {
  * primitives above): it may want to see the old block go and the new one
  * come, or neither. */
 void *neap_realloc(void *p, size_t size) {
+    if (neap_unlikely(neap_debug_mode())) return _neap_debug_realloc(p, size, (uintptr_t)__builtin_return_address(0));
     const neap_alloc_hooks_t *h = _neap_hooks_get();
     if (neap_unlikely(h != NULL) && p != NULL && size != 0)
         return h->realloc(p, size, (uintptr_t)__builtin_return_address(0), NEAP_CALLER_FP());
@@ -133,6 +144,8 @@ void *neap_aligned_alloc(size_t alignment, size_t size) {
         errno = EINVAL;
         return NULL;
     }
+    if (neap_unlikely(neap_debug_mode()))
+        return _neap_debug_malloc(size, false, alignment, (uintptr_t)__builtin_return_address(0));
     void *p = alignment <= 16 ? neap_malloc_plain(size) : _neap_malloc_aligned(size, alignment, false);
     NEAP_COUNTED(p, size);
     return p;
@@ -141,22 +154,27 @@ void *neap_aligned_alloc(size_t alignment, size_t size) {
 int neap_posix_memalign(void **out, size_t alignment, size_t size) {
     if (!neap_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
     int saved = errno;
-    void *p = alignment <= 16 ? neap_malloc_plain(size) : _neap_malloc_aligned(size, alignment, false);
+    void *p = neap_unlikely(neap_debug_mode())
+                  ? _neap_debug_malloc(size, false, alignment, (uintptr_t)__builtin_return_address(0))
+              : alignment <= 16 ? neap_malloc_plain(size)
+                                : _neap_malloc_aligned(size, alignment, false);
     if (p == NULL) {
         errno = saved;
         return ENOMEM;
     }
-    NEAP_COUNTED(p, size);
+    if (!neap_debug_mode()) NEAP_COUNTED(p, size);
     *out = p;
     return 0;
 }
 
 size_t neap_usable_size(const void *p) {
     if (p == NULL) return 0;
+    if (neap_unlikely(neap_debug_mode())) return _neap_debug_usable(p);
     return _neap_usable_generic(p);
 }
 
 int neap_owns(const void *p) {
+    if (p != NULL && neap_unlikely(neap_debug_mode())) return _neap_debug_owns(p);
     return p != NULL && _neap_usable_generic(p) != 0 && !_neap_is_free_local(p);
 }
 

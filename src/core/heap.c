@@ -209,7 +209,7 @@ static inline void neap_heap_check(neap_heap_t *h) {
     bool scaled = false;
     if (neap_likely(every == 0)) {
         if (NEAP_DEBUG >= 3) every = 1;
-        else if (NEAP_DEBUG == 2) {
+        else if (NEAP_DEBUG == 2 || neap_unlikely(atomic_load_explicit(&_neap_debug_state, memory_order_relaxed) == 2)) {
             every = h->validate_every > NEAP_VALIDATE_DEBUG_EVERY ? h->validate_every : NEAP_VALIDATE_DEBUG_EVERY;
             scaled = true;
         } else return;
@@ -1191,7 +1191,15 @@ void _neap_free_full(void *p) {
 
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
+    if (neap_unlikely(neap_debug_mode())) {   /* p is a guarded block (debug.c) */
+        _neap_debug_free(p, func);
+        return;
+    }
     /* acquire: see hooks.h's memory order */
+    neap_free_slow(p, func, _neap_hooks_get());
+}
+
+void _neap_free_unchecked(void *p, const char *func) {
     neap_free_slow(p, func, _neap_hooks_get());
 }
 

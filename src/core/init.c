@@ -61,6 +61,9 @@ void _neap_process_init(void) {
     if (!atomic_load_explicit(&_neap_initialized, memory_order_relaxed)) {
         _neap_classes_init();
         _neap_options_init();
+        /* fixed now, before the first block: blocks made without the debug
+         * mode's guards could not be told from damaged ones later */
+        _neap_debug_init(neap_opt(NEAP_OPTION_DEBUG_MALLOC) != 0);
         atomic_store_explicit(&_neap_initialized, 1, memory_order_release);
     }
     pthread_mutex_unlock(&_neap_lock);
@@ -121,6 +124,9 @@ NEAP_INTERNAL const char *volatile _neap_assembly_ref = &_neap_assembly;
 void _neap_core_start(void) {
     _neap_process_init();
     _neap_options_init();
+    if (neap_opt(NEAP_OPTION_DEBUG_MALLOC) && !neap_debug_mode())
+        _neap_warning("the debug mode is off",
+                      "NEAP_DEBUG_MALLOC=1 was read after the first allocations were made without it");
     /* the fork handlers must be in place before a background thread runs */
     pthread_once(&neap_hooks_once, neap_hooks_init);
 }

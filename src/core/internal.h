@@ -228,6 +228,9 @@ typedef struct neap_pool_s {
  *               the pool's life) */
 #define NEAP_POOL_WATCH 1u
 #define NEAP_POOL_REPORT_ALL 2u
+/* the debug mode's (debug.c): every free of the pool goes to the slow path,
+ * which checks the block's guards */
+#define NEAP_POOL_CHECKED 4u
 
 /* The pool's count in the low 16 bits and its flags in the high 16 (the
  * flags read with acquire: see hooks.h's memory order).  The free fast path's one
@@ -397,6 +400,29 @@ NEAP_INTERNAL void _neap_options_init(void);   /* reads once, when the environme
 #define neap_opt(o) (_neap_options[(o)])
 
 /* ---------------------------------------------------------------------------
+ * debug.c: the debug mode (NEAP_DEBUG_MALLOC), fixed at process start.
+ * The API functions and the slow paths ask neap_debug_mode() first; the
+ * fast paths never do (the countdown and NEAP_POOL_CHECKED send them out).
+ * ------------------------------------------------------------------------- */
+extern NEAP_INTERNAL _Atomic int _neap_debug_state;   /* 0 unknown, 1 off, 2 on */
+NEAP_INTERNAL void _neap_debug_init(bool on);
+NEAP_INTERNAL void _neap_process_init(void);   /* init.c: classes and options, once */
+neap_inline bool neap_debug_mode(void) {
+    int s = atomic_load_explicit(&_neap_debug_state, memory_order_relaxed);
+    if (neap_likely(s == 1)) return false;
+    if (s == 0) {   /* before the first allocation: the options are read now */
+        _neap_process_init();
+        s = atomic_load_explicit(&_neap_debug_state, memory_order_acquire);
+    }
+    return s == 2;
+}
+NEAP_INTERNAL void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller);
+NEAP_INTERNAL void _neap_debug_free(void *p, const char *func);
+NEAP_INTERNAL void *_neap_debug_realloc(void *p, size_t size, uintptr_t caller);
+NEAP_INTERNAL size_t _neap_debug_usable(const void *p);   /* the size asked for; 0: not a live block */
+NEAP_INTERNAL bool _neap_debug_owns(const void *p);
+
+/* ---------------------------------------------------------------------------
  * arena.c
  * ------------------------------------------------------------------------- */
 NEAP_INTERNAL neap_arena_t *_neap_arena_create(void);     /* NULL on OOM */
@@ -460,6 +486,8 @@ NEAP_INTERNAL neap_heap_t *_neap_heap_get(void);           /* creates on first u
 NEAP_INTERNAL void *_neap_malloc_generic(size_t size, bool zero);  /* re-reads the heap */
 NEAP_INTERNAL void *_neap_malloc_aligned(size_t size, size_t align, bool zero);
 NEAP_INTERNAL __attribute__((cold)) void _neap_free_generic(void *p, const char *func);
+/* _neap_free_generic without the debug mode: a raw block (debug.c) */
+NEAP_INTERNAL void _neap_free_unchecked(void *p, const char *func);
 /* The free fast path's way out for p, in this thread's one-page pool whose
  * head page says FULL: freed as the slow path would, without looking the
  * pool up again (or by _neap_free_generic when the pool's flags ask for a
@@ -524,7 +552,7 @@ neap_inline size_t _neap_class_of(size_t size) {
  * the layers above the core hear of thread exits and forks without the core
  * calling up into them (hooks.h).
  * ------------------------------------------------------------------------- */
-NEAP_INTERNAL void _neap_process_init(void);
+/* _neap_process_init is declared with the debug mode, above */
 NEAP_INTERNAL void _neap_thread_register(neap_heap_t *h);
 extern NEAP_INTERNAL _Atomic int _neap_initialized;
 /* The library constructor's part in the core: options read (the first

@@ -16,6 +16,8 @@
  *   validate          NEAP_VALIDATE         0         slow paths between heap validations
  *                                                     (0: as the debug level says)
  *   purge_batch       NEAP_PURGE_BATCH      1         bool (0: madvise per range)
+ *   debug_malloc      NEAP_DEBUG_MALLOC     0         bool: the debug mode (debug.c), fixed
+ *                                                     at the first allocation
  *
  * NEAP_TRACE=FILE itself, a path, is read by trace.c.
  *
@@ -53,6 +55,7 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_TRACE_UNWIND] = {"TRACE_UNWIND", 0, 0, 2, NEAP_UNIT_NUM},
     [NEAP_OPTION_VALIDATE] = {"VALIDATE", 0, 0, 1L << 30, NEAP_UNIT_NUM},
     [NEAP_OPTION_PURGE_BATCH] = {"PURGE_BATCH", 1, 0, 1, NEAP_UNIT_BOOL},
+    [NEAP_OPTION_DEBUG_MALLOC] = {"DEBUG_MALLOC", 0, 0, 1, NEAP_UNIT_BOOL},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
@@ -63,6 +66,7 @@ long _neap_options[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_BACKGROUND] = 0,     [NEAP_OPTION_TRACE_FRAMES] = 32,
     [NEAP_OPTION_TRACE_SAMPLE] = 0,   [NEAP_OPTION_TRACE_UNWIND] = 0,
     [NEAP_OPTION_VALIDATE] = 0,       [NEAP_OPTION_PURGE_BATCH] = 1,
+    [NEAP_OPTION_DEBUG_MALLOC] = 0,
 };
 
 static int neap_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
@@ -164,6 +168,12 @@ int neap_option_set(neap_option_t opt, long value) {
     const neap_option_desc_t *d = &neap_option_desc[opt];
     if (value < d->min || value > d->max) {
         errno = ERANGE;
+        return -1;
+    }
+    /* the debug mode is fixed when the process starts (debug.c) */
+    if (opt == NEAP_OPTION_DEBUG_MALLOC && value != _neap_options[opt] &&
+        atomic_load_explicit(&_neap_initialized, memory_order_acquire)) {
+        errno = EBUSY;
         return -1;
     }
     _neap_options[opt] = value;

@@ -44,6 +44,8 @@
  *   _neap_os_append_file          one line added to a note file (O_APPEND)
  *   _neap_os_symbol(name)         dlsym in the whole process (may allocate:
  *                                 only where neap is whole, e.g. at exit)
+ *   _neap_os_addr_name(a)         dladdr: the function and module of a code
+ *                                 address, for the debug mode's messages
  *
  * Nothing here calls malloc (but the dynamic linker behind _neap_os_symbol), and nothing above this file includes
  * <sys/mman.h> or <unistd.h>.
@@ -518,6 +520,22 @@ void *_neap_os_symbol(const char *name) {
     void *p = dlsym(RTLD_DEFAULT, name);
     errno = saved;
     return p;
+}
+
+bool _neap_os_addr_name(uintptr_t addr, char *buf, size_t cap) {
+    Dl_info info;
+    if (cap == 0 || dladdr((void *)addr, &info) == 0 || info.dli_fname == NULL) return false;
+    neap_buf_t b = {buf, 0, cap};
+    if (info.dli_sname != NULL && info.dli_saddr != NULL) {
+        _neap_buf_str(&b, info.dli_sname);
+        _neap_buf_str(&b, "+");
+        _neap_buf_hex(&b, addr - (uintptr_t)info.dli_saddr);
+    } else {
+        _neap_buf_hex(&b, addr - (uintptr_t)info.dli_fbase);
+    }
+    _neap_buf_str(&b, " in ");
+    _neap_buf_str(&b, info.dli_fname);
+    return true;
 }
 
 void *_neap_os_map_shared(size_t size) {

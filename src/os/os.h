@@ -101,6 +101,9 @@ NEAP_INTERNAL int _neap_os_append_file(const char *path, const char *data, size_
 /* the address of a symbol of the process (the program or a library it
  * loaded), or NULL */
 NEAP_INTERNAL void *_neap_os_symbol(const char *name);
+/* "function+0x1c in /path/module" for a code address, into buf; false if
+ * no module holds it */
+NEAP_INTERNAL bool _neap_os_addr_name(uintptr_t addr, char *buf, size_t cap);
 NEAP_INTERNAL void *_neap_os_map_shared(size_t size);     /* NULL on failure */
 NEAP_INTERNAL long _neap_os_fork(void);
 NEAP_INTERNAL int _neap_os_wait(long pid, int *status);   /* 0, or -1 (errno) */

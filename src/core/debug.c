@@ -1,0 +1,295 @@
+/* debug.c -- the debug mode, switched on at run time (NEAP_DEBUG_MALLOC=1,
+ * or `neap run --debug-malloc`): every block is wrapped in guards and
+ * fills that free and realloc check, as PYTHONMALLOC=debug does.
+ *
+ *   the block the core hands out (a pool block, a large run or a huge
+ *   mapping: the "raw" block b), and what the program gets (u):
+ *
+ *   b                                   u = b + lead
+ *   +-- pad --+------+------+--------+-------+----------------+----------+
+ *   | 0xFD .. | lead | size | caller | state | user data      | 0xFD x16 |
+ *   |         | 4 +4 | 8    | 8      | 8     | size bytes     | guard    |
+ *   +---------+------+------+--------+-------+----------------+----------+
+ *             u-32   u-24   u-16     u-8     (0xCD when new,  u+size
+ *                                            0 from calloc)
+ *   lead = 32, or the alignment asked for if larger (b is aligned to it,
+ *   so u is); the 4 bytes after lead are 0xFD; caller is the return address
+ *   of the allocating call; state is a keyed tag of u: LIVE, or FREED once
+ *   the block has been freed.
+ *
+ *   free(u) / realloc(u): u must be neap's, its state LIVE (FREED: a double
+ *   free; anything else: not a block of the debug mode, or the bytes before
+ *   it overwritten -- an underflow), the pad and the 16 guard bytes after
+ *   the data intact (else an overflow: how many bytes, and where).  Then,
+ *   for a block of at most NEAP_LARGE_MAX, the raw block from b + 32 to its
+ *   end is filled with 0xDD, and b + 8 takes a keyed mark of (b, raw usable
+ *   size); state says FREED (for lead 32 it lies before the fill, with the
+ *   caller: a second free is told as one), and the raw block goes back to
+ *   the core (_neap_free_unchecked).  The core writes b's first 8 bytes (its
+ *   free-list link; a hardened build also the next 8, where the mark then
+ *   goes, and with it the check below).
+ *
+ *   malloc: a raw block whose b + 8 holds the mark for its address and
+ *   usable size was freed here at that size: its fill must be intact, else
+ *   it was written after its free (a use after free: how many bytes, the
+ *   first offset).  Every block's header or padding covers b + 8 while it
+ *   lives, so no mark outlives the next use of b.
+ *
+ *   The pool of every raw block carries NEAP_POOL_CHECKED, so that free's
+ *   fast path sends each free to _neap_free_generic, which comes here.  The
+ *   allocation paths come here from the API functions (alloc.c) and from
+ *   the countdown, which stays below zero (every malloc leaves the fast
+ *   path).  The heap validator runs on a share of the slow paths (heap.c,
+ *   neap_heap_check), as in the sanitizer build.
+ *
+ * Errors abort with one line naming the call, the block, what was found
+ * (how many bytes, at which offset) and the call that allocated the block.
+ * The mode is fixed when the process starts: blocks allocated without
+ * guards could not be told from corrupted ones.  Tracing is not available
+ * with it (neap.c refuses, and says so): the trace would record the raw
+ * blocks, guards included.
+ */
+#include "core/fastpath.h"
+
+#include <errno.h>
+
+/* _neap_debug_state: 0 not known yet (options not read), 1 off, 2 on */
+_Atomic int _neap_debug_state;
+
+#define NEAP_DBG_LEAD 32
+#define NEAP_DBG_GUARD 16
+#define NEAP_DBG_PAD 0xFD
+#define NEAP_DBG_NEW 0xCD
+#define NEAP_DBG_DEAD 0xDD
+
+typedef struct neap_dbg_head_s {
+    uint32_t lead;      /* u - b */
+    uint8_t pad[4];     /* NEAP_DBG_PAD */
+    size_t size;        /* bytes asked for */
+    uintptr_t caller;   /* return address of the allocating call */
+    uint64_t state;     /* neap_dbg_tag(u, LIVE or FREED) */
+} neap_dbg_head_t;
+_Static_assert(sizeof(neap_dbg_head_t) == NEAP_DBG_LEAD, "the header fills the lead");
+
+static uint64_t neap_dbg_key;
+
+static uint64_t neap_dbg_tag(uintptr_t u, bool live) {
+    uint64_t x = ((uint64_t)u ^ neap_dbg_key) * 0x9E3779B97F4A7C15ull;
+    x ^= x >> 29;
+    return x ^ (live ? 0x4c495645ull : 0x46524545ull);
+}
+
+void _neap_debug_init(bool on) {
+    if (on) neap_dbg_key = _neap_os_clock_ns() * 0xD6E8FEB86659FD93ull ^ (uint64_t)(uintptr_t)&neap_dbg_key;
+    atomic_store_explicit(&_neap_debug_state, on ? 2 : 1, memory_order_release);
+}
+
+static neap_dbg_head_t *neap_dbg_head(uintptr_t u) {
+    return (neap_dbg_head_t *)(u - NEAP_DBG_LEAD);
+}
+
+/* ---------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------- */
+static void neap_dbg_caller(neap_buf_t *b, uintptr_t caller) {
+    _neap_buf_str(b, "; allocated by the call at ");
+    _neap_buf_hex(b, caller);
+    char name[160];
+    if (_neap_os_addr_name(caller, name, sizeof name)) {
+        _neap_buf_str(b, " (");
+        _neap_buf_str(b, name);
+        _neap_buf_str(b, ")");
+    }
+}
+
+/* "neap: FUNC(): WHAT: COUNT byte(s) DETAIL (first at offset OFF) of the
+ * SIZE-byte block U; allocated by the call at ..." and abort */
+static __attribute__((noreturn, cold)) void neap_dbg_fatal(const char *func, const char *what, uintptr_t u,
+                                                           const neap_dbg_head_t *h, bool sized, size_t count,
+                                                           const char *detail, long off) {
+    char msg[512];
+    neap_buf_t b = {msg, 0, sizeof msg};
+    _neap_buf_str(&b, "neap: ");
+    _neap_buf_str(&b, func);
+    _neap_buf_str(&b, "(): ");
+    _neap_buf_str(&b, what);
+    if (count > 0) {
+        _neap_buf_str(&b, ": ");
+        _neap_buf_u(&b, count, 0);
+        _neap_buf_str(&b, count == 1 ? " byte " : " bytes ");
+        _neap_buf_str(&b, detail);
+        _neap_buf_str(&b, " (the first at offset ");
+        if (off < 0) {
+            _neap_buf_str(&b, "-");
+            _neap_buf_u(&b, (unsigned long long)-off, 0);
+        } else {
+            _neap_buf_u(&b, (unsigned long long)off, 0);
+        }
+        _neap_buf_str(&b, ")");
+    }
+    _neap_buf_str(&b, count > 0 ? " of the " : ": the ");
+    if (h != NULL && sized) {
+        _neap_buf_u(&b, h->size, 0);
+        _neap_buf_str(&b, "-byte ");
+    }
+    _neap_buf_str(&b, "block ");
+    _neap_buf_hex(&b, u);
+    if (h != NULL) neap_dbg_caller(&b, h->caller);
+    _neap_buf_str(&b, "\n");
+    _neap_os_write(2, msg, b.len);
+    _neap_os_abort();
+}
+
+/* Bytes of [p, p + n) that are not c; *first: the offset of the first. */
+static size_t neap_dbg_count(const unsigned char *p, size_t n, unsigned char c, size_t *first) {
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == c) continue;
+        if (bad++ == 0) *first = i;
+    }
+    return bad;
+}
+
+/* The header of the live block u, checked; aborts (naming func) if u is
+ * not one, or its header or guards were overwritten. */
+static neap_dbg_head_t *neap_dbg_check(uintptr_t u, const char *func) {
+    /* neap's memory on both sides of the header, before any read */
+    if ((u & 15) != 0 || u < NEAP_DBG_LEAD || _neap_map_kind(u) == NEAP_MAP_NONE ||
+        _neap_map_kind(u - NEAP_DBG_LEAD) == NEAP_MAP_NONE)
+        _neap_fatal_pointer(func, (void *)u, "invalid pointer (not allocated by neap)");
+    neap_dbg_head_t *h = neap_dbg_head(u);
+    if (h->state == neap_dbg_tag(u, false)) neap_dbg_fatal(func, "double free detected", u, h, false, 0, NULL, 0);   /* its size went with the fill */
+    if (h->state != neap_dbg_tag(u, true)) {
+        /* an underflow that reached the state word, or not a block of ours */
+        uint64_t want = neap_dbg_tag(u, true);
+        size_t bad = 0, first = 0;
+        for (size_t i = 0; i < 8; i++)
+            if (((const unsigned char *)&h->state)[i] != ((const unsigned char *)&want)[i] && bad++ == 0) first = i;
+        if (bad < 8)   /* the fields before the state are still the block's */
+            neap_dbg_fatal(func, "buffer underflow detected", u, h, true, bad, "before the block overwritten",
+                           (long)first - 8);
+        neap_dbg_fatal(func, "invalid pointer, double free or buffer underflow", u, NULL, false, 0, NULL, 0);
+    }
+    size_t first = 0, bad = neap_dbg_count(h->pad, sizeof h->pad, NEAP_DBG_PAD, &first);
+    if (h->lead < NEAP_DBG_LEAD || (h->lead & 15) != 0 || h->size > (size_t)1 << NEAP_ADDR_BITS)
+        neap_dbg_fatal(func, "buffer underflow detected (header overwritten)", u, NULL, false, 0, NULL, 0);
+    if (bad > 0)
+        neap_dbg_fatal(func, "buffer underflow detected", u, h, true, bad, "before the block overwritten",
+                       (long)first - 28);
+    uintptr_t b = u - h->lead;
+    bad = neap_dbg_count((const unsigned char *)b, h->lead - NEAP_DBG_LEAD, NEAP_DBG_PAD, &first);
+    if (bad > 0)
+        neap_dbg_fatal(func, "buffer underflow detected", u, h, true, bad, "of the padding before the block overwritten",
+                       (long)first - (long)h->lead);
+    bad = neap_dbg_count((const unsigned char *)u + h->size, NEAP_DBG_GUARD, NEAP_DBG_PAD, &first);
+    if (bad > 0)
+        neap_dbg_fatal(func, "buffer overflow detected", u, h, true, bad, "after the end of the block overwritten",
+                       (long)(h->size + first));
+    return h;
+}
+
+/* ---------------------------------------------------------------------------
+ * malloc, free, realloc, usable size
+ * ------------------------------------------------------------------------- */
+void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller) {
+    size_t lead = align > NEAP_DBG_LEAD ? align : NEAP_DBG_LEAD;
+    if (size > ((size_t)1 << NEAP_ADDR_BITS) - lead - NEAP_DBG_GUARD) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t raw = lead + size + NEAP_DBG_GUARD;
+    void *p = align <= 16 ? neap_malloc_plain(raw) : _neap_malloc_aligned(raw, align, false);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uintptr_t b = (uintptr_t)p, u = b + lead;
+    size_t usable = _neap_usable_generic(p);
+    neap_assert(usable >= raw);
+    if (usable <= NEAP_LARGE_MAX && *(const uint64_t *)(b + 8) == neap_dbg_tag(b + usable, false)) {
+        /* freed here, as a block of this size: its fill must be whole;
+         * offsets from the block the program had (at lead 32) */
+        size_t first = 0;
+        size_t bad = neap_dbg_count((const unsigned char *)b + 32, usable - 32, NEAP_DBG_DEAD, &first);
+        long off = (long)first;
+        if (bad > 0) {
+            char msg[320];
+            neap_buf_t m = {msg, 0, sizeof msg};
+            _neap_buf_str(&m, "neap: malloc(): use after free detected: ");
+            _neap_buf_u(&m, bad, 0);
+            _neap_buf_str(&m, bad == 1 ? " byte" : " bytes");
+            _neap_buf_str(&m, " of the freed block ");
+            _neap_buf_hex(&m, b + NEAP_DBG_LEAD);
+            _neap_buf_str(&m, " written after its free (the first at offset ");
+            if (off < 0) _neap_buf_str(&m, "-");
+            _neap_buf_u(&m, (unsigned long long)(off < 0 ? -off : off), 0);
+            _neap_buf_str(&m, ")\n");
+            _neap_os_write(2, msg, m.len);
+            _neap_os_abort();
+        }
+    }
+    neap_pool_t *pool = _neap_block_pool(p);
+    if (pool != NULL && !(__atomic_load_n(&pool->flags, __ATOMIC_RELAXED) & NEAP_POOL_CHECKED))
+        __atomic_fetch_or(&pool->flags, (uint16_t)NEAP_POOL_CHECKED, __ATOMIC_RELAXED);
+    memset((void *)b, NEAP_DBG_PAD, lead - NEAP_DBG_LEAD);
+    neap_dbg_head_t *h = neap_dbg_head(u);
+    h->caller = caller;
+    h->size = size;
+    h->lead = (uint32_t)lead;
+    memset(h->pad, NEAP_DBG_PAD, sizeof h->pad);
+    h->state = neap_dbg_tag(u, true);
+    memset((void *)u, zero ? 0 : NEAP_DBG_NEW, size);
+    memset((void *)(u + size), NEAP_DBG_PAD, NEAP_DBG_GUARD);
+    return (void *)u;
+}
+
+void _neap_debug_free(void *p, const char *func) {
+    if (p == NULL) return;
+    uintptr_t u = (uintptr_t)p;
+    neap_dbg_head_t *h = neap_dbg_check(u, func);
+    uintptr_t b = u - h->lead;
+    size_t usable = _neap_usable_generic((void *)b);
+    if (usable == 0)   /* the header says LIVE, the core disagrees: a forged header */
+        neap_dbg_fatal(func, "invalid pointer (its block is not allocated)", u, h, true, 0, NULL, 0);
+    if (usable <= NEAP_LARGE_MAX) {
+        /* the fill, and after it the mark of a block freed here at this
+         * size (a block of another size at b later, or a fresh one, has no
+         * such mark, and no fill to check) */
+        memset((void *)(b + 32), NEAP_DBG_DEAD, usable - 32);
+        *(uint64_t *)(b + 8) = neap_dbg_tag(b + usable, false);
+    }
+    /* a second free of u finds FREED; a lead larger than 32 puts the state
+     * in the fill, and a second free is then told as not LIVE */
+    if (h->lead == NEAP_DBG_LEAD || usable > NEAP_LARGE_MAX) h->state = neap_dbg_tag(u, false);
+    _neap_free_unchecked((void *)b, func);
+}
+
+void *_neap_debug_realloc(void *p, size_t size, uintptr_t caller) {
+    if (p == NULL) return _neap_debug_malloc(size, false, 0, caller);
+    neap_dbg_head_t *h = neap_dbg_check((uintptr_t)p, "realloc");
+    void *q = _neap_debug_malloc(size, false, 0, caller);
+    if (q == NULL) return NULL;   /* p untouched, errno ENOMEM */
+    memcpy(q, p, size < h->size ? size : h->size);
+    _neap_debug_free(p, "realloc");
+    return q;
+}
+
+/* The header of p if p is a live block of the debug mode, else NULL;
+ * reads only neap's memory (what free's checks ask first). */
+static const neap_dbg_head_t *neap_dbg_live(const void *p) {
+    uintptr_t u = (uintptr_t)p;
+    if (p == NULL || (u & 15) != 0 || u < NEAP_DBG_LEAD || _neap_map_kind(u) == NEAP_MAP_NONE ||
+        _neap_map_kind(u - NEAP_DBG_LEAD) == NEAP_MAP_NONE)
+        return NULL;
+    const neap_dbg_head_t *h = neap_dbg_head(u);
+    return h->state == neap_dbg_tag(u, true) ? h : NULL;
+}
+
+size_t _neap_debug_usable(const void *p) {
+    const neap_dbg_head_t *h = neap_dbg_live(p);
+    return h ? h->size : 0;
+}
+
+bool _neap_debug_owns(const void *p) {
+    return neap_dbg_live(p) != NULL;
+}
