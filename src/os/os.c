@@ -46,9 +46,11 @@
  *                                 only where neap is whole, e.g. at exit)
  *   _neap_os_addr_name(a)         dladdr: the function and module of a code
  *                                 address, for the debug mode's messages
+ *   _neap_os_fail_maps(n, every)  tests only: the nth mapping call from now
+ *                                 on fails (ENOMEM), or every one from it
  *
- * Nothing here calls malloc (but the dynamic linker behind _neap_os_symbol), and nothing above this file includes
- * <sys/mman.h> or <unistd.h>.
+ * Nothing here calls malloc (but the dynamic linker behind _neap_os_symbol
+ * may), and nothing above this file includes <sys/mman.h> or <unistd.h>.
  */
 #include "os/os.h"
 
@@ -72,7 +74,68 @@
 
 extern char **environ;
 
-void *_neap_os_map(size_t size) {
+/* ---------------------------------------------------------------------------
+ * Injected mapping failures (tests only, os.h).  Armed, every call of
+ * _neap_os_map, _neap_os_map_aligned, _neap_os_map_shared and _neap_os_remap
+ * is counted (one each, whatever system calls it makes inside), the chosen
+ * one fails as the kernel refuses a mapping, and with `every` each one after
+ * it too; the bytes mapped and unmapped through this file are summed, so a
+ * test can hold the library's own accounts against them.  Unarmed, a mapping
+ * call costs one relaxed load and a branch always taken the same way.
+ * ------------------------------------------------------------------------- */
+static _Atomic int neap_fail_armed;
+static _Atomic int neap_fail_every;
+static _Atomic uint64_t neap_fail_at;       /* the failing call, 1 the first; 0 none */
+static _Atomic uint64_t neap_fail_calls;    /* mapping calls since armed */
+static _Atomic uint64_t neap_fail_failed;   /* of them made to fail */
+static _Atomic int64_t neap_fail_net;       /* bytes mapped less bytes unmapped since armed */
+
+void _neap_os_fail_maps(uint64_t n, bool every) {
+    atomic_store(&neap_fail_armed, 0);
+    atomic_store(&neap_fail_calls, 0);
+    atomic_store(&neap_fail_failed, 0);
+    atomic_store(&neap_fail_net, 0);
+    atomic_store(&neap_fail_at, n);
+    atomic_store(&neap_fail_every, every);
+    atomic_store(&neap_fail_armed, 1);
+}
+
+void _neap_os_fail_maps_stop(void) {
+    atomic_store(&neap_fail_at, 0);
+    atomic_store(&neap_fail_every, 0);
+}
+
+void _neap_os_fail_maps_off(void) {
+    atomic_store(&neap_fail_armed, 0);
+}
+
+void _neap_os_fail_maps_count(uint64_t *calls, uint64_t *failed, int64_t *net_bytes) {
+    if (calls) *calls = atomic_load(&neap_fail_calls);
+    if (failed) *failed = atomic_load(&neap_fail_failed);
+    if (net_bytes) *net_bytes = atomic_load(&neap_fail_net);
+}
+
+/* Counts a mapping call; true: it is to fail. */
+static neap_noinline bool neap_fail_this(void) {
+    uint64_t k = atomic_fetch_add(&neap_fail_calls, 1) + 1;
+    uint64_t at = atomic_load_explicit(&neap_fail_at, memory_order_relaxed);
+    if (at == 0 || k < at || (k > at && !atomic_load_explicit(&neap_fail_every, memory_order_relaxed)))
+        return false;
+    atomic_fetch_add(&neap_fail_failed, 1);
+    return true;
+}
+
+neap_inline bool neap_fail_inject(void) {
+    return neap_unlikely(atomic_load_explicit(&neap_fail_armed, memory_order_relaxed)) && neap_fail_this();
+}
+
+/* Bytes mapped (+) or unmapped (-) through this file, while armed. */
+neap_inline void neap_fail_account(int64_t bytes) {
+    if (neap_unlikely(atomic_load_explicit(&neap_fail_armed, memory_order_relaxed)))
+        atomic_fetch_add(&neap_fail_net, bytes);
+}
+
+static void *neap_os_mmap(size_t size) {
     int saved = errno;
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) {
@@ -83,29 +146,52 @@ void *_neap_os_map(size_t size) {
     return p;
 }
 
+static void neap_os_munmap(void *p, size_t size) {
+    int saved = errno;
+    if (munmap(p, size) != 0) _neap_warning("munmap failed", NULL);
+    errno = saved;
+}
+
+void *_neap_os_map(size_t size) {
+    if (neap_fail_inject()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = neap_os_mmap(size);
+    if (p != NULL) neap_fail_account((int64_t)size);
+    return p;
+}
+
 void *_neap_os_map_aligned(size_t size, size_t align) {
     if (size + align < size) return NULL;
+    if (neap_fail_inject()) {
+        errno = ENOMEM;
+        return NULL;
+    }
     /* First try: the kernel often places mappings next to the last one, so a
      * plain mapping is already aligned when the previous one was. */
-    void *p = _neap_os_map(size);
+    void *p = neap_os_mmap(size);
     if (p == NULL) return NULL;
-    if (((uintptr_t)p & (align - 1)) == 0) return p;
-    _neap_os_unmap(p, size);
+    if (((uintptr_t)p & (align - 1)) == 0) {
+        neap_fail_account((int64_t)size);
+        return p;
+    }
+    neap_os_munmap(p, size);
     size_t over = size + align - NEAP_PAGE_SIZE;
-    char *raw = _neap_os_map(over);
+    char *raw = neap_os_mmap(over);
     if (raw == NULL) return NULL;
     uintptr_t start = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
     size_t lead = start - (uintptr_t)raw;
     size_t tail = over - lead - size;
-    if (lead) _neap_os_unmap(raw, lead);
-    if (tail) _neap_os_unmap((char *)start + size, tail);
+    if (lead) neap_os_munmap(raw, lead);
+    if (tail) neap_os_munmap((char *)start + size, tail);
+    neap_fail_account((int64_t)size);
     return (void *)start;
 }
 
 void _neap_os_unmap(void *p, size_t size) {
-    int saved = errno;
-    if (munmap(p, size) != 0) _neap_warning("munmap failed", NULL);
-    errno = saved;
+    neap_os_munmap(p, size);
+    neap_fail_account(-(int64_t)size);
 }
 
 bool _neap_os_is_mapped(const void *p) {
@@ -255,11 +341,15 @@ void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size) {
  * pages themselves move, so nothing is copied.  NULL on failure, with the
  * old mapping untouched. */
 void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest) {
+    if (neap_fail_inject()) return NULL;
     int saved = errno;
     void *q = dest ? mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, dest)
                    : mremap(p, old_size, new_size, 0);
     errno = saved;
-    return q == MAP_FAILED ? NULL : q;
+    if (q == MAP_FAILED) return NULL;
+    /* moved onto dest: dest's own new_size bytes are gone with it */
+    neap_fail_account((int64_t)new_size - (int64_t)old_size - (dest ? (int64_t)new_size : 0));
+    return q;
 }
 
 uint64_t _neap_os_clock_ns(void) {
@@ -539,8 +629,14 @@ bool _neap_os_addr_name(uintptr_t addr, char *buf, size_t cap) {
 }
 
 void *_neap_os_map_shared(size_t size) {
+    if (neap_fail_inject()) {
+        errno = ENOMEM;
+        return NULL;
+    }
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED) return NULL;
+    neap_fail_account((int64_t)size);
+    return p;
 }
 
 long _neap_os_fork(void) {

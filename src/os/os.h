@@ -109,6 +109,19 @@ NEAP_INTERNAL long _neap_os_fork(void);
 NEAP_INTERNAL int _neap_os_wait(long pid, int *status);   /* 0, or -1 (errno) */
 NEAP_INTERNAL bool _neap_os_exited(int status, int *code); /* true: exit code; false: signal */
 NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_exit(int code);
+/* Tests only: out of memory on demand.  From this call on, the calls that
+ * map (_neap_os_map, _map_aligned, _map_shared, _remap; one count each) are
+ * counted, and the nth of them (1: the next one) fails as the kernel refuses
+ * a mapping: NULL and ENOMEM (remap: NULL, errno kept, the mapping as it
+ * was); with `every`, each one after it fails too.  n = 0: none fails, the
+ * calls are only counted.  _stop: none fails from now on, the counting goes
+ * on; _off disarms (the counts stay readable).
+ * _count: calls counted, of them failed, and the bytes mapped less the bytes
+ * unmapped through this file while armed. */
+NEAP_INTERNAL void _neap_os_fail_maps(uint64_t n, bool every);
+NEAP_INTERNAL void _neap_os_fail_maps_stop(void);
+NEAP_INTERNAL void _neap_os_fail_maps_off(void);
+NEAP_INTERNAL void _neap_os_fail_maps_count(uint64_t *calls, uint64_t *failed, int64_t *net_bytes);
 
 /* ---------------------------------------------------------------------------
  * diag.c -- formatting without allocation, and diagnostics on fd 2

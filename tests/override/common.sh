@@ -5,8 +5,10 @@
 # both.  The test script defines a function `scenario` that does its work in
 # the current directory and prefixes every command that should run on neap
 # with "${RUN[@]}": empty-handed (`env`) in the plain run, `env LD_PRELOAD=...
-# NEAP_SHOW_STATS=1 NEAP_STATS_FD=9 NEAP_EXPECT=1` in the neap run.  Input files that both
-# runs share are made once, by plain programs, in $DATA.
+# NEAP_SHOW_STATS=1 NEAP_STATS_FD=9 NEAP_EXPECT=1` in the neap run (or the
+# same settings and `neap run --lib LIB --` when the test sets NEAP_CMD).
+# Input files that both runs share are made once, by plain programs, in
+# $DATA.
 #
 # That the preload took effect is checked, not assumed: with NEAP_SHOW_STATS=1
 # every process that ran on neap prints "neap <version> statistics" at exit,
@@ -49,15 +51,21 @@ setup() {
     mkdir -p "$DATA" "$WORK/plain" "$WORK/neap"
     # the same environment for both runs, apart from the preload
     export LC_ALL=C TZ=UTC
-    unset LD_PRELOAD NEAP_SHOW_STATS NEAP_EXPECT NEAP_STATS_FD
+    unset LD_PRELOAD NEAP_SHOW_STATS NEAP_EXPECT NEAP_STATS_FD NEAP_BACKGROUND NEAP_PUBLISH \
+          NEAP_RUN_PID
     exec 9>&- # the scenario gets a descriptor 9 of its own
 }
 
 # run_one MODE: runs `scenario` in $WORK/MODE, stdout to $WORK/MODE.out,
-# stderr to $WORK/MODE.err
+# stderr to $WORK/MODE.err.  A test that sets NEAP_CMD (the neap command)
+# has its neap run go through `neap run --lib LIB --` instead of a bare
+# preload: the library as users get it, with the background thread and
+# published statistics on.
 run_one() {
     local mode=$1 start end
-    if [ "$mode" = neap ]; then
+    if [ "$mode" = neap ] && [ -n "${NEAP_CMD:-}" ]; then
+        RUN=(env NEAP_SHOW_STATS=1 NEAP_STATS_FD=9 NEAP_EXPECT=1 "$NEAP_CMD" run -q --lib "$LIB" --)
+    elif [ "$mode" = neap ]; then
         RUN=(env "LD_PRELOAD=$LIB" NEAP_SHOW_STATS=1 NEAP_STATS_FD=9 NEAP_EXPECT=1)
     else
         RUN=(env)

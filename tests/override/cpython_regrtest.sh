@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# cpython_regrtest.sh LIB -- a subset of CPython's own regression tests
-# (`python3 -m test`) on neap.  Both runs set PYTHONMALLOC=malloc, so that
+# cpython_regrtest.sh LIB [NEAP] -- a subset of CPython's own regression tests
+# (`python3 -m test`) on neap: on the preloaded library (LIB alone), or, given
+# the neap command, under `neap run --lib LIB -- python3 -m test ...`, as
+# users run it: the background thread giving pages back on time and every
+# process publishing its statistics each second (NEAP_BACKGROUND=1 and
+# NEAP_PUBLISH=1000, which neap run sets), in regrtest's worker processes
+# too.  Both runs set PYTHONMALLOC=malloc, so that
 # Python's objects, not only its big buffers, come from malloc: from the C
 # library's in the plain run and from neap's in the neap run.  The output
 # compared is not regrtest's own (it has timings, a load average and a random
@@ -62,8 +67,22 @@
 # test_bigmem does nothing without -M and with it needs gigabytes.
 # No -u resources are enabled (regrtest's default), so the "cpu" and
 # "largefile" parts are skipped, alike in both runs.
+#
+# Under neap run, a smaller set (about 28 s a run): the tests above where
+# the background thread and the publisher meet the program's own threads,
+# forks and frees (test_threading, test_thread, test_fork1, test_gc,
+# test_weakref, test_capi, test_tracemalloc, test_sys, test_mmap), and a
+# few of the allocation-heavy ones (test_list, test_unicode, test_dict,
+# test_set, test_bytes, test_json, test_pickle, test_array, test_deque,
+# test_decimal, test_ctypes, test_sqlite3, test_zlib, test_memoryview);
+# test_io, the slowest, and the rest are left to the preload run.
 . "$(dirname "$0")/common.sh"
 setup "$@"
+NEAP_CMD=${2:-}
+if [ -n "$NEAP_CMD" ]; then
+    NEAP_CMD=$(cd "$(dirname "$NEAP_CMD")" && pwd)/$(basename "$NEAP_CMD")
+    [ -x "$NEAP_CMD" ] || fail "no neap command at $NEAP_CMD"
+fi
 need python3
 # the interpreter itself, not a wrapper script (pyenv shims are shell scripts)
 PY=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 does not run"
@@ -74,6 +93,12 @@ TESTS=(test_list test_tuple test_unicode test_string test_io test_mmap
        test_threading test_thread test_fork1 test_decimal test_long test_ctypes
        test_sqlite3 test_zlib test_bz2 test_lzma test_hashlib test_xml_etree_c
        test_collections test_itertools test_memoryview)
+if [ -n "$NEAP_CMD" ]; then
+    TESTS=(test_threading test_thread test_fork1 test_gc test_weakref test_capi
+           test_tracemalloc test_sys test_mmap test_list test_unicode test_dict
+           test_set test_bytes test_json test_pickle test_array test_deque
+           test_decimal test_ctypes test_sqlite3 test_zlib test_memoryview)
+fi
 
 # regrtest and every chosen test must be there (Debian's libpython3.X-stdlib
 # has test.support and test.libregrtest but not the tests themselves)
@@ -95,6 +120,18 @@ fi
 
 export PYTHONMALLOC=malloc PYTHONDONTWRITEBYTECODE=1
 unset PYTHONHASHSEED PYTHONSTARTUP
+
+# neap run must hand the interpreter what it promises: the preload, the
+# background thread, publishing, the run's pid
+if [ -n "$NEAP_CMD" ]; then
+    got=$("$NEAP_CMD" run -q --lib "$LIB" -- "$PY" -c 'import os, sys
+print(os.environ.get("NEAP_BACKGROUND"), os.environ.get("NEAP_PUBLISH"),
+      os.environ.get("NEAP_RUN_PID") == str(os.getpid()),
+      os.environ.get("LD_PRELOAD", "").split(":")[0] == sys.argv[1])' "$LIB" 2>&1) ||
+        fail "neap run python3 failed: $got"
+    [ "$got" = "1 1000 True True" ] ||
+        fail "under neap run the interpreter sees NEAP_BACKGROUND NEAP_PUBLISH, pid, preload: $got"
+fi
 
 # test_threading's test_import_from_another_thread asserts that `python -I`
 # starts without importing threading; a .pth file in site-packages that imports
