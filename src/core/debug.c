@@ -21,7 +21,7 @@
  *   free; anything else: not a block of the debug mode, or the bytes before
  *   it overwritten -- an underflow), the pad and the 16 guard bytes after
  *   the data intact (else an overflow: how many bytes, and where).  Then,
- *   for a block of at most NEAP_LARGE_MAX, the raw block from b + 32 to its
+ *   for a block of a small or medium pool, the raw block from b + 32 to its
  *   end is filled with 0xDD, and b + 8 takes a keyed mark of (b, raw usable
  *   size); state says FREED (for lead 32 it lies before the fill, with the
  *   caller: a second free is told as one), and the raw block goes back to
@@ -32,8 +32,16 @@
  *   malloc: a raw block whose b + 8 holds the mark for its address and
  *   usable size was freed here at that size: its fill must be intact, else
  *   it was written after its free (a use after free: how many bytes, the
- *   first offset).  Every block's header or padding covers b + 8 while it
- *   lives, so no mark outlives the next use of b.
+ *   first offset).  A mark must live only in a block freed here, never be
+ *   one left from an older use of the pages at another address or size:
+ *   malloc writes every byte of a raw block of at most NEAP_LARGE_MAX
+ *   (header, data, guard, and the slack after it), and a pool's blocks
+ *   are cleared as they are carved (heap.c, neap_pool_extend), so that
+ *   whatever a page held before is gone by the time a pool block there is
+ *   handed out.  Large runs, page-sized blocks and huge blocks are not
+ *   filled at free nor checked at reuse: their pages may be split among
+ *   other runs meanwhile and come together again at the same address and
+ *   size, with a stale mark; their guards are checked as any block's.
  *
  *   The pool of every raw block carries NEAP_POOL_CHECKED, so that free's
  *   fast path sends each free to _neap_free_generic, which comes here.  The
@@ -206,7 +214,8 @@ void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller)
     uintptr_t b = (uintptr_t)p, u = b + lead;
     size_t usable = _neap_usable_generic(p);
     neap_assert(usable >= raw);
-    if (usable <= NEAP_LARGE_MAX && *(const uint64_t *)(b + 8) == neap_dbg_tag(b + usable, false)) {
+    neap_pool_t *pool = _neap_block_pool(p);
+    if (pool != NULL && *(const uint64_t *)(b + 8) == neap_dbg_tag(b + usable, false)) {
         /* freed here, as a block of this size: its fill must be whole;
          * offsets from the block the program had (at lead 32) */
         size_t first = 0;
@@ -228,7 +237,6 @@ void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller)
             _neap_os_abort();
         }
     }
-    neap_pool_t *pool = _neap_block_pool(p);
     if (pool != NULL && !(__atomic_load_n(&pool->flags, __ATOMIC_RELAXED) & NEAP_POOL_CHECKED))
         __atomic_fetch_or(&pool->flags, (uint16_t)NEAP_POOL_CHECKED, __ATOMIC_RELAXED);
     memset((void *)b, NEAP_DBG_PAD, lead - NEAP_DBG_LEAD);
@@ -239,7 +247,11 @@ void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller)
     memset(h->pad, NEAP_DBG_PAD, sizeof h->pad);
     h->state = neap_dbg_tag(u, true);
     memset((void *)u, zero ? 0 : NEAP_DBG_NEW, size);
-    memset((void *)(u + size), NEAP_DBG_PAD, NEAP_DBG_GUARD);
+    /* the guard, and the rest of the raw block too: every byte of a live
+     * block is written, so that no mark of an older block at another
+     * address and size (from before the pages were carved anew) outlives
+     * it to be taken for this one's later */
+    memset((void *)(u + size), NEAP_DBG_PAD, usable <= NEAP_LARGE_MAX ? usable - lead - size : NEAP_DBG_GUARD);
     return (void *)u;
 }
 
@@ -251,22 +263,33 @@ void _neap_debug_free(void *p, const char *func) {
     size_t usable = _neap_usable_generic((void *)b);
     if (usable == 0)   /* the header says LIVE, the core disagrees: a forged header */
         neap_dbg_fatal(func, "invalid pointer (its block is not allocated)", u, h, true, 0, NULL, 0);
-    if (usable <= NEAP_LARGE_MAX) {
-        /* the fill, and after it the mark of a block freed here at this
-         * size (a block of another size at b later, or a fresh one, has no
-         * such mark, and no fill to check) */
+    bool pooled = _neap_block_pool((void *)b) != NULL;
+    if (pooled) {
+        /* the fill, and the mark of a block freed here at this size (a
+         * block of another size at b later, or a fresh one, has no such
+         * mark, and no fill to check) */
         memset((void *)(b + 32), NEAP_DBG_DEAD, usable - 32);
         *(uint64_t *)(b + 8) = neap_dbg_tag(b + usable, false);
     }
     /* a second free of u finds FREED; a lead larger than 32 puts the state
-     * in the fill, and a second free is then told as not LIVE */
-    if (h->lead == NEAP_DBG_LEAD || usable > NEAP_LARGE_MAX) h->state = neap_dbg_tag(u, false);
+     * in a pool block's fill, and a second free is then told as not LIVE */
+    if (h->lead == NEAP_DBG_LEAD || !pooled) h->state = neap_dbg_tag(u, false);
     _neap_free_unchecked((void *)b, func);
 }
 
 void *_neap_debug_realloc(void *p, size_t size, uintptr_t caller) {
     if (p == NULL) return _neap_debug_malloc(size, false, 0, caller);
     neap_dbg_head_t *h = neap_dbg_check((uintptr_t)p, "realloc");
+    uintptr_t u = (uintptr_t)p, b = u - h->lead;
+    size_t usable = _neap_usable_generic((void *)b);
+    if (size <= ((size_t)1 << NEAP_ADDR_BITS) && h->lead + size + NEAP_DBG_GUARD <= usable && size >= h->size / 2) {
+        /* in place, as the core would: the growth filled as new, the guard
+         * (and the slack, as malloc does) moved to the new end */
+        if (size > h->size) memset((void *)(u + h->size), NEAP_DBG_NEW, size - h->size);
+        h->size = size;
+        memset((void *)(u + size), NEAP_DBG_PAD, usable <= NEAP_LARGE_MAX ? usable - h->lead - size : NEAP_DBG_GUARD);
+        return p;
+    }
     void *q = _neap_debug_malloc(size, false, 0, caller);
     if (q == NULL) return NULL;   /* p untouched, errno ENOMEM */
     memcpy(q, p, size < h->size ? size : h->size);

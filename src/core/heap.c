@@ -306,6 +306,7 @@ void _neap_classes_init(void) {
 
 size_t neap_good_size(size_t size) {
     if (!atomic_load_explicit(&_neap_initialized, memory_order_acquire)) _neap_process_init();
+    if (neap_unlikely(neap_debug_mode())) return size;   /* usable is what was asked (debug.c) */
     if (size <= NEAP_MEDIUM_MAX) return _neap_class[_neap_class_of(size)].size;
     if (size <= NEAP_LARGE_MAX) return (size + NEAP_PAGE_MASK) & ~NEAP_PAGE_MASK;
     if (size > SIZE_MAX - 2 * NEAP_PAGE_SIZE) return size;
@@ -755,6 +756,10 @@ static neap_block_t *neap_pool_extend(neap_pool_t *pool) {
     size_t left = (size_t)(k->capacity - pool->bumped);
     if (n > left) n = left;
     char *start = (char *)pool + k->first + (size_t)pool->bumped * k->size;
+    /* the debug mode marks the blocks it frees (debug.c): none of an older
+     * carving of these pages, at other addresses, may outlive this one */
+    if (neap_unlikely(atomic_load_explicit(&_neap_debug_state, memory_order_relaxed) == 2))
+        memset(start, 0, n * k->size);
     for (size_t i = 0; i + 1 < n; i++) ((neap_block_t *)(start + i * k->size))->next = (neap_block_t *)(start + (i + 1) * k->size);
     ((neap_block_t *)(start + (n - 1) * k->size))->next = NULL;
     pool->free = (neap_block_t *)start;
