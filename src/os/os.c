@@ -41,6 +41,9 @@
  *                                 a zombie the kernel counts: not counted);
  *                                 -1 when /proc cannot tell
  *   _neap_os_thread_name(s)       names the calling thread (ps -L, top -H)
+ *   _neap_os_random(buf, n)       n bytes from the kernel's random source
+ *                                 (getrandom, never blocks): false if it
+ *                                 could not fill them
  *
  * Nothing here calls malloc, and nothing above this file includes
  * <sys/mman.h> or <unistd.h>.
@@ -522,4 +525,11 @@ bool _neap_os_exited(int status, int *code) {
 
 void _neap_os_exit(int code) {
     _exit(code);
+}
+
+bool _neap_os_random(void *buf, size_t n) {
+    int saved = errno;
+    long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
+    errno = saved;
+    return r == (long)n;
 }

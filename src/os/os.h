@@ -100,6 +100,7 @@ NEAP_INTERNAL long _neap_os_fork(void);
 NEAP_INTERNAL int _neap_os_wait(long pid, int *status);   /* 0, or -1 (errno) */
 NEAP_INTERNAL bool _neap_os_exited(int status, int *code); /* true: exit code; false: signal */
 NEAP_INTERNAL __attribute__((noreturn)) void _neap_os_exit(int code);
+NEAP_INTERNAL bool _neap_os_random(void *buf, size_t n);   /* getrandom; false: not filled */
 
 /* ---------------------------------------------------------------------------
  * diag.c -- formatting without allocation, and diagnostics on fd 2
