@@ -269,7 +269,32 @@ void _neap_heap_unhold(neap_heap_t *h) {
  *   keeps the last one freed per class (SPARE), so that a block allocated
  *   and freed over and over does not take and release pages each time.
  * ------------------------------------------------------------------------- */
+#if NEAP_HARDENED
+uintptr_t _neap_keys[2];
+
+/* The hardened build's keys, from the kernel's random source; should it
+ * fail, from the clock and addresses that ASLR places (weaker, not fixed). */
+static void neap_keys_init(void) {
+    uintptr_t k[2];
+    if (!_neap_os_random(k, sizeof k)) {
+        uint64_t t = _neap_os_clock_ns();
+        k[0] = (uintptr_t)t * 0x9E3779B97F4A7C15ull ^ (uintptr_t)&k ^ (uintptr_t)&_neap_keys;
+        k[1] = (k[0] ^ (uintptr_t)_neap_os_getpid() << 32 ^ (uintptr_t)_neap_os_realtime_ms()) *
+               0xBF58476D1CE4E5B9ull;
+    }
+    _neap_keys[0] = k[0];
+    _neap_keys[1] = k[1] | 1;   /* odd: a tag is never 0 (internal.h) */
+}
+#endif
+
+int neap_hardened(void) {
+    return NEAP_HARDENED;
+}
+
 void _neap_classes_init(void) {
+#if NEAP_HARDENED
+    neap_keys_init();   /* before any block is handed out: process start, once */
+#endif
     for (size_t c = 1; c <= NEAP_CLASS_MAX; c++) {
         size_t size;
         if (c <= NEAP_SMALL_CLASSES) size = c * 16;

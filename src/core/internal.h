@@ -178,8 +178,19 @@ enum {
  * Types
  * ------------------------------------------------------------------------- */
 typedef struct neap_block_s {
-    struct neap_block_s *next;   /* next free block */
+    struct neap_block_s *next;   /* next free block (hardened: encoded) */
 } neap_block_t;
+
+/* The hardened build (-DNEAP_HARDENED=ON; internal.h's opening comment). */
+#ifndef NEAP_HARDENED
+#define NEAP_HARDENED 0
+#endif
+#if NEAP_HARDENED
+/* Per-process random keys, set once at process start (heap.c,
+ * _neap_classes_init) before any block is handed out, never changed:
+ * [0] for free-list links, [1] for freed tags (odd). */
+extern NEAP_INTERNAL uintptr_t _neap_keys[2];
+#endif
 
 typedef struct neap_heap_s neap_heap_t;
 typedef struct neap_arena_s neap_arena_t;
