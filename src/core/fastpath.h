@@ -49,7 +49,7 @@ neap_inline void *neap_malloc_plain(size_t size) {
         neap_pool_t *pool = h->direct[_neap_small_class(size)];
         neap_block_t *b = pool->free;
         if (neap_likely(b != NULL)) {
-            pool->free = b->next;
+            pool->free = _neap_pool_link(pool, b);
             pool->used++;
             return b;
         }
@@ -103,7 +103,7 @@ neap_inline bool neap_free_try(void *p) {
     uint32_t t = neap_pool_tag(pool);
     neap_block_t *next = pool->local_free;
     if (neap_unlikely(NEAP_POOL_TAG_UNUSUAL(t) || (neap_block_t *)p == next)) return false;
-    ((neap_block_t *)p)->next = next;
+    _neap_link_set((neap_block_t *)p, next);
     pool->local_free = (neap_block_t *)p;
     pool->used = (uint16_t)(t - 1);
     return true;

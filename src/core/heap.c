@@ -287,6 +287,22 @@ static void neap_keys_init(void) {
 }
 #endif
 
+#if NEAP_HARDENED
+void _neap_fatal_link(const void *where, const void *block, uintptr_t next, bool remote) {
+    char msg[320];
+    neap_buf_t b = {msg, 0, sizeof msg};
+    _neap_buf_str(&b, remote ? "neap: remote free list corrupted: block " : "neap: free list corrupted: block ");
+    _neap_buf_hex(&b, (uintptr_t)block);
+    _neap_buf_str(&b, remote ? " of arena " : " of pool ");
+    _neap_buf_hex(&b, (uintptr_t)where);
+    _neap_buf_str(&b, " links to ");
+    _neap_buf_hex(&b, next);
+    _neap_buf_str(&b, " (a freed block was overwritten: use after free or a buffer overflow)\n");
+    _neap_os_write(2, msg, b.len);
+    _neap_os_abort();
+}
+#endif
+
 int neap_hardened(void) {
     return NEAP_HARDENED;
 }
@@ -780,8 +796,9 @@ static neap_block_t *neap_pool_extend(neap_pool_t *pool) {
     size_t left = (size_t)(k->capacity - pool->bumped);
     if (n > left) n = left;
     char *start = (char *)pool + k->first + (size_t)pool->bumped * k->size;
-    for (size_t i = 0; i + 1 < n; i++) ((neap_block_t *)(start + i * k->size))->next = (neap_block_t *)(start + (i + 1) * k->size);
-    ((neap_block_t *)(start + (n - 1) * k->size))->next = NULL;
+    for (size_t i = 0; i + 1 < n; i++)
+        _neap_link_set((neap_block_t *)(start + i * k->size), (neap_block_t *)(start + (i + 1) * k->size));
+    _neap_link_set((neap_block_t *)(start + (n - 1) * k->size), NULL);
     pool->free = (neap_block_t *)start;
     neap_store_relaxed(pool->bumped, (uint16_t)(pool->bumped + n));
     return pool->free;
@@ -912,7 +929,7 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
             }
             if (neap_likely(b != NULL)) {
                 neap_assert(neap_pool_out(h, pool) < _neap_class[pool->cls].capacity);
-                pool->free = b->next;
+                pool->free = _neap_pool_link(pool, b);
                 pool->used++;
                 return b;
             }
@@ -1085,7 +1102,7 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
     if (neap_unlikely(neap_pool_out(h, pool) == 0 || b == pool->local_free || b == pool->free))
         _neap_fatal_pointer(func, b, "double free detected on");
     neap_assert_internal(neap_pool_out(h, pool) <= pool->bumped && pool->bumped <= _neap_class[pool->cls].capacity);
-    b->next = pool->local_free;
+    _neap_link_set(b, pool->local_free);
     pool->local_free = b;
     pool->used--;
     if (state == NEAP_PS_FULL) {
@@ -1102,7 +1119,7 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
 static void neap_free_remote(neap_arena_t *a, neap_block_t *b) {
     neap_block_t *head = atomic_load_explicit(&a->remote, memory_order_relaxed);
     do {
-        b->next = head;
+        _neap_link_set(b, head);
     } while (!atomic_compare_exchange_weak(&a->remote, &head, b));
     if (head == NULL) {
         neap_heap_t *owner = atomic_load(&a->owner);
@@ -1111,12 +1128,25 @@ static void neap_free_remote(neap_arena_t *a, neap_block_t *b) {
     }
 }
 
+/* The link of block b on arena a's remote stack: in the hardened build
+ * decoded, and NULL or inside the arena, else the process ends. */
+static inline neap_block_t *neap_remote_link(const neap_arena_t *a, const neap_block_t *b) {
+    neap_block_t *next = _neap_link_get(b);
+#if NEAP_HARDENED
+    if (neap_unlikely(_neap_arena_of((uintptr_t)next) != a) && next != NULL)
+        _neap_fatal_link(a, b, (uintptr_t)next, true);
+#else
+    (void)a;
+#endif
+    return next;
+}
+
 /* Applies the frees other threads left in arena a. */
 static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
     neap_block_t *b = atomic_exchange(&a->remote, NULL);
     if (b) neap_handover();   /* these blocks' frees come before their reuse */
     while (b) {
-        neap_block_t *next = b->next;
+        neap_block_t *next = neap_remote_link(a, b);
         /* each block's link is a cache miss (another thread wrote it last):
          * the next one's is fetched while this one is freed */
         if (next) __builtin_prefetch(next);
@@ -1135,7 +1165,7 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
     neap_block_t *b = p, *next = pool->local_free;
     uint32_t used = pool->used;
     if (b == next || b == pool->free || used <= 1) return false;
-    b->next = next;
+    _neap_link_set(b, next);
     pool->local_free = b;
     pool->used = (uint16_t)(used - 1);
     return true;
@@ -1204,7 +1234,7 @@ void _neap_free_full(void *p) {
     neap_block_t *b = p;
     neap_assert_internal(!pool->linked && pool->free == NULL && pool->local_free == NULL && pool->used >= 1 &&
                          h->direct[pool->cls] != pool);
-    b->next = NULL;
+    _neap_link_set(b, NULL);
     pool->local_free = b;
     pool->used--;
     neap_pool_set_state(pool, NEAP_PS_POOL);
@@ -1254,9 +1284,9 @@ size_t _neap_usable_generic(const void *p) {
 
 /* Whether p is on one of pool's free lists (the owner's thread). */
 static bool neap_pool_lists_hold(const neap_pool_t *pool, const void *p) {
-    for (const neap_block_t *b = pool->free; b; b = b->next)
+    for (const neap_block_t *b = pool->free; b; b = _neap_pool_link(pool, b))
         if (b == p) return true;
-    for (const neap_block_t *b = pool->local_free; b; b = b->next)
+    for (const neap_block_t *b = pool->local_free; b; b = _neap_pool_link(pool, b))
         if (b == p) return true;
     return false;
 }
@@ -1289,7 +1319,7 @@ bool _neap_is_free_local(const void *p) {
 static bool neap_pool_block_free(const neap_pool_t *pool, const neap_block_t *b) {
     neap_heap_t *h = _neap_tl_heap;
     if (neap_pool_out(h, pool) == 0 || b == pool->local_free || b == pool->free) return true;
-    uintptr_t link = (uintptr_t)b->next;
+    uintptr_t link = (uintptr_t)_neap_link_get(b);
     if (link != 0 && !neap_pool_block_ok(pool, link)) return false;
     return neap_pool_lists_hold(pool, b);
 }

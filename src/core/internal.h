@@ -192,6 +192,32 @@ typedef struct neap_block_s {
 extern NEAP_INTERNAL uintptr_t _neap_keys[2];
 #endif
 
+/* A free block's link as stored: in the hardened build, next ^ (the slot's
+ * address >> 12) ^ key 0 (NULL too is stored so); in the plain build, next
+ * itself.  Every write of neap_block_t.next goes through _neap_link_set and
+ * every read through _neap_link_get, or through the checked readers below
+ * where a list is popped. */
+neap_inline void _neap_link_set(neap_block_t *slot, neap_block_t *next) {
+#if NEAP_HARDENED
+    slot->next = (neap_block_t *)((uintptr_t)next ^ ((uintptr_t)slot >> NEAP_PAGE_SHIFT) ^ _neap_keys[0]);
+#else
+    slot->next = next;
+#endif
+}
+neap_inline neap_block_t *_neap_link_get(const neap_block_t *slot) {
+#if NEAP_HARDENED
+    return (neap_block_t *)((uintptr_t)slot->next ^ ((uintptr_t)slot >> NEAP_PAGE_SHIFT) ^ _neap_keys[0]);
+#else
+    return slot->next;
+#endif
+}
+#if NEAP_HARDENED
+/* A decoded link that leads out of its list's pool (or arena, for the
+ * remote stack): the process ends with "free list corrupted" (heap.c). */
+NEAP_INTERNAL __attribute__((noreturn, cold)) void _neap_fatal_link(const void *where, const void *block,
+                                                                    uintptr_t next, bool remote);
+#endif
+
 typedef struct neap_heap_s neap_heap_t;
 typedef struct neap_arena_s neap_arena_t;
 
@@ -225,6 +251,22 @@ typedef struct neap_pool_s {
     uint32_t empty_since;        /* on the empty list: the heap's clock (ms, low
                                     32 bits) when it got there */
 } neap_pool_t;
+
+/* The link of block b, popped from (or walked on) a free list of pool:
+ * in the hardened build decoded, and NULL or inside the pool past its
+ * header, else the process ends (an overwritten link is reported, never
+ * followed). */
+neap_inline neap_block_t *_neap_pool_link(const neap_pool_t *pool, const neap_block_t *b) {
+    neap_block_t *next = _neap_link_get(b);
+#if NEAP_HARDENED
+    uintptr_t off = (uintptr_t)next - (uintptr_t)pool - pool->first;
+    if (neap_unlikely(off >= ((uintptr_t)pool->npages << NEAP_PAGE_SHIFT) - pool->first) && next != NULL)
+        _neap_fatal_link(pool, b, (uintptr_t)next, false);
+#else
+    (void)pool;
+#endif
+    return next;
+}
 
 /* neap_pool_t.linked */
 #define NEAP_POOL_ON_NONE 0      /* direct, FULL, or an orphan's */
