@@ -50,6 +50,9 @@ neap_inline void *neap_malloc_plain(size_t size) {
         neap_block_t *b = pool->free;
         if (neap_likely(b != NULL)) {
             pool->free = _neap_pool_link(pool, b);
+#if NEAP_HARDENED
+            b->freed = 0;   /* handed out: a stale tag can never be taken for a free */
+#endif
             pool->used++;
             return b;
         }
@@ -103,6 +106,9 @@ neap_inline bool neap_free_try(void *p) {
     uint32_t t = neap_pool_tag(pool);
     neap_block_t *next = pool->local_free;
     if (neap_unlikely(NEAP_POOL_TAG_UNUSUAL(t) || (neap_block_t *)p == next)) return false;
+#if NEAP_HARDENED
+    _neap_freed_mark((neap_block_t *)p, "free");   /* any double free, not only p == next */
+#endif
     _neap_link_set((neap_block_t *)p, next);
     pool->local_free = (neap_block_t *)p;
     pool->used = (uint16_t)(t - 1);

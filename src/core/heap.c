@@ -301,6 +301,10 @@ void _neap_fatal_link(const void *where, const void *block, uintptr_t next, bool
     _neap_os_write(2, msg, b.len);
     _neap_os_abort();
 }
+
+void _neap_fatal_double_free(const char *func, const void *p) {
+    _neap_fatal_pointer(func, p, "double free detected on");
+}
 #endif
 
 int neap_hardened(void) {
@@ -930,6 +934,9 @@ static void *neap_pool_alloc(neap_heap_t *h, size_t cls) {
             if (neap_likely(b != NULL)) {
                 neap_assert(neap_pool_out(h, pool) < _neap_class[pool->cls].capacity);
                 pool->free = _neap_pool_link(pool, b);
+#if NEAP_HARDENED
+                b->freed = 0;   /* handed out */
+#endif
                 pool->used++;
                 return b;
             }
@@ -1102,6 +1109,9 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
     if (neap_unlikely(neap_pool_out(h, pool) == 0 || b == pool->local_free || b == pool->free))
         _neap_fatal_pointer(func, b, "double free detected on");
     neap_assert_internal(neap_pool_out(h, pool) <= pool->bumped && pool->bumped <= _neap_class[pool->cls].capacity);
+#if NEAP_HARDENED
+    _neap_freed_mark(b, func);   /* a double free further down the lists, or on a remote stack */
+#endif
     _neap_link_set(b, pool->local_free);
     pool->local_free = b;
     pool->used--;
@@ -1150,6 +1160,9 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
         /* each block's link is a cache miss (another thread wrote it last):
          * the next one's is fetched while this one is freed */
         if (next) __builtin_prefetch(next);
+#if NEAP_HARDENED
+        b->freed = 0;   /* the pusher's tag: neap_free_local checks and marks it anew */
+#endif
         uint16_t v;
         size_t head = neap_run_head(a, (uintptr_t)b, &v);
         neap_free_local(h, a, head, v, b, "free");
@@ -1165,6 +1178,9 @@ static inline bool neap_free_push(neap_arena_t *a, size_t head, void *p) {
     neap_block_t *b = p, *next = pool->local_free;
     uint32_t used = pool->used;
     if (b == next || b == pool->free || used <= 1) return false;
+#if NEAP_HARDENED
+    _neap_freed_mark(b, "free");   /* only when pushed: else neap_free_local marks it */
+#endif
     _neap_link_set(b, next);
     pool->local_free = b;
     pool->used = (uint16_t)(used - 1);
@@ -1211,6 +1227,10 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
         neap_heap_check(h);
         _neap_heap_leave(h);
     } else {
+#if NEAP_HARDENED
+        unsigned state = NEAP_PK_KIND(v);
+        if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) _neap_freed_mark(p, func);
+#endif
         neap_free_remote(a, p);
     }
 }
@@ -1229,9 +1249,14 @@ void _neap_free_full(void *p) {
     _neap_heap_enter(h);
     /* neap_free_local's work for a FULL pool, whose state says more than
      * the general case knows: it is neither direct nor linked, and has no
-     * free block (it turned FULL when its last one went out), so no double
-     * free can land here and the count is the blocks out */
+     * free block (it turned FULL when its last one went out), and the
+     * count is the blocks out; a double free can land here only after a
+     * free by another thread (waiting on the remote stack), which the
+     * hardened build's tag catches */
     neap_block_t *b = p;
+#if NEAP_HARDENED
+    _neap_freed_mark(b, "free");
+#endif
     neap_assert_internal(!pool->linked && pool->free == NULL && pool->local_free == NULL && pool->used >= 1 &&
                          h->direct[pool->cls] != pool);
     _neap_link_set(b, NULL);
@@ -1319,6 +1344,9 @@ bool _neap_is_free_local(const void *p) {
 static bool neap_pool_block_free(const neap_pool_t *pool, const neap_block_t *b) {
     neap_heap_t *h = _neap_tl_heap;
     if (neap_pool_out(h, pool) == 0 || b == pool->local_free || b == pool->free) return true;
+#if NEAP_HARDENED
+    if (b->freed == _neap_freed_tag(b)) return true;   /* freed here, or by another thread */
+#endif
     uintptr_t link = (uintptr_t)_neap_link_get(b);
     if (link != 0 && !neap_pool_block_ok(pool, link)) return false;
     return neap_pool_lists_hold(pool, b);

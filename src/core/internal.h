@@ -179,6 +179,10 @@ enum {
  * ------------------------------------------------------------------------- */
 typedef struct neap_block_s {
     struct neap_block_s *next;   /* next free block (hardened: encoded) */
+#if NEAP_HARDENED
+    uintptr_t freed;             /* pool blocks: the freed tag while free, 0 once
+                                    handed out (every block is >= 16 bytes) */
+#endif
 } neap_block_t;
 
 /* The hardened build (-DNEAP_HARDENED=ON; internal.h's opening comment). */
@@ -212,6 +216,23 @@ neap_inline neap_block_t *_neap_link_get(const neap_block_t *slot) {
 #endif
 }
 #if NEAP_HARDENED
+/* The freed tag of block b: its address times an odd constant, xor key 1
+ * (odd, and b a multiple of 16: never 0).  Word 1 of a pool block holds it
+ * from the moment the block goes on any list (a pool's free lists, an
+ * arena's remote stack) until it is handed out again, when it is cleared;
+ * a free that finds it there is a double free. */
+#define NEAP_FREED_MULT ((uintptr_t)0x9E3779B97F4A7C15ull)
+neap_inline uintptr_t _neap_freed_tag(const void *b) {
+    return (uintptr_t)b * NEAP_FREED_MULT ^ _neap_keys[1];
+}
+/* "double free detected on p" from func (heap.c). */
+NEAP_INTERNAL __attribute__((noreturn, cold)) void _neap_fatal_double_free(const char *func, const void *p);
+/* Marks pool block b freed, or ends the process if it is already. */
+neap_inline void _neap_freed_mark(neap_block_t *b, const char *func) {
+    uintptr_t tag = _neap_freed_tag(b);
+    if (neap_unlikely(b->freed == tag)) _neap_fatal_double_free(func, b);
+    b->freed = tag;
+}
 /* A decoded link that leads out of its list's pool (or arena, for the
  * remote stack): the process ends with "free list corrupted" (heap.c). */
 NEAP_INTERNAL __attribute__((noreturn, cold)) void _neap_fatal_link(const void *where, const void *block,
