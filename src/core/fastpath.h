@@ -49,9 +49,13 @@ neap_inline void *neap_malloc_plain(size_t size) {
         neap_pool_t *pool = h->direct[_neap_small_class(size)];
         neap_block_t *b = pool->free;
         if (neap_likely(b != NULL)) {
-            pool->free = _neap_pool_link(pool, b);
 #if NEAP_HARDENED
+            neap_block_t *next = _neap_link_get(b);
+            if (neap_unlikely(!_neap_pool_link_ok(pool, next))) return _neap_pool_link_fail(pool, b);
+            pool->free = next;
             b->freed = 0;   /* handed out: a stale tag can never be taken for a free */
+#else
+            pool->free = _neap_pool_link(pool, b);
 #endif
             pool->used++;
             return b;

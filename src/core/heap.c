@@ -302,6 +302,10 @@ void _neap_fatal_link(const void *where, const void *block, uintptr_t next, bool
     _neap_os_abort();
 }
 
+void *_neap_pool_link_fail(const neap_pool_t *pool, const neap_block_t *b) {
+    _neap_fatal_link(pool, b, (uintptr_t)_neap_link_get(b), false);
+}
+
 void _neap_fatal_double_free(const char *func, const void *p) {
     _neap_fatal_pointer(func, p, "double free detected on");
 }

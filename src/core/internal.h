@@ -277,12 +277,20 @@ typedef struct neap_pool_s {
  * in the hardened build decoded, and NULL or inside the pool past its
  * header, else the process ends (an overwritten link is reported, never
  * followed). */
+#if NEAP_HARDENED
+neap_inline bool _neap_pool_link_ok(const neap_pool_t *pool, const neap_block_t *next) {
+    uintptr_t off = (uintptr_t)next - (uintptr_t)pool - pool->first;
+    return neap_likely(off < ((uintptr_t)pool->npages << NEAP_PAGE_SHIFT) - pool->first) || next == NULL;
+}
+/* _neap_fatal_link for b's link; returns nothing ever, but is declared to
+ * return a block so that the malloc fast path reaches it by a tail call
+ * and keeps no stack frame (fastpath.h). */
+NEAP_INTERNAL __attribute__((cold)) void *_neap_pool_link_fail(const neap_pool_t *pool, const neap_block_t *b);
+#endif
 neap_inline neap_block_t *_neap_pool_link(const neap_pool_t *pool, const neap_block_t *b) {
     neap_block_t *next = _neap_link_get(b);
 #if NEAP_HARDENED
-    uintptr_t off = (uintptr_t)next - (uintptr_t)pool - pool->first;
-    if (neap_unlikely(off >= ((uintptr_t)pool->npages << NEAP_PAGE_SHIFT) - pool->first) && next != NULL)
-        _neap_fatal_link(pool, b, (uintptr_t)next, false);
+    if (neap_unlikely(!_neap_pool_link_ok(pool, next))) _neap_fatal_link(pool, b, (uintptr_t)next, false);
 #else
     (void)pool;
 #endif
