@@ -36,6 +36,18 @@
  *   everything else (other threads' blocks, large and huge blocks, FULL
  *   medium pools, flagged pools, the last block of a pool that is not
  *   direct, bad pointers) goes to _neap_free_generic.
+ *
+ * The hardened build (NEAP_HARDENED; internal.h's opening comment has the
+ * invariants) adds, and the plain build's code is the same without it:
+ *   malloc: the popped block's link decoded (next ^ address >> 12 ^ key 0)
+ *   and required to be NULL or inside the pool past its header (else a tail
+ *   call to the "free list corrupted" report), and the block's word 1 (its
+ *   freed tag) cleared;
+ *   free: word 1 compared with the block's tag (address * odd constant ^
+ *   key 1; equal: "double free detected", out of line), then the tag
+ *   written and the link stored encoded.
+ *   One unlikely branch each to a cold function; bench/instr counts 79.6
+ *   instructions per malloc(32)+free pair against the plain build's 55.6.
  */
 #ifndef NEAP_FASTPATH_H
 #define NEAP_FASTPATH_H

@@ -109,6 +109,28 @@
  *     dirty queue, given back one purge round later.
  *   - validate.c checks these, and the lists' and maps' own, at the slow
  *     paths the debug level or NEAP_VALIDATE ask for.
+ *
+ * The hardened build (-DNEAP_HARDENED=ON; the plain build's code is not
+ * changed by any of it):
+ *   - Two per-process random keys (_neap_keys), set at process start before
+ *     any block is handed out, never changed.
+ *   - Every link stored in a free block (pool.free and pool.local_free
+ *     lists, the carving of fresh blocks, arena.remote's stack) is
+ *     next ^ (the link's own address >> 12) ^ key 0; the list heads in the
+ *     pool header and the arena are plain pointers.  All reads decode
+ *     (_neap_link_get); a pop (_neap_pool_link) requires the decoded link
+ *     to be NULL or inside the same pool past its header, and a drain of
+ *     the remote stack NULL or inside the same arena, else the process ends
+ *     with "free list corrupted" (an overwritten link is never followed).
+ *   - Word 1 of a pool block (neap_block_t.freed) holds its freed tag,
+ *     address * odd constant ^ key 1 (odd, never 0), while it is on any
+ *     list, and 0 from the moment it is handed out: every free that puts a
+ *     pool block on a list checks the word first (equal to the tag: a
+ *     double free, reported) and writes the tag; every pop clears it, so a
+ *     tag left in dirty memory is never taken for a free.  A use after free
+ *     may overwrite the tag: that double free then goes uncaught, never a
+ *     false report.  Large runs and huge blocks keep their own checks
+ *     (kind[], the huge cache).
  */
 #ifndef NEAP_INTERNAL_H
 #define NEAP_INTERNAL_H
