@@ -186,6 +186,10 @@ NEAP_EXPORT int neap_process_memory(neap_process_memory_t *out);
 /* Size class helpers: the block size a request of `size` bytes receives. */
 NEAP_EXPORT size_t neap_good_size(size_t size);
 
+/* 1 in a hardened build (-DNEAP_HARDENED=ON: free-list links encoded, every
+ * double free caught; README "Hardened build"), 0 otherwise. */
+NEAP_EXPORT int neap_hardened(void);
+
 /* ---------------------------------------------------------------------------
  * Isolation: the last resort for memory that must go back.  Runs
  * fn(arg, buf, out_size) in a forked child process; every byte the child

@@ -98,7 +98,7 @@ static size_t
 list_len(const neap_block_t *b)
 {
     size_t n = 0;
-    for (; b != NULL; b = b->next)
+    for (; b != NULL; b = _neap_link_get(b))   /* decoded in the hardened build */
         n++;
     return n;
 }
@@ -686,7 +686,7 @@ c_link_other_pool(void)
 {
     setup_pool();
     /* blk[2] is local_free's head; its link now leads into another pool */
-    ((neap_block_t *)blk[2])->next = (neap_block_t *)other;
+    _neap_link_set((neap_block_t *)blk[2], (neap_block_t *)other);
     _neap_heap_validate(heap());
 }
 
@@ -694,7 +694,7 @@ static void
 c_cycle(void)
 {
     setup_pool();
-    ((neap_block_t *)blk[1])->next = (neap_block_t *)blk[2];
+    _neap_link_set((neap_block_t *)blk[1], (neap_block_t *)blk[2]);
     _neap_heap_validate(heap());
 }
 
@@ -831,7 +831,7 @@ c_remote(void)
     neap_arena_t *a = _neap_arena_of((uintptr_t)blk[0]);
     CHECK(pool80()->first > NEAP_POOL_HEADER_SPACE);
     neap_block_t *fake = (neap_block_t *)((char *)pool80() + NEAP_POOL_HEADER_SPACE);
-    fake->next = NULL;
+    _neap_link_set(fake, NULL);
     atomic_store(&a->remote, fake);
     _neap_heap_validate(heap());
 }

@@ -109,6 +109,28 @@
  *     dirty queue, given back one purge round later.
  *   - validate.c checks these, and the lists' and maps' own, at the slow
  *     paths the debug level or NEAP_VALIDATE ask for.
+ *
+ * The hardened build (-DNEAP_HARDENED=ON; the plain build's code is not
+ * changed by any of it):
+ *   - Two per-process random keys (_neap_keys), set at process start before
+ *     any block is handed out, never changed.
+ *   - Every link stored in a free block (pool.free and pool.local_free
+ *     lists, the carving of fresh blocks, arena.remote's stack) is
+ *     next ^ (the link's own address >> 12) ^ key 0; the list heads in the
+ *     pool header and the arena are plain pointers.  All reads decode
+ *     (_neap_link_get); a pop (_neap_pool_link) requires the decoded link
+ *     to be NULL or inside the same pool past its header, and a drain of
+ *     the remote stack NULL or inside the same arena, else the process ends
+ *     with "free list corrupted" (an overwritten link is never followed).
+ *   - Word 1 of a pool block (neap_block_t.freed) holds its freed tag,
+ *     address * odd constant ^ key 1 (odd, never 0), while it is on any
+ *     list, and 0 from the moment it is handed out: every free that puts a
+ *     pool block on a list checks the word first (equal to the tag: a
+ *     double free, reported) and writes the tag; every pop clears it, so a
+ *     tag left in dirty memory is never taken for a free.  A use after free
+ *     may overwrite the tag: that double free then goes uncaught, never a
+ *     false report.  Large runs and huge blocks keep their own checks
+ *     (kind[], the huge cache).
  */
 #ifndef NEAP_INTERNAL_H
 #define NEAP_INTERNAL_H
@@ -178,8 +200,66 @@ enum {
  * Types
  * ------------------------------------------------------------------------- */
 typedef struct neap_block_s {
-    struct neap_block_s *next;   /* next free block */
+    struct neap_block_s *next;   /* next free block (hardened: encoded) */
+#if NEAP_HARDENED
+    uintptr_t freed;             /* pool blocks: the freed tag while free, 0 once
+                                    handed out (every block is >= 16 bytes) */
+#endif
 } neap_block_t;
+
+/* The hardened build (-DNEAP_HARDENED=ON; internal.h's opening comment). */
+#ifndef NEAP_HARDENED
+#define NEAP_HARDENED 0
+#endif
+#if NEAP_HARDENED
+/* Per-process random keys, set once at process start (heap.c,
+ * _neap_classes_init) before any block is handed out, never changed:
+ * [0] for free-list links, [1] for freed tags (odd). */
+extern NEAP_INTERNAL uintptr_t _neap_keys[2];
+#endif
+
+/* A free block's link as stored: in the hardened build, next ^ (the slot's
+ * address >> 12) ^ key 0 (NULL too is stored so); in the plain build, next
+ * itself.  Every write of neap_block_t.next goes through _neap_link_set and
+ * every read through _neap_link_get, or through the checked readers below
+ * where a list is popped. */
+neap_inline void _neap_link_set(neap_block_t *slot, neap_block_t *next) {
+#if NEAP_HARDENED
+    slot->next = (neap_block_t *)((uintptr_t)next ^ ((uintptr_t)slot >> NEAP_PAGE_SHIFT) ^ _neap_keys[0]);
+#else
+    slot->next = next;
+#endif
+}
+neap_inline neap_block_t *_neap_link_get(const neap_block_t *slot) {
+#if NEAP_HARDENED
+    return (neap_block_t *)((uintptr_t)slot->next ^ ((uintptr_t)slot >> NEAP_PAGE_SHIFT) ^ _neap_keys[0]);
+#else
+    return slot->next;
+#endif
+}
+#if NEAP_HARDENED
+/* The freed tag of block b: its address times an odd constant, xor key 1
+ * (odd, and b a multiple of 16: never 0).  Word 1 of a pool block holds it
+ * from the moment the block goes on any list (a pool's free lists, an
+ * arena's remote stack) until it is handed out again, when it is cleared;
+ * a free that finds it there is a double free. */
+#define NEAP_FREED_MULT ((uintptr_t)0x9E3779B97F4A7C15ull)
+neap_inline uintptr_t _neap_freed_tag(const void *b) {
+    return (uintptr_t)b * NEAP_FREED_MULT ^ _neap_keys[1];
+}
+/* "double free detected on p" from func (heap.c). */
+NEAP_INTERNAL __attribute__((noreturn, cold)) void _neap_fatal_double_free(const char *func, const void *p);
+/* Marks pool block b freed, or ends the process if it is already. */
+neap_inline void _neap_freed_mark(neap_block_t *b, const char *func) {
+    uintptr_t tag = _neap_freed_tag(b);
+    if (neap_unlikely(b->freed == tag)) _neap_fatal_double_free(func, b);
+    b->freed = tag;
+}
+/* A decoded link that leads out of its list's pool (or arena, for the
+ * remote stack): the process ends with "free list corrupted" (heap.c). */
+NEAP_INTERNAL __attribute__((noreturn, cold)) void _neap_fatal_link(const void *where, const void *block,
+                                                                    uintptr_t next, bool remote);
+#endif
 
 typedef struct neap_heap_s neap_heap_t;
 typedef struct neap_arena_s neap_arena_t;
@@ -214,6 +294,30 @@ typedef struct neap_pool_s {
     uint32_t empty_since;        /* on the empty list: the heap's clock (ms, low
                                     32 bits) when it got there */
 } neap_pool_t;
+
+/* The link of block b, popped from (or walked on) a free list of pool:
+ * in the hardened build decoded, and NULL or inside the pool past its
+ * header, else the process ends (an overwritten link is reported, never
+ * followed). */
+#if NEAP_HARDENED
+neap_inline bool _neap_pool_link_ok(const neap_pool_t *pool, const neap_block_t *next) {
+    uintptr_t off = (uintptr_t)next - (uintptr_t)pool - pool->first;
+    return neap_likely(off < ((uintptr_t)pool->npages << NEAP_PAGE_SHIFT) - pool->first) || next == NULL;
+}
+/* _neap_fatal_link for b's link; returns nothing ever, but is declared to
+ * return a block so that the malloc fast path reaches it by a tail call
+ * and keeps no stack frame (fastpath.h). */
+NEAP_INTERNAL __attribute__((cold)) void *_neap_pool_link_fail(const neap_pool_t *pool, const neap_block_t *b);
+#endif
+neap_inline neap_block_t *_neap_pool_link(const neap_pool_t *pool, const neap_block_t *b) {
+    neap_block_t *next = _neap_link_get(b);
+#if NEAP_HARDENED
+    if (neap_unlikely(!_neap_pool_link_ok(pool, next))) _neap_fatal_link(pool, b, (uintptr_t)next, false);
+#else
+    (void)pool;
+#endif
+    return next;
+}
 
 /* neap_pool_t.linked */
 #define NEAP_POOL_ON_NONE 0      /* direct, FULL, or an orphan's */

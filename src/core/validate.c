@@ -124,7 +124,7 @@ static size_t neap_vwalk_list(const neap_pool_t *pool, const neap_block_t *b, ui
                               const char *list, neap_vwhere_t *w) {
     uintptr_t start = (uintptr_t)pool + pool->first;
     size_t size = pool->block_size, n = 0;
-    for (; b != NULL; b = b->next) {
+    for (; b != NULL; b = _neap_link_get(b)) {
         w->block = b;
         uintptr_t p = (uintptr_t)b;
         if (p < start || (p - start) % size != 0 || (p - start) / size >= pool->bumped)
@@ -342,7 +342,7 @@ static void neap_varena(const neap_heap_t *h, const neap_arena_t *a, neap_vcount
     /* the owner (or the orphan lock's holder) alone takes the stack: the
      * chain from a snapshot of its head does not change under us */
     const neap_block_t *b = atomic_load(&a->remote);
-    for (size_t n = 0; b != NULL; b = b->next, n++) {
+    for (size_t n = 0; b != NULL; b = _neap_link_get(b), n++) {
         if (n > (size_t)NEAP_ARENA_PAGES * NEAP_PAGE_SIZE / 16)
             FAIL1(w, "the remote stack has no cycle", "length", n);
         neap_vremote_block(a, b, w);

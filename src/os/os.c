@@ -48,6 +48,9 @@
  *                                 address, for the debug mode's messages
  *   _neap_os_fail_maps(n, every)  tests only: the nth mapping call from now
  *                                 on fails (ENOMEM), or every one from it
+ *   _neap_os_random(buf, n)       n bytes from the kernel's random source
+ *                                 (getrandom, never blocks): false if it
+ *                                 could not fill them
  *
  * Nothing here calls malloc (but the dynamic linker behind _neap_os_symbol
  * may), and nothing above this file includes <sys/mman.h> or <unistd.h>.
@@ -663,4 +666,11 @@ bool _neap_os_exited(int status, int *code) {
 
 void _neap_os_exit(int code) {
     _exit(code);
+}
+
+bool _neap_os_random(void *buf, size_t n) {
+    int saved = errno;
+    long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
+    errno = saved;
+    return r == (long)n;
 }

@@ -122,6 +122,7 @@ NEAP_INTERNAL void _neap_os_fail_maps(uint64_t n, bool every);
 NEAP_INTERNAL void _neap_os_fail_maps_stop(void);
 NEAP_INTERNAL void _neap_os_fail_maps_off(void);
 NEAP_INTERNAL void _neap_os_fail_maps_count(uint64_t *calls, uint64_t *failed, int64_t *net_bytes);
+NEAP_INTERNAL bool _neap_os_random(void *buf, size_t n);   /* getrandom; false: not filled */
 
 /* ---------------------------------------------------------------------------
  * diag.c -- formatting without allocation, and diagnostics on fd 2
