@@ -216,7 +216,7 @@ static const dm_case_t cases[] = {
     {"overflow-huge", case_overflow_huge, {"buffer overflow detected: 1 byte", "offset 3145728", "3145728-byte", "alloc_overflow"}},
     {"overflow-aligned", case_overflow_aligned, {"buffer overflow detected: 1 byte", "offset 200", "200-byte", "alloc_aligned"}},
     {"underflow", case_underflow, {"buffer underflow detected: 1 byte before", "offset -1", "40-byte", "alloc_underflow"}},
-    {"double", case_double, {"free(): double free detected", "alloc_double", NULL, NULL}},
+    {"double", case_double, {"free(): double free detected", NULL, NULL, NULL}},
     {"after-free", case_after_free, {"malloc(): use after free detected: 1 byte", "offset 7", NULL, NULL}},
     {"realloc", case_realloc, {"realloc(): buffer overflow detected: 1 byte", "offset 79", "64-byte", "alloc_realloc"}},
     {"good", case_good, {NULL, NULL, NULL, NULL}},
@@ -266,6 +266,12 @@ static int run_case(size_t i) {
             printf("FAIL %s: stderr lacks \"%s\": %s\n", c->name, c->expect[k], err);
             return 1;
         }
+    /* a hardened build keeps its tag where the caller was kept after the
+     * free: only the plain build names it for a double free */
+    if (strcmp(c->name, "double") == 0 && !neap_hardened() && strstr(err, "alloc_double") == NULL) {
+        printf("FAIL %s: stderr lacks \"alloc_double\": %s\n", c->name, err);
+        return 1;
+    }
     printf("ok   %s: %s", c->name, err);
     return 0;
 }

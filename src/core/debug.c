@@ -22,14 +22,14 @@
  *   it overwritten -- an underflow), the pad and the 16 guard bytes after
  *   the data intact (else an overflow: how many bytes, and where).  Then,
  *   for a block of a small or medium pool, the raw block from b + 32 to its
- *   end is filled with 0xDD, and b + 8 takes a keyed mark of (b, raw usable
+ *   end is filled with 0xDD, and b + 8 (16 in a hardened build) takes a keyed mark of (b, raw usable
  *   size); state says FREED (for lead 32 it lies before the fill, with the
  *   caller: a second free is told as one), and the raw block goes back to
  *   the core (_neap_free_unchecked).  The core writes b's first 8 bytes (its
- *   free-list link; a hardened build also the next 8, where the mark then
- *   goes, and with it the check below).
+ *   free-list link; a hardened build also the next 8, its tag: the mark
+ *   then goes at b + 16, over the caller).
  *
- *   malloc: a raw block whose b + 8 holds the mark for its address and
+ *   malloc: a raw block whose b + 8 (16) holds the mark for its address and
  *   usable size was freed here at that size: its fill must be intact, else
  *   it was written after its free (a use after free: how many bytes, the
  *   first offset).  A mark must live only in a block freed here, never be
@@ -69,6 +69,14 @@ _Atomic int _neap_debug_state;
 #define NEAP_DBG_PAD 0xFD
 #define NEAP_DBG_NEW 0xCD
 #define NEAP_DBG_DEAD 0xDD
+/* where a freed pool block's mark goes: past the core's words (its link;
+ * a hardened build's tag at b + 8 too, where the mark then takes the
+ * caller's place, and a double free's message does without it) */
+#if NEAP_HARDENED
+#define NEAP_DBG_MARK 16
+#else
+#define NEAP_DBG_MARK 8
+#endif
 
 typedef struct neap_dbg_head_s {
     uint32_t lead;      /* u - b */
@@ -110,10 +118,12 @@ static void neap_dbg_caller(neap_buf_t *b, uintptr_t caller) {
     }
 }
 
+enum { NEAP_DBG_SIZE = 1, NEAP_DBG_CALLER = 2, NEAP_DBG_ALL = 3 };
+
 /* "neap: FUNC(): WHAT: COUNT byte(s) DETAIL (first at offset OFF) of the
  * SIZE-byte block U; allocated by the call at ..." and abort */
 static __attribute__((noreturn, cold)) void neap_dbg_fatal(const char *func, const char *what, uintptr_t u,
-                                                           const neap_dbg_head_t *h, bool sized, size_t count,
+                                                           const neap_dbg_head_t *h, unsigned show, size_t count,
                                                            const char *detail, long off) {
     char msg[512];
     neap_buf_t b = {msg, 0, sizeof msg};
@@ -136,13 +146,13 @@ static __attribute__((noreturn, cold)) void neap_dbg_fatal(const char *func, con
         _neap_buf_str(&b, ")");
     }
     _neap_buf_str(&b, count > 0 ? " of the " : ": the ");
-    if (h != NULL && sized) {
+    if (h != NULL && (show & NEAP_DBG_SIZE)) {
         _neap_buf_u(&b, h->size, 0);
         _neap_buf_str(&b, "-byte ");
     }
     _neap_buf_str(&b, "block ");
     _neap_buf_hex(&b, u);
-    if (h != NULL) neap_dbg_caller(&b, h->caller);
+    if (h != NULL && (show & NEAP_DBG_CALLER)) neap_dbg_caller(&b, h->caller);
     _neap_buf_str(&b, "\n");
     _neap_os_write(2, msg, b.len);
     _neap_os_abort();
@@ -166,7 +176,7 @@ static neap_dbg_head_t *neap_dbg_check(uintptr_t u, const char *func) {
         _neap_map_kind(u - NEAP_DBG_LEAD) == NEAP_MAP_NONE)
         _neap_fatal_pointer(func, (void *)u, "invalid pointer (not allocated by neap)");
     neap_dbg_head_t *h = neap_dbg_head(u);
-    if (h->state == neap_dbg_tag(u, false)) neap_dbg_fatal(func, "double free detected", u, h, false, 0, NULL, 0);   /* its size went with the fill */
+    if (h->state == neap_dbg_tag(u, false)) neap_dbg_fatal(func, "double free detected", u, h, NEAP_DBG_MARK == 8 ? NEAP_DBG_CALLER : 0, 0, NULL, 0);   /* its size went with the fill */
     if (h->state != neap_dbg_tag(u, true)) {
         /* an underflow that reached the state word, or not a block of ours */
         uint64_t want = neap_dbg_tag(u, true);
@@ -174,24 +184,24 @@ static neap_dbg_head_t *neap_dbg_check(uintptr_t u, const char *func) {
         for (size_t i = 0; i < 8; i++)
             if (((const unsigned char *)&h->state)[i] != ((const unsigned char *)&want)[i] && bad++ == 0) first = i;
         if (bad < 8)   /* the fields before the state are still the block's */
-            neap_dbg_fatal(func, "buffer underflow detected", u, h, true, bad, "before the block overwritten",
+            neap_dbg_fatal(func, "buffer underflow detected", u, h, NEAP_DBG_ALL, bad, "before the block overwritten",
                            (long)first - 8);
-        neap_dbg_fatal(func, "invalid pointer, double free or buffer underflow", u, NULL, false, 0, NULL, 0);
+        neap_dbg_fatal(func, "invalid pointer, double free or buffer underflow", u, NULL, 0, 0, NULL, 0);
     }
     size_t first = 0, bad = neap_dbg_count(h->pad, sizeof h->pad, NEAP_DBG_PAD, &first);
     if (h->lead < NEAP_DBG_LEAD || (h->lead & 15) != 0 || h->size > (size_t)1 << NEAP_ADDR_BITS)
-        neap_dbg_fatal(func, "buffer underflow detected (header overwritten)", u, NULL, false, 0, NULL, 0);
+        neap_dbg_fatal(func, "buffer underflow detected (header overwritten)", u, NULL, 0, 0, NULL, 0);
     if (bad > 0)
-        neap_dbg_fatal(func, "buffer underflow detected", u, h, true, bad, "before the block overwritten",
+        neap_dbg_fatal(func, "buffer underflow detected", u, h, NEAP_DBG_ALL, bad, "before the block overwritten",
                        (long)first - 28);
     uintptr_t b = u - h->lead;
     bad = neap_dbg_count((const unsigned char *)b, h->lead - NEAP_DBG_LEAD, NEAP_DBG_PAD, &first);
     if (bad > 0)
-        neap_dbg_fatal(func, "buffer underflow detected", u, h, true, bad, "of the padding before the block overwritten",
+        neap_dbg_fatal(func, "buffer underflow detected", u, h, NEAP_DBG_ALL, bad, "of the padding before the block overwritten",
                        (long)first - (long)h->lead);
     bad = neap_dbg_count((const unsigned char *)u + h->size, NEAP_DBG_GUARD, NEAP_DBG_PAD, &first);
     if (bad > 0)
-        neap_dbg_fatal(func, "buffer overflow detected", u, h, true, bad, "after the end of the block overwritten",
+        neap_dbg_fatal(func, "buffer overflow detected", u, h, NEAP_DBG_ALL, bad, "after the end of the block overwritten",
                        (long)(h->size + first));
     return h;
 }
@@ -215,7 +225,7 @@ void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller)
     size_t usable = _neap_usable_generic(p);
     neap_assert(usable >= raw);
     neap_pool_t *pool = _neap_block_pool(p);
-    if (pool != NULL && *(const uint64_t *)(b + 8) == neap_dbg_tag(b + usable, false)) {
+    if (pool != NULL && *(const uint64_t *)(b + NEAP_DBG_MARK) == neap_dbg_tag(b + usable, false)) {
         /* freed here, as a block of this size: its fill must be whole;
          * offsets from the block the program had (at lead 32) */
         size_t first = 0;
@@ -262,14 +272,14 @@ void _neap_debug_free(void *p, const char *func) {
     uintptr_t b = u - h->lead;
     size_t usable = _neap_usable_generic((void *)b);
     if (usable == 0)   /* the header says LIVE, the core disagrees: a forged header */
-        neap_dbg_fatal(func, "invalid pointer (its block is not allocated)", u, h, true, 0, NULL, 0);
+        neap_dbg_fatal(func, "invalid pointer (its block is not allocated)", u, h, NEAP_DBG_ALL, 0, NULL, 0);
     bool pooled = _neap_block_pool((void *)b) != NULL;
     if (pooled) {
         /* the fill, and the mark of a block freed here at this size (a
          * block of another size at b later, or a fresh one, has no such
          * mark, and no fill to check) */
         memset((void *)(b + 32), NEAP_DBG_DEAD, usable - 32);
-        *(uint64_t *)(b + 8) = neap_dbg_tag(b + usable, false);
+        *(uint64_t *)(b + NEAP_DBG_MARK) = neap_dbg_tag(b + usable, false);
     }
     /* a second free of u finds FREED; a lead larger than 32 puts the state
      * in a pool block's fill, and a second free is then told as not LIVE */
