@@ -146,10 +146,10 @@ static int check_loaded(neap_snapshot_t *l, const uint8_t *file, size_t len, cha
             return -1;
         }
         for (size_t i = 0; i < n; i++)
-            if (!frames_ok(v[i].frame, v[i].nframe) ||
+            if (!frames_ok(v[i].frame, v[i].nframe) || v[i].nframe > (size_t)limit ||
                 (ways[w].key != NEAP_KEY_TRACEBACK && v[i].nframe != 1)) {
-                snprintf(why, cap, "statistics (key %d): site %zu has %zu frames, or a frame without "
-                         "a file", (int)ways[w].key, i, v[i].nframe);
+                snprintf(why, cap, "statistics (key %d): site %zu has %zu frames (traceback limit %d), "
+                         "or a frame without a file", (int)ways[w].key, i, v[i].nframe, limit);
                 return -1;
             }
         sum[w] = stat_sums(v, n);

@@ -1595,9 +1595,10 @@ static int load_parse(neap_snapshot_t *s, const char *path, const uint8_t *b,
     for (uint64_t i = 0; i < p->nstack; i++) {
         uint64_t end = p->start[SEC_TRACES];
         uint32_t n = end - at >= 4 ? get_u32(b + at) : 0;
-        if (n < 1 || n > NEAP_TRACE_MAX_FRAMES || end - at - 4 < (uint64_t)n * 8) {
-            fail(EINVAL, "file %s: byte %llu: stack %llu: %u frames (1..%d, within bytes ..%llu)",
-                 path, (unsigned long long)at, (unsigned long long)i, n, NEAP_TRACE_MAX_FRAMES,
+        /* no longer than the traceback limit the file says it was taken with */
+        if (n < 1 || n > p->limit || end - at - 4 < (uint64_t)n * 8) {
+            fail(EINVAL, "file %s: byte %llu: stack %llu: %u frames (1..%u, the traceback limit, within bytes ..%llu)",
+                 path, (unsigned long long)at, (unsigned long long)i, n, p->limit,
                  (unsigned long long)end - 1);
             goto out;
         }
