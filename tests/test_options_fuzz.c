@@ -217,6 +217,9 @@ static int check_setting(const setting_t *s, char *why, size_t cap) {
             snprintf(why, cap, "NEAP_%s=%.200s: %s", opt[i].name, s->val[i],
                      warn ? "refused without a warning" : "taken, with a warning");
             rc = -1;
+        } else if (strpbrk(err, "\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0d\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d\x1e\x1f\x7f") != NULL) {
+            snprintf(why, cap, "a control byte of a value reached stderr raw");
+            rc = -1;
         } else if (strstr(err, "Sanitizer") != NULL || strstr(err, "runtime error") != NULL) {
             snprintf(why, cap, "a sanitizer reported an error");
             rc = -1;

@@ -143,7 +143,7 @@ void _neap_options_init(void) {
             neap_buf_t db = {detail, 0, sizeof detail};
             _neap_buf_str(&db, name);
             _neap_buf_str(&db, "=");
-            _neap_buf_str(&db, v);
+            _neap_buf_str_escaped(&db, v, 48);   /* the environment's bytes never reach a terminal raw */
             _neap_buf_str(&db, " ignored, using the default");
             _neap_warning("malformed or out-of-range option", detail);
             continue;

@@ -13,6 +13,22 @@ void _neap_buf_str(neap_buf_t *b, const char *s) {
     b->p[b->len] = 0;
 }
 
+void _neap_buf_str_escaped(neap_buf_t *b, const char *s, size_t max) {
+    static const char hex[] = "0123456789abcdef";
+    size_t i = 0;
+    for (; s[i] && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 32 && c < 127 && c != '\\') {
+            char one[2] = {(char)c, 0};
+            _neap_buf_str(b, one);
+        } else {
+            char esc[5] = {'\\', 'x', hex[c >> 4], hex[c & 15], 0};
+            _neap_buf_str(b, esc);
+        }
+    }
+    if (s[i]) _neap_buf_str(b, "...");
+}
+
 void _neap_buf_u(neap_buf_t *b, unsigned long long v, int width) {
     char tmp[24];
     int n = 0;

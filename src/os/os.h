@@ -134,6 +134,9 @@ typedef struct neap_buf_s {
 NEAP_INTERNAL void _neap_buf_str(neap_buf_t *b, const char *s);
 NEAP_INTERNAL void _neap_buf_u(neap_buf_t *b, unsigned long long v, int width);
 NEAP_INTERNAL void _neap_buf_hex(neap_buf_t *b, uintptr_t v);
+/* s for a terminal: printable ASCII as it is, every other byte as \xHH,
+ * at most max bytes of s (then "...") */
+NEAP_INTERNAL void _neap_buf_str_escaped(neap_buf_t *b, const char *s, size_t max);
 NEAP_INTERNAL void _neap_buf_size(neap_buf_t *b, unsigned long long bytes, int width);
 
 NEAP_INTERNAL __attribute__((noreturn, cold)) void
