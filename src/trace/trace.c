@@ -1863,7 +1863,10 @@ void _neap_trace_env_start(void) {
         snprintf(name + plen, sizeof name - plen, ".%ld", pid);
     int fd = _neap_os_create(name);
     if (fd < 0) {
-        _neap_warning("NEAP_TRACE ignored: cannot create the trace file", name);
+        char shown[320];
+        neap_buf_t b = {shown, 0, sizeof shown};
+        _neap_buf_str_escaped(&b, name, 256);   /* the environment's bytes, escaped */
+        _neap_warning("NEAP_TRACE ignored: cannot create the trace file", shown);
         return;
     }
     size_t interval = (size_t)neap_opt(NEAP_OPTION_TRACE_SAMPLE);
