@@ -488,6 +488,11 @@ traceenv)
         # the forked child (without exec) writes none
         [ "$(ls h.trc* | wc -l)" -eq 2 ] || fail "$how: trace files $(ls h.trc*), expected h.trc and h.trc.$leaf"
     done
+    # a path that cannot be made is said, its bytes escaped
+    NEAP_TRACE=$'/no/such/dir/\e[31mx' LD_PRELOAD="$LIB" /bin/true 2>"$WORK/err"
+    grep -q 'cannot create the trace file: /no/such/dir/\\x1b\[31mx' "$WORK/err" ||
+        { cat -v "$WORK/err"; fail "NEAP_TRACE's path not in the warning, or not escaped"; }
+    ! grep -q $'\e' "$WORK/err" || fail "an escape byte of NEAP_TRACE reached stderr raw"
     ;;
 lastthread)
     PROG=${3:?last_thread program}
