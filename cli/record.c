@@ -403,9 +403,10 @@ void neap_cli_record_classes(FILE *out, const neap_cli_record_t *r, int limit) {
     if (limit > n || limit <= 0) limit = n;
     for (int i = 0; i < limit; i++) {
         const neap_class_stats_t *cs = &r->stats.classes[order[i]];
-        size_t total = cs->blocks_used + cs->blocks_free;
+        /* in floating point: a forged record's counts may be near SIZE_MAX */
+        double total = (double)cs->blocks_used + (double)cs->blocks_free;
         char usage[16] = "-";
-        if (total) snprintf(usage, sizeof usage, "%zu%%", cs->blocks_used * 100 / total);
+        if (total > 0) snprintf(usage, sizeof usage, "%.0f%%", (double)cs->blocks_used * 100.0 / total);
         fprintf(out, "    %5d %7zu %11zu %8zu %12zu %12zu %6s\n", order[i] + 1, cs->block_size,
                 cs->pools_made, cs->pools, cs->blocks_used, cs->blocks_free, usage);
     }

@@ -379,6 +379,16 @@ stats_records)
     [ -p "$RECDIR/$live" ] && [ -L "$RECDIR/$live2" ] || fail "the FIFO or the link was removed"
     [ ! -e "$RECDIR/$live3" ] || fail "the stale record was not removed"
     [ -f "$WORK/elsewhere" ] || fail "the link's target was removed"
+    # a class with counts near 2^64 (only a forged record has them): its
+    # usage is a share, not an overflowed product
+    sleep 60 &
+    live4=$!
+    trap 'kill $live4 2>/dev/null; rm -f "$RECDIR/$live4"; rm -rf "$WORK"' EXIT
+    forge "$RECDIR/$live4" $live4 huge-counts
+    sed -i 's/^end$/class 1 16 1 18446744073709551000 1844674407370955100 5\nend/' "$RECDIR/$live4"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats $live4
+    grep -q " 91%" out || { cat out; fail "usage of a class with huge counts is not 91%"; }
+    kill $live4
     ;;
 stats_escape)
     mkdir -p -m 0700 "$RECDIR"
