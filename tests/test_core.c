@@ -533,8 +533,15 @@ test_purge(void)
     CHECKF(purged % PG == 0 && purged / PG + (after.pages_dirty - before.pages_dirty) == emptied,
            "pages emptied %zu, purged %zu, dirty %zu -> %zu", emptied, purged / PG, before.pages_dirty,
            after.pages_dirty);
-    CHECKF(purged > 2 * MiB && rss0 - rss1 >= (long)purged / 2, "purged %zu bytes, RSS %ld -> %ld", purged,
-           rss0, rss1);
+    CHECK(purged > 2 * MiB);
+#ifndef __SANITIZE_THREAD__
+    /* (under ThreadSanitizer the shadow of the purged pages stays, and RSS
+     * tells little) */
+    CHECKF(rss0 - rss1 >= (long)purged / 2, "purged %zu bytes, RSS %ld -> %ld", purged, rss0, rss1);
+#else
+    (void)rss0;
+    (void)rss1;
+#endif
     _neap_heap_validate(h);
     for (size_t i = 0; i < N; i += 100)
         neap_free(blk[i]);

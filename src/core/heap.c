@@ -1794,8 +1794,8 @@ void _neap_trim_all(void) {
  * the other threads may have been mid-update, so they are never reused: their
  * blocks stay valid and frees into them are accepted and dropped. */
 void _neap_fork_child(neap_heap_t *survivor) {
-    pthread_mutex_init(&_neap_lock, NULL);
-    pthread_mutex_init(&_neap_orphan_lock, NULL);
+    pthread_mutex_unlock(&_neap_lock);          /* taken in prepare (init.c) */
+    pthread_mutex_unlock(&_neap_orphan_lock);
     neap_heap_t *keep = NULL;
     for (neap_heap_t *h = _neap_all_heaps, *next; h; h = next) {
         next = h->gnext;

@@ -98,7 +98,10 @@ static void neap_fork_parent(void) {
 }
 
 static void neap_fork_child(void) {
-    pthread_mutex_init(&_neap_huge_lock, NULL);   /* the huge cache is the parent's, intact */
+    /* the forking thread took the core's locks in prepare, so the child's
+     * one thread owns them: unlocked, not initialised anew (a sanitizer
+     * would see the old owner's lock taken twice) */
+    pthread_mutex_unlock(&_neap_huge_lock);   /* the huge cache is the parent's, intact */
     _neap_fork_child(_neap_tl_heap);
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_leave(_neap_tl_heap);
     NEAP_RUN_HOOKS(fork_child, true);

@@ -238,7 +238,7 @@ void _neap_publish_fork_parent(void) {
 }
 
 void _neap_publish_fork_child(void) {
-    pthread_mutex_init(&neap_pub_lock, NULL);
+    pthread_mutex_unlock(&neap_pub_lock);   /* taken by the forking thread in prepare */
     neap_pub_path[0] = 0;   /* the parent's record is the parent's */
     /* the parent's thread did not come along; the child publishes under its
      * own pid, and leaves the parent's record alone */

@@ -1008,7 +1008,8 @@ static void sym_atfork_parent(void) {
     pthread_mutex_unlock(&sym_self.lock);
 }
 static void sym_atfork_child(void) {
-    pthread_mutex_init(&sym_self.lock, NULL);
+    /* the forking thread took it in prepare: the child's one thread owns it */
+    pthread_mutex_unlock(&sym_self.lock);
 }
 static pthread_once_t sym_self_once = PTHREAD_ONCE_INIT;
 static void sym_self_init(void) {
