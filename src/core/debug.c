@@ -47,8 +47,9 @@
  *   fast path sends each free to _neap_free_generic, which comes here.  The
  *   allocation paths come here from the API functions (alloc.c) and from
  *   the countdown, which stays below zero (every malloc leaves the fast
- *   path).  The heap validator runs on a share of the slow paths (heap.c,
- *   neap_heap_check), as in the sanitizer build.
+ *   path).  The heap validator runs on a share of the mode's allocations
+ *   (neap_dbg_validate), as the sanitizer build runs it on a share of its
+ *   slow paths.
  *
  * Errors abort with one line naming the call, the block, what was found
  * (how many bytes, at which offset) and the call that allocated the block.
@@ -209,7 +210,26 @@ static neap_dbg_head_t *neap_dbg_check(uintptr_t u, const char *func) {
 /* ---------------------------------------------------------------------------
  * malloc, free, realloc, usable size
  * ------------------------------------------------------------------------- */
+/* The heap validator on a share of the mode's allocations, as the
+ * sanitizer build runs it on its slow paths: every NEAP_VALIDATE_DEBUG_EVERY,
+ * or every work / NEAP_VALIDATE_DEBUG_SHARE for a heap whose last
+ * validation did more work than that (here, not in the slow paths, so that
+ * the plain mode's slow paths do not even test for the mode). */
+static __thread size_t neap_dbg_allocs, neap_dbg_every = NEAP_VALIDATE_DEBUG_EVERY;
+
+static void neap_dbg_validate(void) {
+    if (++neap_dbg_allocs < neap_dbg_every) return;
+    neap_dbg_allocs = 0;
+    neap_heap_t *h = _neap_tl_heap;
+    if (h == &_neap_heap_empty) return;
+    _neap_heap_enter(h);
+    size_t work = _neap_heap_validate(h) / NEAP_VALIDATE_DEBUG_SHARE;
+    _neap_heap_leave(h);
+    neap_dbg_every = work > NEAP_VALIDATE_DEBUG_EVERY ? work : NEAP_VALIDATE_DEBUG_EVERY;
+}
+
 void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller) {
+    neap_dbg_validate();
     size_t lead = align > NEAP_DBG_LEAD ? align : NEAP_DBG_LEAD;
     if (size > ((size_t)1 << NEAP_ADDR_BITS) - lead - NEAP_DBG_GUARD) {
         errno = ENOMEM;

@@ -209,7 +209,7 @@ static inline void neap_heap_check(neap_heap_t *h) {
     bool scaled = false;
     if (neap_likely(every == 0)) {
         if (NEAP_DEBUG >= 3) every = 1;
-        else if (NEAP_DEBUG == 2 || neap_unlikely(atomic_load_explicit(&_neap_debug_state, memory_order_relaxed) == 2)) {
+        else if (NEAP_DEBUG == 2) {
             every = h->validate_every > NEAP_VALIDATE_DEBUG_EVERY ? h->validate_every : NEAP_VALIDATE_DEBUG_EVERY;
             scaled = true;
         } else return;
