@@ -111,7 +111,7 @@ typedef enum neap_option_e {
                                     free and realloc (overflows, underflows, double frees), new
                                     blocks filled with 0xCD, freed ones with 0xDD and checked when
                                     reused (writes after free), the heap validated on a share of
-                                    slow paths; fixed when the process starts (neap_option_set
+                                    allocations; fixed when the process starts (neap_option_set
                                     refuses to change it: EBUSY) */
     NEAP_OPTION_COUNT
 } neap_option_t;
