@@ -98,6 +98,13 @@ int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, siz
 /* Removes pid's record from dir if it is the user's own regular file, never
  * anything a symbolic link points to.  0, or -1 when nothing was removed. */
 int neap_cli_record_remove(int dir, long pid);
+/* The same two for any file of dir: name read whole into buf (at most cap -
+ * 1 bytes, NUL-terminated; *len its length) if it is the user's own regular
+ * file, never through a link, and a FIFO never waited on: 0, 1 when there
+ * is none, -1 with err saying what, naming path.  Removed the same way. */
+int neap_cli_file_read(int dir, const char *name, const char *path, char *buf, size_t cap, size_t *len,
+                       char *err, size_t errlen);
+int neap_cli_file_remove(int dir, const char *name);
 /* Copies len bytes of src to dst (cap bytes, always terminated) with every
  * byte that is not printable ASCII or part of a well-formed UTF-8 printable
  * character written as \xHH: control characters (C0, DEL, C1) from a record

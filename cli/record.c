@@ -285,28 +285,24 @@ int neap_cli_record_parse(const char *text, neap_cli_record_t *r, char *err, siz
     return 0;
 }
 
-/* Checks that st is a record's: a regular file of the user's.  NULL, or
- * what it is instead. */
-static const char *neap_record_refused(const struct stat *st) {
+/* Checks that st is the user's own regular file, as a record must be.
+ * NULL, or what it is instead. */
+static const char *neap_file_refused(const struct stat *st) {
     if (S_ISLNK(st->st_mode)) return "a symbolic link, not a record";
     if (!S_ISREG(st->st_mode)) return "not a regular file";
     if (st->st_uid != geteuid()) return "owned by another user";
-    if (st->st_size > NEAP_CLI_RECORD_MAX) return "too large for a record";
     return NULL;
 }
 
-int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, size_t errlen) {
-    char path[128], name[24];
-    neap_cli_record_path(pid, path, sizeof path);
-    snprintf(name, sizeof name, "%ld", pid);
-    memset(r, 0, sizeof *r);
+int neap_cli_file_read(int dir, const char *name, const char *path, char *buf, size_t cap, size_t *len,
+                       char *err, size_t errlen) {
     /* the entry's own status first: a FIFO or a device is never opened */
     struct stat ls, st;
     if (fstatat(dir, name, &ls, AT_SYMLINK_NOFOLLOW) != 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return errno == ENOENT ? 1 : -1;
     }
-    const char *why = neap_record_refused(&ls);
+    const char *why = neap_file_refused(&ls);
     if (why != NULL) {
         snprintf(err, errlen, "%s: %s", path, why);
         return -1;
@@ -318,17 +314,15 @@ int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, siz
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
         return errno == ENOENT ? 1 : -1;
     }
-    why = fstat(fd, &st) != 0 ? "cannot be examined" : neap_record_refused(&st);
+    why = fstat(fd, &st) != 0 ? "cannot be examined" : neap_file_refused(&st);
     if (why != NULL) {
         close(fd);
         snprintf(err, errlen, "%s: %s", path, why);
         return -1;
     }
-    /* one byte more than a record may have: a file that grew is refused too */
-    char text[NEAP_CLI_RECORD_MAX + 2];
     size_t n = 0;
-    while (n < sizeof text - 1) {
-        ssize_t got = read(fd, text + n, sizeof text - 1 - n);
+    while (n < cap - 1) {
+        ssize_t got = read(fd, buf + n, cap - 1 - n);
         if (got < 0 && errno == EINTR) continue;
         if (got < 0) {
             close(fd);
@@ -339,11 +333,33 @@ int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, siz
         n += (size_t)got;
     }
     close(fd);
+    buf[n] = 0;
+    *len = n;
+    return 0;
+}
+
+int neap_cli_file_remove(int dir, const char *name) {
+    struct stat st;
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
+    if (neap_file_refused(&st) != NULL) return -1;
+    /* unlinkat never follows the name it removes */
+    return unlinkat(dir, name, 0);
+}
+
+int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, size_t errlen) {
+    char path[128], name[24];
+    neap_cli_record_path(pid, path, sizeof path);
+    snprintf(name, sizeof name, "%ld", pid);
+    memset(r, 0, sizeof *r);
+    /* one byte more than a record may have: a file that grew is refused too */
+    char text[NEAP_CLI_RECORD_MAX + 2];
+    size_t n;
+    int rc = neap_cli_file_read(dir, name, path, text, sizeof text, &n, err, errlen);
+    if (rc != 0) return rc;
     if (n > NEAP_CLI_RECORD_MAX) {
         snprintf(err, errlen, "%s: too large for a record", path);
         return -1;
     }
-    text[n] = 0;
     if (strlen(text) != n) {
         snprintf(err, errlen, "%s: holds a NUL byte: not a record", path);
         return -1;
@@ -363,11 +379,7 @@ int neap_cli_record_read(int dir, long pid, neap_cli_record_t *r, char *err, siz
 int neap_cli_record_remove(int dir, long pid) {
     char name[24];
     snprintf(name, sizeof name, "%ld", pid);
-    struct stat st;
-    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return -1;
-    if (!S_ISREG(st.st_mode) || st.st_uid != geteuid()) return -1;
-    /* unlinkat never follows the name it removes */
-    return unlinkat(dir, name, 0);
+    return neap_cli_file_remove(dir, name);
 }
 
 void neap_cli_format_size(char *buf, size_t cap, double bytes) {

@@ -31,13 +31,11 @@
 #include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -573,27 +571,17 @@ static void run_trace_end(const char *path, int status) {
  * records are: the user's own regular file, never through a link, never
  * a FIFO, at most NEAP_CLI_RECORD_MAX bytes. */
 static void run_python_note(int dir, pid_t pid, FILE *out, int print) {
-    char name[40];
+    char name[40], err[256];
     snprintf(name, sizeof name, "%ld.python", (long)pid);
-    struct stat st;
-    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return;
-    if (!S_ISREG(st.st_mode) || st.st_uid != getuid()) return;   /* not ours: left alone */
-    int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     char text[NEAP_CLI_RECORD_MAX + 1];
-    ssize_t n = -1;
-    if (fd >= 0) {
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == getuid()) {
-            do
-                n = read(fd, text, sizeof text - 1);
-            while (n < 0 && errno == EINTR);
-        }
-        close(fd);
-    }
-    unlinkat(dir, name, 0);
-    if (!print || n <= 0) return;
-    text[n] = 0;
+    size_t n = 0;
+    int rc = neap_cli_file_read(dir, name, name, text, sizeof text, &n, err, sizeof err);
+    if (rc == 1) return;
+    neap_cli_file_remove(dir, name);   /* not the user's own file: left alone */
+    if (rc != 0) n = 0;
+    if (!print || n == 0) return;
     size_t count = 0;
-    for (ssize_t i = 0; i < n; i++) count += text[i] == '\n';
+    for (size_t i = 0; i < n; i++) count += text[i] == '\n';
     fprintf(out, "  note: %zu Python process%s of this run kept pymalloc, so %s objects were not neap's\n"
                  "        (PYTHONMALLOC set to pymalloc, or ignored by python -E or -I):\n",
             count, count == 1 ? "" : "es", count == 1 ? "its" : "their");
