@@ -169,13 +169,17 @@ static size_t neap_dbg_count(const unsigned char *p, size_t n, unsigned char c, 
     return bad;
 }
 
+/* Whether u may be a block of the mode: aligned, with neap's memory on
+ * both sides of its header, so that the header can be read. */
+static bool neap_dbg_readable(uintptr_t u) {
+    return (u & 15) == 0 && u >= NEAP_DBG_LEAD && _neap_map_kind(u) != NEAP_MAP_NONE &&
+           _neap_map_kind(u - NEAP_DBG_LEAD) != NEAP_MAP_NONE;
+}
+
 /* The header of the live block u, checked; aborts (naming func) if u is
  * not one, or its header or guards were overwritten. */
 static neap_dbg_head_t *neap_dbg_check(uintptr_t u, const char *func) {
-    /* neap's memory on both sides of the header, before any read */
-    if ((u & 15) != 0 || u < NEAP_DBG_LEAD || _neap_map_kind(u) == NEAP_MAP_NONE ||
-        _neap_map_kind(u - NEAP_DBG_LEAD) == NEAP_MAP_NONE)
-        _neap_fatal_pointer(func, (void *)u, "invalid pointer (not allocated by neap)");
+    if (!neap_dbg_readable(u)) _neap_fatal_pointer(func, (void *)u, "invalid pointer (not allocated by neap)");
     neap_dbg_head_t *h = neap_dbg_head(u);
     if (h->state == neap_dbg_tag(u, false)) neap_dbg_fatal(func, "double free detected", u, h, NEAP_DBG_MARK == 8 ? NEAP_DBG_CALLER : 0, 0, NULL, 0);   /* its size went with the fill */
     if (h->state != neap_dbg_tag(u, true)) {
@@ -250,22 +254,9 @@ void *_neap_debug_malloc(size_t size, bool zero, size_t align, uintptr_t caller)
          * offsets from the block the program had (at lead 32) */
         size_t first = 0;
         size_t bad = neap_dbg_count((const unsigned char *)b + 32, usable - 32, NEAP_DBG_DEAD, &first);
-        long off = (long)first;
-        if (bad > 0) {
-            char msg[320];
-            neap_buf_t m = {msg, 0, sizeof msg};
-            _neap_buf_str(&m, "neap: malloc(): use after free detected: ");
-            _neap_buf_u(&m, bad, 0);
-            _neap_buf_str(&m, bad == 1 ? " byte" : " bytes");
-            _neap_buf_str(&m, " of the freed block ");
-            _neap_buf_hex(&m, b + NEAP_DBG_LEAD);
-            _neap_buf_str(&m, " written after its free (the first at offset ");
-            if (off < 0) _neap_buf_str(&m, "-");
-            _neap_buf_u(&m, (unsigned long long)(off < 0 ? -off : off), 0);
-            _neap_buf_str(&m, ")\n");
-            _neap_os_write(2, msg, m.len);
-            _neap_os_abort();
-        }
+        if (bad > 0)
+            neap_dbg_fatal("malloc", "use after free detected", b + NEAP_DBG_LEAD, NULL, 0, bad,
+                           "written after its free", (long)first);
     }
     if (pool != NULL && !(__atomic_load_n(&pool->flags, __ATOMIC_RELAXED) & NEAP_POOL_CHECKED))
         __atomic_fetch_or(&pool->flags, (uint16_t)NEAP_POOL_CHECKED, __ATOMIC_RELAXED);
@@ -331,9 +322,7 @@ void *_neap_debug_realloc(void *p, size_t size, uintptr_t caller) {
  * reads only neap's memory (what free's checks ask first). */
 static const neap_dbg_head_t *neap_dbg_live(const void *p) {
     uintptr_t u = (uintptr_t)p;
-    if (p == NULL || (u & 15) != 0 || u < NEAP_DBG_LEAD || _neap_map_kind(u) == NEAP_MAP_NONE ||
-        _neap_map_kind(u - NEAP_DBG_LEAD) == NEAP_MAP_NONE)
-        return NULL;
+    if (p == NULL || !neap_dbg_readable(u)) return NULL;
     const neap_dbg_head_t *h = neap_dbg_head(u);
     return h->state == neap_dbg_tag(u, true) ? h : NULL;
 }
