@@ -714,6 +714,16 @@ static size_t neap_huge_cache_max(void) {
     return live > max ? live : max;
 }
 
+/* Evicts the oldest entries until the cache is within its bound with room
+ * bytes more, and, if room is not 0, a free slot for them (lock held). */
+static void neap_huge_cache_fit(neap_huge_drop_t *d, size_t room) {
+    size_t max = neap_huge_cache_max();
+    while (neap_huge_ncached > 0 &&
+           ((room > 0 && neap_huge_ncached == NEAP_HUGE_CACHE_SLOTS) ||
+            atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) + room > max))
+        neap_huge_cache_evict(d);
+}
+
 /* A freed mapping goes to the cache if NEAP_PURGE_DELAY is not 0 and it fits
  * in NEAP_PURGE_MAX bytes (the oldest entries make room: at most
  * NEAP_HUGE_CACHE_SLOTS mappings and NEAP_PURGE_MAX bytes are cached);
@@ -731,13 +741,8 @@ void _neap_huge_free(uintptr_t base, void *p, const char *func) {
     uint64_t now = _neap_os_clock_ms();
     neap_huge_active(now);
     neap_huge_cache_expire_locked(now, false, &d);
-    size_t max = neap_huge_cache_max();
-    bool keep = neap_opt(NEAP_OPTION_PURGE_DELAY) > 0 && size <= max;
-    /* the oldest make room; with fewer live huge bytes the bound is lower */
-    while (neap_huge_ncached > 0 &&
-           ((keep && neap_huge_ncached == NEAP_HUGE_CACHE_SLOTS) ||
-            atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) + (keep ? size : 0) > max))
-        neap_huge_cache_evict(&d);
+    bool keep = neap_opt(NEAP_OPTION_PURGE_DELAY) > 0 && size <= neap_huge_cache_max();
+    neap_huge_cache_fit(&d, keep ? size : 0);
     if (keep) {
         h->magic = NEAP_HUGE_CACHED;
         neap_huge_cache_put((neap_huge_span_t){(uintptr_t)h, size, now});
@@ -777,10 +782,7 @@ void *_neap_huge_realloc(void *p, size_t size, bool move, const char *func) {
         h->map_size = new_size;
         h->usable = new_size - offset;
         atomic_fetch_sub_explicit(&_neap_gstats.huge_bytes, old_size - new_size, memory_order_relaxed);
-        /* fewer live huge bytes: the cache's bound may be lower */
-        while (neap_huge_ncached > 0 &&
-               atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed) > neap_huge_cache_max())
-            neap_huge_cache_evict(&d);
+        neap_huge_cache_fit(&d, 0);   /* fewer live huge bytes: the bound may be lower */
         neap_huge_drop(&d, base + new_size, old_size - new_size);
         pthread_mutex_unlock(&_neap_huge_lock);
         neap_huge_unmap(&d);
