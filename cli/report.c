@@ -260,6 +260,23 @@ static int report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         m->path[rec->module.path_len] = '\0';
         break;
     }
+    case NEAP_TREC_PYFRAME: {
+        if (r->pyframe_index == NULL) r->pyframe_index = map_new();
+        map_slot_t *s = map_insert(r->pyframe_index, rec->pyframe.id, &added);
+        if (!added) break;  /* defined once: a second definition is ignored */
+        r->pyframes = xgrow(r->pyframes, &r->pyframes_cap, r->npyframes, sizeof *r->pyframes, 256);
+        s->a = r->npyframes;
+        neap_report_pyframe_t *pf = &r->pyframes[r->npyframes++];
+        pf->id = rec->pyframe.id;
+        pf->line = rec->pyframe.line;
+        pf->file = xrealloc(NULL, rec->pyframe.file_len + 1);
+        memcpy(pf->file, rec->pyframe.file, rec->pyframe.file_len);
+        pf->file[rec->pyframe.file_len] = '\0';
+        pf->func = xrealloc(NULL, rec->pyframe.func_len + 1);
+        memcpy(pf->func, rec->pyframe.func, rec->pyframe.func_len);
+        pf->func[rec->pyframe.func_len] = '\0';
+        break;
+    }
     case NEAP_TREC_STACK: {
         neap_report_stack_t *st = report_stack(r, rec->stack.id, &added);
         if (!added && !st->undefined) {
@@ -480,7 +497,41 @@ static int report_allocator_function(const char *f) {
     return 0;
 }
 
-/* The resolved frame of pc (a return address). */
+/* A Python file as a report shows it: the standard library's and installed
+ * packages' from their package down ("json/decoder.py"), the program's as
+ * the interpreter was given it. */
+static const char *report_pyfile(const char *f) {
+    static const char *const roots[] = {"/site-packages/", "/dist-packages/"};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++) {
+        const char *p = strstr(f, roots[i]);
+        if (p) return p + strlen(roots[i]);
+    }
+    const char *p = strstr(f, "/lib/python3");
+    if (p && (p = strchr(p + 1, '/')) && (p = strchr(p + 1, '/'))) return p + 1;
+    return f;
+}
+
+/* The label of a Python frame word (bit 63 set). */
+static void report_pyframe(const neap_report_t *r, uint64_t w, report_frame_t *fr) {
+    char buf[2 * NEAP_TRACE_PYNAME_MAX + 64];
+    map_slot_t *s = r->pyframe_index ? map_find(r->pyframe_index, w & ~((uint64_t)1 << 63)) : NULL;
+    if (s == NULL) {
+        snprintf(buf, sizeof buf, "<undefined Python frame %llu>",
+                 (unsigned long long)(w & ~((uint64_t)1 << 63)));
+        fr->func = xstrdup(buf);
+        fr->line = xstrdup(buf);
+        return;
+    }
+    const neap_report_pyframe_t *pf = &r->pyframes[s->a];
+    fr->func = xstrdup(pf->func);
+    if (pf->line > 0)
+        snprintf(buf, sizeof buf, "%s (%s:%u)", pf->func, report_pyfile(pf->file), pf->line);
+    else
+        snprintf(buf, sizeof buf, "%s (%s)", pf->func, report_pyfile(pf->file));
+    fr->line = xstrdup(buf);
+}
+
+/* The resolved frame of pc (a return address, or a Python frame). */
 static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     struct neap_report_syms *sy = r->syms;
     int added;
@@ -490,6 +541,11 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     s->a = sy->nframes;
     report_frame_t *fr = &sy->frames[sy->nframes++];
     memset(fr, 0, sizeof *fr);
+    if (pc >> 63) {
+        report_pyframe(r, pc, fr);
+        r->symbolized = 1;
+        return fr;
+    }
     char buf[1024];
     const char *module = NULL;
     uint64_t off = 0;
@@ -1020,6 +1076,12 @@ static void report_free(neap_report_t *r) {
     free(r->stacks);
     for (size_t i = 0; i < r->nmodules; i++) free(r->modules[i].path);
     free(r->modules);
+    for (size_t i = 0; i < r->npyframes; i++) {
+        free(r->pyframes[i].file);
+        free(r->pyframes[i].func);
+    }
+    free(r->pyframes);
+    if (r->pyframe_index) map_free(r->pyframe_index);
     free(r->ticks);
     for (size_t i = 0; i < r->nsites; i++) {
         free(r->sites[i].label);

@@ -73,6 +73,13 @@ typedef struct neap_report_module {
     char *path;
 } neap_report_module_t;
 
+/* One 'P' record: a Python frame, named by stacks as NEAP_PYFRAME_TAG | id. */
+typedef struct neap_report_pyframe {
+    uint64_t id;
+    uint32_t line;
+    char *file, *func;
+} neap_report_pyframe_t;
+
 /* A flame graph node: frames from the outermost (root) inwards. */
 typedef struct neap_flame {
     const char *name;           /* the frame's label (owned by the report's label cache) */
@@ -117,6 +124,9 @@ typedef struct neap_report {
     size_t nticks, ticks_cap;
     neap_report_module_t *modules;
     size_t nmodules, modules_cap;
+    neap_report_pyframe_t *pyframes;
+    size_t npyframes, pyframes_cap;
+    void *pyframe_index;         /* id -> index into pyframes (report.c's hash map) */
     /* after neap_report_finish */
     neap_report_by_t by;
     neap_report_site_t *sites;

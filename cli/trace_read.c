@@ -503,6 +503,30 @@ static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
         rec->move.old_addr = c->prev_free;
         rec->move.new_addr = c->prev_alloc;
         return 1;
+    case NEAP_TREC_PYFRAME: {
+        if (neap_get_varint(c, &v[0]) != 0 || neap_get_varint(c, &v[1]) != 0)
+            return neap_bad_record(r, c, tag, at, truncated);
+        if (v[0] == 0) return neap_bad_record(r, c, tag, at, "Python frame id 0");
+        if (v[1] > INT32_MAX) return neap_bad_record(r, c, tag, at, "line number out of range");
+        const char *name[2];
+        uint64_t len[2];
+        for (int i = 0; i < 2; i++) {
+            if (neap_get_varint(c, &len[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);
+            if (len[i] > NEAP_TRACE_PYNAME_MAX)
+                return neap_bad_record(r, c, tag, at, "a name longer than a Python frame's may be");
+            if (len[i] > c->len - c->pos)
+                return neap_bad_record(r, c, tag, at, "name runs past the end of its chunk");
+            name[i] = (const char *)c->payload + c->pos;
+            c->pos += (size_t)len[i];
+        }
+        rec->pyframe.id = v[0];
+        rec->pyframe.line = (uint32_t)v[1];
+        rec->pyframe.file = name[0];
+        rec->pyframe.file_len = (size_t)len[0];
+        rec->pyframe.func = name[1];
+        rec->pyframe.func_len = (size_t)len[1];
+        return 1;
+    }
     case NEAP_TREC_TICK:
         for (int i = 0; i < 3; i++)
             if (neap_get_varint(c, &v[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);

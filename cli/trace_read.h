@@ -52,6 +52,8 @@ typedef struct _neap_trace_rec {
         struct { uint64_t old_addr, new_addr; } move;
         struct { uint64_t ms, rss, live; } tick;
         struct { uint32_t how; int64_t value; } end;
+        struct { uint64_t id; uint32_t line; const char *file, *func;
+                 size_t file_len, func_len; } pyframe;   /* names not NUL-terminated */
     };
 } _neap_trace_rec_t;
 

@@ -113,6 +113,11 @@ typedef enum neap_option_e {
                                     reused (writes after free), the heap validated on a share of
                                     allocations; fixed when the process starts (neap_option_set
                                     refuses to change it: EBUSY) */
+    NEAP_OPTION_TRACE_PYTHON,    /* in a CPython 3.11 process, the frames of a traced allocation:
+                                    1 (the default) the Python frames (file, line, function) of the
+                                    code running, when there is any; 2 the same merged in place
+                                    with the C frames (which then come from the DWARF unwinder);
+                                    0 the C frames only */
     NEAP_OPTION_COUNT
 } neap_option_t;
 

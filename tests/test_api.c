@@ -788,6 +788,7 @@ test_options(void)
         {NEAP_OPTION_VALIDATE, "VALIDATE", 1000},
         {NEAP_OPTION_PURGE_BATCH, "PURGE_BATCH", 0},
         {NEAP_OPTION_DEBUG_MALLOC, "DEBUG_MALLOC", 0},   /* fixed at start: set to what it is */
+        {NEAP_OPTION_TRACE_PYTHON, "TRACE_PYTHON", 2},
     };
     size_t i;
 

@@ -39,6 +39,7 @@
  * would.  A child's output goes to a file, shown when it fails.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -482,6 +483,10 @@ child(uint64_t n, bool every)
         snprintf(path, sizeof path, "%s/trace", trace_dir);
         snprintf(pid, sizeof pid, "%ld", (long)getpid());
         CHECK(setenv("NEAP_TRACE", path, 1) == 0 && setenv("NEAP_TRACE_PID", pid, 1) == 0);
+        /* tracing looks for a Python interpreter by name; the C library
+         * keeps a per-thread buffer once a lookup fails: made before the
+         * count, as the environment's blocks */
+        (void)dlsym(RTLD_DEFAULT, "neap_test_no_such_symbol");
     }
 #endif
     neap_trim();

@@ -18,6 +18,7 @@
  *   purge_batch       NEAP_PURGE_BATCH      1         bool (0: madvise per range)
  *   debug_malloc      NEAP_DEBUG_MALLOC     0         bool: the debug mode (debug.c), fixed
  *                                                     at the first allocation
+ *   trace_python      NEAP_TRACE_PYTHON     1         0 C frames, 1 Python frames, 2 both
  *
  * NEAP_TRACE=FILE itself, a path, is read by trace.c.
  *
@@ -56,6 +57,7 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_VALIDATE] = {"VALIDATE", 0, 0, 1L << 30, NEAP_UNIT_NUM},
     [NEAP_OPTION_PURGE_BATCH] = {"PURGE_BATCH", 1, 0, 1, NEAP_UNIT_BOOL},
     [NEAP_OPTION_DEBUG_MALLOC] = {"DEBUG_MALLOC", 0, 0, 1, NEAP_UNIT_BOOL},
+    [NEAP_OPTION_TRACE_PYTHON] = {"TRACE_PYTHON", 1, 0, 2, NEAP_UNIT_NUM},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
@@ -66,7 +68,7 @@ long _neap_options[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_BACKGROUND] = 0,     [NEAP_OPTION_TRACE_FRAMES] = 32,
     [NEAP_OPTION_TRACE_SAMPLE] = 0,   [NEAP_OPTION_TRACE_UNWIND] = 0,
     [NEAP_OPTION_VALIDATE] = 0,       [NEAP_OPTION_PURGE_BATCH] = 1,
-    [NEAP_OPTION_DEBUG_MALLOC] = 0,
+    [NEAP_OPTION_DEBUG_MALLOC] = 0,   [NEAP_OPTION_TRACE_PYTHON] = 1,
 };
 
 static int neap_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }

@@ -44,6 +44,8 @@
  *   _neap_os_append_file          one line added to a note file (O_APPEND)
  *   _neap_os_symbol(name)         dlsym in the whole process (may allocate:
  *                                 only where neap is whole, e.g. at exit)
+ *   _neap_os_symbol_bounds(name)  dladdr1: where a function's code starts
+ *                                 and ends (may allocate, as dlsym)
  *   _neap_os_addr_name(a)         dladdr: the function and module of a code
  *                                 address, for the debug mode's messages
  *   _neap_os_fail_maps(n, every)  tests only: the nth mapping call from now
@@ -58,6 +60,7 @@
 #include "os/os.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -613,6 +616,18 @@ void *_neap_os_symbol(const char *name) {
     void *p = dlsym(RTLD_DEFAULT, name);
     errno = saved;
     return p;
+}
+
+bool _neap_os_symbol_bounds(const char *name, uintptr_t *lo, uintptr_t *hi) {
+    void *p = _neap_os_symbol(name);
+    Dl_info info;
+    const ElfW(Sym) *sym = NULL;
+    if (p == NULL || dladdr1(p, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL ||
+        sym->st_size == 0)
+        return false;
+    *lo = (uintptr_t)p;
+    *hi = (uintptr_t)p + sym->st_size;
+    return true;
 }
 
 bool _neap_os_addr_name(uintptr_t addr, char *buf, size_t cap) {

@@ -101,6 +101,9 @@ NEAP_INTERNAL int _neap_os_append_file(const char *path, const char *data, size_
 /* the address of a symbol of the process (the program or a library it
  * loaded), or NULL */
 NEAP_INTERNAL void *_neap_os_symbol(const char *name);
+/* the code of a function symbol of the process: [*lo, *hi); false if it
+ * is not one (its size unknown) */
+NEAP_INTERNAL bool _neap_os_symbol_bounds(const char *name, uintptr_t *lo, uintptr_t *hi);
 /* "function+0x1c in /path/module" for a code address, into buf; false if
  * no module holds it */
 NEAP_INTERNAL bool _neap_os_addr_name(uintptr_t addr, char *buf, size_t cap);

@@ -84,6 +84,7 @@
 
 #include "neap_trace.h"
 #include "trace/pinning.h"
+#include "trace/pyframes.h"
 #include "trace/symbols.h"
 #include "trace/traceimpl.h"
 #include "trace/tracefmt.h"
@@ -445,15 +446,22 @@ static long frame_add(neap_snapshot_t *s, const neap_frame_t *f) {
 }
 
 /* Fills *out with what pc is (strings interned); 0, or -1 (no memory).
- * symbols.c answers (DWARF through libdw, else dladdr's dynamic symbols);
+ * pyframes.c answers for a Python frame (bit 63 set), symbols.c for a
+ * return address (DWARF through libdw, else dladdr's dynamic symbols);
  * pc 0, and any pc of an offline snapshot, is unknown. */
 static int resolve_pc(neap_snapshot_t *s, uintptr_t pc, neap_frame_t *out) {
     const char *file = NULL, *function = NULL, *module = NULL;
     int line = 0;
     uintptr_t offset = 0;
     _neap_symbol_t sym;
-    if (pc != 0 && !s->offline &&
-        _neap_symtab_resolve(_neap_symtab_self(), pc, NEAP_SYM_RETURN_ADDRESS, &sym) == 0) {
+    const _neap_pyframe_t *pf = s->offline ? NULL : _neap_py_frame(pc);
+    if (pf != NULL) {
+        /* a Python frame (pyframes.h): the .py file, its line, the function */
+        file = pf->file;
+        line = (int)pf->line;
+        function = pf->func;
+    } else if (pc != 0 && !s->offline && !_neap_is_pyframe(pc) &&
+               _neap_symtab_resolve(_neap_symtab_self(), pc, NEAP_SYM_RETURN_ADDRESS, &sym) == 0) {
         file = sym.file;
         line = sym.file != NULL && sym.line > 0 ? sym.line : 0;
         function = sym.function;

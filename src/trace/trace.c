@@ -74,41 +74,14 @@
 
 #include "core/fastpath.h"
 #include "neap_trace.h"
+#include "trace/pyframes.h"
+#include "trace/tlock.h"
 #include "trace/traceimpl.h"
 #include "trace/tracefmt.h"
 #include "util/hashtab.h"
 
 #define SHARDS 32
 
-/* A spin lock: uncontended, one atomic exchange to take and a store to
- * release (a pthread mutex costs several times that on every traced
- * allocation); contended, it yields the processor. */
-#if defined(__x86_64__) || defined(__i386__)
-#define neap_cpu_relax() __builtin_ia32_pause()
-#else
-#define neap_cpu_relax() ((void)0)
-#endif
-
-typedef struct tlock {
-    _Atomic int held;
-} tlock_t;
-
-#define TLOCK_INIT {0}
-
-static inline void tlock_lock(tlock_t *l) {
-    while (atomic_exchange_explicit(&l->held, 1, memory_order_acquire)) {
-        for (int spin = 0; atomic_load_explicit(&l->held, memory_order_relaxed); spin++) {
-            if (spin < 64)
-                neap_cpu_relax();
-            else
-                _neap_os_yield();
-        }
-    }
-}
-
-static inline void tlock_unlock(tlock_t *l) {
-    atomic_store_explicit(&l->held, 0, memory_order_release);
-}
 #define EXACT_LEFT (-((int64_t)1 << 62))
 _Static_assert(NEAP_COUNTDOWN_START <= EXACT_LEFT / 2,
                "a new thread's countdown is told from a sampling one as an exact one is");
@@ -471,8 +444,20 @@ static size_t capture_fp(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) 
 /* The stack of an allocation made by ret's function, whose frame pointer
  * is fp (NEAP_OPTION_TRACE_UNWIND: 0 auto, 1 DWARF, 2 frame pointers).
  * Auto uses the DWARF unwinder only when sampling, whose few stacks can
- * afford it, and only where the frame-pointer chain stops at once. */
+ * afford it, and only where the frame-pointer chain stops at once.  In a
+ * Python process (pyframes.c, NEAP_OPTION_TRACE_PYTHON), the Python frames
+ * instead when the thread runs Python code, or merged into the native
+ * stack the DWARF unwinder gives. */
 static size_t capture(uintptr_t *f, size_t max, uintptr_t ret, uintptr_t fp) {
+    int py = _neap_py_mode();
+    if (py == 1) {
+        size_t n = _neap_py_stack(f, max, NULL, 0);
+        if (n > 0)
+            return n;
+    } else if (py == 2 && max > 1) {
+        uintptr_t native[NEAP_TRACE_MAX_FRAMES];
+        return _neap_py_stack(f, max, native, capture_dwarf(native, max, ret));
+    }
     long how = neap_opt(NEAP_OPTION_TRACE_UNWIND);
     if (neap_unlikely(how == 1) && max > 1)
         return capture_dwarf(f, max, ret);
@@ -1169,6 +1154,11 @@ static int start(int nframe, size_t interval, int mode) {
     sizes_clear();
     hooks_update_locked();
     unlock_all();
+    if (neap_opt(NEAP_OPTION_TRACE_PYTHON) != 0) {
+        tl_in_trace++; /* the dynamic linker may allocate */
+        _neap_py_probe();
+        tl_in_trace--;
+    }
     /* this thread is traced from its next allocation on */
     _neap_tl_countdown = mode == MODE_EXACT ? EXACT_LEFT : next_interval(interval);
     return 0;
@@ -1227,7 +1217,8 @@ void neap_trace_reset_peak(void) {
 }
 
 size_t neap_trace_get_tracemalloc_memory(void) {
-    return atomic_load_explicit(&trace_memory, memory_order_relaxed) + sizeof shards;
+    return atomic_load_explicit(&trace_memory, memory_order_relaxed) + sizeof shards +
+           _neap_py_memory();
 }
 
 void _neap_trace_pause(void) { tl_in_trace++; }
@@ -1637,6 +1628,26 @@ static void stream_maps_locked(tbuf_t *tb) {
     table_unmap(buf, MAPS_BUF);
 }
 
+/* Defines the Python frame w (if it is one) before a stack that uses it:
+ * the first thread to get here writes its 'P' record (in tb, after the
+ * clock of the stack's definition, so after it in the merged order), the
+ * others wait for that. */
+static void stream_pyframe(tbuf_t *tb, uintptr_t w) {
+    _neap_pyframe_t *pf = _neap_py_frame(w);
+    if (pf == NULL)
+        return;
+    uint32_t none = STACK_NEW;
+    if (!atomic_compare_exchange_strong_explicit(&pf->streamed, &none, STACK_WRITING,
+                                                 memory_order_relaxed, memory_order_relaxed)) {
+        while (atomic_load_explicit(&pf->streamed, memory_order_acquire) == STACK_WRITING)
+            _neap_os_yield();
+        return;
+    }
+    TB_PUT(tb, _neap_trace_enc_pyframe(&tb->enc, pf->id, pf->line, pf->file, pf->file_len,
+                                       pf->func, pf->func_len));
+    atomic_store_explicit(&pf->streamed, STACK_STREAMED, memory_order_release);
+}
+
 /* Defines stack st in the stream: the first thread to get here writes its
  * 'S' record (and the 'M' records of new libraries it needs), the others
  * wait for that. */
@@ -1666,6 +1677,8 @@ static void stream_stack(tstack_t *st) {
         f[i] = st->frame[i];
     /* a clock of its own: whoever uses the stack after this is later */
     tb_clock(tb, atomic_fetch_add_explicit(&trace_clock, 1, memory_order_relaxed));
+    for (uint32_t i = 0; i < st->nframe; i++)
+        stream_pyframe(tb, st->frame[i]);
     TB_PUT(tb, _neap_trace_enc_stack(&tb->enc, st->id, f, st->nframe));
     tb_leave(tb);
     atomic_store_explicit(&st->streamed, STACK_STREAMED, memory_order_release);
@@ -1800,6 +1813,7 @@ static void *stream_main(void *arg) {
 }
 
 void _neap_trace_thread_exit(void) {
+    _neap_py_thread_exit();
     if (tl_memo != NULL) {
         table_unmap(tl_memo, MEMO_WAYS * sizeof(memo_t));
         tl_memo = NULL;
@@ -1945,8 +1959,10 @@ static void stream_fork_child(void) {
  * ------------------------------------------------------------------------- */
 void _neap_trace_fork_prepare(void) {
     lock_all();
+    _neap_py_fork_prepare();
 }
 void _neap_trace_fork_parent(void) {
+    _neap_py_fork_parent();
     unlock_all();
 }
 
@@ -1954,6 +1970,7 @@ void _neap_trace_fork_child(void) {
     for (int i = 0; i < SHARDS; i++)
         atomic_store_explicit(&shards[i].lock.held, 0, memory_order_relaxed);
     atomic_store_explicit(&stacks.lock.held, 0, memory_order_relaxed);
+    _neap_py_fork_child();
     stream_fork_child();
     hooks_update_locked();
 }

@@ -207,6 +207,26 @@ int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64
     return neap_enc_small(e, NEAP_TREC_TICK, v, 3);
 }
 
+int _neap_trace_enc_pyframe(_neap_trace_enc_t *e, uint64_t id, uint64_t line, const char *file,
+                            size_t file_len, const char *func, size_t func_len) {
+    if (file_len > NEAP_TRACE_PYNAME_MAX) file_len = NEAP_TRACE_PYNAME_MAX;
+    if (func_len > NEAP_TRACE_PYNAME_MAX) func_len = NEAP_TRACE_PYNAME_MAX;
+    size_t need = 1 + neap_varint_len(id) + neap_varint_len(line) + neap_varint_len(file_len) +
+                  file_len + neap_varint_len(func_len) + func_len;
+    if (e->cap - e->len < need) return -1;
+    uint8_t *p = e->buf + e->len;
+    *p++ = NEAP_TREC_PYFRAME;
+    p += _neap_trace_put_varint(p, id);
+    p += _neap_trace_put_varint(p, line);
+    p += _neap_trace_put_varint(p, file_len);
+    memcpy(p, file, file_len);
+    p += file_len;
+    p += _neap_trace_put_varint(p, func_len);
+    memcpy(p, func, func_len);
+    e->len += need;
+    return 0;
+}
+
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value) {
     uint64_t v[2] = {how, _neap_trace_zigzag_delta((uint64_t)value, 0)};
     return neap_enc_small(e, NEAP_TREC_END, v, 2);

@@ -10,7 +10,7 @@
  *             (little-endian, 44 bytes + cmdline_len)
  *   chunk   = "CHNK" u32 payload_len u32 crc32(payload) payload
  *   payload = record*        a record never spans two chunks
- *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'G' 'R' 'T' 'E' (see below)
+ *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'G' 'R' 'T' 'E' 'P' (see below)
  *
  * Each thread of the traced program fills chunks of its own, so chunks of
  * different threads interleave in the file.  A 'C' record sets the clock of
@@ -31,13 +31,15 @@
  *   - a free is logged before the block is freed, an allocation after it is
  *     made;
  *   - a stack ('S') is defined once, before (in the merged order) the first
- *     record that uses it;
+ *     record that uses it; so is a Python frame ('P', version 4) before
+ *     the first stack that has it;
  *   - the delta bases (previous 'A' address, previous 'F' address) are 0 at
  *     the start of every chunk, so a chunk decodes on its own except for the
  *     stacks and modules defined before it;
  *   - 'E' ends a finished trace; the reader returns it last whatever its
  *     place in the file.
  * Version 1 files have no 'C' record: their merged order is the file's.
+ * Versions before 4 have no 'P' record.
  *
  * The module depends on nothing but libc.  The encoder never allocates and
  * never does I/O: the caller owns the buffer and writes the finished chunk.
@@ -50,7 +52,7 @@
 
 #define NEAP_TRACE_MAGIC "NEAPTRC"         /* 8 bytes with its NUL */
 #define NEAP_TRACE_MAGIC_LEN 8
-#define NEAP_TRACE_VERSION 3
+#define NEAP_TRACE_VERSION 4
 #define NEAP_TRACE_FLAG_SAMPLED 1u         /* flags bit 0: 'A' records are samples */
 #define NEAP_TRACE_HEADER_FIXED 44         /* header bytes before the command line */
 #define NEAP_TRACE_CMDLINE_MAX (1u << 20)  /* a longer command line is a corrupt header */
@@ -64,6 +66,8 @@
 #define NEAP_TRACE_REC_SMALL (1 + 4 * NEAP_TRACE_VARINT_MAX)
 #define NEAP_TRACE_REC_STACK(n) (1 + (2 + (size_t)(n)) * NEAP_TRACE_VARINT_MAX)
 #define NEAP_TRACE_REC_MODULE(n) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
+#define NEAP_TRACE_PYNAME_MAX 1024         /* a longer name in a 'P' record is corrupt */
+#define NEAP_TRACE_REC_PYFRAME(a, b) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(a) + (size_t)(b))
 
 /* Record tags. */
 enum {
@@ -75,7 +79,8 @@ enum {
     NEAP_TREC_GROW = 'G',    /* stack size offset addr-delta: a sampled block's growth */
     NEAP_TREC_MOVE = 'R',    /* old-delta new-delta: a sampled block moved by realloc */
     NEAP_TREC_TICK = 'T',    /* ms rss live */
-    NEAP_TREC_END = 'E'      /* how value: the clean end */
+    NEAP_TREC_END = 'E',     /* how value: the clean end */
+    NEAP_TREC_PYFRAME = 'P'  /* id line file-len file func-len func: a Python frame */
 };
 
 /* How the traced process ended, in an 'E' record. */
@@ -147,6 +152,11 @@ int _neap_trace_enc_grow(_neap_trace_enc_t *e, uint64_t stack, uint64_t size, ui
                          uint64_t addr);
 int _neap_trace_enc_move(_neap_trace_enc_t *e, uint64_t old_addr, uint64_t new_addr);
 int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64_t live);
+/* 'P': Python frame id (>= 1; a stack's frame NEAP_PYFRAME_TAG | id names
+ * it) is line `line` of function func in file; names of at most
+ * NEAP_TRACE_PYNAME_MAX bytes (longer ones are cut there). */
+int _neap_trace_enc_pyframe(_neap_trace_enc_t *e, uint64_t id, uint64_t line, const char *file,
+                            size_t file_len, const char *func, size_t func_len);
 /* how: NEAP_TRACE_EXIT_*; value: the exit status or signal number. */
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value);
 
