@@ -82,6 +82,8 @@ typedef struct {
     const char *trace;                 /* --trace FILE (absolute after run_trace_create) */
     const char *unwind;                /* NEAP_TRACE_UNWIND's value ("0" auto, "1" dwarf,
                                           "2" fp), or NULL */
+    const char *pyframes;              /* NEAP_TRACE_PYTHON's ("1" python, "2" native,
+                                          "0" off), or NULL */
     int quiet, show_stats, verbose, python, background, debug_malloc;
     int given[RUN_NSETTINGS];          /* the setting is passed to the program */
     unsigned long long value[RUN_NSETTINGS];
@@ -128,6 +130,13 @@ static void run_usage(FILE *out) {
             "                         unwinder (dwarf: any code, much slower), or auto (the\n"
             "                         default): frame pointers, and with --sample the DWARF\n"
             "                         unwinder where they stop at the first frame\n"
+            "  --python-frames python|native|off\n"
+            "                         what --trace records of a Python 3.11 program: its\n"
+            "                         Python frames (python, the default: file, line and\n"
+            "                         function, as tracemalloc shows them), the same merged in\n"
+            "                         place with the interpreter's C frames (native), or the\n"
+            "                         C frames only (off)\n"
+            "  --native               the same as --python-frames native\n"
             "  --sample SIZE          with --trace, a Poisson sample of the allocations, one per\n"
             "                         SIZE bytes on average (512K is the usual choice in\n"
             "                         production), instead of every one (0: every one; at\n"
@@ -162,7 +171,8 @@ static int run_find_lib(char *out, size_t cap) {
  * command, a tracing option without --trace). */
 static int run_parse(int argc, char **argv, run_options_t *o) {
     enum { OPT_SHOW_STATS = 256, OPT_VERBOSE, OPT_NO_PYTHON, OPT_NO_BACKGROUND, OPT_TRACE,
-           OPT_UNWIND, OPT_LIB, OPT_DEBUG_MALLOC, OPT_SETTING /* + RUN_* */ };
+           OPT_UNWIND, OPT_LIB, OPT_DEBUG_MALLOC, OPT_PYFRAMES, OPT_NATIVE,
+           OPT_SETTING /* + RUN_* */ };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"output", required_argument, NULL, 'o'},
@@ -174,6 +184,8 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
         {"debug-malloc", no_argument, NULL, OPT_DEBUG_MALLOC},
         {"trace", required_argument, NULL, OPT_TRACE},
         {"unwind", required_argument, NULL, OPT_UNWIND},
+        {"python-frames", required_argument, NULL, OPT_PYFRAMES},
+        {"native", no_argument, NULL, OPT_NATIVE},
         {"lib", required_argument, NULL, OPT_LIB},
         {"purge-delay", required_argument, NULL, OPT_SETTING + RUN_PURGE_DELAY},
         {"purge-max", required_argument, NULL, OPT_SETTING + RUN_PURGE_MAX},
@@ -213,6 +225,17 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
                 return -1;
             }
             break;
+        case OPT_NATIVE: o->pyframes = "2"; break;
+        case OPT_PYFRAMES:
+            if (strcmp(optarg, "python") == 0) o->pyframes = "1";
+            else if (strcmp(optarg, "native") == 0) o->pyframes = "2";
+            else if (strcmp(optarg, "off") == 0) o->pyframes = "0";
+            else {
+                fprintf(stderr, "neap run: --python-frames: '%s' is not python, native or off\n",
+                        optarg);
+                return -1;
+            }
+            break;
         default:
             if (c >= OPT_SETTING && c < OPT_SETTING + RUN_NSETTINGS) {
                 int k = c - OPT_SETTING;
@@ -233,6 +256,10 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
     o->cmd = argv + optind;
     if (o->unwind != NULL && o->trace == NULL) {
         fprintf(stderr, "neap run: --unwind needs --trace FILE\n");
+        return -1;
+    }
+    if (o->pyframes != NULL && o->trace == NULL) {
+        fprintf(stderr, "neap run: --python-frames and --native need --trace FILE\n");
         return -1;
     }
     if (o->debug_malloc && o->trace != NULL) {
@@ -408,6 +435,7 @@ static int run_env_build(const run_options_t *o, const char *lib, run_env_t *e) 
     if (ok && o->debug_malloc) ok = run_env_set(e, "NEAP_DEBUG_MALLOC", "1") != NULL;
     if (ok && o->trace != NULL) ok = run_env_set(e, "NEAP_TRACE", o->trace) != NULL;
     if (ok && o->unwind != NULL) ok = run_env_set(e, "NEAP_TRACE_UNWIND", o->unwind) != NULL;
+    if (ok && o->pyframes != NULL) ok = run_env_set(e, "NEAP_TRACE_PYTHON", o->pyframes) != NULL;
     /* every process: the command may be a shebang script, env, a shell, a
      * launcher (pytest, gunicorn) that starts Python later */
     if (ok && o->python && getenv("PYTHONMALLOC") == NULL)

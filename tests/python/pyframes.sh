@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# pyframes.sh NEAP PROG.py -- Python frames in traces (label: cli): a
+# program with known allocation lines (tests/python/pyframes_prog.py) runs
+# under `neap run --trace`, and `neap report` must name each line with its
+# bytes: within 1% traced exactly, within the estimate's bounds sampled;
+# its thread's line too; the pinning report must name the line whose
+# survivors pin pages.  Then --native (Python frames merged with C ones)
+# and --python-frames off (C frames only).
+set -u
+set -o pipefail
+fail() { echo "FAIL: $*" >&2; exit 1; }
+[ $# -eq 2 ] || fail "usage: $0 NEAP PROG.py"
+NEAP=$1 PROG=$2
+command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
+PY=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 does not run"
+case $("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])') in
+3.11) ;;
+*) echo "SKIP: Python frames are read from Python 3.11 only"; exit 77 ;;
+esac
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-pyframes.XXXXXX") || fail mktemp
+trap 'rm -rf "$WORK"' EXIT
+cp "$PROG" "$WORK/prog.py"
+cd "$WORK" || fail cd
+line_of() { grep -n "# $1\$" prog.py | cut -d: -f1; }
+MAIN=$(line_of SITE_MAIN) THREAD=$(line_of SITE_THREAD) SMALL=$(line_of SITE_SMALL)
+[ -n "$MAIN" ] && [ -n "$THREAD" ] && [ -n "$SMALL" ] || fail "no site markers in $PROG"
+K=2000
+
+# the row of a table (its title's first words) whose site is prog.py:LINE;
+# prints "bytes blocks"
+row() {  # row REPORT TITLE LINE
+    awk -v title="$2" -v site="prog.py:$3)" '
+        index($0, title) == 1 { on = 1; next }
+        on && /^$/ { exit }
+        on && index($0, site) { print $2, $3; exit }' "$1"
+}
+# |got - want| <= want * tol
+near() { awk -v g="$1" -v w="$2" -v t="$3" 'BEGIN { d = g - w; if (d < 0) d = -d; exit !(d <= w * t) }'; }
+
+# --- exact ------------------------------------------------------------------
+"$NEAP" run -q --trace exact.trc -- "$PY" prog.py $K >out 2>err || { cat err; fail "neap run failed"; }
+grep -q "^done $K $K " out || fail "the program did not finish: $(cat out err)"
+"$NEAP" report --bytes exact.trc >exact.txt 2>exact.err || { cat exact.err; fail "neap report failed"; }
+for spec in "$MAIN 10033 site_main" "$THREAD 3033 site_thread"; do
+    set -- $spec
+    want=$((K * $2))
+    for table in "Top sites by total allocated" "Top sites live at the peak"; do
+        r=$(row exact.txt "$table" "$1")
+        [ -n "$r" ] || { cat exact.txt; fail "$table: no row for prog.py:$1"; }
+        set -- $spec
+        got=${r%% *} blocks=${r##* }
+        near "$got" "$want" 0.01 || fail "$table: prog.py:$1 has $got bytes, $want expected (within 1%)"
+        [ "$blocks" -ge $K ] && [ "$blocks" -le $((K + K / 100)) ] ||
+            fail "$table: prog.py:$1 has $blocks blocks, $K expected"
+    done
+    grep -q "$3 (.*prog.py:$1)" exact.txt || fail "the site of line $1 is not named $3"
+done
+# the survivors at SITE_SMALL: 2,000 blocks of 133 bytes, live at exit, each
+# alone on its page or nearly: that line leads the pinning table
+pin=$(awk '/^Pinning at exit/ { on = 1; next } on && $1 == "1" { print; exit }' exact.txt)
+case $pin in
+*"prog.py:$SMALL)"*) ;;
+*) sed -n '/^Pinning/,/all sites/p' exact.txt; fail "the pinning table does not lead with prog.py:$SMALL" ;;
+esac
+echo "exact: lines $MAIN, $THREAD named with their bytes; pinning led by line $SMALL"
+
+# --- sampled: within 6 standard deviations of the estimate ----------------
+I=16384
+"$NEAP" run -q --trace sampled.trc --sample $I -- "$PY" prog.py $K >out 2>err || { cat err; fail "neap run --sample failed"; }
+"$NEAP" report --bytes sampled.trc >sampled.txt 2>&1 || fail "neap report of the sampled trace failed"
+for spec in "$MAIN 10033" "$THREAD 3033"; do
+    set -- $spec
+    want=$((K * $2))
+    r=$(row sampled.txt "Top sites by total allocated" "$1")
+    [ -n "$r" ] || { cat sampled.txt; fail "sampled: no row for prog.py:$1"; }
+    got=${r%% *}
+    tol=$(awk -v s="$2" -v k=$K -v i=$I 'BEGIN { p = 1 - exp(-s / i); print 6 * sqrt((1 - p) / (k * p)) }')
+    near "$got" "$want" "$tol" || fail "sampled: prog.py:$1 has $got bytes, $want expected (within $tol)"
+done
+echo "sampled: lines $MAIN, $THREAD within the estimate's bounds"
+
+# --- merged with the C frames ---------------------------------------------
+"$NEAP" run -q --trace native.trc --native -- "$PY" prog.py 200 >out 2>err || { cat err; fail "neap run --native failed"; }
+"$NEAP" report --by traceback native.trc >native.txt 2>&1 || fail "neap report of the --native trace failed"
+# the stack of SITE_MAIN: its Python frames and C frames around them
+awk -v site="prog.py:$MAIN)" '
+    /^Top sites by total allocated/ { on = 1; next }
+    on && index($0, site) { found = 1 }
+    found && /^ +[0-9]+ / && !index($0, site) { exit }
+    found { print }' native.txt >stack.txt
+grep -q "prog.py:$MAIN)" stack.txt || { cat native.txt; fail "--native: no stack with prog.py:$MAIN"; }
+grep -q "<module> (.*prog.py:" stack.txt || fail "--native: the module's frame is missing: $(cat stack.txt)"
+grep -vq "\.py:" stack.txt || fail "--native: no C frame in the stack: $(cat stack.txt)"
+echo "native: Python and C frames merged"
+
+# --- C frames only ------------------------------------------------------------
+"$NEAP" run -q --trace c.trc --python-frames off -- "$PY" prog.py 200 >out 2>err || fail "neap run --python-frames off failed"
+"$NEAP" report c.trc >c.txt 2>&1 || fail "neap report of the C-frames trace failed"
+if grep -q "prog.py:" c.txt; then fail "--python-frames off: Python lines in the report"; fi
+echo "off: C frames only"
