@@ -735,7 +735,10 @@ static void report_sites(neap_report_t *r, neap_report_by_t by) {
             node->total += st->fig.total_bytes;
         }
         for (size_t f = st->nframes; f-- > first;) {
-            node = report_flame_child(node, report_frame(r, st->frames[f])->func);
+            /* a C frame by its function; a Python one with its file and line,
+             * as Python's tools show them */
+            const report_frame_t *fr = report_frame(r, st->frames[f]);
+            node = report_flame_child(node, st->frames[f] >> 63 ? fr->line : fr->func);
             node->live += st->fig.live_bytes;
             node->total += st->fig.total_bytes;
         }

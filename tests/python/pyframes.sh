@@ -98,3 +98,29 @@ echo "native: Python and C frames merged"
 "$NEAP" report c.trc >c.txt 2>&1 || fail "neap report of the C-frames trace failed"
 if grep -q "prog.py:" c.txt; then fail "--python-frames off: Python lines in the report"; fi
 echo "off: C frames only"
+
+# --- the HTML report's flame graph, as a browser shows it --------------------
+CHROME=$(command -v chromium || command -v chromium-browser || command -v google-chrome) ||
+    { echo "no chromium: the browser check is left out"; exit 0; }
+"$NEAP" report exact.trc --html r.html >/dev/null 2>&1 || fail "neap report --html failed"
+timeout 120 "$CHROME" --headless --no-sandbox --disable-gpu --no-first-run \
+    --user-data-dir="$WORK/chrome" --virtual-time-budget=5000 --dump-dom "file://$WORK/r.html#total" \
+    2>chrome.err >total.html || { cat chrome.err >&2; fail "chromium could not load the page"; }
+"$PY" - total.html "$K" "$MAIN" <<'PYEOF' || fail "the flame graph (total allocated) does not show the Python frames"
+import re, sys
+d = open(sys.argv[1]).read()
+k = int(sys.argv[2])
+svg = re.search(r'<svg[^>]*id="flame-svg".*?</svg>', d, re.S)
+assert svg, "no flame graph drawn"
+titles = re.findall(r'<title>([^<]*)</title>', svg.group(0))
+def mib(t):
+    m = re.search(r': ([0-9.]+) MiB \(', t)
+    return float(m.group(1)) if m else None
+main = [t for t in titles if t.startswith("site_main (") and "prog.py:%s)" % sys.argv[3] in t]
+thread = [t for t in titles if t.startswith("site_thread (")]
+assert main and thread, titles[:40]
+assert any(t.startswith("&lt;module&gt; (") for t in titles), titles[:40]
+want = k * 10033 / 2**20
+assert abs(mib(main[0]) - want) <= 0.02 * want, (main[0], want)
+PYEOF
+echo "browser: the flame graph shows site_main, site_thread and <module>"
