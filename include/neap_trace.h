@@ -58,7 +58,11 @@ NEAP_EXPORT void neap_trace_reset_peak(void);
 /* Bytes the tracing layer itself uses for its tables and stacks. */
 NEAP_EXPORT size_t neap_trace_get_tracemalloc_memory(void);
 
-/* A stack of return addresses, the innermost frame first. */
+/* A stack of return addresses, the innermost frame first.  In a CPython
+ * 3.11 process, Python code's allocations have Python frames instead
+ * (NEAP_OPTION_TRACE_PYTHON): words with bit 63 set, each one line of a
+ * Python function, which snapshots name (neap_frame_t: the .py file, its
+ * line, the function's qualified name). */
 typedef struct neap_traceback {
     size_t nframe;
     uintptr_t frame[NEAP_TRACE_MAX_FRAMES];
@@ -83,6 +87,9 @@ NEAP_EXPORT size_t neap_trace_get_object_size(const void *p);
  * the snapshot.  Frames come from DWARF line information when the program
  * and libdw have it (build with -g), otherwise from the dynamic symbol
  * table (module and function only).
+ *
+ * A Python frame (neap_traceback_t) resolves to its .py file, line and
+ * function (module NULL, offset 0).
  *
  * Frames are ordered as in neap_traceback_t: frame[0] is the most recent
  * (the function that called the allocator), frame[nframe-1] the oldest.

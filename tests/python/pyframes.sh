@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
-# pyframes.sh NEAP PROG.py -- Python frames in traces (label: cli): a
+# pyframes.sh NEAP PROG.py FAKE -- Python frames in traces (label: cli): a
 # program with known allocation lines (tests/python/pyframes_prog.py) runs
 # under `neap run --trace`, and `neap report` must name each line with its
 # bytes: within 1% traced exactly, within the estimate's bounds sampled;
 # its thread's line too; the pinning report must name the line whose
 # survivors pin pages.  Then --native (Python frames merged with C ones)
-# and --python-frames off (C frames only).
+# and --python-frames off (C frames only).  First, FAKE
+# (tests/python/fake_python.c), a program that looks like CPython 3.12:
+# traced, it gets one warning that neap does not read its frames.
 set -u
 set -o pipefail
 fail() { echo "FAIL: $*" >&2; exit 1; }
-[ $# -eq 2 ] || fail "usage: $0 NEAP PROG.py"
-NEAP=$1 PROG=$2
+[ $# -eq 3 ] || fail "usage: $0 NEAP PROG.py FAKE"
+NEAP=$1 PROG=$2 FAKE=$3
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-pyframes.XXXXXX") || fail mktemp
+trap 'rm -rf "$WORK"' EXIT
+
+# --- an interpreter whose frames neap does not read -------------------------
+"$NEAP" run -q --trace "$WORK/fake.trc" -- "$FAKE" >"$WORK/out" 2>"$WORK/err" ||
+    { cat "$WORK/err"; fail "the fake interpreter failed under neap run --trace"; }
+grep -q "^fake python done$" "$WORK/out" || fail "the fake interpreter did not finish"
+n=$(grep -c "reads the frames of Python 3.11 only" "$WORK/err")
+[ "$n" -eq 1 ] || { cat "$WORK/err"; fail "$n warnings about the interpreter's version, 1 expected"; }
+grep -q "Python 3.12: traces show the interpreter's C functions" "$WORK/err" ||
+    fail "the warning does not name the version: $(cat "$WORK/err")"
+"$NEAP" report "$WORK/fake.trc" >"$WORK/fake.txt" 2>&1 || fail "neap report of the fake interpreter's trace failed"
+grep -q "work (" "$WORK/fake.txt" || grep -q "fake_python" "$WORK/fake.txt" ||
+    { cat "$WORK/fake.txt"; fail "the fake interpreter's trace has no C frames of its own"; }
+echo "another version: one warning, C frames"
+
 command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
 PY=$(python3 -c 'import sys; print(sys.executable)') || fail "python3 does not run"
 case $("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])') in
 3.11) ;;
 *) echo "SKIP: Python frames are read from Python 3.11 only"; exit 77 ;;
 esac
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-pyframes.XXXXXX") || fail mktemp
-trap 'rm -rf "$WORK"' EXIT
 cp "$PROG" "$WORK/prog.py"
 cd "$WORK" || fail cd
 line_of() { grep -n "# $1\$" prog.py | cut -d: -f1; }
