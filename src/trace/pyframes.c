@@ -69,14 +69,14 @@ enum { PY_UNKNOWN, PY_NONE, PY_READY, PY_UNSUPPORTED };
 
 static struct {
     _Atomic int state;                   /* PY_* */
-    _Atomic unsigned probes;             /* captures since the last probe */
     void *(*tstate)(void);               /* _PyThreadState_UncheckedGet */
     int (*addr2line)(void *code, int offset); /* PyCode_Addr2Line */
     const void *code_type, *str_type;    /* &PyCode_Type, &PyUnicode_Type */
     uintptr_t eval_lo, eval_hi;          /* _PyEval_EvalFrameDefault's code */
 } py;
 
-#define REPROBE 65536        /* captures between probes while none is found */
+#define REPROBE 65536        /* a thread's captures between probes while none is found */
+static __thread unsigned tl_probes;  /* this thread's captures since its last probe */
 
 /* ---------------------------------------------------------------------------
  * Tables.
@@ -343,9 +343,7 @@ int _neap_py_mode(void) {
     int st = atomic_load_explicit(&py.state, memory_order_acquire);
     if (neap_likely(st == PY_READY))
         return (int)mode;
-    if (st == PY_UNKNOWN ||
-        (st == PY_NONE &&
-         atomic_fetch_add_explicit(&py.probes, 1, memory_order_relaxed) % REPROBE == REPROBE - 1)) {
+    if (st == PY_UNKNOWN || (st == PY_NONE && ++tl_probes % REPROBE == 0)) {
         _neap_py_probe();
         if (atomic_load_explicit(&py.state, memory_order_acquire) == PY_READY)
             return (int)mode;
