@@ -623,6 +623,69 @@ static void test_extents(void) {
     }
 }
 
+/* 'P', a Python frame: the round trip (names up to the limit, line 0 and
+ * the largest, a stack naming the frame), then each way a record can be
+ * damaged, stopped as corrupt with the reason. */
+static void test_pyframe(void) {
+    static trace_t t;
+    static char longname[NEAP_TRACE_PYNAME_MAX + 100];
+    memset(longname, 'n', sizeof longname);
+    const uint64_t pyword = ((uint64_t)1 << 63) | 7;
+    const uint64_t stack[] = {pyword, 0x7f0000001234};
+    trace_begin(&t, 0, 0);
+    CHECK(_neap_trace_enc_pyframe(&t.enc, 7, 42, "app.py", 6, "Holder.fill", 11) == 0);
+    CHECK(_neap_trace_enc_pyframe(&t.enc, 8, 0, "<string>", 8, "<module>", 8) == 0);
+    /* names cut at the limit */
+    CHECK(_neap_trace_enc_pyframe(&t.enc, 9, INT32_MAX, longname, sizeof longname, longname,
+                                  NEAP_TRACE_PYNAME_MAX) == 0);
+    CHECK(_neap_trace_enc_stack(&t.enc, 1, stack, 2) == 0);
+    trace_flush(&t);
+    const char *path = tpath("pyframe.trace");
+    write_file(path, t.data, t.len);
+    _neap_trace_reader_t r;
+    _neap_trace_rec_t rec;
+    CHECK(_neap_trace_open(&r, path) == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == NEAP_TREC_PYFRAME);
+    CHECK(rec.pyframe.id == 7 && rec.pyframe.line == 42 && rec.pyframe.file_len == 6 &&
+          memcmp(rec.pyframe.file, "app.py", 6) == 0 && rec.pyframe.func_len == 11 &&
+          memcmp(rec.pyframe.func, "Holder.fill", 11) == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == NEAP_TREC_PYFRAME);
+    CHECK(rec.pyframe.id == 8 && rec.pyframe.line == 0 && rec.pyframe.file_len == 8);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == NEAP_TREC_PYFRAME);
+    CHECK(rec.pyframe.line == INT32_MAX && rec.pyframe.file_len == NEAP_TRACE_PYNAME_MAX &&
+          rec.pyframe.func_len == NEAP_TRACE_PYNAME_MAX);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == NEAP_TREC_STACK);
+    CHECK(rec.stack.nframes == 2 && rec.stack.frames[0] == pyword);
+    CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_EOF);
+    _neap_trace_close(&r);
+
+    /* damaged records, written by hand: tag, id, line, file, func */
+    static const struct {
+        uint8_t bytes[16];
+        size_t n;
+        const char *why;
+    } bad[] = {
+        {{'P', 0, 1, 1, 'a', 1, 'f'}, 7, "Python frame id 0"},
+        {{'P', 1, 0x80, 0x80, 0x80, 0x80, 0x08, 1, 'a', 1, 'f'}, 11, "line number out of range"},
+        {{'P', 1, 1, 0x81, 0x08, 'a'}, 6, "a name longer than a Python frame's may be"},
+        {{'P', 1, 1, 5, 'a', 'b'}, 6, "name runs past the end of its chunk"},
+        {{'P', 1, 1, 1, 'a'}, 5, "runs past the end of its chunk"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        trace_begin(&t, 0, 0);
+        memcpy(t.enc.buf + t.enc.len, bad[k].bytes, bad[k].n);
+        t.enc.len += bad[k].n;
+        trace_flush(&t);
+        write_file(path, t.data, t.len);
+        CHECK(_neap_trace_open(&r, path) == 0);
+        CHECKF(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT,
+               "damaged 'P' %zu: status %d", k, (int)r.status);
+        CHECKF(strstr(r.message, bad[k].why) != NULL, "damaged 'P' %zu: \"%s\", expected \"%s\"", k,
+               r.message, bad[k].why);
+        _neap_trace_close(&r);
+    }
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/neap-tracefmt.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     CHECK(mkdtemp(dir) != NULL);
@@ -634,6 +697,7 @@ int main(void) {
     test_merge();
     test_grow();
     test_extents();
+    test_pyframe();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
