@@ -52,6 +52,7 @@ typedef struct _neap_trace_rec {
         struct { uint64_t old_addr, new_addr; } move;
         struct { uint64_t ms, rss, live; } tick;
         struct { uint32_t how; int64_t value; } end;
+        struct { uint64_t ms; const char *label; size_t label_len; } mark;
     };
 } _neap_trace_rec_t;
 

@@ -10,7 +10,7 @@
  *             (little-endian, 44 bytes + cmdline_len)
  *   chunk   = "CHNK" u32 payload_len u32 crc32(payload) payload
  *   payload = record*        a record never spans two chunks
- *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'G' 'R' 'T' 'E' (see below)
+ *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'G' 'R' 'T' 'E' 'K' (see below)
  *
  * Each thread of the traced program fills chunks of its own, so chunks of
  * different threads interleave in the file.  A 'C' record sets the clock of
@@ -38,6 +38,8 @@
  *   - 'E' ends a finished trace; the reader returns it last whatever its
  *     place in the file.
  * Version 1 files have no 'C' record: their merged order is the file's.
+ * Version 4 added 'K', a moment the program or `neap mark` named (a mark);
+ * files of versions 1 to 3 have none.
  *
  * The module depends on nothing but libc.  The encoder never allocates and
  * never does I/O: the caller owns the buffer and writes the finished chunk.
@@ -50,7 +52,7 @@
 
 #define NEAP_TRACE_MAGIC "NEAPTRC"         /* 8 bytes with its NUL */
 #define NEAP_TRACE_MAGIC_LEN 8
-#define NEAP_TRACE_VERSION 3
+#define NEAP_TRACE_VERSION 4
 #define NEAP_TRACE_FLAG_SAMPLED 1u         /* flags bit 0: 'A' records are samples */
 #define NEAP_TRACE_HEADER_FIXED 44         /* header bytes before the command line */
 #define NEAP_TRACE_CMDLINE_MAX (1u << 20)  /* a longer command line is a corrupt header */
@@ -64,6 +66,10 @@
 #define NEAP_TRACE_REC_SMALL (1 + 4 * NEAP_TRACE_VARINT_MAX)
 #define NEAP_TRACE_REC_STACK(n) (1 + (2 + (size_t)(n)) * NEAP_TRACE_VARINT_MAX)
 #define NEAP_TRACE_REC_MODULE(n) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
+/* A mark's label: at most this many bytes (the encoder cuts a longer one,
+ * the reader refuses it as corrupt). */
+#define NEAP_TRACE_LABEL_MAX 1024
+#define NEAP_TRACE_REC_MARK(n) (1 + 2 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
 
 /* Record tags. */
 enum {
@@ -75,7 +81,8 @@ enum {
     NEAP_TREC_GROW = 'G',    /* stack size offset addr-delta: a sampled block's growth */
     NEAP_TREC_MOVE = 'R',    /* old-delta new-delta: a sampled block moved by realloc */
     NEAP_TREC_TICK = 'T',    /* ms rss live */
-    NEAP_TREC_END = 'E'      /* how value: the clean end */
+    NEAP_TREC_END = 'E',     /* how value: the clean end */
+    NEAP_TREC_MARK = 'K'     /* ms label_len label: a moment named (version 4) */
 };
 
 /* How the traced process ended, in an 'E' record. */
@@ -149,6 +156,10 @@ int _neap_trace_enc_move(_neap_trace_enc_t *e, uint64_t old_addr, uint64_t new_a
 int _neap_trace_enc_tick(_neap_trace_enc_t *e, uint64_t ms, uint64_t rss, uint64_t live);
 /* how: NEAP_TRACE_EXIT_*; value: the exit status or signal number. */
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value);
+
+/* 'K': a mark at ms (since the start, as 'T'), named by len bytes of
+ * label (cut to NEAP_TRACE_LABEL_MAX). */
+int _neap_trace_enc_mark(_neap_trace_enc_t *e, uint64_t ms, const char *label, size_t len);
 
 /* 'A' and 'F', the records of nearly every call, inline: encoded in place
  * when the longest fits; near the end of the buffer, the careful way. */
