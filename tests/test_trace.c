@@ -4,7 +4,8 @@
  *   api        start/stop/is_tracing/limits, traced memory and its peak,
  *              reset_peak, clear_traces, get_object_traceback and size, every
  *              allocation function (malloc, calloc, realloc, aligned, posix
- *              memalign), frees forgetting traces, errors
+ *              memalign), frees forgetting traces, errors (a mark
+ *              without a NEAP_TRACE stream)
  *   traceback  the stack recorded names the allocating function and its
  *              callers (frame pointers: this file is built with them)
  *   sampled    Poisson sampling by bytes: the estimates of traced memory are
@@ -50,6 +51,9 @@ static void *volatile sink;
 
 static void test_api(void) {
     CHECK(!neap_trace_is_tracing());
+    /* a mark needs a NEAP_TRACE stream, which this process has not */
+    errno = 0;
+    CHECK(neap_trace_mark("nothing to mark") == -1 && errno == ENOENT);
     CHECK(neap_trace_start(0) == -1 && errno == EINVAL);
     CHECK(neap_trace_start(NEAP_TRACE_MAX_FRAMES + 1) == -1 && errno == EINVAL);
     void *before = malloc(100);
