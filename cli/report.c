@@ -1,15 +1,23 @@
 /* report.c -- `neap report FILE [options]`: what a trace written by
  * `neap run --trace FILE` says about a program's memory.
  *
- *   neap report FILE             totals, the peak, top sites (live at exit,
- *                                live at the peak, total allocated), pinning
+ *   neap report FILE             totals, the peak, the marks, top sites (live
+ *                                at exit, live at the peak, total allocated),
+ *                                pinning (its first sites in words)
  *   neap report A B              the same for B, compared with A
  *   neap report FILE --html OUT  also a self-contained HTML page
+ *   neap report FILE --at WHEN   live sites and pinning at a moment: end,
+ *                                peak, a time, mark:LABEL, mark:N
  *
  * Pipeline:
  *
  *   tracefmt reader --records--> replay (report_record): stacks[], live
- *                                blocks (addr -> size, stack), ticks[]
+ *                                blocks (addr -> size, stack), pages (page
+ *                                -> live bytes: pinned pages), ticks[] and
+ *                                marks[] with the live and pinned bytes there
+ *                 --the moment-> snapshot (report_snap): per stack live,
+ *                                the live blocks; after the replay they
+ *                                replace the end's (report_use_snap)
  *                 --end--------> finish: symbolize frames (symbols.c when
  *                                built in, else module+offset from the 'M'
  *                                records), group stacks into sites, pinning
@@ -29,12 +37,18 @@
  * end, the value at the peak is snap when snap_id == peak_id, else current.
  * O(1) per record, whatever the number of stacks.
  *
+ * The moment (--at, report_load_at): a mark's snapshot is taken at its 'K'
+ * in one replay; the peak and a time take two, the first finding the
+ * record (the one that reached the peak; the last 'T' or 'K' at or before
+ * the time), the second snapshotting after it.  O(live blocks + stacks)
+ * once.  A moment the trace has not is exit status 2, the marks listed.
+ *
  * Exit status: 0 (also for a truncated trace, or one without an end record:
  * what a killed program leaves; what was read is reported, with a warning),
  * 1 a file cannot be read, its header is bad, or it is corrupt (a bad chunk,
  * CRC or record: what was read before the damage is still reported, then
- * the error naming it), 2 bad command line or a file that is not a neap
- * trace.
+ * the error naming it), 2 bad command line, a file that is not a neap
+ * trace, or a moment (--at) the trace has not.
  */
 #define _GNU_SOURCE
 #include <errno.h>
