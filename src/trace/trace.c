@@ -1360,9 +1360,12 @@ size_t neap_trace_get_object_size(const void *p) {
  * before).  Another process asks for one through the per-user records
  * directory of `neap stats` (/tmp/neap-<uid>, publish.c):
  *
+ *   the stream opening:       a <dir>/<pid>.trace left by the image this
+ *                             process exec'd from removed
  *   writer thread, at start:  <dir>/<pid>.trace  "neap-trace 1", pid, file:
  *                             this process streams a trace (removed at the
- *                             end; `neap mark` refuses a pid without it)
+ *                             end; `neap mark` refuses a pid without it, and
+ *                             `neap stats` removes one of a dead process)
  *   `neap mark PID LABEL`:    <dir>/<pid>.mark   the label, one line (made
  *                             whole by a link: one request at a time)
  *   each tick (stream_tick):  a request there --> 'K' before the 'T', every
@@ -1770,12 +1773,15 @@ int neap_trace_mark(const char *label) {
     return 0;
 }
 
-/* The writer thread, once: the paths of the mark files and mark_info
- * written, so that `neap mark` finds this process. */
-static void stream_marks_start(void) {
+/* When the stream opens: the paths of the mark files (mark_info[0] stays
+ * 0 without a usable directory: no marks from other processes), and a
+ * note of this pid removed: it is the one of the image this process
+ * exec'd from (an exec runs no exit code), or of a dead process whose pid
+ * this one got.  A pending request is left for this image to serve. */
+static void stream_marks_paths(void) {
     char dir[64];
     if (_neap_os_stats_dir(dir, sizeof dir) != 0)
-        return; /* no usable directory: no marks from other processes */
+        return;
     unsigned long long pid = (unsigned long long)_neap_os_getpid();
     neap_buf_t i = {mark_info, 0, sizeof mark_info}, r = {mark_req, 0, sizeof mark_req},
                t = {mark_tmp, 0, sizeof mark_tmp};
@@ -1787,6 +1793,15 @@ static void stream_marks_start(void) {
     _neap_buf_str(&r, ".mark");
     _neap_buf_str(&t, mark_info);
     _neap_buf_str(&t, ".tmp");
+    _neap_os_unlink(mark_info);
+}
+
+/* The writer thread, once: mark_info written, so that `neap mark` finds
+ * this process. */
+static void stream_marks_start(void) {
+    if (mark_info[0] == 0)
+        return;
+    unsigned long long pid = (unsigned long long)_neap_os_getpid();
     char text[4096 + 96];
     neap_buf_t b = {text, 0, sizeof text};
     _neap_buf_str(&b, "neap-trace 1\npid ");
@@ -1970,6 +1985,7 @@ void _neap_trace_env_start(void) {
     if (stream_owner(pid) != pid)
         snprintf(name + plen, sizeof name - plen, ".%ld", pid);
     memcpy(stream_path, name, strlen(name) + 1); /* for `neap mark` (stream_marks_start) */
+    stream_marks_paths();
     int fd = _neap_os_create(name);
     if (fd < 0) {
         char shown[320];

@@ -59,7 +59,7 @@
 #              file when neap mark returns, and the report at it shows the
 #              blocks live then; neap mark of a process not traced, of no
 #              process, with bad arguments; the program's note removed at
-#              its exit
+#              its exit, a dead process's note by neap mark and neap stats
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -607,6 +607,21 @@ markcmd)
     expect_status 1 "$NEAP" mark "$sleeper" x
     grep -q "process $sleeper is not traced by neap" "$WORK/err" || fail "no message for an untraced process: $(cat "$WORK/err")"
     kill $sleeper
+    # a note left by a process killed while it traced: neap mark and the
+    # list of neap stats remove it
+    for how in mark stats; do
+        true &
+        dead=$!
+        wait $dead
+        printf 'neap-trace 1\npid %s\nfile x\n' $dead >"$RECDIR/$dead.trace"
+        if [ $how = mark ]; then
+            expect_status 1 "$NEAP" mark $dead x
+            grep -q "process $dead is gone" "$WORK/err" || fail "no message for a dead pid's note: $(cat "$WORK/err")"
+        else
+            "$NEAP" stats >/dev/null || fail "neap stats failed"
+        fi
+        [ ! -e "$RECDIR/$dead.trace" ] || fail "neap $how left the note of dead process $dead"
+    done
     # bad command lines
     expect_status 2 "$NEAP" mark
     expect_status 2 "$NEAP" mark abc
