@@ -51,6 +51,8 @@ int neap_cli_run(int argc, char **argv);
 int neap_cli_report(int argc, char **argv);
 /* `neap stats [PID]`: a running program's statistics (stats.c). */
 int neap_cli_stats(int argc, char **argv);
+/* `neap mark PID [LABEL]`: a mark in a running program's trace (mark.c). */
+int neap_cli_mark(int argc, char **argv);
 
 /* --- statistics records published by processes on neap (record.c) -------- */
 

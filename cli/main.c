@@ -27,6 +27,7 @@ static const neap_cli_command_t cli_commands[] = {
     {"run", neap_cli_run, "run a program on neap: neap run [options] -- CMD ARGS..."},
     {"stats", neap_cli_stats, "show the allocator statistics of a running program: neap stats PID"},
     {"report", neap_cli_report, "what a trace says: top sites, the peak, pinning, HTML: neap report FILE"},
+    {"mark", neap_cli_mark, "mark the present moment in a running program's trace: neap mark PID LABEL"},
     {"demo", neap_cli_demo, "compare neap with the C library's malloc on built-in workloads"},
     {"help", cli_help, "list the commands, or show one command's help: neap help COMMAND"},
     {"version", cli_version, "print neap's version"},

@@ -1,15 +1,23 @@
 /* report.c -- `neap report FILE [options]`: what a trace written by
  * `neap run --trace FILE` says about a program's memory.
  *
- *   neap report FILE             totals, the peak, top sites (live at exit,
- *                                live at the peak, total allocated), pinning
+ *   neap report FILE             totals, the peak, the marks, top sites (live
+ *                                at exit, live at the peak, total allocated),
+ *                                pinning (its first sites in words)
  *   neap report A B              the same for B, compared with A
  *   neap report FILE --html OUT  also a self-contained HTML page
+ *   neap report FILE --at WHEN   live sites and pinning at a moment: end,
+ *                                peak, a time, mark:LABEL, mark:N
  *
  * Pipeline:
  *
  *   tracefmt reader --records--> replay (report_record): stacks[], live
- *                                blocks (addr -> size, stack), ticks[]
+ *                                blocks (addr -> size, stack), pages (page
+ *                                -> live bytes: pinned pages), ticks[] and
+ *                                marks[] with the live and pinned bytes there
+ *                 --the moment-> snapshot (report_snap): per stack live,
+ *                                the live blocks; after the replay they
+ *                                replace the end's (report_use_snap)
  *                 --end--------> finish: symbolize frames (symbols.c when
  *                                built in, else module+offset from the 'M'
  *                                records), group stacks into sites, pinning
@@ -29,12 +37,18 @@
  * end, the value at the peak is snap when snap_id == peak_id, else current.
  * O(1) per record, whatever the number of stacks.
  *
+ * The moment (--at, report_load_at): a mark's snapshot is taken at its 'K'
+ * in one replay; the peak and a time take two, the first finding the
+ * record (the one that reached the peak; the last 'T' or 'K' at or before
+ * the time), the second snapshotting after it.  O(live blocks + stacks)
+ * once.  A moment the trace has not is exit status 2, the marks listed.
+ *
  * Exit status: 0 (also for a truncated trace, or one without an end record:
  * what a killed program leaves; what was read is reported, with a warning),
  * 1 a file cannot be read, its header is bad, or it is corrupt (a bad chunk,
  * CRC or record: what was read before the damage is still reported, then
- * the error naming it), 2 bad command line or a file that is not a neap
- * trace.
+ * the error naming it), 2 bad command line, a file that is not a neap
+ * trace, or a moment (--at) the trace has not.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -191,10 +205,50 @@ static void report_touch(neap_report_t *r, neap_report_stack_t *st) {
     }
 }
 
+/* The pages of a part of a block, size bytes at addr (0 taken as 1): their
+ * live bytes go up (add) or down, and pinned_pages counts the pages with
+ * any.  A part that ends (its offset + size, `end_in_block`) past 1 MiB is
+ * a huge block's: its pages are its own, counted without the map (so the
+ * work per part is at most 257 pages).  Each part is counted the same way
+ * when it goes as when it came, so the count never drifts. */
+static void report_pages(neap_report_t *r, uint64_t addr, uint64_t size, uint64_t end_in_block,
+                         int add) {
+    uint64_t last = addr + (size ? size : 1) - 1; /* fits: the reader checked */
+    uint64_t first_page = addr >> 12, last_page = last >> 12;
+    if (end_in_block >= HUGE_MIN) {
+        uint64_t n = last_page - first_page + 1;
+        r->pinned_pages = add ? r->pinned_pages + n : r->pinned_pages - n;
+        return;
+    }
+    map_t *pages = r->pages;
+    for (uint64_t page = first_page;; page++) {
+        uint64_t lo = page == first_page ? addr : page << 12;
+        uint64_t hi = page == last_page ? last : (page << 12) + 4095;
+        uint64_t bytes = hi - lo + 1;
+        if (add) {
+            int added;
+            map_slot_t *pg = map_insert(pages, page, &added);
+            if (pg->a == 0) r->pinned_pages++;
+            pg->a += bytes;
+        } else {
+            map_slot_t *pg = map_find(pages, page);
+            if (pg != NULL) {
+                pg->a -= bytes < pg->a ? bytes : pg->a;
+                if (pg->a == 0) {
+                    map_remove(pages, pg);
+                    r->pinned_pages--;
+                }
+            }
+        }
+        if (page == last_page) break;
+    }
+}
+
 /* Replays one freed block: its stack's and the totals' live figures drop. */
 static void report_unlive(neap_report_t *r, map_slot_t *blk) {
     neap_report_stack_t *st = &r->stacks[blk->b];
     double w = report_weight(r, blk->a);
+    report_pages(r, blk->key + blk->c, blk->a, blk->c + blk->a, 0);
     report_touch(r, st);
     st->fig.live_bytes -= w * (double)blk->a;
     st->fig.live_count -= w;
@@ -229,6 +283,7 @@ static void report_live(neap_report_t *r, uint64_t id, uint64_t size, uint64_t a
     blk->a = size;
     blk->b = (size_t)(st - r->stacks);
     blk->c = offset;
+    report_pages(r, addr + offset, size, offset + size, 1);
     r->allocs++;
     r->live_bytes += bytes;
     r->live_count += w;
@@ -329,6 +384,8 @@ static int report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         while ((blk = map_find(r->blocks, from)) != NULL) {
             map_slot_t part = *blk;
             map_remove(r->blocks, blk);
+            report_pages(r, from + part.c, part.a, part.c + part.a, 0);
+            report_pages(r, to + part.c, part.a, part.c + part.a, 1);
             part.key = to;
             *map_add(r->blocks, to) = part;
         }
@@ -341,9 +398,27 @@ static int report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         break;
     case NEAP_TREC_TICK:
         r->ticks = xgrow(r->ticks, &r->ticks_cap, r->nticks, sizeof *r->ticks, 256);
-        r->ticks[r->nticks++] = (neap_report_tick_t){rec->tick.ms, rec->tick.rss, rec->tick.live};
+        r->ticks[r->nticks++] = (neap_report_tick_t){rec->tick.ms, rec->tick.rss, rec->tick.live,
+                                                     r->live_bytes > 0 ? r->live_bytes : 0,
+                                                     r->pinned_pages * 4096};
         r->last_ms = rec->tick.ms;
+        if (rec->tick.ms > r->time_ms) r->time_ms = rec->tick.ms;
         break;
+    case NEAP_TREC_MARK: {
+        r->marks = xgrow(r->marks, &r->marks_cap, r->nmarks, sizeof *r->marks, 16);
+        neap_report_mark_t *m = &r->marks[r->nmarks++];
+        m->ms = rec->mark.ms;
+        /* escaped (\xHH for controls, C1 too, and bad UTF-8): never raw to a terminal */
+        size_t cap = 4 * rec->mark.label_len + 1;
+        m->label = xrealloc(NULL, cap);
+        neap_cli_escape(m->label, cap, rec->mark.label, rec->mark.label_len);
+        m->live_bytes = r->live_bytes > 0 ? r->live_bytes : 0;
+        m->live_count = r->live_count > 0 ? r->live_count : 0;
+        m->pinned = r->pinned_pages * 4096;
+        m->record = r->records;
+        if (rec->mark.ms > r->time_ms) r->time_ms = rec->mark.ms;
+        break;
+    }
     case NEAP_TREC_END:
         r->ended = 1;
         r->end_how = rec->end.how;
@@ -392,11 +467,68 @@ static void report_progress(report_progress_t *p, const char *path, uint64_t don
     p->drawn = 1;
 }
 
+/* --- the moment (--at) ------------------------------------------------------------ */
+
+/* Where a replay takes its snapshot of the moment, and what it looks for.
+ * The peak and a time need a first replay (the record of the peak, the
+ * record of the last 'T' or 'K' at or before the time), a mark none: the
+ * snapshot is taken at its 'K'. */
+typedef struct {
+    int snap;                 /* take a snapshot: ... */
+    uint64_t record;          /* after this record (0: before the first), or */
+    const char *mark_label;   /* at the first mark with this label, or */
+    uint64_t mark_n;          /* at the nth mark (1-based); */
+    int scan_time;            /* a first replay: the last time record <= scan_ms */
+    uint64_t scan_ms;
+    uint64_t scan_record;     /* its answer (0: none) */
+} report_plan_t;
+
+/* A copy of the live blocks map. */
+static map_t *report_blocks_copy(const map_t *from) {
+    map_t *to = map_new();
+    const map_slot_t *b;
+    for (size_t pos = 0; (b = maptab_next(from, &pos)) != NULL;) *map_add(to, b->key) = *b;
+    return to;
+}
+
+/* The snapshot of the moment: every stack's live figures, the totals, the
+ * pages and the blocks, as they are now. */
+static void report_snap(neap_report_t *r) {
+    for (size_t i = 0; i < r->nstacks; i++) {
+        r->stacks[i].at_bytes = r->stacks[i].fig.live_bytes;
+        r->stacks[i].at_count = r->stacks[i].fig.live_count;
+    }
+    r->at_set = 1;
+    r->at_record = r->records;
+    r->at_ms = r->time_ms;
+    r->at_live_bytes = r->live_bytes;
+    r->at_live_count = r->live_count;
+    r->at_pinned = r->pinned_pages * 4096;
+    r->at_blocks = report_blocks_copy(r->blocks);
+}
+
+/* After the replay: the moment's figures take the place of the end's. */
+static void report_use_snap(neap_report_t *r) {
+    r->end_live_bytes = r->live_bytes;
+    r->end_live_count = r->live_count;
+    if (!r->at_set) return;
+    for (size_t i = 0; i < r->nstacks; i++) {
+        r->stacks[i].fig.live_bytes = r->stacks[i].at_bytes;
+        r->stacks[i].fig.live_count = r->stacks[i].at_count;
+    }
+    r->live_bytes = r->at_live_bytes;
+    r->live_count = r->at_live_count;
+    map_free(r->blocks);
+    r->blocks = r->at_blocks;
+    r->at_blocks = NULL;
+}
+
 /* --- load ---------------------------------------------------------------------- */
 
-/* Reads path into r.  Returns NEAP_CLI_OK (also for a truncated or corrupt
- * trace, r->status says so), or an exit status after printing the error. */
-static int report_load(neap_report_t *r, const char *path, int progress) {
+/* Reads path into r, with the snapshot plan asks for (NULL: none).
+ * Returns NEAP_CLI_OK (also for a truncated or corrupt trace, r->status
+ * says so), or an exit status after printing the error. */
+static int report_load(neap_report_t *r, const char *path, int progress, report_plan_t *plan) {
     memset(r, 0, sizeof *r);
     r->path = path;
     _neap_trace_reader_t rd;
@@ -419,15 +551,37 @@ static int report_load(neap_report_t *r, const char *path, int progress) {
     r->file_size = rd.file_size;
     r->stack_index = map_new();
     r->blocks = map_new();
+    r->pages = map_new();
     report_progress_t prog = {.on = progress};
     _neap_trace_rec_t rec;
     report_progress(&prog, path, rd.consumed, rd.file_size, 0);
     int replay_error = 0;
+    int snap = plan != NULL && plan->snap;
+    if (snap && plan->mark_label == NULL && plan->mark_n == 0 && plan->record == 0) {
+        report_snap(r); /* before the first record */
+        snap = 0;
+    }
     while (_neap_trace_next(&rd, &rec)) {
         if (report_record(r, &rec) != 0) {
             replay_error = 1;  /* r->message says why: a stop as the reader's */
             r->records--;
             break;
+        }
+        if (plan != NULL && plan->scan_time && (rec.tag == NEAP_TREC_TICK || rec.tag == NEAP_TREC_MARK) &&
+            (rec.tag == NEAP_TREC_TICK ? rec.tick.ms : rec.mark.ms) <= plan->scan_ms)
+            plan->scan_record = r->records;
+        if (snap) {
+            int here;
+            if (plan->mark_label != NULL)
+                here = rec.tag == NEAP_TREC_MARK && strcmp(r->marks[r->nmarks - 1].label, plan->mark_label) == 0;
+            else if (plan->mark_n != 0)
+                here = rec.tag == NEAP_TREC_MARK && r->nmarks == plan->mark_n;
+            else
+                here = r->records == plan->record;
+            if (here) {
+                report_snap(r);
+                snap = 0;
+            }
         }
         if ((r->records & 4095) == 0) report_progress(&prog, path, rd.consumed, rd.file_size, 0);
     }
@@ -441,6 +595,7 @@ static int report_load(neap_report_t *r, const char *path, int progress) {
     r->bytes_read = rd.consumed;
     r->chunks = rd.chunks;
     _neap_trace_close(&rd);
+    report_use_snap(r);
     /* the value of every stack at the peak; sampled weights leave rounding
      * residue where every block was freed (a real count is at least 1) */
     for (size_t i = 0; i < r->nstacks; i++) {
@@ -451,6 +606,7 @@ static int report_load(neap_report_t *r, const char *path, int progress) {
         if (st->fig.peak_count < 0.5) st->fig.peak_bytes = st->fig.peak_count = 0;
     }
     if (r->live_count < 0.5) r->live_bytes = r->live_count = 0;
+    if (r->end_live_count < 0.5) r->end_live_bytes = r->end_live_count = 0;
     return NEAP_CLI_OK;
 }
 
@@ -915,9 +1071,16 @@ static void report_summary(FILE *out, const neap_report_t *r) {
     neap_report_size(a, sizeof a, r->peak_bytes);
     fprintf(out, "  peak         %s live, reached after %.3f s (record %llu)\n", a,
             (double)r->peak_ms / 1000.0, (unsigned long long)r->peak_record);
-    neap_report_size(a, sizeof a, r->live_bytes);
-    report_count(b, sizeof b, r->live_count, r->sampled);
+    neap_report_size(a, sizeof a, r->end_live_bytes);
+    report_count(b, sizeof b, r->end_live_count, r->sampled);
     fprintf(out, "  %-12s %s live in %s blocks\n", r->ended ? "at exit" : "at the end", a, b);
+    if (r->at_set) {
+        neap_report_size(a, sizeof a, r->live_bytes);
+        report_count(b, sizeof b, r->live_count, r->sampled);
+        neap_report_size(c, sizeof c, (double)r->at_pinned);
+        fprintf(out, "  shown        %s: %s live in %s blocks, %s in pages they pin\n", r->at_desc, a,
+                b, c);
+    }
     if (r->nticks) {
         uint64_t peak_rss = 0;
         for (size_t i = 0; i < r->nticks; i++)
@@ -926,6 +1089,21 @@ static void report_summary(FILE *out, const neap_report_t *r) {
         neap_report_size(b, sizeof b, (double)r->ticks[r->nticks - 1].rss);
         neap_report_size(c, sizeof c, (double)r->ticks[r->nticks - 1].live);
         fprintf(out, "  RSS          peak %s, last %s (the program counted %s live)\n", a, b, c);
+    }
+}
+
+/* The marks of the trace, with the replay's live and pinned bytes at each. */
+static void report_marks(FILE *out, const neap_report_t *r) {
+    if (r->nmarks == 0) return;
+    fprintf(out, "\nMarks (neap_trace_mark in the program, or neap mark PID LABEL):\n");
+    fprintf(out, "  %3s %10s %12s %12s  %s\n", "#", "time", "live", "pinned", "label");
+    for (size_t i = 0; i < r->nmarks; i++) {
+        const neap_report_mark_t *m = &r->marks[i];
+        char a[32], b[32];
+        neap_report_size(a, sizeof a, m->live_bytes);
+        neap_report_size(b, sizeof b, (double)m->pinned);
+        fprintf(out, "  %3zu %8.3f s %12s %12s  %s%s\n", i + 1, (double)m->ms / 1000.0, a, b, m->label,
+                r->at_set && r->at_kind != NEAP_AT_TIME && r->at_record == m->record ? "  <- shown" : "");
     }
 }
 
@@ -953,8 +1131,8 @@ static void report_top(FILE *out, const neap_report_t *r, const char *title, lon
 
 static void report_pin_table(FILE *out, const neap_report_t *r, int top) {
     size_t *order = neap_report_order(r, -1);
-    fprintf(out, "\nPinning %s, by %s: memory that live blocks keep from going back to the OS\n",
-            r->ended ? "at exit" : "at the end of the trace", report_by_name(r->by));
+    fprintf(out, "\nPinning at %s, by %s: memory that live blocks keep from going back to the OS\n",
+            r->at_name, report_by_name(r->by));
     fprintf(out, "  (a 4 KiB page with any live block cannot be given back, nor a 4 MiB arena with any;\n"
                  "   pinned = pages x 4 KiB, a page shared by several sites split by their live bytes;\n"
                  "   a high ratio pinned/live means a few small blocks hold whole pages)\n");
@@ -988,8 +1166,41 @@ static void report_pin_table(FILE *out, const neap_report_t *r, int top) {
         neap_report_size(b, sizeof b, tp * 4096);
         fprintf(out, "  all sites: %s live pin %s (%.1fx); shared: pages shared with other sites\n",
                 a, b, tl > 0 ? tp * 4096 / tl : 0.0);
+        /* the same, in words, for the first sites */
+        fprintf(out, "  which line's survivors keep which pages:\n");
+        for (size_t i = 0; i < r->nsites && i < 3 && i < (size_t)top; i++) {
+            const neap_report_site_t *s = &r->sites[order[i]];
+            if (s->pin.pages <= 0) break;
+            char line[512];
+            neap_report_pin_words(line, sizeof line, s);
+            fprintf(out, "    %s\n", line);
+        }
     }
     free(order);
+}
+
+/* "1,234,567" */
+static void report_thousands(char *buf, size_t cap, double v) {
+    char digits[32];
+    snprintf(digits, sizeof digits, "%.0f", v);
+    size_t n = strlen(digits), o = 0;
+    for (size_t i = 0; i < n && o + 2 < cap; i++) {
+        if (i > 0 && (n - i) % 3 == 0) buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+}
+
+void neap_report_pin_words(char *buf, size_t cap, const neap_report_site_t *s) {
+    char pages[48], a[32], b[32];
+    if (s->pin.pages == floor(s->pin.pages) || s->pin.pages >= 100)
+        report_thousands(pages, sizeof pages, s->pin.pages);
+    else
+        snprintf(pages, sizeof pages, "%.2f", s->pin.pages);
+    neap_report_size(a, sizeof a, s->pin.pages * 4096);
+    neap_report_size(b, sizeof b, s->pin.live_bytes);
+    snprintf(buf, cap, "%s keeps %s page%s (%s) for %s of live objects", s->label, pages,
+             s->pin.pages == 1 ? "" : "s", a, b);
 }
 
 /* --- compare -------------------------------------------------------------------------- */
@@ -1038,9 +1249,13 @@ static void report_compare(FILE *out, const neap_report_t *base, const neap_repo
     qsort(d, n, sizeof *d, report_diff_cmp);
     int sampled = base->sampled || now->sampled;
     char a[32], b[32], c[32], e[32];
-    fprintf(out, "\nCompared with %s: live %s, by %s (%s minus %s), biggest change first:\n",
-            base->path, now->ended ? "at exit" : "at the end", report_by_name(now->by), now->path,
-            base->path);
+    if (now->at_set)
+        fprintf(out, "\nCompared with %s: live at %s in both, by %s (%s minus %s), biggest change first:\n",
+                base->path, now->at_name, report_by_name(now->by), now->path, base->path);
+    else
+        fprintf(out, "\nCompared with %s: live %s, by %s (%s minus %s), biggest change first:\n",
+                base->path, now->ended ? "at exit" : "at the end", report_by_name(now->by), now->path,
+                base->path);
     report_delta(a, sizeof a, now->live_bytes - base->live_bytes);
     neap_report_size(b, sizeof b, now->live_bytes);
     fprintf(out, "  all sites: %s (now %s)\n", a, b);
@@ -1086,6 +1301,10 @@ static void report_free(neap_report_t *r) {
     free(r->pyframes);
     if (r->pyframe_index) map_free(r->pyframe_index);
     free(r->ticks);
+    for (size_t i = 0; i < r->nmarks; i++) free(r->marks[i].label);
+    free(r->marks);
+    map_free(r->pages);
+    map_free(r->at_blocks);
     for (size_t i = 0; i < r->nsites; i++) {
         free(r->sites[i].label);
         free(r->sites[i].trace);
@@ -1109,6 +1328,150 @@ static void report_free(neap_report_t *r) {
     free(r->cmdline);
 }
 
+/* --- the moment ---------------------------------------------------------------------- */
+
+/* Parses WHEN of --at into *at: 0, or -1 after saying why. */
+static int report_parse_at(const char *when, neap_report_at_t *at) {
+    memset(at, 0, sizeof *at);
+    at->text = when;
+    if (strcmp(when, "end") == 0) {
+        at->kind = NEAP_AT_END;
+        return 0;
+    }
+    if (strcmp(when, "peak") == 0) {
+        at->kind = NEAP_AT_PEAK;
+        return 0;
+    }
+    if (strncmp(when, "mark:", 5) == 0) {
+        const char *m = when + 5;
+        size_t digits = strspn(m, "0123456789");
+        if (digits > 0 && m[digits] == '\0') {
+            unsigned long long n;
+            if (neap_cli_parse_count(m, 1, 1000000000, &n) != 0) {
+                fprintf(stderr, "neap report: --at %s: marks are numbered from 1\n", when);
+                return -1;
+            }
+            at->kind = NEAP_AT_MARK_N;
+            at->n = n;
+        } else {
+            at->kind = NEAP_AT_MARK_LABEL;
+            at->label = m;
+        }
+        return 0;
+    }
+    /* a time: 12.5s, 800ms, 12.5 (seconds) */
+    if ((when[0] >= '0' && when[0] <= '9') || (when[0] == '.' && when[1] >= '0' && when[1] <= '9')) {
+        char *end;
+        errno = 0;
+        double v = strtod(when, &end);
+        double scale = 1000;
+        if (strcmp(end, "ms") == 0) scale = 1;
+        else if (strcmp(end, "s") == 0 || *end == '\0') scale = 1000;
+        else end = NULL;
+        if (end != NULL && errno == 0 && isfinite(v) && v >= 0 && v * scale < 1e15 &&
+            strpbrk(when, "xXpP") == NULL) {
+            at->kind = NEAP_AT_TIME;
+            at->ms = (uint64_t)floor(v * scale + 0.5);
+            return 0;
+        }
+    }
+    fprintf(stderr,
+            "neap report: --at takes end, peak, a time (12.5s, 800ms, or seconds: 12.5), "
+            "mark:LABEL or mark:N, not '%s'\n",
+            when);
+    return -1;
+}
+
+/* The marks of r, one a line, for a message. */
+static void report_list_marks(FILE *out, const neap_report_t *r) {
+    if (r->nmarks == 0) {
+        fprintf(out, "  the trace has no marks (a program makes them with neap_trace_mark(\"label\"),\n"
+                     "  or `neap mark PID LABEL` while it runs)\n");
+        return;
+    }
+    fprintf(out, "  its marks:\n");
+    for (size_t i = 0; i < r->nmarks; i++)
+        fprintf(out, "  %3zu  %8.3f s  %s\n", i + 1, (double)r->marks[i].ms / 1000.0, r->marks[i].label);
+}
+
+/* Loads path as report_load does, the moment `at` snapshotted (at most two
+ * replays: the peak's and a time's record are found by the first), and
+ * names it.  NEAP_CLI_OK, or an exit status after printing why:
+ * NEAP_CLI_USAGE when the moment is not in the trace (a mark it has not, a
+ * time past its end). */
+static int report_load_at(neap_report_t *r, const char *path, int progress, const neap_report_at_t *at) {
+    report_plan_t plan;
+    memset(&plan, 0, sizeof plan);
+    int st;
+    if (at->kind == NEAP_AT_END) {
+        st = report_load(r, path, progress, NULL);
+        snprintf(r->at_name, sizeof r->at_name, "%s", r->ended ? "exit" : "the end of the trace");
+        return st;
+    }
+    if (at->kind == NEAP_AT_PEAK || at->kind == NEAP_AT_TIME) {
+        plan.scan_time = at->kind == NEAP_AT_TIME;
+        plan.scan_ms = at->ms;
+        st = report_load(r, path, progress, &plan);
+        if (st != NEAP_CLI_OK) return st;
+        if (at->kind == NEAP_AT_TIME && at->ms > r->time_ms) {
+            fprintf(stderr,
+                    "neap report: --at %s is past the end of %s: its last tick or mark is at %.3f s\n",
+                    at->text, path, (double)r->time_ms / 1000.0);
+            return NEAP_CLI_USAGE;
+        }
+        uint64_t record = at->kind == NEAP_AT_PEAK ? r->peak_record : plan.scan_record;
+        report_free(r);
+        memset(&plan, 0, sizeof plan);
+        plan.snap = 1;
+        plan.record = record;
+        st = report_load(r, path, progress, &plan);
+        if (st != NEAP_CLI_OK) return st;
+        if (!r->at_set) {
+            /* the file changed between the two readings (a trace still written) */
+            fprintf(stderr, "neap report: %s changed while it was read: read it again\n", path);
+            return NEAP_CLI_FAILED;
+        }
+        r->at_kind = at->kind;
+        if (at->kind == NEAP_AT_PEAK) {
+            snprintf(r->at_name, sizeof r->at_name, "the peak");
+            snprintf(r->at_desc, sizeof r->at_desc, "the peak, reached after %.3f s (record %llu)",
+                     (double)r->peak_ms / 1000.0, (unsigned long long)r->at_record);
+        } else {
+            snprintf(r->at_name, sizeof r->at_name, "%.3f s", (double)at->ms / 1000.0);
+            if (r->at_record == 0)
+                snprintf(r->at_desc, sizeof r->at_desc,
+                         "%.3f s: the start of the trace (no tick or mark at or before it)",
+                         (double)at->ms / 1000.0);
+            else
+                snprintf(r->at_desc, sizeof r->at_desc, "%.3f s: as at the tick or mark of %.3f s (record %llu)",
+                         (double)at->ms / 1000.0, (double)r->at_ms / 1000.0,
+                         (unsigned long long)r->at_record);
+        }
+        return NEAP_CLI_OK;
+    }
+    plan.snap = 1;
+    plan.mark_label = at->kind == NEAP_AT_MARK_LABEL ? at->label : NULL;
+    plan.mark_n = at->kind == NEAP_AT_MARK_N ? at->n : 0;
+    st = report_load(r, path, progress, &plan);
+    if (st != NEAP_CLI_OK) return st;
+    if (!r->at_set) {
+        if (at->kind == NEAP_AT_MARK_LABEL)
+            fprintf(stderr, "neap report: --at %s: %s has no mark '%s'\n", at->text, path, at->label);
+        else
+            fprintf(stderr, "neap report: --at %s: %s has %zu mark%s, not %llu\n", at->text, path,
+                    r->nmarks, r->nmarks == 1 ? "" : "s", (unsigned long long)at->n);
+        report_list_marks(stderr, r);
+        return NEAP_CLI_USAGE;
+    }
+    r->at_kind = at->kind;
+    size_t k = 0;
+    while (k + 1 < r->nmarks && r->marks[k].record != r->at_record) k++;
+    snprintf(r->at_name, sizeof r->at_name, "mark '%.80s'", r->marks[k].label);
+    snprintf(r->at_desc, sizeof r->at_desc, "mark '%.80s' at %.3f s (mark %zu of %zu)", r->marks[k].label,
+             (double)r->marks[k].ms / 1000.0, k + 1, r->nmarks);
+    return NEAP_CLI_OK;
+}
+
 /* --- the command ---------------------------------------------------------------------- */
 
 static void report_usage(FILE *out) {
@@ -1123,18 +1486,34 @@ static void report_usage(FILE *out) {
             "                          the allocator (its line, default; or its function),\n"
             "                          or by the whole stack\n"
             "  --top N                 rows per table (default 10)\n"
-            "  --compare B, or a second FILE   also compare live memory at the end of B\n"
-            "                          with FILE, site by site (the report is B's)\n"
+            "  --compare B, or a second FILE   also compare live memory at the end (or the\n"
+            "                          --at moment) of B with FILE's, site by site (the\n"
+            "                          report is B's)\n"
+            "  --at WHEN               the live set, the top sites and the pinning at a\n"
+            "                          moment of the run instead of its end: end (the\n"
+            "                          default), peak (the most bytes live), a time since\n"
+            "                          the start (12.5s, 800ms, or seconds: 12.5; the last\n"
+            "                          tick or mark at or before it: ticks come every\n"
+            "                          100 ms), mark:LABEL (the first mark so named) or\n"
+            "                          mark:N (the Nth mark; so a label of digits is\n"
+            "                          picked by its number).  With two traces, the same\n"
+            "                          moment in each.  Exit 2 when the trace has no such\n"
+            "                          moment (the marks it has are listed)\n"
             "  --html OUT.html         also write a self-contained HTML report: a flame\n"
-            "                          graph, memory over time, the tables\n"
+            "                          graph, live, pinned and RSS bytes over time with\n"
+            "                          the marks, the tables\n"
             "  --bytes                 exact byte counts instead of KiB, MiB...\n"
             "  --progress              a progress bar on stderr even when it is not a terminal\n"
             "  --no-progress           never a progress bar\n"
             "\n"
-            "Tables: live at exit (what was never freed: leaks), live at the peak (the\n"
-            "moment the most bytes were live), total allocated (churn).  Pinning: for each\n"
-            "site, the 4 KiB pages and 4 MiB arenas its live blocks keep mapped; a page\n"
-            "shared with other sites is split by live bytes.  Sampled traces give estimates.\n"
+            "Tables: live at exit (what was never freed: leaks; or at the --at moment),\n"
+            "live at the peak (the moment the most bytes were live), total allocated\n"
+            "(churn).  Marks: the moments the program named (neap_trace_mark) or `neap mark\n"
+            "PID LABEL` named while it ran, with the live and pinned bytes at each.\n"
+            "Pinning: for each site, the 4 KiB pages and 4 MiB arenas its live blocks keep\n"
+            "mapped; a page shared with other sites is split by live bytes; the first\n"
+            "sites in words (\"f (app.c:15) keeps 9,800 pages (38.3 MiB) for 610.0 KiB of\n"
+            "live objects\").  Sampled traces give estimates.\n"
             "\n"
             "A truncated trace is reported up to where it ends, with a warning (exit 0).\n"
             "A corrupt one (a bad chunk, CRC or record) is reported up to the damage,\n"
@@ -1143,7 +1522,8 @@ static void report_usage(FILE *out) {
 }
 
 int neap_cli_report(int argc, char **argv) {
-    enum { OPT_BY = 256, OPT_TOP, OPT_HTML, OPT_COMPARE, OPT_BYTES, OPT_PROGRESS, OPT_NO_PROGRESS };
+    enum { OPT_BY = 256, OPT_TOP, OPT_HTML, OPT_COMPARE, OPT_BYTES, OPT_PROGRESS, OPT_NO_PROGRESS,
+           OPT_AT };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"by", required_argument, NULL, OPT_BY},
@@ -1153,7 +1533,9 @@ int neap_cli_report(int argc, char **argv) {
         {"bytes", no_argument, NULL, OPT_BYTES},
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
+        {"at", required_argument, NULL, OPT_AT},
         {NULL, 0, NULL, 0}};
+    neap_report_at_t at = {.kind = NEAP_AT_END, .text = "end"};
     const char *files[2] = {NULL, NULL}, *html = NULL, *compare = NULL;
     int nfiles = 0, top = 10, progress = -1;
     unsigned long long n;
@@ -1185,6 +1567,9 @@ int neap_cli_report(int argc, char **argv) {
         case OPT_BYTES: neap_report_exact_bytes = 1; break;
         case OPT_PROGRESS: progress = 1; break;
         case OPT_NO_PROGRESS: progress = 0; break;
+        case OPT_AT:
+            if (report_parse_at(optarg, &at) != 0) return NEAP_CLI_USAGE;
+            break;
         default: return NEAP_CLI_USAGE;
         }
     }
@@ -1215,13 +1600,13 @@ int neap_cli_report(int argc, char **argv) {
     if (progress < 0) progress = isatty(STDERR_FILENO);
 
     neap_report_t base, r;
-    int st = report_load(&r, main_path, progress);
+    int st = report_load_at(&r, main_path, progress, &at);
     if (st != NEAP_CLI_OK) {
         report_free(&r);
         return st;
     }
     if (base_path) {
-        st = report_load(&base, base_path, progress);
+        st = report_load_at(&base, base_path, progress, &at);
         if (st != NEAP_CLI_OK) {
             report_free(&base);
             report_free(&r);
@@ -1233,6 +1618,7 @@ int neap_cli_report(int argc, char **argv) {
     report_summary(stdout, &r);
     fflush(stdout);
     report_warnings(stderr, &r);
+    report_marks(stdout, &r);
     if (r.nmodules == 0)
         fprintf(stdout, "  note: the trace has no module map: frames are shown as addresses\n");
     else if (!r.symbolized)
@@ -1242,10 +1628,17 @@ int neap_cli_report(int argc, char **argv) {
         report_warnings(stderr, &base);
         report_compare(stdout, &base, &r, top);
     }
-    report_top(stdout, &r, r.ended ? "Top sites live at exit (leaks)" : "Top sites live at the end (killed: not all leaks)",
-               (long)offsetof(neap_report_fig_t, live_bytes), (long)offsetof(neap_report_fig_t, live_count), top);
-    report_top(stdout, &r, "Top sites live at the peak", (long)offsetof(neap_report_fig_t, peak_bytes),
-               (long)offsetof(neap_report_fig_t, peak_count), top);
+    char title[160];
+    if (r.at_set)
+        snprintf(title, sizeof title, "Top sites live at %s", r.at_name);
+    else
+        snprintf(title, sizeof title, "%s", r.ended ? "Top sites live at exit (leaks)"
+                                                    : "Top sites live at the end (killed: not all leaks)");
+    report_top(stdout, &r, title, (long)offsetof(neap_report_fig_t, live_bytes),
+               (long)offsetof(neap_report_fig_t, live_count), top);
+    if (!(r.at_set && r.at_kind == NEAP_AT_PEAK)) /* else the table above */
+        report_top(stdout, &r, "Top sites live at the peak", (long)offsetof(neap_report_fig_t, peak_bytes),
+                   (long)offsetof(neap_report_fig_t, peak_count), top);
     report_top(stdout, &r, "Top sites by total allocated", (long)offsetof(neap_report_fig_t, total_bytes),
                (long)offsetof(neap_report_fig_t, total_count), top);
     report_pin_table(stdout, &r, top);

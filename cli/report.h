@@ -2,13 +2,25 @@
  * report (report.c) and the HTML report (report_html.c).
  *
  *   trace file --replay--> stacks[] (per stack: live now, live at the peak,
- *        |                  total allocated) + live blocks + ticks[]
+ *        |                  total allocated) + live blocks + pages (page ->
+ *        |                  live bytes in it) + ticks[] (with the replay's
+ *        |                  live and pinned bytes there) + marks[]
+ *        |--at the moment--> a snapshot (--at WHEN, not the end): per stack
+ *        |                  live there, the live blocks there
  *        \--at the end---> sites[] (stacks grouped by --by: line, function,
- *                          traceback) + pinning per site
+ *                          traceback) + pinning per site, of the moment
+ *
+ * The moment (--at): the end (default), the peak, a time, or a mark.  With
+ * one other than the end, after the replay the snapshot takes the place of
+ * the live figures (fig.live_*, live_bytes, blocks): every table "live"
+ * and the pinning are the moment's; the totals, the peak and the ticks stay
+ * the whole trace's, and end_live_* keep the end's live figures.
  *
  * Invariant after replay: for every stack, live_bytes is the sum of the
  * weighted sizes of the live blocks allocated by it; sum over stacks of
- * live_bytes == report.live_bytes (up to rounding when sampled).
+ * live_bytes == report.live_bytes (up to rounding when sampled); pinned_pages
+ * is the number of pages holding a byte of a live block (a block of more
+ * than 1 MiB counted by its own pages).
  */
 #ifndef NEAP_CLI_REPORT_H
 #define NEAP_CLI_REPORT_H
@@ -39,6 +51,7 @@ typedef struct neap_report_stack {
     neap_report_fig_t fig;   /* live_*: now; peak_*: see snap below */
     double snap_bytes, snap_count;  /* value at peak number snap_id (lazy snapshot) */
     uint64_t snap_id;
+    double at_bytes, at_count;      /* live at the moment shown (--at), when not the end */
     size_t site;             /* index into sites, set at the end */
 } neap_report_stack_t;
 
@@ -62,10 +75,38 @@ typedef struct neap_report_site {
     neap_report_pin_t pin;
 } neap_report_site_t;
 
-/* One 'T' record. */
+/* One 'T' record, with the replay's figures there. */
 typedef struct neap_report_tick {
-    uint64_t ms, rss, live;
+    uint64_t ms, rss, live;  /* the record's: time, RSS, the program's count of live bytes */
+    double replay_live;      /* live bytes of the replay there */
+    uint64_t pinned;         /* bytes of the pages holding live bytes there */
 } neap_report_tick_t;
+
+/* One 'K' record (a mark), with the replay's figures there. */
+typedef struct neap_report_mark {
+    uint64_t ms;
+    char *label;             /* escaped as neap_cli_escape does (cli.h) */
+    double live_bytes, live_count;
+    uint64_t pinned;         /* bytes of the pages holding live bytes */
+    uint64_t record;         /* its number (1-based) in the replay */
+} neap_report_mark_t;
+
+/* The moment --at WHEN names. */
+typedef enum {
+    NEAP_AT_END,             /* the end of the trace (default) */
+    NEAP_AT_PEAK,            /* the record that made the peak */
+    NEAP_AT_TIME,            /* the last tick or mark at or before ms */
+    NEAP_AT_MARK_LABEL,      /* the first mark named label */
+    NEAP_AT_MARK_N           /* the nth mark */
+} neap_report_at_kind_t;
+
+typedef struct neap_report_at {
+    neap_report_at_kind_t kind;
+    uint64_t ms;             /* NEAP_AT_TIME */
+    uint64_t n;              /* NEAP_AT_MARK_N, 1-based */
+    const char *label;       /* NEAP_AT_MARK_LABEL */
+    const char *text;        /* WHEN as given */
+} neap_report_at_t;
 
 /* One 'M' record. */
 typedef struct neap_report_module {
@@ -122,6 +163,22 @@ typedef struct neap_report {
     void *blocks;                /* live blocks: addr -> size, stack */
     neap_report_tick_t *ticks;
     size_t nticks, ticks_cap;
+    neap_report_mark_t *marks;
+    size_t nmarks, marks_cap;
+    void *pages;                 /* page -> live bytes in it (blocks of at most 1 MiB) */
+    uint64_t pinned_pages;       /* pages holding a live byte, huge blocks' included */
+    uint64_t time_ms;            /* the largest ms of a 'T' or 'K' so far */
+    /* the moment shown (--at): at_set when it is not the end */
+    int at_set;
+    neap_report_at_kind_t at_kind;
+    char at_name[96];            /* "exit", "the peak", "mark 'x'", "1.500 s" (titles) */
+    char at_desc[200];           /* the summary's line: where it is in the trace */
+    uint64_t at_record;          /* the snapshot is after this many records */
+    uint64_t at_ms;              /* the time there (the last 'T' or 'K' before) */
+    double at_live_bytes, at_live_count;
+    uint64_t at_pinned;          /* bytes of the pages holding live bytes there */
+    void *at_blocks;             /* the live blocks there, until they replace blocks */
+    double end_live_bytes, end_live_count;  /* at the end (live_* when at_set is 0) */
     neap_report_module_t *modules;
     size_t nmodules, modules_cap;
     neap_report_pyframe_t *pyframes;
@@ -143,6 +200,10 @@ void neap_report_size(char *buf, size_t cap, double bytes);
 /* Writes the HTML report of r (finished, with pinning) to path; 0, or -1
  * after printing why to stderr (report_html.c). */
 int neap_report_html(const neap_report_t *r, const char *path, int top);
+
+/* The pinning of site s in words: "f (app.c:15) keeps 9,800 pages (38.3 MiB)
+ * for 610.0 KiB of live objects". */
+void neap_report_pin_words(char *buf, size_t cap, const neap_report_site_t *s);
 
 /* Indexes of r's sites sorted by key (a neap_report_fig_t member offset, or
  * -1 for pinned bytes), biggest first; the caller frees the array. */

@@ -1,14 +1,20 @@
 /* report_html.c -- `neap report --html OUT.html`: one self-contained page
  * (inline CSS, SVG and JavaScript; nothing fetched from the network).
  *
- *   <header>                   the summary lines
- *   <section id="memory-chart">  SVG drawn here: RSS and traced live bytes
- *                              from the 'T' ticks, the peak marked
+ *   <header>                   the summary lines (and the moment shown, --at)
+ *   <section id="memory-chart">  SVG drawn here, at each 'T' tick: RSS (the
+ *                              tick's), live bytes and pinned bytes (bytes
+ *                              of the pages holding live bytes: the
+ *                              replay's); the peak, the marks (<g id=
+ *                              "marks">, one line each) and the moment
+ *                              shown (<g id="at-marker">) as vertical lines
+ *   <section id="marks">       the marks' table (when the trace has marks)
  *   <section id="flamegraph">  drawn by the page's script from the tree in
- *                              FLAME (live at exit / total allocated,
- *                              switchable; click a frame to zoom into it)
+ *                              FLAME (live at the moment shown / total
+ *                              allocated, switchable; click a frame to zoom)
  *   <section id="top-sites">   three tables, as the text report
- *   <section id="pinning">     the pinning table
+ *   <section id="pinning">     the pinning table, and its first sites in
+ *                              words (<ul id="pinning-words">)
  *
  * The ids are stable: tests and browsers' checks look for them.  Frame
  * names go into the page escaped (HTML text, or JavaScript strings with '<'
@@ -70,11 +76,12 @@ static void html_chart(FILE *f, const neap_report_t *r) {
         return;
     }
     const double W = 900, H = 260, L = 70, B = 30, T = 10, R = 20;
-    double tmax = (double)r->ticks[r->nticks - 1].ms, ymax = 1;
+    double tmax = (double)r->time_ms, ymax = 1;
     if (tmax < 1) tmax = 1;
     for (size_t i = 0; i < r->nticks; i++) {
         if ((double)r->ticks[i].rss > ymax) ymax = (double)r->ticks[i].rss;
-        if ((double)r->ticks[i].live > ymax) ymax = (double)r->ticks[i].live;
+        if (r->ticks[i].replay_live > ymax) ymax = r->ticks[i].replay_live;
+        if ((double)r->ticks[i].pinned > ymax) ymax = (double)r->ticks[i].pinned;
     }
     if (r->peak_bytes > ymax) ymax = r->peak_bytes;
     ymax *= 1.05;
@@ -92,11 +99,12 @@ static void html_chart(FILE *f, const neap_report_t *r) {
         fprintf(f, "<text x=\"%.1f\" y=\"%.0f\" class=\"axis\" text-anchor=\"middle\">%.2f s</text>\n",
                 x, H - B + 16, t / 1000);
     }
-    const char *cls[2] = {"rss", "live"};
-    for (int s = 0; s < 2; s++) {
+    const char *cls[3] = {"rss", "pinned", "live"};
+    for (int s = 0; s < 3; s++) {
         fprintf(f, "<polyline class=\"%s\" points=\"", cls[s]);
         for (size_t i = 0; i < r->nticks; i++) {
-            double v = s == 0 ? (double)r->ticks[i].rss : (double)r->ticks[i].live;
+            double v = s == 0 ? (double)r->ticks[i].rss
+                       : s == 1 ? (double)r->ticks[i].pinned : r->ticks[i].replay_live;
             fprintf(f, "%.1f,%.1f ", L + (W - L - R) * (double)r->ticks[i].ms / tmax,
                     H - B - (H - T - B) * v / ymax);
         }
@@ -108,15 +116,64 @@ static void html_chart(FILE *f, const neap_report_t *r) {
                "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" class=\"peak\"/>"
                "<text x=\"%.1f\" y=\"%.1f\" class=\"axis\">peak %s</text></g>\n",
             px, px, T, H - B, px, py, px + 6, py < T + 14 ? T + 14 : py - 6, a);
+    /* the marks, and the moment shown */
+    fputs("<g id=\"marks\">", f);
+    for (size_t i = 0; i < r->nmarks; i++) {
+        const neap_report_mark_t *m = &r->marks[i];
+        double mx = L + (W - L - R) * (double)m->ms / tmax;
+        neap_cli_format_size(a, sizeof a, m->live_bytes);
+        fprintf(f, "<g class=\"mark\"><title>mark %zu at %.3f s: ", i + 1, (double)m->ms / 1000);
+        html_text(f, m->label);
+        fprintf(f, ", %s live</title><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" class=\"mark\"/>"
+                   "<text x=\"%.1f\" y=\"%.0f\" class=\"mark-label\" text-anchor=\"%s\">", a, mx, mx, T,
+                H - B, mx > W - R - 120 ? mx - 3 : mx + 3, T + 12 + (double)(i % 4) * 12,
+                mx > W - R - 120 ? "end" : "start"); /* near the right edge: to the left */
+        html_text(f, m->label);
+        fputs("</text></g>", f);
+    }
+    fputs("</g>\n", f);
+    if (r->at_set) {
+        double ax = L + (W - L - R) * (double)r->at_ms / tmax;
+        fprintf(f, "<g id=\"at-marker\"><line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.0f\" y2=\"%.0f\" class=\"at\"/>"
+                   "<text x=\"%.1f\" y=\"%.0f\" class=\"axis\" text-anchor=\"%s\">shown: ",
+                ax, ax, T, H - B, ax > W - R - 160 ? ax - 3 : ax + 3, H - B - 6,
+                ax > W - R - 160 ? "end" : "start");
+        html_text(f, r->at_name);
+        fputs("</text></g>\n", f);
+    }
     fputs("</svg>\n<p class=\"legend\"><span class=\"k rss\"></span>RSS "
-          "<span class=\"k live\"></span>traced live bytes (the program's count at each tick); "
-          "the peak is the replayed one (after the tick it follows)</p></section>\n", f);
+          "<span class=\"k pinned\"></span>pinned: bytes of the 4&nbsp;KiB pages holding a live byte "
+          "<span class=\"k live\"></span>live bytes (both replayed from the trace, at each tick); "
+          "the peak is the replayed one (after the tick it follows); "
+          "<span class=\"k mark\"></span>marks</p></section>\n", f);
+}
+
+/* The marks' table. */
+static void html_marks(FILE *f, const neap_report_t *r) {
+    if (r->nmarks == 0) return;
+    fputs("<section id=\"marks-table\"><h2>Marks</h2>\n<p>Moments the program named "
+          "(neap_trace_mark) or <code>neap mark PID LABEL</code> named while it ran.</p>\n"
+          "<table><tr><th>#</th><th>time</th><th>live</th><th>pinned</th><th>label</th></tr>\n", f);
+    for (size_t i = 0; i < r->nmarks; i++) {
+        const neap_report_mark_t *m = &r->marks[i];
+        char a[32], b[32];
+        neap_report_size(a, sizeof a, m->live_bytes);
+        neap_report_size(b, sizeof b, (double)m->pinned);
+        fprintf(f, "<tr><td>%zu</td><td class=\"n\">%.3f s</td><td class=\"n\">%s</td><td class=\"n\">%s</td>"
+                   "<td class=\"site\">",
+                i + 1, (double)m->ms / 1000, a, b);
+        html_text(f, m->label);
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table></section>\n", f);
 }
 
 static void html_top(FILE *f, const neap_report_t *r, const char *title, long key, long count_key,
                      int top) {
     size_t *order = neap_report_order(r, key);
-    fprintf(f, "<h3>%s</h3>\n<table><tr><th>#</th><th>bytes</th><th>blocks</th><th>site</th></tr>\n", title);
+    fputs("<h3>", f);
+    html_text(f, title); /* a mark's label may be in it */
+    fputs("</h3>\n<table><tr><th>#</th><th>bytes</th><th>blocks</th><th>site</th></tr>\n", f);
     size_t shown = 0;
     for (size_t i = 0; i < r->nsites && shown < (size_t)top; i++) {
         const neap_report_site_t *s = &r->sites[order[i]];
@@ -136,7 +193,9 @@ static void html_top(FILE *f, const neap_report_t *r, const char *title, long ke
 
 static void html_pinning(FILE *f, const neap_report_t *r, int top) {
     size_t *order = neap_report_order(r, -1);
-    fputs("<section id=\"pinning\"><h2>Pinning: why memory does not go down</h2>\n"
+    fputs("<section id=\"pinning\"><h2>Pinning at ", f);
+    html_text(f, r->at_name);
+    fputs(": why memory does not go down</h2>\n"
           "<p>A 4&nbsp;KiB page with any live block cannot be given back to the OS, nor a 4&nbsp;MiB "
           "arena with any. Pinned = pages &times; 4&nbsp;KiB; a page shared by several sites is "
           "split by their live bytes. A high ratio means a few small blocks hold whole pages.</p>\n"
@@ -157,7 +216,17 @@ static void html_pinning(FILE *f, const neap_report_t *r, int top) {
         html_text(f, s->trace ? s->trace : s->label);
         fputs("</td></tr>\n", f);
     }
-    fputs("</table></section>\n", f);
+    fputs("</table>\n<ul id=\"pinning-words\">\n", f);
+    for (size_t i = 0; i < r->nsites && i < 3 && i < (size_t)top; i++) {
+        const neap_report_site_t *s = &r->sites[order[i]];
+        if (s->pin.pages <= 0) break;
+        char line[512];
+        neap_report_pin_words(line, sizeof line, s);
+        fputs("<li>", f);
+        html_text(f, line);
+        fputs("</li>\n", f);
+    }
+    fputs("</ul></section>\n", f);
     free(order);
 }
 
@@ -170,6 +239,9 @@ static const char html_style[] =
     ".plot{fill:#fcfcfc;stroke:#ccc}.grid{stroke:#eee}.axis{font-size:11px;fill:#555}\n"
     "polyline{fill:none;stroke-width:1.5}polyline.rss,.k.rss{stroke:#c0392b;background:#c0392b}\n"
     "polyline.live,.k.live{stroke:#2471a3;background:#2471a3}\n"
+    "polyline.pinned,.k.pinned{stroke:#d68910;background:#d68910}\n"
+    "line.mark,.k.mark{stroke:#117a65;background:#117a65;stroke-dasharray:2 2}\n"
+    ".mark-label{font-size:10px;fill:#117a65}line.at{stroke:#000;stroke-width:1.5}\n"
     ".peak{stroke:#7d3c98;fill:#7d3c98;stroke-dasharray:4 3}\n"
     ".k{display:inline-block;width:12px;height:3px;margin:0 4px 3px 10px}\n"
     "#flame-svg{width:100%;display:block}#flame-svg rect{stroke:#fff;stroke-width:.5;cursor:pointer}\n"
@@ -192,7 +264,7 @@ static const char html_script[] =
     "  var W=svg.clientWidth||1000,total=zoom[measure];\n"
     "  svg.setAttribute('height',depth(zoom)*ROW+2);\n"
     "  if(!(total>0)){info.textContent='nothing to show for this measure';return;}\n"
-    "  info.textContent=(measure==1?'live at exit: ':'total allocated: ')+fmt(total)+' under '+zoom[0]+\n"
+    "  info.textContent=(measure==1?'live at '+LIVE_AT+': ':'total allocated: ')+fmt(total)+' under '+zoom[0]+\n"
     "    (zoom!==FLAME?' (click the top frame to zoom out)':' (click a frame to zoom in)');\n"
     "  (function lay(n,x,y){var w=n[measure]/total*W;if(w<0.5)return;\n"
     "    var g=document.createElementNS(NS,'g'),r=document.createElementNS(NS,'rect');\n"
@@ -237,8 +309,14 @@ int neap_report_html(const neap_report_t *r, const char *path, int top) {
     fprintf(f, "allocated  %s in %.0f blocks\n", a, r->total_count);
     neap_report_size(a, sizeof a, r->peak_bytes);
     fprintf(f, "peak       %s live after %.3f s\n", a, (double)r->peak_ms / 1000);
-    neap_report_size(a, sizeof a, r->live_bytes);
-    fprintf(f, "%-10s %s live in %.0f blocks\n", r->ended ? "at exit" : "at the end", a, r->live_count);
+    neap_report_size(a, sizeof a, r->end_live_bytes);
+    fprintf(f, "%-10s %s live in %.0f blocks\n", r->ended ? "at exit" : "at the end", a, r->end_live_count);
+    if (r->at_set) {
+        neap_report_size(a, sizeof a, r->live_bytes);
+        fputs("shown      ", f);
+        html_text(f, r->at_desc);
+        fprintf(f, ": %s live in %.0f blocks\n", a, r->live_count);
+    }
     if (r->status != NEAP_TRACE_CLEAN) {
         fputs("warning    ", f);
         html_text(f, r->message[0] ? r->message : "no end record: the program was killed or is still running");
@@ -247,14 +325,19 @@ int neap_report_html(const neap_report_t *r, const char *path, int top) {
     fputs("</pre></header>\n", f);
 
     html_chart(f, r);
+    html_marks(f, r);
 
     fputs("<section id=\"flamegraph\"><h2>Flame graph</h2>\n"
-          "<p><button id=\"flame-live\" class=\"on\">live at exit</button> "
+          "<p><button id=\"flame-live\" class=\"on\">live at ", f);
+    html_text(f, r->at_name);
+    fputs("</button> "
           "<button id=\"flame-total\">total allocated</button> <span id=\"flame-info\"></span></p>\n"
           "<svg id=\"flame-svg\" xmlns=\"http://www.w3.org/2000/svg\"></svg></section>\n", f);
 
     fputs("<section id=\"top-sites\"><h2>Top allocation sites</h2>\n", f);
-    html_top(f, r, r->ended ? "Live at exit (leaks)" : "Live at the end of the trace",
+    char title[160];
+    snprintf(title, sizeof title, "Live at %s", r->at_name);
+    html_top(f, r, r->at_set ? title : r->ended ? "Live at exit (leaks)" : "Live at the end of the trace",
              (long)offsetof(neap_report_fig_t, live_bytes), (long)offsetof(neap_report_fig_t, live_count), top);
     html_top(f, r, "Live at the peak", (long)offsetof(neap_report_fig_t, peak_bytes),
              (long)offsetof(neap_report_fig_t, peak_count), top);
@@ -263,7 +346,9 @@ int neap_report_html(const neap_report_t *r, const char *path, int top) {
     fputs("</section>\n", f);
     html_pinning(f, r, top);
 
-    fputs("<script>\nvar FLAME=", f);
+    fputs("<script>\nvar LIVE_AT=", f);
+    html_js_string(f, r->at_name);
+    fputs(";\nvar FLAME=", f);
     html_flame(f, r->flame);
     fprintf(f, ";\n%s</script>\n</body></html>\n", html_script);
     if (ferror(f) | (fclose(f) != 0)) {

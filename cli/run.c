@@ -17,7 +17,8 @@
  *     forwarded; wait4: status, peak RSS         |
  *   run_trace_end: the trace's 'E' record        |
  *   run_report: read /tmp/neap-<uid>/<pid> <-----/
- *     and remove it; the summary (stderr or -o FILE)
+ *     and remove it (and <pid>.trace, the trace's
+ *     note for `neap mark`); the summary (stderr or -o FILE)
  *   run_exit: the child's exit status, or die of the child's signal
  *
  * Every process the program forks or execs inherits the preload, so the whole
@@ -640,6 +641,11 @@ static void run_report(const run_options_t *o, FILE *out, pid_t pid, int status,
     if (dir >= 0) {
         neap_cli_record_remove(dir, pid);
         run_python_note(dir, pid, out, shown);
+        /* the trace's note for `neap mark` (src/trace/trace.c), left when the
+         * program was killed or ended by _exit */
+        char note[40];
+        snprintf(note, sizeof note, "%ld.trace", (long)pid);
+        neap_cli_file_remove(dir, note);
         close(dir);
     }
     if (shown) {

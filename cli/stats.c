@@ -9,7 +9,8 @@
  * a message and exit status 1:
  *
  *   neap stats            every publishing process: pid, RSS, live bytes,
- *                         command (and removes records of dead processes)
+ *                         command (and removes records of dead processes,
+ *                         and their notes for `neap mark`, <pid>.trace)
  *   neap stats PID        one process's statistics
  *   neap stats PID --watch   the same, redrawn every second until it exits
  */
@@ -101,6 +102,20 @@ static int stats_list(void) {
     if (d != NULL) {
         struct dirent *e;
         while ((e = readdir(d)) != NULL) {
+            const char *dot = strchr(e->d_name, '.');
+            if (dot != NULL && strcmp(dot, ".trace") == 0) {
+                /* a traced process's note for `neap mark` (src/trace/trace.c):
+                 * one of a process killed while it traced is removed */
+                char digits[24];
+                size_t n = (size_t)(dot - e->d_name);
+                if (n > 0 && n < sizeof digits) {
+                    memcpy(digits, e->d_name, n);
+                    digits[n] = '\0';
+                    long owner = stats_entry_pid(digits);
+                    if (owner != 0 && !stats_alive(owner)) neap_cli_file_remove(dir, e->d_name);
+                }
+                continue;
+            }
             long pid = stats_entry_pid(e->d_name);
             if (pid == 0) continue;
             neap_cli_record_t r;

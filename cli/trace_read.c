@@ -30,7 +30,9 @@
  * bug): a clock going back, more than NEAP_TRACE_FRAMES_MAX frames, a
  * module ending before it starts, or a block whose bytes run past the end
  * of the address space (an 'A' or 'G' whose address + offset + size wraps,
- * an address of 2^64-1 in 'F' or 'R').  So the records returned hold
+ * an address of 2^64-1 in 'F' or 'R'), a mark's label longer than
+ * NEAP_TRACE_LABEL_MAX.  A tag newer than the file's version ('K' in a
+ * file of version 1 to 3) is an unknown tag.  So the records returned hold
  * blocks whose ends are 64-bit numbers: their users may add without
  * checking.  The CRC-32 is the
  * library's (_neap_trace_crc32, src/trace/tracefmt.c), the one the encoder
@@ -504,6 +506,7 @@ static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
         rec->move.new_addr = c->prev_alloc;
         return 1;
     case NEAP_TREC_PYFRAME: {
+        if (r->hdr.version < 4) break; /* not a tag of older versions */
         if (neap_get_varint(c, &v[0]) != 0 || neap_get_varint(c, &v[1]) != 0)
             return neap_bad_record(r, c, tag, at, truncated);
         if (v[0] == 0) return neap_bad_record(r, c, tag, at, "Python frame id 0");
@@ -546,11 +549,29 @@ static int neap_decode(_neap_trace_reader_t *r, _neap_trace_rec_t *rec) {
         r->end_chunk = c->offset;
         c->pos = c->len;
         return 2;
+    case NEAP_TREC_MARK:
+        if (r->hdr.version < 4) break; /* not a tag of older versions */
+        for (int i = 0; i < 2; i++)
+            if (neap_get_varint(c, &v[i]) != 0) return neap_bad_record(r, c, tag, at, truncated);
+        if (v[1] > NEAP_TRACE_LABEL_MAX) {
+            char what[96];
+            snprintf(what, sizeof what, "label of %" PRIu64 " bytes, more than the %d a mark may have",
+                     v[1], NEAP_TRACE_LABEL_MAX);
+            return neap_bad_record(r, c, tag, at, what);
+        }
+        if (v[1] > c->len - c->pos)
+            return neap_bad_record(r, c, tag, at, "label runs past the end of its chunk");
+        rec->mark.ms = v[0];
+        rec->mark.label = (const char *)c->payload + c->pos;
+        rec->mark.label_len = (size_t)v[1];
+        c->pos += (size_t)v[1];
+        return 1;
     default:
-        return neap_stop(r, NEAP_TRACE_CORRUPT,
-                         "unknown record tag 0x%02x at byte %" PRIu64 " (chunk at byte %" PRIu64 ")",
-                         (unsigned)tag, at, c->offset);
+        break;
     }
+    return neap_stop(r, NEAP_TRACE_CORRUPT,
+                     "unknown record tag 0x%02x at byte %" PRIu64 " (chunk at byte %" PRIu64 ")",
+                     (unsigned)tag, at, c->offset);
 }
 
 /* Every chunk merged: the 'E' record if there was one (a clean end), or

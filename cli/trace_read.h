@@ -54,6 +54,7 @@ typedef struct _neap_trace_rec {
         struct { uint32_t how; int64_t value; } end;
         struct { uint64_t id; uint32_t line; const char *file, *func;
                  size_t file_len, func_len; } pyframe;   /* names not NUL-terminated */
+        struct { uint64_t ms; const char *label; size_t label_len; } mark;
     };
 } _neap_trace_rec_t;
 

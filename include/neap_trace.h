@@ -74,6 +74,20 @@ NEAP_EXPORT int neap_trace_get_object_traceback(const void *p, neap_traceback_t 
 /* The traced size of the block at p, 0 if it is not traced. */
 NEAP_EXPORT size_t neap_trace_get_object_size(const void *p);
 
+/* Marks a moment in the NEAP_TRACE stream (`neap run --trace FILE`, or
+ * NEAP_TRACE=FILE): a 'K' record with the time since the trace started
+ * and label (its first 1024 bytes; NULL: an empty label), in the order of
+ * the stream's records: after every record any thread wrote before the
+ * call.  `neap report FILE` lists the marks, and `--at mark:LABEL` shows
+ * the live set, the top sites and the pinning there.  The record reaches
+ * the file with the calling thread's next chunk, or at the next tick
+ * (every 100 ms).  Another process marks a moment with `neap mark PID
+ * LABEL`.  No counterpart in tracemalloc.  0, or -1 and ENOENT when this
+ * process streams no trace, EAGAIN when the thread is writing a record
+ * already (a signal handler's call), ENOMEM when no trace buffer could be
+ * mapped for the thread. */
+NEAP_EXPORT int neap_trace_mark(const char *label);
+
 /* ---------------------------------------------------------------------------
  * Snapshots (tracemalloc.Snapshot): the live traces frozen at one moment,
  * grouped into statistics by allocation site, compared, filtered, saved to

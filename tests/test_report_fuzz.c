@@ -33,8 +33,10 @@
  *      are never more than the file's bytes (every record takes at least
  *      one: more means it loops), and a stop other than a clean end or EOF
  *      says why;
- *   2. `neap report --no-progress FILE` (every fourth with --html too)
- *      returns 0, 1 or 2, with nothing from a sanitizer on stderr, and when
+ *   2. `neap report --no-progress FILE` (every fourth with --html too;
+ *      four in five with --at: peak, mark:1, mark:phase1 or 0.06s, a
+ *      moment the marks trace has, and its mutants may not) returns 0, 1
+ *      or 2, with nothing from a sanitizer on stderr, and when
  *      not 0 a message naming the file.
  * Both run in a forked child, for 100 inputs at a time (a fork costs more
  * than a report), with its CPU time limited to NEAP_FUZZ_CPU seconds
@@ -141,15 +143,25 @@ static unsigned cpu_limit = 20;
 /* Check 2: neap report on path, in this process (a child of the test's):
  * 0, or -1 with why in `why`.  Its stdout goes to /dev/null, its stderr to
  * a file read back, fd 2 restored after. */
-static int check_report(const char *path, int html, char *why, size_t cap) {
+static int check_report(const char *path, int html, int at, char *why, size_t cap) {
     const char *errpath = wpath("stderr.txt");
-    char *argv[] = {(char *)"report", (char *)"--no-progress", (char *)path,
-                    (char *)"--html", (char *)wpath("out.html"), NULL};
-    int argc = html ? 5 : 3;
+    /* the moments of --at (at: 0 none): each takes the replay's snapshot
+     * another way (a first replay for the peak and a time) */
+    static const char *const moments[] = {NULL, "peak", "mark:1", "mark:phase1", "0.06s"};
+    char *argv[8] = {(char *)"report", (char *)"--no-progress", (char *)path};
+    int argc = 3;
+    if (html) {
+        argv[argc++] = (char *)"--html";
+        argv[argc++] = (char *)wpath("out.html");
+    }
+    if (at > 0 && at < (int)(sizeof moments / sizeof *moments)) {
+        argv[argc++] = (char *)"--at";
+        argv[argc++] = (char *)moments[at];
+    }
     argv[argc] = NULL;
     fflush(NULL);
     unlink(errpath); /* new files, not truncated ones (write_file) */
-    unlink(argv[4]);
+    unlink(wpath("out.html"));
     int saved = dup(2), err = open(errpath, O_WRONLY | O_CREAT | O_EXCL, 0644);
     CHECK(saved >= 0 && err >= 0);
     CHECK(dup2(err, 2) == 2);
@@ -186,6 +198,7 @@ typedef struct {
     char path[512];
     char label[128];
     int html;
+    int at;       /* a moment for --at (check_report's list), 0 none */
 } input_t;
 
 /* Runs both checks on inputs[0..n) in a forked child whose CPU time is
@@ -203,7 +216,7 @@ static int run_child(const input_t *inputs, size_t n, char *why, size_t cap) {
         for (size_t i = 0; i < n; i++) {
             char w[256];
             check_decoder(inputs[i].path, inputs[i].label);
-            if (check_report(inputs[i].path, inputs[i].html, w, sizeof w) != 0) {
+            if (check_report(inputs[i].path, inputs[i].html, inputs[i].at, w, sizeof w) != 0) {
                 fprintf(stderr, "%s: %s\n", inputs[i].label, w);
                 _exit(3);
             }
@@ -347,7 +360,7 @@ static int record_fields(const uint8_t *p, size_t len, size_t *off, size_t *flen
     int nfixed;
     switch (p[0]) {
     case 'C': case 'F': nfixed = 1; break;
-    case 'S': case 'R': case 'E': nfixed = 2; break;
+    case 'S': case 'R': case 'E': case 'K': nfixed = 2; break;
     case 'A': case 'T': nfixed = 3; break;
     case 'M': case 'G': nfixed = 4; break;
     default: return -1;
@@ -371,9 +384,9 @@ static int record_fields(const uint8_t *p, size_t len, size_t *off, size_t *flen
         }
         if (p[0] == 'S' && k == 1) extra = v > 1024 ? 1024 : v; /* the frames */
     }
-    if (p[0] == 'M') {
+    if (p[0] == 'M' || p[0] == 'K') {
         if (v > len - at) return -1;
-        at += (size_t)v; /* the path */
+        at += (size_t)v; /* the path, the label */
     }
     *reclen = at;
     return n;
@@ -513,7 +526,7 @@ static const char *make_trace;
 
 static void fuzz(size_t count) {
     static const char *const kinds[] = {"basic",     "killed", "sampled", "grow",
-                                        "grow-freed", "pinning", "base", "extremes"};
+                                        "grow-freed", "pinning", "base", "extremes", "marks"};
     enum { NKINDS = sizeof kinds / sizeof *kinds };
     static trace_t base[NKINDS];
     for (int k = 0; k < NKINDS; k++) {
@@ -548,6 +561,7 @@ static void fuzz(size_t count) {
         snprintf(in->label, sizeof in->label, "mutant %zu of %s (seed %llu)", i, kinds[k],
                  (unsigned long long)seed);
         in->html = i % 4 == 0;
+        in->at = (int)(i % 5);
         write_file(in->path, d, len);
         free(d);
         trace_free(&m);

@@ -4,7 +4,8 @@
  *   api        start/stop/is_tracing/limits, traced memory and its peak,
  *              reset_peak, clear_traces, get_object_traceback and size, every
  *              allocation function (malloc, calloc, realloc, aligned, posix
- *              memalign), frees forgetting traces, errors
+ *              memalign), frees forgetting traces, errors (a mark
+ *              without a NEAP_TRACE stream)
  *   traceback  the stack recorded names the allocating function and its
  *              callers (frame pointers: this file is built with them)
  *   sampled    Poisson sampling by bytes: the estimates of traced memory are
@@ -23,6 +24,10 @@
  *              each one's allocations from its first; sampling samples a
  *              new thread's first allocations no more than any others
  *   fork       a child forked while other threads trace keeps working
+ *   stream     (run with NEAP_TRACE=FILE) the stream: marks from 4 threads
+ *              at once and one asked for through a request file, as
+ *              `neap mark` does (taken and removed by the trace's thread);
+ *              snapshots need a table (neap_trace_start makes one)
  *   bounds     a thread's stack bounds cannot be read (the C library's
  *              read allocates, and fails near a memory limit): no frame
  *              walk leaves the stack, even up a frame record that points
@@ -50,6 +55,9 @@ static void *volatile sink;
 
 static void test_api(void) {
     CHECK(!neap_trace_is_tracing());
+    /* a mark needs a NEAP_TRACE stream, which this process has not */
+    errno = 0;
+    CHECK(neap_trace_mark("nothing to mark") == -1 && errno == ENOENT);
     CHECK(neap_trace_start(0) == -1 && errno == EINVAL);
     CHECK(neap_trace_start(NEAP_TRACE_MAX_FRAMES + 1) == -1 && errno == EINVAL);
     void *before = malloc(100);
@@ -641,10 +649,43 @@ static void test_bounds(void) {
 /* Run with NEAP_TRACE=FILE (CMake's trace_stream test): exact tracing from
  * the start, into the file only; the program's own neap_trace_start turns
  * the table on. */
+static void *marker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 200; i++) {
+        free(site_outer(64));
+        CHECK(neap_trace_mark(i % 2 ? "thread mark" : NULL) == 0);
+    }
+    return NULL;
+}
+
+/* Marks: from 4 threads at once, and one asked for by another process
+ * (as `neap mark` does: a request beside this process's note, taken by
+ * the trace's thread at a tick, removed once written). */
+static void stream_marks(void) {
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) CHECK(pthread_create(&t[i], NULL, marker, NULL) == 0);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    char note[128], req[128], tmp[140];
+    snprintf(note, sizeof note, "/tmp/neap-%lu/%ld.trace", (unsigned long)getuid(), (long)getpid());
+    snprintf(req, sizeof req, "/tmp/neap-%lu/%ld.mark", (unsigned long)getuid(), (long)getpid());
+    snprintf(tmp, sizeof tmp, "%s.test", req);
+    /* the note, written by the trace's thread when it starts (60 s at most) */
+    int waited = 0;
+    while (access(note, F_OK) != 0 && waited++ < 6000) usleep(10000);
+    CHECKF(access(note, F_OK) == 0, "no %s", note);
+    FILE *f = fopen(tmp, "w");
+    CHECK(f != NULL && fputs("asked from outside\n", f) >= 0 && fclose(f) == 0);
+    CHECK(rename(tmp, req) == 0);
+    waited = 0;
+    while (access(req, F_OK) == 0 && waited++ < 6000) usleep(10000);
+    CHECKF(access(req, F_OK) != 0, "the request %s was not taken", req);
+}
+
 static void test_stream(void) {
     const char *path = getenv("NEAP_TRACE");
     CHECK(path != NULL);
     CHECK(neap_trace_is_tracing());
+    stream_marks();
     for (int i = 0; i < 1000; i++)
         free(site_outer(100));
     errno = 0;

@@ -33,6 +33,10 @@
  *              defined by one thread comes before another's use, 'E' at
  *              the start of the file comes last; a clock going back is
  *              corrupt
+ *   mark       'K' (version 4): time and label read back (empty, the
+ *              longest, a longer one cut by the encoder); no room changes
+ *              nothing; a label over NEAP_TRACE_LABEL_MAX or past its
+ *              chunk is corrupt; a 'K' in a version 3 file is an unknown tag
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -686,6 +690,96 @@ static void test_pyframe(void) {
     }
 }
 
+/* 'K', a mark: its time and label read back (an empty label, a label of
+ * the longest length, and a longer one cut by the encoder); a label longer
+ * than NEAP_TRACE_LABEL_MAX, or one running past its chunk, is a corrupt
+ * record; a 'K' in a file of version 3 (which had no marks) an unknown tag. */
+static void test_mark(void) {
+    static trace_t t;
+    static char longest[NEAP_TRACE_LABEL_MAX + 10];
+    memset(longest, 'x', sizeof longest);
+    trace_begin(&t, 0, 0);
+    CHECK(_neap_trace_enc_alloc(&t.enc, 1, 100, 0x1000) == 0);
+    CHECK(_neap_trace_enc_mark(&t.enc, 120, "phase1", 6) == 0);
+    CHECK(_neap_trace_enc_mark(&t.enc, 0, "", 0) == 0);
+    CHECK(_neap_trace_enc_mark(&t.enc, big, longest, sizeof longest) == 0); /* cut */
+    CHECK(_neap_trace_enc_free(&t.enc, 0x1000) == 0);
+    trace_flush(&t);
+    write_file(tpath("mark.trace"), t.data, t.len);
+    _neap_trace_reader_t r;
+    _neap_trace_rec_t rec;
+    CHECK(_neap_trace_open(&r, tpath("mark.trace")) == 0);
+    CHECK(r.hdr.version == 4);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'A');
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'K' && rec.mark.ms == 120 &&
+          rec.mark.label_len == 6 && memcmp(rec.mark.label, "phase1", 6) == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'K' && rec.mark.ms == 0 && rec.mark.label_len == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'K' && rec.mark.ms == big &&
+          rec.mark.label_len == NEAP_TRACE_LABEL_MAX && memcmp(rec.mark.label, longest, NEAP_TRACE_LABEL_MAX) == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'F' && rec.free.addr == 0x1000);
+    CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_EOF);
+    _neap_trace_close(&r);
+
+    /* no room: nothing appended */
+    uint8_t small[NEAP_TRACE_CHUNK_HEADER + 8];
+    _neap_trace_enc_t e;
+    _neap_trace_enc_init(&e, small, sizeof small);
+    CHECK(_neap_trace_enc_mark(&e, 1, "a label too long", 16) == -1 && e.len == NEAP_TRACE_CHUNK_HEADER);
+    CHECK(_neap_trace_enc_mark(&e, 1, "ok", 2) == 0 && e.len == NEAP_TRACE_CHUNK_HEADER + 5);
+
+    /* written by hand: label_len 1025, then 1025 bytes */
+    char msg[300];
+    trace_begin(&t, 0, 0);
+    size_t at = t.len + t.enc.len;
+    uint8_t *p = t.chunk + t.enc.len;
+    size_t n = 0;
+    p[n++] = 'K';
+    n += _neap_trace_put_varint(p + n, 5);
+    n += _neap_trace_put_varint(p + n, NEAP_TRACE_LABEL_MAX + 1);
+    memset(p + n, 'y', NEAP_TRACE_LABEL_MAX + 1);
+    n += NEAP_TRACE_LABEL_MAX + 1;
+    t.enc.len += n;
+    trace_flush(&t);
+    write_file(tpath("longmark.trace"), t.data, t.len);
+    CHECK(_neap_trace_open(&r, tpath("longmark.trace")) == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT);
+    snprintf(msg, sizeof msg, "corrupt record 'K' at byte %zu (chunk at byte %zu): label of %d bytes, "
+             "more than the %d a mark may have", at, t.chunk_at[0], NEAP_TRACE_LABEL_MAX + 1,
+             NEAP_TRACE_LABEL_MAX);
+    CHECKF(strcmp(r.message, msg) == 0, "\"%s\", expected \"%s\"", r.message, msg);
+    _neap_trace_close(&r);
+
+    /* a label cut by its chunk's end */
+    trace_begin(&t, 0, 0);
+    at = t.len + t.enc.len;
+    CHECK(_neap_trace_enc_mark(&t.enc, 5, "phase2", 6) == 0);
+    t.enc.len -= 2;
+    trace_flush(&t);
+    write_file(tpath("cutmark.trace"), t.data, t.len);
+    CHECK(_neap_trace_open(&r, tpath("cutmark.trace")) == 0);
+    CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT);
+    snprintf(msg, sizeof msg, "corrupt record 'K' at byte %zu (chunk at byte %zu): label runs past the "
+             "end of its chunk", at, t.chunk_at[0]);
+    CHECKF(strcmp(r.message, msg) == 0, "\"%s\", expected \"%s\"", r.message, msg);
+    _neap_trace_close(&r);
+
+    /* version 3 had no 'K': an unknown tag there; its other records read */
+    trace_begin(&t, 0, 0);
+    CHECK(_neap_trace_enc_alloc(&t.enc, 1, 100, 0x1000) == 0);
+    at = t.len + t.enc.len;
+    CHECK(_neap_trace_enc_mark(&t.enc, 5, "phase2", 6) == 0);
+    trace_flush(&t);
+    t.data[8] = 3;
+    write_file(tpath("v3mark.trace"), t.data, t.len);
+    CHECK(_neap_trace_open(&r, tpath("v3mark.trace")) == 0);
+    CHECK(r.hdr.version == 3);
+    CHECK(_neap_trace_next(&r, &rec) == 1 && rec.tag == 'A');
+    CHECK(_neap_trace_next(&r, &rec) == 0 && r.status == NEAP_TRACE_CORRUPT);
+    snprintf(msg, sizeof msg, "unknown record tag 0x4b at byte %zu (chunk at byte %zu)", at, t.chunk_at[0]);
+    CHECKF(strcmp(r.message, msg) == 0, "\"%s\", expected \"%s\"", r.message, msg);
+    _neap_trace_close(&r);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "%s/neap-tracefmt.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     CHECK(mkdtemp(dir) != NULL);
@@ -698,6 +792,7 @@ int main(void) {
     test_grow();
     test_extents();
     test_pyframe();
+    test_mark();
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

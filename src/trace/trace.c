@@ -1346,9 +1346,31 @@ size_t neap_trace_get_object_size(const void *p) {
  * others write it at exit.  A forked child stops streaming (its records
  * would interleave with its parent's).
  *
- * Locks: steal_lock (one flusher at a time) > a tbuf's busy > modlock,
- * qlock, flock.  Nothing that holds qlock, flock or modlock waits for a
- * busy tbuf.
+ * Marks ('K'): neap_trace_mark writes one from the calling thread, at a
+ * clock of its own (the counter moved on: after every record written
+ * before).  Another process asks for one through the per-user records
+ * directory of `neap stats` (/tmp/neap-<uid>, publish.c):
+ *
+ *   the stream opening:       a <dir>/<pid>.trace left by the image this
+ *                             process exec'd from removed
+ *   writer thread, at start:  <dir>/<pid>.trace  "neap-trace 1", pid, file:
+ *                             this process streams a trace (removed at the
+ *                             end; `neap mark` refuses a pid without it, and
+ *                             `neap stats` removes one of a dead process)
+ *   `neap mark PID LABEL`:    <dir>/<pid>.mark   the label, one line (made
+ *                             whole by a link: one request at a time)
+ *   each tick (stream_tick):  a request there --> 'K' before the 'T', every
+ *                             chunk written, then the request removed:
+ *                             `neap mark` waits for that, so when it returns
+ *                             the mark is in the file
+ *
+ * Requests are served under mark_lock, which the last tick takes too: a
+ * mark being served at exit reaches the file before it is closed.  No
+ * signal handler is installed.
+ *
+ * Locks: mark_lock > steal_lock (one flusher at a time) > a tbuf's busy >
+ * modlock, qlock, flock.  Nothing that holds qlock, flock or modlock waits
+ * for a busy tbuf.
  * ------------------------------------------------------------------------- */
 #define SBUF_SIZE ((size_t)64 << 10)
 #define SBUF_MAX 64                  /* sbufs beyond one per thread */
@@ -1732,8 +1754,100 @@ static void stream_move(uintptr_t from, uintptr_t to, uint64_t now) {
     tb_leave(tb);
 }
 
-/* A tick (time, RSS, live bytes); then every thread's chunk to the file.
- * end: the last one, and the file closed. */
+/* --- marks (see the drawing above) --- */
+static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
+static int mark_ready;                 /* mark_info written: requests are served */
+static char mark_info[96], mark_req[96], mark_tmp[104];
+static char stream_path[4096];         /* the trace file, for mark_info */
+
+/* Appends a 'K' record to tb: ms since the start, and len bytes of label. */
+static void stream_mark_put(tbuf_t *tb, const char *label, size_t len) {
+    tb_clock(tb, atomic_fetch_add_explicit(&trace_clock, 1, memory_order_relaxed) + 1);
+    TB_PUT(tb, _neap_trace_enc_mark(&tb->enc, _neap_os_clock_ms() - stream.t0, label, len));
+}
+
+int neap_trace_mark(const char *label) {
+    if (!atomic_load_explicit(&trace_streaming, memory_order_relaxed)) {
+        errno = ENOENT;
+        return -1;
+    }
+    size_t len = label != NULL ? strnlen(label, NEAP_TRACE_LABEL_MAX) : 0;
+    int saved = tl_in_trace;
+    tl_in_trace = 1;
+    tbuf_t *tb = tb_enter();
+    if (tb == NULL) {
+        tl_in_trace = saved;
+        errno = tl_tbuf != NULL ? EAGAIN : ENOMEM;
+        return -1;
+    }
+    stream_mark_put(tb, label, len);
+    tb_leave(tb);
+    tl_in_trace = saved;
+    return 0;
+}
+
+/* When the stream opens: the paths of the mark files (mark_info[0] stays
+ * 0 without a usable directory: no marks from other processes), and a
+ * note of this pid removed: it is the one of the image this process
+ * exec'd from (an exec runs no exit code), or of a dead process whose pid
+ * this one got.  A pending request is left for this image to serve. */
+static void stream_marks_paths(void) {
+    char dir[64];
+    if (_neap_os_stats_dir(dir, sizeof dir) != 0)
+        return;
+    unsigned long long pid = (unsigned long long)_neap_os_getpid();
+    neap_buf_t i = {mark_info, 0, sizeof mark_info}, r = {mark_req, 0, sizeof mark_req},
+               t = {mark_tmp, 0, sizeof mark_tmp};
+    _neap_buf_str(&i, dir);
+    _neap_buf_str(&i, "/");
+    _neap_buf_u(&i, pid, 0);
+    _neap_buf_str(&r, mark_info);
+    _neap_buf_str(&i, ".trace");
+    _neap_buf_str(&r, ".mark");
+    _neap_buf_str(&t, mark_info);
+    _neap_buf_str(&t, ".tmp");
+    _neap_os_unlink(mark_info);
+}
+
+/* The writer thread, once: mark_info written, so that `neap mark` finds
+ * this process. */
+static void stream_marks_start(void) {
+    if (mark_info[0] == 0)
+        return;
+    unsigned long long pid = (unsigned long long)_neap_os_getpid();
+    char text[4096 + 96];
+    neap_buf_t b = {text, 0, sizeof text};
+    _neap_buf_str(&b, "neap-trace 1\npid ");
+    _neap_buf_u(&b, pid, 0);
+    _neap_buf_str(&b, "\nfile ");
+    _neap_buf_str(&b, stream_path);
+    _neap_buf_str(&b, "\n");
+    pthread_mutex_lock(&mark_lock);
+    if (atomic_load_explicit(&trace_streaming, memory_order_relaxed) &&
+        _neap_os_replace_file(mark_info, mark_tmp, text, b.len) == 0)
+        mark_ready = 1;
+    pthread_mutex_unlock(&mark_lock);
+}
+
+/* A request of `neap mark` (mark_lock held): its 'K' appended to tb; 1 if
+ * there was one (removed once the chunks are written), else 0. */
+static int stream_marks_serve(tbuf_t *tb) {
+    if (!mark_ready)
+        return 0;
+    char buf[NEAP_TRACE_LABEL_MAX + 2];
+    int n = _neap_os_read_file(mark_req, buf, sizeof buf);
+    if (n < 0)
+        return 0;
+    size_t len = 0;
+    while (len < (size_t)n && buf[len] != '\n')
+        len++;
+    stream_mark_put(tb, buf, len);
+    return 1;
+}
+
+/* A tick (time, RSS, live bytes), after the mark another process asked for
+ * if any; then every thread's chunk to the file.  end: the last one, and
+ * the file closed. */
 static void stream_tick(int end) {
     neap_process_memory_t pm;
     uint64_t rss = neap_process_memory(&pm) == 0 ? pm.rss : 0;
@@ -1745,10 +1859,12 @@ static void stream_tick(int end) {
     } else {
         neap_trace_get_traced_memory(&cur, NULL);
     }
-    int saved = tl_in_trace;
+    int saved = tl_in_trace, marked = 0;
     tl_in_trace = 1; /* what this allocates is not the program's */
+    pthread_mutex_lock(&mark_lock);
     tbuf_t *tb = tb_enter();
     if (tb != NULL) {
+        marked = stream_marks_serve(tb);
         tb_clock(tb, atomic_load_explicit(&trace_clock, memory_order_relaxed));
         TB_PUT(tb, _neap_trace_enc_tick(&tb->enc, _neap_os_clock_ms() - stream.t0, rss, cur));
         /* under `neap run`, its main process leaves the 'E' record to neap
@@ -1759,18 +1875,24 @@ static void stream_tick(int end) {
     }
     stream_steal_all();
     stream_drain();
+    if (marked)
+        _neap_os_unlink(mark_req); /* the mark is in the file: `neap mark` may return */
     if (end) {
         atomic_store_explicit(&trace_streaming, 0, memory_order_relaxed);
         pthread_mutex_lock(&stream.flock);
         _neap_os_close(stream.fd);
         stream.fd = -1;
         pthread_mutex_unlock(&stream.flock);
+        if (mark_ready)
+            _neap_os_unlink(mark_info);
+        mark_ready = 0;
     }
+    pthread_mutex_unlock(&mark_lock);
     tl_in_trace = saved;
 }
 
 /* The writer thread: writes the chunks queued, and every TICK_MS a tick
- * and every thread's chunk. */
+ * (and the mark another process asked for) and every thread's chunk. */
 static void *stream_main(void *arg) {
     (void)arg;
     tl_in_trace = 1; /* the thread's own allocations are not the program's */
@@ -1782,6 +1904,7 @@ static void *stream_main(void *arg) {
         atomic_store_explicit(&stream.barrier, 1, memory_order_relaxed);
         pthread_mutex_unlock(&stream.steal_lock);
     }
+    stream_marks_start();
     uint64_t next_tick = _neap_os_clock_ms() + TICK_MS;
     while (atomic_load_explicit(&trace_streaming, memory_order_relaxed)) {
         pthread_mutex_lock(&stream.qlock);
@@ -1875,6 +1998,8 @@ void _neap_trace_env_start(void) {
     memcpy(name, path, plen + 1); /* path may go from the environment below */
     if (stream_owner(pid) != pid)
         snprintf(name + plen, sizeof name - plen, ".%ld", pid);
+    memcpy(stream_path, name, strlen(name) + 1); /* for `neap mark` (stream_marks_start) */
+    stream_marks_paths();
     int fd = _neap_os_create(name);
     if (fd < 0) {
         char shown[320];

@@ -8,6 +8,9 @@
  * fit changes nothing.  finish() fills the header and resets the deltas.
  *
  *   enc.buf  [ "CHNK" | len | crc ][ 'S' ... | 'A' ... | 'F' ... ][  free  ]
+ *
+ * Records with bytes of their own ('M' path, 'S' frames, 'K' label) are
+ * measured first and written in place only when they fit whole.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -230,6 +233,19 @@ int _neap_trace_enc_pyframe(_neap_trace_enc_t *e, uint64_t id, uint64_t line, co
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value) {
     uint64_t v[2] = {how, _neap_trace_zigzag_delta((uint64_t)value, 0)};
     return neap_enc_small(e, NEAP_TREC_END, v, 2);
+}
+
+int _neap_trace_enc_mark(_neap_trace_enc_t *e, uint64_t ms, const char *label, size_t len) {
+    if (len > NEAP_TRACE_LABEL_MAX) len = NEAP_TRACE_LABEL_MAX;
+    size_t need = 1 + neap_varint_len(ms) + neap_varint_len(len) + len;
+    if (e->cap - e->len < need) return -1;
+    uint8_t *p = e->buf + e->len;
+    *p++ = NEAP_TREC_MARK;
+    p += _neap_trace_put_varint(p, ms);
+    p += _neap_trace_put_varint(p, len);
+    if (len) memcpy(p, label, len);
+    e->len += need;
+    return 0;
 }
 
 size_t _neap_trace_enc_payload(const _neap_trace_enc_t *e) {

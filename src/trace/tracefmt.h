@@ -10,7 +10,7 @@
  *             (little-endian, 44 bytes + cmdline_len)
  *   chunk   = "CHNK" u32 payload_len u32 crc32(payload) payload
  *   payload = record*        a record never spans two chunks
- *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'G' 'R' 'T' 'E' 'P' (see below)
+ *   record  = tag varint...  'C' 'M' 'S' 'A' 'F' 'G' 'R' 'T' 'E' 'P' 'K' (see below)
  *
  * Each thread of the traced program fills chunks of its own, so chunks of
  * different threads interleave in the file.  A 'C' record sets the clock of
@@ -39,7 +39,8 @@
  *   - 'E' ends a finished trace; the reader returns it last whatever its
  *     place in the file.
  * Version 1 files have no 'C' record: their merged order is the file's.
- * Versions before 4 have no 'P' record.
+ * Version 4 added 'P', a Python frame, and 'K', a moment the program or
+ * `neap mark` named (a mark); files of versions 1 to 3 have neither.
  *
  * The module depends on nothing but libc.  The encoder never allocates and
  * never does I/O: the caller owns the buffer and writes the finished chunk.
@@ -68,6 +69,10 @@
 #define NEAP_TRACE_REC_MODULE(n) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
 #define NEAP_TRACE_PYNAME_MAX 1024         /* a longer name in a 'P' record is corrupt */
 #define NEAP_TRACE_REC_PYFRAME(a, b) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(a) + (size_t)(b))
+/* A mark's label: at most this many bytes (the encoder cuts a longer one,
+ * the reader refuses it as corrupt). */
+#define NEAP_TRACE_LABEL_MAX 1024
+#define NEAP_TRACE_REC_MARK(n) (1 + 2 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
 
 /* Record tags. */
 enum {
@@ -80,7 +85,8 @@ enum {
     NEAP_TREC_MOVE = 'R',    /* old-delta new-delta: a sampled block moved by realloc */
     NEAP_TREC_TICK = 'T',    /* ms rss live */
     NEAP_TREC_END = 'E',     /* how value: the clean end */
-    NEAP_TREC_PYFRAME = 'P'  /* id line file-len file func-len func: a Python frame */
+    NEAP_TREC_PYFRAME = 'P', /* id line file-len file func-len func: a Python frame (version 4) */
+    NEAP_TREC_MARK = 'K'     /* ms label_len label: a moment named (version 4) */
 };
 
 /* How the traced process ended, in an 'E' record. */
@@ -159,6 +165,10 @@ int _neap_trace_enc_pyframe(_neap_trace_enc_t *e, uint64_t id, uint64_t line, co
                             size_t file_len, const char *func, size_t func_len);
 /* how: NEAP_TRACE_EXIT_*; value: the exit status or signal number. */
 int _neap_trace_enc_end(_neap_trace_enc_t *e, uint32_t how, int64_t value);
+
+/* 'K': a mark at ms (since the start, as 'T'), named by len bytes of
+ * label (cut to NEAP_TRACE_LABEL_MAX). */
+int _neap_trace_enc_mark(_neap_trace_enc_t *e, uint64_t ms, const char *label, size_t len);
 
 /* 'A' and 'F', the records of nearly every call, inline: encoded in place
  * when the longest fits; near the end of the buffer, the careful way. */

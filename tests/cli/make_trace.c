@@ -2,7 +2,7 @@
  * tests/cli/report.sh (the library's writer is not needed).
  *
  *   make_trace KIND OUT     KIND: basic, killed, truncated, corrupt, sampled,
- *                           grow, grow-freed, pinning, base, extremes,
+ *                           grow, grow-freed, pinning, base, extremes, marks,
  *                           damaged-addr, damaged-grow, damaged-move,
  *                           damaged-stack, notrace, future
  *
@@ -24,6 +24,12 @@
  *     A S2 2000 @0x50000   T 100 ms   -- chunk --   E 0
  *     total 32500 B in 6; at exit 11500 B in 4: beta 7000 (2), alpha 4500 (2)
  *     at the peak: gamma 20000 (1), alpha 5500 (3), beta 5000 (1)
+ *   marks: basic with three marks ('K'): "phase1" at 60 ms after the first
+ *     chunk's records (10500 B live in 4 blocks: alpha 5500 (3), beta 5000
+ *     (1); 5 pages pinned: 20480 B), "esc\x1b[2J" (an escape sequence in
+ *     its label) at 70 ms after gamma's 20000 B (the peak: 30500 B, 10
+ *     pages, 40960 B; gamma alone in 5 pages), "phase1" again at 100 ms,
+ *     after the tick of 100 ms (11500 B as at exit, 5 pages)
  *   killed: basic without 'E'.  truncated: basic cut inside its second
  *     chunk (prints the expected message); corrupt: a payload byte of the
  *     second chunk flipped (prints the expected message).
@@ -178,7 +184,12 @@ static void standard_stacks(void) {
     stack(5, pc_delta, pc_main, 0);
 }
 
-static void basic(int end) {
+static void mark(uint64_t ms, const char *label) {
+    ok(_neap_trace_enc_mark(&enc, ms, label, strlen(label)));
+}
+
+/* basic, and with marks the marks kind's three marks */
+static void basic_marks(int end, int marks) {
     begin(0, 0);
     standard_stacks();
     ok(_neap_trace_enc_alloc(&enc, 1, 1000, 0x10000));
@@ -187,18 +198,23 @@ static void basic(int end) {
     ok(_neap_trace_enc_alloc(&enc, 4, 3500, 0x30000));
     ok(_neap_trace_enc_free(&enc, 0x999000));
     ok(_neap_trace_enc_tick(&enc, 50, 1 << 20, 10500));
+    if (marks) mark(60, "phase1");
     flush();
     ok(_neap_trace_enc_alloc(&enc, 3, 20000, 0x40000));
+    if (marks) mark(70, "esc\x1b[2J");
     ok(_neap_trace_enc_free(&enc, 0x40000));
     ok(_neap_trace_enc_free(&enc, 0x11000));
     ok(_neap_trace_enc_alloc(&enc, 2, 2000, 0x50000));
     ok(_neap_trace_enc_tick(&enc, 100, 2 << 20, 11500));
+    if (marks) mark(100, "phase1");
     flush();
     if (end) {
         ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
         flush();
     }
 }
+
+static void basic(int end) { basic_marks(end, 0); }
 
 /* The damaged-* kinds: returns 0, or -1 for an unknown one. */
 static int damaged(const char *kind) {
@@ -257,6 +273,8 @@ int main(int argc, char **argv) {
     const char *kind = argv[1];
     if (strcmp(kind, "basic") == 0) {
         basic(1);
+    } else if (strcmp(kind, "marks") == 0) {
+        basic_marks(1, 1);
     } else if (strcmp(kind, "killed") == 0) {
         basic(0);
     } else if (strcmp(kind, "truncated") == 0) {

@@ -31,7 +31,20 @@
 #              reference, a script that parses (when node is installed)
 #   browser    headless Chromium shows the page: the flame graph drawn with
 #              the trace's figures (live at exit, and #total), the tables
-#              filled, both lines of the memory chart
+#              filled, the three lines of the memory chart (RSS, pinned,
+#              live); the marks trace at --at mark:phase1: its marks drawn
+#              as labelled lines, the moment's line, the pinning in words,
+#              the flame graph of the moment's live bytes
+#   at         marks and --at WHEN on the marks trace (basic with three
+#              marks): the marks' table (time, live, pinned bytes, a label
+#              with an escape sequence shown escaped); --at mark:LABEL (the
+#              first so named), mark:N, peak, times (the start, a tick, a
+#              mark, the end) each with its live set, top sites and pinning
+#              (figures worked out in make_trace.c), the pinning in words;
+#              an unknown mark, mark:N past the last, a time past the end
+#              and malformed WHENs exit 2 (the marks listed); two traces at
+#              the same moment, one without the mark refused; --html with
+#              the marks and the moment drawn
 #   errors     missing file (1), not a trace (2), version from the future (1),
 #              bad options and values out of range (2, the message naming
 #              them), "--" ending the options, --help; --progress draws on
@@ -336,6 +349,104 @@ titles = re.findall(r'<title>([^<]*)</title>', svg)
 assert titles and titles[0].startswith("all: 31.7 KiB (100.0%)"), titles
 assert re.search(r'id="flame-total" class="on"', d), "the total view is not the one selected"
 PY
+    ;;
+at)
+    "$MAKE" marks m.trace >/dev/null || fail "make_trace marks failed"
+    report 0 m.trace --bytes
+    has '^  at exit +11500 live in 4 blocks$'
+    ! grep -q '^  shown' out || fail "a moment shown without --at"
+    #                     time      live    pinned label
+    expect_row "Marks (" 1 "0.060 s 10500 20480 phase1"
+    expect_row "Marks (" 2 '0.070 s 30500 40960 esc\x1b[2J'
+    expect_row "Marks (" 3 "0.100 s 11500 20480 phase1"
+    ! grep -q $'\e' out || fail "a mark's escape byte reached the output raw"
+    # the first mark so named, and by number
+    for when in mark:phase1 mark:1; do
+        report 0 m.trace --bytes --at "$when"
+        has "^  shown +mark 'phase1' at 0\.060 s \(mark 1 of 3\): 10500 live in 4 blocks, 20480 in pages they pin$"
+        has '^  at exit +11500 live in 4 blocks$'
+        expect_row "live at mark 'phase1'" 1 "5500 3 1833 $(name site_alpha)"
+        expect_row "live at mark 'phase1'" 2 "5000 1 5000 $(name site_beta)"
+        [ -z "$(row "live at mark 'phase1'" 3)" ] || fail "$when: a third site live"
+        #                                            live pinned ratio pages shared arenas
+        expect_row "Pinning at mark 'phase1'" 1 "5500 12288 2.2x 3 0 1 $(name site_alpha)"
+        expect_row "Pinning at mark 'phase1'" 2 "5000 8192 1.6x 2 0 1 $(name site_beta)"
+        # the peak and total tables stay the whole trace's
+        expect_row "at the peak" 1 "20000 1 20000 $(name site_gamma)"
+        expect_row "total allocated" 1 "20000 1 20000 $(name site_gamma)"
+        section "Marks (" | grep -q '0\.060 s.*phase1  <- shown$' || fail "$when: the mark shown is not pointed at"
+    done
+    report 0 m.trace --bytes --at mark:3
+    has "^  shown +mark 'phase1' at 0\.100 s \(mark 3 of 3\): 11500 live in 4 blocks, 20480 in pages they pin$"
+    expect_row "live at mark 'phase1'" 1 "7000 2 3500 $(name site_beta)"
+    # the peak: gamma's 20000 alone in 5 pages, said in words
+    for when in peak mark:2; do
+        report 0 m.trace --bytes --at "$when"
+        expect_row "Pinning at" 1 "20000 20480 1.0x 5 0 1 $(name site_gamma)"
+        has '^  all sites: 30500 live pin 40960 \(1\.3x\)'
+        has "^    $(name site_gamma).* keeps 5 pages \(20480\) for 20000 of live objects$"
+    done
+    report 0 m.trace --bytes --at peak
+    has '^  shown +the peak, reached after 0\.050 s \(record [0-9]+\): 30500 live in 5 blocks, 40960 in pages they pin$'
+    expect_row "Top sites live at the peak" 1 "20000 1 20000 $(name site_gamma)"
+    [ "$(grep -c 'Top sites live at the peak' out)" -eq 1 ] || fail "--at peak: the peak's table twice"
+    report 0 m.trace --at mark:2
+    grep -Fq "  shown        mark 'esc\x1b[2J' at 0.070 s" out || fail "--at mark:2: the label not shown escaped"
+    ! grep -q $'\e' out || fail "--at mark:2: the label's escape byte reached the output raw"
+    # times: the last tick or mark at or before it
+    for when in 0 0s 0ms 0.049; do
+        report 0 m.trace --bytes --at "$when"
+        has '^  shown +0\.0[0-9]+ s: the start of the trace \(no tick or mark at or before it\): 0 live in 0 blocks, 0 in pages they pin$'
+        section "live at 0.0" | grep -q '(none)' || fail "--at $when: sites live at the start"
+        has '^  \(no live blocks\)$'
+    done
+    report 0 m.trace --bytes --at 50ms
+    has '^  shown +0\.050 s: as at the tick or mark of 0\.050 s \(record [0-9]+\): 10500 live in 4 blocks'
+    report 0 m.trace --bytes --at 0.065s
+    has '^  shown +0\.065 s: as at the tick or mark of 0\.060 s .*: 10500 live in 4 blocks'
+    report 0 m.trace --bytes --at .075
+    has '^  shown +0\.075 s: as at the tick or mark of 0\.070 s .*: 30500 live in 5 blocks'
+    report 0 m.trace --bytes --at 100ms
+    has '^  shown +0\.100 s: .*: 11500 live in 4 blocks, 20480 in pages they pin$'
+    report 0 m.trace --bytes --at end
+    ! grep -q '^  shown' out || fail "--at end shows a moment"
+    has '^Pinning at exit'
+    # moments the trace does not have: exit 2, the marks listed
+    report 2 m.trace --at 101ms
+    grep -q "^neap report: --at 101ms is past the end of m.trace: its last tick or mark is at 0.100 s$" err ||
+        fail "no message for a time past the end"
+    report 2 m.trace --at 1e3
+    report 2 m.trace --at mark:nope
+    grep -q "^neap report: --at mark:nope: m.trace has no mark 'nope'$" err || fail "no message for an unknown mark"
+    grep -Eq '^ +1 +0\.060 s +phase1$' err || fail "the marks are not listed"
+    grep -Fq '0.070 s  esc\x1b[2J' err || fail "the escaped label is not listed"
+    report 2 m.trace --at mark:4
+    grep -q "m.trace has 3 marks, not 4" err || fail "no message for mark:4"
+    report 2 basic.trace --at mark:phase1
+    grep -q "the trace has no marks" err || fail "no message for a trace without marks"
+    for bad in mark:0 -1s 12x 1.5h inf nan 0x10 '' s ms; do
+        report 2 m.trace --at "$bad"
+        grep -q -- "--at" err || fail "--at '$bad': no message naming --at"
+    done
+    report 2 m.trace --at
+    # two traces: the same moment in both
+    report 0 m.trace m.trace --bytes --at mark:phase1
+    has "^Compared with m\.trace: live at mark 'phase1' in both"
+    section "Compared with" | grep -q "(no difference)" || fail "a trace compared with itself at a mark differs"
+    report 2 basic.trace m.trace --at mark:phase1
+    grep -q "basic.trace has no mark 'phase1'" err || fail "the trace without the mark is not named"
+    report 0 basic.trace m.trace --bytes --at peak
+    has '^  all sites: \+0 \(now 30500\)$'
+    # the page: the marks and the moment drawn, the moment's tables
+    report 0 m.trace --at mark:phase1 --html r.html
+    [ "$(grep -o '<g class="mark">' r.html | wc -l)" -eq 3 ] || fail "the HTML does not draw three marks"
+    for id in marks at-marker marks-table pinning-words; do
+        grep -q "id=\"$id\"" r.html || fail "the HTML has no element with id $id"
+    done
+    grep -q '<polyline class="pinned"' r.html || fail "no pinned line in the chart"
+    grep -q "Live at mark &#39;phase1&#39;\|Live at mark 'phase1'" r.html || fail "the HTML's live table is not the mark's"
+    grep -q 'esc\\x1b\[2J' r.html || fail "the escaped label is not in the HTML"
+    ! grep -q $'\e' r.html || fail "a raw escape byte in the HTML"
     ;;
 errors)
     report 1 missing.trace

@@ -46,6 +46,20 @@
 #              forks a child and then one that execs: FILE is the parent's
 #              whole trace, the exec'd child's is FILE.<pid>, the forked
 #              child writes none; the same under neap run --trace
+#   tracemark  (third argument: tests/cli/mark_prog.c built, as for
+#              markcmd) a program that calls neap_trace_mark("phase1"),
+#              frees most of its blocks, marks "phase2", then makes and
+#              frees a huge block: neap report --at mark:phase1, mark:2,
+#              peak and end show each moment's live set of its sites
+#              (exact figures), the live bytes between the two marks differ
+#              by what was freed, the huge block's pinning at the peak in
+#              words; bad WHENs exit 2
+#   markcmd    neap mark PID LABEL against the running program (it waits on
+#              a FIFO: no sleep decides anything): the mark is in the trace
+#              file when neap mark returns, and the report at it shows the
+#              blocks live then; neap mark of a process not traced, of no
+#              process, with bad arguments; the program's note removed at
+#              its exit, a dead process's note by neap mark and neap stats
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -503,6 +517,120 @@ traceenv)
     grep -q 'cannot create the trace file: /no/such/dir/\\x1b\[31mx' "$WORK/err" ||
         { cat -v "$WORK/err"; fail "NEAP_TRACE's path not in the warning, or not escaped"; }
     ! grep -q $'\e' "$WORK/err" || fail "an escape byte of NEAP_TRACE reached stderr raw"
+    ;;
+tracemark)
+    PROG=${3:?mark_prog program}
+    "$NEAP" run -q --trace m.trc -- "$PROG" phases 2>"$WORK/err" || fail "mark_prog phases failed: $(cat "$WORK/err")"
+    # mrep WHEN: neap report --bytes m.trc --at WHEN into $WORK/report
+    mrep() {
+        "$NEAP" report --bytes --no-progress m.trc --at "$1" >"$WORK/report" 2>"$WORK/err" ||
+            { cat "$WORK/report" "$WORK/err"; fail "neap report --at $1 failed"; }
+    }
+    # live_row TITLE FIGURES: the table under TITLE has a row "FIGURES ..."
+    # (bytes blocks average; the site by its figures: its name needs symbols)
+    live_row() {
+        awk -v t="$1" 'index($0, t) { on = 1 } on && /^$/ { exit } on' "$WORK/report" |
+            tr -s ' ' | grep -q "^ [0-9]* $2 " ||
+            { cat "$WORK/report"; fail "no row '$2' under '$1'"; }
+    }
+    no_row() {
+        ! awk -v t="$1" 'index($0, t) { on = 1 } on && /^$/ { exit } on' "$WORK/report" |
+            tr -s ' ' | grep -q "^ [0-9]* $2 " || { cat "$WORK/report"; fail "a row '$2' under '$1'"; }
+    }
+    mrep mark:phase1
+    grep -q "^  shown        mark 'phase1' at [0-9.]* s (mark 1 of 2): " "$WORK/report" || { cat "$WORK/report"; fail "no moment shown"; }
+    live_row "Top sites live at mark 'phase1'" "1000000 100 10000"
+    grep -q "phase_one" "$WORK/report" && { grep -q "1000000 *100 *10000  phase_one (mark_prog.c:" "$WORK/report" || fail "phase_one is not the site of the 100 blocks"; }
+    live1=$(sed -n "s/^  shown .*: \([0-9]*\) live in .*/\1/p" "$WORK/report")
+    mrep mark:2
+    grep -q "^  shown        mark 'phase2' at [0-9.]* s (mark 2 of 2): " "$WORK/report" || { cat "$WORK/report"; fail "mark:2 is not phase2"; }
+    live_row "Top sites live at mark 'phase2'" "100000 10 10000"
+    no_row "Top sites live at mark 'phase2'" "1000000 100"
+    live2=$(sed -n "s/^  shown .*: \([0-9]*\) live in .*/\1/p" "$WORK/report")
+    # between the marks the program only freed 90 blocks of 10000 bytes
+    [ -n "$live1" ] && [ -n "$live2" ] && [ $((live1 - live2)) -eq 900000 ] ||
+        { cat "$WORK/report"; fail "live at the marks: $live1 and $live2, not 900000 apart"; }
+    grep -Eq "^ +1 +[0-9.]+ s +$live1 +[0-9]+  phase1\$" "$WORK/report" || { cat "$WORK/report"; fail "the marks' table lacks phase1 with $live1 live"; }
+    grep -Eq "^ +2 +[0-9.]+ s +$live2 +[0-9]+  phase2  <- shown\$" "$WORK/report" || { cat "$WORK/report"; fail "the marks' table lacks phase2 with $live2 live"; }
+    mrep peak
+    live_row "Top sites live at the peak" "3145728 1 3145728"
+    live_row "Top sites live at the peak" "100000 10 10000"
+    # the huge block (a mapping of its own) pins exactly its 768 pages
+    live_row "Pinning at the peak" "3145728 3145728 1.0x 768 0 0"
+    grep -q "^    .* keeps 768 pages (3145728) for 3145728 of live objects\$" "$WORK/report" || { cat "$WORK/report"; fail "the huge block's pinning is not said in words"; }
+    mrep end
+    live_row "Top sites live at exit" "100000 10 10000"
+    no_row "Top sites live at exit" "3145728"
+    for bad in mark:phase3 mark:3 1000s; do
+        "$NEAP" report m.trc --at "$bad" >"$WORK/report" 2>"$WORK/err"
+        [ $? -eq 2 ] || fail "--at $bad did not exit 2"
+    done
+    grep -q "past the end" "$WORK/err" || fail "no message for a time past the end: $(cat "$WORK/err")"
+    ;;
+markcmd)
+    PROG=${3:?mark_prog program}
+    mkfifo go || fail "mkfifo"
+    # on any exit, the program is let go (a read-write open of a FIFO does
+    # not block): never left waiting on a FIFO that is gone
+    trap 'exec 3<>"$WORK/go" && echo go >&3; rm -rf "$WORK"' EXIT
+    "$NEAP" run -q --trace w.trc -- "$PROG" wait "$WORK/ready" "$WORK/go" 2>"$WORK/prog.err" &
+    runner=$!
+    # the program writes its pid once its 50 blocks are made (at most 60 s)
+    for _ in $(seq 600); do [ -s ready ] && break; sleep 0.1; done
+    pid=$(cat ready) || fail "the program did not start: $(cat "$WORK/prog.err")"
+    # its trace thread's note appears when it starts: neap mark waits for its answer
+    for _ in $(seq 600); do [ -e "$RECDIR/$pid.trace" ] && break; sleep 0.1; done
+    expect_status 0 "$NEAP" mark "$pid" "remote one" --timeout 60
+    grep -q "^neap mark: marked 'remote one' in the trace of process $pid ($WORK/w.trc)\$" "$WORK/out" ||
+        fail "no confirmation: $(cat "$WORK/out" "$WORK/err")"
+    # when neap mark has returned, the mark is in the file already
+    "$NEAP" report --bytes --no-progress w.trc --at "mark:remote one" >"$WORK/report" 2>"$WORK/err" ||
+        { cat "$WORK/report" "$WORK/err"; fail "the mark is not in the trace while the program runs"; }
+    grep -q "1000000 *50 *20000 " "$WORK/report" || { cat "$WORK/report"; fail "the 50 blocks are not live at the mark"; }
+    # a second one, with the default label (the time of day)
+    expect_status 0 "$NEAP" mark "$pid" --timeout 60
+    grep -Eq "^neap mark: marked '[0-9]{2}:[0-9]{2}:[0-9]{2}' in the trace" "$WORK/out" || fail "the default label is not the time: $(cat "$WORK/out")"
+    # neap run's own pid is not the traced process
+    expect_status 1 "$NEAP" mark "$runner" x --timeout 60
+    grep -q "process $runner is not traced by neap" "$WORK/err" || fail "no message for neap run's pid: $(cat "$WORK/err")"
+    echo go >go
+    wait $runner || fail "the program failed: $(cat "$WORK/prog.err")"
+    [ ! -e "$RECDIR/$pid.trace" ] || fail "the program's note $RECDIR/$pid.trace is left after its exit"
+    "$NEAP" report --bytes --no-progress w.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report failed"; }
+    grep -Eq "^ +1 +[0-9.]+ s +[0-9]+ +[0-9]+  remote one\$" "$WORK/report" || { cat "$WORK/report"; fail "the report does not list the mark"; }
+    grep -Eq "^ +2 +[0-9.]+ s +[0-9]+ +[0-9]+  [0-9]{2}:[0-9]{2}:[0-9]{2}\$" "$WORK/report" || { cat "$WORK/report"; fail "the report does not list the second mark"; }
+    # the process has exited; a process that is not traced; no process
+    expect_status 1 "$NEAP" mark "$pid" late
+    grep -q "there is no process $pid\|is not traced by neap" "$WORK/err" || fail "no message for an exited process: $(cat "$WORK/err")"
+    sleep 30 &
+    sleeper=$!
+    expect_status 1 "$NEAP" mark "$sleeper" x
+    grep -q "process $sleeper is not traced by neap" "$WORK/err" || fail "no message for an untraced process: $(cat "$WORK/err")"
+    kill $sleeper
+    # a note left by a process killed while it traced: neap mark and the
+    # list of neap stats remove it
+    for how in mark stats; do
+        true &
+        dead=$!
+        wait $dead
+        printf 'neap-trace 1\npid %s\nfile x\n' $dead >"$RECDIR/$dead.trace"
+        if [ $how = mark ]; then
+            expect_status 1 "$NEAP" mark $dead x
+            grep -q "process $dead is gone" "$WORK/err" || fail "no message for a dead pid's note: $(cat "$WORK/err")"
+        else
+            "$NEAP" stats >/dev/null || fail "neap stats failed"
+        fi
+        [ ! -e "$RECDIR/$dead.trace" ] || fail "neap $how left the note of dead process $dead"
+    done
+    # bad command lines
+    expect_status 2 "$NEAP" mark
+    expect_status 2 "$NEAP" mark abc
+    expect_status 2 "$NEAP" mark 1 a b
+    expect_status 2 "$NEAP" mark 1 x --timeout 0
+    expect_status 2 "$NEAP" mark 1 "$(printf 'two\nlines')"
+    expect_status 2 "$NEAP" mark 1 "$(head -c 1025 /dev/zero | tr '\0' x)"
+    expect_status 0 "$NEAP" mark --help
+    grep -q "^usage: neap mark PID" "$WORK/out" || fail "no usage"
     ;;
 lastthread)
     PROG=${3:?last_thread program}
