@@ -614,6 +614,12 @@ int _neap_os_append_file(const char *path, const char *data, size_t len) {
 void *_neap_os_symbol(const char *name) {
     int saved = errno;
     void *p = dlsym(RTLD_DEFAULT, name);
+    if (p == NULL) {
+        /* the C library keeps a failed lookup's message until dlerror has
+         * returned it and is called again: leave none behind */
+        (void)dlerror();
+        (void)dlerror();
+    }
     errno = saved;
     return p;
 }
