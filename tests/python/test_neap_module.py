@@ -334,7 +334,8 @@ def test_pinning():
                         % (SIZE_RE, SIZE_RE), str(pins[0]))
     require_python_frames(snap)
     p = site(pins, here)
-    assert p.count == len(survivors)
+    # the survivors, and at most a few blocks the line's code keeps
+    assert len(survivors) <= p.count <= len(survivors) + 10
     assert p.pages >= 0.8 * len(survivors)
     assert p.pinned >= 10 * p.live
     assert str(p).startswith("%s:%d keeps " % (p.traceback[-1].filename, here))
