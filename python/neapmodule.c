@@ -340,8 +340,11 @@ static PyObject *rec_repr(PyObject *self) {
     const char *dot = strrchr(t->tp_name, '.');
     PyObject *s = PyUnicode_FromFormat("<%s", dot != NULL ? dot + 1 : t->tp_name);
     for (Py_ssize_t i = 0; s != NULL && t->tp_members[i].name != NULL; i++) {
-        PyObject *part = PyUnicode_FromFormat(" %s=%R", t->tp_members[i].name,
-                                              r->f[i] != NULL ? r->f[i] : Py_None);
+        /* a reference of our own: repr may run code that sets the field */
+        PyObject *v = r->f[i] != NULL ? r->f[i] : Py_None;
+        Py_INCREF(v);
+        PyObject *part = PyUnicode_FromFormat(" %s=%R", t->tp_members[i].name, v);
+        Py_DECREF(v);
         PyObject *joined = part != NULL ? PyUnicode_Concat(s, part) : NULL;
         Py_XDECREF(part);
         Py_SETREF(s, joined);
@@ -794,9 +797,11 @@ static PyObject *filter_attr(PyObject *f, const char *name, int required) {
 }
 
 static PyObject *snapshot_filter_traces(PyObject *self, PyObject *arg) {
-    PyObject *seq = PySequence_Fast(arg, "filter_traces: filters must be a sequence of Filter");
+    /* a tuple of its own: a filter's attributes may run code that changes
+     * the caller's list */
+    PyObject *seq = PySequence_Tuple(arg);
     if (seq == NULL) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    Py_ssize_t n = PyTuple_GET_SIZE(seq);
     neap_filter_t *filters = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof *filters);
     PyObject **patterns = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof *patterns);
     PyObject *result = NULL;
@@ -805,7 +810,7 @@ static PyObject *snapshot_filter_traces(PyObject *self, PyObject *arg) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *f = PySequence_Fast_GET_ITEM(seq, i);
+        PyObject *f = PyTuple_GET_ITEM(seq, i);
         /* the domain first: a tracemalloc.DomainFilter has no pattern */
         PyObject *domain = filter_attr(f, "domain", 0);
         if (domain != NULL && domain != Py_None) {
