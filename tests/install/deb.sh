@@ -41,6 +41,7 @@ has '^/usr/lib/([^/]+/)?pkgconfig/neap\.pc$' "neap.pc"
 has '^/usr/lib/([^/]+/)?pkgconfig/neap-static\.pc$' "neap-static.pc"
 has '^/usr/lib/([^/]+/)?cmake/neap/neapConfig\.cmake$' "neapConfig.cmake"
 has '^/usr/lib/([^/]+/)?cmake/neap/neapTargets\.cmake$' "neapTargets.cmake"
+has '^/usr/lib/([^/]+/)?cmake/neap/neapConfigVersion\.cmake$' "neapConfigVersion.cmake"
 for m in "$src"/docs/man/*.[0-9]; do
     has "^/usr/share/man/man${m##*.}/$(basename "$m")(\\.gz)?\$" "$(basename "$m")"
 done
