@@ -616,6 +616,8 @@ static int report_load(neap_report_t *r, const char *path, int progress, report_
 typedef struct {
     char *func;      /* "function", or the fallback label */
     char *line;      /* "function (file:line)", or the fallback label */
+    char *file;      /* the source file (a Python frame's .py), else the module,
+                        else the fallback label */
     int allocator;   /* inside neap or the malloc family */
 } report_frame_t;
 
@@ -676,10 +678,12 @@ static void report_pyframe(const neap_report_t *r, uint64_t w, report_frame_t *f
                  (unsigned long long)(w & ~((uint64_t)1 << 63)));
         fr->func = xstrdup(buf);
         fr->line = xstrdup(buf);
+        fr->file = xstrdup(buf);
         return;
     }
     const neap_report_pyframe_t *pf = &r->pyframes[s->a];
     fr->func = xstrdup(pf->func);
+    fr->file = xstrdup(report_pyfile(pf->file));
     if (pf->line > 0)
         snprintf(buf, sizeof buf, "%s (%s:%u)", pf->func, report_pyfile(pf->file), pf->line);
     else
@@ -711,6 +715,8 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
         if (sym.function) {
             r->symbolized = 1;
             fr->func = xstrdup(sym.function);
+            fr->file = xstrdup(sym.file ? report_basename(sym.file)
+                               : sym.module ? report_basename(sym.module) : sym.function);
             if (sym.file && sym.line > 0)
                 snprintf(buf, sizeof buf, "%s (%s:%d)", sym.function, report_basename(sym.file), sym.line);
             else if (sym.module)
@@ -748,6 +754,7 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     }
     fr->func = xstrdup(buf);
     fr->line = xstrdup(buf);
+    fr->file = xstrdup(module ? report_basename(module) : buf);
     return fr;
 }
 
@@ -850,7 +857,7 @@ static void report_sites(neap_report_t *r, neap_report_by_t by) {
         } else {
             if (first == st->nframes) first = 0;  /* all the allocator's: keep the innermost */
             const report_frame_t *fr = report_frame(r, st->frames[first]);
-            label = by == NEAP_BY_FUNCTION ? fr->func : fr->line;
+            label = by == NEAP_BY_FUNCTION ? fr->func : by == NEAP_BY_FILE ? fr->file : fr->line;
         }
         /* the key: the label, or for a traceback every frame from the site outwards */
         size_t need = strlen(label) + 1;
@@ -982,7 +989,10 @@ size_t *neap_report_order(const neap_report_t *r, long key) {
 /* --- text output ---------------------------------------------------------------------- */
 
 static const char *report_by_name(neap_report_by_t by) {
-    return by == NEAP_BY_LINE ? "line" : by == NEAP_BY_FUNCTION ? "function" : "traceback";
+    return by == NEAP_BY_LINE       ? "line"
+           : by == NEAP_BY_FUNCTION ? "function"
+           : by == NEAP_BY_FILE     ? "file"
+                                    : "traceback";
 }
 
 /* Prints a site's label; a traceback's further frames indented below. */
@@ -1316,6 +1326,7 @@ static void report_free(neap_report_t *r) {
         for (size_t i = 0; i < r->syms->nframes; i++) {
             free(r->syms->frames[i].func);
             free(r->syms->frames[i].line);
+            free(r->syms->frames[i].file);
         }
         free(r->syms->frames);
         map_free(r->syms->index);
@@ -1482,9 +1493,10 @@ static void report_usage(FILE *out) {
             "program's memory went: totals, the peak, the top allocation sites, and which\n"
             "sites pin memory the allocator cannot give back to the OS.\n"
             "\n"
-            "  --by line|function|traceback   group allocations by the first frame outside\n"
-            "                          the allocator (its line, default; or its function),\n"
-            "                          or by the whole stack\n"
+            "  --by line|function|file|traceback   group allocations by the first frame\n"
+            "                          outside the allocator (its line, the default; its\n"
+            "                          function; its source file: a Python program's .py, a\n"
+            "                          C program's .c or its library), or by the whole stack\n"
             "  --top N                 rows per table (default 10)\n"
             "  --compare B, or a second FILE   also compare live memory at the end (or the\n"
             "                          --at moment) of B with FILE's, site by site (the\n"
@@ -1552,8 +1564,10 @@ int neap_cli_report(int argc, char **argv) {
             if (strcmp(optarg, "line") == 0) by = NEAP_BY_LINE;
             else if (strcmp(optarg, "function") == 0) by = NEAP_BY_FUNCTION;
             else if (strcmp(optarg, "traceback") == 0) by = NEAP_BY_TRACEBACK;
+            else if (strcmp(optarg, "file") == 0) by = NEAP_BY_FILE;
             else {
-                fprintf(stderr, "neap report: --by takes line, function or traceback, not '%s'\n", optarg);
+                fprintf(stderr, "neap report: --by takes line, function, file or traceback, not '%s'\n",
+                        optarg);
                 return NEAP_CLI_USAGE;
             }
             break;

@@ -32,7 +32,7 @@
 #include "trace_read.h"
 
 /* How allocations are grouped into sites (--by). */
-typedef enum { NEAP_BY_LINE, NEAP_BY_FUNCTION, NEAP_BY_TRACEBACK } neap_report_by_t;
+typedef enum { NEAP_BY_LINE, NEAP_BY_FUNCTION, NEAP_BY_TRACEBACK, NEAP_BY_FILE } neap_report_by_t;
 
 /* Figures of a site or a stack: bytes and counts are doubles because a
  * sampled trace gives estimates (exact traces hold whole numbers). */

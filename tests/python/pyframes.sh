@@ -3,9 +3,10 @@
 # program with known allocation lines (tests/python/pyframes_prog.py) runs
 # under `neap run --trace`, and `neap report` must name each line with its
 # bytes: within 1% traced exactly, within the estimate's bounds sampled;
-# its thread's line too; the pinning report must name the line whose
-# survivors pin pages.  Then --native (Python frames merged with C ones)
-# and --python-frames off (C frames only).  First, FAKE
+# its thread's line too; grouped by file and by function; the pinning
+# report must name the line whose survivors pin pages, at exit and at the
+# moment the program marked (--at).  Then --native (Python frames merged
+# with C ones) and --python-frames off (C frames only).  First, FAKE
 # (tests/python/fake_python.c), a program that looks like CPython 3.12:
 # traced, it gets one warning that neap does not read its frames.
 set -u
@@ -79,6 +80,26 @@ case $pin in
 *) sed -n '/^Pinning/,/all sites/p' exact.txt; fail "the pinning table does not lead with prog.py:$SMALL" ;;
 esac
 echo "exact: lines $MAIN, $THREAD named with their bytes; pinning led by line $SMALL"
+# by file: prog.py's row holds both lines' bytes (and its other lines');
+# by function: site_main's is its line's
+"$NEAP" report --bytes --by file exact.trc >file.txt 2>&1 || fail "neap report --by file failed"
+got=$(awk '/^Top sites by total allocated/ { on = 1; next } on && /^$/ { exit }
+           on && $NF ~ /\/prog\.py$/ { print $2; exit }' file.txt)
+[ -n "$got" ] && [ "$got" -ge $((K * 13066)) ] || { cat file.txt; fail "--by file: prog.py has '$got' bytes"; }
+"$NEAP" report --bytes --by function exact.trc >func.txt 2>&1 || fail "neap report --by function failed"
+got=$(awk '/^Top sites by total allocated/ { on = 1; next } on && /^$/ { exit }
+           on && $NF == "site_main" { print $2; exit }' func.txt)
+[ -n "$got" ] && near "$got" $((K * 10033)) 0.01 || { cat func.txt; fail "--by function: site_main has '$got' bytes"; }
+echo "exact: by file and by function"
+# the moment the program named (neap_trace_mark through ctypes), after the
+# others were freed: the survivors' line keeps about a page per survivor,
+# in the table and in words
+"$NEAP" report --at mark:survivors exact.trc >at.txt 2>&1 || { cat at.txt; fail "neap report --at mark:survivors failed"; }
+grep -q "^  shown        mark 'survivors'" at.txt || { cat at.txt; fail "--at: the moment shown is not the mark"; }
+words=$(grep "<listcomp> (.*prog.py:$SMALL) keeps " at.txt) || { cat at.txt; fail "--at: no words for line $SMALL"; }
+pages=$(echo "$words" | sed 's/.* keeps \([0-9,]*\) pages.*/\1/' | tr -d ,)
+[ "$pages" -ge 1900 ] && [ "$pages" -le 2100 ] || fail "--at: line $SMALL keeps $pages pages, about 2,000 expected: $words"
+echo "at the mark: line $SMALL keeps $pages pages"
 
 # --- sampled: within 6 standard deviations of the estimate ----------------
 I=16384
