@@ -84,6 +84,7 @@ static struct neap_api {
     __typeof__(neap_trace_get_traceback_limit) *trace_get_traceback_limit;
     __typeof__(neap_trace_get_traced_memory) *trace_get_traced_memory;
     __typeof__(neap_trace_reset_peak) *trace_reset_peak;
+    __typeof__(neap_trace_mark) *trace_mark;
     __typeof__(neap_trace_get_tracemalloc_memory) *trace_get_tracemalloc_memory;
     __typeof__(neap_trace_take_snapshot) *take_snapshot;
     __typeof__(neap_snapshot_free) *snapshot_free;
@@ -114,7 +115,7 @@ static const api_symbol_t api_symbols[] = {
     API_SYM(trace_start, 1), API_SYM(trace_start_sampled, 1), API_SYM(trace_stop, 1),
     API_SYM(trace_is_tracing, 1), API_SYM(trace_get_sample_interval, 1),
     API_SYM(trace_clear_traces, 1), API_SYM(trace_get_traceback_limit, 1),
-    API_SYM(trace_get_traced_memory, 1), API_SYM(trace_reset_peak, 1),
+    API_SYM(trace_get_traced_memory, 1), API_SYM(trace_reset_peak, 1), API_SYM(trace_mark, 1),
     API_SYM(trace_get_tracemalloc_memory, 1),
     {"neap_trace_take_snapshot", offsetof(struct neap_api, take_snapshot), 1},
     API_SYM(snapshot_free, 1), API_SYM(snapshot_traceback_limit, 1),
@@ -1017,6 +1018,32 @@ static PyObject *neap_py_is_tracing(PyObject *mod, PyObject *unused) {
     return PyBool_FromLong(api.trace_is_tracing != NULL && api.trace_is_tracing());
 }
 
+/* mark(label): neap_trace_mark; the moment in the NEAP_TRACE stream. */
+static PyObject *neap_py_mark(PyObject *mod, PyObject *arg) {
+    Py_ssize_t n;
+    const char *label = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (label == NULL) return NULL;
+    if ((size_t)n != strlen(label)) {
+        PyErr_SetString(PyExc_ValueError, "mark(): the label holds a NUL character");
+        return NULL;
+    }
+    if (api.trace_mark == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "mark(): this libneap has no tracing");
+        return NULL;
+    }
+    if (api.trace_mark(label) != 0) {
+        if (errno == ENOENT)
+            PyErr_SetString(PyExc_RuntimeError,
+                            "mark(): the process writes no trace (run it with `neap run --trace FILE`)");
+        else if (errno == ENOMEM)
+            PyErr_NoMemory();
+        else
+            PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *neap_py_clear_traces(PyObject *mod, PyObject *unused) {
     if (api.trace_clear_traces != NULL) api.trace_clear_traces();
     Py_RETURN_NONE;
@@ -1224,6 +1251,10 @@ static PyMethodDef neap_methods[] = {
      "the traces."},
     {"stop", neap_py_stop, METH_NOARGS, "stop(): stop tracing and forget every trace."},
     {"is_tracing", neap_py_is_tracing, METH_NOARGS, "is_tracing() -> bool"},
+    {"mark", neap_py_mark, METH_O,
+     "mark(label): names this moment in the trace file of `neap run --trace FILE` (or "
+     "NEAP_TRACE=FILE), for `neap report FILE --at mark:LABEL`; RuntimeError when the process "
+     "writes no trace"},
     {"clear_traces", neap_py_clear_traces, METH_NOARGS,
      "clear_traces(): forget every trace, keep tracing."},
     {"get_traceback_limit", neap_py_get_traceback_limit, METH_NOARGS,

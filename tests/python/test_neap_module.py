@@ -138,6 +138,39 @@ def test_import_under_neap_run():
     assert r.stdout.strip() == "True"
 
 
+def test_mark_under_neap_run_trace(tmp_path):
+    """neap.mark names a moment of the trace file that neap report --at shows."""
+    cmd = os.environ.get("NEAP_TEST_CMD")
+    if not cmd:
+        pytest.skip("NEAP_TEST_CMD (the neap command) is not set")
+    trc = str(tmp_path / "m.trc")
+    code = ("import neap\n"
+            "x = [bytes(1000) for _ in range(3000)]\n"
+            "neap.mark('filled')\n"
+            "del x\n"
+            "neap.mark('emptied')\n")
+    r = subprocess.run([cmd, "run", "-q", "--lib", LIB, "--trace", trc, "--", sys.executable, "-c",
+                        code], env=plain_env(), capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    shown = {}
+    for label in ("filled", "emptied"):
+        rep = subprocess.run([cmd, "report", "--bytes", "--at", "mark:" + label, trc],
+                             capture_output=True, text=True, timeout=60)
+        assert rep.returncode == 0, rep.stderr
+        line = [l for l in rep.stdout.splitlines() if l.startswith("  shown ")]
+        assert line and ("mark '%s'" % label) in line[0], rep.stdout[:2000]
+        shown[label] = int(line[0].split(": ", 1)[1].split()[0])
+    # 3,000 blocks of 1,033 bytes freed between the marks
+    assert shown["filled"] - shown["emptied"] >= 3000 * 1033, shown
+
+
+def test_mark_without_trace_file():
+    with pytest.raises(RuntimeError, match="writes no trace"):
+        neap.mark("nothing")
+    with pytest.raises(TypeError):
+        neap.mark(3)
+
+
 def test_on_neap():
     # this process: Python's objects are neap's blocks
     owns = ctypes.CDLL(None).neap_owns
