@@ -25,6 +25,8 @@
  * Numeric options are checked against the ranges the library accepts
  * (src/core/options.c): a value the library would ignore with a warning is
  * refused here, before the program runs, and the program gets it as digits.
+ * A file name (--trace, -o, --lib) that starts with '-' is refused: it is
+ * the next argument taken as the value ("--trace -- CMD").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -166,6 +168,19 @@ static int run_find_lib(char *out, size_t cap) {
     return -1;
 }
 
+/* A file name given to a file-valued option (--trace, -o, --lib): one that
+ * is "--" or starts with '-' is refused, since it is almost always the
+ * next argument taken as the value ("--trace -- CMD" would write ./--).
+ * 0, or -1 after saying so. */
+static int run_file_value(const char *option, const char *value) {
+    if (value[0] != '-') return 0;
+    fprintf(stderr,
+            "neap run: %s needs a file name, not '%s' (the next argument was taken as its value); "
+            "name a file that starts with '-' as ./%s\n",
+            option, value, value);
+    return -1;
+}
+
 /* Parses the command line into *o.  Returns 0 to go on, 1 after printing
  * the help, -1 after printing what is wrong (a bad option or value, no
  * command, a tracing option without --trace). */
@@ -207,15 +222,24 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
         case 'h':
             run_usage(stdout);
             return 1;
-        case 'o': o->output = optarg; break;
+        case 'o':
+            if (run_file_value("-o/--output", optarg) != 0) return -1;
+            o->output = optarg;
+            break;
         case 'q': o->quiet = 1; break;
         case OPT_SHOW_STATS: o->show_stats = 1; break;
         case OPT_VERBOSE: o->verbose = 1; break;
         case OPT_NO_PYTHON: o->python = 0; break;
         case OPT_NO_BACKGROUND: o->background = 0; break;
         case OPT_DEBUG_MALLOC: o->debug_malloc = 1; break;
-        case OPT_TRACE: o->trace = optarg; break;
-        case OPT_LIB: o->lib = optarg; break;
+        case OPT_TRACE:
+            if (run_file_value("--trace", optarg) != 0) return -1;
+            o->trace = optarg;
+            break;
+        case OPT_LIB:
+            if (run_file_value("--lib", optarg) != 0) return -1;
+            o->lib = optarg;
+            break;
         case OPT_UNWIND:
             if (strcmp(optarg, "auto") == 0) o->unwind = "0";
             else if (strcmp(optarg, "dwarf") == 0) o->unwind = "1";

@@ -46,6 +46,9 @@
 #              forks a child and then one that execs: FILE is the parent's
 #              whole trace, the exec'd child's is FILE.<pid>, the forked
 #              child writes none; the same under neap run --trace
+#   filevalue  --trace, -o, --lib given "--" or an option as their value
+#              (the next argument taken as the file name) refused with exit
+#              2, and no file written
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -520,6 +523,23 @@ lastthread)
     grep -q "RSS  *[1-9]" "$WORK/err" || fail "the summary after pthread_exit has no RSS: $(grep RSS "$WORK/err")"
     "$NEAP" run -q -- "$PROG" name >names 2>"$WORK/err" || fail "last_thread name failed: $(cat "$WORK/err")"
     grep -qx "neap-background" names || fail "no thread named neap-background: $(tr '\n' ' ' <names)"
+    ;;
+filevalue)
+    # a file-valued option followed by "--" or another option takes it as
+    # its value: refused (2), with the reason, and nothing written
+    for opt in --trace -o --output --lib; do
+        for val in -- -q --quiet; do
+            expect_status 2 "$NEAP" run $opt $val -- true
+            grep -q "needs a file name, not '$val'" "$WORK/err" || fail "$opt $val: $(cat "$WORK/err")"
+        done
+    done
+    for opt in --trace --output --lib; do
+        expect_status 2 "$NEAP" run $opt=-x -- true
+    done
+    [ -z "$(ls -A | grep -vx "out\|err")" ] || fail "files written: $(ls -A)"
+    # a name that starts with '-' can be given as ./-name
+    expect_status 0 "$NEAP" run -o ./-summary -- true
+    [ -s ./-summary ] || fail "-o ./-summary wrote nothing"
     ;;
 *)
     fail "unknown case $CASE"
