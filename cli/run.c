@@ -10,7 +10,9 @@
  *                                               NEAP_RUN_PID=<own pid>,
  *                                               PYTHONMALLOC=malloc (unless set;
  *                                                 whatever CMD is)
- *   run_start: fork ------------------------->  execvpe(CMD, that environment);
+ *   run_start: fork ------------------------->  parent-death signal SIGKILL (neap
+ *                                               run killed: the program goes too);
+ *                                               execvpe(CMD, that environment);
  *   run_wait: SIGINT, SIGQUIT ignored (the       at exit the library writes its
  *     terminal sends them to the child too);     final record
  *     SIGTERM, SIGHUP, SIGUSR1/2, ...            |
@@ -37,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -500,12 +503,20 @@ static double run_now(void) {
  * why fork failed. */
 static pid_t run_start(const run_options_t *o, run_env_t *env) {
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "neap run: fork: %s\n", strerror(errno));
         return -1;
     }
     if (pid == 0) {
+        /* neap run gone (SIGKILL is the only way it dies while it waits:
+         * the catchable signals are forwarded or ignored), the program goes
+         * too, at once: SIGKILL, since a program may ignore SIGTERM, and
+         * nobody is left to read a summary.  Kept across exec (but for a
+         * set-user-ID program).  If neap run died before this call, the
+         * child has a new parent already: it goes the same way. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) raise(SIGKILL);
         char digits[RUN_PID_DIGITS];
         int n = 0;
         unsigned long v = (unsigned long)getpid();

@@ -49,6 +49,8 @@
 #   filevalue  --trace, -o, --lib given "--" or an option as their value
 #              (the next argument taken as the file name) refused with exit
 #              2, and no file written
+#   parentdeath  neap run killed by SIGKILL: the program it runs is
+#              killed too (it would run on, orphaned)
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -540,6 +542,21 @@ filevalue)
     # a name that starts with '-' can be given as ./-name
     expect_status 0 "$NEAP" run -o ./-summary -- true
     [ -s ./-summary ] || fail "-o ./-summary wrote nothing"
+    ;;
+parentdeath)
+    # neap run killed by SIGKILL: its program goes too (the parent-death
+    # signal), polled for up to 60 s
+    "$NEAP" run -q -- sh -c 'echo $$ >pid; exec sleep 1000' &
+    runner=$!
+    for _ in $(seq 600); do [ -s pid ] && break; sleep 0.1; done
+    pid=$(cat pid) || fail "the program did not start"
+    # gone: no such process, or a zombie waiting for its new parent
+    gone() { [ ! -e /proc/"$1" ] || [ "$(sed 's/.*) //; s/ .*//' /proc/"$1"/stat 2>/dev/null)" = Z ]; }
+    gone "$pid" && fail "the program is not running"
+    kill -KILL $runner
+    wait $runner 2>/dev/null
+    for _ in $(seq 600); do gone "$pid" && break; sleep 0.1; done
+    gone "$pid" || { kill -KILL "$pid"; fail "the program outlived neap run killed by SIGKILL"; }
     ;;
 *)
     fail "unknown case $CASE"
