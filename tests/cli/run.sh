@@ -51,6 +51,8 @@
 #              2, and no file written
 #   parentdeath  neap run killed by SIGKILL: the program it runs is
 #              killed too (it would run on, orphaned)
+#   statsrun   neap stats given neap run's pid (a shell's $!) shows the
+#              program the run started, and names the run's other process
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -557,6 +559,25 @@ parentdeath)
     wait $runner 2>/dev/null
     for _ in $(seq 600); do gone "$pid" && break; sleep 0.1; done
     gone "$pid" || { kill -KILL "$pid"; fail "the program outlived neap run killed by SIGKILL"; }
+    ;;
+statsrun)
+    # neap stats given neap run's own pid ($!): the program it runs is shown,
+    # and the run's other process on neap counted and named
+    mkfifo fifo || fail "mkfifo"
+    "$NEAP" run -q --publish 200 -- sh -c 'echo $$ >pid; sh -c "echo \$\$ >pid2; read x <fifo"' &
+    runner=$!
+    for _ in $(seq 600); do [ -s pid ] && [ -s pid2 ] && [ -e "$RECDIR/$(cat pid2)" ] && break; sleep 0.1; done
+    pid=$(cat pid) && pid2=$(cat pid2) || fail "the program did not start"
+    for _ in $(seq 600); do [ -e "$RECDIR/$pid" ] && break; sleep 0.1; done
+    "$NEAP" stats $runner >"$WORK/stats" 2>&1
+    got=$?
+    echo x >fifo
+    wait $runner || fail "the run failed"
+    [ $got -eq 0 ] || { cat "$WORK/stats"; fail "neap stats $runner (neap run's pid) exited with $got"; }
+    grep -q "is \`neap run\`; showing the program it runs, pid $pid\$" "$WORK/stats" || { cat "$WORK/stats"; fail "the run's program $pid is not shown"; }
+    grep -q "statistics of pid $pid:" "$WORK/stats" || { cat "$WORK/stats"; fail "no statistics of $pid"; }
+    grep -q "the run has 1 other process on neap: pid $pid2 " "$WORK/stats" ||
+        { cat "$WORK/stats"; fail "the run's other process $pid2 is not named"; }
     ;;
 *)
     fail "unknown case $CASE"
