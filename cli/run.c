@@ -19,7 +19,9 @@
  *     forwarded; wait4: status, peak RSS         |
  *   run_trace_end: the trace's 'E' record        |
  *   run_report: read /tmp/neap-<uid>/<pid> <-----/
- *     and remove it; the summary (stderr or -o FILE)
+ *     and remove it, and the notes <pid>.python (Python processes on
+ *     pymalloc) and <pid>.traces (the run's other processes that wrote
+ *     FILE.<pid>); the summary (stderr or -o FILE), naming those traces
  *   run_exit: the child's exit status, or die of the child's signal
  *
  * Every process the program forks or execs inherits the preload, so the whole
@@ -41,6 +43,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -657,6 +660,62 @@ static void run_python_note(int dir, pid_t pid, FILE *out, int print) {
     }
 }
 
+/* The note of the run's other traced processes (each appends "<pid>
+ * <command>" to <pid>.traces as its trace file FILE.<pid> opens:
+ * src/services/publish.c), read as run_python_note reads its note and
+ * removed.  Returns its text (malloc'd, the caller frees it), or NULL when
+ * there is none. */
+#define RUN_TRACES_NOTE_MAX (256 * 1024)
+static char *run_traces_note(int dir, pid_t pid) {
+    char name[40], err[256];
+    snprintf(name, sizeof name, "%ld.traces", (long)pid);
+    char *text = malloc(RUN_TRACES_NOTE_MAX + 1);
+    size_t n = 0;
+    int rc = text != NULL ? neap_cli_file_read(dir, name, name, text, RUN_TRACES_NOTE_MAX + 1, &n, err,
+                                               sizeof err)
+                          : -1;
+    if (rc != 1) neap_cli_file_remove(dir, name);   /* not the user's own file: left alone */
+    if (rc != 0 || n == 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* The trace files of the run's other processes, FILE.<pid> for each pid of
+ * the note (those that exist, each once), listed to out with `neap report`
+ * hints: the first SHOWN_MAX, then how many more. */
+static void run_traces_list(FILE *out, const char *trace, const char *note) {
+    enum { SHOWN_MAX = 20 };
+    size_t count = 0, shown = 0;
+    char path[PATH_MAX + 32];
+    for (const char *line = note, *end; (end = strchr(line, '\n')) != NULL; line = end + 1) {
+        char *rest;
+        long pid = strtol(line, &rest, 10);
+        if (pid <= 0 || rest == line || rest > end) continue;
+        /* a pid noted again (a process that exec'd another traced one) is
+         * named by its last line: the one whose trace the file holds */
+        size_t plen = (size_t)(rest - line);
+        int later = 0;
+        for (const char *l = end + 1, *e; !later && (e = strchr(l, '\n')) != NULL; l = e + 1)
+            later = strncmp(l, line, plen) == 0 && l[plen] == ' ';
+        if (later) continue;
+        snprintf(path, sizeof path, "%s.%ld", trace, pid);
+        struct stat st;
+        if (stat(path, &st) != 0) continue;
+        if (count++ == 0)
+            fprintf(out, "  traces of the run's other processes (read each with `neap report FILE`):\n");
+        if (shown >= SHOWN_MAX) continue;
+        shown++;
+        char cmd[200];
+        while (*rest == ' ') rest++;
+        neap_cli_escape(cmd, sizeof cmd, rest, (size_t)(end - rest));
+        fprintf(out, "    %s  (pid %ld: %s)\n", path, pid, cmd);
+    }
+    if (count > shown)
+        fprintf(out, "    and %zu more: %s.<pid>\n", count - shown, trace);
+}
+
 /* The summary of the run to out (closed here unless it is stderr), and the
  * program's statistics record removed.  Nothing is printed with -q, nor when
  * CMD never ran (status 127 or 126 and no record: exec failed, and said so). */
@@ -672,19 +731,23 @@ static void run_report(const run_options_t *o, FILE *out, pid_t pid, int status,
                       : dir == NEAP_CLI_DIR_NONE ? 1 : -2;
     int shown = !o->quiet && !(not_run && rc == 1);
     if (shown) run_summary(out, o->cmd, status, seconds, ru, rc, &r, err);
+    char *traces = NULL;
     if (dir >= 0) {
         neap_cli_record_remove(dir, pid);
         run_python_note(dir, pid, out, shown);
+        traces = run_traces_note(dir, pid);
         close(dir);
     }
     if (shown) {
         if (o->trace != NULL)
             fprintf(out, "  trace: %s (read it with `neap report %s`)\n", o->trace, o->trace);
+        if (o->trace != NULL && traces != NULL) run_traces_list(out, o->trace, traces);
         if (out != stderr && fclose(out) != 0)
             fprintf(stderr, "neap run: error writing %s: %s\n", o->output, strerror(errno));
     } else if (out != stderr) {
         fclose(out);
     }
+    free(traces);
 }
 
 /* Ends neap run as the child ended: dies of the child's signal (without a

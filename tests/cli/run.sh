@@ -35,6 +35,9 @@
 #              whole stacks up to main); a program killed by
 #              SIGKILL leaves a trace readable up to its last flush; its
 #              children write FILE.<pid>; bad options are refused
+#   tracefiles a launcher that starts Python twice under --trace FILE: the
+#              summary names each process's FILE.<pid> with a neap report
+#              hint, and the note it was read from is removed
 #   tracethreads (third argument: tests/cli/trace_prog.c built, as for
 #              every trace* case below) 100 threads leaking 10^7 bytes,
 #              each its first allocations: every byte is live at exit in
@@ -578,6 +581,28 @@ statsrun)
     grep -q "statistics of pid $pid:" "$WORK/stats" || { cat "$WORK/stats"; fail "no statistics of $pid"; }
     grep -q "the run has 1 other process on neap: pid $pid2 " "$WORK/stats" ||
         { cat "$WORK/stats"; fail "the run's other process $pid2 is not named"; }
+    ;;
+tracefiles)
+    # a launcher that starts Python twice: the summary names both processes'
+    # own trace files, each with its neap report hint, once
+    [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
+    "$NEAP" run --trace t.trc -- sh -c '
+for i in 1 2; do "$0" -c "import os; open(\"pid$i\", \"w\").write(str(os.getpid()))"; done' "$PY" \
+        2>"$WORK/err" || { cat "$WORK/err"; fail "neap run failed"; }
+    for i in 1 2; do
+        pid=$(cat pid$i) || fail "python $i did not run"
+        [ -s "t.trc.$pid" ] || fail "no trace of python $i: $(ls)"
+        [ "$(grep -c "^    $WORK/t.trc.$pid  (pid $pid: .*python" "$WORK/err")" -eq 1 ] ||
+            { cat "$WORK/err"; fail "the summary does not name t.trc.$pid once"; }
+    done
+    grep -q "other processes (read each with \`neap report FILE\`)" "$WORK/err" ||
+        { cat "$WORK/err"; fail "no neap report hint for the other traces"; }
+    grep -q "^  trace: $WORK/t.trc " "$WORK/err" || { cat "$WORK/err"; fail "the program's own trace is not named"; }
+    ls "$RECDIR" 2>/dev/null | grep -q '\.traces$' && fail "a note of trace files was left in $RECDIR"
+    "$NEAP" report "t.trc.$(cat pid1)" >/dev/null 2>&1 || fail "neap report of a listed trace failed"
+    # without --trace nothing is noted or listed
+    "$NEAP" run -- sh -c '"$0" -c 1' "$PY" 2>"$WORK/err" || fail "neap run failed"
+    ! grep -q "other processes" "$WORK/err" || { cat "$WORK/err"; fail "traces listed without --trace"; }
     ;;
 *)
     fail "unknown case $CASE"
