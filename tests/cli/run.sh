@@ -56,6 +56,8 @@
 #              killed too (it would run on, orphaned)
 #   statsrun   neap stats given neap run's pid (a shell's $!) shows the
 #              program the run started, and names the run's other process
+#   rundemo    ./run-demo --help prints its help without installing,
+#              configuring or building anything; the options are neap demo's
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -83,6 +85,7 @@ if [ "$CASE" = stats_trust ] && [ -z "${NEAP_TEST_PRIVATE_TMP:-}" ]; then
             'mount -t tmpfs tmpfs /tmp && exec "$BASH" "$0" "$@"' "$0" "$@"
     fi
 fi
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)   # the source tree
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-cli.XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
@@ -603,6 +606,26 @@ for i in 1 2; do "$0" -c "import os; open(\"pid$i\", \"w\").write(str(os.getpid(
     # without --trace nothing is noted or listed
     "$NEAP" run -- sh -c '"$0" -c 1' "$PY" 2>"$WORK/err" || fail "neap run failed"
     ! grep -q "other processes" "$WORK/err" || { cat "$WORK/err"; fail "traces listed without --trace"; }
+    ;;
+rundemo)
+    # ./run-demo --help prints its help at once: nothing installed, configured
+    # or built (the tools it would call are stand-ins here that say so);
+    # its options are those of neap demo --help
+    mkdir bin
+    for tool in cmake ninja make apt-get sudo dpkg; do
+        printf '#!/bin/sh\necho "%s $*" >>"%s/called"\nexit 1\n' "$tool" "$WORK" >bin/$tool
+        chmod +x bin/$tool
+    done
+    for opt in --help -h; do
+        PATH="$WORK/bin:$PATH" timeout 60 "$ROOT/run-demo" $opt >"$WORK/help" 2>"$WORK/err" ||
+            { cat "$WORK/err"; fail "run-demo $opt failed"; }
+        [ ! -e called ] || fail "run-demo $opt ran: $(cat called)"
+        grep -q "^usage: ./run-demo" "$WORK/help" || { cat "$WORK/help"; fail "run-demo $opt: no usage"; }
+    done
+    "$NEAP" demo --help | grep -o '^  --[a-z-]*' | sort >"$WORK/want"
+    grep -o '^  --[a-z-]*' "$WORK/help" | sort >"$WORK/got"
+    cmp -s "$WORK/want" "$WORK/got" ||
+        fail "run-demo --help options $(tr '\n' ' ' <"$WORK/got")differ from neap demo's $(tr '\n' ' ' <"$WORK/want")"
     ;;
 *)
     fail "unknown case $CASE"
