@@ -58,6 +58,10 @@
 #              program the run started, and names the run's other process
 #   rundemo    ./run-demo --help prints its help without installing,
 #              configuring or building anything; the options are neap demo's
+#   depslock   scripts/deps.sh's neap_install, another apt-get holding the
+#              package lists' lock (a stand-in apt-get): it waits and tries
+#              again, DPkg::Lock::Timeout on every call; other failures are
+#              not tried again
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -626,6 +630,40 @@ rundemo)
     grep -o '^  --[a-z-]*' "$WORK/help" | sort >"$WORK/got"
     cmp -s "$WORK/want" "$WORK/got" ||
         fail "run-demo --help options $(tr '\n' ' ' <"$WORK/got")differ from neap demo's $(tr '\n' ' ' <"$WORK/want")"
+    ;;
+depslock)
+    # scripts/deps.sh: apt-get (a stand-in here) finds the package lists
+    # locked by another one: neap_install waits and tries again, and passes
+    # DPkg::Lock::Timeout to each call; a failure of another kind is not
+    # tried again
+    mkdir bin
+    cat >bin/apt-get <<EOF
+#!/bin/sh
+echo "\$*" >>"$WORK/calls"
+case "\$*" in
+*update*)
+    if [ ! -e "$WORK/locked-once" ]; then
+        touch "$WORK/locked-once"
+        echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1 (apt-get)" >&2
+        exit 100
+    fi ;;
+*no-such-package*) echo "E: Unable to locate package no-such-package" >&2; exit 100 ;;
+esac
+exit 0
+EOF
+    printf '#!/bin/sh\nexec "$@"\n' >bin/sudo
+    chmod +x bin/apt-get bin/sudo
+    PATH="$WORK/bin:$PATH" timeout 60 bash -c '. "$0"/scripts/deps.sh && neap_install somepkg' "$ROOT" \
+        2>"$WORK/err" || { cat "$WORK/err"; fail "neap_install did not wait for the lock"; }
+    grep -q "waiting for it" "$WORK/err" || { cat "$WORK/err"; fail "no word about the wait"; }
+    [ "$(grep -c 'update' calls)" -eq 2 ] && [ "$(grep -c 'install -y -qq somepkg' calls)" -eq 1 ] ||
+        fail "apt-get calls: $(cat calls)"
+    [ "$(grep -c -- '-o DPkg::Lock::Timeout=600' calls)" -eq 3 ] || fail "calls without the lock timeout: $(cat calls)"
+    rm calls
+    PATH="$WORK/bin:$PATH" timeout 60 bash -c '. "$0"/scripts/deps.sh && neap_install no-such-package' "$ROOT" \
+        2>"$WORK/err" && fail "neap_install of a missing package succeeded"
+    grep -q "Unable to locate package" "$WORK/err" || { cat "$WORK/err"; fail "apt-get's message was not shown"; }
+    [ "$(grep -c 'install' calls)" -eq 1 ] || fail "a failure that is not a lock was tried again: $(cat calls)"
     ;;
 *)
     fail "unknown case $CASE"
