@@ -10,15 +10,19 @@
  *                                               NEAP_RUN_PID=<own pid>,
  *                                               PYTHONMALLOC=malloc (unless set;
  *                                                 whatever CMD is)
- *   run_start: fork ------------------------->  execvpe(CMD, that environment);
+ *   run_start: fork ------------------------->  parent-death signal SIGKILL (neap
+ *                                               run killed: the program goes too);
+ *                                               execvpe(CMD, that environment);
  *   run_wait: SIGINT, SIGQUIT ignored (the       at exit the library writes its
  *     terminal sends them to the child too);     final record
  *     SIGTERM, SIGHUP, SIGUSR1/2, ...            |
  *     forwarded; wait4: status, peak RSS         |
  *   run_trace_end: the trace's 'E' record        |
  *   run_report: read /tmp/neap-<uid>/<pid> <-----/
- *     and remove it (and <pid>.trace, the trace's
- *     note for `neap mark`); the summary (stderr or -o FILE)
+ *     and remove it, and the notes <pid>.python (Python processes on
+ *     pymalloc), <pid>.traces (the run's other processes that wrote
+ *     FILE.<pid>) and <pid>.trace (the trace's note for `neap mark`); the
+ *     summary (stderr or -o FILE), naming those traces
  *   run_exit: the child's exit status, or die of the child's signal
  *
  * Every process the program forks or execs inherits the preload, so the whole
@@ -26,6 +30,8 @@
  * Numeric options are checked against the ranges the library accepts
  * (src/core/options.c): a value the library would ignore with a warning is
  * refused here, before the program runs, and the program gets it as digits.
+ * A file name (--trace, -o, --lib) that starts with '-' is refused: it is
+ * the next argument taken as the value ("--trace -- CMD").
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -36,7 +42,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -124,7 +132,8 @@ static void run_usage(FILE *out) {
             "  --no-python            do not set PYTHONMALLOC=malloc\n"
             "  --trace FILE           record every allocation with its stack into FILE as the\n"
             "                         program runs (read it with `neap report FILE`); other\n"
-            "                         processes of the run write FILE.<pid>\n"
+            "                         processes of the run write FILE.<pid>, named in the\n"
+            "                         summary\n"
             "  --frames N             frames kept per stack with --trace (1 to 128, default 32)\n"
             "  --unwind auto|fp|dwarf how --trace walks stacks: frame pointers (fp: fast;\n"
             "                         stacks stop at code built without them), the DWARF\n"
@@ -164,6 +173,19 @@ static int run_find_lib(char *out, size_t cap) {
         snprintf(path, sizeof path, candidates[i], dir);
         if (access(path, R_OK) == 0 && realpath(path, out) != NULL && strlen(out) < cap) return 0;
     }
+    return -1;
+}
+
+/* A file name given to a file-valued option (--trace, -o, --lib): one that
+ * is "--" or starts with '-' is refused, since it is almost always the
+ * next argument taken as the value ("--trace -- CMD" would write ./--).
+ * 0, or -1 after saying so. */
+static int run_file_value(const char *option, const char *value) {
+    if (value[0] != '-') return 0;
+    fprintf(stderr,
+            "neap run: %s needs a file name, not '%s' (the next argument was taken as its value); "
+            "name a file that starts with '-' as ./%s\n",
+            option, value, value);
     return -1;
 }
 
@@ -208,15 +230,24 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
         case 'h':
             run_usage(stdout);
             return 1;
-        case 'o': o->output = optarg; break;
+        case 'o':
+            if (run_file_value("-o/--output", optarg) != 0) return -1;
+            o->output = optarg;
+            break;
         case 'q': o->quiet = 1; break;
         case OPT_SHOW_STATS: o->show_stats = 1; break;
         case OPT_VERBOSE: o->verbose = 1; break;
         case OPT_NO_PYTHON: o->python = 0; break;
         case OPT_NO_BACKGROUND: o->background = 0; break;
         case OPT_DEBUG_MALLOC: o->debug_malloc = 1; break;
-        case OPT_TRACE: o->trace = optarg; break;
-        case OPT_LIB: o->lib = optarg; break;
+        case OPT_TRACE:
+            if (run_file_value("--trace", optarg) != 0) return -1;
+            o->trace = optarg;
+            break;
+        case OPT_LIB:
+            if (run_file_value("--lib", optarg) != 0) return -1;
+            o->lib = optarg;
+            break;
         case OPT_UNWIND:
             if (strcmp(optarg, "auto") == 0) o->unwind = "0";
             else if (strcmp(optarg, "dwarf") == 0) o->unwind = "1";
@@ -477,12 +508,20 @@ static double run_now(void) {
  * why fork failed. */
 static pid_t run_start(const run_options_t *o, run_env_t *env) {
     fflush(NULL);
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         fprintf(stderr, "neap run: fork: %s\n", strerror(errno));
         return -1;
     }
     if (pid == 0) {
+        /* neap run gone (SIGKILL is the only way it dies while it waits:
+         * the catchable signals are forwarded or ignored), the program goes
+         * too, at once: SIGKILL, since a program may ignore SIGTERM, and
+         * nobody is left to read a summary.  Kept across exec (but for a
+         * set-user-ID program).  If neap run died before this call, the
+         * child has a new parent already: it goes the same way. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) raise(SIGKILL);
         char digits[RUN_PID_DIGITS];
         int n = 0;
         unsigned long v = (unsigned long)getpid();
@@ -623,6 +662,62 @@ static void run_python_note(int dir, pid_t pid, FILE *out, int print) {
     }
 }
 
+/* The note of the run's other traced processes (each appends "<pid>
+ * <command>" to <pid>.traces as its trace file FILE.<pid> opens:
+ * src/services/publish.c), read as run_python_note reads its note and
+ * removed.  Returns its text (malloc'd, the caller frees it), or NULL when
+ * there is none. */
+#define RUN_TRACES_NOTE_MAX (256 * 1024)
+static char *run_traces_note(int dir, pid_t pid) {
+    char name[40], err[256];
+    snprintf(name, sizeof name, "%ld.traces", (long)pid);
+    char *text = malloc(RUN_TRACES_NOTE_MAX + 1);
+    size_t n = 0;
+    int rc = text != NULL ? neap_cli_file_read(dir, name, name, text, RUN_TRACES_NOTE_MAX + 1, &n, err,
+                                               sizeof err)
+                          : -1;
+    if (rc != 1) neap_cli_file_remove(dir, name);   /* not the user's own file: left alone */
+    if (rc != 0 || n == 0) {
+        free(text);
+        return NULL;
+    }
+    return text;
+}
+
+/* The trace files of the run's other processes, FILE.<pid> for each pid of
+ * the note (those that exist, each once), listed to out with `neap report`
+ * hints: the first SHOWN_MAX, then how many more. */
+static void run_traces_list(FILE *out, const char *trace, const char *note) {
+    enum { SHOWN_MAX = 20 };
+    size_t count = 0, shown = 0;
+    char path[PATH_MAX + 32];
+    for (const char *line = note, *end; (end = strchr(line, '\n')) != NULL; line = end + 1) {
+        char *rest;
+        long pid = strtol(line, &rest, 10);
+        if (pid <= 0 || rest == line || rest > end) continue;
+        /* a pid noted again (a process that exec'd another traced one) is
+         * named by its last line: the one whose trace the file holds */
+        size_t plen = (size_t)(rest - line);
+        int later = 0;
+        for (const char *l = end + 1, *e; !later && (e = strchr(l, '\n')) != NULL; l = e + 1)
+            later = strncmp(l, line, plen) == 0 && l[plen] == ' ';
+        if (later) continue;
+        snprintf(path, sizeof path, "%s.%ld", trace, pid);
+        struct stat st;
+        if (stat(path, &st) != 0) continue;
+        if (count++ == 0)
+            fprintf(out, "  traces of the run's other processes (read each with `neap report FILE`):\n");
+        if (shown >= SHOWN_MAX) continue;
+        shown++;
+        char cmd[200];
+        while (*rest == ' ') rest++;
+        neap_cli_escape(cmd, sizeof cmd, rest, (size_t)(end - rest));
+        fprintf(out, "    %s  (pid %ld: %s)\n", path, pid, cmd);
+    }
+    if (count > shown)
+        fprintf(out, "    and %zu more: %s.<pid>\n", count - shown, trace);
+}
+
 /* The summary of the run to out (closed here unless it is stderr), and the
  * program's statistics record removed.  Nothing is printed with -q, nor when
  * CMD never ran (status 127 or 126 and no record: exec failed, and said so). */
@@ -638,6 +733,7 @@ static void run_report(const run_options_t *o, FILE *out, pid_t pid, int status,
                       : dir == NEAP_CLI_DIR_NONE ? 1 : -2;
     int shown = !o->quiet && !(not_run && rc == 1);
     if (shown) run_summary(out, o->cmd, status, seconds, ru, rc, &r, err);
+    char *traces = NULL;
     if (dir >= 0) {
         neap_cli_record_remove(dir, pid);
         run_python_note(dir, pid, out, shown);
@@ -646,16 +742,19 @@ static void run_report(const run_options_t *o, FILE *out, pid_t pid, int status,
         char note[40];
         snprintf(note, sizeof note, "%ld.trace", (long)pid);
         neap_cli_file_remove(dir, note);
+        traces = run_traces_note(dir, pid);
         close(dir);
     }
     if (shown) {
         if (o->trace != NULL)
             fprintf(out, "  trace: %s (read it with `neap report %s`)\n", o->trace, o->trace);
+        if (o->trace != NULL && traces != NULL) run_traces_list(out, o->trace, traces);
         if (out != stderr && fclose(out) != 0)
             fprintf(stderr, "neap run: error writing %s: %s\n", o->output, strerror(errno));
     } else if (out != stderr) {
         fclose(out);
     }
+    free(traces);
 }
 
 /* Ends neap run as the child ended: dies of the child's signal (without a

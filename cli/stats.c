@@ -11,7 +11,11 @@
  *   neap stats            every publishing process: pid, RSS, live bytes,
  *                         command (and removes records of dead processes,
  *                         and their notes for `neap mark`, <pid>.trace)
- *   neap stats PID        one process's statistics
+ *   neap stats PID        one process's statistics; given `neap run`'s own
+ *                         pid (what a shell's $! gives), those of the
+ *                         program it runs: the child whose environment's
+ *                         NEAP_RUN_PID is its own pid, with the number of the
+ *                         run's other processes (NEAP_RUN_PID naming it)
  *   neap stats PID --watch   the same, redrawn every second until it exits
  */
 #define _GNU_SOURCE
@@ -38,7 +42,8 @@ static void stats_usage(FILE *out) {
             "(1000 under neap run) to /tmp/neap-<uid>/<pid>, and this command reads them.\n"
             "\n"
             "  neap stats              list the programs that publish statistics\n"
-            "  neap stats PID          the statistics of one program\n"
+            "  neap stats PID          the statistics of one program (given the pid of\n"
+            "                          `neap run` itself, those of the program it runs)\n"
             "  -w, --watch             redraw every second until the program exits or\n"
             "                          you press Ctrl-C\n"
             "  --interval MS           redraw every MS ms, 50 to 3600000 (implies --watch)\n");
@@ -81,6 +86,87 @@ static long stats_entry_pid(const char *name) {
         pid = pid * 10 + (*p - '0');
     }
     return pid;
+}
+
+/* The parent of process pid from /proc/<pid>/stat ("pid (comm) state ppid
+ * ..."; comm may hold spaces and parentheses: the last ')' ends it), or -1. */
+static long stats_parent(long pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *close = strrchr(buf, ')');
+    char state;
+    long ppid;
+    if (close == NULL || sscanf(close + 1, " %c %ld", &state, &ppid) != 2) return -1;
+    return ppid;
+}
+
+/* NEAP_RUN_PID in the environment process pid was started with
+ * (/proc/<pid>/environ: what `neap run` gave its program, inherited by
+ * every process of the run), or 0. */
+static long stats_run_pid(long pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) return 0;
+    static const char key[] = "NEAP_RUN_PID=";
+    char var[64];
+    size_t len = 0;
+    long run = 0;
+    int c;
+    /* variable by variable; only the first bytes of each are kept */
+    while ((c = getc(f)) != EOF) {
+        if (c != 0) {
+            if (len < sizeof var - 1) var[len++] = (char)c;
+            continue;
+        }
+        var[len] = 0;
+        if (strncmp(var, key, sizeof key - 1) == 0) {
+            char *end;
+            run = strtol(var + sizeof key - 1, &end, 10);
+            if (*end != 0 || run < 0) run = 0;
+        }
+        len = 0;
+    }
+    fclose(f);
+    return run;
+}
+
+/* The program `neap run` with pid `run` started (what a shell's $! gives
+ * is neap run's pid, and neap run publishes nothing itself): the publishing
+ * process whose parent is `run` and whose NEAP_RUN_PID is its own pid.
+ * Returns its pid, or 0 when there is none; *others is the number of the
+ * run's other publishing processes (NEAP_RUN_PID naming the program), their
+ * pids (at most cap) in others_pid. */
+static long stats_run_program(int dir, long run, long *others_pid, size_t cap, size_t *others) {
+    *others = 0;
+    int listing = dir >= 0 ? openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    DIR *d = listing >= 0 ? fdopendir(listing) : NULL;
+    if (d == NULL) {
+        if (listing >= 0) close(listing);
+        return 0;
+    }
+    long program = 0;
+    struct dirent *e;
+    while (program == 0 && (e = readdir(d)) != NULL) {
+        long p = stats_entry_pid(e->d_name);
+        if (p != 0 && stats_parent(p) == run && stats_run_pid(p) == p) program = p;
+    }
+    if (program != 0) {
+        rewinddir(d);
+        while ((e = readdir(d)) != NULL) {
+            long p = stats_entry_pid(e->d_name);
+            if (p == 0 || p == program || !stats_alive(p) || stats_run_pid(p) != program) continue;
+            if (*others < cap) others_pid[*others] = p;
+            (*others)++;
+        }
+    }
+    closedir(d);
+    return program;
 }
 
 /* The directory refused (the library does not publish there either): the
@@ -190,6 +276,9 @@ int neap_cli_stats(int argc, char **argv) {
         }
         return stats_list();
     }
+    long asked = pid;          /* the pid given; pid: the one shown */
+    long others_pid[8];
+    size_t others = 0;
     for (int round = 0;; round++) {
         neap_cli_record_t r;
         char err[512];
@@ -198,6 +287,16 @@ int neap_cli_stats(int argc, char **argv) {
         if (dir == NEAP_CLI_DIR_REFUSED) return stats_refused(err);
         int rc = dir >= 0 ? neap_cli_record_read(dir, pid, &r, err, sizeof err) : 1;
         int alive = stats_alive(pid);
+        if (round == 0 && rc == 1 && alive) {
+            /* `neap run`'s pid: its program publishes, under its own pid */
+            long child = stats_run_program(dir, pid, others_pid,
+                                           sizeof others_pid / sizeof others_pid[0], &others);
+            if (child != 0) {
+                pid = child;
+                rc = neap_cli_record_read(dir, pid, &r, err, sizeof err);
+                alive = stats_alive(pid);
+            }
+        }
         if (!alive && rc == 0 && strcmp(r.state, "running") == 0) neap_cli_record_remove(dir, pid);
         if (dir >= 0) close(dir);
         if (rc == 1) {
@@ -231,6 +330,16 @@ int neap_cli_stats(int argc, char **argv) {
         }
         if (watch && isatty(STDOUT_FILENO)) printf("\033[H\033[2J");
         else if (round > 0) printf("\n");
+        if (pid != asked) {
+            printf("process %ld is `neap run`; showing the program it runs, pid %ld\n", asked, pid);
+            if (others > 0) {
+                printf("  the run has %zu other process%s on neap: pid", others, others == 1 ? "" : "es");
+                for (size_t i = 0; i < others && i < sizeof others_pid / sizeof others_pid[0]; i++)
+                    printf(" %ld", others_pid[i]);
+                printf("%s (`neap stats PID` for each)\n",
+                       others > sizeof others_pid / sizeof others_pid[0] ? " ..." : "");
+            }
+        }
         stats_show(stdout, &r);
         fflush(stdout);
         if (strcmp(r.state, "exited") == 0) {

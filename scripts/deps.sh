@@ -1,13 +1,33 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, what building and testing neap needs,
 # when it is missing.  Sourced by ./run-demo and ./run-tests.
+# Another package manager at work (unattended-upgrades, a second apt-get)
+# holds apt's locks: apt-get waits for the dpkg lock with
+# DPkg::Lock::Timeout, but `apt-get update` fails at once on the lock of the
+# package lists all the same (apt 2.6), so a failure that says "Could not
+# get lock" is tried again every 5 s, for 10 minutes in all.
+neap_apt_get() {   # neap_apt_get ARGS...: apt-get ARGS (with sudo unless root), output to stderr
+    local sudo="" err rc waited=0
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    err=$(mktemp) || return 1
+    while :; do
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 "$@" >&2 2>"$err"
+        rc=$?
+        if [ $rc -eq 0 ] || ! grep -q "Could not get lock" "$err" || [ $waited -ge 600 ]; then
+            cat "$err" >&2
+            rm -f "$err"
+            return $rc
+        fi
+        [ $waited -eq 0 ] && echo "apt-get: another package manager holds apt's lock; waiting for it (at most 10 minutes)" >&2
+        sleep 5
+        waited=$((waited + 5))
+    done
+}
+
 neap_install() {   # neap_install PACKAGE...: apt-get install, with sudo unless root
     [ $# -eq 0 ] && return 0
-    local sudo=""
-    [ "$(id -u)" = 0 ] || sudo="sudo"
     echo "installing: $*" >&2
-    $sudo apt-get update -qq >&2 && \
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >&2
+    neap_apt_get update -qq && neap_apt_get install -y -qq "$@"
 }
 
 neap_need() {   # neap_need COMMAND PACKAGE [COMMAND PACKAGE ...]

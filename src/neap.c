@@ -17,7 +17,8 @@
  *       tracing's and the services' hooks added (tracing first: its locks
  *       are taken on free paths, so fork takes them before the others),
  *       the background thread (NEAP_PUBLISH > 0 or NEAP_BACKGROUND=1),
- *       tracing to a file (NEAP_TRACE=FILE)
+ *       tracing to a file (NEAP_TRACE=FILE), noted for `neap run`'s
+ *       summary when this is not the run's program (publish.c)
  *   library destructor --> statistics if NEAP_SHOW_STATS=1; the published
  *       record's last word; the trace file's last records
  */
@@ -57,6 +58,8 @@ __attribute__((constructor)) static void neap_constructor(void) {
         _neap_warning("NEAP_TRACE ignored", "the debug mode (NEAP_DEBUG_MALLOC=1) and tracing do not go together");
     else
         _neap_trace_env_start();
+    /* streaming its own file: under neap run, named in the run's summary */
+    if (neap_trace_is_tracing()) _neap_publish_trace_note();
 #endif
 }
 

@@ -28,6 +28,12 @@
  *       PYTHONMALLOC set otherwise, or ignored with -E or -I): one line
  *       "<pid> <allocator> <command>" appended to <run pid>.python, which
  *       `neap run` reads for its summary and removes.
+ *   a traced process of `neap run` other than its program (NEAP_TRACE
+ *       set, NEAP_RUN_PID another pid), once its trace file is open (the
+ *       library constructor, neap.c): one line "<pid> <command>" appended
+ *       to <run pid>.traces; `neap run` names FILE.<pid> of each in its
+ *       summary and removes the note.  Written at start, so that a process
+ *       killed later is named too.
  *
  * Invariants: neap_pub_lock is held while a record is written and while the
  * state changes, so the exit record is the last one written; it is taken
@@ -188,6 +194,29 @@ void _neap_publish_start(void) {
     pthread_mutex_unlock(&neap_pub_lock);
 }
 
+/* "<pid> <command>\n" appended to the note <run pid>.<suffix> of the
+ * statistics directory (see the drawing). */
+static void neap_pub_note(long run_pid, const char *suffix, const char *what) {
+    char dir[64], path[96], line[320];
+    if (_neap_os_stats_dir(dir, sizeof dir) != 0) return;
+    neap_buf_t p = {path, 0, sizeof path};
+    _neap_buf_str(&p, dir);
+    _neap_buf_str(&p, "/");
+    _neap_buf_u(&p, (unsigned long long)run_pid, 0);
+    _neap_buf_str(&p, suffix);
+    neap_buf_t b = {line, 0, sizeof line - 1};
+    _neap_buf_u(&b, (unsigned long long)_neap_os_getpid(), 0);
+    _neap_buf_str(&b, " ");
+    if (what != NULL) {
+        _neap_buf_str(&b, what);
+        _neap_buf_str(&b, " ");
+    }
+    neap_pub_command(&b);
+    if (b.len > sizeof line - 2) b.len = sizeof line - 2;
+    line[b.len++] = '\n';
+    _neap_os_append_file(path, line, b.len);
+}
+
 /* A Python interpreter of this process whose objects are pymalloc's, not
  * neap's: noted for `neap run`'s summary (see the drawing). */
 static void neap_pub_python_note(long run_pid) {
@@ -197,22 +226,12 @@ static void neap_pub_python_note(long run_pid) {
     memcpy(&current, &sym, sizeof sym);
     const char *name = current();
     if (name == NULL || strncmp(name, "pymalloc", 8) != 0) return;
-    char dir[64], path[96], line[320];
-    if (_neap_os_stats_dir(dir, sizeof dir) != 0) return;
-    neap_buf_t p = {path, 0, sizeof path};
-    _neap_buf_str(&p, dir);
-    _neap_buf_str(&p, "/");
-    _neap_buf_u(&p, (unsigned long long)run_pid, 0);
-    _neap_buf_str(&p, ".python");
-    neap_buf_t b = {line, 0, sizeof line - 1};
-    _neap_buf_u(&b, (unsigned long long)_neap_os_getpid(), 0);
-    _neap_buf_str(&b, " ");
-    _neap_buf_str(&b, strlen(name) < 32 ? name : "pymalloc");
-    _neap_buf_str(&b, " ");
-    neap_pub_command(&b);
-    if (b.len > sizeof line - 2) b.len = sizeof line - 2;
-    line[b.len++] = '\n';
-    _neap_os_append_file(path, line, b.len);
+    neap_pub_note(run_pid, ".python", strlen(name) < 32 ? name : "pymalloc");
+}
+
+void _neap_publish_trace_note(void) {
+    long run_pid = neap_opt(NEAP_OPTION_RUN_PID);
+    if (run_pid > 0 && run_pid != _neap_os_getpid()) neap_pub_note(run_pid, ".traces", NULL);
 }
 
 void _neap_publish_exit(void) {

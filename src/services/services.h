@@ -11,6 +11,9 @@
 /* publish.c -- statistics records for `neap stats` and `neap run` */
 NEAP_INTERNAL void _neap_publish_start(void);   /* if NEAP_PUBLISH > 0 */
 NEAP_INTERNAL void _neap_publish_exit(void);    /* process exit */
+/* This process streams its own trace file (NEAP_TRACE=FILE): under `neap
+ * run`, a process other than the run's program notes it for the summary */
+NEAP_INTERNAL void _neap_publish_trace_note(void);
 NEAP_INTERNAL void _neap_publish_fork_prepare(void);
 NEAP_INTERNAL void _neap_publish_fork_parent(void);
 NEAP_INTERNAL void _neap_publish_fork_child(void);

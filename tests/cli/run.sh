@@ -35,6 +35,9 @@
 #              whole stacks up to main); a program killed by
 #              SIGKILL leaves a trace readable up to its last flush; its
 #              children write FILE.<pid>; bad options are refused
+#   tracefiles a launcher that starts Python twice under --trace FILE: the
+#              summary names each process's FILE.<pid> with a neap report
+#              hint, and the note it was read from is removed
 #   tracethreads (third argument: tests/cli/trace_prog.c built, as for
 #              every trace* case below) 100 threads leaking 10^7 bytes,
 #              each its first allocations: every byte is live at exit in
@@ -60,6 +63,19 @@
 #              blocks live then; neap mark of a process not traced, of no
 #              process, with bad arguments; the program's note removed at
 #              its exit, a dead process's note by neap mark and neap stats
+#   filevalue  --trace, -o, --lib given "--" or an option as their value
+#              (the next argument taken as the file name) refused with exit
+#              2, and no file written
+#   parentdeath  neap run killed by SIGKILL: the program it runs is
+#              killed too (it would run on, orphaned)
+#   statsrun   neap stats given neap run's pid (a shell's $!) shows the
+#              program the run started, and names the run's other process
+#   rundemo    ./run-demo --help prints its help without installing,
+#              configuring or building anything; the options are neap demo's
+#   depslock   scripts/deps.sh's neap_install, another apt-get holding the
+#              package lists' lock (a stand-in apt-get): it waits and tries
+#              again, DPkg::Lock::Timeout on every call; other failures are
+#              not tried again
 #   lastthread (third argument: tests/cli/last_thread.c built) a program
 #              whose last thread ends by pthread_exit exits 0 with its atexit
 #              handlers run, in a main thread and in a forked child, though
@@ -87,6 +103,7 @@ if [ "$CASE" = stats_trust ] && [ -z "${NEAP_TEST_PRIVATE_TMP:-}" ]; then
             'mount -t tmpfs tmpfs /tmp && exec "$BASH" "$0" "$@"' "$0" "$@"
     fi
 fi
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)   # the source tree
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/neap-cli.XXXXXX") || exit 1
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK" || exit 1
@@ -648,6 +665,133 @@ lastthread)
     grep -q "RSS  *[1-9]" "$WORK/err" || fail "the summary after pthread_exit has no RSS: $(grep RSS "$WORK/err")"
     "$NEAP" run -q -- "$PROG" name >names 2>"$WORK/err" || fail "last_thread name failed: $(cat "$WORK/err")"
     grep -qx "neap-background" names || fail "no thread named neap-background: $(tr '\n' ' ' <names)"
+    ;;
+filevalue)
+    # a file-valued option followed by "--" or another option takes it as
+    # its value: refused (2), with the reason, and nothing written
+    for opt in --trace -o --output --lib; do
+        for val in -- -q --quiet; do
+            expect_status 2 "$NEAP" run $opt $val -- true
+            grep -q "needs a file name, not '$val'" "$WORK/err" || fail "$opt $val: $(cat "$WORK/err")"
+        done
+    done
+    for opt in --trace --output --lib; do
+        expect_status 2 "$NEAP" run $opt=-x -- true
+    done
+    [ -z "$(ls -A | grep -vx "out\|err")" ] || fail "files written: $(ls -A)"
+    # a name that starts with '-' can be given as ./-name
+    expect_status 0 "$NEAP" run -o ./-summary -- true
+    [ -s ./-summary ] || fail "-o ./-summary wrote nothing"
+    ;;
+parentdeath)
+    # neap run killed by SIGKILL: its program goes too (the parent-death
+    # signal), polled for up to 60 s
+    "$NEAP" run -q -- sh -c 'echo $$ >pid; exec sleep 1000' &
+    runner=$!
+    for _ in $(seq 600); do [ -s pid ] && break; sleep 0.1; done
+    pid=$(cat pid) || fail "the program did not start"
+    # gone: no such process, or a zombie waiting for its new parent
+    gone() { [ ! -e /proc/"$1" ] || [ "$(sed 's/.*) //; s/ .*//' /proc/"$1"/stat 2>/dev/null)" = Z ]; }
+    gone "$pid" && fail "the program is not running"
+    kill -KILL $runner
+    wait $runner 2>/dev/null
+    for _ in $(seq 600); do gone "$pid" && break; sleep 0.1; done
+    gone "$pid" || { kill -KILL "$pid"; fail "the program outlived neap run killed by SIGKILL"; }
+    ;;
+statsrun)
+    # neap stats given neap run's own pid ($!): the program it runs is shown,
+    # and the run's other process on neap counted and named
+    mkfifo fifo || fail "mkfifo"
+    "$NEAP" run -q --publish 200 -- sh -c 'echo $$ >pid; sh -c "echo \$\$ >pid2; read x <fifo"' &
+    runner=$!
+    for _ in $(seq 600); do [ -s pid ] && [ -s pid2 ] && [ -e "$RECDIR/$(cat pid2)" ] && break; sleep 0.1; done
+    pid=$(cat pid) && pid2=$(cat pid2) || fail "the program did not start"
+    for _ in $(seq 600); do [ -e "$RECDIR/$pid" ] && break; sleep 0.1; done
+    "$NEAP" stats $runner >"$WORK/stats" 2>&1
+    got=$?
+    echo x >fifo
+    wait $runner || fail "the run failed"
+    [ $got -eq 0 ] || { cat "$WORK/stats"; fail "neap stats $runner (neap run's pid) exited with $got"; }
+    grep -q "is \`neap run\`; showing the program it runs, pid $pid\$" "$WORK/stats" || { cat "$WORK/stats"; fail "the run's program $pid is not shown"; }
+    grep -q "statistics of pid $pid:" "$WORK/stats" || { cat "$WORK/stats"; fail "no statistics of $pid"; }
+    grep -q "the run has 1 other process on neap: pid $pid2 " "$WORK/stats" ||
+        { cat "$WORK/stats"; fail "the run's other process $pid2 is not named"; }
+    ;;
+tracefiles)
+    # a launcher that starts Python twice: the summary names both processes'
+    # own trace files, each with its neap report hint, once
+    [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
+    "$NEAP" run --trace t.trc -- sh -c '
+for i in 1 2; do "$0" -c "import os; open(\"pid$i\", \"w\").write(str(os.getpid()))"; done' "$PY" \
+        2>"$WORK/err" || { cat "$WORK/err"; fail "neap run failed"; }
+    for i in 1 2; do
+        pid=$(cat pid$i) || fail "python $i did not run"
+        [ -s "t.trc.$pid" ] || fail "no trace of python $i: $(ls)"
+        [ "$(grep -c "^    $WORK/t.trc.$pid  (pid $pid: .*python" "$WORK/err")" -eq 1 ] ||
+            { cat "$WORK/err"; fail "the summary does not name t.trc.$pid once"; }
+    done
+    grep -q "other processes (read each with \`neap report FILE\`)" "$WORK/err" ||
+        { cat "$WORK/err"; fail "no neap report hint for the other traces"; }
+    grep -q "^  trace: $WORK/t.trc " "$WORK/err" || { cat "$WORK/err"; fail "the program's own trace is not named"; }
+    ls "$RECDIR" 2>/dev/null | grep -q '\.traces$' && fail "a note of trace files was left in $RECDIR"
+    "$NEAP" report "t.trc.$(cat pid1)" >/dev/null 2>&1 || fail "neap report of a listed trace failed"
+    # without --trace nothing is noted or listed
+    "$NEAP" run -- sh -c '"$0" -c 1' "$PY" 2>"$WORK/err" || fail "neap run failed"
+    ! grep -q "other processes" "$WORK/err" || { cat "$WORK/err"; fail "traces listed without --trace"; }
+    ;;
+rundemo)
+    # ./run-demo --help prints its help at once: nothing installed, configured
+    # or built (the tools it would call are stand-ins here that say so);
+    # its options are those of neap demo --help
+    mkdir bin
+    for tool in cmake ninja make apt-get sudo dpkg; do
+        printf '#!/bin/sh\necho "%s $*" >>"%s/called"\nexit 1\n' "$tool" "$WORK" >bin/$tool
+        chmod +x bin/$tool
+    done
+    for opt in --help -h; do
+        PATH="$WORK/bin:$PATH" timeout 60 "$ROOT/run-demo" $opt >"$WORK/help" 2>"$WORK/err" ||
+            { cat "$WORK/err"; fail "run-demo $opt failed"; }
+        [ ! -e called ] || fail "run-demo $opt ran: $(cat called)"
+        grep -q "^usage: ./run-demo" "$WORK/help" || { cat "$WORK/help"; fail "run-demo $opt: no usage"; }
+    done
+    "$NEAP" demo --help | grep -o '^  --[a-z-]*' | sort >"$WORK/want"
+    grep -o '^  --[a-z-]*' "$WORK/help" | sort >"$WORK/got"
+    cmp -s "$WORK/want" "$WORK/got" ||
+        fail "run-demo --help options $(tr '\n' ' ' <"$WORK/got")differ from neap demo's $(tr '\n' ' ' <"$WORK/want")"
+    ;;
+depslock)
+    # scripts/deps.sh: apt-get (a stand-in here) finds the package lists
+    # locked by another one: neap_install waits and tries again, and passes
+    # DPkg::Lock::Timeout to each call; a failure of another kind is not
+    # tried again
+    mkdir bin
+    cat >bin/apt-get <<EOF
+#!/bin/sh
+echo "\$*" >>"$WORK/calls"
+case "\$*" in
+*update*)
+    if [ ! -e "$WORK/locked-once" ]; then
+        touch "$WORK/locked-once"
+        echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 1 (apt-get)" >&2
+        exit 100
+    fi ;;
+*no-such-package*) echo "E: Unable to locate package no-such-package" >&2; exit 100 ;;
+esac
+exit 0
+EOF
+    printf '#!/bin/sh\nexec "$@"\n' >bin/sudo
+    chmod +x bin/apt-get bin/sudo
+    PATH="$WORK/bin:$PATH" timeout 60 bash -c '. "$0"/scripts/deps.sh && neap_install somepkg' "$ROOT" \
+        2>"$WORK/err" || { cat "$WORK/err"; fail "neap_install did not wait for the lock"; }
+    grep -q "waiting for it" "$WORK/err" || { cat "$WORK/err"; fail "no word about the wait"; }
+    [ "$(grep -c 'update' calls)" -eq 2 ] && [ "$(grep -c 'install -y -qq somepkg' calls)" -eq 1 ] ||
+        fail "apt-get calls: $(cat calls)"
+    [ "$(grep -c -- '-o DPkg::Lock::Timeout=600' calls)" -eq 3 ] || fail "calls without the lock timeout: $(cat calls)"
+    rm calls
+    PATH="$WORK/bin:$PATH" timeout 60 bash -c '. "$0"/scripts/deps.sh && neap_install no-such-package' "$ROOT" \
+        2>"$WORK/err" && fail "neap_install of a missing package succeeded"
+    grep -q "Unable to locate package" "$WORK/err" || { cat "$WORK/err"; fail "apt-get's message was not shown"; }
+    [ "$(grep -c 'install' calls)" -eq 1 ] || fail "a failure that is not a lock was tried again: $(cat calls)"
     ;;
 *)
     fail "unknown case $CASE"
