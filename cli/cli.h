@@ -107,6 +107,16 @@ int neap_cli_record_remove(int dir, long pid);
 int neap_cli_file_read(int dir, const char *name, const char *path, char *buf, size_t cap, size_t *len,
                        char *err, size_t errlen);
 int neap_cli_file_remove(int dir, const char *name);
+/* Whether process pid exists (it may be another user's). */
+int neap_cli_pid_alive(long pid);
+/* pid from a records directory entry's name (digits only, no sign, space or
+ * leading zero), or 0. */
+long neap_cli_entry_pid(const char *name);
+/* The program `neap run` with pid run started (the publishing process of
+ * dir, neap_cli_stats_dir's, whose parent is run and whose NEAP_RUN_PID is
+ * its own pid), or 0; *others: the run's other publishing processes, their
+ * pids (at most cap) in others_pid. */
+long neap_cli_run_program(int dir, long run, long *others_pid, size_t cap, size_t *others);
 /* Copies len bytes of src to dst (cap bytes, always terminated) with every
  * byte that is not printable ASCII or part of a well-formed UTF-8 printable
  * character written as \xHH: control characters (C0, DEL, C1) from a record

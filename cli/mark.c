@@ -52,7 +52,8 @@ static void mark_usage(FILE *out) {
             "command returns once the mark is in the file.  A program marks moments itself\n"
             "with neap_trace_mark(\"label\") (neap_trace.h).\n"
             "\n"
-            "  PID                the traced process: the program's pid (not neap run's);\n"
+            "  PID                the traced process: the program's pid (given neap run's\n"
+            "                     own pid, what a shell's $! gives, the program it runs);\n"
             "                     the other processes of a run, which write FILE.<pid>,\n"
             "                     are marked by their own pids\n"
             "  LABEL              the mark's name, one line of at most %d bytes (default:\n"
@@ -74,10 +75,6 @@ static double mark_now(void) {
 static void mark_nap(void) {
     struct timespec ts = {0, 20 * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-static int mark_alive(long pid) {
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
 }
 
 /* Whether dir holds an entry `name`. */
@@ -182,21 +179,31 @@ int neap_cli_mark(int argc, char **argv) {
     }
     char info[32], req[32], tmp[64], path[160], text[8192];
     snprintf(info, sizeof info, "%ld.trace", pid);
+    if (dir >= 0 && !mark_exists(dir, info) && neap_cli_pid_alive(pid)) {
+        /* neap run's own pid (a shell's $!): the program it runs */
+        size_t others;
+        long program = neap_cli_run_program(dir, pid, NULL, 0, &others);
+        if (program != 0) {
+            fprintf(stderr, "neap mark: %ld is neap run; marking the program it runs, pid %ld\n", pid,
+                    program);
+            pid = program;
+            snprintf(info, sizeof info, "%ld.trace", pid);
+        }
+    }
     snprintf(req, sizeof req, "%ld.mark", pid);
     snprintf(tmp, sizeof tmp, "%ld.mark.%ld.tmp", pid, (long)getpid());
     neap_cli_record_path(pid, path, sizeof path);
     strncat(path, ".trace", sizeof path - strlen(path) - 1);
     size_t n = 0;
     int rc = dir >= 0 ? neap_cli_file_read(dir, info, path, text, sizeof text, &n, err, sizeof err) : 1;
-    int alive = mark_alive(pid);
+    int alive = neap_cli_pid_alive(pid);
     if (rc == 1) {
         if (!alive)
             fprintf(stderr, "neap mark: there is no process %ld\n", pid);
         else
             fprintf(stderr,
                     "neap mark: process %ld is not traced by neap (no %s)\n"
-                    "  start it with `neap run --trace FILE -- CMD`, and give the program's pid, "
-                    "not neap run's\n",
+                    "  start it with `neap run --trace FILE -- CMD`\n",
                     pid, path);
         if (dir >= 0) close(dir);
         return NEAP_CLI_FAILED;
@@ -234,7 +241,7 @@ int neap_cli_mark(int argc, char **argv) {
             status = NEAP_CLI_OK;
             break;
         }
-        if (!mark_alive(pid)) {
+        if (!neap_cli_pid_alive(pid)) {
             if (placed) neap_cli_file_remove(dir, req);
             fprintf(stderr, "neap mark: process %ld exited before it took the mark\n", pid);
             break;

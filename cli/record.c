@@ -17,13 +17,20 @@
  * Its text (command line, version) is kept with control characters escaped
  * (neap_cli_escape), so that no record can send escape sequences to the
  * terminal, whichever way it is shown.
+ *
+ * The processes of a run: neap_cli_run_program finds the program `neap run`
+ * started from neap run's own pid (/proc/<pid>/stat's parent and the
+ * NEAP_RUN_PID its environment holds), for `neap stats` and `neap mark`
+ * given the pid a shell's $! gives.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -447,4 +454,105 @@ void neap_cli_record_memory(FILE *out, const neap_cli_record_t *r) {
                  "huge blocks %zu, thread heaps %zu\n",
             st->arenas_current, st->arenas_highwater, st->arenas_freed, st->pools_current,
             st->large_current, st->huge_current, st->heaps_current);
+}
+
+/* --- processes of a run ------------------------------------------------------ */
+
+/* Whether process pid exists (it may be another user's). */
+int neap_cli_pid_alive(long pid) {
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+
+/* pid from a directory entry's name: digits only, as the library names
+ * records (no sign, space or leading zero); 0 for any other name. */
+long neap_cli_entry_pid(const char *name) {
+    long pid = 0;
+    if (name[0] < '1' || name[0] > '9') return 0;
+    for (const char *p = name; *p; p++) {
+        if (*p < '0' || *p > '9' || pid > (0x7fffffffL - (*p - '0')) / 10) return 0;
+        pid = pid * 10 + (*p - '0');
+    }
+    return pid;
+}
+
+/* The parent of process pid from /proc/<pid>/stat ("pid (comm) state ppid
+ * ..."; comm may hold spaces and parentheses: the last ')' ends it), or -1. */
+static long record_parent(long pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *close = strrchr(buf, ')');
+    char state;
+    long ppid;
+    if (close == NULL || sscanf(close + 1, " %c %ld", &state, &ppid) != 2) return -1;
+    return ppid;
+}
+
+/* NEAP_RUN_PID in the environment process pid was started with
+ * (/proc/<pid>/environ: what `neap run` gave its program, inherited by
+ * every process of the run), or 0. */
+static long record_run_pid(long pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
+    FILE *f = fopen(path, "re");
+    if (f == NULL) return 0;
+    static const char key[] = "NEAP_RUN_PID=";
+    char var[64];
+    size_t len = 0;
+    long run = 0;
+    int c;
+    /* variable by variable; only the first bytes of each are kept */
+    while ((c = getc(f)) != EOF) {
+        if (c != 0) {
+            if (len < sizeof var - 1) var[len++] = (char)c;
+            continue;
+        }
+        var[len] = 0;
+        if (strncmp(var, key, sizeof key - 1) == 0) {
+            char *end;
+            run = strtol(var + sizeof key - 1, &end, 10);
+            if (*end != 0 || run < 0) run = 0;
+        }
+        len = 0;
+    }
+    fclose(f);
+    return run;
+}
+
+/* The program `neap run` with pid `run` started (what a shell's $! gives
+ * is neap run's pid, and neap run publishes nothing itself): the publishing
+ * process whose parent is `run` and whose NEAP_RUN_PID is its own pid.
+ * Returns its pid, or 0 when there is none; *others is the number of the
+ * run's other publishing processes (NEAP_RUN_PID naming the program), their
+ * pids (at most cap) in others_pid. */
+long neap_cli_run_program(int dir, long run, long *others_pid, size_t cap, size_t *others) {
+    *others = 0;
+    int listing = dir >= 0 ? openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    DIR *d = listing >= 0 ? fdopendir(listing) : NULL;
+    if (d == NULL) {
+        if (listing >= 0) close(listing);
+        return 0;
+    }
+    long program = 0;
+    struct dirent *e;
+    while (program == 0 && (e = readdir(d)) != NULL) {
+        long p = neap_cli_entry_pid(e->d_name);
+        if (p != 0 && record_parent(p) == run && record_run_pid(p) == p) program = p;
+    }
+    if (program != 0) {
+        rewinddir(d);
+        while ((e = readdir(d)) != NULL) {
+            long p = neap_cli_entry_pid(e->d_name);
+            if (p == 0 || p == program || !neap_cli_pid_alive(p) || record_run_pid(p) != program) continue;
+            if (*others < cap) others_pid[*others] = p;
+            (*others)++;
+        }
+    }
+    closedir(d);
+    return program;
 }

@@ -49,10 +49,6 @@ static void stats_usage(FILE *out) {
             "  --interval MS           redraw every MS ms, 50 to 3600000 (implies --watch)\n");
 }
 
-static int stats_alive(long pid) {
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
 static void stats_show(FILE *out, const neap_cli_record_t *r) {
     size_t now = neap_cli_wall_ms();
     double age = now > r->time_ms ? (double)(now - r->time_ms) / 1000.0 : 0.0;
@@ -74,99 +70,6 @@ static int stats_cut(const char *s, int chars) {
     for (; s[n]; n++)
         if (((unsigned char)s[n] & 0xc0) != 0x80 && chars-- == 0) break;
     return n;
-}
-
-/* pid from a directory entry's name: digits only, as the library names
- * records (no sign, space or leading zero); 0 for any other name. */
-static long stats_entry_pid(const char *name) {
-    long pid = 0;
-    if (name[0] < '1' || name[0] > '9') return 0;
-    for (const char *p = name; *p; p++) {
-        if (*p < '0' || *p > '9' || pid > (0x7fffffffL - (*p - '0')) / 10) return 0;
-        pid = pid * 10 + (*p - '0');
-    }
-    return pid;
-}
-
-/* The parent of process pid from /proc/<pid>/stat ("pid (comm) state ppid
- * ..."; comm may hold spaces and parentheses: the last ')' ends it), or -1. */
-static long stats_parent(long pid) {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *close = strrchr(buf, ')');
-    char state;
-    long ppid;
-    if (close == NULL || sscanf(close + 1, " %c %ld", &state, &ppid) != 2) return -1;
-    return ppid;
-}
-
-/* NEAP_RUN_PID in the environment process pid was started with
- * (/proc/<pid>/environ: what `neap run` gave its program, inherited by
- * every process of the run), or 0. */
-static long stats_run_pid(long pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%ld/environ", pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL) return 0;
-    static const char key[] = "NEAP_RUN_PID=";
-    char var[64];
-    size_t len = 0;
-    long run = 0;
-    int c;
-    /* variable by variable; only the first bytes of each are kept */
-    while ((c = getc(f)) != EOF) {
-        if (c != 0) {
-            if (len < sizeof var - 1) var[len++] = (char)c;
-            continue;
-        }
-        var[len] = 0;
-        if (strncmp(var, key, sizeof key - 1) == 0) {
-            char *end;
-            run = strtol(var + sizeof key - 1, &end, 10);
-            if (*end != 0 || run < 0) run = 0;
-        }
-        len = 0;
-    }
-    fclose(f);
-    return run;
-}
-
-/* The program `neap run` with pid `run` started (what a shell's $! gives
- * is neap run's pid, and neap run publishes nothing itself): the publishing
- * process whose parent is `run` and whose NEAP_RUN_PID is its own pid.
- * Returns its pid, or 0 when there is none; *others is the number of the
- * run's other publishing processes (NEAP_RUN_PID naming the program), their
- * pids (at most cap) in others_pid. */
-static long stats_run_program(int dir, long run, long *others_pid, size_t cap, size_t *others) {
-    *others = 0;
-    int listing = dir >= 0 ? openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-    DIR *d = listing >= 0 ? fdopendir(listing) : NULL;
-    if (d == NULL) {
-        if (listing >= 0) close(listing);
-        return 0;
-    }
-    long program = 0;
-    struct dirent *e;
-    while (program == 0 && (e = readdir(d)) != NULL) {
-        long p = stats_entry_pid(e->d_name);
-        if (p != 0 && stats_parent(p) == run && stats_run_pid(p) == p) program = p;
-    }
-    if (program != 0) {
-        rewinddir(d);
-        while ((e = readdir(d)) != NULL) {
-            long p = stats_entry_pid(e->d_name);
-            if (p == 0 || p == program || !stats_alive(p) || stats_run_pid(p) != program) continue;
-            if (*others < cap) others_pid[*others] = p;
-            (*others)++;
-        }
-    }
-    closedir(d);
-    return program;
 }
 
 /* The directory refused (the library does not publish there either): the
@@ -197,17 +100,17 @@ static int stats_list(void) {
                 if (n > 0 && n < sizeof digits) {
                     memcpy(digits, e->d_name, n);
                     digits[n] = '\0';
-                    long owner = stats_entry_pid(digits);
-                    if (owner != 0 && !stats_alive(owner)) neap_cli_file_remove(dir, e->d_name);
+                    long owner = neap_cli_entry_pid(digits);
+                    if (owner != 0 && !neap_cli_pid_alive(owner)) neap_cli_file_remove(dir, e->d_name);
                 }
                 continue;
             }
-            long pid = stats_entry_pid(e->d_name);
+            long pid = neap_cli_entry_pid(e->d_name);
             if (pid == 0) continue;
             neap_cli_record_t r;
             char err[512];
             int rc = neap_cli_record_read(dir, pid, &r, err, sizeof err);
-            if (!stats_alive(pid)) {
+            if (!neap_cli_pid_alive(pid)) {
                 /* a process that died without removing its record (only a
                  * regular file of the user's is removed) */
                 neap_cli_record_remove(dir, pid);
@@ -286,15 +189,15 @@ int neap_cli_stats(int argc, char **argv) {
         int dir = neap_cli_stats_dir(err, sizeof err);
         if (dir == NEAP_CLI_DIR_REFUSED) return stats_refused(err);
         int rc = dir >= 0 ? neap_cli_record_read(dir, pid, &r, err, sizeof err) : 1;
-        int alive = stats_alive(pid);
+        int alive = neap_cli_pid_alive(pid);
         if (round == 0 && rc == 1 && alive) {
             /* `neap run`'s pid: its program publishes, under its own pid */
-            long child = stats_run_program(dir, pid, others_pid,
+            long child = neap_cli_run_program(dir, pid, others_pid,
                                            sizeof others_pid / sizeof others_pid[0], &others);
             if (child != 0) {
                 pid = child;
                 rc = neap_cli_record_read(dir, pid, &r, err, sizeof err);
-                alive = stats_alive(pid);
+                alive = neap_cli_pid_alive(pid);
             }
         }
         if (!alive && rc == 0 && strcmp(r.state, "running") == 0) neap_cli_record_remove(dir, pid);

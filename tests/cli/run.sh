@@ -607,15 +607,19 @@ markcmd)
     # a second one, with the default label (the time of day)
     expect_status 0 "$NEAP" mark "$pid" --timeout 60
     grep -Eq "^neap mark: marked '[0-9]{2}:[0-9]{2}:[0-9]{2}' in the trace" "$WORK/out" || fail "the default label is not the time: $(cat "$WORK/out")"
-    # neap run's own pid is not the traced process
-    expect_status 1 "$NEAP" mark "$runner" x --timeout 60
-    grep -q "process $runner is not traced by neap" "$WORK/err" || fail "no message for neap run's pid: $(cat "$WORK/err")"
+    # neap run's own pid (the shell's $!): the program it runs is marked
+    expect_status 0 "$NEAP" mark "$runner" via-run --timeout 60
+    grep -q "^neap mark: $runner is neap run; marking the program it runs, pid $pid\$" "$WORK/err" ||
+        fail "no word of the program marked for neap run's pid: $(cat "$WORK/err")"
+    grep -q "^neap mark: marked 'via-run' in the trace of process $pid " "$WORK/out" ||
+        fail "neap run's pid: the program was not marked: $(cat "$WORK/out" "$WORK/err")"
     echo go >go
     wait $runner || fail "the program failed: $(cat "$WORK/prog.err")"
     [ ! -e "$RECDIR/$pid.trace" ] || fail "the program's note $RECDIR/$pid.trace is left after its exit"
     "$NEAP" report --bytes --no-progress w.trc >"$WORK/report" 2>&1 || { cat "$WORK/report"; fail "neap report failed"; }
     grep -Eq "^ +1 +[0-9.]+ s +[0-9]+ +[0-9]+  remote one\$" "$WORK/report" || { cat "$WORK/report"; fail "the report does not list the mark"; }
     grep -Eq "^ +2 +[0-9.]+ s +[0-9]+ +[0-9]+  [0-9]{2}:[0-9]{2}:[0-9]{2}\$" "$WORK/report" || { cat "$WORK/report"; fail "the report does not list the second mark"; }
+    grep -Eq "^ +3 +[0-9.]+ s +[0-9]+ +[0-9]+  via-run\$" "$WORK/report" || { cat "$WORK/report"; fail "the report does not list the mark made through neap run's pid"; }
     # the process has exited; a process that is not traced; no process
     expect_status 1 "$NEAP" mark "$pid" late
     grep -q "there is no process $pid\|is not traced by neap" "$WORK/err" || fail "no message for an exited process: $(cat "$WORK/err")"
