@@ -45,7 +45,8 @@
 #              and malformed WHENs exit 2 (the marks listed); two traces at
 #              the same moment, one without the mark refused; --html with
 #              the marks and the moment drawn
-#   errors     missing file (1), not a trace (2), version from the future (1),
+#   errors     missing file (1), a directory (1, "is a directory", no
+#              report), not a trace (2), version from the future (1),
 #              bad options and values out of range (2, the message naming
 #              them), "--" ending the options, --help; --progress draws on
 #              stderr
@@ -451,6 +452,13 @@ at)
 errors)
     report 1 missing.trace
     grep -q "^neap report: missing.trace: cannot open: No such file or directory$" err || fail "missing file"
+    # a directory is refused as a missing file is: no report of nothing
+    mkdir adir
+    report 1 adir
+    grep -q "^neap report: adir: is a directory$" err || fail "no message for a directory"
+    [ ! -s out ] || fail "a report printed for a directory"
+    report 1 basic.trace adir
+    grep -q "^neap report: adir: is a directory$" err || fail "no message for a directory to compare"
     "$MAKE" notrace n.trace
     report 2 n.trace
     grep -q 'n.trace: not a neap trace' err || fail "no message for a non-trace"
