@@ -6,6 +6,9 @@
  *                                pinning (its first sites in words)
  *   neap report A B              the same for B, compared with A
  *   neap report FILE --html OUT  also a self-contained HTML page
+ *   neap report FILE --json OUT  also the report as one JSON document
+ *                                (report_json.c; "-": on stdout, instead
+ *                                of the text)
  *   neap report FILE --at WHEN   live sites and pinning at a moment: end,
  *                                peak, a time, mark:LABEL, mark:N
  *
@@ -22,7 +25,13 @@
  *                                built in, else module+offset from the 'M'
  *                                records), group stacks into sites, pinning
  *                                (placed by src/pinning.c)
- *                 --------------> text (here) / HTML (report_html.c)
+ *                 --------------> text (here) / HTML (report_html.c) /
+ *                                JSON (report_json.c)
+ *
+ * The output files (--html, --json OUT) are opened before the trace is
+ * read (report_out_t): a path that cannot be written fails the command at
+ * once, with nothing printed; a file the command made is removed when it
+ * fails before writing it, one already there is left as it was.
  *
  * The reader checks each record on its own (trace_read.c: every block it
  * returns ends inside the address space, so addr + offset + size never
@@ -45,7 +54,8 @@
  *
  * Exit status: 0 (also for a truncated trace, or one without an end record:
  * what a killed program leaves; what was read is reported, with a warning),
- * 1 a file cannot be read, its header is bad, or it is corrupt (a bad chunk,
+ * 1 a file cannot be read (a directory cannot), an output file cannot be
+ * written, a header is bad, or a trace is corrupt (a bad chunk,
  * CRC or record: what was read before the damage is still reported, then
  * the error naming it), 2 bad command line, a file that is not a neap
  * trace, or a moment (--at) the trace has not.
