@@ -6,6 +6,9 @@
  *                                pinning (its first sites in words)
  *   neap report A B              the same for B, compared with A
  *   neap report FILE --html OUT  also a self-contained HTML page
+ *   neap report FILE --json OUT  also the report as one JSON document
+ *                                (report_json.c; "-": on stdout, instead
+ *                                of the text)
  *   neap report FILE --at WHEN   live sites and pinning at a moment: end,
  *                                peak, a time, mark:LABEL, mark:N
  *
@@ -22,7 +25,13 @@
  *                                built in, else module+offset from the 'M'
  *                                records), group stacks into sites, pinning
  *                                (placed by src/pinning.c)
- *                 --------------> text (here) / HTML (report_html.c)
+ *                 --------------> text (here) / HTML (report_html.c) /
+ *                                JSON (report_json.c)
+ *
+ * The output files (--html, --json OUT) are opened before the trace is
+ * read (report_out_t): a path that cannot be written fails the command at
+ * once, with nothing printed; a file the command made is removed when it
+ * fails before writing it, one already there is left as it was.
  *
  * The reader checks each record on its own (trace_read.c: every block it
  * returns ends inside the address space, so addr + offset + size never
@@ -45,19 +54,23 @@
  *
  * Exit status: 0 (also for a truncated trace, or one without an end record:
  * what a killed program leaves; what was read is reported, with a warning),
- * 1 a file cannot be read, its header is bad, or it is corrupt (a bad chunk,
+ * 1 a file cannot be read (a directory cannot), an output file cannot be
+ * written, a header is bad, or a trace is corrupt (a bad chunk,
  * CRC or record: what was read before the damage is still reported, then
  * the error naming it), 2 bad command line, a file that is not a neap
  * trace, or a moment (--at) the trace has not.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -412,6 +425,10 @@ static int report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         size_t cap = 4 * rec->mark.label_len + 1;
         m->label = xrealloc(NULL, cap);
         neap_cli_escape(m->label, cap, rec->mark.label, rec->mark.label_len);
+        m->raw = xrealloc(NULL, rec->mark.label_len + 1);
+        if (rec->mark.label_len) memcpy(m->raw, rec->mark.label, rec->mark.label_len);
+        m->raw[rec->mark.label_len] = '\0';
+        m->raw_len = rec->mark.label_len;
         m->live_bytes = r->live_bytes > 0 ? r->live_bytes : 0;
         m->live_count = r->live_count > 0 ? r->live_count : 0;
         m->pinned = r->pinned_pages * 4096;
@@ -540,6 +557,10 @@ static int report_load(neap_report_t *r, const char *path, int progress, report_
     }
     r->hdr = rd.hdr;
     r->hdr.cmdline = NULL;
+    r->argv = xrealloc(NULL, (size_t)rd.hdr.cmdline_len + 1);
+    if (rd.hdr.cmdline_len) memcpy(r->argv, rd.cmdline, rd.hdr.cmdline_len);
+    r->argv[rd.hdr.cmdline_len] = '\0';
+    r->argv_len = rd.hdr.cmdline_len;
     r->cmdline = xrealloc(NULL, (size_t)rd.hdr.cmdline_len + 1);
     for (uint32_t i = 0; i < rd.hdr.cmdline_len; i++)
         r->cmdline[i] = (unsigned char)rd.cmdline[i] < 0x20 ? ' ' : rd.cmdline[i];  /* NULs, newlines */
@@ -612,14 +633,8 @@ static int report_load(neap_report_t *r, const char *path, int progress, report_
 
 /* --- symbols and sites --------------------------------------------------------- */
 
-/* One resolved frame, cached by pc. */
-typedef struct {
-    char *func;      /* "function", or the fallback label */
-    char *line;      /* "function (file:line)", or the fallback label */
-    char *file;      /* the source file (a Python frame's .py), else the module,
-                        else the fallback label */
-    int allocator;   /* inside neap or the malloc family */
-} report_frame_t;
+/* One resolved frame, cached by pc: neap_report_frame_t (report.h). */
+typedef neap_report_frame_t report_frame_t;
 
 struct neap_report_syms {
 #ifdef NEAP_HAVE_SYMBOLS
@@ -684,6 +699,9 @@ static void report_pyframe(const neap_report_t *r, uint64_t w, report_frame_t *f
     const neap_report_pyframe_t *pf = &r->pyframes[s->a];
     fr->func = xstrdup(pf->func);
     fr->file = xstrdup(report_pyfile(pf->file));
+    fr->src = xstrdup(fr->file);
+    fr->lineno = pf->line;
+    fr->named = 1;
     if (pf->line > 0)
         snprintf(buf, sizeof buf, "%s (%s:%u)", pf->func, report_pyfile(pf->file), pf->line);
     else
@@ -702,6 +720,7 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     report_frame_t *fr = &sy->frames[sy->nframes++];
     memset(fr, 0, sizeof *fr);
     if (pc >> 63) {
+        fr->python = 1;
         report_pyframe(r, pc, fr);
         r->symbolized = 1;
         return fr;
@@ -717,6 +736,10 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
             fr->func = xstrdup(sym.function);
             fr->file = xstrdup(sym.file ? report_basename(sym.file)
                                : sym.module ? report_basename(sym.module) : sym.function);
+            fr->named = 1;
+            fr->src = sym.file ? xstrdup(report_basename(sym.file)) : NULL;
+            fr->module = sym.module ? xstrdup(report_basename(sym.module)) : NULL;
+            fr->lineno = sym.file && sym.line > 0 ? (uint32_t)sym.line : 0;
             if (sym.file && sym.line > 0)
                 snprintf(buf, sizeof buf, "%s (%s:%d)", sym.function, report_basename(sym.file), sym.line);
             else if (sym.module)
@@ -755,7 +778,14 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     fr->func = xstrdup(buf);
     fr->line = xstrdup(buf);
     fr->file = xstrdup(module ? report_basename(module) : buf);
+    fr->module = module ? xstrdup(report_basename(module)) : NULL;
     return fr;
+}
+
+const neap_report_frame_t *neap_report_frame_of(const neap_report_t *r, uint64_t pc) {
+    if (r->syms == NULL) return NULL;
+    const map_slot_t *s = map_find(r->syms->index, pc);
+    return s ? &r->syms->frames[s->a] : NULL;
 }
 
 /* A string -> site index table for grouping (util/hashtab.h: entries
@@ -884,6 +914,8 @@ static void report_sites(neap_report_t *r, neap_report_by_t by) {
             memset(s, 0, sizeof *s);
             s->label = xstrdup(label);
             s->trace = by == NEAP_BY_TRACEBACK ? xstrdup(trace[0] ? trace : label) : NULL;
+            s->stack = i;
+            s->first = st->nframes ? first : 0;
         }
         st->site = site;
         report_add_fig(&r->sites[site].fig, &st->fig);
@@ -988,7 +1020,7 @@ size_t *neap_report_order(const neap_report_t *r, long key) {
 
 /* --- text output ---------------------------------------------------------------------- */
 
-static const char *report_by_name(neap_report_by_t by) {
+const char *neap_report_by_name(neap_report_by_t by) {
     return by == NEAP_BY_LINE       ? "line"
            : by == NEAP_BY_FUNCTION ? "function"
            : by == NEAP_BY_FILE     ? "file"
@@ -1015,34 +1047,59 @@ static void report_site_label(FILE *out, const neap_report_site_t *s, int indent
 
 /* Is r's trace damaged (corrupt or unreadable past some point)?  Then the
  * command fails (after reporting what came before the damage). */
-static int report_damaged(const neap_report_t *r) {
+int neap_report_damaged(const neap_report_t *r) {
     return r->status == NEAP_TRACE_CORRUPT || r->status == NEAP_TRACE_IOERROR;
+}
+
+void neap_report_each_warning(const neap_report_t *r, neap_report_warn_fn fn, void *ctx) {
+    char t[512];
+    if (r->status == NEAP_TRACE_TRUNCATED || neap_report_damaged(r)) {
+        snprintf(t, sizeof t, "%s: %s; the report covers the %llu records before it", r->path,
+                 r->message, (unsigned long long)r->records);
+        fn(ctx, r, neap_report_damaged(r),
+           r->status == NEAP_TRACE_TRUNCATED ? "truncated"
+           : r->status == NEAP_TRACE_CORRUPT ? "corrupt" : "read_error", 0, t);
+    } else if (r->status == NEAP_TRACE_EOF) {
+        snprintf(t, sizeof t, "%s: no end record: the program was killed or is still running; "
+                              "the report covers the trace up to its last flush", r->path);
+        fn(ctx, r, 0, "no_end", 0, t);
+    } else if (r->message[0]) {
+        snprintf(t, sizeof t, "%s: %s", r->path, r->message);
+        fn(ctx, r, 0, "reader", 0, t);
+    }
+    if (r->unknown_frees) {
+        snprintf(t, sizeof t, "%llu frees of blocks the trace does not know (allocated before "
+                              "tracing started?)", (unsigned long long)r->unknown_frees);
+        fn(ctx, r, 0, "unknown_frees", r->unknown_frees, t);
+    }
+    if (r->realloc_over) {
+        snprintf(t, sizeof t, "%llu allocations at the address of a block still live (a free "
+                              "missing from the trace)", (unsigned long long)r->realloc_over);
+        fn(ctx, r, 0, "realloc_over", r->realloc_over, t);
+    }
+    if (r->undefined_stacks) {
+        snprintf(t, sizeof t, "%llu stacks used but never defined", (unsigned long long)r->undefined_stacks);
+        fn(ctx, r, 0, "undefined_stacks", r->undefined_stacks, t);
+    }
+    if (r->redefined_stacks) {
+        snprintf(t, sizeof t, "%llu stacks defined twice (the first definition kept)",
+                 (unsigned long long)r->redefined_stacks);
+        fn(ctx, r, 0, "redefined_stacks", r->redefined_stacks, t);
+    }
+}
+
+static void report_warning_line(void *ctx, const neap_report_t *r, int error, const char *kind,
+                                uint64_t count, const char *text) {
+    (void)r;
+    (void)kind;
+    (void)count;
+    fprintf(ctx, "%s: %s\n", error ? "error" : "warning", text);
 }
 
 /* The stop reason as a warning line (an error for a damaged trace), and
  * the replay's warnings. */
 static void report_warnings(FILE *out, const neap_report_t *r) {
-    if (r->status == NEAP_TRACE_TRUNCATED || report_damaged(r))
-        fprintf(out, "%s: %s: %s; the report covers the %llu records before it\n",
-                report_damaged(r) ? "error" : "warning", r->path, r->message,
-                (unsigned long long)r->records);
-    else if (r->status == NEAP_TRACE_EOF)
-        fprintf(out, "warning: %s: no end record: the program was killed or is still running; "
-                     "the report covers the trace up to its last flush\n", r->path);
-    else if (r->message[0])
-        fprintf(out, "warning: %s: %s\n", r->path, r->message);
-    if (r->unknown_frees)
-        fprintf(out, "warning: %llu frees of blocks the trace does not know (allocated before "
-                     "tracing started?)\n", (unsigned long long)r->unknown_frees);
-    if (r->realloc_over)
-        fprintf(out, "warning: %llu allocations at the address of a block still live (a free "
-                     "missing from the trace)\n", (unsigned long long)r->realloc_over);
-    if (r->undefined_stacks)
-        fprintf(out, "warning: %llu stacks used but never defined\n",
-                (unsigned long long)r->undefined_stacks);
-    if (r->redefined_stacks)
-        fprintf(out, "warning: %llu stacks defined twice (the first definition kept)\n",
-                (unsigned long long)r->redefined_stacks);
+    neap_report_each_warning(r, report_warning_line, out);
 }
 
 static void report_summary(FILE *out, const neap_report_t *r) {
@@ -1122,7 +1179,7 @@ static void report_top(FILE *out, const neap_report_t *r, const char *title, lon
                        long count_key, int top) {
     size_t *order = neap_report_order(r, key);
     size_t shown = 0;
-    fprintf(out, "\n%s, by %s:\n", title, report_by_name(r->by));
+    fprintf(out, "\n%s, by %s:\n", title, neap_report_by_name(r->by));
     fprintf(out, "  %3s %12s %10s %10s  %s\n", "#", "bytes", "blocks", "average", "site");
     for (size_t i = 0; i < r->nsites && shown < (size_t)top; i++) {
         const neap_report_site_t *s = &r->sites[order[i]];
@@ -1142,7 +1199,7 @@ static void report_top(FILE *out, const neap_report_t *r, const char *title, lon
 static void report_pin_table(FILE *out, const neap_report_t *r, int top) {
     size_t *order = neap_report_order(r, -1);
     fprintf(out, "\nPinning at %s, by %s: memory that live blocks keep from going back to the OS\n",
-            r->at_name, report_by_name(r->by));
+            r->at_name, neap_report_by_name(r->by));
     fprintf(out, "  (a 4 KiB page with any live block cannot be given back, nor a 4 MiB arena with any;\n"
                  "   pinned = pages x 4 KiB, a page shared by several sites split by their live bytes;\n"
                  "   a high ratio pinned/live means a few small blocks hold whole pages)\n");
@@ -1215,10 +1272,7 @@ void neap_report_pin_words(char *buf, size_t cap, const neap_report_site_t *s) {
 
 /* --- compare -------------------------------------------------------------------------- */
 
-typedef struct {
-    const char *label, *trace;
-    double old_bytes, old_count, new_bytes, new_count;
-} report_diff_t;
+typedef neap_report_diff_t report_diff_t;
 
 static int report_diff_cmp(const void *a, const void *b) {
     const report_diff_t *x = a, *y = b;
@@ -1229,8 +1283,8 @@ static int report_diff_cmp(const void *a, const void *b) {
     return strcmp(x->trace ? x->trace : x->label, y->trace ? y->trace : y->label);
 }
 
-/* Live at the end of `now` against `base`, per site (matched by label). */
-static void report_compare(FILE *out, const neap_report_t *base, const neap_report_t *now, int top) {
+neap_report_diff_t *neap_report_compare_rows(const neap_report_t *base, const neap_report_t *now,
+                                             size_t *count) {
     strmap_t keys = NEAP_HASHTAB_INIT(&report_tables);
     report_diff_t *d = xrealloc(NULL, (base->nsites + now->nsites) * sizeof *d);
     size_t n = 0;
@@ -1244,6 +1298,8 @@ static void report_compare(FILE *out, const neap_report_t *base, const neap_repo
                 memset(&d[n], 0, sizeof d[n]);
                 d[n].label = s->label;
                 d[n].trace = s->trace;
+                d[n].owner = r;
+                d[n].site = s;
                 n++;
             }
             if (side) {
@@ -1257,14 +1313,22 @@ static void report_compare(FILE *out, const neap_report_t *base, const neap_repo
     }
     strmap_free(&keys);
     qsort(d, n, sizeof *d, report_diff_cmp);
+    *count = n;
+    return d;
+}
+
+/* Live at the end of `now` against `base`, per site (matched by label). */
+static void report_compare(FILE *out, const neap_report_t *base, const neap_report_t *now, int top) {
+    size_t n;
+    report_diff_t *d = neap_report_compare_rows(base, now, &n);
     int sampled = base->sampled || now->sampled;
     char a[32], b[32], c[32], e[32];
     if (now->at_set)
         fprintf(out, "\nCompared with %s: live at %s in both, by %s (%s minus %s), biggest change first:\n",
-                base->path, now->at_name, report_by_name(now->by), now->path, base->path);
+                base->path, now->at_name, neap_report_by_name(now->by), now->path, base->path);
     else
         fprintf(out, "\nCompared with %s: live %s, by %s (%s minus %s), biggest change first:\n",
-                base->path, now->ended ? "at exit" : "at the end", report_by_name(now->by), now->path,
+                base->path, now->ended ? "at exit" : "at the end", neap_report_by_name(now->by), now->path,
                 base->path);
     report_delta(a, sizeof a, now->live_bytes - base->live_bytes);
     neap_report_size(b, sizeof b, now->live_bytes);
@@ -1311,7 +1375,10 @@ static void report_free(neap_report_t *r) {
     free(r->pyframes);
     if (r->pyframe_index) map_free(r->pyframe_index);
     free(r->ticks);
-    for (size_t i = 0; i < r->nmarks; i++) free(r->marks[i].label);
+    for (size_t i = 0; i < r->nmarks; i++) {
+        free(r->marks[i].label);
+        free(r->marks[i].raw);
+    }
     free(r->marks);
     map_free(r->pages);
     map_free(r->at_blocks);
@@ -1327,6 +1394,8 @@ static void report_free(neap_report_t *r) {
             free(r->syms->frames[i].func);
             free(r->syms->frames[i].line);
             free(r->syms->frames[i].file);
+            free(r->syms->frames[i].src);
+            free(r->syms->frames[i].module);
         }
         free(r->syms->frames);
         map_free(r->syms->index);
@@ -1337,6 +1406,7 @@ static void report_free(neap_report_t *r) {
     }
     report_flame_free(r->flame);
     free(r->cmdline);
+    free(r->argv);
 }
 
 /* --- the moment ---------------------------------------------------------------------- */
@@ -1483,6 +1553,98 @@ static int report_load_at(neap_report_t *r, const char *path, int progress, cons
     return NEAP_CLI_OK;
 }
 
+/* --- the text report ------------------------------------------------------------------ */
+
+/* The text report of r (sites and pinning done), compared with base (its
+ * sites done) when not NULL, on stdout; the warnings on stderr. */
+static void report_text(neap_report_t *r, neap_report_t *base, int top) {
+    report_summary(stdout, r);
+    fflush(stdout);
+    report_warnings(stderr, r);
+    report_marks(stdout, r);
+    if (r->nmodules == 0)
+        fprintf(stdout, "  note: the trace has no module map: frames are shown as addresses\n");
+    else if (!r->symbolized)
+        fprintf(stdout, "  note: no function names found: frames are shown as module+offset\n");
+    if (base) {
+        report_warnings(stderr, base);
+        report_compare(stdout, base, r, top);
+    }
+    char title[160];
+    if (r->at_set)
+        snprintf(title, sizeof title, "Top sites live at %s", r->at_name);
+    else
+        snprintf(title, sizeof title, "%s", r->ended ? "Top sites live at exit (leaks)"
+                                                     : "Top sites live at the end (killed: not all leaks)");
+    report_top(stdout, r, title, (long)offsetof(neap_report_fig_t, live_bytes),
+               (long)offsetof(neap_report_fig_t, live_count), top);
+    if (!(r->at_set && r->at_kind == NEAP_AT_PEAK)) /* else the table above */
+        report_top(stdout, r, "Top sites live at the peak", (long)offsetof(neap_report_fig_t, peak_bytes),
+                   (long)offsetof(neap_report_fig_t, peak_count), top);
+    report_top(stdout, r, "Top sites by total allocated", (long)offsetof(neap_report_fig_t, total_bytes),
+               (long)offsetof(neap_report_fig_t, total_count), top);
+    report_pin_table(stdout, r, top);
+}
+
+/* --- output files ------------------------------------------------------------------------ */
+
+/* An output file (--html, --json OUT): opened before the trace is read, so
+ * that a path that cannot be written fails before any work.  Made if
+ * absent (and removed again when the command fails before writing it); one
+ * that exists is emptied only when written. */
+typedef struct {
+    const char *path;
+    FILE *f;
+    int created;
+} report_out_t;
+
+/* Opens path for o: 0, or -1 after saying why. */
+static int report_out_open(report_out_t *o, const char *path) {
+    o->path = path;
+    o->created = 1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0 && errno == EEXIST) {
+        o->created = 0;
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+    }
+    if (fd < 0 || (o->f = fdopen(fd, "w")) == NULL) {
+        fprintf(stderr, "neap report: cannot write %s: %s\n", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        if (fd >= 0 && o->created) unlink(path);
+        o->f = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* The command failed before writing o: closed, removed if it made it. */
+static void report_out_abandon(report_out_t *o) {
+    if (o->f == NULL) return;
+    fclose(o->f);
+    if (o->created) unlink(o->path);
+    o->f = NULL;
+}
+
+/* After written (wrote: the writer's 0 or -1): the rest of an older file
+ * cut, closed; 0, or -1 after saying why. */
+static int report_out_write(report_out_t *o, int wrote) {
+    struct stat sb;
+    int rc = wrote;
+    if (fflush(o->f) != 0) rc = -1;
+    if (rc == 0 && fstat(fileno(o->f), &sb) == 0 && S_ISREG(sb.st_mode) &&
+        ftruncate(fileno(o->f), ftello(o->f)) != 0)
+        rc = -1;
+    if (ferror(o->f)) rc = -1;
+    int err = errno;
+    if (fclose(o->f) != 0 && rc == 0) {
+        rc = -1;
+        err = errno;
+    }
+    o->f = NULL;
+    if (rc != 0) fprintf(stderr, "neap report: error writing %s: %s\n", o->path, strerror(err));
+    return rc;
+}
+
 /* --- the command ---------------------------------------------------------------------- */
 
 static void report_usage(FILE *out) {
@@ -1497,7 +1659,7 @@ static void report_usage(FILE *out) {
             "                          outside the allocator (its line, the default; its\n"
             "                          function; its source file: a Python program's .py, a\n"
             "                          C program's .c or its library), or by the whole stack\n"
-            "  --top N                 rows per table (default 10)\n"
+            "  --top N|all             rows per table (default 10; all: every site)\n"
             "  --compare B, or a second FILE   also compare live memory at the end (or the\n"
             "                          --at moment) of B with FILE's, site by site (the\n"
             "                          report is B's)\n"
@@ -1514,6 +1676,10 @@ static void report_usage(FILE *out) {
             "  --html OUT.html         also write a self-contained HTML report: a flame\n"
             "                          graph, live, pinned and RSS bytes over time with\n"
             "                          the marks, the tables\n"
+            "  --json OUT.json|-       also write the report as one JSON document (every\n"
+            "                          table, the marks, memory over time; schema\n"
+            "                          neap-report/1, see docs/report-json.md); - writes\n"
+            "                          it to stdout instead of the text report\n"
             "  --bytes                 exact byte counts instead of KiB, MiB...\n"
             "  --progress              a progress bar on stderr even when it is not a terminal\n"
             "  --no-progress           never a progress bar\n"
@@ -1530,12 +1696,13 @@ static void report_usage(FILE *out) {
             "A truncated trace is reported up to where it ends, with a warning (exit 0).\n"
             "A corrupt one (a bad chunk, CRC or record) is reported up to the damage,\n"
             "then an error names it (exit 1).  Exit 2 for a file that is not a neap\n"
-            "trace, 1 when a file cannot be read.\n");
+            "trace, 1 when a file cannot be read (a directory too) or an output file\n"
+            "(--html, --json) cannot be written: checked before the trace is read.\n");
 }
 
 int neap_cli_report(int argc, char **argv) {
     enum { OPT_BY = 256, OPT_TOP, OPT_HTML, OPT_COMPARE, OPT_BYTES, OPT_PROGRESS, OPT_NO_PROGRESS,
-           OPT_AT };
+           OPT_AT, OPT_JSON };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
         {"by", required_argument, NULL, OPT_BY},
@@ -1546,9 +1713,10 @@ int neap_cli_report(int argc, char **argv) {
         {"progress", no_argument, NULL, OPT_PROGRESS},
         {"no-progress", no_argument, NULL, OPT_NO_PROGRESS},
         {"at", required_argument, NULL, OPT_AT},
+        {"json", required_argument, NULL, OPT_JSON},
         {NULL, 0, NULL, 0}};
     neap_report_at_t at = {.kind = NEAP_AT_END, .text = "end"};
-    const char *files[2] = {NULL, NULL}, *html = NULL, *compare = NULL;
+    const char *files[2] = {NULL, NULL}, *html = NULL, *json = NULL, *compare = NULL;
     int nfiles = 0, top = 10, progress = -1;
     unsigned long long n;
     neap_report_by_t by = NEAP_BY_LINE;
@@ -1572,11 +1740,16 @@ int neap_cli_report(int argc, char **argv) {
             }
             break;
         case OPT_TOP:
+            if (strcmp(optarg, "all") == 0) {
+                top = INT_MAX;
+                break;
+            }
             if (neap_cli_number("report", "--top", optarg, NEAP_CLI_WHOLE, 1, 1000000, &n) != 0)
                 return NEAP_CLI_USAGE;
             top = (int)n;
             break;
         case OPT_HTML: html = optarg; break;
+        case OPT_JSON: json = optarg; break;
         case OPT_COMPARE: compare = optarg; break;
         case OPT_BYTES: neap_report_exact_bytes = 1; break;
         case OPT_PROGRESS: progress = 1; break;
@@ -1612,11 +1785,22 @@ int neap_cli_report(int argc, char **argv) {
         main_path = compare;
     }
     if (progress < 0) progress = isatty(STDERR_FILENO);
+    int json_stdout = json != NULL && strcmp(json, "-") == 0;
 
+    /* the output files first: one that cannot be written fails the command
+     * before any work, with nothing printed */
+    report_out_t out_html = {0}, out_json = {0};
+    if ((html && report_out_open(&out_html, html) != 0) ||
+        (json && !json_stdout && report_out_open(&out_json, json) != 0)) {
+        report_out_abandon(&out_html);
+        return NEAP_CLI_FAILED;
+    }
     neap_report_t base, r;
     int st = report_load_at(&r, main_path, progress, &at);
     if (st != NEAP_CLI_OK) {
         report_free(&r);
+        report_out_abandon(&out_html);
+        report_out_abandon(&out_json);
         return st;
     }
     if (base_path) {
@@ -1624,40 +1808,31 @@ int neap_cli_report(int argc, char **argv) {
         if (st != NEAP_CLI_OK) {
             report_free(&base);
             report_free(&r);
+            report_out_abandon(&out_html);
+            report_out_abandon(&out_json);
             return st;
         }
     }
     report_sites(&r, by);
     report_pinning(&r);
-    report_summary(stdout, &r);
-    fflush(stdout);
-    report_warnings(stderr, &r);
-    report_marks(stdout, &r);
-    if (r.nmodules == 0)
-        fprintf(stdout, "  note: the trace has no module map: frames are shown as addresses\n");
-    else if (!r.symbolized)
-        fprintf(stdout, "  note: no function names found: frames are shown as module+offset\n");
-    if (base_path) {
-        report_sites(&base, by);
-        report_warnings(stderr, &base);
-        report_compare(stdout, &base, &r, top);
+    if (base_path) report_sites(&base, by);
+    if (json_stdout) {
+        /* the document alone on stdout; the warnings on stderr as ever */
+        report_warnings(stderr, &r);
+        if (base_path) report_warnings(stderr, &base);
+        if (neap_report_json(stdout, &r, base_path ? &base : NULL, &at, top) != 0 || fflush(stdout) != 0) {
+            fprintf(stderr, "neap report: error writing the JSON document to stdout: %s\n", strerror(errno));
+            st = NEAP_CLI_FAILED;
+        }
+    } else {
+        report_text(&r, base_path ? &base : NULL, top);
     }
-    char title[160];
-    if (r.at_set)
-        snprintf(title, sizeof title, "Top sites live at %s", r.at_name);
-    else
-        snprintf(title, sizeof title, "%s", r.ended ? "Top sites live at exit (leaks)"
-                                                    : "Top sites live at the end (killed: not all leaks)");
-    report_top(stdout, &r, title, (long)offsetof(neap_report_fig_t, live_bytes),
-               (long)offsetof(neap_report_fig_t, live_count), top);
-    if (!(r.at_set && r.at_kind == NEAP_AT_PEAK)) /* else the table above */
-        report_top(stdout, &r, "Top sites live at the peak", (long)offsetof(neap_report_fig_t, peak_bytes),
-                   (long)offsetof(neap_report_fig_t, peak_count), top);
-    report_top(stdout, &r, "Top sites by total allocated", (long)offsetof(neap_report_fig_t, total_bytes),
-               (long)offsetof(neap_report_fig_t, total_count), top);
-    report_pin_table(stdout, &r, top);
-    if (html && neap_report_html(&r, html, top) != 0) st = NEAP_CLI_FAILED;
-    if (report_damaged(&r) || (base_path && report_damaged(&base))) st = NEAP_CLI_FAILED;
+    if (html && report_out_write(&out_html, neap_report_html(&r, out_html.f, top)) != 0)
+        st = NEAP_CLI_FAILED;
+    if (json && !json_stdout &&
+        report_out_write(&out_json, neap_report_json(out_json.f, &r, base_path ? &base : NULL, &at, top)) != 0)
+        st = NEAP_CLI_FAILED;
+    if (neap_report_damaged(&r) || (base_path && neap_report_damaged(&base))) st = NEAP_CLI_FAILED;
     if (base_path) report_free(&base);
     report_free(&r);
     return st;

@@ -1,5 +1,6 @@
 /* report.h -- what `neap report` computes from a trace, shared by the text
- * report (report.c) and the HTML report (report_html.c).
+ * report (report.c), the HTML report (report_html.c) and the JSON document
+ * (report_json.c).
  *
  *   trace file --replay--> stacks[] (per stack: live now, live at the peak,
  *        |                  total allocated) + live blocks + pages (page ->
@@ -73,7 +74,24 @@ typedef struct neap_report_site {
     char *trace;            /* traceback only: every frame, one per line; else NULL */
     neap_report_fig_t fig;
     neap_report_pin_t pin;
+    size_t stack;           /* the first stack grouped here (index into stacks) */
+    size_t first;           /* its first frame outside the allocator (== its
+                               nframes when it has none) */
 } neap_report_site_t;
+
+/* One frame resolved (report.c caches them by pc while grouping sites). */
+typedef struct neap_report_frame {
+    char *func;      /* "function", or the fallback label ("module+0xOFF", "0xPC") */
+    char *line;      /* "function (file:line)", or the fallback label */
+    char *file;      /* --by file's key: the source file (a Python frame's .py as
+                        shown), else the module, else the fallback label */
+    char *src;       /* the source file as shown, or NULL when unknown */
+    char *module;    /* the module's file name (no directory), or NULL */
+    uint32_t lineno; /* the source line, 0 when unknown */
+    int named;       /* func is a function's name (not the fallback) */
+    int python;      /* a Python frame ('P' record) */
+    int allocator;   /* inside neap or the malloc family */
+} neap_report_frame_t;
 
 /* One 'T' record, with the replay's figures there. */
 typedef struct neap_report_tick {
@@ -86,6 +104,8 @@ typedef struct neap_report_tick {
 typedef struct neap_report_mark {
     uint64_t ms;
     char *label;             /* escaped as neap_cli_escape does (cli.h) */
+    char *raw;               /* the label's bytes as written (raw_len of them) */
+    size_t raw_len;
     double live_bytes, live_count;
     uint64_t pinned;         /* bytes of the pages holding live bytes */
     uint64_t record;         /* its number (1-based) in the replay */
@@ -136,6 +156,8 @@ typedef struct neap_report {
     const char *path;
     _neap_trace_header_t hdr;
     char *cmdline;               /* arguments joined by spaces */
+    char *argv;                  /* the header's arguments, each NUL-terminated */
+    size_t argv_len;             /* bytes of argv (the header's cmdline_len) */
     _neap_trace_status_t status; /* why reading stopped */
     char message[256];           /* the reader's message */
     uint64_t file_size, bytes_read, chunks;
@@ -197,9 +219,46 @@ typedef struct neap_report {
 extern int neap_report_exact_bytes;
 void neap_report_size(char *buf, size_t cap, double bytes);
 
-/* Writes the HTML report of r (finished, with pinning) to path; 0, or -1
- * after printing why to stderr (report_html.c). */
-int neap_report_html(const neap_report_t *r, const char *path, int top);
+/* Writes the HTML report of r (finished, with pinning) to f; 0, or -1 when
+ * f has an error (report_html.c; the caller says so). */
+int neap_report_html(const neap_report_t *r, FILE *f, int top);
+
+/* Writes the JSON document of r (finished, with pinning), compared with
+ * base when not NULL, the moment as at says, to f (report_json.c, the
+ * schema: docs/report-json.md).  0, or -1 when f has an error. */
+int neap_report_json(FILE *f, const neap_report_t *r, const neap_report_t *base,
+                     const neap_report_at_t *at, int top);
+
+/* The frame of pc as r's sites resolved it, or NULL when no site used it. */
+const neap_report_frame_t *neap_report_frame_of(const neap_report_t *r, uint64_t pc);
+
+/* The name of --by's grouping: "line", "function", "file", "traceback". */
+const char *neap_report_by_name(neap_report_by_t by);
+
+/* Is r's trace damaged (corrupt, or unreadable past some point)? */
+int neap_report_damaged(const neap_report_t *r);
+
+/* Each warning about r (the stop reason, then the replay's): error is 1
+ * for the damage that fails the command; kind a short name (docs/
+ * report-json.md); count the number it counts, 0 for the stop reasons;
+ * text the line the text report prints after "warning: " or "error: ". */
+typedef void (*neap_report_warn_fn)(void *ctx, const neap_report_t *r, int error, const char *kind,
+                                    uint64_t count, const char *text);
+void neap_report_each_warning(const neap_report_t *r, neap_report_warn_fn fn, void *ctx);
+
+/* A row of the comparison: a site's live figures in both traces (matched
+ * by label, or by traceback), one of the sites being site of owner. */
+typedef struct neap_report_diff {
+    const char *label, *trace;
+    const neap_report_t *owner;
+    const neap_report_site_t *site;
+    double old_bytes, old_count, new_bytes, new_count;
+} neap_report_diff_t;
+
+/* The rows of now compared with base, the biggest change first (of bytes,
+ * then of blocks); *n of them; the caller frees the array. */
+neap_report_diff_t *neap_report_compare_rows(const neap_report_t *base, const neap_report_t *now,
+                                             size_t *n);
 
 /* The pinning of site s in words: "f (app.c:15) keeps 9,800 pages (38.3 MiB)
  * for 610.0 KiB of live objects". */

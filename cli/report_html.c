@@ -1,5 +1,6 @@
 /* report_html.c -- `neap report --html OUT.html`: one self-contained page
- * (inline CSS, SVG and JavaScript; nothing fetched from the network).
+ * (inline CSS, SVG and JavaScript; nothing fetched from the network),
+ * written to the file report.c opened before reading the trace.
  *
  *   <header>                   the summary lines (and the moment shown, --at)
  *   <section id="memory-chart">  SVG drawn here, at each 'T' tick: RSS (the
@@ -289,12 +290,7 @@ static const char html_script[] =
     "window.addEventListener('resize',draw);\n"
     "})();\n";
 
-int neap_report_html(const neap_report_t *r, const char *path, int top) {
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        fprintf(stderr, "neap report: cannot write %s: %s\n", path, strerror(errno));
-        return -1;
-    }
+int neap_report_html(const neap_report_t *r, FILE *f, int top) {
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>neap report: ", f);
     html_text(f, r->cmdline[0] ? r->cmdline : r->path);
     fprintf(f, "</title>\n<style>\n%s</style></head><body>\n<header id=\"summary\"><h1>neap report: ", html_style);
@@ -351,9 +347,5 @@ int neap_report_html(const neap_report_t *r, const char *path, int top) {
     fputs(";\nvar FLAME=", f);
     html_flame(f, r->flame);
     fprintf(f, ";\n%s</script>\n</body></html>\n", html_script);
-    if (ferror(f) | (fclose(f) != 0)) {
-        fprintf(stderr, "neap report: error writing %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    return ferror(f) ? -1 : 0;
 }

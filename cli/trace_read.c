@@ -16,6 +16,7 @@
  * A single-threaded program's chunks have increasing clocks: one is open at
  * a time.  'E' is kept and returned after every other record.  States:
  *
+ *   open --no file, a directory, no header, a bad one--> -1 (nothing read)
  *   open --header ok--> READING --merged, 'E' seen--> CLEAN
  *                          |--merged, no 'E', the file ends at a chunk
  *                          |  boundary--> EOF
@@ -113,10 +114,18 @@ int _neap_trace_open(_neap_trace_reader_t *r, const char *path) {
     r->f = fopen(path, "rb");
     if (r->f == NULL) return neap_stop(r, NEAP_TRACE_NOFILE, "cannot open: %s", strerror(errno));
     struct stat st;
-    if (fstat(fileno(r->f), &st) == 0) r->file_size = (uint64_t)st.st_size;
+    if (fstat(fileno(r->f), &st) == 0) {
+        /* a directory opens, then fails every read: say what it is */
+        if (S_ISDIR(st.st_mode)) return neap_stop(r, NEAP_TRACE_NOFILE, "is a directory");
+        r->file_size = (uint64_t)st.st_size;
+    }
     uint8_t h[NEAP_TRACE_HEADER_FIXED];
     size_t got = neap_read(r, h, sizeof h);
-    if (ferror(r->f)) return neap_stop(r, NEAP_TRACE_IOERROR, "read error at byte 0: %s", strerror(errno));
+    if (ferror(r->f)) {
+        /* no header read: nothing to report (an open failure, not a stop) */
+        neap_stop(r, NEAP_TRACE_IOERROR, "read error at byte 0: %s", strerror(errno));
+        return -1;
+    }
     size_t cmp = got < NEAP_TRACE_MAGIC_LEN ? got : NEAP_TRACE_MAGIC_LEN;
     if (got == 0)
         return neap_stop(r, NEAP_TRACE_BADHEADER,

@@ -33,11 +33,14 @@
  *      are never more than the file's bytes (every record takes at least
  *      one: more means it loops), and a stop other than a clean end or EOF
  *      says why;
- *   2. `neap report --no-progress FILE` (every fourth with --html too;
- *      four in five with --at: peak, mark:1, mark:phase1 or 0.06s, a
- *      moment the marks trace has, and its mutants may not) returns 0, 1
- *      or 2, with nothing from a sanitizer on stderr, and when
- *      not 0 a message naming the file.
+ *   2. `neap report --no-progress FILE` (every fourth with --html too,
+ *      the others with --json; four in five with --at: peak, mark:1,
+ *      mark:phase1 or 0.06s, a moment the marks trace has, and its
+ *      mutants may not) returns 0, 1 or 2, with nothing from a sanitizer
+ *      on stderr, and when not 0 a message naming the file; the JSON
+ *      document, written whenever the trace could be opened (always when
+ *      0), is one well-formed JSON value of valid UTF-8 (check_json: a
+ *      strict parser, no raw control byte in a string).
  * Both run in a forked child, for 100 inputs at a time (a fork costs more
  * than a report), with its CPU time limited to NEAP_FUZZ_CPU seconds
  * (default 20; a report of these files takes a millisecond or so): the
@@ -140,11 +143,140 @@ static void check_decoder(const char *path, const char *label) {
 
 static unsigned cpu_limit = 20;
 
+/* --- a strict JSON checker (RFC 8259's grammar, UTF-8 checked) ------------- */
+
+typedef struct {
+    const unsigned char *p, *end;
+    int depth;
+} json_in_t;
+
+static void json_ws(json_in_t *j) {
+    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\t' || *j->p == '\r')) j->p++;
+}
+static int json_lit(json_in_t *j, const char *w) {
+    size_t n = strlen(w);
+    if ((size_t)(j->end - j->p) < n || memcmp(j->p, w, n) != 0) return -1;
+    j->p += n;
+    return 0;
+}
+static int json_string(json_in_t *j) {
+    if (j->p >= j->end || *j->p != '"') return -1;
+    j->p++;
+    while (j->p < j->end) {
+        unsigned c = *j->p;
+        if (c == '"') {
+            j->p++;
+            return 0;
+        }
+        if (c < 0x20) return -1; /* a raw control byte */
+        if (c == '\\') {
+            if (++j->p >= j->end) return -1;
+            c = *j->p++;
+            if (c == 'u') {
+                for (int i = 0; i < 4; i++, j->p++)
+                    if (j->p >= j->end || !strchr("0123456789abcdefABCDEF", *j->p) || *j->p == 0) return -1;
+            } else if (!strchr("\"\\/bfnrt", (int)c) || c == 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (c < 0x80) {
+            j->p++;
+            continue;
+        }
+        /* a well-formed UTF-8 character */
+        size_t len = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+        if (len == 0 || (size_t)(j->end - j->p) < len) return -1;
+        unsigned cp = c & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
+        for (size_t i = 1; i < len; i++) {
+            if ((j->p[i] & 0xc0) != 0x80) return -1;
+            cp = cp << 6 | (j->p[i] & 0x3f);
+        }
+        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return -1;
+        j->p += len;
+    }
+    return -1;
+}
+static int json_number(json_in_t *j) {
+    const unsigned char *s = j->p;
+    if (j->p < j->end && *j->p == '-') j->p++;
+    if (j->p >= j->end || *j->p < '0' || *j->p > '9') return -1;
+    if (*j->p == '0') j->p++;
+    else while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    if (j->p < j->end && *j->p == '.') {
+        j->p++;
+        if (j->p >= j->end || *j->p < '0' || *j->p > '9') return -1;
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    }
+    if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+        j->p++;
+        if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
+        if (j->p >= j->end || *j->p < '0' || *j->p > '9') return -1;
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+    }
+    return j->p > s ? 0 : -1;
+}
+static int json_value(json_in_t *j) {
+    json_ws(j);
+    if (j->p >= j->end) return -1;
+    unsigned char c = *j->p;
+    if (c == '{' || c == '[') {
+        if (++j->depth > 64) return -1;
+        unsigned char close = c == '{' ? '}' : ']';
+        j->p++;
+        json_ws(j);
+        if (j->p < j->end && *j->p == close) {
+            j->p++;
+            j->depth--;
+            return 0;
+        }
+        for (;;) {
+            if (c == '{') {
+                json_ws(j);
+                if (json_string(j) != 0) return -1;
+                json_ws(j);
+                if (j->p >= j->end || *j->p++ != ':') return -1;
+            }
+            if (json_value(j) != 0) return -1;
+            json_ws(j);
+            if (j->p >= j->end) return -1;
+            if (*j->p == ',') {
+                j->p++;
+                continue;
+            }
+            if (*j->p++ != close) return -1;
+            j->depth--;
+            return 0;
+        }
+    }
+    if (c == '"') return json_string(j);
+    if (c == 't') return json_lit(j, "true");
+    if (c == 'f') return json_lit(j, "false");
+    if (c == 'n') return json_lit(j, "null");
+    return json_number(j);
+}
+/* 0 when text[0..n) is one JSON value (an object), else -1 with where. */
+static int check_json(const char *text, size_t n, char *why, size_t cap) {
+    json_in_t j = {(const unsigned char *)text, (const unsigned char *)text + n, 0};
+    json_ws(&j);
+    int rc = j.p < j.end && *j.p == '{' ? json_value(&j) : -1;
+    json_ws(&j);
+    if (rc != 0 || j.p != j.end) {
+        snprintf(why, cap, "the JSON document is not well-formed at byte %zu of %zu",
+                 (size_t)(j.p - (const unsigned char *)text), n);
+        return -1;
+    }
+    return 0;
+}
+
 /* Check 2: neap report on path, in this process (a child of the test's):
  * 0, or -1 with why in `why`.  Its stdout goes to /dev/null, its stderr to
  * a file read back, fd 2 restored after. */
 static int check_report(const char *path, int html, int at, char *why, size_t cap) {
-    const char *errpath = wpath("stderr.txt");
+    char errpath[512]; /* a copy: wpath's buffers are reused */
+    snprintf(errpath, sizeof errpath, "%s", wpath("stderr.txt"));
     /* the moments of --at (at: 0 none): each takes the replay's snapshot
      * another way (a first replay for the peak and a time) */
     static const char *const moments[] = {NULL, "peak", "mark:1", "mark:phase1", "0.06s"};
@@ -153,6 +285,9 @@ static int check_report(const char *path, int html, int at, char *why, size_t ca
     if (html) {
         argv[argc++] = (char *)"--html";
         argv[argc++] = (char *)wpath("out.html");
+    } else {
+        argv[argc++] = (char *)"--json";
+        argv[argc++] = (char *)wpath("out.json");
     }
     if (at > 0 && at < (int)(sizeof moments / sizeof *moments)) {
         argv[argc++] = (char *)"--at";
@@ -162,6 +297,7 @@ static int check_report(const char *path, int html, int at, char *why, size_t ca
     fflush(NULL);
     unlink(errpath); /* new files, not truncated ones (write_file) */
     unlink(wpath("out.html"));
+    unlink(wpath("out.json"));
     int saved = dup(2), err = open(errpath, O_WRONLY | O_CREAT | O_EXCL, 0644);
     CHECK(saved >= 0 && err >= 0);
     CHECK(dup2(err, 2) == 2);
@@ -187,6 +323,18 @@ static int check_report(const char *path, int html, int at, char *why, size_t ca
     } else if (st != 0 && strstr(text, path) == NULL) {
         snprintf(why, cap, "neap report returned %d without a message naming the file", st);
         rc = -1;
+    }
+    if (rc == 0 && !html) {
+        /* the document: whenever the trace could be read (always on 0) */
+        if (access(wpath("out.json"), F_OK) == 0) {
+            size_t jn;
+            char *js = read_file(wpath("out.json"), &jn);
+            rc = check_json(js, jn, why, cap);
+            free(js);
+        } else if (st == 0) {
+            snprintf(why, cap, "neap report returned 0 without writing its --json document");
+            rc = -1;
+        }
     }
     if (rc != 0) fprintf(stderr, "--- its stderr:\n%.2000s\n", text);
     free(text);
@@ -526,7 +674,8 @@ static const char *make_trace;
 
 static void fuzz(size_t count) {
     static const char *const kinds[] = {"basic",     "killed", "sampled", "grow",
-                                        "grow-freed", "pinning", "base", "extremes", "marks"};
+                                        "grow-freed", "pinning", "base", "extremes", "marks",
+                                        "python"};
     enum { NKINDS = sizeof kinds / sizeof *kinds };
     static trace_t base[NKINDS];
     for (int k = 0; k < NKINDS; k++) {
@@ -612,6 +761,22 @@ static void test_pinning(void) {
     printf("test_report_fuzz: pinning ok\n");
 }
 
+/* check_json itself: what it must take and what it must refuse. */
+static void test_check_json(void) {
+    static const char *const good[] = {
+        "{}", "{\"a\": [1, -2.5, 3e10, true, false, null, \"x\\u001b\\\"\\\\\"]}\n",
+        "{\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\": {\"b\": []}}"};
+    static const char *const bad[] = {
+        "", "[]", "{", "{\"a\": 1,}", "{\"a\" 1}", "{\"a\": 01}", "{\"a\": nan}", "{\"a\": 1.}",
+        "{\"a\": \"\x01\"}", "{\"a\": \"\xff\"}", "{\"a\": \"\xed\xa0\x80\"}", "{\"a\": \"\xc0\xaf\"}",
+        "{\"a\": \"\\x\"}", "{\"a\": 1} {}", "{\"a\": [1 2]}"};
+    char why[128];
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+        CHECKF(check_json(good[i], strlen(good[i]), why, sizeof why) == 0, "check_json refuses %s", good[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        CHECKF(check_json(bad[i], strlen(bad[i]), why, sizeof why) != 0, "check_json takes '%s'", bad[i]);
+}
+
 static void usage(void) {
     fprintf(stderr, "usage: test_report_fuzz fuzz MAKE_TRACE [N] | regress FILE... | pinning\n");
     exit(2);
@@ -628,15 +793,18 @@ int main(int argc, char **argv) {
     setenv("NEAP_SYMBOLS_NO_LIBDW", "1", 1);
     const char *cpu = getenv("NEAP_FUZZ_CPU");
     if (cpu && atoi(cpu) > 0) cpu_limit = (unsigned)atoi(cpu);
+    test_check_json();
     if (strcmp(argv[1], "fuzz") == 0 && (argc == 3 || argc == 4)) {
         make_trace = argv[2];
         fuzz(test_scaled(argc == 4 ? strtoul(argv[3], NULL, 10) : 3000));
     } else if (strcmp(argv[1], "regress") == 0 && argc >= 3) {
         for (int i = 2; i < argc; i++) {
-            input_t in = {.html = 1};
-            snprintf(in.path, sizeof in.path, "%s", argv[i]);
-            snprintf(in.label, sizeof in.label, "%s", argv[i]);
-            check_inputs(&in, 1);
+            for (int html = 1; html >= 0; html--) { /* --html, then --json */
+                input_t in = {.html = html};
+                snprintf(in.path, sizeof in.path, "%s", argv[i]);
+                snprintf(in.label, sizeof in.label, "%s", argv[i]);
+                check_inputs(&in, 1);
+            }
         }
         printf("test_report_fuzz: %d inputs, %d failed\n", argc - 2, failures);
     } else {

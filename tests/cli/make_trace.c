@@ -4,7 +4,7 @@
  *   make_trace KIND OUT     KIND: basic, killed, truncated, corrupt, sampled,
  *                           grow, grow-freed, pinning, base, extremes, marks,
  *                           damaged-addr, damaged-grow, damaged-move,
- *                           damaged-stack, notrace, future
+ *                           damaged-stack, python, notrace, future
  *
  * The stacks are real: their frames are return addresses inside this
  * program's own functions (site_alpha ... site_delta, called from main or
@@ -53,6 +53,14 @@
  *     shares with gamma's 3000 B block; beta 200 B alone in a page of arena
  *     a+2; delta one huge block of 2 MiB (512 pages, no arena)
  *   base: at exit alpha 1000 (1), beta 3 x 1000, gamma 500 (1)
+ *   python (exact): Python frames ('P'), names a JSON writer must escape:
+ *     P1 raw_decode, /usr/lib/python3.11/json/decoder.py line 12 (shown
+ *     as json/decoder.py); P2 "main\x01" in "app\xff\"q\\.py" (a control
+ *     byte, a byte that is not UTF-8, a quote, a backslash) line 3; P3
+ *     <module> in <string>, line 0 (unknown)
+ *     S1 P1<P2  S2 P2<P3 (each under the fake libneap frame)
+ *     A S1 1000   A S2 3000   A S2 500   E 0: at exit P2's line 3500 B in
+ *     2 blocks, P1's 1000 B in 1
  *   damaged-*: values no writer writes, under correct CRCs (what a fuzzer
  *     makes by changing bytes and signing the chunks again).  The first
  *     chunk is good: S1..S5, A S1 1000 @0x10000, A S2 5000 @0x20000,
@@ -337,6 +345,21 @@ int main(int argc, char **argv) {
         ok(_neap_trace_enc_alloc(&enc, 0, 2000, 0x20000));
         ok(_neap_trace_enc_alloc(&enc, 0, 700, 0));
         ok(_neap_trace_enc_free(&enc, 0x10000));
+        ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
+        flush();
+    } else if (strcmp(kind, "python") == 0) {
+        static const char f2[] = "app\xff\"q\\.py", fn2[] = "main\x01";
+        const uint64_t tag = (uint64_t)1 << 63;
+        begin(0, 0);
+        const char *f1 = "/usr/lib/python3.11/json/decoder.py";
+        ok(_neap_trace_enc_pyframe(&enc, 1, 12, f1, strlen(f1), "raw_decode", 10));
+        ok(_neap_trace_enc_pyframe(&enc, 2, 3, f2, sizeof f2 - 1, fn2, sizeof fn2 - 1));
+        ok(_neap_trace_enc_pyframe(&enc, 3, 0, "<string>", 8, "<module>", 8));
+        stack(1, tag | 1, tag | 2, 0);
+        stack(2, tag | 2, tag | 3, 0);
+        ok(_neap_trace_enc_alloc(&enc, 1, 1000, 0x10000));
+        ok(_neap_trace_enc_alloc(&enc, 2, 3000, 0x20000));
+        ok(_neap_trace_enc_alloc(&enc, 2, 500, 0x30000));
         ok(_neap_trace_enc_end(&enc, NEAP_TRACE_EXIT_STATUS, 0));
         flush();
     } else if (strcmp(kind, "future") == 0) {

@@ -45,7 +45,29 @@
 #              and malformed WHENs exit 2 (the marks listed); two traces at
 #              the same moment, one without the mark refused; --html with
 #              the marks and the moment drawn
-#   errors     missing file (1), not a trace (2), version from the future (1),
+#   json       --json - (the document alone on stdout) and --json FILE (the
+#              text report unchanged beside it), read back with python3's
+#              json module: the schema version, the header, totals, peak,
+#              RSS, the series (one entry a tick), the three tables with
+#              the figures the text checks (integers in an exact trace),
+#              warnings; the marks trace at moments (marks, moment,
+#              pinning with its sentences); pinning's figures; sampled
+#              estimates as decimals; --top 1, --top all; Python frames
+#              with names to escape (a control byte, a byte that is not
+#              UTF-8, a quote, a backslash): valid UTF-8, no raw control
+#              byte, names decoded back as written (U+FFFD for the bad byte)
+#   json_damaged  truncated: exit 0, a "truncated" warning; corrupt and a
+#              damaged record: exit 1, still one whole document of what came
+#              before, an "error" entry; killed: "no_end"
+#   json_compare  the comparison of base and basic, per site, and of a
+#              trace with itself (no rows), at a mark
+#   outputs    --html and --json paths that cannot be written (no such
+#              directory, a directory) fail before the trace is read: exit
+#              1, a message, nothing printed; both at once written, the
+#              text unchanged; an older file replaced whole, one there
+#              left alone and one made removed when the command fails
+#   errors     missing file (1), a directory (1, "is a directory", no
+#              report), not a trace (2), version from the future (1),
 #              bad options and values out of range (2, the message naming
 #              them), "--" ending the options, --help; --progress draws on
 #              stderr
@@ -448,9 +470,309 @@ at)
     grep -q 'esc\\x1b\[2J' r.html || fail "the escaped label is not in the HTML"
     ! grep -q $'\e' r.html || fail "a raw escape byte in the HTML"
     ;;
+json)
+    command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
+    # check FILE ARGS...: python3 runs the script on stdin with the document
+    # as d, SYMS as syms, ARGS as args
+    check() {
+        local file=$1
+        shift
+        python3 -c "$(cat)" "$file" "$SYMS" "$@" || fail "the JSON document ($file) is not what the trace holds"
+    }
+    report 0 basic.trace --json -
+    check out <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+d = json.loads(raw.decode("utf-8"))
+syms = sys.argv[2] == "1"
+def ints(x):
+    if isinstance(x, dict): return all(ints(v) for v in x.values())
+    if isinstance(x, list): return all(ints(v) for v in x)
+    return not isinstance(x, float)
+assert d["schema"] == "neap-report/1", d["schema"]
+assert d["estimates"] is False and d["by"] == "line" and d["top"] == 10
+t = d["trace"]
+assert t["path"] == "basic.trace" and t["command"] == "./synthetic --kind", t
+assert t["argv"] == ["./synthetic", "--kind"] and t["pid"] == 4242, t
+assert t["start_ns"] == 1700000000000000000 and t["start"] == "2023-11-14T22:13:20Z", t
+assert t["mode"] == "exact" and t["sample_interval"] is None, t
+assert t["end"] == {"how": "exit", "status": 0} and t["status"] == "clean", t
+assert t["bytes_read"] == t["file_bytes"] and t["module_map"] is True, t
+assert d["totals"] == {"allocated_bytes": 32500, "allocated_blocks": 6, "allocation_records": 6,
+                       "frees": 3, "stacks": 5, "sites": 4}, d["totals"]
+assert d["peak"]["bytes"] == 30500 and d["peak"]["ms"] == 50, d["peak"]
+assert d["end"]["exit"] is True and d["end"]["live_bytes"] == 11500 and d["end"]["live_blocks"] == 4, d["end"]
+assert d["moment"]["kind"] == "end" and d["moment"]["live_bytes"] == 11500, d["moment"]
+assert d["rss"] == {"peak": 2097152, "last": 2097152, "program_live_last": 11500}, d["rss"]
+assert d["marks"] == [] and d["comparison"] is None
+# the series: one entry a tick ('T' at 50 and 100 ms)
+assert [(s["ms"], s["rss"], s["live"], s["program_live"], s["pinned"]) for s in d["series"]] == \
+    [(50, 1 << 20, 10500, 10500, 20480), (100, 2 << 20, 11500, 11500, 20480)], d["series"]
+def rows(table):
+    return [(r["rank"], r["bytes"], r["blocks"], r["site"]["function"] if syms else None)
+            for r in d["tables"][table]["rows"]]
+n = lambda f: f if syms else None
+assert rows("live") == [(1, 7000, 2, n("site_beta")), (2, 4500, 2, n("site_alpha"))], rows("live")
+assert rows("peak") == [(1, 20000, 1, n("site_gamma")), (2, 5500, 3, n("site_alpha")),
+                        (3, 5000, 1, n("site_beta"))], rows("peak")
+assert rows("total") == [(1, 20000, 1, n("site_gamma")), (2, 7000, 2, n("site_beta")),
+                         (3, 5500, 3, n("site_alpha"))], rows("total")
+assert d["tables"]["live"]["title"] == "Top sites live at exit (leaks)"
+assert all(d["tables"][k]["omitted"] == 0 for k in ("live", "peak", "total"))
+for k in ("live", "peak", "total"):
+    for r in d["tables"][k]["rows"]:
+        assert ints({x: r[x] for x in ("bytes", "blocks")}), r
+        s = r["site"]
+        assert s["python"] is False and "traceback" not in s, s
+        if syms:
+            assert s["file"] == "make_trace.c" and isinstance(s["line"], int) and s["line"] > 0, s
+            assert s["label"] == "%s (make_trace.c:%d)" % (s["function"], s["line"]), s
+            assert s["module"] == "make_trace", s
+assert ints(d["totals"]) and ints(d["peak"]) and ints(d["series"])
+p = d["pinning"]
+assert p["moment"] == "exit" and p["underestimated"] is False, p
+assert [r["live_bytes"] for r in p["rows"]] == [7000, 4500], p["rows"]
+assert p["all_sites"]["live_bytes"] == 11500, p["all_sites"]
+assert d["warnings"] == [{"level": "warning", "kind": "unknown_frees", "count": 1, "trace": "basic.trace",
+    "message": "1 frees of blocks the trace does not know (allocated before tracing started?)"}], d["warnings"]
+PY
+    grep -q 'warning: 1 frees of blocks' err || fail "--json -: the warnings left stderr"
+    # --json FILE: the text report as without it, the document beside it
+    report 0 basic.trace --bytes
+    cp out text.txt
+    report 0 basic.trace --bytes --json r.json
+    cmp -s out text.txt || fail "--json FILE changed the text report"
+    check r.json <<'PY'
+import json, sys
+assert json.load(open(sys.argv[1]))["tables"]["live"]["rows"][0]["bytes"] == 7000
+PY
+    # --top 1 and --top all; traceback frames
+    report 0 basic.trace --json - --top 1 --by traceback
+    check out <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); syms = sys.argv[2] == "1"
+assert d["top"] == 1 and d["by"] == "traceback"
+live = d["tables"]["live"]
+assert len(live["rows"]) == 1 and live["omitted"] == 2, live
+tb = live["rows"][0]["site"]["traceback"]
+assert len(tb) == 2 and tb[0]["label"] == live["rows"][0]["site"]["label"], tb
+if syms: assert [f["function"] for f in tb] == ["site_beta", "main"], tb
+assert len(d["pinning"]["rows"]) == 1 and d["pinning"]["omitted"] == 2, d["pinning"]
+PY
+    report 0 basic.trace --json - --top all --by function
+    check out <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); syms = sys.argv[2] == "1"
+assert d["top"] is None and d["by"] == "function"
+assert len(d["tables"]["peak"]["rows"]) == 3 and d["tables"]["peak"]["omitted"] == 0
+for r in d["tables"]["peak"]["rows"]:
+    assert r["site"]["line"] is None, r
+    if syms: assert r["site"]["label"] == r["site"]["function"], r
+PY
+    report 0 basic.trace --top all
+    [ "$(row "at the peak" 3 | cut -d' ' -f1)" = 5000 ] || [ "$(row "at the peak" 3 | cut -d' ' -f1)" = "4.9" ] ||
+        fail "--top all did not show every site"
+    # marks and moments
+    "$MAKE" marks m.trace >/dev/null || fail "make_trace marks failed"
+    report 0 m.trace --json - --at mark:phase1
+    check out <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); syms = sys.argv[2] == "1"
+m = d["marks"]
+assert [(x["n"], x["ms"], x["label"], x["live_bytes"], x["live_blocks"], x["pinned_bytes"], x["shown"]) for x in m] == [
+    (1, 60, "phase1", 10500, 4, 20480, True), (2, 70, "esc\x1b[2J", 30500, 5, 40960, False),
+    (3, 100, "phase1", 11500, 4, 20480, False)], m
+assert m[1]["label_escaped"] == "esc\\x1b[2J", m[1]
+mo = d["moment"]
+assert (mo["kind"], mo["when"], mo["name"], mo["mark"], mo["ms"], mo["live_bytes"], mo["live_blocks"],
+        mo["pinned_bytes"]) == ("mark", "mark:phase1", "mark 'phase1'", 1, 60, 10500, 4, 20480), mo
+assert mo["description"] == "mark 'phase1' at 0.060 s (mark 1 of 3)", mo
+live = d["tables"]["live"]
+assert live["title"] == "Top sites live at mark 'phase1'", live["title"]
+assert [(r["bytes"], r["blocks"]) for r in live["rows"]] == [(5500, 3), (5000, 1)], live
+# the peak and the totals stay the whole trace's; the end's figures too
+assert d["tables"]["peak"]["rows"][0]["bytes"] == 20000 and d["end"]["live_bytes"] == 11500
+p = d["pinning"]
+assert p["moment"] == "mark 'phase1'"
+assert [(r["live_bytes"], r["pinned_bytes"], r["pages"], r["pages_shared"], r["arenas"]) for r in p["rows"]] == \
+    [(5500, 12288, 3, 0, 1), (5000, 8192, 2, 0, 1)], p["rows"]
+assert abs(p["rows"][0]["ratio"] - 12288 / 5500) < 0.001, p["rows"][0]
+assert p["rows"][0]["sentence"].endswith("keeps 3 pages (12.0 KiB) for 5.4 KiB of live objects"), p["rows"][0]
+if syms: assert p["rows"][0]["sentence"].startswith("site_alpha (make_trace.c:"), p["rows"][0]
+PY
+    report 0 m.trace --json - --at peak
+    check out <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+mo = d["moment"]
+assert (mo["kind"], mo["mark"], mo["live_bytes"], mo["live_blocks"], mo["pinned_bytes"]) == ("peak", None, 30500, 5, 40960), mo
+assert mo["record"] == d["peak"]["record"], (mo, d["peak"])
+assert d["pinning"]["all_sites"] == {"live_bytes": 30500, "pinned_bytes": 40960, "ratio": 1.343}, d["pinning"]["all_sites"]
+PY
+    report 0 m.trace --json - --at 0.065s
+    check out <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+mo = d["moment"]
+assert (mo["kind"], mo["requested_ms"], mo["ms"], mo["live_bytes"]) == ("time", 65, 60, 10500), mo
+assert not any(x["shown"] for x in d["marks"]), d["marks"]
+PY
+    # pinning's figures (a shared page split: fractions of pages)
+    "$MAKE" pinning p.trace || fail "make_trace pinning failed"
+    report 0 p.trace --json -
+    check out <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); syms = sys.argv[2] == "1"
+rows = [(r["live_bytes"], r["pinned_bytes"], r["pages"], r["pages_alone"], r["pages_shared"], r["arenas"],
+         r["site"]["function"] if syms else None) for r in d["pinning"]["rows"]]
+n = lambda f: f if syms else None
+assert rows == [(2097152, 2097152, 512, 512, 0, 0, n("site_delta")), (1300, 5120, 1.25, 1, 1, 1, n("site_alpha")),
+                (200, 4096, 1, 1, 0, 1, n("site_beta")), (3000, 3072, 0.75, 0, 1, 1, n("site_gamma"))], rows
+assert d["pinning"]["all_sites"]["live_bytes"] == 2101652 and d["pinning"]["all_sites"]["pinned_bytes"] == 2109440
+assert d["rss"] is None and d["series"] == []
+PY
+    # sampled: estimates, not whole numbers
+    "$MAKE" sampled s.trace || fail "make_trace sampled failed"
+    report 0 s.trace --json -
+    check out <<'PY'
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+assert d["estimates"] is True and d["trace"]["mode"] == "sampled" and d["trace"]["sample_interval"] == 1000
+rows = d["tables"]["live"]["rows"]
+assert rows[0]["bytes"] == 100000 and rows[0]["blocks"] == 1, rows[0]
+p = 1 - math.exp(-1)
+assert isinstance(rows[1]["bytes"], float) and abs(rows[1]["bytes"] - 1000 / p) < 0.001, rows[1]
+assert abs(rows[1]["blocks"] - 1 / p) < 0.001, rows[1]
+assert d["pinning"]["underestimated"] is True and d["warnings"] == []
+PY
+    # Python frames, names a writer must escape
+    "$MAKE" python py.trace || fail "make_trace python failed"
+    report 0 py.trace --json - --by traceback
+    check out <<'PY'
+import json, sys
+raw = open(sys.argv[1], "rb").read()
+assert not any(b < 0x20 and b != 0x0a for b in raw), "a raw control byte in the JSON"
+d = json.loads(raw.decode("utf-8", "strict"))
+rows = d["tables"]["live"]["rows"]
+s = rows[0]["site"]
+assert rows[0]["bytes"] == 3500 and rows[0]["blocks"] == 2, rows[0]
+assert (s["function"], s["file"], s["line"], s["python"], s["module"]) == \
+    ("main\x01", "app\ufffd\"q\\.py", 3, True, None), s
+assert s["label"] == "main\x01 (app\ufffd\"q\\.py:3)", s
+assert [(f["function"], f["file"], f["line"]) for f in s["traceback"]] == \
+    [("main\x01", "app\ufffd\"q\\.py", 3), ("<module>", "<string>", None)], s["traceback"]
+s = rows[1]["site"]
+assert (rows[1]["bytes"], s["function"], s["file"], s["line"]) == (1000, "raw_decode", "json/decoder.py", 12), rows[1]
+PY
+    ;;
+json_damaged)
+    command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
+    # doc FILE STATUS LEVEL KIND [LIVE]: the document parses, the trace's
+    # status and a warning of that level and kind, live at the end
+    doc() {
+        python3 - "$@" <<'PY' || fail "the JSON document of a damaged trace ($2) is wrong"
+import json, sys
+path, status, level, kind = sys.argv[1:5]
+d = json.load(open(path))
+assert d["schema"] == "neap-report/1"
+assert d["trace"]["status"] == status, d["trace"]
+w = [x for x in d["warnings"] if x["kind"] == kind]
+assert len(w) == 1 and w[0]["level"] == level and w[0]["trace"] == "t.trace", d["warnings"]
+if len(sys.argv) > 5: assert d["end"]["live_bytes"] == int(sys.argv[5]), d["end"]
+print(w[0]["message"])
+PY
+    }
+    msg=$("$MAKE" truncated t.trace) || fail "make_trace truncated failed"
+    report 0 t.trace --json -
+    doc out truncated warning truncated 10500 >got || fail "truncated"
+    grep -qF "t.trace: $msg; the report covers the" got || fail "the warning does not name '$msg'"
+    msg=$("$MAKE" corrupt t.trace) || fail "make_trace corrupt failed"
+    report 1 t.trace --json -
+    doc out corrupt error corrupt 10500 >got
+    grep -qF "t.trace: $msg" got || fail "the error does not name '$msg'"
+    grep -qF "error: t.trace: $msg" err || fail "no error on stderr"
+    msg=$("$MAKE" damaged-addr t.trace) || fail "make_trace damaged-addr failed"
+    report 1 t.trace --json -
+    doc out corrupt error corrupt 6000 >got
+    "$MAKE" killed t.trace || fail "make_trace killed failed"
+    report 0 t.trace --json -
+    doc out no_end warning no_end 11500 >/dev/null
+    python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["trace"]["end"] is None and d["end"]["exit"] is False' out ||
+        fail "a killed trace's end"
+    ;;
+json_compare)
+    command -v python3 >/dev/null 2>&1 || { echo "SKIP: no python3"; exit 77; }
+    "$MAKE" base base.trace || fail "make_trace base failed"
+    report 0 base.trace basic.trace --json -
+    python3 - out "$SYMS" <<'PY' || fail "the comparison in JSON is not base's against basic's"
+import json, sys
+d = json.load(open(sys.argv[1])); syms = sys.argv[2] == "1"
+c = d["comparison"]
+assert d["trace"]["path"] == "basic.trace" and c["base"] == "base.trace", c
+assert c["base_trace"]["path"] == "base.trace" and c["moment"] == "exit", c
+assert (c["live_bytes"], c["base_live_bytes"], c["diff_bytes"]) == (11500, 4500, 7000), c
+n = lambda f: f if syms else None
+rows = [(r["rank"], r["bytes_diff"], r["bytes"], r["blocks_diff"], r["blocks"], r["base_bytes"], r["base_blocks"],
+         r["site"]["function"] if syms else None) for r in c["rows"]]
+assert rows == [(1, 4000, 7000, -1, 2, 3000, 3, n("site_beta")), (2, 3500, 4500, 1, 2, 1000, 1, n("site_alpha")),
+                (3, -500, 0, -1, 0, 500, 1, n("site_gamma"))], rows
+assert c["omitted"] == 0
+# the warnings of both traces, each naming its trace
+assert [w["trace"] for w in d["warnings"]] == ["basic.trace"], d["warnings"]
+PY
+    "$MAKE" marks m.trace >/dev/null || fail "make_trace marks failed"
+    report 0 m.trace m.trace --json - --at mark:phase1
+    python3 -c 'import json, sys; c = json.load(open(sys.argv[1]))["comparison"]; assert c["rows"] == [] and c["diff_bytes"] == 0 and c["moment"] == "mark '"'"'phase1'"'"'", c' out ||
+        fail "a trace compared with itself at a mark differs"
+    ;;
+outputs)
+    # paths that cannot be written fail before the trace is read: nothing printed
+    mkdir outdir
+    for opt in --html --json; do
+        report 1 basic.trace $opt "$WORK/no/such/dir/out"
+        grep -q "^neap report: cannot write $WORK/no/such/dir/out: No such file or directory$" err ||
+            fail "$opt: no message for an unwritable path"
+        [ ! -s out ] || fail "$opt to an unwritable path: the report printed before the failure"
+        report 1 basic.trace --bytes $opt outdir
+        grep -q "^neap report: cannot write outdir: Is a directory$" err || fail "$opt: no message for a directory"
+        [ ! -s out ] || fail "$opt to a directory: the report printed before the failure"
+    done
+    report 1 basic.trace --json - --html "$WORK/no/such/dir/out"
+    [ ! -s out ] || fail "--json - with an unwritable --html: a document printed"
+    # both at once, the text as without them
+    report 0 basic.trace --bytes
+    cp out text.txt
+    report 0 basic.trace --bytes --html r.html --json r.json
+    cmp -s out text.txt || fail "--html and --json changed the text report"
+    grep -q 'id="flame-svg"' r.html || fail "no HTML with --json"
+    grep -q '"schema": "neap-report/1"' r.json || fail "no JSON with --html"
+    report 0 basic.trace --bytes --json - --html r2.html
+    grep -q '"schema": "neap-report/1"' out || fail "--json - with --html: no document on stdout"
+    cmp -s r.html r2.html || fail "the HTML differs with --json -"
+    # an older, longer file is replaced whole
+    head -c 200000 /dev/zero | tr '\0' x >r.json
+    report 0 basic.trace --json r.json
+    [ "$(tail -c 2 r.json | head -c 1)" = "}" ] || fail "the older file's tail is left after the document"
+    # a failing command leaves a file that was there alone, removes one it made
+    echo keep >keep.json
+    report 1 missing.trace --json keep.json --html keep.json
+    [ "$(cat keep.json)" = keep ] || fail "a failed report changed the file already there"
+    report 1 missing.trace --json new.json --html new.html
+    [ ! -e new.json ] && [ ! -e new.html ] || fail "a failed report left the files it made"
+    "$MAKE" marks m.trace >/dev/null || fail "make_trace marks failed"
+    report 2 m.trace --at mark:nope --json new.json
+    [ ! -e new.json ] || fail "a moment the trace has not left the file made for it"
+    ;;
 errors)
     report 1 missing.trace
     grep -q "^neap report: missing.trace: cannot open: No such file or directory$" err || fail "missing file"
+    # a directory is refused as a missing file is: no report of nothing
+    mkdir adir
+    report 1 adir
+    grep -q "^neap report: adir: is a directory$" err || fail "no message for a directory"
+    [ ! -s out ] || fail "a report printed for a directory"
+    report 1 basic.trace adir
+    grep -q "^neap report: adir: is a directory$" err || fail "no message for a directory to compare"
     "$MAKE" notrace n.trace
     report 2 n.trace
     grep -q 'n.trace: not a neap trace' err || fail "no message for a non-trace"
