@@ -337,12 +337,14 @@ static int report_record(neap_report_t *r, const _neap_trace_rec_t *rec) {
         neap_report_pyframe_t *pf = &r->pyframes[r->npyframes++];
         pf->id = rec->pyframe.id;
         pf->line = rec->pyframe.line;
-        pf->file = xrealloc(NULL, rec->pyframe.file_len + 1);
-        memcpy(pf->file, rec->pyframe.file, rec->pyframe.file_len);
-        pf->file[rec->pyframe.file_len] = '\0';
-        pf->func = xrealloc(NULL, rec->pyframe.func_len + 1);
-        memcpy(pf->func, rec->pyframe.func, rec->pyframe.func_len);
-        pf->func[rec->pyframe.func_len] = '\0';
+        /* kept with control bytes and bytes that are not UTF-8 escaped
+         * (\xNN, neap_cli_escape): fit for a terminal, whichever way shown */
+        pf->file = xrealloc(NULL, 4 * rec->pyframe.file_len + 1);
+        neap_cli_escape(pf->file, 4 * rec->pyframe.file_len + 1, rec->pyframe.file,
+                        rec->pyframe.file_len);
+        pf->func = xrealloc(NULL, 4 * rec->pyframe.func_len + 1);
+        neap_cli_escape(pf->func, 4 * rec->pyframe.func_len + 1, rec->pyframe.func,
+                        rec->pyframe.func_len);
         break;
     }
     case NEAP_TREC_STACK: {

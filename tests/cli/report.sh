@@ -647,6 +647,10 @@ assert d["pinning"]["underestimated"] is True and d["warnings"] == []
 PY
     # Python frames, names a writer must escape
     "$MAKE" python py.trace || fail "make_trace python failed"
+    # the text report: the control byte escaped, never raw on the terminal
+    report 0 py.trace --by traceback
+    if LC_ALL=C grep -q "$(printf '\001')" out; then fail "a raw control byte in the text report"; fi
+    grep -qF 'main\x01 (app\xff"q\.py:3)' out || fail "the Python frame with odd bytes is not shown escaped"
     report 0 py.trace --json - --by traceback
     check out <<'PY'
 import json, sys
@@ -656,11 +660,13 @@ d = json.loads(raw.decode("utf-8", "strict"))
 rows = d["tables"]["live"]["rows"]
 s = rows[0]["site"]
 assert rows[0]["bytes"] == 3500 and rows[0]["blocks"] == 2, rows[0]
+# the report keeps a frame's control bytes and bytes that are not UTF-8
+# escaped as \xNN (as the text report shows them)
 assert (s["function"], s["file"], s["line"], s["python"], s["module"]) == \
-    ("main\x01", "app\ufffd\"q\\.py", 3, True, None), s
-assert s["label"] == "main\x01 (app\ufffd\"q\\.py:3)", s
+    ("main\\x01", "app\\xff\"q\\.py", 3, True, None), s
+assert s["label"] == "main\\x01 (app\\xff\"q\\.py:3)", s
 assert [(f["function"], f["file"], f["line"]) for f in s["traceback"]] == \
-    [("main\x01", "app\ufffd\"q\\.py", 3), ("<module>", "<string>", None)], s["traceback"]
+    [("main\\x01", "app\\xff\"q\\.py", 3), ("<module>", "<string>", None)], s["traceback"]
 s = rows[1]["site"]
 assert (rows[1]["bytes"], s["function"], s["file"], s["line"]) == (1000, "raw_decode", "json/decoder.py", 12), rows[1]
 PY
