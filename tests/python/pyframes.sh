@@ -3,7 +3,8 @@
 # program with known allocation lines (tests/python/pyframes_prog.py) runs
 # under `neap run --trace`, and `neap report` must name each line with its
 # bytes: within 1% traced exactly, within the estimate's bounds sampled;
-# its thread's line too; grouped by file and by function; the pinning
+# its thread's line too; grouped by file and by function; two runs compared
+# line by line; the pinning
 # report must name the line whose survivors pin pages, at exit and at the
 # moment the program marked (--at).  Then --native (Python frames merged
 # with C ones) and --python-frames off (C frames only).  First, FAKE
@@ -100,6 +101,13 @@ words=$(grep "<listcomp> (.*prog.py:$SMALL) keeps " at.txt) || { cat at.txt; fai
 pages=$(echo "$words" | sed 's/.* keeps \([0-9,]*\) pages.*/\1/' | tr -d ,)
 [ "$pages" -ge 1900 ] && [ "$pages" -le 2100 ] || fail "--at: line $SMALL keeps $pages pages, about 2,000 expected: $words"
 echo "at the mark: line $SMALL keeps $pages pages"
+# two runs compared at the same mark, site by site: line SITE_MAIN grew by
+# the 10,033-byte blocks of the larger run
+"$NEAP" run -q --trace small.trc -- "$PY" prog.py $((K / 10)) >out 2>err || { cat err; fail "the small run failed"; }
+"$NEAP" report --bytes --at mark:survivors small.trc exact.trc >cmp.txt 2>&1 || { cat cmp.txt; fail "neap report A B failed"; }
+diff=$(awk -v site="prog.py:$MAIN)" '/^Compared with/ { on = 1; next } on && index($0, site) { print $2; exit }' cmp.txt)
+[ "$diff" = "+$((K * 9 / 10 * 10033))" ] || { cat cmp.txt; fail "the comparison gives line $MAIN '$diff', +$((K * 9 / 10 * 10033)) expected"; }
+echo "compared: line $MAIN $diff"
 
 # --- sampled: within 6 standard deviations of the estimate ----------------
 I=16384
