@@ -10,7 +10,7 @@
  *     tstate --cframe--> _PyCFrame --current_frame--> frame --previous--> ...
  *                                                       | f_code, prev_instr
  *                                                       v
- *   tl_cache (per thread): (code, offset) -> id    --miss-->
+ *   tl_cache (per thread): prev_instr -> id    --miss-->
  *   codes: code -> its file and function, copied once (the code object
  *          gets a reference: its address is never reused while cached)
  *   lines: (code, line) -> _neap_pyframe_t (id: 1, 2, ...)
@@ -84,7 +84,7 @@ static __thread unsigned tl_probes;  /* this thread's captures since its last pr
 #define DIR_CHUNK 4096
 #define DIR_MAX 1024         /* at most 4M distinct lines */
 #define STR_CHUNK ((size_t)256 << 10)
-#define CACHE_WAYS 512
+#define CACHE_WAYS 1024
 
 typedef struct code_info {
     uintptr_t code;
@@ -147,10 +147,12 @@ static struct {
 } tabs = {.lock = TLOCK_INIT, .codes = NEAP_HASHTAB_INIT(&py_tables),
           .lines = NEAP_HASHTAB_INIT(&py_tables)};
 
+/* A frame's last instruction names its code object and line: every code
+ * object met is held for good (code_get), so no other code can come to
+ * own that address.  A hit reads nothing of the code object. */
 typedef struct cache_ent {
-    uintptr_t code;
-    uint32_t offset;
-    uint32_t id;
+    uintptr_t instr;
+    uint64_t id;
 } cache_ent_t;
 
 static __thread cache_ent_t *tl_cache; /* CACHE_WAYS, mapped at the first use */
@@ -366,28 +368,30 @@ static uintptr_t frame_top(void) {
 
 /* The word of frame fr (0: not a frame of a code object, stop). */
 static uintptr_t frame_word(uintptr_t fr) {
-    uintptr_t code = *(const uintptr_t *)(fr + FR_CODE);
-    if (code == 0 || *(const void *const *)(code + OB_TYPE) != py.code_type)
-        return 0;
     uintptr_t instr = *(const uintptr_t *)(fr + FR_PREV_INSTR);
-    uintptr_t start = code + CO_CODE;
-    uintptr_t bytes = 2 * (uintptr_t) * (const int64_t *)(code + OB_SIZE);
-    /* a frame just made points before its first unit: its def line */
-    uint32_t offset = instr >= start && instr - start < bytes ? (uint32_t)(instr - start) : UINT32_MAX;
-    if (tl_cache == NULL) {
+    if (neap_unlikely(tl_cache == NULL)) {
         tl_cache = py_map(CACHE_WAYS * sizeof(cache_ent_t));
         if (tl_cache == NULL)
             return 0;
     }
-    cache_ent_t *c = &tl_cache[mix(code ^ ((uint64_t)offset << 40)) & (CACHE_WAYS - 1)];
-    if (c->code == code && c->offset == offset)
-        return NEAP_PYFRAME_TAG | c->id;
-    int line = offset == UINT32_MAX ? *(const int *)(code + CO_FIRSTLINENO)
-                                    : py.addr2line((void *)code, (int)offset);
+    cache_ent_t *c = &tl_cache[mix(instr) & (CACHE_WAYS - 1)];
+    if (neap_likely(c->instr == instr && instr != 0))
+        return NEAP_PYFRAME_TAG | (uintptr_t)c->id;
+    uintptr_t code = *(const uintptr_t *)(fr + FR_CODE);
+    if (code == 0 || *(const void *const *)(code + OB_TYPE) != py.code_type)
+        return 0;
+    uintptr_t start = code + CO_CODE;
+    uintptr_t bytes = 2 * (uintptr_t) * (const int64_t *)(code + OB_SIZE);
+    /* a frame just made points before its first unit: its def line */
+    int line = instr >= start && instr - start < bytes
+                   ? py.addr2line((void *)code, (int)(instr - start))
+                   : *(const int *)(code + CO_FIRSTLINENO);
     uint32_t id = line_id(code, line > 0 ? (uint32_t)line : 0);
     if (id == 0)
         return 0;
-    *c = (cache_ent_t){code, offset, id};
+    /* only an address inside (or just before) the code names it for good */
+    if (instr + 2 >= start && instr - start < bytes)
+        *c = (cache_ent_t){instr, id};
     return NEAP_PYFRAME_TAG | id;
 }
 
