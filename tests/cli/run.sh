@@ -70,8 +70,9 @@
 #              killed too (it would run on, orphaned)
 #   statsrun   neap stats given neap run's pid (a shell's $!) shows the
 #              program the run started, and names the run's other process
-#   rundemo    ./run-demo --help prints its help without installing,
-#              configuring or building anything; the options are neap demo's
+#   rundemo    ./run-demo --help and ./run-tests --help print their help
+#              without installing, configuring or building anything; the
+#              options are neap demo's; run-tests refuses other arguments
 #   depslock   scripts/deps.sh's neap_install, another apt-get holding the
 #              package lists' lock (a stand-in apt-get): it waits and tries
 #              again, DPkg::Lock::Timeout on every call; other failures are
@@ -757,6 +758,19 @@ rundemo)
             { cat "$WORK/err"; fail "run-demo $opt failed"; }
         [ ! -e called ] || fail "run-demo $opt ran: $(cat called)"
         grep -q "^usage: ./run-demo" "$WORK/help" || { cat "$WORK/help"; fail "run-demo $opt: no usage"; }
+    done
+    # ./run-tests too: its help at once, an unknown argument refused, and
+    # nothing installed or built either way
+    PATH="$WORK/bin:$PATH" timeout 60 "$ROOT/run-tests" --help >"$WORK/help" 2>"$WORK/err" ||
+        { cat "$WORK/err"; fail "run-tests --help failed"; }
+    grep -q "^usage: ./run-tests" "$WORK/help" || { cat "$WORK/help"; fail "run-tests --help: no usage"; }
+    PATH="$WORK/bin:$PATH" timeout 60 "$ROOT/run-tests" --bogus >/dev/null 2>"$WORK/err"
+    [ $? -eq 2 ] || fail "run-tests --bogus did not exit 2"
+    grep -q "unknown argument '--bogus'" "$WORK/err" || fail "run-tests --bogus: no message: $(cat "$WORK/err")"
+    [ ! -e called ] || fail "run-tests --help ran: $(cat called)"
+    for opt in --help -h; do
+        PATH="$WORK/bin:$PATH" timeout 60 "$ROOT/run-demo" $opt >"$WORK/help" 2>"$WORK/err" ||
+            { cat "$WORK/err"; fail "run-demo $opt failed"; }
     done
     "$NEAP" demo --help | grep -o '^  --[a-z-]*' | sort >"$WORK/want"
     grep -o '^  --[a-z-]*' "$WORK/help" | sort >"$WORK/got"
