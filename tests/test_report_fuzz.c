@@ -15,7 +15,8 @@
  * (xorshift64* from a fixed seed; NEAP_FUZZ_SEED picks another): bit flips,
  * bytes set to 0x00, 0xFF or anything, extreme varints inserted or written
  * over (2^64-1, -1 as a zigzag delta, 2^63), a record's field (a stack id,
- * size, offset, address delta, frame count...) set to an extreme or to a
+ * size, offset, address delta, frame count, a Python frame's id, line or
+ * name length...) set to an extreme or to a
  * value whose sum with another field of the record wraps (the record
  * encoded again around it), payloads cut, ranges of a
  * payload duplicated or dropped, whole chunks duplicated, dropped or
@@ -507,6 +508,7 @@ static int record_fields(const uint8_t *p, size_t len, size_t *off, size_t *flen
                          size_t *reclen) {
     int nfixed;
     switch (p[0]) {
+    case 'P': nfixed = 4; break; /* id, line, file's length (file), function's (function) */
     case 'C': case 'F': nfixed = 1; break;
     case 'S': case 'R': case 'E': case 'K': nfixed = 2; break;
     case 'A': case 'T': nfixed = 3; break;
@@ -531,6 +533,14 @@ static int record_fields(const uint8_t *p, size_t len, size_t *off, size_t *flen
             n++;
         }
         if (p[0] == 'S' && k == 1) extra = v > 1024 ? 1024 : v; /* the frames */
+        if (p[0] == 'P' && k == 2) {
+            if (v > len - at) return -1;
+            at += (size_t)v; /* the file's name, before the function's length */
+        }
+    }
+    if (p[0] == 'P') {
+        if (v > len - at) return -1;
+        at += (size_t)v; /* the function's name */
     }
     if (p[0] == 'M' || p[0] == 'K') {
         if (v > len - at) return -1;
