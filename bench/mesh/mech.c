@@ -12,6 +12,10 @@
  *   ./mech race [pairs]    a writer thread writes into pages while the main
  *                          thread meshes them under write protection; the
  *                          handler waits for the mesh; checks no write is lost
+ *   ./mech purge [MiB]     what neap's purge (MADV_DONTNEED) does to a memfd
+ *                          arena's RSS, vs MADV_REMOVE and PUNCH_HOLE
+ *   ./mech base [n]        for scale: a trivial system call, one mprotect,
+ *                          one fault + MADV_DONTNEED
  *   ./mech fork [MiB]      what a fork costs the memfd arenas: a child's copy
  *                          into a fresh memfd per MiB, and the switch of the
  *                          parent's mapping to MAP_PRIVATE of the same file
@@ -30,7 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -378,6 +384,54 @@ static void cmd_base(size_t n) {
            sc / 1000, mp / 1000, md / 1000);
 }
 
+/* ---- purge ------------------------------------------------------------ */
+/* neap purges with MADV_DONTNEED (batched by process_madvise).  On a memfd
+ * MAP_SHARED arena that only drops the page-table entries: the file keeps
+ * its pages.  Every other page of 64 MiB is purged three ways. */
+static void cmd_purge(size_t mib) {
+    size_t size = mib << 20, npages = size / PAGE;
+    static const char *names[] = {"madvise(MADV_DONTNEED)", "madvise(MADV_REMOVE)", "fallocate(PUNCH_HOLE)",
+                                  "process_madvise(MADV_REMOVE)"};
+    for (int how = 0; how < 4; how++) {
+        int fd = new_memfd(size);
+        char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        memset(p, 1, size);
+        struct stat st;
+        fstat(fd, &st);
+        long shm0 = status_kb("RssShmem"), blk0 = (long)st.st_blocks / 2;
+        double t = now_ns();
+        int err = 0;
+        for (size_t i = 0; i < npages; i += 2) {
+            int r = 0;
+            if (how == 0) r = madvise(p + i * PAGE, PAGE, MADV_DONTNEED);
+            else if (how == 1) r = madvise(p + i * PAGE, PAGE, MADV_REMOVE);
+            else if (how == 2) r = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(i * PAGE), PAGE);
+            else {
+                /* a batch of up to 512 ranges per call, as neap batches its purge */
+                static int pidfd = -1;
+                static struct iovec iov[512];
+                static int nio;
+                if (pidfd < 0) pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+                iov[nio++] = (struct iovec){p + i * PAGE, PAGE};
+                if (nio == 512 || i + 2 >= npages) {
+                    long rr = syscall(SYS_process_madvise, pidfd, iov, nio, MADV_REMOVE, 0);
+                    if (rr < 0) r = -1;
+                    nio = 0;
+                }
+            }
+            if (r != 0) err = errno;
+        }
+        double per = (now_ns() - t) / (npages / 2);
+        fstat(fd, &st);
+        {
+            printf("  %-30s %5.2f us/page; RssShmem %ld -> %ld kB; the file's pages %ld -> %ld kB; %s\n", names[how],
+                   per / 1000, shm0, status_kb("RssShmem"), blk0, (long)st.st_blocks / 2, err ? strerror(err) : "");
+        }
+        munmap(p, size);
+        close(fd);
+    }
+}
+
 /* ---- fork -------------------------------------------------------------- */
 static void cmd_fork(size_t mib) {
     size_t size = mib << 20;
@@ -476,6 +530,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "trap")) cmd_trap(n ? (size_t)n : 100000);
     else if (!strcmp(cmd, "race")) cmd_race(n ? (size_t)n : 2000);
     else if (!strcmp(cmd, "base")) cmd_base(n ? (size_t)n : 100000);
+    else if (!strcmp(cmd, "purge")) cmd_purge(n ? (size_t)n : 64);
     else if (!strcmp(cmd, "fork")) cmd_fork(n ? (size_t)n : 256);
     else {
         fprintf(stderr, "usage: mech fault|mesh|protect|trap|race|fork [n]\n");
