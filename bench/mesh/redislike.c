@@ -61,6 +61,11 @@ static int by_cls(const void *x, const void *y) {
     return a->cls < b->cls ? -1 : a->cls > b->cls;
 }
 
+static int by_uptr(const void *x, const void *y) {
+    uintptr_t a = *(const uintptr_t *)x, b = *(const uintptr_t *)y;
+    return a < b ? -1 : a > b;
+}
+
 static int disjoint(const pg_t *a, const pg_t *b) {
     return ((a->b[0] & b->b[0]) | (a->b[1] & b->b[1]) | (a->b[2] & b->b[2]) | (a->b[3] & b->b[3])) == 0;
 }
@@ -141,18 +146,25 @@ int main(int argc, char **argv) {
     }
     size_t live_bytes = 0;
     for (size_t i = 0; i < nl; i++) live_bytes += (live[i].size + 15) & ~15u;
+    uintptr_t *orig = malloc(np * sizeof *orig), *kept = malloc(np * sizeof *kept);
+    for (size_t i = 0; i < np; i++) orig[i] = pg[i].page;   /* sorted by address */
+    size_t nk = 0;
     qsort(pg, np, sizeof *pg, by_cls);
     size_t left = 0, r1 = 0;
     for (size_t i = 0; i < np;) {
         size_t j = i;
         while (j < np && pg[j].cls == pg[i].cls) j++;
-        if (pg[i].cls == 0) left += j - i, r1 += j - i;
-        else {
+        if (pg[i].cls == 0) {
+            left += j - i, r1 += j - i;
+            for (size_t k = i; k < j; k++) kept[nk++] = pg[k].page;
+        } else {
             pg_t *copy = malloc((j - i) * sizeof *copy);
             memcpy(copy, pg + i, (j - i) * sizeof *copy);
             r1 += mesh_class(copy, j - i, probes, 1);
             free(copy);
-            left += mesh_class(pg + i, j - i, probes, 20);
+            size_t lc = mesh_class(pg + i, j - i, probes, 20);
+            for (size_t k = i; k < i + lc; k++) kept[nk++] = pg[k].page;
+            left += lc;
         }
         i = j;
     }
@@ -163,5 +175,29 @@ int main(int argc, char **argv) {
     printf("meshing those pages (%d probes): one round %zu pages = %.1f%% of peak growth; to convergence %zu pages = "
            "%.1f%%; bound (live bytes) %.1f%%\n",
            probes, r1, 100.0 * r1 * 4 / growth, left, 100.0 * left * 4 / growth, 100.0 * live_bytes / 1024 / growth);
+    /* The mappings (VMAs) meshing would cost: a remapped virtual page maps
+     * a file offset not its own, so it is a mapping of its own, and it cuts
+     * its arena's identity mapping; count, per 4 MiB arena, the remapped
+     * pages plus the identity stretches between and around them. */
+    qsort(kept, nk, sizeof *kept, by_uptr);
+    size_t remapped = 0, vmas = 0, arenas = 0;
+    uintptr_t arena = 0, prev = 0;
+    for (size_t i = 0, k = 0; i < np; i++) {
+        while (k < nk && kept[k] < orig[i]) k++;
+        if (k < nk && kept[k] == orig[i]) continue;   /* still its own page */
+        remapped++;
+        uintptr_t a = orig[i] >> 22;
+        if (a != arena) {
+            if (arena && prev != ((arena + 1) << 22) - 4096) vmas++;   /* the stretch after the last */
+            arena = a, arenas++;
+            if (orig[i] != a << 22) vmas++;   /* the stretch before the first */
+        } else if (orig[i] != prev + 4096) vmas++;   /* the stretch between */
+        vmas++;
+        prev = orig[i];
+    }
+    if (arena && prev != ((arena + 1) << 22) - 4096) vmas++;
+    printf("mappings: %zu virtual pages remapped in %zu arenas: %zu mappings where there were %zu "
+           "(vm.max_map_count defaults to 65530)\n",
+           remapped, arenas, vmas, arenas);
     return 0;
 }
