@@ -16,6 +16,8 @@
  *                          arena's RSS, vs MADV_REMOVE and PUNCH_HOLE
  *   ./mech base [n]        for scale: a trivial system call, one mprotect,
  *                          one fault + MADV_DONTNEED
+ *   ./mech efault          read(2) into a write-protected page; whether
+ *                          userfaultfd is open to this process
  *   ./mech fork [MiB]      what a fork costs the memfd arenas: a child's copy
  *                          into a fresh memfd per MiB, and the switch of the
  *                          parent's mapping to MAP_PRIVATE of the same file
@@ -432,6 +434,33 @@ static void cmd_purge(size_t mib) {
     }
 }
 
+/* ---- efault / uffd ----------------------------------------------------- */
+/* A write by the kernel (read(2) into a buffer) to a page under write
+ * protection does not fault into the handler: the call fails. */
+static void cmd_efault(void) {
+    int fd = new_memfd(PAGE), pfd[2];
+    char *p = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    p[0] = 1;
+    if (pipe(pfd) != 0 || write(pfd[1], "abc", 3) != 3) die("pipe");
+    mprotect(p, PAGE, PROT_READ);
+    ssize_t r = read(pfd[0], p + 64, 3);
+    printf("read(2) into a block of a write-protected page: returns %zd, %s\n", r, r < 0 ? strerror(errno) : "ok");
+    /* userfaultfd write protection: a writer (user or kernel) waits in the
+     * kernel, no signal; what this kernel and these privileges allow */
+    FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
+    int unpriv = -1;
+    if (f) {
+        if (fscanf(f, "%d", &unpriv) != 1) unpriv = -1;
+        fclose(f);
+    }
+    long u = syscall(SYS_userfaultfd, O_CLOEXEC);
+    int e1 = errno;
+    long um = syscall(SYS_userfaultfd, O_CLOEXEC | 1 /* UFFD_USER_MODE_ONLY */);
+    int e2 = errno;
+    printf("userfaultfd: vm.unprivileged_userfaultfd=%d; plain %s; UFFD_USER_MODE_ONLY %s\n", unpriv,
+           u >= 0 ? "allowed" : strerror(e1), um >= 0 ? "allowed" : strerror(e2));
+}
+
 /* ---- fork -------------------------------------------------------------- */
 static void cmd_fork(size_t mib) {
     size_t size = mib << 20;
@@ -531,6 +560,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "race")) cmd_race(n ? (size_t)n : 2000);
     else if (!strcmp(cmd, "base")) cmd_base(n ? (size_t)n : 100000);
     else if (!strcmp(cmd, "purge")) cmd_purge(n ? (size_t)n : 64);
+    else if (!strcmp(cmd, "efault")) cmd_efault();
     else if (!strcmp(cmd, "fork")) cmd_fork(n ? (size_t)n : 256);
     else {
         fprintf(stderr, "usage: mech fault|mesh|protect|trap|race|fork [n]\n");
