@@ -16,6 +16,8 @@
  *                          arena's RSS, vs MADV_REMOVE and PUNCH_HOLE
  *   ./mech base [n]        for scale: a trivial system call, one mprotect,
  *                          one fault + MADV_DONTNEED
+ *   ./mech bitmap [pages]  an occupancy bitmap built by walking a page's
+ *                          free list (not kept on the fast path)
  *   ./mech efault          read(2) into a write-protected page; whether
  *                          userfaultfd is open to this process
  *   ./mech fork [MiB]      what a fork costs the memfd arenas: a child's copy
@@ -434,6 +436,58 @@ static void cmd_purge(size_t mib) {
     }
 }
 
+/* ---- bitmap ------------------------------------------------------------ */
+/* What an occupancy bitmap costs if it is not kept on the fast path but
+ * built when meshing looks for candidates: walk a page's free list (links
+ * through the free blocks, in a random order, as after random frees) and
+ * set a bit per free block.  npages pages of 16-byte blocks (the longest
+ * lists: 252 blocks, 90% free), walked once each, far more than the caches
+ * hold. */
+static void cmd_bitmap(size_t npages) {
+    size_t size = npages * PAGE;
+    char *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void **heads = calloc(npages, sizeof *heads);
+    unsigned x = 1;
+    int idx[256];
+    size_t total = 0;
+    for (size_t pg = 0; pg < npages; pg++) {
+        char *p = base + pg * PAGE;
+        int n = 0;
+        for (int s = 4; s < 256; s++) {   /* blocks after a 64-byte header */
+            x = x * 1103515245 + 12345;
+            if ((x >> 16) % 10 != 0) idx[n++] = s;   /* 90% free */
+        }
+        for (int i = n; i > 1; i--) {
+            x = x * 1103515245 + 12345;
+            int j = (int)((x >> 8) % (unsigned)i), t = idx[i - 1];
+            idx[i - 1] = idx[j], idx[j] = t;
+        }
+        void *head = NULL;
+        for (int i = 0; i < n; i++) {
+            void **b = (void **)(p + idx[i] * 16);
+            *b = head;
+            head = b;
+        }
+        heads[pg] = head;
+        total += (size_t)n;
+    }
+    uint64_t (*bm)[4] = calloc(npages, sizeof *bm);
+    double t = now_ns();
+    for (size_t pg = 0; pg < npages; pg++) {
+        uintptr_t page = (uintptr_t)base + pg * PAGE;
+        uint64_t b[4] = {~0ULL, ~0ULL, ~0ULL, ~0ULL};   /* live unless found free */
+        for (void **q = heads[pg]; q; q = *q) {
+            unsigned s = (unsigned)(((uintptr_t)q - page) >> 4);
+            b[s >> 6] &= ~(1ULL << (s & 63));
+        }
+        memcpy(bm[pg], b, sizeof b);
+    }
+    double d = now_ns() - t;
+    printf("bitmap from the free list: %.2f us per page of 16-byte blocks (%.1f ns per free block, %zu pages, %.0f "
+           "free blocks each)\n",
+           d / npages / 1000, d / total, npages, (double)total / npages);
+}
+
 /* ---- efault / uffd ----------------------------------------------------- */
 /* A write by the kernel (read(2) into a buffer) to a page under write
  * protection does not fault into the handler: the call fails. */
@@ -560,6 +614,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(cmd, "race")) cmd_race(n ? (size_t)n : 2000);
     else if (!strcmp(cmd, "base")) cmd_base(n ? (size_t)n : 100000);
     else if (!strcmp(cmd, "purge")) cmd_purge(n ? (size_t)n : 64);
+    else if (!strcmp(cmd, "bitmap")) cmd_bitmap(n ? (size_t)n : 50000);
     else if (!strcmp(cmd, "efault")) cmd_efault();
     else if (!strcmp(cmd, "fork")) cmd_fork(n ? (size_t)n : 256);
     else {

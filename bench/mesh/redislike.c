@@ -13,7 +13,8 @@
  * those very pages would go (pages grouped by size class, 16-byte units
  * of each page marked live where a survivor covers them; two pages of one
  * class mesh when no unit is live in both).  The blocks' places are the
- * allocator's own: sequential in neap today.
+ * allocator's own: sequential in neap today.  MESH_PER_ARENA=1 meshes only
+ * pages of one 4 MiB arena together.
  *
  * Build: cc -O2 -o redislike redislike.c -ldl   (or make in this directory) */
 #define _GNU_SOURCE
@@ -56,9 +57,13 @@ static int by_addr(const void *x, const void *y) {
     const live_t *a = x, *b = y;
     return a->addr < b->addr ? -1 : a->addr > b->addr;
 }
+static int per_arena;   /* MESH_PER_ARENA=1: mesh only pages of one 4 MiB arena */
+static uint64_t group(const pg_t *p) {
+    return per_arena ? (uint64_t)(p->page >> 22) << 16 | p->cls : p->cls;
+}
 static int by_cls(const void *x, const void *y) {
-    const pg_t *a = x, *b = y;
-    return a->cls < b->cls ? -1 : a->cls > b->cls;
+    uint64_t a = group(x), b = group(y);
+    return a < b ? -1 : a > b;
 }
 
 static int by_uptr(const void *x, const void *y) {
@@ -111,6 +116,7 @@ int main(int argc, char **argv) {
     uint32_t *size = malloc(n * sizeof *size);
     live_t *live = malloc(n * sizeof *live);
     memset(ptr, 0, n * sizeof *ptr), memset(size, 0, n * sizeof *size), memset(live, 0, n * sizeof *live);
+    per_arena = getenv("MESH_PER_ARENA") && atoi(getenv("MESH_PER_ARENA"));
     int (*trim)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "neap_trim");
     long base = rss_kb();
     for (size_t i = 0; i < n; i++) {
@@ -153,7 +159,7 @@ int main(int argc, char **argv) {
     size_t left = 0, r1 = 0;
     for (size_t i = 0; i < np;) {
         size_t j = i;
-        while (j < np && pg[j].cls == pg[i].cls) j++;
+        while (j < np && group(&pg[j]) == group(&pg[i])) j++;
         if (pg[i].cls == 0) {
             left += j - i, r1 += j - i;
             for (size_t k = i; k < j; k++) kept[nk++] = pg[k].page;
@@ -172,9 +178,9 @@ int main(int argc, char **argv) {
     printf("survivors: %zu blocks, %zu kB (rounded to 16 B); on %zu pages = %zu kB = %.1f%% of peak growth "
            "(%zu blocks cross a page boundary)\n",
            nl, live_bytes / 1024, np, np * 4, 100.0 * np * 4 / growth, cross);
-    printf("meshing those pages (%d probes): one round %zu pages = %.1f%% of peak growth; to convergence %zu pages = "
+    printf("meshing those pages (%d probes%s): one round %zu pages = %.1f%% of peak growth; to convergence %zu pages = "
            "%.1f%%; bound (live bytes) %.1f%%\n",
-           probes, r1, 100.0 * r1 * 4 / growth, left, 100.0 * left * 4 / growth, 100.0 * live_bytes / 1024 / growth);
+           probes, per_arena ? ", within each 4 MiB arena" : "", r1, 100.0 * r1 * 4 / growth, left, 100.0 * left * 4 / growth, 100.0 * live_bytes / 1024 / growth);
     /* The mappings (VMAs) meshing would cost: a remapped virtual page maps
      * a file offset not its own, so it is a mapping of its own, and it cuts
      * its arena's identity mapping; count, per 4 MiB arena, the remapped
