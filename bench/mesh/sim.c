@@ -14,7 +14,9 @@
  *            one (a program that keeps one object in ten of a sequence);
  *            with sequential (bump / address-ordered) placement every page's
  *            survivors sit at the same offsets, with random placement (each
- *            page hands its slots out in a random order) they do not
+ *            page hands its slots out in a random order) they do not;
+ *            rot: sequential from a random slot of the page, wrapping (a
+ *            random rotation per page: the walk stays a stream)
  *
  * Pages with no survivor are given back without meshing (what neap does
  * today).  Then Mesh's split-and-match, in rounds: the pages with survivors
@@ -108,7 +110,7 @@ static size_t round_mesh(page_t *p, size_t n, int probes, uint64_t *cmp) {
 }
 
 enum { RANDOM, STRIDE };
-enum { SEQ, RAND };
+enum { SEQ, RAND, ROT };
 
 /* pages of `cap` blocks; returns the pages with survivors in p, their count */
 static size_t make(page_t *p, size_t pages, int cap, int pattern, int placement, int keep_pct, size_t *live) {
@@ -117,7 +119,8 @@ static size_t make(page_t *p, size_t pages, int cap, int pattern, int placement,
     size_t n = 0;
     *live = 0;
     for (size_t pg = 0; pg < pages; pg++) {
-        for (int s = 0; s < cap; s++) perm[s] = s;
+        uint32_t rot = placement == ROT ? rnd_below((uint32_t)cap) : 0;
+        for (int s = 0; s < cap; s++) perm[s] = (s + (int)rot) % cap;
         if (placement == RAND)
             for (int s = cap; s > 1; s--) {
                 int j = (int)rnd_below((uint32_t)s), t = perm[s - 1];
@@ -146,7 +149,7 @@ int main(int argc, char **argv) {
     int keep = argc > 3 ? atoi(argv[3]) : 10;
     rng_state = argc > 4 ? (uint64_t)atoll(argv[4]) * 0x9E3779B97F4A7C15ULL + 1 : 88172645463325252ULL;
     static const int sizes[] = {16, 32, 48, 64, 128, 256, 512};
-    static const char *pat[] = {"random", "stride"}, *plc[] = {"seq", "rand"};
+    static const char *pat[] = {"random", "stride"}, *plc[] = {"seq", "rand", "rot"};
     page_t *p = malloc(pages * sizeof *p);
     printf("%zu pages per class, %d probes, %d%% of blocks kept; pages as %% of the peak\n", pages, probes, keep);
     printf("%5s %-6s %-5s %6s %9s %9s %9s %7s %6s %9s %9s\n", "size", "free", "place", "blocks", "no-mesh", "round1",
@@ -154,7 +157,7 @@ int main(int argc, char **argv) {
     for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
         int size = sizes[si], cap = 4096 / size;
         for (int pattern = RANDOM; pattern <= STRIDE; pattern++)
-            for (int placement = SEQ; placement <= RAND; placement++) {
+            for (int placement = SEQ; placement <= ROT; placement++) {
                 size_t live, n = make(p, pages, cap, pattern, placement, keep, &live);
                 double nomesh = 100.0 * n / pages;
                 uint64_t cmp = 0;
