@@ -136,14 +136,8 @@ typedef struct {
     uint64_t key, a, b, c;
 } map_slot_t;
 
-static uint64_t map_mix(uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    return k;
-}
 #define MAP_KEY(e) ((e)->key)
-#define MAP_HASH(e) map_mix((e)->key)
+#define MAP_HASH(e) neap_hash_mix((e)->key)
 NEAP_HASHTAB_DEFINE(maptab, map_slot_t, MAP_KEY, MAP_HASH, 1024, 3);
 typedef maptab_t map_t;
 
@@ -173,11 +167,11 @@ static void map_free(map_t *m) {
     free(m);
 }
 /* The slot of key, or NULL. */
-static map_slot_t *map_find(map_t *m, uint64_t key) { return maptab_find(m, key, map_mix(key)); }
+static map_slot_t *map_find(map_t *m, uint64_t key) { return maptab_find(m, key, neap_hash_mix(key)); }
 /* The slot of key, made (values 0) if absent; *added says which. */
 static map_slot_t *map_insert(map_t *m, uint64_t key, int *added) {
     map_slot_t e = {key, 0, 0, 0};
-    return maptab_insert(m, &e, map_mix(key), added); /* never NULL: allocation failure exits */
+    return maptab_insert(m, &e, neap_hash_mix(key), added); /* never NULL: allocation failure exits */
 }
 /* A new slot for key (values 0), whether or not key has others. */
 static map_slot_t *map_add(map_t *m, uint64_t key) {

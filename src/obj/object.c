@@ -278,13 +278,7 @@ size_t neap_type_live(const neap_type_t *type) { return type->state.live; }
 /* ---------------------------------------------------------------------------
  * The two hash tables (util/hashtab.h): the hash of a pointer, the memory.
  * ------------------------------------------------------------------------- */
-static uint64_t hash_ptr(const void *p) {
-    uint64_t x = (uint64_t)(uintptr_t)p;
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
-}
+static uint64_t hash_ptr(const void *p) { return neap_hash_mix((uint64_t)(uintptr_t)p); }
 
 /* Both tables' memory: neap_calloc (zeroed), back by neap_free. */
 static void *obj_table_alloc(void *ctx, size_t bytes) {

@@ -102,13 +102,6 @@ typedef struct line_ent {
     _neap_pyframe_t *frame;
 } line_ent_t;
 
-static uint64_t mix(uint64_t k) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdULL;
-    k ^= k >> 33;
-    return k;
-}
-
 static _Atomic size_t py_memory;
 
 static void *py_map(size_t bytes) {
@@ -129,9 +122,11 @@ static void tab_free(void *ctx, void *p, size_t bytes) {
 static const neap_hashtab_alloc_t py_tables = {tab_alloc, tab_free, NULL};
 
 #define CODE_KEY(e) ((uint64_t)(e)->code)
-#define CODE_HASH(e) mix((e)->code)
+#define CODE_HASH(e) neap_hash_mix((e)->code)
 NEAP_HASHTAB_DEFINE(codetab, code_info_t, CODE_KEY, CODE_HASH, 256, 2);
-static uint64_t line_hash(uintptr_t code, uint32_t line) { return mix(code ^ ((uint64_t)line << 48)); }
+static uint64_t line_hash(uintptr_t code, uint32_t line) {
+    return neap_hash_mix(code ^ ((uint64_t)line << 48));
+}
 #define LINE_KEY(e) ((uint64_t)(e)->code)
 #define LINE_HASH(e) line_hash((e)->code, (e)->frame->line)
 NEAP_HASHTAB_DEFINE(linetab, line_ent_t, LINE_KEY, LINE_HASH, 1024, 2);
@@ -213,7 +208,7 @@ unknown:
 
 /* The code's names, copied at its first sight (lock held); NULL: no memory. */
 static const code_info_t *code_get(uintptr_t code) {
-    code_info_t *e = codetab_find(&tabs.codes, code, mix(code));
+    code_info_t *e = codetab_find(&tabs.codes, code, neap_hash_mix(code));
     if (e != NULL)
         return e;
     char file[NEAP_PYFRAME_FILE_MAX + 8], func[NEAP_PYFRAME_FUNC_MAX + 8];
@@ -226,7 +221,7 @@ static const code_info_t *code_get(uintptr_t code) {
     memcpy(s + fl + 1, func, nl + 1);
     code_info_t ci = {code, s, s + fl + 1, fl, nl};
     int added;
-    e = codetab_insert(&tabs.codes, &ci, mix(code), &added);
+    e = codetab_insert(&tabs.codes, &ci, neap_hash_mix(code), &added);
     if (e == NULL)
         return NULL;
     /* held for good: the address names this code as long as it is cached
@@ -374,7 +369,7 @@ static uintptr_t frame_word(uintptr_t fr) {
         if (tl_cache == NULL)
             return 0;
     }
-    cache_ent_t *c = &tl_cache[mix(instr) & (CACHE_WAYS - 1)];
+    cache_ent_t *c = &tl_cache[neap_hash_mix(instr) & (CACHE_WAYS - 1)];
     if (neap_likely(c->instr == instr && instr != 0))
         return NEAP_PYFRAME_TAG | (uintptr_t)c->id;
     uintptr_t code = *(const uintptr_t *)(fr + FR_CODE);

@@ -112,6 +112,16 @@ typedef struct neap_hashtab_alloc {
 
 #define NEAP_HASHTAB_INIT(alloc_ptr) {.alloc = (alloc_ptr)}
 
+/* A hash for a key word whose low bits alone would crowd (an address, an
+ * id): its high bits folded down, multiplied, folded again (the first half
+ * of MurmurHash3's finalizer), so that every bit moves the home slot. */
+static inline __attribute__((unused)) uint64_t neap_hash_mix(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdULL;
+    k ^= k >> 33;
+    return k;
+}
+
 /* hot: forced inline (the predicate passed to it is inlined as well);
  * cold: out of line, once per table type */
 #define NEAP_HASHTAB_HOT static inline __attribute__((always_inline, unused))
