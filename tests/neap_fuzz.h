@@ -36,6 +36,9 @@
 
 #include "neap_test.h"
 
+/* Each test uses the helpers it needs of this header. */
+#define FUZZ_FN static __attribute__((unused))
+
 enum { FUZZ_BATCH = 100 };
 
 static char fuzz_dir[256];
@@ -51,10 +54,10 @@ typedef struct {
 } fuzz_tally_t;
 static fuzz_tally_t *fuzz_tally;
 
-static size_t fuzz_pick(size_t n) { return n ? (size_t)(xs_next(&fuzz_rng) % n) : 0; }
+FUZZ_FN size_t fuzz_pick(size_t n) { return n ? (size_t)(xs_next(&fuzz_rng) % n) : 0; }
 
 /* The work directory (under TMPDIR or /tmp), the seed, the CPU limit. */
-static void fuzz_setup(const char *name, uint64_t default_seed) {
+FUZZ_FN void fuzz_setup(const char *name, uint64_t default_seed) {
     const char *t = getenv("TMPDIR");
     snprintf(fuzz_dir, sizeof fuzz_dir, "%s/neap-%s.XXXXXX", t && *t ? t : "/tmp", name);
     CHECKF(mkdtemp(fuzz_dir) != NULL, "%s: %s", fuzz_dir, strerror(errno));
@@ -70,7 +73,7 @@ static void fuzz_setup(const char *name, uint64_t default_seed) {
 }
 
 /* dir/name */
-static const char *fuzz_path(const char *name) {
+FUZZ_FN const char *fuzz_path(const char *name) {
     static char buf[4][512];
     static int which;
     which = (which + 1) & 3;
@@ -80,7 +83,7 @@ static const char *fuzz_path(const char *name) {
 
 /* A new file at path (one there is removed first: a file truncated and
  * written again may be flushed to the disk when closed). */
-static void fuzz_write(const char *path, const void *data, size_t n) {
+FUZZ_FN void fuzz_write(const char *path, const void *data, size_t n) {
     unlink(path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
     CHECKF(fd >= 0, "%s: %s", path, strerror(errno));
@@ -95,7 +98,7 @@ static void fuzz_write(const char *path, const void *data, size_t n) {
 }
 
 /* The whole file, malloc'd and NUL-terminated; *n its length. */
-static char *fuzz_read(const char *path, size_t *n) {
+FUZZ_FN char *fuzz_read(const char *path, size_t *n) {
     int fd = open(path, O_RDONLY);
     CHECKF(fd >= 0, "%s: %s", path, strerror(errno));
     size_t cap = 4096, len = 0;
@@ -127,9 +130,28 @@ typedef struct {
 /* Checks one input in a child: 0, or -1 with why. */
 typedef int (*fuzz_check_fn)(const fuzz_input_t *in, char *why, size_t cap);
 
+/* Waits for the checking child pid: 0 when it exited 0, else -1 with why
+ * (a failed check: exit status not 0; a crash: a signal; unbounded work:
+ * SIGXCPU or SIGKILL from its CPU limit). */
+FUZZ_FN int fuzz_wait(pid_t pid, char *why, size_t cap) {
+    int status;
+    while (waitpid(pid, &status, 0) < 0) CHECK(errno == EINTR);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        snprintf(why, cap, "killed by signal %d (%s)%s", sig, strsignal(sig),
+                 sig == SIGXCPU || sig == SIGKILL ? ": its work is unbounded (a hang)" : "");
+        return -1;
+    }
+    if (WEXITSTATUS(status) != 0) {
+        snprintf(why, cap, "a check failed (exit %d)", WEXITSTATUS(status));
+        return -1;
+    }
+    return 0;
+}
+
 /* in[0..n) checked in a forked child with its CPU time limited: 0 when each
  * passed, else -1 with why. */
-static int fuzz_child(fuzz_check_fn check, const fuzz_input_t *in, size_t n, char *why,
+FUZZ_FN int fuzz_child(fuzz_check_fn check, const fuzz_input_t *in, size_t n, char *why,
                       size_t cap) {
     fflush(NULL);
     pid_t pid = fork();
@@ -148,25 +170,13 @@ static int fuzz_child(fuzz_check_fn check, const fuzz_input_t *in, size_t n, cha
         }
         _exit(0);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) CHECK(errno == EINTR);
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        snprintf(why, cap, "killed by signal %d (%s)%s", sig, strsignal(sig),
-                 sig == SIGXCPU || sig == SIGKILL ? ": its work is unbounded (a hang)" : "");
-        return -1;
-    }
-    if (WEXITSTATUS(status) != 0) {
-        snprintf(why, cap, "a check failed (exit %d)", WEXITSTATUS(status));
-        return -1;
-    }
-    return 0;
+    return fuzz_wait(pid, why, cap);
 }
 
 /* Checks in[0..n): one child for them all, and when it fails one per input,
  * to name each failing one; each is kept as fail-N.ext.  The tally counts
  * each input once: what the first child counted is dropped when it fails. */
-static void fuzz_inputs(fuzz_check_fn check, const fuzz_input_t *in, size_t n, const char *ext) {
+FUZZ_FN void fuzz_inputs(fuzz_check_fn check, const fuzz_input_t *in, size_t n, const char *ext) {
     char why[256];
     fuzz_tally_t before = *fuzz_tally;
     if (fuzz_child(check, in, n, why, sizeof why) == 0) return;
@@ -182,7 +192,7 @@ static void fuzz_inputs(fuzz_check_fn check, const fuzz_input_t *in, size_t n, c
 
 /* The inputs kept in dir (files whose names end in .ext), checked each in a
  * child of its own; fails when there is none. */
-static void fuzz_regress(fuzz_check_fn check, const char *dir, const char *ext) {
+FUZZ_FN void fuzz_regress(fuzz_check_fn check, const char *dir, const char *ext) {
     DIR *d = opendir(dir);
     CHECKF(d != NULL, "%s: %s", dir, strerror(errno));
     struct dirent *e;
@@ -207,7 +217,7 @@ static void fuzz_regress(fuzz_check_fn check, const char *dir, const char *ext) 
 
 /* The summary line; fails when nothing was checked, and leaves the work
  * directory (with the failing inputs) in place when something failed. */
-static int fuzz_finish(const char *test, const char *what, const char *extra) {
+FUZZ_FN int fuzz_finish(const char *test, const char *what, const char *extra) {
     printf("%s: %s: %llu executions, %llu rejected, %llu accepted", test, what,
            fuzz_tally->runs, fuzz_tally->rejected, fuzz_tally->runs - fuzz_tally->rejected);
     if (extra != NULL) printf(", %llu %s", fuzz_tally->extra, extra);
@@ -234,7 +244,7 @@ typedef struct {
     size_t len;
 } fuzz_buf_t;
 
-static fuzz_buf_t fuzz_buf_of(const void *p, size_t len) {
+FUZZ_FN fuzz_buf_t fuzz_buf_of(const void *p, size_t len) {
     fuzz_buf_t b = {malloc(len ? len : 1), len};
     CHECK(b.p != NULL);
     if (len) memcpy(b.p, p, len);
@@ -242,7 +252,7 @@ static fuzz_buf_t fuzz_buf_of(const void *p, size_t len) {
 }
 
 /* Replaces b[at, at + drop) with n bytes from p. */
-static void fuzz_splice(fuzz_buf_t *b, size_t at, size_t drop, const void *p, size_t n) {
+FUZZ_FN void fuzz_splice(fuzz_buf_t *b, size_t at, size_t drop, const void *p, size_t n) {
     size_t len = b->len - drop + n;
     uint8_t *q = malloc(len ? len : 1);
     CHECK(q != NULL);
@@ -257,7 +267,7 @@ static void fuzz_splice(fuzz_buf_t *b, size_t at, size_t drop, const void *p, si
 /* One byte-level change anywhere in b: a bit flipped, a byte set to 0x00,
  * 0xff or anything, a range of up to 24 bytes duplicated or dropped, a byte
  * inserted. */
-static void fuzz_bytes(fuzz_buf_t *b) {
+FUZZ_FN void fuzz_bytes(fuzz_buf_t *b) {
     size_t at = fuzz_pick(b->len), left = b->len - at;
     switch (fuzz_pick(8)) {
     case 0: case 1:

@@ -72,6 +72,7 @@
 #include "cli.h"
 #include "trace/pinning.h"
 #include "trace_read.h"
+#include "neap_fuzz.h"
 #include "neap_test.h"
 
 static char dir[256];
@@ -83,38 +84,6 @@ static const char *wpath(const char *name) {
     which = (which + 1) & 3;
     snprintf(buf[which], sizeof buf[which], "%s/%s", dir, name);
     return buf[which];
-}
-
-/* Writes a new file at path (a file there is removed first: ext4 flushes
- * a file truncated and written again when it is closed, which made the
- * fuzz test wait on the disk). */
-static void write_file(const char *path, const void *data, size_t n) {
-    unlink(path);
-    FILE *f = fopen(path, "wb");
-    CHECKF(f != NULL, "%s: %s", path, strerror(errno));
-    CHECK(fwrite(data, 1, n, f) == n);
-    CHECK(fclose(f) == 0);
-}
-
-/* The whole file at path, malloc'd (NUL-terminated); *n its length. */
-static char *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    CHECKF(f != NULL, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    CHECK(buf != NULL);
-    size_t got;
-    while ((got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) {
-            buf = realloc(buf, cap *= 2);
-            CHECK(buf != NULL);
-        }
-    }
-    fclose(f);
-    buf[len] = '\0';
-    *n = len;
-    return buf;
 }
 
 /* --- the checks ------------------------------------------------------------ */
@@ -313,7 +282,7 @@ static int check_report(const char *path, int html, int at, char *why, size_t ca
     CHECK(dup2(saved, 2) == 2);
     close(saved);
     size_t n;
-    char *text = read_file(errpath, &n);
+    char *text = fuzz_read(errpath, &n);
     int rc = 0;
     if (st < 0 || st > 2) {
         snprintf(why, cap, "neap report returned %d", st);
@@ -329,7 +298,7 @@ static int check_report(const char *path, int html, int at, char *why, size_t ca
         /* the document: whenever the trace could be read (always on 0) */
         if (access(wpath("out.json"), F_OK) == 0) {
             size_t jn;
-            char *js = read_file(wpath("out.json"), &jn);
+            char *js = fuzz_read(wpath("out.json"), &jn);
             rc = check_json(js, jn, why, cap);
             free(js);
         } else if (st == 0) {
@@ -372,19 +341,7 @@ static int run_child(const input_t *inputs, size_t n, char *why, size_t cap) {
         }
         _exit(0);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0) CHECK(errno == EINTR);
-    if (WIFSIGNALED(status)) {
-        int sig = WTERMSIG(status);
-        snprintf(why, cap, "killed by signal %d (%s)%s", sig, strsignal(sig),
-                 sig == SIGXCPU || sig == SIGKILL ? ": its work is unbounded (a hang)" : "");
-        return -1;
-    }
-    if (WEXITSTATUS(status) != 0) {
-        snprintf(why, cap, "a check failed (exit %d)", WEXITSTATUS(status));
-        return -1;
-    }
-    return 0;
+    return fuzz_wait(pid, why, cap);
 }
 
 /* Checks inputs[0..n): one child for them all, and when it fails one per
@@ -398,8 +355,8 @@ static void check_inputs(const input_t *inputs, size_t n) {
         char name[64];
         snprintf(name, sizeof name, "fail-%d.trc", failures++);
         size_t len;
-        char *data = read_file(inputs[i].path, &len);
-        write_file(wpath(name), data, len);
+        char *data = fuzz_read(inputs[i].path, &len);
+        fuzz_write(wpath(name), data, len);
         free(data);
         fprintf(stderr, "%s: %s (kept as %s)\n", inputs[i].label, why, wpath(name));
     }
@@ -694,7 +651,7 @@ static void fuzz(size_t count) {
         snprintf(cmd, sizeof cmd, "'%s' %s '%s' >/dev/null", make_trace, kinds[k], out);
         CHECKF(system(cmd) == 0, "%s", cmd);
         size_t n;
-        char *d = read_file(out, &n);
+        char *d = fuzz_read(out, &n);
         trace_parse(&base[k], (const uint8_t *)d, n, kinds[k]);
         free(d);
     }
@@ -721,7 +678,7 @@ static void fuzz(size_t count) {
                  (unsigned long long)seed);
         in->html = i % 4 == 0;
         in->at = (int)(i % 5);
-        write_file(in->path, d, len);
+        fuzz_write(in->path, d, len);
         free(d);
         trace_free(&m);
         if (nb == BATCH || i + 1 == count) {
@@ -733,7 +690,7 @@ static void fuzz(size_t count) {
     /* what the reports said (inputs run again after a failed batch count
      * twice): some must be errors (the damage met), some clean */
     size_t n, st[3] = {0, 0, 0};
-    char *tally = read_file(wpath("tally.txt"), &n);
+    char *tally = fuzz_read(wpath("tally.txt"), &n);
     for (size_t i = 0; i < n; i++)
         if (tally[i] >= '0' && tally[i] <= '2') st[tally[i] - '0']++;
     free(tally);
