@@ -66,19 +66,10 @@
 #include <unistd.h>
 
 #include "neap.h"
+#include "neap_misuse.h"
 #include "neap_test.h"
 
-static int addr_fd = -1; /* where the child reports the pointer */
 static char a_global[64];
-
-static void
-report(const void *p)
-{
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "%p", p);
-    CHECK(n > 0 && write(addr_fd, buf, (size_t)n) == n);
-    close(addr_fd);
-}
 
 /* free() of a pointer the compiler cannot see through */
 static __attribute__((noinline)) void
@@ -154,11 +145,11 @@ run_mode(const char *mode)
     if (strcmp(mode, "stack") == 0) {
         char buf[64];
         memset(buf, 0, sizeof buf);
-        report(buf + 16);
+        misuse_report(buf + 16);
         do_free(buf + 16);
     } else if (strcmp(mode, "interior") == 0) {
         char *p = malloc(64);
-        report(p + 8);
+        misuse_report(p + 8);
         do_free(p + 8);
     } else if (strcmp(mode, "interior-medium") == 0) {
         char *p = NULL;
@@ -166,28 +157,28 @@ run_mode(const char *mode)
         for (i = 0; i < 64 && (p == NULL || (uintptr_t)p % NEAP_PAGE_SIZE != 0); i++)
             p = malloc(3000);
         CHECKF((uintptr_t)p % NEAP_PAGE_SIZE == 0, "no page-aligned 3000-byte block in %d", i);
-        report(p + 16);
+        misuse_report(p + 16);
         do_free(p + 16);
     } else if (strcmp(mode, "interior-large") == 0) {
         char *p = malloc(100000);
-        report(p + 4096);
+        misuse_report(p + 4096);
         do_free(p + 4096);
     } else if (strcmp(mode, "interior-huge") == 0) {
         char *p = malloc(3 * MiB);
-        report(p + 4096);
+        misuse_report(p + 4096);
         do_free(p + 4096);
     } else if (strcmp(mode, "mmap") == 0) {
         char *m = mmap(NULL, 65536, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         CHECK(m != MAP_FAILED);
         memset(m, 0xA7, 65536);
-        report(m + 4096 + 64);
+        misuse_report(m + 4096 + 64);
         do_free(m + 4096 + 64);
     } else if (strcmp(mode, "mmap-aligned") == 0) {
         char *m = map_aligned(NEAP_ARENA_SIZE, NEAP_ARENA_SIZE, PROT_NONE);
-        report(m + 17 * 4096);
+        misuse_report(m + 17 * 4096);
         do_free(m + 17 * 4096);
     } else if (strcmp(mode, "global") == 0) {
-        report(a_global + 16);
+        misuse_report(a_global + 16);
         do_free(a_global + 16);
     } else if (strcmp(mode, "free-page") == 0) {
         enum { N = 512 };
@@ -205,70 +196,70 @@ run_mode(const char *mode)
         for (i = 0; i < N; i++)
             free(p[i]);
         neap_trim();
-        report(victim);
+        misuse_report(victim);
         do_free(victim);
     } else if (strcmp(mode, "header") == 0) {
         char *p = malloc(64);
         char *page = (char *)((uintptr_t)p & ~(uintptr_t)(NEAP_PAGE_SIZE - 1));
-        report(page);
+        misuse_report(page);
         do_free(page);
     } else if (strcmp(mode, "double") == 0) {
         char *p = malloc(64);
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(p);
     } else if (strcmp(mode, "double-busy") == 0) {
         char *q = malloc(64), *p = malloc(64);
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(p);
         free(q);
     } else if (strcmp(mode, "double-page") == 0) {
         char *p = malloc(8192);
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(p);
     } else if (strcmp(mode, "double-large") == 0) {
         char *p = malloc(100000);
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(p);
     } else if (strcmp(mode, "double-huge") == 0) {
         char *p = malloc(3 * MiB);
         neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000); /* stays cached */
         neap_option_set(NEAP_OPTION_PURGE_MAX, 64L << 20);
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(p);
     } else if (strcmp(mode, "double-huge-realloc") == 0) {
         char *p = malloc(3 * MiB);
         neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000);
         neap_option_set(NEAP_OPTION_PURGE_MAX, 64L << 20);
-        report(p);
+        misuse_report(p);
         do_free(p);
         p = realloc(test_launder(p), 5 * MiB);
     } else if (strcmp(mode, "double-realloc-small") == 0) {
         char *p = malloc(64), *q = malloc(64), *r = malloc(64);
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(r); /* heads the list now; p's link is NULL */
         p = realloc(test_launder(p), 48);
         free(q);
     } else if (strcmp(mode, "double-realloc-medium") == 0) {
         char *p = malloc(3000), *q = malloc(3000);
-        report(p);
+        misuse_report(p);
         do_free(p);
         p = realloc(test_launder(p), 2000);
         free(q);
     } else if (strcmp(mode, "double-realloc-large") == 0) {
         char *p = malloc(100000);
-        report(p);
+        misuse_report(p);
         do_free(p);
         p = realloc(test_launder(p), 90000);
     } else if (strcmp(mode, "double-huge-unmapped") == 0) {
         char *p = malloc(8 * MiB);
         neap_option_set(NEAP_OPTION_PURGE_MAX, 8L << 20); /* the mapping is larger */
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(p);
     } else if (strcmp(mode, "foreign-huge-reused") == 0) {
@@ -280,11 +271,11 @@ run_mode(const char *mode)
         m = mmap(page, 4096, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
         CHECKF(m == page, "mmap at %p gave %p: %s", (void *)page, (void *)m, strerror(errno));
-        report(p);
+        misuse_report(p);
         do_free(p);
     } else if (strcmp(mode, "stale-huge") == 0) {
         char *p = malloc(3 * MiB);
-        report(p);
+        misuse_report(p);
         do_free(p);
         neap_trim();
         do_free(p);
@@ -296,11 +287,11 @@ run_mode(const char *mode)
         (void)guard;
         q = realloc(p, 9 * MiB);
         CHECK(q != NULL && q != p);
-        report(p);
+        misuse_report(p);
         do_free(p);
     } else if (strcmp(mode, "valid") == 0) {
         mode_valid();
-        report(NULL);
+        misuse_report(NULL);
         exit(0);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
@@ -326,31 +317,12 @@ expected_error(const char *mode)
     return strncmp(mode, "double", 6) == 0 ? "double free" : "invalid pointer";
 }
 
-static size_t
-read_all(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n == cap - 1)
-            break;
-    }
-    buf[n] = '\0';
-    return n;
-}
-
 int
 main(int argc, char **argv)
 {
     const char *mode;
-    int err_pipe[2], addr_pipe[2], status;
+    int status;
     char err[8192], addr[64];
-    pid_t pid;
     int expect_abort;
     const char *want;
 
@@ -362,28 +334,7 @@ main(int argc, char **argv)
     expect_abort = strcmp(mode, "valid") != 0;
     want = expected_error(mode);
 
-    CHECK(pipe(err_pipe) == 0 && pipe(addr_pipe) == 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        struct rlimit no_core = {0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        signal(SIGABRT, SIG_DFL);
-        close(err_pipe[0]);
-        close(addr_pipe[0]);
-        dup2(err_pipe[1], 2);
-        close(err_pipe[1]);
-        addr_fd = addr_pipe[1];
-        run_mode(mode);
-        _exit(4);
-    }
-    close(err_pipe[1]);
-    close(addr_pipe[1]);
-    read_all(addr_pipe[0], addr, sizeof addr);
-    read_all(err_pipe[0], err, sizeof err);
-    CHECK(waitpid(pid, &status, 0) == pid);
+    status = misuse_run(run_mode, mode, addr, sizeof addr, err, sizeof err);
 
     printf("mode %s: pointer %s, child stderr:\n%s\n", mode, addr, err);
     if (!expect_abort) {

@@ -50,18 +50,9 @@
 #include <unistd.h>
 
 #include "neap.h"
+#include "neap_misuse.h"
 #include "neap_test.h"
 
-static int addr_fd = -1; /* where the child reports the pointer */
-
-static void
-report(const void *p)
-{
-    char buf[64];
-    int n = snprintf(buf, sizeof buf, "%p", p);
-    CHECK(n > 0 && write(addr_fd, buf, (size_t)n) == n);
-    close(addr_fd);
-}
 
 /* free() of a pointer the compiler cannot see through */
 static __attribute__((noinline)) void
@@ -119,7 +110,7 @@ mode_uaf_word1(void)
 {
     char *keep = malloc(64), *p = malloc(64), *q[256];
     int i, back = -1;
-    report(NULL);
+    misuse_report(NULL);
     do_free(p);
     /* the use after free: the block's second word */
     memset(test_launder(p) + 8, 0x5A, 8);
@@ -148,7 +139,7 @@ mode_dirty(void)
     /* freed pages stay dirty (not purged) for the whole run */
     neap_option_set(NEAP_OPTION_PURGE_DELAY, 1000000);
     neap_option_set(NEAP_OPTION_PURGE_MAX, 1L << 30);
-    report(NULL);
+    misuse_report(NULL);
     for (s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         /* blocks of this size over the pages the last size's blocks left,
          * freed tags and all; never written */
@@ -242,7 +233,7 @@ mode_stress(void)
     pthread_t t[STHREADS];
     size_t i;
     stress_steps = (unsigned long)test_scaled(300000);
-    report(NULL);
+    misuse_report(NULL);
     for (i = 0; i < STHREADS; i++)
         CHECK(pthread_create(&t[i], NULL, stress_thread, (void *)(i + 1)) == 0);
     for (i = 0; i < STHREADS; i++)
@@ -261,7 +252,7 @@ run_mode(const char *mode)
 {
     if (strcmp(mode, "nonimmediate") == 0) {
         char *keep = malloc(64), *p = malloc(64), *q = malloc(64);
-        report(p);
+        misuse_report(p);
         do_free(p);
         do_free(q);
         do_free(p);
@@ -269,29 +260,29 @@ run_mode(const char *mode)
         free(keep);
     } else if (strcmp(mode, "full-local") == 0) {
         fill_pools();
-        report(blk[0]);
+        misuse_report(blk[0]);
         do_free(blk[0]);
         do_free(blk[1]);
         do_free(blk[0]);
     } else if (strcmp(mode, "full-remote") == 0) {
         fill_pools();
-        report(blk[0]);
+        misuse_report(blk[0]);
         in_thread(free_once, blk[0]);
         do_free(blk[0]);
     } else if (strcmp(mode, "remote") == 0) {
         char *keep = malloc(64), *p = malloc(64);
-        report(p);
+        misuse_report(p);
         do_free(p);
         in_thread(free_once, p);
         free(keep);
     } else if (strcmp(mode, "remote-twice") == 0) {
         char *keep = malloc(64), *p = malloc(64);
-        report(p);
+        misuse_report(p);
         in_thread(free_twice, p);
         free(keep);
     } else if (strcmp(mode, "realloc") == 0) {
         char *keep = malloc(64), *p = malloc(64), *q = malloc(64), *r;
-        report(p);
+        misuse_report(p);
         r = realloc(test_launder(p), 4000); /* moved: p freed */
         CHECK(r != NULL && r != p);
         do_free(q);
@@ -301,7 +292,7 @@ run_mode(const char *mode)
     } else if (strcmp(mode, "link") == 0) {
         char *keep = malloc(96), *p = malloc(96);
         int i;
-        report(p);
+        misuse_report(p);
         do_free(p);
         memset(test_launder(p), 0x41, 8); /* the use after free: the link */
         for (i = 0; i < 10000; i++)
@@ -309,7 +300,7 @@ run_mode(const char *mode)
         free(keep);
     } else if (strcmp(mode, "remote-link") == 0) {
         char *keep = malloc(96), *p = malloc(96);
-        report(p);
+        misuse_report(p);
         in_thread(free_once, p);
         memset(test_launder(p), 0x41, 8);
         /* a slow path of a class not used yet drains the remote stack */
@@ -346,31 +337,12 @@ expected_error(const char *mode)
     return "double free detected on ";
 }
 
-static size_t
-read_all(int fd, char *buf, size_t cap)
-{
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + n, cap - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        n += (size_t)r;
-        if (n == cap - 1)
-            break;
-    }
-    buf[n] = '\0';
-    return n;
-}
-
 int
 main(int argc, char **argv)
 {
     const char *mode, *want;
-    int err_pipe[2], addr_pipe[2], status;
+    int status;
     char err[8192], addr[64], line[256];
-    pid_t pid;
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s MODE\n", argv[0]);
@@ -380,28 +352,7 @@ main(int argc, char **argv)
     want = expected_error(mode);
     CHECKF(neap_hardened() == 1, "neap_hardened() says %d: not a hardened build", neap_hardened());
 
-    CHECK(pipe(err_pipe) == 0 && pipe(addr_pipe) == 0);
-    fflush(stdout);
-    fflush(stderr);
-    pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        struct rlimit no_core = {0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        signal(SIGABRT, SIG_DFL);
-        close(err_pipe[0]);
-        close(addr_pipe[0]);
-        dup2(err_pipe[1], 2);
-        close(err_pipe[1]);
-        addr_fd = addr_pipe[1];
-        run_mode(mode);
-        _exit(4);
-    }
-    close(err_pipe[1]);
-    close(addr_pipe[1]);
-    read_all(addr_pipe[0], addr, sizeof addr);
-    read_all(err_pipe[0], err, sizeof err);
-    CHECK(waitpid(pid, &status, 0) == pid);
+    status = misuse_run(run_mode, mode, addr, sizeof addr, err, sizeof err);
 
     printf("mode %s: pointer %s, child stderr:\n%s\n", mode, addr, err);
     if (want == NULL) {
