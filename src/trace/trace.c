@@ -1650,6 +1650,22 @@ static void stream_maps_locked(tbuf_t *tb) {
     table_unmap(buf, MAPS_BUF);
 }
 
+/* Whether this thread writes the record of something defined once in the
+ * stream (a stack, a Python frame; state STACK_*): 1, it is now WRITING it
+ * and sets it STREAMED after (or back to NEW if it could not); 0, another
+ * thread did or does, and it is STREAMED (or NEW again) on return.  No
+ * cycle of waits: a stack's writer may wait for its Python frames, whose
+ * writers wait for nothing while they hold one. */
+static int stream_claim(_Atomic uint32_t *state) {
+    uint32_t none = STACK_NEW;
+    if (atomic_compare_exchange_strong_explicit(state, &none, STACK_WRITING, memory_order_relaxed,
+                                                memory_order_relaxed))
+        return 1;
+    while (atomic_load_explicit(state, memory_order_acquire) == STACK_WRITING)
+        _neap_os_yield();
+    return 0;
+}
+
 /* Defines the Python frame w (if it is one) before a stack that uses it:
  * the first thread to get here writes its 'P' record (in tb, after the
  * clock of the stack's definition, so after it in the merged order), the
@@ -1658,13 +1674,8 @@ static void stream_pyframe(tbuf_t *tb, uintptr_t w) {
     _neap_pyframe_t *pf = _neap_py_frame(w);
     if (pf == NULL)
         return;
-    uint32_t none = STACK_NEW;
-    if (!atomic_compare_exchange_strong_explicit(&pf->streamed, &none, STACK_WRITING,
-                                                 memory_order_relaxed, memory_order_relaxed)) {
-        while (atomic_load_explicit(&pf->streamed, memory_order_acquire) == STACK_WRITING)
-            _neap_os_yield();
+    if (!stream_claim(&pf->streamed))
         return;
-    }
     TB_PUT(tb, _neap_trace_enc_pyframe(&tb->enc, pf->id, pf->line, pf->file, pf->file_len,
                                        pf->func, pf->func_len));
     atomic_store_explicit(&pf->streamed, STACK_STREAMED, memory_order_release);
@@ -1674,13 +1685,8 @@ static void stream_pyframe(tbuf_t *tb, uintptr_t w) {
  * 'S' record (and the 'M' records of new libraries it needs), the others
  * wait for that. */
 static void stream_stack(tstack_t *st) {
-    uint32_t none = STACK_NEW;
-    if (!atomic_compare_exchange_strong_explicit(&st->streamed, &none, STACK_WRITING,
-                                                 memory_order_relaxed, memory_order_relaxed)) {
-        while (atomic_load_explicit(&st->streamed, memory_order_acquire) == STACK_WRITING)
-            _neap_os_yield();
+    if (!stream_claim(&st->streamed))
         return;
-    }
     tbuf_t *tb = tb_enter();
     if (tb == NULL) {
         atomic_store_explicit(&st->streamed, STACK_NEW, memory_order_release);
