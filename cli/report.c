@@ -680,13 +680,13 @@ static const char *report_pyfile(const char *f) {
     return f;
 }
 
-/* The label of a Python frame word (bit 63 set). */
+/* The label of a Python frame word (NEAP_TRACE_PYFRAME_TAG set). */
 static void report_pyframe(const neap_report_t *r, uint64_t w, report_frame_t *fr) {
     char buf[2 * NEAP_TRACE_PYNAME_MAX + 64];
-    map_slot_t *s = r->pyframe_index ? map_find(r->pyframe_index, w & ~((uint64_t)1 << 63)) : NULL;
+    uint64_t id = w & ~NEAP_TRACE_PYFRAME_TAG;
+    map_slot_t *s = r->pyframe_index ? map_find(r->pyframe_index, id) : NULL;
     if (s == NULL) {
-        snprintf(buf, sizeof buf, "<undefined Python frame %llu>",
-                 (unsigned long long)(w & ~((uint64_t)1 << 63)));
+        snprintf(buf, sizeof buf, "<undefined Python frame %llu>", (unsigned long long)id);
         fr->func = xstrdup(buf);
         fr->line = xstrdup(buf);
         fr->file = xstrdup(buf);
@@ -699,9 +699,9 @@ static void report_pyframe(const neap_report_t *r, uint64_t w, report_frame_t *f
     fr->lineno = pf->line;
     fr->named = 1;
     if (pf->line > 0)
-        snprintf(buf, sizeof buf, "%s (%s:%u)", pf->func, report_pyfile(pf->file), pf->line);
+        snprintf(buf, sizeof buf, "%s (%s:%u)", pf->func, fr->file, pf->line);
     else
-        snprintf(buf, sizeof buf, "%s (%s)", pf->func, report_pyfile(pf->file));
+        snprintf(buf, sizeof buf, "%s (%s)", pf->func, fr->file);
     fr->line = xstrdup(buf);
 }
 
@@ -715,7 +715,7 @@ static const report_frame_t *report_frame(neap_report_t *r, uint64_t pc) {
     s->a = sy->nframes;
     report_frame_t *fr = &sy->frames[sy->nframes++];
     memset(fr, 0, sizeof *fr);
-    if (pc >> 63) {
+    if (pc & NEAP_TRACE_PYFRAME_TAG) {
         fr->python = 1;
         report_pyframe(r, pc, fr);
         r->symbolized = 1;
@@ -929,7 +929,7 @@ static void report_sites(neap_report_t *r, neap_report_by_t by) {
             /* a C frame by its function; a Python one with its file and line,
              * as Python's tools show them */
             const report_frame_t *fr = report_frame(r, st->frames[f]);
-            node = report_flame_child(node, st->frames[f] >> 63 ? fr->line : fr->func);
+            node = report_flame_child(node, fr->python ? fr->line : fr->func);
             node->live += st->fig.live_bytes;
             node->total += st->fig.total_bytes;
         }

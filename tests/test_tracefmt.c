@@ -634,7 +634,7 @@ static void test_pyframe(void) {
     static trace_t t;
     static char longname[NEAP_TRACE_PYNAME_MAX + 100];
     memset(longname, 'n', sizeof longname);
-    const uint64_t pyword = ((uint64_t)1 << 63) | 7;
+    const uint64_t pyword = NEAP_TRACE_PYFRAME_TAG | 7;
     const uint64_t stack[] = {pyword, 0x7f0000001234};
     trace_begin(&t, 0, 0);
     CHECK(_neap_trace_enc_pyframe(&t.enc, 7, 42, "app.py", 6, "Holder.fill", 11) == 0);

@@ -23,8 +23,9 @@
 
 #include "neap.h"
 #include "os/os.h"
+#include "trace/tracefmt.h"
 
-#define NEAP_PYFRAME_TAG ((uintptr_t)1 << 63)
+#define NEAP_PYFRAME_TAG ((uintptr_t)NEAP_TRACE_PYFRAME_TAG) /* as the trace format has it */
 #define NEAP_PYFRAME_FILE_MAX 1024   /* bytes of a file name kept (UTF-8) */
 #define NEAP_PYFRAME_FUNC_MAX 256    /* bytes of a function name kept */
 

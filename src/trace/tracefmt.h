@@ -68,6 +68,9 @@
 #define NEAP_TRACE_REC_STACK(n) (1 + (2 + (size_t)(n)) * NEAP_TRACE_VARINT_MAX)
 #define NEAP_TRACE_REC_MODULE(n) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(n))
 #define NEAP_TRACE_PYNAME_MAX 1024         /* a longer name in a 'P' record is corrupt */
+/* A stack's frame with this bit set is a Python frame: the rest is the id
+ * of its 'P' record (no user-space return address has it). */
+#define NEAP_TRACE_PYFRAME_TAG ((uint64_t)1 << 63)
 #define NEAP_TRACE_REC_PYFRAME(a, b) (1 + 4 * NEAP_TRACE_VARINT_MAX + (size_t)(a) + (size_t)(b))
 /* A mark's label: at most this many bytes (the encoder cuts a longer one,
  * the reader refuses it as corrupt). */

@@ -349,7 +349,7 @@ int main(int argc, char **argv) {
         flush();
     } else if (strcmp(kind, "python") == 0) {
         static const char f2[] = "app\xff\"q\\.py", fn2[] = "main\x01";
-        const uint64_t tag = (uint64_t)1 << 63;
+        const uint64_t tag = NEAP_TRACE_PYFRAME_TAG;
         begin(0, 0);
         const char *f1 = "/usr/lib/python3.11/json/decoder.py";
         ok(_neap_trace_enc_pyframe(&enc, 1, 12, f1, strlen(f1), "raw_decode", 10));
