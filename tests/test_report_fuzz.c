@@ -364,10 +364,7 @@ static void check_inputs(const input_t *inputs, size_t n) {
 
 /* --- traces as header and payloads ------------------------------------------- */
 
-typedef struct {
-    uint8_t *p;
-    size_t len;
-} buf_t;
+typedef fuzz_buf_t buf_t; /* neap_fuzz.h's */
 
 typedef struct {
     buf_t hdr;          /* the file header, command line included */
@@ -437,19 +434,6 @@ static uint8_t *trace_sign(const trace_t *t, size_t *len) {
     }
     *len = n;
     return d;
-}
-
-/* Replaces b[at, at + drop) with n bytes from p. */
-static void buf_splice(buf_t *b, size_t at, size_t drop, const uint8_t *p, size_t n) {
-    size_t len = b->len - drop + n;
-    uint8_t *q = malloc(len ? len : 1);
-    CHECK(q != NULL);
-    memcpy(q, b->p, at);
-    if (n) memcpy(q + at, p, n);
-    memcpy(q + at + n, b->p + at + drop, b->len - at - drop);
-    free(b->p);
-    b->p = q;
-    b->len = len;
 }
 
 /* --- mutations ------------------------------------------------------------------ */
@@ -548,7 +532,7 @@ static void mutate_field(buf_t *c) {
         int k = (int)pick((size_t)n);
         uint8_t enc[NEAP_TRACE_VARINT_MAX];
         size_t elen = _neap_trace_put_varint(enc, field_value(f[k], f, n));
-        buf_splice(c, at + off[k], flen[k], enc, elen);
+        fuzz_splice(c, at + off[k], flen[k], enc, elen);
         return;
     }
 }
@@ -577,7 +561,7 @@ static void mutate(trace_t *t, int *cut, unsigned *cut_at) {
     case 6: if (c->len) c->p[at] = (uint8_t)xs_next(&rng); break;
     case 7: { /* an extreme varint inserted */
         size_t k = pick(4);
-        buf_splice(c, at, 0, extreme[k], extreme_len[k]);
+        fuzz_splice(c, at, 0, extreme[k], extreme_len[k]);
         break;
     }
     case 8: { /* an extreme varint written over what is there */
@@ -592,11 +576,11 @@ static void mutate(trace_t *t, int *cut, unsigned *cut_at) {
         if (n > left) n = left;
         uint8_t tmp[24];
         memcpy(tmp, c->p + at, n);
-        buf_splice(c, pick(c->len + 1), 0, tmp, n);
+        fuzz_splice(c, pick(c->len + 1), 0, tmp, n);
         break;
     }
     case 11: /* a range dropped */
-        if (left) buf_splice(c, at, 1 + pick(left < 24 ? left : 24), NULL, 0);
+        if (left) fuzz_splice(c, at, 1 + pick(left < 24 ? left : 24), NULL, 0);
         break;
     case 12: /* a whole chunk duplicated */
         if (t->n < (int)(sizeof t->chunk / sizeof *t->chunk)) {
