@@ -118,6 +118,12 @@ typedef enum neap_option_e {
                                     code running, when there is any; 2 the same merged in place
                                     with the C frames (which then come from the DWARF unwinder);
                                     0 the C frames only */
+    NEAP_OPTION_MESH,            /* 1: meshing: pools of one size class whose live blocks sit at
+                                    different offsets come to share one physical page (no object
+                                    moves), so that scattered survivors pin fewer pages; arenas are
+                                    then mapped from a memory file.  Fixed when the process starts
+                                    (neap_option_set refuses to change it: EBUSY); refused in
+                                    sanitizer builds and in the debug mode */
     NEAP_OPTION_COUNT
 } neap_option_t;
 
@@ -165,6 +171,12 @@ typedef struct neap_stats_s {
     size_t large_current;     /* large blocks live */
     size_t heaps_current;     /* thread heaps alive */
     size_t arenas_orphaned;   /* arenas of exited threads awaiting adoption */
+    size_t mesh_pages;        /* with NEAP_MESH: pages of pools that share their physical page
+                                 with another pool's (each saves a page of memory) */
+    size_t meshes;            /* with NEAP_MESH: meshes made since start */
+    size_t unmeshes;          /* with NEAP_MESH: meshed pages given their own page back (their
+                                 pool emptied) since start */
+    size_t mesh_ns;           /* with NEAP_MESH: nanoseconds spent meshing since start */
     neap_class_stats_t classes[NEAP_CLASS_MAX];
 } neap_stats_t;
 

@@ -497,6 +497,18 @@ NEAP_INTERNAL bool _neap_large_grow(void *p, size_t size);   /* realloc in place
 
 
 /* ---------------------------------------------------------------------------
+ * mesh.c: meshing (NEAP_MESH), fixed at process start.  Counters for
+ * statistics (atomic, relaxed).
+ * ------------------------------------------------------------------------- */
+typedef struct neap_mstats_s {
+    _Atomic size_t meshes;     /* meshes made since start */
+    _Atomic size_t unmeshes;   /* alias pages given their own page back */
+    _Atomic size_t pages;      /* alias pages now */
+    _Atomic size_t ns;         /* time spent meshing */
+} neap_mstats_t;
+extern NEAP_INTERNAL neap_mstats_t _neap_mstats;
+
+/* ---------------------------------------------------------------------------
  * options.c
  * ------------------------------------------------------------------------- */
 extern NEAP_INTERNAL long _neap_options[NEAP_OPTION_COUNT];

@@ -19,6 +19,8 @@
  *   debug_malloc      NEAP_DEBUG_MALLOC     0         bool: the debug mode (debug.c), fixed
  *                                                     at the first allocation
  *   trace_python      NEAP_TRACE_PYTHON     1         0 C frames, 1 Python frames, 2 both
+ *   mesh              NEAP_MESH             0         bool: meshing (mesh.c), fixed at the
+ *                                                     first allocation
  *
  * NEAP_TRACE=FILE itself, a path, is read by trace.c.
  *
@@ -58,6 +60,7 @@ static const neap_option_desc_t neap_option_desc[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_PURGE_BATCH] = {"PURGE_BATCH", 1, 0, 1, NEAP_UNIT_BOOL},
     [NEAP_OPTION_DEBUG_MALLOC] = {"DEBUG_MALLOC", 0, 0, 1, NEAP_UNIT_BOOL},
     [NEAP_OPTION_TRACE_PYTHON] = {"TRACE_PYTHON", 1, 0, 2, NEAP_UNIT_NUM},
+    [NEAP_OPTION_MESH] = {"MESH", 0, 0, 1, NEAP_UNIT_BOOL},
 };
 
 long _neap_options[NEAP_OPTION_COUNT] = {
@@ -69,6 +72,7 @@ long _neap_options[NEAP_OPTION_COUNT] = {
     [NEAP_OPTION_TRACE_SAMPLE] = 0,   [NEAP_OPTION_TRACE_UNWIND] = 0,
     [NEAP_OPTION_VALIDATE] = 0,       [NEAP_OPTION_PURGE_BATCH] = 1,
     [NEAP_OPTION_DEBUG_MALLOC] = 0,   [NEAP_OPTION_TRACE_PYTHON] = 1,
+    [NEAP_OPTION_MESH] = 0,
 };
 
 static int neap_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; }
