@@ -130,15 +130,38 @@ static void neap_gstat_arena_up(void) {
     }
 }
 
+/* With meshing on, an arena is a shared mapping of a 4 MiB slot of the
+ * memory file (mesh.c hands out the slots), so that one of its virtual
+ * pages can be pointed at another's physical page; otherwise anonymous
+ * memory.  A file that cannot be used leaves the arena anonymous (never
+ * meshed). */
 neap_arena_t *_neap_arena_create(void) {
-    neap_arena_t *a = _neap_os_map_aligned(NEAP_ARENA_SIZE, NEAP_ARENA_SIZE);
-    if (a == NULL) return NULL;
-    if (((uintptr_t)a >> NEAP_ADDR_BITS) != 0) {  /* beyond the map: not usable */
-        _neap_os_unmap(a, NEAP_ARENA_SIZE);
+    int fd = -1;
+    uint64_t off = 0;
+    bool file = false;
+    if (neap_mesh_on()) {
+        pthread_mutex_lock(&_neap_lock);
+        file = _neap_mesh_file_slot(&fd, &off);
+        pthread_mutex_unlock(&_neap_lock);
+    }
+    neap_arena_t *a = file ? _neap_os_map_file_aligned(fd, off, NEAP_ARENA_SIZE, NEAP_ARENA_SIZE)
+                           : _neap_os_map_aligned(NEAP_ARENA_SIZE, NEAP_ARENA_SIZE);
+    if (a == NULL || ((uintptr_t)a >> NEAP_ADDR_BITS) != 0) {  /* beyond the map: not usable */
+        if (a != NULL) _neap_os_unmap(a, NEAP_ARENA_SIZE);
+        if (file) {
+            pthread_mutex_lock(&_neap_lock);
+            _neap_mesh_file_release(fd, off);
+            pthread_mutex_unlock(&_neap_lock);
+        }
         errno = ENOMEM;
         return NULL;
     }
     /* Fresh mapping: everything is zero, so only the non-zero fields. */
+    if (file) {
+        a->backing = NEAP_BACK_FILE;
+        a->file_fd = fd;
+        a->file_off = off;
+    }
     for (size_t i = 0; i < NEAP_META_PAGES; i++) {
         a->used_map[i / 64] |= 1ull << (i % 64);
         _neap_kind_set(a, i, NEAP_PK(NEAP_PS_META, 0));
@@ -154,7 +177,10 @@ neap_arena_t *_neap_arena_create(void) {
 }
 
 void _neap_arena_destroy(neap_arena_t *a) {
-    neap_assert(a->pages_used == 0);
+    neap_assert(a->pages_used == 0 && a->aliases == 0);
+    uint8_t backing = a->backing;
+    int fd = a->file_fd;
+    uint64_t off = a->file_off;
     pthread_mutex_lock(&_neap_lock);
     if (a->gprev) a->gprev->gnext = a->gnext;
     else _neap_all_arenas = a->gnext;
@@ -162,9 +188,24 @@ void _neap_arena_destroy(neap_arena_t *a) {
     neap_map_clear((uintptr_t)a, NEAP_ARENA_SIZE);
     pthread_mutex_unlock(&_neap_lock);
     _neap_os_unmap(a, NEAP_ARENA_SIZE);
+    if (backing == NEAP_BACK_FILE) {
+        /* the file's pages go with the slot, which a new arena may take */
+        _neap_os_punch(fd, off, NEAP_ARENA_SIZE);
+        pthread_mutex_lock(&_neap_lock);
+        _neap_mesh_file_release(fd, off);
+        pthread_mutex_unlock(&_neap_lock);
+    }
     atomic_fetch_add_explicit(&_neap_gstats.arenas_freed, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&_neap_gstats.arenas_current, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&_neap_gstats.bytes_unmapped, NEAP_ARENA_SIZE, memory_order_relaxed);
+}
+
+/* [p, p+size) of arena a's free pages given back: into the batch (whose
+ * advice fits anonymous or FILE arenas: _neap_purge_batch_init), or at
+ * once for a PRIVATE arena, whose copies are dropped. */
+void _neap_arena_purge_add(neap_arena_t *a, neap_purge_batch_t *b, void *p, size_t size) {
+    if (neap_likely((a->backing == NEAP_BACK_FILE) == b->remove)) _neap_os_purge_add(b, p, size);
+    else _neap_os_drop(p, size);   /* a PRIVATE arena, or an anonymous one beside FILE arenas */
 }
 
 /* ---------------------------------------------------------------------------
@@ -226,7 +267,8 @@ bool _neap_arena_run_is_free(const neap_arena_t *a, size_t first, size_t n) {
 }
 
 bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n) {
-    return neap_count_bits(a->dirty_map, first, n) == 0;
+    /* a PRIVATE arena's purged page reads its file's page again */
+    return a->backing != NEAP_BACK_PRIVATE && neap_count_bits(a->dirty_map, first, n) == 0;
 }
 
 size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {
@@ -293,7 +335,7 @@ static size_t neap_arena_purge_except(neap_arena_t *a, const uint64_t *keep, nea
             }
         }
         neap_bits(a->dirty_map, i, end - i, false);   /* its clean pages are clear already */
-        _neap_os_purge_add(b, (void *)_neap_page_addr(a, i), (end - i) << NEAP_PAGE_SHIFT);
+        _neap_arena_purge_add(a, b, (void *)_neap_page_addr(a, i), (end - i) << NEAP_PAGE_SHIFT);
         i = j;
     }
     neap_assert(a->pages_dirty >= purged);
@@ -320,6 +362,9 @@ size_t _neap_arena_purge_old(neap_arena_t *a, neap_purge_batch_t *b) {
 void _neap_purge_batch_init(neap_purge_batch_t *b) {
     b->n = b->bytes = b->calls = 0;
     b->plain = neap_opt(NEAP_OPTION_PURGE_BATCH) == 0;
+    /* with meshing, arenas are shared mappings of the memory file, whose
+     * pages only MADV_REMOVE frees (DONTNEED would only unmap them) */
+    b->remove = neap_mesh_on();
 }
 
 /* ---------------------------------------------------------------------------

@@ -575,6 +575,23 @@ static inline void neap_pool_set_state(neap_pool_t *pool, unsigned state) {
     _neap_kind_set(neap_pool_arena(pool), neap_pool_index(pool), NEAP_PK(state, 0));
 }
 
+/* The kinds of a small or medium pool's head page. */
+static inline bool neap_state_pool(unsigned state) {
+    return state == NEAP_PS_POOL || state == NEAP_PS_FULL || state == NEAP_PS_COLD;
+}
+/* A COLD pool (meshing: left for the mesher) made POOL again: it is to be
+ * direct, or it emptied. */
+static inline void neap_pool_warm(neap_pool_t *pool) {
+    if (neap_unlikely(_neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) == NEAP_PK(NEAP_PS_COLD, 0)))
+        neap_pool_set_state(pool, NEAP_PS_POOL);
+}
+static void neap_pool_unmesh_slow(neap_heap_t *h, neap_pool_t *pool);
+/* An emptied pool's alias pages (meshing) get their own pages back. */
+static inline void neap_pool_unmesh(neap_heap_t *h, neap_pool_t *pool) {
+    neap_arena_t *a = neap_pool_arena(pool);
+    if (neap_unlikely(a->aliases != 0) && a->nalias[neap_pool_index(pool)] != 0) neap_pool_unmesh_slow(h, pool);
+}
+
 /* ---------------------------------------------------------------------------
  * Purging
  * ------------------------------------------------------------------------- */
@@ -827,6 +844,159 @@ static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
     neap_heap_release_run(h, neap_pool_arena(pool), neap_pool_index(pool), pool->npages);
 }
 
+/* ---------------------------------------------------------------------------
+ * Meshing (mesh.c has the drawing): the owner marks its partial small pools
+ * COLD; the mesher meshes COLD pools of one class and arena.
+ * ------------------------------------------------------------------------- */
+static void neap_pool_unmesh_slow(neap_heap_t *h, neap_pool_t *pool) {
+    neap_arena_t *a = neap_pool_arena(pool);
+    size_t di = neap_pool_index(pool);
+    int was = h ? h->draining : 0;   /* no purge between the releases */
+    if (h) h->draining = 1;
+    for (size_t j = NEAP_META_PAGES; j < NEAP_ARENA_PAGES && a->nalias[di] != 0; j++) {
+        if (_neap_kind_get(a, j) != NEAP_PK(NEAP_PS_ALIAS, di)) continue;
+        _neap_mesh_unmesh_page(a, j);
+        neap_heap_release_run(h, a, j, 1);
+    }
+    if (h) h->draining = was;
+}
+
+/* A pool at most this full may be left for the mesher (one with aliases at
+ * any fill: it only ever takes others in). */
+#define NEAP_COOL_FILL(cap) ((cap) * 3 / 4)
+/* ms between two coolings of a heap at its purge checks */
+#define NEAP_COOL_MS 100
+
+/* The owner leaves its partial small pools to the mesher: their frees take
+ * the slow path from now on, until one is taken as direct again or empties.
+ * Returns how many pools are COLD in the heap's FILE arenas after it. */
+static size_t neap_heap_cool(neap_heap_t *h) {
+    size_t cold = 0;
+    for (size_t c = 1; c <= NEAP_SMALL_CLASSES; c++) {
+        size_t fill = NEAP_COOL_FILL(_neap_class[c].capacity);
+        for (neap_pool_t *pool = h->partial[c]; pool; pool = pool->next) {
+            neap_arena_t *a = neap_pool_arena(pool);
+            size_t i = neap_pool_index(pool);
+            uint16_t v = _neap_kind_get(a, i);
+            if (a->backing != NEAP_BACK_FILE) continue;
+            if (v == NEAP_PK(NEAP_PS_COLD, 0)) {
+                cold++;
+            } else if (v == NEAP_PK(NEAP_PS_POOL, 0) && (pool->used <= fill || a->nalias[i] != 0) &&
+                       __atomic_load_n(&pool->flags, __ATOMIC_RELAXED) == 0) {
+                neap_pool_set_state(pool, NEAP_PS_COLD);
+                cold++;
+            }
+        }
+    }
+    atomic_store_explicit(&h->mesh_pub, cold >= 2, memory_order_relaxed);
+    return cold;
+}
+
+/* The mesher's buffers (under the mesh lock): one arena's COLD pools, by
+ * class, with their live blocks. */
+static neap_pool_t *neap_mcand[NEAP_ARENA_PAGES];
+static uint64_t neap_mbits[NEAP_ARENA_PAGES][4];
+static uint16_t neap_morder[NEAP_ARENA_PAGES];
+static uint8_t neap_mtaken[NEAP_ARENA_PAGES];
+static uint64_t neap_mrng = 0x9E3779B97F4A7C15ull;
+#define NEAP_MESH_PROBES 64
+#define NEAP_MESH_ROUNDS 8
+
+static inline uint64_t neap_mrand(void) {
+    neap_mrng ^= neap_mrng << 13;
+    neap_mrng ^= neap_mrng >> 7;
+    neap_mrng ^= neap_mrng << 17;
+    return neap_mrng;
+}
+
+/* One class's candidates [lo, hi) of neap_mcand: split-and-match in rounds
+ * (shuffle, halves L and R, each pool of L probes up to 64 of R and meshes
+ * with the first whose blocks are disjoint from its own), until a round
+ * meshes nothing.  false: the deadline came first. */
+static bool neap_mesh_class(neap_heap_t *h, size_t lo, size_t hi, uint64_t deadline) {
+    for (size_t k = lo; k < hi; k++) {
+        _neap_mesh_live(neap_mcand[k], neap_mbits[k]);
+        neap_mtaken[k] = 0;
+    }
+    for (int round = 0; round < NEAP_MESH_ROUNDS; round++) {
+        size_t m = 0;
+        for (size_t k = lo; k < hi; k++)
+            if (!neap_mtaken[k]) neap_morder[m++] = (uint16_t)k;
+        if (m < 2) return true;
+        for (size_t k = m - 1; k > 0; k--) {
+            size_t r = (size_t)(neap_mrand() % (k + 1));
+            uint16_t t = neap_morder[k];
+            neap_morder[k] = neap_morder[r];
+            neap_morder[r] = t;
+        }
+        size_t half = m / 2, nr = m - half;
+        size_t meshed = 0;
+        for (size_t i = 0; i < half; i++) {
+            size_t x = neap_morder[i];
+            if (neap_mtaken[x]) continue;
+            size_t probes = nr < NEAP_MESH_PROBES ? nr : NEAP_MESH_PROBES;
+            for (size_t p = 0; p < probes; p++) {
+                size_t y = neap_morder[half + (i + p) % nr];
+                if (neap_mtaken[y]) continue;
+                const uint64_t *bx = neap_mbits[x], *by = neap_mbits[y];
+                if ((bx[0] & by[0]) | (bx[1] & by[1]) | (bx[2] & by[2]) | (bx[3] & by[3])) continue;
+                neap_pool_t *px = neap_mcand[x], *py = neap_mcand[y];
+                neap_arena_t *a = neap_pool_arena(px);
+                size_t ax = a->nalias[neap_pool_index(px)], ay = a->nalias[neap_pool_index(py)];
+                /* the source: no alias of its own, the fewer blocks to copy */
+                bool x_src = ax == 0 && (ay != 0 || px->used <= py->used);
+                if (!x_src && ay != 0) continue;   /* both have aliases */
+                size_t s = x_src ? x : y, d = x_src ? y : x;
+                neap_pool_t *src = neap_mcand[s], *dst = neap_mcand[d];
+                if (a->nalias[neap_pool_index(dst)] == 255) continue;
+                neap_partial_unlink(h, src);   /* its header: before it is protected */
+                if (_neap_mesh_pair(dst, src)) {
+                    neap_mtaken[s] = 1;
+                    for (int w = 0; w < 4; w++) neap_mbits[d][w] |= neap_mbits[s][w];
+                    meshed++;
+                } else {
+                    neap_partial_push(h, src);
+                }
+                break;
+            }
+            if (_neap_os_clock_ns() > deadline) return false;
+        }
+        if (meshed == 0) return true;
+    }
+    return true;
+}
+
+/* Meshes the COLD pools of h's FILE arenas, arena by arena, until done or
+ * the deadline (ns of the fine clock) passes; h held (its owner in a slow
+ * path, or claimed), the mesh lock held.  true: done. */
+static bool neap_heap_mesh(neap_heap_t *h, uint64_t deadline) {
+    for (neap_arena_t *a = h->arenas; a; a = a->hnext) {
+        if (a->backing != NEAP_BACK_FILE) continue;
+        /* by class: a counting sort of the arena's COLD heads */
+        size_t count[NEAP_SMALL_CLASSES + 2] = {0};
+        size_t n = 0;
+        for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
+            if (_neap_kind_get(a, i) != NEAP_PK(NEAP_PS_COLD, 0)) continue;
+            count[neap_pool_at(a, i)->cls + 1]++;
+            n++;
+        }
+        if (n < 2) continue;
+        for (size_t c = 1; c <= NEAP_SMALL_CLASSES + 1; c++) count[c] += count[c - 1];
+        size_t start[NEAP_SMALL_CLASSES + 2];
+        memcpy(start, count, sizeof start);
+        for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
+            if (_neap_kind_get(a, i) != NEAP_PK(NEAP_PS_COLD, 0)) continue;
+            neap_pool_t *pool = neap_pool_at(a, i);
+            neap_mcand[count[pool->cls]++] = pool;
+        }
+        for (size_t c = 1; c <= NEAP_SMALL_CLASSES; c++) {
+            if (start[c + 1] - start[c] < 2) continue;
+            if (!neap_mesh_class(h, start[c], start[c + 1], deadline)) return false;
+        }
+    }
+    return true;
+}
+
 /* Lazy retirement.  A pool whose last block came back (not the direct
  * pool) leaves its partial list for the heap's empty list; the oldest go
  * when the list holds more than NEAP_EMPTY_KEEP_PAGES pages, the others at
@@ -842,6 +1012,8 @@ static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
 static void neap_pool_emptied(neap_heap_t *h, neap_pool_t *pool) {
     neap_assert_internal(pool->used == 0 && pool->linked == NEAP_POOL_ON_PARTIAL);
     neap_partial_unlink(h, pool);
+    neap_pool_warm(pool);
+    neap_pool_unmesh(h, pool);
     h->now = _neap_os_clock_ms();
     pool->empty_since = (uint32_t)h->now;
     neap_empty_push(h, pool);
@@ -885,7 +1057,7 @@ static void neap_empty_expire(neap_heap_t *h, bool force) {
             run[k].idx = neap_pool_index(pool);
             run[k].n = pool->npages;
             neap_empty_unlink(h, pool);
-            if (!force) _neap_os_purge_add(&batch, pool, run[k].n << NEAP_PAGE_SHIFT);
+            if (!force) _neap_arena_purge_add(run[k].arena, &batch, pool, run[k].n << NEAP_PAGE_SHIFT);
             k++;
         }
         if (k == 0) break;
@@ -965,8 +1137,12 @@ static NEAP_POOL_ALLOC_INLINE void *neap_pool_alloc(neap_heap_t *h, size_t cls) 
         pool = h->partial[cls];
         /* a page's kind before its header (a partial pool says POOL) */
         neap_assert_internal(pool == NULL || _neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) ==
-                                                 NEAP_PK(NEAP_PS_POOL, 0));
-        if (neap_likely(pool != NULL)) neap_partial_unlink(h, pool);
+                                                 NEAP_PK(NEAP_PS_POOL, 0) ||
+                             _neap_kind_get(neap_pool_arena(pool), neap_pool_index(pool)) == NEAP_PK(NEAP_PS_COLD, 0));
+        if (neap_likely(pool != NULL)) {
+            neap_partial_unlink(h, pool);
+            neap_pool_warm(pool);   /* direct now: the fast paths' own again */
+        }
         else if ((pool = neap_pool_fresh(h, cls)) == NULL) {
             neap_set_direct(h, cls, &_neap_pool_empty);
             return NULL;
@@ -1079,6 +1255,7 @@ static size_t neap_block_lookup(neap_arena_t *a, uintptr_t p, uint16_t *v, const
     switch (NEAP_PK_KIND(*v)) {
     case NEAP_PS_POOL:
     case NEAP_PS_FULL:
+    case NEAP_PS_COLD:
         if (block && !neap_pool_block_ok(neap_pool_at(a, head), p))
             _neap_fatal_pointer(func, (void *)p, "invalid pointer (not the start of a block)");
         return head;
@@ -1120,8 +1297,7 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
         return;
     }
     /* a block freed twice by other threads: the run may have gone meanwhile */
-    if (neap_unlikely(state != NEAP_PS_POOL && state != NEAP_PS_FULL))
-        _neap_fatal_pointer(func, b, "double free detected on");
+    if (neap_unlikely(!neap_state_pool(state))) _neap_fatal_pointer(func, b, "double free detected on");
     neap_pool_t *pool = neap_pool_at(a, head);
     if (neap_unlikely(neap_pool_out(h, pool) == 0 || b == pool->local_free || b == pool->free))
         _neap_fatal_pointer(func, b, "double free detected on");
@@ -1138,8 +1314,13 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
         if (h) neap_partial_push(h, pool);
     }
     if (pool->used == 0) {   /* not direct: its count would be 1 */
-        if (h) neap_pool_emptied(h, pool);
-        else neap_pool_retire(NULL, pool);
+        if (h) {
+            neap_pool_emptied(h, pool);
+        } else {
+            neap_pool_warm(pool);
+            neap_pool_unmesh(NULL, pool);
+            neap_pool_retire(NULL, pool);
+        }
     }
 }
 
@@ -1180,6 +1361,7 @@ static void neap_arena_drain(neap_heap_t *h, neap_arena_t *a) {
 #if NEAP_HARDENED
         b->freed = 0;   /* the pusher's tag: neap_free_local checks and marks it anew */
 #endif
+        b = (neap_block_t *)_neap_mesh_canon((uintptr_t)b);   /* a block of an ALIAS page: its pool's */
         uint16_t v;
         size_t head = neap_run_head(a, (uintptr_t)b, &v);
         neap_free_local(h, a, head, v, b, "free");
@@ -1221,6 +1403,11 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
     uint16_t v;
     neap_heap_t *h = _neap_tl_heap;
     bool mine = atomic_load_explicit(&a->owner, memory_order_relaxed) == h;
+    /* a block of an ALIAS page is freed at its pool's address; the hooks
+     * hear of the address the program holds */
+    void *held = p;
+    addr = _neap_mesh_canon(addr);
+    p = (void *)addr;
     /* whether p starts a block of its pool: the pool's header is read for
      * it, which for another thread's pool is a cache line its owner keeps
      * writing; like the free fast path, that check of a remote free is the
@@ -1231,9 +1418,8 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
         /* a pool block is reported only if its pool's flags say so (the
          * lookup above has read its header already) */
         unsigned state = NEAP_PK_KIND(v);
-        if ((state != NEAP_PS_POOL && state != NEAP_PS_FULL) ||
-            _neap_pool_watches(neap_pool_at(a, head), p)) {
-            hooks->free(p, state == NEAP_PS_POOL || state == NEAP_PS_FULL);
+        if (!neap_state_pool(state) || _neap_pool_watches(neap_pool_at(a, head), p)) {
+            hooks->free(held, neap_state_pool(state));
             /* reported: what the fast path does, it may do now (no lock) */
             if (mine && state == NEAP_PS_POOL && neap_free_push(a, head, p)) return;
         }
@@ -1245,8 +1431,7 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
         _neap_heap_leave(h);
     } else {
 #if NEAP_HARDENED
-        unsigned state = NEAP_PK_KIND(v);
-        if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) _neap_freed_mark(p, func);
+        if (neap_state_pool(NEAP_PK_KIND(v))) _neap_freed_mark(p, func);
 #endif
         neap_free_remote(a, p);
     }
@@ -1304,10 +1489,10 @@ neap_pool_t *_neap_block_pool(const void *p) {
     uintptr_t addr = (uintptr_t)p;
     if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return NULL;
     neap_arena_t *a = _neap_arena_of(addr);
+    addr = _neap_mesh_canon(addr);
     uint16_t v;
     size_t head = neap_run_head(a, addr, &v);
-    unsigned state = NEAP_PK_KIND(v);
-    if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) return NULL;
+    if (!neap_state_pool(NEAP_PK_KIND(v))) return NULL;
     return neap_pool_at(a, head);
 }
 
@@ -1320,6 +1505,7 @@ size_t _neap_usable_generic(const void *p) {
         return base ? _neap_huge_usable(base, p) : 0;
     }
     neap_arena_t *a = _neap_arena_of(addr);
+    addr = _neap_mesh_canon(addr);
     uint16_t v;
     size_t head = neap_run_head(a, addr, &v);
     unsigned state = NEAP_PK_KIND(v);
@@ -1327,7 +1513,7 @@ size_t _neap_usable_generic(const void *p) {
         return addr == _neap_page_addr(a, head) ? NEAP_PK_COUNT(v) << NEAP_PAGE_SHIFT : 0;
     if (state == NEAP_PS_BLOCK)
         return addr == _neap_page_addr(a, head) ? _neap_class[NEAP_PK_COUNT(v)].size : 0;
-    if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) return 0;
+    if (!neap_state_pool(state)) return 0;
     const neap_pool_t *pool = neap_pool_at(a, head);
     return neap_pool_block_ok(pool, addr) ? pool->block_size : 0;
 }
@@ -1348,15 +1534,16 @@ static neap_pool_t *neap_pool_local(const void *p) {
     if (_neap_map_kind(addr) != NEAP_MAP_ARENA) return NULL;
     neap_arena_t *a = _neap_arena_of(addr);
     if (atomic_load_explicit(&a->owner, memory_order_relaxed) != _neap_tl_heap) return NULL;
+    addr = _neap_mesh_canon(addr);
     uint16_t v;
     size_t head = neap_run_head(a, addr, &v);
-    if (NEAP_PK_KIND(v) != NEAP_PS_POOL && NEAP_PK_KIND(v) != NEAP_PS_FULL) return NULL;
+    if (!neap_state_pool(NEAP_PK_KIND(v))) return NULL;
     return neap_pool_at(a, head);
 }
 
 bool _neap_is_free_local(const void *p) {
     const neap_pool_t *pool = neap_pool_local(p);
-    return pool != NULL && neap_pool_lists_hold(pool, p);
+    return pool != NULL && neap_pool_lists_hold(pool, (const void *)_neap_mesh_canon((uintptr_t)p));
 }
 
 /* Whether b, the start of a block carved from pool, one of the calling
@@ -1381,9 +1568,10 @@ size_t _neap_realloc_usable(void *p, const char *func) {
     /* a block of this thread's pools is looked up once, for its usable
      * size (as _neap_usable_generic gives it) and for the test below */
     const neap_pool_t *pool = neap_pool_local(p);
-    size_t usable = pool == NULL                              ? _neap_usable_generic(p)
-                    : neap_pool_block_ok(pool, (uintptr_t)p) ? pool->block_size
-                                                              : 0;
+    uintptr_t canon = _neap_mesh_canon((uintptr_t)p);   /* where the pool's lists have it */
+    size_t usable = pool == NULL                          ? _neap_usable_generic(p)
+                    : neap_pool_block_ok(pool, canon) ? pool->block_size
+                                                      : 0;
     if (neap_unlikely(usable == 0)) {
         _neap_free_generic(p, func);   /* reports the bad pointer */
         return 0;
@@ -1391,7 +1579,7 @@ size_t _neap_realloc_usable(void *p, const char *func) {
     /* a large or page-sized block, or a huge one, is live if usable says
      * so (its run in use, its header LIVE); a pool's block only if it is
      * on none of the pool's lists, which only its owner may read */
-    if (pool != NULL && neap_unlikely(neap_pool_block_free(pool, p)))
+    if (pool != NULL && neap_unlikely(neap_pool_block_free(pool, (const neap_block_t *)canon)))
         _neap_fatal_pointer(func, p, "double free detected on");
     return usable;
 }
@@ -1421,6 +1609,13 @@ static __attribute__((noinline, cold)) void neap_heap_requests(neap_heap_t *h) {
  * of line, so that the other 15 pay a decrement and a branch). */
 static __attribute__((noinline)) void neap_heap_purge_check(neap_heap_t *h) {
     h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
+    if (neap_mesh_on()) {
+        uint64_t now = _neap_os_clock_ms();
+        if (now - h->cooled_at >= NEAP_COOL_MS) {
+            h->cooled_at = now;
+            neap_heap_cool(h);
+        }
+    }
     bool orphans_wait = atomic_load_explicit(&neap_orphans_waiting, memory_order_relaxed);
     if (h->dirty_head || h->empty_head || orphans_wait ||
         atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) {
@@ -1544,6 +1739,13 @@ int _neap_heap_trim(neap_heap_t *h) {
     neap_assert_internal(neap_heap_held(h));
     size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     neap_heap_idle(h);
+    if (neap_mesh_on()) {   /* every partial pool the mesher may take, at once */
+        neap_heap_cool(h);
+        _neap_mesh_lock();
+        _neap_mesh_budget();
+        neap_heap_mesh(h, UINT64_MAX);
+        _neap_mesh_unlock();
+    }
     neap_heap_purge(h, true);
     for (neap_arena_t *a = h->arenas, *next; a; a = next) {
         next = a->hnext;
@@ -1620,7 +1822,7 @@ static bool neap_adopt(neap_heap_t *h, neap_arena_t *a) {
     a->dnext = NULL;
     for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
         unsigned state = NEAP_PK_KIND(_neap_kind_get(a, i));
-        if (state != NEAP_PS_POOL && state != NEAP_PS_FULL) continue;
+        if (!neap_state_pool(state)) continue;
         neap_pool_t *pool = neap_pool_at(a, i);
         pool->linked = 0;
         pool->next = pool->prev = NULL;
@@ -1713,6 +1915,24 @@ int _neap_orphans_collect(bool force) {
     return released;
 }
 
+/* The background thread's meshing of h (claimed): within a quarter of the
+ * time since its last pass (2..50 ms a pass), so that it takes at most
+ * about a quarter of one CPU however much waits.  false: more to do. */
+static uint64_t neap_bg_mesh_end;
+static bool neap_heap_mesh_bg(neap_heap_t *h) {
+    if (!_neap_mesh_trylock()) return false;   /* a trim meshes: next time */
+    if (neap_bg_mesh_end == 0) _neap_mesh_budget();
+    uint64_t now = _neap_os_clock_ns();
+    uint64_t budget = (now - neap_bg_mesh_end) / 4;
+    if (budget < 2000000) budget = 2000000;
+    if (budget > 50000000) budget = 50000000;
+    bool done = neap_heap_mesh(h, now + budget);
+    neap_bg_mesh_end = _neap_os_clock_ns();
+    _neap_mesh_unlock();
+    if (done) atomic_store_explicit(&h->mesh_pub, 0, memory_order_relaxed);
+    return done;
+}
+
 /* Whether the background purge may claim heaps: membarrier registered
  * (only the background thread reads and writes it; a forked child starts
  * over, unknown). */
@@ -1733,7 +1953,7 @@ size_t _neap_heaps_purge_expired(void) {
     pthread_mutex_lock(&_neap_lock);
     for (neap_heap_t *h = _neap_all_heaps; h; h = h->gnext) {
         size_t dirty = atomic_load_explicit(&h->dirty_pub, memory_order_relaxed);
-        if (dirty == 0) continue;
+        if (dirty == 0 && !(neap_mesh_on() && atomic_load_explicit(&h->mesh_pub, memory_order_relaxed))) continue;
         left += dirty;
         if (neap_purge_barrier == NEAP_BARRIER_YES && n < sizeof heaps / sizeof heaps[0]) heaps[n++] = h;
     }
@@ -1766,6 +1986,8 @@ size_t _neap_heaps_purge_expired(void) {
                 size_t purged = before > h->dirty_pages ? before - h->dirty_pages : 0;
                 left -= purged < left ? purged : left;
             }
+            if (neap_mesh_on() && atomic_load_explicit(&h->mesh_pub, memory_order_relaxed) && !neap_heap_mesh_bg(h))
+                left++;   /* more to mesh: the next tick comes soon */
             atomic_store_explicit(&h->dirty_pub, h->dirty_pages, memory_order_relaxed);
             atomic_store_explicit(&h->claimed, 0, memory_order_release);
         }

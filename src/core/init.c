@@ -64,6 +64,7 @@ void _neap_process_init(void) {
         /* fixed now, before the first block: blocks made without the debug
          * mode's guards could not be told from damaged ones later */
         _neap_debug_init(neap_opt(NEAP_OPTION_DEBUG_MALLOC) != 0);
+        _neap_mesh_init(neap_opt(NEAP_OPTION_MESH) != 0);   /* fixed too: arenas are mapped for it */
         atomic_store_explicit(&_neap_initialized, 1, memory_order_release);
     }
     pthread_mutex_unlock(&_neap_lock);
@@ -87,9 +88,13 @@ static void neap_fork_prepare(void) {
     pthread_mutex_lock(&_neap_orphan_lock);
     pthread_mutex_lock(&_neap_lock);
     pthread_mutex_lock(&_neap_huge_lock);
+    _neap_mesh_lock();           /* no mesh half done; then the arenas made private */
+    _neap_mesh_fork_prepare();
 }
 
 static void neap_fork_parent(void) {
+    _neap_mesh_fork_after();
+    _neap_mesh_unlock();
     pthread_mutex_unlock(&_neap_huge_lock);
     pthread_mutex_unlock(&_neap_lock);
     pthread_mutex_unlock(&_neap_orphan_lock);
@@ -101,6 +106,8 @@ static void neap_fork_child(void) {
     /* the forking thread took the core's locks in prepare, so the child's
      * one thread owns them: unlocked, not initialised anew (a sanitizer
      * would see the old owner's lock taken twice) */
+    _neap_mesh_fork_after();
+    _neap_mesh_unlock();
     pthread_mutex_unlock(&_neap_huge_lock);   /* the huge cache is the parent's, intact */
     _neap_fork_child(_neap_tl_heap);
     if (_neap_tl_heap != &_neap_heap_empty) _neap_heap_leave(_neap_tl_heap);

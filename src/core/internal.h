@@ -187,7 +187,12 @@ enum {
     NEAP_PS_CONT,      /* a later page of a run; low bits: pages back to the head */
     NEAP_PS_META,      /* the arena header */
     NEAP_PS_BLOCK,     /* head of a run holding one block of a page-multiple class; low bits: class */
-    NEAP_PS_SPARE      /* the same, its block free, kept by the owner heap for the next one */
+    NEAP_PS_SPARE,     /* the same, its block free, kept by the owner heap for the next one */
+    NEAP_PS_COLD,      /* meshing: head of a one-page small pool on its partial list that the
+                          owner left for the mesher; its frees take the slow path */
+    NEAP_PS_ALIAS      /* meshing: a page whose virtual page maps the physical page of the
+                          pool at the page in the low bits (same arena); its blocks are that
+                          pool's, at the same offsets */
 };
 #define NEAP_PK_SHIFT 12
 #define NEAP_PK_COUNT_MASK ((1u << NEAP_PK_SHIFT) - 1)
@@ -390,11 +395,24 @@ struct neap_arena_s {
     neap_arena_t *dnext;         /* the owner heap's dirty queue (owner only) */
     uint8_t in_dirty;            /* on the dirty queue */
     uint8_t zombie;              /* owned by a thread that did not survive fork */
+    uint8_t backing;             /* NEAP_BACK_*: what the arena is a mapping of */
+    uint16_t aliases;            /* ALIAS pages (owner only) */
+    int file_fd;                 /* NEAP_BACK_FILE: the memory file */
+    uint64_t file_off;           /* NEAP_BACK_FILE, _PRIVATE: the arena's offset in its file */
     neap_arena_t *gnext, *gprev; /* all arenas, or the orphan list (global lock) */
     /* per page: NEAP_PK(kind, count) (owner writes; other threads read it,
      * relaxed, to validate their frees) */
     uint16_t kind[NEAP_ARENA_PAGES];
+    /* meshing: per pool head page, the ALIAS pages that map it (owner only) */
+    uint8_t nalias[NEAP_ARENA_PAGES];
 };
+
+/* neap_arena_t.backing */
+#define NEAP_BACK_ANON 0      /* anonymous private memory (meshing off) */
+#define NEAP_BACK_FILE 1      /* a shared mapping of the memory file: pages can be meshed */
+#define NEAP_BACK_PRIVATE 2   /* a private mapping of a memory file (switched at a fork): never
+                                 meshed again; a purged page reads the file's page again, so no
+                                 free page of it counts as clean (reads as zero) */
 
 #define NEAP_META_PAGES \
     ((sizeof(neap_arena_t) + NEAP_PAGE_SIZE - 1) / NEAP_PAGE_SIZE)
@@ -437,6 +455,9 @@ struct neap_heap_s {
     int alive;                   /* 1 while a thread uses it */
     unsigned validate_count;     /* slow paths since the last validation (validate.c) */
     unsigned validate_every;     /* NEAP_DEBUG 2: slow paths between validations (0: the minimum) */
+    uint64_t cooled_at;          /* meshing: ms clock of the last cooling (heap.c) */
+    _Atomic int mesh_pub;        /* meshing: the owner left pools for the mesher (owner stores,
+                                    the background thread reads and clears, relaxed) */
     /* What other threads read (atomics; heap.c's opening comment) */
     _Atomic size_t dirty_pub;    /* dirty_pages, as the owner or the purge last left them */
     size_t pools_made[NEAP_CLASS_MAX + 1];  /* per class, made by this heap (owner stores,
@@ -507,6 +528,44 @@ typedef struct neap_mstats_s {
     _Atomic size_t ns;         /* time spent meshing */
 } neap_mstats_t;
 extern NEAP_INTERNAL neap_mstats_t _neap_mstats;
+extern NEAP_INTERNAL bool _neap_mesh_enabled;   /* set once at process start */
+neap_inline bool neap_mesh_on(void) { return neap_unlikely(_neap_mesh_enabled); }
+NEAP_INTERNAL void _neap_mesh_init(bool on);    /* process start (init.c) */
+/* The memory file for new arenas (arena.c asks, under _neap_lock): its fd
+ * and a fresh or reused 4 MiB slot of it; false: none (anonymous arena). */
+NEAP_INTERNAL bool _neap_mesh_file_slot(int *fd, uint64_t *off);
+NEAP_INTERNAL void _neap_mesh_file_release(int fd, uint64_t off);   /* under _neap_lock */
+/* Meshes src into dst: two COLD one-page pools of one class in one arena
+ * of the caller's (the owner in a slow path, or the background thread
+ * holding the owner's claim); src has no alias and is on no list.  true:
+ * src's page is now an ALIAS of dst, dst holds both pools' blocks. */
+NEAP_INTERNAL bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src);
+/* The live blocks of a one-page pool as a bitmap (mesh.c); its count. */
+NEAP_INTERNAL size_t _neap_mesh_live(const neap_pool_t *pool, uint64_t live[4]);
+/* Gives every ALIAS page of the pool at page idx its own (zero) page back;
+ * the pages' kinds are left to the caller, which releases them. */
+NEAP_INTERNAL void _neap_mesh_unmesh_page(neap_arena_t *a, size_t alias);
+/* The mesh lock: one mesher at a time in the process (fork takes it). */
+/* The mapping budget counted again (the process's mappings read). */
+NEAP_INTERNAL void _neap_mesh_budget(void);
+NEAP_INTERNAL void _neap_mesh_lock(void);
+NEAP_INTERNAL bool _neap_mesh_trylock(void);
+NEAP_INTERNAL void _neap_mesh_unlock(void);
+/* fork: every FILE arena becomes a private mapping of its file (prepare,
+ * under _neap_lock, every thread's meshing stopped), and new arenas use a
+ * new file (parent and child, after). */
+NEAP_INTERNAL void _neap_mesh_fork_prepare(void);
+NEAP_INTERNAL void _neap_mesh_fork_after(void);
+/* The address of block p as its pool's head page holds it: p itself, or,
+ * in an ALIAS page, the same offset in the pool's page. */
+neap_inline uintptr_t _neap_mesh_canon(uintptr_t p) {
+    if (neap_likely(!neap_mesh_on())) return p;
+    neap_arena_t *a = (neap_arena_t *)(p & ~((uintptr_t)NEAP_ARENA_SIZE - 1));
+    uint16_t v = __atomic_load_n(&a->kind[(p & ((uintptr_t)NEAP_ARENA_SIZE - 1)) >> NEAP_PAGE_SHIFT],
+                                 __ATOMIC_RELAXED);
+    if (neap_likely((v >> NEAP_PK_SHIFT) != NEAP_PS_ALIAS)) return p;
+    return (uintptr_t)a + ((uintptr_t)(v & NEAP_PK_COUNT_MASK) << NEAP_PAGE_SHIFT) + (p & NEAP_PAGE_MASK);
+}
 
 /* ---------------------------------------------------------------------------
  * options.c
@@ -557,6 +616,9 @@ NEAP_INTERNAL size_t _neap_arena_purge(neap_arena_t *a, neap_purge_batch_t *b);
 NEAP_INTERNAL size_t _neap_arena_purge_old(neap_arena_t *a, neap_purge_batch_t *b);
 /* An empty batch, madvise per range if NEAP_PURGE_BATCH is 0. */
 NEAP_INTERNAL void _neap_purge_batch_init(neap_purge_batch_t *b);
+/* One range of arena a's free pages into the batch (or, for a PRIVATE
+ * arena, given back at once). */
+NEAP_INTERNAL void _neap_arena_purge_add(neap_arena_t *a, neap_purge_batch_t *b, void *p, size_t size);
 NEAP_INTERNAL void _neap_arena_mark_young(neap_arena_t *a, size_t first, size_t n);
 /* zero: the data must read as zero (a fresh mapping does; a cached one is cleared) */
 NEAP_INTERNAL void *_neap_huge_alloc(size_t size, size_t align, bool zero, size_t *usable);

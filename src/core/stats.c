@@ -53,8 +53,9 @@ void _neap_tally_arena(const neap_arena_t *a, neap_tally_t *t) {
             } else {
                 t->cls_free[cls]++;
             }
-        } else if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) {
-            /* the header in the pool's head page */
+        } else if (state == NEAP_PS_POOL || state == NEAP_PS_FULL || state == NEAP_PS_COLD) {
+            /* the header in the pool's head page (an ALIAS page's blocks
+             * are its canonical pool's, counted there) */
             const neap_pool_t *pool = (const neap_pool_t *)_neap_page_addr(a, i);
             size_t cls = pool->cls;
             if (cls == 0 || cls > NEAP_CLASS_MAX) continue;

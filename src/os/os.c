@@ -283,7 +283,8 @@ static long neap_pm_call(neap_purge_batch_t *b) {
             return -1;
         }
         b->calls++;
-        long r = syscall(SYS_process_madvise, fd, (const struct iovec *)b->range, b->n, MADV_DONTNEED, 0u);
+        long r = syscall(SYS_process_madvise, fd, (const struct iovec *)b->range, b->n,
+                         b->remove ? MADV_REMOVE : MADV_DONTNEED, 0u);
         if (r >= 0) return r;
         if (errno == EBADF && how == NEAP_PM_SELF) {
             atomic_store(&neap_pm_how, NEAP_PM_PIDFD);
@@ -292,6 +293,10 @@ static long neap_pm_call(neap_purge_batch_t *b) {
         if (errno == EBADF) {   /* the program closed the pidfd: open it again */
             neap_pm_forget(fd);
             continue;
+        }
+        if (b->remove && errno == EINVAL) {   /* REMOVE refused, DONTNEED may not be */
+            b->plain = true;
+            return -1;
         }
         if (errno == EINVAL || errno == ENOSYS || errno == EPERM) atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
         return -1;
@@ -316,7 +321,8 @@ void _neap_os_purge_flush(neap_purge_batch_t *b) {
     }
     for (; i < b->n; i++, done = 0) {
         b->calls++;
-        if (madvise((char *)b->range[i].base + done, b->range[i].len - done, MADV_DONTNEED) != 0)
+        if (madvise((char *)b->range[i].base + done, b->range[i].len - done,
+                    b->remove ? MADV_REMOVE : MADV_DONTNEED) != 0)
             _neap_warning("madvise failed", NULL);
     }
     b->n = 0;
@@ -694,4 +700,180 @@ bool _neap_os_random(void *buf, size_t n) {
     long r = syscall(SYS_getrandom, buf, n, 1 /* GRND_NONBLOCK */);
     errno = saved;
     return r == (long)n;
+}
+
+/* ---------------------------------------------------------------------------
+ * Meshing's memory file, its mappings and its fault handler (os.h).
+ * ------------------------------------------------------------------------- */
+int _neap_os_memfile(uint64_t size) {
+    int saved = errno;
+    int fd = -1;
+#ifdef SYS_memfd_create
+    fd = (int)syscall(SYS_memfd_create, "neap", 1u /* MFD_CLOEXEC */);
+#endif
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    /* high, out of the way of programs that expect the lowest numbers */
+    int high = fcntl(fd, F_DUPFD_CLOEXEC, 700);
+    if (high >= 0) {
+        close(fd);
+        fd = high;
+    }
+    if (ftruncate(fd, (off_t)size) != 0) {
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    errno = saved;
+    return fd;
+}
+
+bool _neap_os_fd_ok(int fd) {
+    int saved = errno;
+    bool ok = fd >= 0 && fcntl(fd, F_GETFD) >= 0;
+    errno = saved;
+    return ok;
+}
+
+void *_neap_os_map_file_aligned(int fd, uint64_t off, size_t size, size_t align) {
+    char *p = _neap_os_map_aligned(size, align);
+    if (p == NULL) return NULL;
+    if (!_neap_os_map_file_fixed(p, size, fd, off, false)) {
+        _neap_os_unmap(p, size);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return p;
+}
+
+bool _neap_os_map_file_fixed(void *p, size_t size, int fd, uint64_t off, bool priv) {
+    int saved = errno;
+    void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | (priv ? MAP_PRIVATE : MAP_SHARED), fd, (off_t)off);
+    errno = saved;
+    return r == p;
+}
+
+bool _neap_os_map_anon_fixed(void *p, size_t size) {
+    int saved = errno;
+    void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    errno = saved;
+    return r == p;
+}
+
+bool _neap_os_protect(void *p, size_t size, bool writable) {
+    int saved = errno;
+    bool ok = mprotect(p, size, writable ? PROT_READ | PROT_WRITE : PROT_READ) == 0;
+    errno = saved;
+    return ok;
+}
+
+bool _neap_os_punch(int fd, uint64_t off, size_t len) {
+    int saved = errno;
+    bool ok = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) == 0;
+    errno = saved;
+    return ok;
+}
+
+void _neap_os_drop(void *p, size_t size) {
+    int saved = errno;
+    if (madvise(p, size, MADV_DONTNEED) != 0) _neap_warning("madvise failed", NULL);
+    errno = saved;
+}
+
+/* The handler: meshing's own faults (a write into a page being meshed:
+ * SEGV_ACCERR) wait and retry; every other one goes to the action that was
+ * installed before neap's, as if neap's were not there.  A default or
+ * ignored action is put back and the instruction retried, so that the
+ * program dies of the fault at the place it happened. */
+static bool (*neap_fault_fn)(uintptr_t addr, bool access);
+static struct sigaction neap_fault_old;
+static _Atomic int neap_fault_state;   /* 0 none, 1 installing, 2 installed */
+
+static void neap_fault_handler(int sig, siginfo_t *si, void *uc) {
+    int saved = errno;
+    bool access = si->si_code == SEGV_ACCERR;
+    if (neap_fault_fn((uintptr_t)si->si_addr, access)) {
+        errno = saved;
+        return;
+    }
+    errno = saved;
+    if (neap_fault_old.sa_flags & SA_SIGINFO) {
+        if (neap_fault_old.sa_sigaction) neap_fault_old.sa_sigaction(sig, si, uc);
+        return;
+    }
+    if (neap_fault_old.sa_handler == SIG_DFL || neap_fault_old.sa_handler == SIG_IGN) {
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        sigaction(SIGSEGV, &dfl, NULL);
+        return;   /* the instruction faults again, now with the default action */
+    }
+    neap_fault_old.sa_handler(sig);
+}
+
+bool _neap_os_fault_install(bool (*handler)(uintptr_t addr, bool access)) {
+    int zero = 0;
+    if (!atomic_compare_exchange_strong(&neap_fault_state, &zero, 1)) {
+        while (atomic_load(&neap_fault_state) == 1) sched_yield();
+        return _neap_os_fault_ok();
+    }
+    neap_fault_fn = handler;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = neap_fault_handler;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    int saved = errno;
+    bool ok = sigaction(SIGSEGV, &sa, &neap_fault_old) == 0;
+    errno = saved;
+    atomic_store(&neap_fault_state, ok ? 2 : 0);
+    return ok;
+}
+
+bool _neap_os_fault_ok(void) {
+    if (atomic_load(&neap_fault_state) != 2) return false;
+    struct sigaction cur;
+    int saved = errno;
+    bool ok = sigaction(SIGSEGV, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+              cur.sa_sigaction == neap_fault_handler;
+    errno = saved;
+    return ok;
+}
+
+long _neap_os_max_map_count(void) {
+    char buf[32];
+    int n = _neap_os_read_file("/proc/sys/vm/max_map_count", buf, sizeof buf - 1);
+    if (n <= 0) return 65530;
+    buf[n] = 0;
+    long v = 0;
+    for (int i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++) v = v * 10 + (buf[i] - '0');
+    return v > 0 ? v : 65530;
+}
+
+long _neap_os_map_count(void) {
+    int saved = errno;
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    char buf[4096];
+    long lines = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        for (ssize_t i = 0; i < r; i++) lines += buf[i] == '\n';
+    }
+    close(fd);
+    errno = saved;
+    return lines;
+}
+
+uint64_t _neap_os_thread_cpu_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }

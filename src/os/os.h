@@ -64,6 +64,9 @@ typedef struct neap_purge_batch_s {
     size_t bytes;              /* their bytes */
     size_t calls;              /* system calls made so far (statistics, tests) */
     bool plain;                /* madvise per range, never process_madvise */
+    bool remove;               /* the ranges are shared mappings of the memory file
+                                  (meshing): MADV_REMOVE, which frees the file's
+                                  pages too, instead of MADV_DONTNEED */
     neap_purge_range_t range[NEAP_PURGE_BATCH];
 } neap_purge_batch_t;
 /* Adds [p, p+size) (page-aligned): joined to the last range if it starts
@@ -126,6 +129,38 @@ NEAP_INTERNAL void _neap_os_fail_maps_stop(void);
 NEAP_INTERNAL void _neap_os_fail_maps_off(void);
 NEAP_INTERNAL void _neap_os_fail_maps_count(uint64_t *calls, uint64_t *failed, int64_t *net_bytes);
 NEAP_INTERNAL bool _neap_os_random(void *buf, size_t n);   /* getrandom; false: not filled */
+
+/* The memory file meshing maps arenas from (mesh.c, arena.c): a memfd,
+ * close-on-exec, moved to a high descriptor number, sized (sparse) to
+ * `size` bytes; -1 on failure.  The calls below take its descriptor. */
+NEAP_INTERNAL int _neap_os_memfile(uint64_t size);
+NEAP_INTERNAL bool _neap_os_fd_ok(int fd);                 /* fd is still open */
+/* size bytes at an address that is a multiple of align, mapped shared
+ * from fd at off (a reservation over-mapped and trimmed, then the file
+ * mapped over it); NULL on failure */
+NEAP_INTERNAL void *_neap_os_map_file_aligned(int fd, uint64_t off, size_t size, size_t align);
+/* [p, p+size) mapped from fd at off in place of whatever was there,
+ * read-write, shared or private (copy on write); false on failure (the
+ * range as it was) */
+NEAP_INTERNAL bool _neap_os_map_file_fixed(void *p, size_t size, int fd, uint64_t off, bool priv);
+NEAP_INTERNAL bool _neap_os_map_anon_fixed(void *p, size_t size);   /* fresh zero pages in place */
+NEAP_INTERNAL bool _neap_os_protect(void *p, size_t size, bool writable);
+/* The file's pages [off, off+len) freed (a hole that reads as zero). */
+NEAP_INTERNAL bool _neap_os_punch(int fd, uint64_t off, size_t len);
+/* [p, p+size) of a private mapping of the file: its copies dropped now
+ * (madvise DONTNEED; the range reads the file's pages again). */
+NEAP_INTERNAL void _neap_os_drop(void *p, size_t size);
+/* The write-fault handler of meshing: handler(addr) is called for every
+ * SIGSEGV of the process; true: the fault was meshing's (the handler has
+ * waited) and the instruction is retried; false: the action installed
+ * before is run (or the default one).  Installed once; _ok tells whether
+ * it is still the process's handler. */
+NEAP_INTERNAL bool _neap_os_fault_install(bool (*handler)(uintptr_t addr, bool access));
+NEAP_INTERNAL bool _neap_os_fault_ok(void);
+/* /proc/sys/vm/max_map_count, or 65530 when it cannot be read */
+NEAP_INTERNAL long _neap_os_max_map_count(void);
+NEAP_INTERNAL long _neap_os_map_count(void);   /* the process's mappings now; -1: unknown */
+NEAP_INTERNAL uint64_t _neap_os_thread_cpu_ns(void);       /* CPU time of the calling thread */
 
 /* ---------------------------------------------------------------------------
  * diag.c -- formatting without allocation, and diagnostics on fd 2

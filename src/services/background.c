@@ -10,12 +10,14 @@
  *          the process's last running thread?  --> exit(0)
  *          publish.c: _neap_publish_tick --> a record if NEAP_PUBLISH ms
  *                     passed; false (exit, or an old generation) --> end
- *          NEAP_BACKGROUND: _neap_heaps_purge_expired (core/heap.c) gives
- *                     back the pages whose NEAP_PURGE_DELAY is up, in every
- *                     heap whose owner is not in a slow path (claimed
- *                     through heap.c's membarrier handshake; the first
- *                     call registers membarrier, here, off the program's
- *                     threads)
+ *          NEAP_BACKGROUND (or NEAP_MESH): _neap_heaps_purge_expired
+ *                     (core/heap.c) gives back the pages whose
+ *                     NEAP_PURGE_DELAY is up, and meshes the pools their
+ *                     owners left for it (NEAP_MESH, within a share of the
+ *                     time: heap.c), in every heap whose owner is not in a
+ *                     slow path (claimed through heap.c's membarrier
+ *                     handshake; the first call registers membarrier, here,
+ *                     off the program's threads)
  *
  *   tick = the smallest of NEAP_PUBLISH (1000 when off), the purge delay (at
  *   least 5 ms) while pages wait, 100 ms when none wait, and
@@ -53,7 +55,7 @@ static void *neap_bg_main(void *arg) {
     _neap_os_thread_name("neap-background");   /* at most 15 characters */
     for (;;) {
         long publish = neap_opt(NEAP_OPTION_PUBLISH);
-        bool purge = neap_opt(NEAP_OPTION_BACKGROUND) != 0;
+        bool purge = neap_opt(NEAP_OPTION_BACKGROUND) != 0 || neap_mesh_on();
         long tick = publish > 0 ? publish : 1000;
         if (purge) {
             long delay = neap_opt(NEAP_OPTION_PURGE_DELAY);

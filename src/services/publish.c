@@ -179,7 +179,7 @@ static void neap_pub_start_locked(void) {
         _neap_warning("statistics are not published", "/tmp/neap-<uid> cannot be made, or is not the user's own 0700 directory");
         neap_option_set(NEAP_OPTION_PUBLISH, 0);
         publish = false;
-        if (!neap_opt(NEAP_OPTION_BACKGROUND)) return;
+        if (!neap_opt(NEAP_OPTION_BACKGROUND) && !neap_mesh_on()) return;
     }
     neap_pub_start_ms = _neap_os_realtime_ms();
     neap_pub_state = NEAP_PUB_RUNNING;
@@ -188,7 +188,8 @@ static void neap_pub_start_locked(void) {
 }
 
 void _neap_publish_start(void) {
-    if (neap_opt(NEAP_OPTION_PUBLISH) <= 0 && !neap_opt(NEAP_OPTION_BACKGROUND)) return;
+    /* meshing's work on idle heaps is the background thread's */
+    if (neap_opt(NEAP_OPTION_PUBLISH) <= 0 && !neap_opt(NEAP_OPTION_BACKGROUND) && !neap_mesh_on()) return;
     pthread_mutex_lock(&neap_pub_lock);
     if (neap_pub_state == NEAP_PUB_OFF) neap_pub_start_locked();
     pthread_mutex_unlock(&neap_pub_lock);
