@@ -34,8 +34,6 @@ extern NEAP_INTERNAL neap_heap_t *_neap_all_heaps;
 extern NEAP_INTERNAL pthread_mutex_t _neap_orphan_lock;
 extern NEAP_INTERNAL neap_arena_t *_neap_orphans;
 
-neap_mstats_t _neap_mstats;
-
 void _neap_tally_arena(const neap_arena_t *a, neap_tally_t *t) {
     t->pages_used += a->pages_used;
     for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES; i++) {
