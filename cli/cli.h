@@ -65,6 +65,8 @@ typedef struct neap_cli_record_s {
     size_t start_ms;       /* when the process started publishing */
     size_t interval_ms;    /* its publishing interval (0: exit record only) */
     size_t rss, peak_rss, vsize;
+    size_t mesh;           /* the process's NEAP_MESH: 1 meshing (the mesh counters
+                              of stats mean something), 0 not or not said */
     neap_stats_t stats;
 } neap_cli_record_t;
 

@@ -155,6 +155,9 @@ static const neap_record_field_t neap_record_fields[] = {
     NEAP_RF(bytes_in_pools),   NEAP_RF(bytes_huge),       NEAP_RF(bytes_mapped),
     NEAP_RF(bytes_purged),     NEAP_RF(bytes_unmapped),   NEAP_RF(huge_current),
     NEAP_RF(large_current),    NEAP_RF(heaps_current),    NEAP_RF(bytes_huge_cached),
+    NEAP_RF(mesh_pages),       NEAP_RF(meshes),           NEAP_RF(unmeshes),
+    NEAP_RF(mesh_ns),
+    {"mesh", offsetof(neap_cli_record_t, mesh)},
     {"rss", offsetof(neap_cli_record_t, rss)},
     {"peak_rss", offsetof(neap_cli_record_t, peak_rss)},
     {"vsize", offsetof(neap_cli_record_t, vsize)},
@@ -454,6 +457,14 @@ void neap_cli_record_memory(FILE *out, const neap_cli_record_t *r) {
                  "huge blocks %zu, thread heaps %zu\n",
             st->arenas_current, st->arenas_highwater, st->arenas_freed, st->pools_current,
             st->large_current, st->huge_current, st->heaps_current);
+    if (r->mesh != 0) {
+        /* in floating point: a forged record's counts may be near SIZE_MAX */
+        neap_cli_format_size(a, sizeof a, (double)st->mesh_pages * NEAP_PAGE_SIZE);
+        fprintf(out, "  meshing           %zu page%s a physical page (%s saved); %zu mesh%s, "
+                     "%zu unmeshed, %.2f s spent\n",
+                st->mesh_pages, st->mesh_pages == 1 ? " shares" : "s share", a, st->meshes,
+                st->meshes == 1 ? "" : "es", st->unmeshes, (double)st->mesh_ns / 1e9);
+    }
 }
 
 /* --- processes of a run ------------------------------------------------------ */

@@ -6,7 +6,9 @@
  *     next to this executable), run_output
  *   run_env_build: the child's environment,  -> LD_PRELOAD=libneap.so[:theirs],
  *     made before fork so the child only        NEAP_PUBLISH, NEAP_BACKGROUND,
- *     writes its pid into it and execs          NEAP_<option>s asked for,
+ *     writes its pid into it and execs          NEAP_<option>s asked for
+ *                                               (--mesh: NEAP_MESH=1 and
+ *                                               NEAP_BACKGROUND=1),
  *                                               NEAP_RUN_PID=<own pid>,
  *                                               PYTHONMALLOC=malloc (unless set;
  *                                                 whatever CMD is)
@@ -93,7 +95,7 @@ typedef struct {
                                           "2" fp), or NULL */
     const char *pyframes;              /* NEAP_TRACE_PYTHON's ("1" python, "2" native,
                                           "0" off), or NULL */
-    int quiet, show_stats, verbose, python, background, debug_malloc;
+    int quiet, show_stats, verbose, python, background, debug_malloc, mesh;
     int given[RUN_NSETTINGS];          /* the setting is passed to the program */
     unsigned long long value[RUN_NSETTINGS];
     char trace_abs[4096];
@@ -129,6 +131,11 @@ static void run_usage(FILE *out) {
             "  --debug-malloc         the debug mode (NEAP_DEBUG_MALLOC=1): guard bytes around\n"
             "                         every block, fills, checks at free and realloc; a misuse\n"
             "                         stops the program with a message saying what and where\n"
+            "  --mesh                 meshing (NEAP_MESH=1, and NEAP_BACKGROUND=1: the\n"
+            "                         background thread meshes): one-page pools of a size\n"
+            "                         class whose live blocks sit at different offsets come\n"
+            "                         to share one physical page; no block moves.  Not with\n"
+            "                         --debug-malloc nor --no-background\n"
             "  --no-python            do not set PYTHONMALLOC=malloc\n"
             "  --trace FILE           record every allocation with its stack into FILE as the\n"
             "                         program runs (read it with `neap report FILE`); other\n"
@@ -194,7 +201,7 @@ static int run_file_value(const char *option, const char *value) {
  * command, a tracing option without --trace). */
 static int run_parse(int argc, char **argv, run_options_t *o) {
     enum { OPT_SHOW_STATS = 256, OPT_VERBOSE, OPT_NO_PYTHON, OPT_NO_BACKGROUND, OPT_TRACE,
-           OPT_UNWIND, OPT_LIB, OPT_DEBUG_MALLOC, OPT_PYFRAMES, OPT_NATIVE,
+           OPT_UNWIND, OPT_LIB, OPT_DEBUG_MALLOC, OPT_MESH, OPT_PYFRAMES, OPT_NATIVE,
            OPT_SETTING /* + RUN_* */ };
     static const struct option longopts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -205,6 +212,7 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
         {"no-python", no_argument, NULL, OPT_NO_PYTHON},
         {"no-background", no_argument, NULL, OPT_NO_BACKGROUND},
         {"debug-malloc", no_argument, NULL, OPT_DEBUG_MALLOC},
+        {"mesh", no_argument, NULL, OPT_MESH},
         {"trace", required_argument, NULL, OPT_TRACE},
         {"unwind", required_argument, NULL, OPT_UNWIND},
         {"python-frames", required_argument, NULL, OPT_PYFRAMES},
@@ -240,6 +248,7 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
         case OPT_NO_PYTHON: o->python = 0; break;
         case OPT_NO_BACKGROUND: o->background = 0; break;
         case OPT_DEBUG_MALLOC: o->debug_malloc = 1; break;
+        case OPT_MESH: o->mesh = 1; break;
         case OPT_TRACE:
             if (run_file_value("--trace", optarg) != 0) return -1;
             o->trace = optarg;
@@ -297,6 +306,16 @@ static int run_parse(int argc, char **argv, run_options_t *o) {
     if (o->debug_malloc && o->trace != NULL) {
         fprintf(stderr, "neap run: --debug-malloc and --trace do not go together (the debug mode's guards "
                         "would be traced as data)\n");
+        return -1;
+    }
+    if (o->mesh && o->debug_malloc) {
+        fprintf(stderr, "neap run: --mesh and --debug-malloc do not go together (the debug mode "
+                        "does not mesh)\n");
+        return -1;
+    }
+    if (o->mesh && !o->background) {
+        fprintf(stderr, "neap run: --mesh and --no-background do not go together (the background "
+                        "thread is the one that meshes)\n");
         return -1;
     }
     for (int k = 0; k < RUN_NSETTINGS; k++) {
@@ -438,8 +457,8 @@ static char *run_env_set(run_env_t *e, const char *name, const char *value) {
 /* Builds in *e this process's environment and what the program needs on
  * top: the preload of lib (before any the user has), the settings, the
  * tracing variables, NEAP_RUN_PID's slot, and PYTHONMALLOC=malloc (for
- * whatever Python the run starts).  A NEAP_BACKGROUND or PYTHONMALLOC the user set
- * wins.  0, or -1 after saying memory ran out (e is then empty). */
+ * whatever Python the run starts).  A NEAP_BACKGROUND (but with --mesh) or
+ * PYTHONMALLOC the user set wins.  0, or -1 after saying memory ran out (e is then empty). */
 static int run_env_build(const run_options_t *o, const char *lib, run_env_t *e) {
     memset(e, 0, sizeof *e);
     int ok = 1;
@@ -461,8 +480,10 @@ static int run_env_build(const run_options_t *o, const char *lib, run_env_t *e) 
         ok = run_env_set(e, run_settings[k].env, num) != NULL;
     }
     if (ok && o->show_stats) ok = run_env_set(e, "NEAP_SHOW_STATS", "1") != NULL;
-    if (ok && o->background && getenv("NEAP_BACKGROUND") == NULL)
+    /* with --mesh, whatever the user set: the background thread meshes */
+    if (ok && o->background && (o->mesh || getenv("NEAP_BACKGROUND") == NULL))
         ok = run_env_set(e, "NEAP_BACKGROUND", "1") != NULL;
+    if (ok && o->mesh) ok = run_env_set(e, "NEAP_MESH", "1") != NULL;
     if (ok && o->verbose) ok = run_env_set(e, "NEAP_VERBOSE", "1") != NULL;
     if (ok && o->debug_malloc) ok = run_env_set(e, "NEAP_DEBUG_MALLOC", "1") != NULL;
     if (ok && o->trace != NULL) ok = run_env_set(e, "NEAP_TRACE", o->trace) != NULL;

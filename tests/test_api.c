@@ -789,6 +789,7 @@ test_options(void)
         {NEAP_OPTION_PURGE_BATCH, "PURGE_BATCH", 0},
         {NEAP_OPTION_DEBUG_MALLOC, "DEBUG_MALLOC", 0},   /* fixed at start: set to what it is */
         {NEAP_OPTION_TRACE_PYTHON, "TRACE_PYTHON", 2},
+        {NEAP_OPTION_MESH, "MESH", 0},                   /* fixed at start: set to what it is */
     };
     size_t i;
 
@@ -796,6 +797,13 @@ test_options(void)
     errno = 0;
     CHECK(neap_option_set(NEAP_OPTION_DEBUG_MALLOC, 1) == -1 && errno == EBUSY);
     CHECK(neap_option_get(NEAP_OPTION_DEBUG_MALLOC) == 0);
+    /* nor meshing, either way */
+    {
+        long mesh = neap_option_get(NEAP_OPTION_MESH);
+        errno = 0;
+        CHECK(neap_option_set(NEAP_OPTION_MESH, !mesh) == -1 && errno == EBUSY);
+        CHECK(neap_option_get(NEAP_OPTION_MESH) == mesh);
+    }
 
     CHECK(sizeof opts / sizeof opts[0] == NEAP_OPTION_COUNT);
     for (i = 0; i < sizeof opts / sizeof opts[0]; i++) {

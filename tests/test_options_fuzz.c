@@ -47,7 +47,8 @@ static opt_t opt[NOPT];
 static unit_t unit_of(const char *name) {
     static const char *const bytes[] = {"PURGE_MAX", "TRACE_SAMPLE"};
     static const char *const ms[] = {"PURGE_DELAY", "PUBLISH"};
-    static const char *const bools[] = {"SHOW_STATS", "VERBOSE", "BACKGROUND", "PURGE_BATCH", "DEBUG_MALLOC"};
+    static const char *const bools[] = {"SHOW_STATS",  "VERBOSE",      "BACKGROUND",
+                                        "PURGE_BATCH", "DEBUG_MALLOC", "MESH"};
     for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
         if (strcmp(name, bytes[i]) == 0) return U_BYTES;
     for (size_t i = 0; i < sizeof ms / sizeof ms[0]; i++)
@@ -369,8 +370,8 @@ static void mutant(setting_t *s) {
 /* --- the options' table: names from the library, ranges asked of it ----------------- */
 
 /* Whether neap_option_set takes v for option i as in its range: set, or
- * refused with EBUSY, an option fixed at start (NEAP_DEBUG_MALLOC) whose
- * range check passed. */
+ * refused with EBUSY, an option fixed at start (NEAP_DEBUG_MALLOC,
+ * NEAP_MESH) whose range check passed. */
 static int in_range(int i, long v) {
     errno = 0;
     return neap_option_set((neap_option_t)i, v) == 0 || errno == EBUSY;

@@ -61,7 +61,10 @@ static const struct {
     STAT_KEY(bytes_in_pools),   STAT_KEY(bytes_huge),        STAT_KEY(bytes_huge_cached),
     STAT_KEY(bytes_mapped),     STAT_KEY(bytes_purged),      STAT_KEY(bytes_unmapped),
     STAT_KEY(huge_current),     STAT_KEY(large_current),     STAT_KEY(heaps_current),
+    STAT_KEY(mesh_pages),       STAT_KEY(meshes),            STAT_KEY(unmeshes),
+    STAT_KEY(mesh_ns),
 #undef STAT_KEY
+    {"mesh", offsetof(neap_cli_record_t, mesh)},
     {"rss", offsetof(neap_cli_record_t, rss)},
     {"peak_rss", offsetof(neap_cli_record_t, peak_rss)},
     {"vsize", offsetof(neap_cli_record_t, vsize)},

@@ -176,8 +176,9 @@ int neap_option_set(neap_option_t opt, long value) {
         errno = ERANGE;
         return -1;
     }
-    /* the debug mode is fixed when the process starts (debug.c) */
-    if (opt == NEAP_OPTION_DEBUG_MALLOC && value != _neap_options[opt] &&
+    /* the debug mode (debug.c) and meshing (mesh.c) are fixed when the
+     * process starts */
+    if ((opt == NEAP_OPTION_DEBUG_MALLOC || opt == NEAP_OPTION_MESH) && value != _neap_options[opt] &&
         atomic_load_explicit(&_neap_initialized, memory_order_acquire)) {
         errno = EBUSY;
         return -1;

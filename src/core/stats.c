@@ -16,7 +16,8 @@
  *     zombie arenas           (a forked child's, of threads that did not
  *                             come along) counted under _neap_lock: nothing
  *                             writes them
- *     process-wide counters   _neap_gstats (relaxed atomics)
+ *     process-wide counters   _neap_gstats, and _neap_mstats of meshing
+ *                             (relaxed atomics)
  *
  * Counting an arena: its kind[] tells its pools and large runs, each pool's
  * header (in the pool's first page) its class and blocks in use.  Those are
@@ -202,6 +203,10 @@ void _neap_stats_collect(neap_stats_t *out) {
     out->bytes_unmapped = atomic_load(&_neap_gstats.bytes_unmapped);
     out->heaps_current = atomic_load(&_neap_gstats.heaps_current);
     out->arenas_orphaned = atomic_load(&_neap_gstats.arenas_orphaned);
+    out->mesh_pages = atomic_load_explicit(&_neap_mstats.pages, memory_order_relaxed);
+    out->meshes = atomic_load_explicit(&_neap_mstats.meshes, memory_order_relaxed);
+    out->unmeshes = atomic_load_explicit(&_neap_mstats.unmeshes, memory_order_relaxed);
+    out->mesh_ns = atomic_load_explicit(&_neap_mstats.ns, memory_order_relaxed);
 }
 
 void neap_stats_get(neap_stats_t *out) {
@@ -218,6 +223,32 @@ static void neap_line_count(neap_buf_t *b, const char *label, size_t n) {
     _neap_buf_str(b, label);
     _neap_buf_u(b, n, 12);
     _neap_buf_str(b, "\n");
+}
+
+/* n and a noun, singular or plural: "1 page", "12 pages". */
+static void neap_count_of(neap_buf_t *b, size_t n, const char *one, const char *many) {
+    _neap_buf_u(b, n, 0);
+    _neap_buf_str(b, " ");
+    _neap_buf_str(b, n == 1 ? one : many);
+}
+
+/* With NEAP_MESH: what meshing saved and cost, on one line. */
+static void neap_line_mesh(neap_buf_t *b, const neap_stats_t *st) {
+    _neap_buf_str(b, "meshing                 ");
+    neap_count_of(b, st->mesh_pages, "page shares", "pages share");
+    _neap_buf_str(b, " a physical page (");
+    _neap_buf_size(b, (unsigned long long)st->mesh_pages << NEAP_PAGE_SHIFT, 0);
+    _neap_buf_str(b, " saved), ");
+    neap_count_of(b, st->meshes, "mesh", "meshes");
+    _neap_buf_str(b, ", ");
+    _neap_buf_u(b, st->unmeshes, 0);
+    _neap_buf_str(b, " unmeshed, ");
+    /* seconds with two decimals, in integers */
+    _neap_buf_u(b, st->mesh_ns / 1000000000u, 0);
+    _neap_buf_str(b, ".");
+    _neap_buf_u(b, st->mesh_ns / 100000000u % 10, 0);
+    _neap_buf_u(b, st->mesh_ns / 10000000u % 10, 0);
+    _neap_buf_str(b, " s spent\n");
 }
 
 static void neap_flush(int fd, FILE *f, neap_buf_t *b) {
@@ -277,6 +308,7 @@ void neap_stats_print(FILE *f) {
     neap_line_size(&b, "address space mapped    ", st.bytes_mapped);
     neap_line_size(&b, "given back (madvise)    ", st.bytes_purged);
     neap_line_size(&b, "given back (munmap)     ", st.bytes_unmapped);
+    if (neap_opt(NEAP_OPTION_MESH)) neap_line_mesh(&b, &st);
     if (have_pm) {
         neap_line_size(&b, "process RSS             ", pm.rss);
         neap_line_size(&b, "process peak RSS        ", pm.peak_rss);

@@ -12,6 +12,7 @@
  *     pid 1234 / state running|exited / time_ms <wall clock>
  *     start_ms <wall clock> / interval_ms <publish interval> / command <cmdline>
  *     <every field of neap_stats_t> / rss / peak_rss / vsize
+ *     mesh <NEAP_MESH: 1 meshing, 0 not>
  *     class <n> <size> <pools> <blocks used> <blocks free> <pools made>
  *
  * Who writes:
@@ -116,6 +117,11 @@ static size_t neap_pub_format(char *buf, size_t cap, const char *state) {
     neap_kv_u(&b, "huge_current", st.huge_current);
     neap_kv_u(&b, "large_current", st.large_current);
     neap_kv_u(&b, "heaps_current", st.heaps_current);
+    neap_kv_u(&b, "mesh", (unsigned long long)neap_opt(NEAP_OPTION_MESH));
+    neap_kv_u(&b, "mesh_pages", st.mesh_pages);
+    neap_kv_u(&b, "meshes", st.meshes);
+    neap_kv_u(&b, "unmeshes", st.unmeshes);
+    neap_kv_u(&b, "mesh_ns", st.mesh_ns);
     neap_kv_u(&b, "rss", pm.rss);
     neap_kv_u(&b, "peak_rss", pm.peak_rss);
     neap_kv_u(&b, "vsize", pm.vsize);

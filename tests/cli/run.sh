@@ -30,6 +30,13 @@
 #              controls is shown escaped (no raw control byte reaches the
 #              output, UTF-8 text is kept), in the list, for the pid, and in
 #              the message about a malformed line
+#   mesh       neap run --mesh gives the program NEAP_MESH=1 and
+#              NEAP_BACKGROUND=1 (over what the user's environment has), and
+#              neither without it; with --debug-malloc or --no-background it
+#              is refused with exit 2 and a message, and the program is not
+#              run; the summary has a meshing line (or the library said why
+#              it does not mesh); a record that says mesh 1 shows its counters
+#              in neap stats PID, one without it or with mesh 0 no such line
 #   trace      neap run --trace FILE: a Python program's trace names its
 #              allocation sites (exact, sampled, and with the DWARF unwinder
 #              whole stacks up to main); a program killed by
@@ -444,6 +451,48 @@ stats_escape)
     grep -qF '\x1b[31m' err || fail "the malformed line is not quoted escaped: $(cat err)"
     expect_status 0 timeout -s KILL 20 "$NEAP" stats
     [ -z "$(controls out)" ] || fail "raw control bytes in the list: $(controls out | tr '\n' ' ')"
+    ;;
+mesh)
+    unset NEAP_MESH NEAP_BACKGROUND NEAP_DEBUG_MALLOC
+    # the variables the program gets, with and without --mesh
+    out=$("$NEAP" run -q --mesh -- sh -c 'echo "$NEAP_MESH $NEAP_BACKGROUND"') || fail "neap run --mesh failed"
+    [ "$out" = "1 1" ] || fail "under neap run --mesh NEAP_MESH NEAP_BACKGROUND are '$out', expected '1 1'"
+    out=$(NEAP_MESH=0 NEAP_BACKGROUND=0 "$NEAP" run -q --mesh -- sh -c 'echo "$NEAP_MESH $NEAP_BACKGROUND"')
+    [ "$out" = "1 1" ] || fail "--mesh over NEAP_MESH=0 NEAP_BACKGROUND=0 gave '$out', expected '1 1'"
+    out=$("$NEAP" run -q -- sh -c 'echo "${NEAP_MESH-unset} $NEAP_BACKGROUND"')
+    [ "$out" = "unset 1" ] || fail "without --mesh NEAP_MESH NEAP_BACKGROUND are '$out', expected 'unset 1'"
+    # refused, before the program runs
+    for bad in "--mesh --debug-malloc" "--debug-malloc --mesh" "--mesh --no-background"; do
+        # shellcheck disable=SC2086 # word splitting wanted: two options
+        expect_status 2 "$NEAP" run $bad -- sh -c 'touch ran'
+        grep -q -- "--mesh and --[a-z-]* do not go together" "$WORK/err" || fail "$bad: $(cat "$WORK/err")"
+        [ ! -e ran ] || fail "$bad: the program ran"
+    done
+    expect_status 2 "$NEAP" run --mesh=1 -- true
+    grep -q "option '--mesh' takes no value" "$WORK/err" || fail "--mesh=1: $(cat "$WORK/err")"
+    # the summary: the program's counters, or the library's word on why not
+    "$NEAP" run --mesh -- sh -c 'exec "$0" -c "x = [bytes(100) for _ in range(20000)]; del x"' \
+        "${PY:-python3}" 2>"$WORK/err" || fail "neap run --mesh failed: $(cat "$WORK/err")"
+    grep -q "^  meshing  .* a physical page (.* saved); .* unmeshed, [0-9.]* s spent$" "$WORK/err" ||
+        grep -qi "warning.*mesh" "$WORK/err" || { cat "$WORK/err"; fail "the summary of --mesh has no meshing line"; }
+    "$NEAP" run -- true 2>"$WORK/err" || fail "neap run failed: $(cat "$WORK/err")"
+    ! grep -q "meshing" "$WORK/err" || { cat "$WORK/err"; fail "a meshing line without --mesh"; }
+    # neap stats PID of records that say mesh 1, mesh 0, and nothing
+    mkdir -p -m 0700 "$RECDIR"
+    sleep 60 &
+    live=$!
+    trap 'kill $live 2>/dev/null; rm -f "$RECDIR/$live"; rm -rf "$WORK"' EXIT
+    forge "$RECDIR/$live" $live program-a
+    sed -i 's/^end$/mesh 1\nmesh_pages 1234\nmeshes 2000\nunmeshes 766\nmesh_ns 410000000\nend/' "$RECDIR/$live"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats $live
+    grep -qF "meshing           1234 pages share a physical page (4.8 MiB saved); 2000 meshes, 766 unmeshed, 0.41 s spent" out ||
+        fail "neap stats shows no meshing line, or another: $(cat out)"
+    sed -i 's/^mesh 1$/mesh 0/' "$RECDIR/$live"
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats $live
+    ! grep -q "meshing" out || fail "a meshing line for a record with mesh 0: $(cat out)"
+    forge "$RECDIR/$live" $live program-b
+    expect_status 0 timeout -s KILL 20 "$NEAP" stats $live
+    ! grep -q "meshing" out || fail "a meshing line for a record without mesh: $(cat out)"
     ;;
 trace)
     [ -n "$PY" ] || { echo "SKIP: no python3"; exit 77; }
