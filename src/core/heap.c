@@ -841,6 +841,7 @@ static void neap_pool_retire(neap_heap_t *h, neap_pool_t *pool) {
     neap_assert_internal(h == NULL || h->direct[pool->cls] != pool);
     if (h && pool->linked == NEAP_POOL_ON_PARTIAL) neap_partial_unlink(h, pool);
     if (h && pool->linked == NEAP_POOL_ON_EMPTY) neap_empty_unlink(h, pool);
+    neap_pool_unmesh(h, pool);   /* a direct pool emptied with aliases (meshing) */
     neap_heap_release_run(h, neap_pool_arena(pool), neap_pool_index(pool), pool->npages);
 }
 
@@ -884,12 +885,26 @@ static size_t neap_heap_cool(neap_heap_t *h) {
             } else if (v == NEAP_PK(NEAP_PS_POOL, 0) && (pool->used <= fill || a->nalias[i] != 0) &&
                        __atomic_load_n(&pool->flags, __ATOMIC_RELAXED) == 0) {
                 neap_pool_set_state(pool, NEAP_PS_COLD);
+                a->mesh_todo = 1;
                 cold++;
             }
         }
     }
     atomic_store_explicit(&h->mesh_pub, cold >= 2, memory_order_relaxed);
     return cold;
+}
+
+/* At the owner's slow paths, frees' too (a program that only frees for a
+ * while takes no allocation slow path): a cooling every NEAP_COOL_MS. */
+static __attribute__((noinline)) void neap_heap_cool_due(neap_heap_t *h) {
+    h->cool_countdown = 64;   /* the clock read at most every 64 slow paths */
+    uint64_t now = _neap_os_clock_ms();
+    if (now - h->cooled_at < NEAP_COOL_MS) return;
+    h->cooled_at = now;
+    neap_heap_cool(h);
+}
+static inline void neap_heap_cool_check(neap_heap_t *h) {
+    if (neap_mesh_on() && h->cool_countdown-- == 0) neap_heap_cool_due(h);
 }
 
 /* The mesher's buffers (under the mesh lock): one arena's COLD pools, by
@@ -954,6 +969,11 @@ static bool neap_mesh_class(neap_heap_t *h, size_t lo, size_t hi, uint64_t deadl
                     neap_mtaken[s] = 1;
                     for (int w = 0; w < 4; w++) neap_mbits[d][w] |= neap_mbits[s][w];
                     meshed++;
+                    if (dst->used == _neap_class[dst->cls].capacity) {   /* no free block left */
+                        neap_partial_unlink(h, dst);
+                        neap_pool_set_state(dst, NEAP_PS_FULL);
+                        neap_mtaken[d] = 1;
+                    }
                 } else {
                     neap_partial_push(h, src);
                 }
@@ -971,7 +991,7 @@ static bool neap_mesh_class(neap_heap_t *h, size_t lo, size_t hi, uint64_t deadl
  * path, or claimed), the mesh lock held.  true: done. */
 static bool neap_heap_mesh(neap_heap_t *h, uint64_t deadline) {
     for (neap_arena_t *a = h->arenas; a; a = a->hnext) {
-        if (a->backing != NEAP_BACK_FILE) continue;
+        if (a->backing != NEAP_BACK_FILE || !a->mesh_todo) continue;
         /* by class: a counting sort of the arena's COLD heads */
         size_t count[NEAP_SMALL_CLASSES + 2] = {0};
         size_t n = 0;
@@ -980,7 +1000,10 @@ static bool neap_heap_mesh(neap_heap_t *h, uint64_t deadline) {
             count[neap_pool_at(a, i)->cls + 1]++;
             n++;
         }
-        if (n < 2) continue;
+        if (n < 2) {
+            a->mesh_todo = 0;
+            continue;
+        }
         for (size_t c = 1; c <= NEAP_SMALL_CLASSES + 1; c++) count[c] += count[c - 1];
         size_t start[NEAP_SMALL_CLASSES + 2];
         memcpy(start, count, sizeof start);
@@ -993,6 +1016,7 @@ static bool neap_heap_mesh(neap_heap_t *h, uint64_t deadline) {
             if (start[c + 1] - start[c] < 2) continue;
             if (!neap_mesh_class(h, start[c], start[c + 1], deadline)) return false;
         }
+        a->mesh_todo = 0;   /* done with what it holds */
     }
     return true;
 }
@@ -1308,6 +1332,10 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
     _neap_link_set(b, pool->local_free);
     pool->local_free = b;
     pool->used--;
+    if (state == NEAP_PS_COLD && h) {   /* fewer blocks: it may mesh where it could not */
+        a->mesh_todo = 1;
+        atomic_store_explicit(&h->mesh_pub, 1, memory_order_relaxed);
+    }
     if (state == NEAP_PS_FULL) {
         neap_assert_internal(!pool->linked && pool->free == NULL);
         neap_pool_set_state(pool, NEAP_PS_POOL);
@@ -1427,6 +1455,7 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
     if (mine) {
         _neap_heap_enter(h);
         neap_free_local(h, a, head, v, p, func);
+        neap_heap_cool_check(h);
         neap_heap_check(h);
         _neap_heap_leave(h);
     } else {
@@ -1467,6 +1496,7 @@ void _neap_free_full(void *p) {
     neap_pool_set_state(pool, NEAP_PS_POOL);
     neap_partial_push(h, pool);
     if (neap_unlikely(pool->used == 0)) neap_pool_emptied(h, pool);   /* a pool of one block */
+    neap_heap_cool_check(h);
     neap_heap_check(h);
     _neap_heap_leave(h);
 }
@@ -1609,13 +1639,7 @@ static __attribute__((noinline, cold)) void neap_heap_requests(neap_heap_t *h) {
  * of line, so that the other 15 pay a decrement and a branch). */
 static __attribute__((noinline)) void neap_heap_purge_check(neap_heap_t *h) {
     h->purge_countdown = 16;   /* the clock is read at most every 16 slow paths */
-    if (neap_mesh_on()) {
-        uint64_t now = _neap_os_clock_ms();
-        if (now - h->cooled_at >= NEAP_COOL_MS) {
-            h->cooled_at = now;
-            neap_heap_cool(h);
-        }
-    }
+    if (neap_mesh_on()) neap_heap_cool_due(h);
     bool orphans_wait = atomic_load_explicit(&neap_orphans_waiting, memory_order_relaxed);
     if (h->dirty_head || h->empty_head || orphans_wait ||
         atomic_load_explicit(&_neap_gstats.huge_cached, memory_order_relaxed)) {
@@ -2050,3 +2074,4 @@ void _neap_fork_child(neap_heap_t *survivor) {
         _neap_huge_cache_validate();
     }
 }
+

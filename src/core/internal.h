@@ -397,6 +397,8 @@ struct neap_arena_s {
     uint8_t zombie;              /* owned by a thread that did not survive fork */
     uint8_t backing;             /* NEAP_BACK_*: what the arena is a mapping of */
     uint16_t aliases;            /* ALIAS pages (owner only) */
+    uint8_t mesh_todo;           /* meshing: COLD pools changed since the mesher last went
+                                    through the arena (owner, or the mesher holding it) */
     int file_fd;                 /* NEAP_BACK_FILE: the memory file */
     uint64_t file_off;           /* NEAP_BACK_FILE, _PRIVATE: the arena's offset in its file */
     neap_arena_t *gnext, *gprev; /* all arenas, or the orphan list (global lock) */
@@ -456,6 +458,7 @@ struct neap_heap_s {
     unsigned validate_count;     /* slow paths since the last validation (validate.c) */
     unsigned validate_every;     /* NEAP_DEBUG 2: slow paths between validations (0: the minimum) */
     uint64_t cooled_at;          /* meshing: ms clock of the last cooling (heap.c) */
+    unsigned cool_countdown;     /* meshing: slow paths until the clock is read for it */
     _Atomic int mesh_pub;        /* meshing: the owner left pools for the mesher (owner stores,
                                     the background thread reads and clears, relaxed) */
     /* What other threads read (atomics; heap.c's opening comment) */

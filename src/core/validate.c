@@ -196,6 +196,9 @@ static void neap_vpool(const neap_heap_t *h, const neap_arena_t *a, size_t idx, 
         if (state == NEAP_PS_POOL && direct == (pool->linked != 0))
             FAIL2(w, "a POOL pool is in exactly one place: direct or its partial list", "direct", direct,
                   "linked", pool->linked);
+        if (state == NEAP_PS_COLD && (direct || pool->linked != NEAP_POOL_ON_PARTIAL || pool->npages != 1))
+            FAIL2(w, "a COLD pool is a one-page pool on its partial list, never direct", "direct", direct,
+                  "linked", pool->linked);
         if (pool->linked) {
             if (nfree + nlocal == 0 && pool->bumped == k->capacity)
                 FAIL1(w, "a pool on a partial list has a free block", "used", out);
@@ -233,9 +236,14 @@ static void neap_vremote_block(const neap_arena_t *a, const neap_block_t *b, nea
         i -= NEAP_PK_COUNT(v);
         v = _neap_kind_get(a, i);
     }
+    if (NEAP_PK_KIND(v) == NEAP_PS_ALIAS) {   /* meshing: the block is its pool's, at the same offset */
+        p = _neap_page_addr(a, NEAP_PK_COUNT(v)) + (p & NEAP_PAGE_MASK);
+        i = NEAP_PK_COUNT(v);
+        v = _neap_kind_get(a, i);
+    }
     w->page = (long)i;
     unsigned state = NEAP_PK_KIND(v);
-    if (state == NEAP_PS_POOL || state == NEAP_PS_FULL) {
+    if (state == NEAP_PS_POOL || state == NEAP_PS_FULL || state == NEAP_PS_COLD) {
         const neap_pool_t *pool = (const neap_pool_t *)_neap_page_addr(a, i);
         uintptr_t start = (uintptr_t)pool + pool->first;
         if (p < start || (p - start) % pool->block_size != 0 || (p - start) / pool->block_size >= pool->bumped)
@@ -284,7 +292,9 @@ static void neap_varena(const neap_heap_t *h, const neap_arena_t *a, neap_vcount
         if (_neap_kind_get(a, i) != NEAP_PK(NEAP_PS_META, 0) || !neap_vbit(a->used_map, i))
             FAIL1(w, "the header page is META and in used_map", "kind", _neap_kind_get(a, i));
     }
-    size_t in_runs = 0;
+    size_t in_runs = 0, aliases = 0;
+    uint16_t named[NEAP_ARENA_PAGES];   /* ALIAS pages naming each page */
+    memset(named, 0, sizeof named);
     for (size_t i = NEAP_META_PAGES; i < NEAP_ARENA_PAGES;) {
         uint16_t v = _neap_kind_get(a, i);
         unsigned state = NEAP_PK_KIND(v);
@@ -296,8 +306,24 @@ static void neap_varena(const neap_heap_t *h, const neap_arena_t *a, neap_vcount
             if (neap_vbit(a->used_map, i)) FAIL(w, "a FREE page is not in used_map");
             i++;
             continue;
+        case NEAP_PS_ALIAS: {
+            /* meshing: its canonical page heads a one-page pool of a small
+             * class, in this arena, itself no alias */
+            uint16_t cv = count < NEAP_ARENA_PAGES ? _neap_kind_get(a, count) : 0;
+            unsigned cs = NEAP_PK_KIND(cv);
+            if (a->backing == NEAP_BACK_ANON || count < NEAP_META_PAGES || count >= NEAP_ARENA_PAGES || count == i ||
+                NEAP_PK_COUNT(cv) != 0 || (cs != NEAP_PS_POOL && cs != NEAP_PS_FULL && cs != NEAP_PS_COLD) ||
+                ((const neap_pool_t *)_neap_page_addr(a, count))->npages != 1)
+                FAIL2(w, "an ALIAS page names a one-page pool of its arena", "canon", count, "canon_kind", cs);
+            if (a->nalias[i] != 0) FAIL1(w, "an ALIAS page has no alias of its own", "nalias", a->nalias[i]);
+            named[count]++;
+            aliases++;
+            n = 1;
+            break;
+        }
         case NEAP_PS_POOL:
         case NEAP_PS_FULL:
+        case NEAP_PS_COLD:
             if (count != 0) FAIL1(w, "a pool head's kind has count 0", "count", count);
             neap_vpool(h, a, i, state, cnt, w);
             n = ((const neap_pool_t *)_neap_page_addr(a, i))->npages;
@@ -324,7 +350,7 @@ static void neap_varena(const neap_heap_t *h, const neap_arena_t *a, neap_vcount
         case NEAP_PS_CONT:
             FAIL1(w, "a CONT page follows its run's head", "count", count);
         default:
-            FAIL1(w, "a data page's kind is FREE, POOL, FULL, LARGE, CONT, BLOCK or SPARE", "kind", state);
+            FAIL1(w, "a data page's kind is FREE, POOL, FULL, COLD, LARGE, CONT, BLOCK, SPARE or ALIAS", "kind", state);
         }
         for (size_t j = 0; j < n; j++) {
             if (!neap_vbit(a->used_map, i + j)) {
@@ -337,6 +363,13 @@ static void neap_varena(const neap_heap_t *h, const neap_arena_t *a, neap_vcount
         i += n;
     }
     w->page = -1;
+    if (aliases != a->aliases) FAIL2(w, "arena.aliases counts its ALIAS pages", "aliases", a->aliases, "counted", aliases);
+    for (size_t i = 0; i < NEAP_ARENA_PAGES; i++) {
+        if (named[i] != a->nalias[i]) {
+            w->page = (long)i;
+            FAIL2(w, "nalias[] counts the ALIAS pages naming each pool", "nalias", a->nalias[i], "counted", named[i]);
+        }
+    }
     if (in_runs != a->pages_used)
         FAIL2(w, "pages_used equals the pages in runs", "pages_used", a->pages_used, "in_runs", in_runs);
     /* the owner (or the orphan lock's holder) alone takes the stack: the
@@ -433,8 +466,8 @@ size_t _neap_heap_validate(neap_heap_t *h) {
                 atomic_load(&_neap_arena_of(p)->owner) != h)
                 FAIL1(w, "a partial list holds pools of the heap's arenas", "cls", c);
             uint16_t v = _neap_kind_get(_neap_arena_of(p), _neap_page_index(p));
-            if (v != NEAP_PK(NEAP_PS_POOL, 0))
-                FAIL2(w, "a pool on a partial list says POOL", "cls", c, "kind", NEAP_PK_KIND(v));
+            if (v != NEAP_PK(NEAP_PS_POOL, 0) && v != NEAP_PK(NEAP_PS_COLD, 0))
+                FAIL2(w, "a pool on a partial list says POOL or COLD", "cls", c, "kind", NEAP_PK_KIND(v));
             if (++listed > cnt.linked[c])
                 FAIL2(w, "a partial list holds the pools saying linked, once each", "cls", c, "linked", cnt.linked[c]);
             if (pool->cls != c || pool->linked != NEAP_POOL_ON_PARTIAL || (pprev != NULL && pool->prev != pprev))
