@@ -1,4 +1,4 @@
-/* test_mesh.c -- meshing (NEAP_MESH=1; label mesh, beside api).
+/* test_mesh.c -- meshing (NEAP_MESH=1; label mesh, beside api or stress).
  *
  * Meshing merges one-page small pools (blocks of 16..512 bytes) of one size
  * class whose live blocks sit at disjoint offsets into one physical page: the
@@ -14,12 +14,20 @@
  *               smaller and larger; then every block freed and neap_trim():
  *               no alias page left, unmeshes counted; fresh blocks (malloc
  *               and calloc) work on the pages given back
+ *   threads     survivors meshed by the main thread's neap_trim() while
+ *               writer threads increment counters inside them (no write may
+ *               be lost: a counter ends equal to its writer's rounds) and
+ *               another thread frees some of them (remote frees) and churns
  *   classes     every small class 16..512 (step 16): pools whose survivors
  *               follow a stride (disjoint between pools: meshable whatever the
  *               placement) and pools with random survivors, every pool
  *               keeping one at least; neap_trim() meshes, the statistics
  *               agree with themselves across it (blocks and bytes in use
  *               unchanged, fewer pools)
+ *   churn       threads in random malloc/free churn, now and then freeing
+ *               most of their blocks at once, handing blocks to each other
+ *               to free, one of them calling neap_trim() every few thousand
+ *               steps; every live block checked at the end
  *   off         run WITHOUT NEAP_MESH: the same workload as basic makes no
  *               mesh, no alias page, and no memory file is open
  *
@@ -48,6 +56,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -529,6 +539,201 @@ mesh_basic(void)
 }
 
 /* ------------------------------------------------------------------------
+ * threads: writers inside the survivors while they are meshed
+ * ---------------------------------------------------------------------- */
+#define TH_WRITERS 2
+#define TH_ROUNDS 8
+
+/* A writer's block: a 64-bit counter in word 0, the pattern after it. */
+static void
+wblk_check(const struct item *it, uint64_t count)
+{
+    uint64_t c;
+    memcpy(&c, it->p, sizeof c);
+    CHECKF(c == count, "block %p: counter %llu, its writer made %llu rounds (lost writes)", it->p,
+           (unsigned long long)c, (unsigned long long)count);
+    CHECK_PATTERN((char *)it->p + 8, it->size - 8, it->tag);
+}
+
+struct th_writer {
+    pthread_t t;
+    struct item *blk;
+    size_t n;
+    _Atomic size_t rounds;
+};
+
+static struct {
+    atomic_int stop;
+    _Atomic size_t round;       /* the main thread's rounds begun */
+    struct item *freer_blk;     /* survivors for the freer: it frees half */
+    size_t freer_n;
+    _Atomic size_t freer_freed; /* of freer_blk, from the front */
+} th;
+
+static void *
+th_writer_main(void *arg)
+{
+    struct th_writer *w = arg;
+    size_t rounds = 0, i;
+    while (!atomic_load_explicit(&th.stop, memory_order_acquire)) {
+        for (i = 0; i < w->n; i++) {
+            volatile uint64_t *c = w->blk[i].p;
+            *c = *c + 1;
+        }
+        atomic_store_explicit(&w->rounds, ++rounds, memory_order_release);
+    }
+    return NULL;
+}
+
+/* Frees half of its survivors of the main thread's heap a share per round
+ * (remote frees into pools being meshed), churning its own heap between. */
+static void *
+th_freer_main(void *arg)
+{
+    enum { N = 256 };
+    struct item own[N];
+    uint64_t s = xs_seed(77);
+    size_t op = 0, freed = 0, i;
+    (void)arg;
+    memset(own, 0, sizeof own);
+    while (!atomic_load_explicit(&th.stop, memory_order_acquire)) {
+        struct item *o = &own[xs_next(&s) % N];
+        size_t round = atomic_load_explicit(&th.round, memory_order_acquire);
+        size_t due = th.freer_n / 2 * (round < TH_ROUNDS ? round : TH_ROUNDS) / TH_ROUNDS;
+        if (o->p != NULL)
+            blk_free(o);
+        else
+            blk_new(o, xs_range(&s, 16, 512), 9, op);
+        if (++op % 16 == 0 && freed < due) {
+            blk_free(&th.freer_blk[freed++]);
+            atomic_store_explicit(&th.freer_freed, freed, memory_order_release);
+        }
+        if (op % 1024 == 0)
+            sched_yield();
+    }
+    for (i = 0; i < N; i++)
+        if (own[i].p != NULL)
+            blk_free(&own[i]);
+    return NULL;
+}
+
+static void
+mesh_threads(void)
+{
+    size_t n = test_scaled(120000), k, i, r, w, nmine = 0, nextra = 0, mine_freed = 0;
+    size_t batch = test_scaled(20000);
+    struct item *all = calloc(n, sizeof *all), *extra = calloc(TH_ROUNDS * batch, sizeof *extra);
+    struct item *mine, *wblk[TH_WRITERS], *freer;
+    size_t nw[TH_WRITERS] = {0}, nfreer = 0, seen[TH_WRITERS];
+    struct th_writer writer[TH_WRITERS];
+    pthread_t freer_t;
+    uint64_t s = xs_seed(2);
+    neap_stats_t st;
+
+    CHECK(all != NULL && extra != NULL);
+    require_mesh(1);
+    blks_alloc(all, n, 16, 512, 1, &s);
+    k = blks_thin(all, n, 10, &s);
+    /* survivor i goes to writer i % (W + 2), the freer (W) or this thread */
+    mine = calloc(k, sizeof *mine);
+    freer = calloc(k, sizeof *freer);
+    CHECK(mine != NULL && freer != NULL);
+    for (w = 0; w < TH_WRITERS; w++) {
+        wblk[w] = calloc(k, sizeof *wblk[w]);
+        CHECK(wblk[w] != NULL);
+    }
+    for (i = 0; i < k; i++) {
+        size_t j = i % (TH_WRITERS + 2);
+        if (j < TH_WRITERS) {
+            struct item *b = &wblk[j][nw[j]++];
+            uint64_t zero = 0;
+            *b = all[i];
+            memcpy(b->p, &zero, sizeof zero);
+            pat_fill((char *)b->p + 8, b->size - 8, b->tag);
+        } else if (j == TH_WRITERS) {
+            freer[nfreer++] = all[i];
+        } else {
+            mine[nmine++] = all[i];
+        }
+    }
+    printf("threads: %zu survivors of %zu blocks: %zu per writer, %zu for the freer, %zu kept\n", k,
+           n, nw[0], nfreer, nmine);
+
+    th.freer_blk = freer;
+    th.freer_n = nfreer;
+    for (w = 0; w < TH_WRITERS; w++) {
+        writer[w].blk = wblk[w];
+        writer[w].n = nw[w];
+        atomic_store(&writer[w].rounds, 0);
+        seen[w] = 0;
+        CHECK(pthread_create(&writer[w].t, NULL, th_writer_main, &writer[w]) == 0);
+    }
+    CHECK(pthread_create(&freer_t, NULL, th_freer_main, NULL) == 0);
+
+    for (r = 0; r < TH_ROUNDS; r++) {
+        size_t m;
+        /* the writers are at work (each made a round more since the last
+         * trim): a wait on their progress, not on a clock */
+        for (w = 0; w < TH_WRITERS; w++) {
+            while (atomic_load_explicit(&writer[w].rounds, memory_order_acquire) <= seen[w])
+                sched_yield();
+            seen[w] = atomic_load(&writer[w].rounds);
+        }
+        atomic_store_explicit(&th.round, r + 1, memory_order_release);
+        if (r > 0) {
+            /* more scattered pools, and some of this thread's survivors
+             * freed: new candidates beside the merged pools */
+            blks_alloc(extra + nextra, batch, 16, 512, 10 + (unsigned)r, &s);
+            nextra += blks_thin(extra + nextra, batch, 10, &s);
+            for (m = 0; m < nmine / (2 * TH_ROUNDS) && mine_freed < nmine; m++)
+                blk_free(&mine[mine_freed++]);
+        }
+        neap_trim();
+        neap_stats_get(&st);
+        printf("  round %zu: writers at %zu", r, seen[0]);
+        for (w = 1; w < TH_WRITERS; w++)
+            printf(", %zu", seen[w]);
+        printf(" rounds, freer at %zu of %zu; meshes %zu, alias pages %zu, unmeshes %zu\n",
+               atomic_load(&th.freer_freed), nfreer / 2, st.meshes, st.mesh_pages, st.unmeshes);
+    }
+    atomic_store_explicit(&th.stop, 1, memory_order_release);
+    for (w = 0; w < TH_WRITERS; w++)
+        CHECK(pthread_join(writer[w].t, NULL) == 0);
+    CHECK(pthread_join(freer_t, NULL) == 0);
+
+    neap_stats_get(&st);
+    CHECKF(st.meshes > 0, "no mesh in %d rounds of neap_trim(): the writers raced nothing",
+           TH_ROUNDS);
+    for (w = 0; w < TH_WRITERS; w++) {
+        size_t rounds = atomic_load(&writer[w].rounds);
+        CHECKF(rounds >= TH_ROUNDS, "writer %zu: %zu rounds", w, rounds);
+        for (i = 0; i < nw[w]; i++)
+            wblk_check(&wblk[w][i], rounds);
+        printf("  writer %zu: %zu rounds over %zu blocks, none lost\n", w, rounds, nw[w]);
+    }
+    blks_check(freer + atomic_load(&th.freer_freed), nfreer - atomic_load(&th.freer_freed));
+    blks_check(mine + mine_freed, nmine - mine_freed);
+    blks_check(extra, nextra);
+
+    for (w = 0; w < TH_WRITERS; w++) {
+        for (i = 0; i < nw[w]; i++)
+            free(wblk[w][i].p);
+        free(wblk[w]);
+    }
+    blks_free(freer + atomic_load(&th.freer_freed), nfreer - atomic_load(&th.freer_freed));
+    blks_free(mine + mine_freed, nmine - mine_freed);
+    blks_free(extra, nextra);
+    neap_trim();
+    neap_stats_get(&st);
+    stats_print("all freed, trimmed:", &st);
+    CHECKF(st.mesh_pages == 0, "%zu alias pages left with every block freed", st.mesh_pages);
+    free(mine);
+    free(freer);
+    free(extra);
+    free(all);
+}
+
+/* ------------------------------------------------------------------------
  * classes
  * ---------------------------------------------------------------------- */
 #define CLS_PAGES 64   /* pages of blocks per class */
@@ -663,6 +868,142 @@ mesh_classes(void)
 }
 
 /* ------------------------------------------------------------------------
+ * churn: threads churning, thread 0 trimming
+ * ---------------------------------------------------------------------- */
+#define CH_THREADS 3
+#define CH_SLOTS 4096
+#define CH_MAIL 1024
+#define CH_THIN 25000 /* steps between two frees of most blocks at once */
+#define CH_TRIM 5000  /* thread 0's steps between two neap_trim() calls */
+
+static struct {
+    pthread_mutex_t lock;
+    struct item box[CH_MAIL];
+    size_t n;
+} ch_mail[CH_THREADS];
+
+static pthread_barrier_t ch_barrier;
+static atomic_size_t ch_trims;
+
+static size_t
+ch_size(uint64_t *s)
+{
+    uint64_t r = xs_next(s) % 100;
+    if (r < 2)
+        return xs_range(s, 1, 15);
+    if (r < 10)
+        return xs_range(s, 513, 4096);
+    return xs_range(s, 16, 512);
+}
+
+/* Hands a block to thread `to` to free; 0 if its box is full. */
+static int
+ch_post(unsigned to, const struct item *it)
+{
+    int ok = 0;
+    pthread_mutex_lock(&ch_mail[to].lock);
+    if (ch_mail[to].n < CH_MAIL) {
+        ch_mail[to].box[ch_mail[to].n++] = *it;
+        ok = 1;
+    }
+    pthread_mutex_unlock(&ch_mail[to].lock);
+    return ok;
+}
+
+static void
+ch_drain(unsigned id)
+{
+    struct item got[CH_MAIL];
+    size_t n, i;
+    pthread_mutex_lock(&ch_mail[id].lock);
+    n = ch_mail[id].n;
+    memcpy(got, ch_mail[id].box, n * sizeof *got);
+    ch_mail[id].n = 0;
+    pthread_mutex_unlock(&ch_mail[id].lock);
+    for (i = 0; i < n; i++)
+        blk_free(&got[i]);
+}
+
+static void
+ch_check_live(const struct item *slot)
+{
+    size_t i;
+    for (i = 0; i < CH_SLOTS; i++)
+        if (slot[i].p != NULL)
+            blk_check(&slot[i]);
+}
+
+static void *
+ch_thread(void *arg)
+{
+    unsigned id = (unsigned)(uintptr_t)arg;
+    uint64_t s = xs_seed(500 + id);
+    size_t ops = test_scaled(200000), op, i;
+    struct item *slot = calloc(CH_SLOTS, sizeof *slot);
+
+    CHECK(slot != NULL);
+    for (op = 0; op < ops; op++) {
+        struct item *it = &slot[xs_next(&s) % CH_SLOTS];
+        if (it->p == NULL)
+            blk_new(it, ch_size(&s), 10 + id, op);
+        else if (xs_next(&s) % 8 == 0 && ch_post((id + 1) % CH_THREADS, it))
+            it->p = NULL; /* the next thread frees it: a remote free */
+        else
+            blk_free(it);
+        if (op % 256 == 255)
+            ch_drain(id);
+        if (op % CH_THIN == CH_THIN - 1) {
+            /* most blocks at once: scattered survivors, pools to mesh */
+            for (i = 0; i < CH_SLOTS; i++)
+                if (slot[i].p != NULL && xs_next(&s) % 10 != 0)
+                    blk_free(&slot[i]);
+        }
+        if (id == 0 && (op % CH_TRIM == CH_TRIM - 1 || op % CH_THIN == CH_THIN - 1)) {
+            neap_trim();
+            atomic_fetch_add(&ch_trims, 1);
+            ch_check_live(slot);
+        }
+    }
+    /* nobody posts after this: the last of the mail, then every live block,
+     * before and after a last trim */
+    pthread_barrier_wait(&ch_barrier);
+    ch_drain(id);
+    ch_check_live(slot);
+    pthread_barrier_wait(&ch_barrier);
+    if (id == 0)
+        neap_trim();
+    pthread_barrier_wait(&ch_barrier);
+    ch_check_live(slot);
+    blks_free(slot, CH_SLOTS);
+    free(slot);
+    return NULL;
+}
+
+static void
+mesh_churn(void)
+{
+    pthread_t t[CH_THREADS];
+    uintptr_t i;
+    neap_stats_t st;
+
+    require_mesh(1);
+    for (i = 0; i < CH_THREADS; i++)
+        CHECK(pthread_mutex_init(&ch_mail[i].lock, NULL) == 0);
+    CHECK(pthread_barrier_init(&ch_barrier, NULL, CH_THREADS) == 0);
+    for (i = 0; i < CH_THREADS; i++)
+        CHECK(pthread_create(&t[i], NULL, ch_thread, (void *)i) == 0);
+    for (i = 0; i < CH_THREADS; i++)
+        CHECK(pthread_join(t[i], NULL) == 0);
+    CHECK(pthread_barrier_destroy(&ch_barrier) == 0);
+    neap_stats_get(&st);
+    printf("churn: %d threads, %zu trims\n", CH_THREADS, atomic_load(&ch_trims));
+    stats_print("at the end:", &st);
+    CHECKF(st.meshes > 0, "no mesh in %zu calls of neap_trim() among churning threads",
+           atomic_load(&ch_trims));
+    stats_consistent(&st, "churn's end", 1);
+}
+
+/* ------------------------------------------------------------------------
  * off: the same workload without NEAP_MESH
  * ---------------------------------------------------------------------- */
 
@@ -701,7 +1042,9 @@ mesh_off(void)
 
 static const struct test_section sections[] = {
     {"basic", mesh_basic},
+    {"threads", mesh_threads},
     {"classes", mesh_classes},
+    {"churn", mesh_churn},
     {"off", mesh_off}, /* the one without NEAP_MESH */
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])
