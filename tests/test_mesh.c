@@ -1,4 +1,4 @@
-/* test_mesh.c -- meshing (NEAP_MESH=1; label mesh, beside api or stress).
+/* test_mesh.c -- meshing (NEAP_MESH=1; label mesh, beside api, stress or fork).
  *
  * Meshing merges one-page small pools (blocks of 16..512 bytes) of one size
  * class whose live blocks sit at disjoint offsets into one physical page: the
@@ -18,6 +18,12 @@
  *               writer threads increment counters inside them (no write may
  *               be lost: a counter ends equal to its writer's rounds) and
  *               another thread frees some of them (remote frees) and churns
+ *   fork        meshed survivors across fork: each process writes its own
+ *               values into them and sees only its own; both allocate,
+ *               mesh and free afterwards (the parent's new arenas mesh)
+ *   background  NEAP_BACKGROUND=1: the main thread frees and then only sleeps,
+ *               polling the statistics, until the background thread has
+ *               meshed its heap; survivors intact, memory given back
  *   classes     every small class 16..512 (step 16): pools whose survivors
  *               follow a stride (disjoint between pools: meshable whatever the
  *               placement) and pools with random survivors, every pool
@@ -32,9 +38,9 @@
  *               mesh, no alias page, and no memory file is open
  *
  * Every section but off expects NEAP_MESH=1 in the environment (CMake sets
- * it) and fails when meshing is off.  A section is named on the command line
- * (there is no default: the sections need different environments); one
- * that made no check fails.
+ * it, and NEAP_BACKGROUND=1 for background) and fails when meshing is off.
+ * A section is named on the command line (there is no default: the
+ * sections need different environments); one that made no check fails.
  *
  * Memory is measured as Pss (/proc/self/smaps_rollup, else the sum over
  * /proc/self/smaps).  Meshed arenas are shared memory, and a physical page
@@ -47,7 +53,8 @@
  * Block contents follow neap_test.h's position-dependent pattern, tagged with
  * the block's address and index, so that a block seen through the wrong page
  * or two blocks sharing an offset show up as corruption.  Seeds are fixed;
- * work scales with NEAP_TEST_SCALE.  Nothing waits on a clock.
+ * work scales with NEAP_TEST_SCALE.  Nothing waits on a clock except the
+ * background section, which polls with a generous bound.
  *
  * Usage: test_mesh SECTION...
  */
@@ -58,12 +65,15 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +108,14 @@ now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
 }
 
 /* ------------------------------------------------------------------------
@@ -372,6 +390,19 @@ mem_print(const char *when, const struct mem *m, long file_kb)
     if (file_kb >= 0)
         printf(", memory file %.1f MB", file_kb / 1e3);
     printf("\n");
+}
+
+/* whether membarrier(2) can be used here: without it the background thread
+ * leaves owned heaps to their owners (as test_stress's purge says) */
+static int
+membarrier_ok(void)
+{
+#ifdef SYS_membarrier
+    long cmds = syscall(SYS_membarrier, 0 /* MEMBARRIER_CMD_QUERY */, 0);
+    return cmds > 0 && (cmds & (1 << 3)) != 0; /* MEMBARRIER_CMD_PRIVATE_EXPEDITED */
+#else
+    return 0;
+#endif
 }
 
 /* ------------------------------------------------------------------------
@@ -734,6 +765,247 @@ mesh_threads(void)
 }
 
 /* ------------------------------------------------------------------------
+ * fork
+ * ---------------------------------------------------------------------- */
+#define CHILD_MARK 0xC41D000000000000ULL
+#define PARENT_MARK 0x9A4E000000000000ULL
+
+/* One byte each way: returns once the other process has come here too. */
+static void
+fork_meet(int wfd, int rfd, const char *who, int step)
+{
+    char c = (char)step;
+    ssize_t r;
+    while ((r = write(wfd, &c, 1)) < 0 && errno == EINTR)
+        ;
+    CHECKF(r == 1, "%s, step %d: the other process went away (write: errno %d)", who, step, errno);
+    while ((r = read(rfd, &c, 1)) < 0 && errno == EINTR)
+        ;
+    CHECKF(r == 1 && c == (char)step, "%s, step %d: the other process went away (read %zd)", who,
+           step, r);
+}
+
+/* Random malloc/free on a few slots, every block checked before its free. */
+static void
+fork_churn(uint64_t seed, size_t ops)
+{
+    enum { N = 256 };
+    struct item slot[N];
+    uint64_t s = xs_seed(seed);
+    size_t i;
+    memset(slot, 0, sizeof slot);
+    for (i = 0; i < ops; i++) {
+        struct item *it = &slot[xs_next(&s) % N];
+        if (it->p != NULL)
+            blk_free(it);
+        else
+            blk_new(it, xs_range(&s, 1, 2048), 20, i);
+    }
+    blks_free(slot, N);
+}
+
+/* What parent and child each do after the fork, side by side; the survivors
+ * a[] (meshed before the fork) get this process's own values.  Returns the
+ * survivors of a batch allocated, thinned and meshed after the fork (*nb). */
+static struct item *
+fork_side(struct item *a, size_t ka, int child, int wfd, int rfd, size_t *nb)
+{
+    const char *who = child ? "child" : "parent";
+    uint64_t mark = child ? CHILD_MARK : PARENT_MARK, s = xs_seed(child ? 31 : 32);
+    size_t n = test_scaled(120000), k, i;
+    struct item *b = calloc(n, sizeof *b);
+    neap_stats_t st0, st1;
+
+    CHECK(b != NULL);
+    /* as they were at the fork */
+    blks_check(a, ka);
+    for (i = 0; i < ka; i++) {
+        a[i].tag ^= mark;
+        pat_fill(a[i].p, a[i].size, a[i].tag);
+    }
+    /* a batch of its own, beyond the free space of the arenas of the fork
+     * (those are private now and mesh no more): new arenas, meshed */
+    blks_alloc(b, n, 16, 512, child ? 21 : 22, &s);
+    k = blks_thin(b, n, 10, &s);
+    neap_stats_get(&st0);
+    neap_trim();
+    neap_stats_get(&st1);
+    printf("fork, %s: %zu blocks after the fork, %zu survivors; meshes %zu -> %zu, alias pages "
+           "%zu\n",
+           who, n, k, st0.meshes, st1.meshes, st1.mesh_pages);
+    if (!child)
+        CHECKF(st1.meshes > st0.meshes,
+               "parent: neap_trim() after the fork made no mesh (%zu meshes; its new arenas "
+               "should mesh)",
+               st1.meshes);
+    blks_check(a, ka);
+    blks_check(b, k);
+
+    /* both have written their values and meshed: each sees its own only */
+    fork_meet(wfd, rfd, who, 1);
+    blks_check(a, ka);
+    blks_check(b, k);
+    fork_churn(child ? 41 : 42, test_scaled(20000));
+    /* and once more after the other's churn */
+    fork_meet(wfd, rfd, who, 2);
+    blks_check(a, ka);
+    blks_check(b, k);
+    *nb = k;
+    return b;
+}
+
+static void
+mesh_fork(void)
+{
+    size_t n = test_scaled(60000), k, kb, i;
+    struct item *a = calloc(n, sizeof *a), *b;
+    uint64_t s = xs_seed(3);
+    int p2c[2], c2p[2], status, failed_before;
+    neap_stats_t st0, st1;
+    pid_t pid, r;
+
+    CHECK(a != NULL);
+    require_mesh(1);
+    signal(SIGPIPE, SIG_IGN); /* a process gone shows as EPIPE, reported */
+    blks_alloc(a, n, 16, 512, 1, &s);
+    k = blks_thin(a, n, 10, &s);
+    neap_stats_get(&st0);
+    neap_trim();
+    neap_stats_get(&st1);
+    printf("fork: %zu survivors of %zu blocks meshed before the fork\n", k, n);
+    stats_print("before the fork:", &st1);
+    CHECKF(st1.meshes > st0.meshes && st1.mesh_pages > 0,
+           "neap_trim() before the fork made no mesh (%zu meshes, %zu alias pages)", st1.meshes,
+           st1.mesh_pages);
+    blks_check(a, k);
+
+    CHECK(pipe(p2c) == 0 && pipe(c2p) == 0);
+    failed_before = test_failures; /* NEAP_TEST_KEEP_GOING: the child's own count */
+    pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(p2c[1]);
+        close(c2p[0]);
+        b = fork_side(a, k, 1, c2p[1], p2c[0], &kb);
+        /* the child frees everything it has, the parent's blocks too */
+        blks_free(b, kb);
+        blks_free(a, k);
+        free(b);
+        neap_trim();
+        exit(test_failures > failed_before ? 1 : 0); /* atexit handlers, neap's exit path */
+    }
+    close(p2c[0]);
+    close(c2p[1]);
+    b = fork_side(a, k, 0, p2c[1], c2p[0], &kb);
+    close(p2c[1]);
+    close(c2p[0]);
+    while ((r = waitpid(pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    CHECK(r == pid);
+    CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %s %d",
+           WIFSIGNALED(status) ? "killed by signal" : "exit status",
+           WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+
+    /* the parent goes on: its values kept, more frees, a mesh again */
+    blks_check(a, k);
+    blks_check(b, kb);
+    for (i = 0; i < kb; i += 2)
+        blk_free(&b[i]);
+    fork_churn(43, test_scaled(20000));
+    neap_trim();
+    for (i = 0; i < kb; i++)
+        if (b[i].p != NULL)
+            blk_check(&b[i]);
+    blks_check(a, k);
+    blks_free(b, kb);
+    blks_free(a, k);
+    neap_trim();
+    neap_stats_get(&st1);
+    stats_print("parent, all freed:", &st1);
+    CHECKF(st1.mesh_pages == 0, "parent: %zu alias pages left with every block freed",
+           st1.mesh_pages);
+    free(b);
+    free(a);
+}
+
+/* ------------------------------------------------------------------------
+ * background
+ * ---------------------------------------------------------------------- */
+#define BG_LOOK_MS 100
+#define BG_LOOKS 900 /* 90 s asleep at most: a liveness bound, not a speed */
+
+static void
+mesh_background(void)
+{
+    size_t n = test_scaled(100000), k, pinned, looks, want;
+    struct item *it = calloc(n, sizeof *it);
+    uintptr_t *scratch = malloc(n * sizeof *scratch);
+    uint64_t s = xs_seed(4);
+    neap_stats_t st0, st;
+    struct mem m0, m1;
+    double t0;
+
+    CHECK(it != NULL && scratch != NULL);
+    require_mesh(1);
+    CHECKF(neap_option_get(NEAP_OPTION_BACKGROUND) != 0,
+           "NEAP_BACKGROUND=1 expected (ctest sets it)");
+    if (!membarrier_ok()) {
+        printf("background: no membarrier(2) here: the background thread leaves owned heaps "
+               "alone; skipped\n");
+        exit(77);
+    }
+    blks_alloc(it, n, 16, 512, 1, &s);
+    k = blks_thin(it, n, 10, &s);
+    pinned = pages_of(it, k, scratch);
+    /* from here on this heap is idle: no allocation, no free, no call but
+     * neap_stats_get; the memory first, then the counts (a mesh in between
+     * is counted as the memory's, not as the statistics') */
+    mem_read(&m0);
+    neap_stats_get(&st0);
+    printf("background: %zu survivors of %zu blocks on %zu pages; now idle\n", k, n, pinned);
+    stats_print("idle from:", &st0);
+    mem_print("idle from:", &m0, -1);
+
+    /* a mesh or more, then alias pages worth a twentieth of the survivors'
+     * pages (or 64: the background's budget is small on purpose) */
+    want = pinned / 20 < 64 ? pinned / 20 : 64;
+    if (want == 0)
+        want = 1;
+    t0 = now_s();
+    for (looks = 0; looks < BG_LOOKS; looks++) {
+        neap_stats_get(&st);
+        if (st.meshes > 0 && st.mesh_pages >= want)
+            break;
+        sleep_ms(BG_LOOK_MS);
+    }
+    printf("  after %zu looks (%.1f s):\n", looks + 1, now_s() - t0);
+    stats_print("", &st);
+    CHECKF(st.meshes > 0 && st.mesh_pages >= want,
+           "after %zu looks %d ms apart the background thread has made %zu meshes, %zu alias "
+           "pages (waited for %zu); dirty pages %zu, %.1f MB purged; %zu survivors on %zu pages",
+           looks, BG_LOOK_MS, st.meshes, st.mesh_pages, want, st.pages_dirty, st.bytes_purged / 1e6,
+           k, pinned);
+    stats_consistent(&st, "idle, meshed", 0);
+
+    blks_check(it, k);
+    neap_stats_get(&st);
+    mem_read(&m1);
+    mem_print("meshed, survivors read:", &m1, -1);
+    if (m0.pss >= 0 && m1.pss >= 0) {
+        size_t meshed = st.mesh_pages > st0.mesh_pages ? st.mesh_pages - st0.mesh_pages : 0;
+        long drop_kb = m0.pss - m1.pss, expect_kb = (long)(meshed * (PAGE / 1024));
+        printf("  Pss fell by %ld kB; %zu pages meshed away while idle make %ld kB\n", drop_kb,
+               meshed, expect_kb);
+        CHECKF(2 * drop_kb + MEM_SLACK_KB >= expect_kb,
+               "Pss fell by %ld kB while idle; %zu pages meshed away make %ld kB", drop_kb, meshed,
+               expect_kb);
+    }
+    blks_free(it, k);
+    free(scratch);
+    free(it);
+}
+
+/* ------------------------------------------------------------------------
  * classes
  * ---------------------------------------------------------------------- */
 #define CLS_PAGES 64   /* pages of blocks per class */
@@ -1043,6 +1315,8 @@ mesh_off(void)
 static const struct test_section sections[] = {
     {"basic", mesh_basic},
     {"threads", mesh_threads},
+    {"fork", mesh_fork},
+    {"background", mesh_background},
     {"classes", mesh_classes},
     {"churn", mesh_churn},
     {"off", mesh_off}, /* the one without NEAP_MESH */
