@@ -862,46 +862,48 @@ static void neap_pool_unmesh_slow(neap_heap_t *h, neap_pool_t *pool) {
     if (h) h->draining = was;
 }
 
-/* A pool at most this full may be left for the mesher (one with aliases at
- * any fill: it only ever takes others in). */
-#define NEAP_COOL_FILL(cap) ((cap) * 3 / 4)
-/* ms between two coolings of a heap at its purge checks */
-#define NEAP_COOL_MS 100
-
 /* The owner leaves its partial small pools to the mesher: their frees take
  * the slow path from now on, until one is taken as direct again or empties.
- * Returns how many pools are COLD in the heap's FILE arenas after it. */
-static size_t neap_heap_cool(neap_heap_t *h) {
-    size_t cold = 0;
+ * A pool joins its partial list at the tail, so a cooling walks each list
+ * back from the tail and stops after a few pools that are COLD already
+ * (what lies before them was cooled by an earlier cooling): each pool is
+ * looked at about once, however long the lists; all: every pool. */
+#define NEAP_COOL_STOP 8
+static void neap_heap_cool(neap_heap_t *h, bool all) {
+    bool any = false;
     for (size_t c = 1; c <= NEAP_SMALL_CLASSES; c++) {
-        size_t fill = NEAP_COOL_FILL(_neap_class[c].capacity);
-        for (neap_pool_t *pool = h->partial[c]; pool; pool = pool->next) {
+        unsigned cold_run = 0;
+        for (neap_pool_t *pool = h->partial_tail[c]; pool && (all || cold_run < NEAP_COOL_STOP);
+             pool = pool == h->partial[c] ? NULL : pool->prev) {   /* the head's prev is stale */
             neap_arena_t *a = neap_pool_arena(pool);
             size_t i = neap_pool_index(pool);
             uint16_t v = _neap_kind_get(a, i);
-            if (a->backing != NEAP_BACK_FILE) continue;
             if (v == NEAP_PK(NEAP_PS_COLD, 0)) {
-                cold++;
-            } else if (v == NEAP_PK(NEAP_PS_POOL, 0) && (pool->used <= fill || a->nalias[i] != 0) &&
-                       __atomic_load_n(&pool->flags, __ATOMIC_RELAXED) == 0) {
+                cold_run++;
+                continue;
+            }
+            cold_run = 0;
+            if (v == NEAP_PK(NEAP_PS_POOL, 0) && a->backing == NEAP_BACK_FILE &&
+                __atomic_load_n(&pool->flags, __ATOMIC_RELAXED) == 0) {
                 neap_pool_set_state(pool, NEAP_PS_COLD);
                 a->mesh_todo = 1;
-                cold++;
+                any = true;
             }
         }
     }
-    atomic_store_explicit(&h->mesh_pub, cold >= 2, memory_order_relaxed);
-    return cold;
+    if (any) atomic_store_explicit(&h->mesh_pub, 1, memory_order_relaxed);
 }
 
 /* At the owner's slow paths, frees' too (a program that only frees for a
- * while takes no allocation slow path): a cooling every NEAP_COOL_MS. */
+ * while takes no allocation slow path): a cooling every NEAP_PURGE_DELAY
+ * ms, the time after which an empty page is thought unlikely to be wanted
+ * again. */
 static __attribute__((noinline)) void neap_heap_cool_due(neap_heap_t *h) {
-    h->cool_countdown = 64;   /* the clock read at most every 64 slow paths */
+    h->cool_countdown = 16;   /* the clock read at most every 16 slow paths */
     uint64_t now = _neap_os_clock_ms();
-    if (now - h->cooled_at < NEAP_COOL_MS) return;
+    if (now - h->cooled_at < (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY)) return;
     h->cooled_at = now;
-    neap_heap_cool(h);
+    neap_heap_cool(h, false);
 }
 static inline void neap_heap_cool_check(neap_heap_t *h) {
     if (neap_mesh_on() && h->cool_countdown-- == 0) neap_heap_cool_due(h);
@@ -1764,7 +1766,7 @@ int _neap_heap_trim(neap_heap_t *h) {
     size_t before = atomic_load(&_neap_gstats.bytes_purged) + atomic_load(&_neap_gstats.bytes_unmapped);
     neap_heap_idle(h);
     if (neap_mesh_on()) {   /* every partial pool the mesher may take, at once */
-        neap_heap_cool(h);
+        neap_heap_cool(h, true);
         _neap_mesh_lock();
         _neap_mesh_budget();
         neap_heap_mesh(h, UINT64_MAX);
