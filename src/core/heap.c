@@ -1461,10 +1461,13 @@ static void neap_free_slow(void *p, const char *func, const neap_alloc_hooks_t *
         neap_heap_check(h);
         _neap_heap_leave(h);
     } else {
+        /* pushed at the address the program held: the owner's drain finds
+         * the pool (the same memory either way), and this thread writes
+         * only where it has written before */
 #if NEAP_HARDENED
-        if (neap_state_pool(NEAP_PK_KIND(v))) _neap_freed_mark(p, func);
+        if (neap_state_pool(NEAP_PK_KIND(v))) _neap_freed_mark(held, func);
 #endif
-        neap_free_remote(a, p);
+        neap_free_remote(a, held);
     }
 }
 

@@ -575,7 +575,9 @@ neap_inline uintptr_t _neap_mesh_canon(uintptr_t p) {
  * ------------------------------------------------------------------------- */
 extern NEAP_INTERNAL long _neap_options[NEAP_OPTION_COUNT];
 NEAP_INTERNAL void _neap_options_init(void);   /* reads once, when the environment is there */
-#define neap_opt(o) (_neap_options[(o)])
+/* relaxed atomics: neap_option_set may change a value while another thread
+ * (the background thread, say) reads it; plain moves on x86-64 */
+#define neap_opt(o) __atomic_load_n(&_neap_options[(o)], __ATOMIC_RELAXED)
 
 /* ---------------------------------------------------------------------------
  * debug.c: the debug mode (NEAP_DEBUG_MALLOC), fixed at process start.

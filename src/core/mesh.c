@@ -79,12 +79,8 @@ static bool neap_mfd_warned;
 
 static pthread_mutex_t neap_mesh_mutex = PTHREAD_MUTEX_INITIALIZER;
 
-/* The page under mesh (write-protected), or 0; and the last pages meshed,
- * for a fault whose handler runs only after its page was done. */
+/* The page under mesh (write-protected), or 0. */
 static _Atomic uintptr_t neap_mesh_busy;
-#define NEAP_MESH_RECENT 16
-static _Atomic uintptr_t neap_mesh_recent[NEAP_MESH_RECENT];
-static unsigned neap_mesh_recent_i;
 /* The mapping budget: alias pages at most, from the process's mappings
  * counted at the last full pass (_neap_mesh_budget) and two more for every
  * alias page made since, kept NEAP_MESH_MAP_ROOM under the kernel's limit
@@ -153,16 +149,33 @@ void _neap_mesh_unlock(void) { pthread_mutex_unlock(&neap_mesh_mutex); }
 /* ---------------------------------------------------------------------------
  * The fault handler (os.c installs it, chained to the program's)
  * ------------------------------------------------------------------------- */
+static __thread uintptr_t neap_fault_page;
+static __thread unsigned neap_fault_count;
+
+/* A write into a page of an arena that is not writable can only be a
+ * mesh's: the page under mesh now (wait until it is done), or one done
+ * already whose fault reached its handler late (a thread preempted between
+ * the fault and its handler): the write is retried.  A page that keeps
+ * faulting with no mesh on it is not meshing's (64 tries), nor is any
+ * other fault: the program's own action runs. */
 static bool neap_mesh_fault(uintptr_t addr, bool access) {
-    if (!access) return false;
+    if (!access || _neap_map_kind(addr) != NEAP_MAP_ARENA) return false;
     uintptr_t page = addr & ~NEAP_PAGE_MASK;
     if (atomic_load(&neap_mesh_busy) == page) {
         while (atomic_load(&neap_mesh_busy) == page) _neap_os_yield();
+        neap_fault_page = 0;
         return true;
     }
-    for (unsigned i = 0; i < NEAP_MESH_RECENT; i++)
-        if (atomic_load_explicit(&neap_mesh_recent[i], memory_order_relaxed) == page) return true;
-    return false;
+    if (neap_fault_page != page) {
+        neap_fault_page = page;
+        neap_fault_count = 0;
+    }
+    if (++neap_fault_count > 64) {
+        neap_fault_page = 0;
+        return false;
+    }
+    if (neap_fault_count > 1) _neap_os_yield();
+    return true;
 }
 
 /* The handler installed and still the process's own: a program that put
@@ -230,15 +243,18 @@ static void neap_pool_relist(neap_pool_t *dst, const uint64_t live[4]) {
 
 /* The copy reads blocks other threads wrote and the mesher never
  * synchronised with: the write protection orders them, which a race
- * detector cannot see. */
-__attribute__((no_sanitize("thread"))) static void neap_copy_blocks(neap_pool_t *dst, const neap_pool_t *src,
-                                                                    const uint64_t live[4]) {
+ * detector cannot see.  So it copies word by word, in code the detector
+ * does not instrument (a call of memcpy would be intercepted). */
+__attribute__((no_sanitize("thread"), optimize("no-tree-loop-distribute-patterns"))) static void
+neap_copy_blocks(neap_pool_t *dst, const neap_pool_t *src, const uint64_t live[4]) {
     const neap_class_t *k = &_neap_class[dst->cls];
     for (size_t w = 0; w < 4; w++) {
         for (uint64_t m = live[w]; m; m &= m - 1) {
             size_t i = w * 64 + (size_t)__builtin_ctzll(m);
             size_t off = k->first + i * k->size;
-            memcpy((char *)dst + off, (const char *)src + off, k->size);
+            uint64_t *d = (uint64_t *)((char *)dst + off);
+            const uint64_t *s = (const uint64_t *)((const char *)src + off);
+            for (size_t j = 0; j < k->size / 8; j++) d[j] = s[j];
         }
     }
 }
@@ -285,8 +301,6 @@ bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src) {
     } else {
         _neap_os_protect(src, NEAP_PAGE_SIZE, true);
     }
-    unsigned r = neap_mesh_recent_i++ % NEAP_MESH_RECENT;
-    atomic_store_explicit(&neap_mesh_recent[r], (uintptr_t)src, memory_order_relaxed);
     atomic_store(&neap_mesh_busy, 0);
     if (ok) {
         _neap_os_punch(a->file_fd, a->file_off + ((uint64_t)si << NEAP_PAGE_SHIFT), NEAP_PAGE_SIZE);

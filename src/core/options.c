@@ -183,7 +183,7 @@ int neap_option_set(neap_option_t opt, long value) {
         errno = EBUSY;
         return -1;
     }
-    _neap_options[opt] = value;
+    __atomic_store_n(&_neap_options[opt], value, __ATOMIC_RELAXED);
     return 0;
 }
 

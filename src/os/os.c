@@ -748,16 +748,26 @@ void *_neap_os_map_file_aligned(int fd, uint64_t off, size_t size, size_t align)
     return p;
 }
 
+/* The system call itself, not the C library's mmap: a race detector that
+ * intercepts mmap takes a mapping put in place of another for a write of
+ * every byte of it, where meshing keeps the contents the program's threads
+ * wrote (and orders them with the write protection) */
+static void *neap_os_mmap_raw(void *p, size_t size, int prot, int flags, int fd, uint64_t off) {
+    long r = syscall(SYS_mmap, p, size, prot, flags, fd, (long)off);
+    return r < 0 && r > -4096 ? MAP_FAILED : (void *)r;
+}
+
 bool _neap_os_map_file_fixed(void *p, size_t size, int fd, uint64_t off, bool priv) {
     int saved = errno;
-    void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | (priv ? MAP_PRIVATE : MAP_SHARED), fd, (off_t)off);
+    void *r = neap_os_mmap_raw(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | (priv ? MAP_PRIVATE : MAP_SHARED), fd, off);
     errno = saved;
     return r == p;
 }
 
 bool _neap_os_map_anon_fixed(void *p, size_t size) {
     int saved = errno;
-    void *r = mmap(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *r = neap_os_mmap_raw(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                               -1, 0);
     errno = saved;
     return r == p;
 }
@@ -794,7 +804,9 @@ static _Atomic int neap_fault_state;   /* 0 none, 1 installing, 2 installed */
 static void neap_fault_handler(int sig, siginfo_t *si, void *uc) {
     int saved = errno;
     bool access = si->si_code == SEGV_ACCERR;
-    if (neap_fault_fn((uintptr_t)si->si_addr, access)) {
+    /* acquire: the function and the old action were set before */
+    if (atomic_load_explicit(&neap_fault_state, memory_order_acquire) != 0 &&
+        neap_fault_fn((uintptr_t)si->si_addr, access)) {
         errno = saved;
         return;
     }
@@ -819,16 +831,23 @@ bool _neap_os_fault_install(bool (*handler)(uintptr_t addr, bool access)) {
         while (atomic_load(&neap_fault_state) == 1) sched_yield();
         return _neap_os_fault_ok();
     }
+    int saved = errno;
+    /* the program's action read first, then ours put in its place: the
+     * handler finds both set (a change by the program in between is lost,
+     * as with any handler installed on top of another) */
     neap_fault_fn = handler;
+    bool ok = sigaction(SIGSEGV, NULL, &neap_fault_old) == 0;
+    atomic_store_explicit(&neap_fault_state, ok ? 2 : 0, memory_order_release);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = neap_fault_handler;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
     sigemptyset(&sa.sa_mask);
-    int saved = errno;
-    bool ok = sigaction(SIGSEGV, &sa, &neap_fault_old) == 0;
+    if (ok && sigaction(SIGSEGV, &sa, NULL) != 0) {
+        ok = false;
+        atomic_store(&neap_fault_state, 0);
+    }
     errno = saved;
-    atomic_store(&neap_fault_state, ok ? 2 : 0);
     return ok;
 }
 
