@@ -811,6 +811,30 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
     return pool;
 }
 
+/* Meshing: a one-page pool's blocks are handed out from a random slot on,
+ * wrapping around (a rotation, not a shuffle: allocation order stays
+ * sequential but for one jump), so that survivors of regular patterns
+ * (every nth object kept) sit at different offsets in different pages and
+ * the pages can mesh (docs/design/meshing.md measures both). */
+static __thread uint64_t neap_carve_rng;
+static __attribute__((noinline)) neap_block_t *neap_pool_extend_rotated(neap_pool_t *pool, char *start, size_t n) {
+    const neap_class_t *k = &_neap_class[pool->cls];
+    uint64_t x = neap_carve_rng;
+    if (x == 0) x = (uintptr_t)pool ^ _neap_os_clock_ns() ^ 0x9E3779B97F4A7C15ull;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    neap_carve_rng = x;
+    size_t r = (size_t)(x % n);
+    for (size_t j = 0; j + 1 < n; j++)
+        _neap_link_set((neap_block_t *)(start + ((r + j) % n) * k->size),
+                       (neap_block_t *)(start + ((r + j + 1) % n) * k->size));
+    _neap_link_set((neap_block_t *)(start + ((r + n - 1) % n) * k->size), NULL);
+    pool->free = (neap_block_t *)(start + r * k->size);
+    neap_store_relaxed(pool->bumped, (uint16_t)(pool->bumped + n));
+    return pool->free;
+}
+
 /* Carves the next page's worth of never-used blocks into the free list,
  * and returns its first: memory is touched only when it is about to be
  * handed out. */
@@ -826,6 +850,7 @@ static neap_block_t *neap_pool_extend(neap_pool_t *pool) {
      * carving of these pages, at other addresses, may outlive this one */
     if (neap_unlikely(atomic_load_explicit(&_neap_debug_state, memory_order_relaxed) == 2))
         memset(start, 0, n * k->size);
+    if (neap_mesh_on() && n == k->capacity) return neap_pool_extend_rotated(pool, start, n);
     for (size_t i = 0; i + 1 < n; i++)
         _neap_link_set((neap_block_t *)(start + i * k->size), (neap_block_t *)(start + (i + 1) * k->size));
     _neap_link_set((neap_block_t *)(start + (n - 1) * k->size), NULL);
