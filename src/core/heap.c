@@ -909,7 +909,7 @@ static void neap_heap_cool(neap_heap_t *h, bool all) {
             }
             cold_run = 0;
             if (v == NEAP_PK(NEAP_PS_POOL, 0) && a->backing == NEAP_BACK_FILE &&
-                __atomic_load_n(&pool->flags, __ATOMIC_RELAXED) == 0) {
+                (__atomic_load_n(&pool->flags, __ATOMIC_RELAXED) & ~NEAP_POOL_REPORT_ALL) == 0) {
                 neap_pool_set_state(pool, NEAP_PS_COLD);
                 a->mesh_todo = 1;
                 any = true;

@@ -280,8 +280,12 @@ bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src) {
         return false;
     }
     /* the layers above set flags from any thread: one set before the
-     * protection is seen now, and none can come after it */
-    bool ok = __atomic_load_n(&src->flags, __ATOMIC_ACQUIRE) == 0 && __atomic_load_n(&dst->flags, __ATOMIC_ACQUIRE) == 0;
+     * protection is seen now, and none can come after it.  Two pools mesh
+     * if neither has a flag, or both only REPORT_ALL (every free reported:
+     * an exact trace's pools), which the merged pool keeps; WATCH names one
+     * block of one pool, which a merge would lose */
+    uint16_t sf = __atomic_load_n(&src->flags, __ATOMIC_ACQUIRE), df = __atomic_load_n(&dst->flags, __ATOMIC_ACQUIRE);
+    bool ok = sf == df && (sf & ~NEAP_POOL_REPORT_ALL) == 0;
     uint64_t both[4];
     for (size_t w = 0; w < 4; w++) both[w] = ld[w] | ls[w];
     if (ok) {

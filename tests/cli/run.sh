@@ -545,6 +545,29 @@ tracethreads)
     [ -n "$live" ] || { cat "$WORK/report"; fail "no live bytes at exit in the report"; }
     [ "$live" -ge 10000000 ] || { cat "$WORK/report"; fail "$live bytes live at exit in the trace, 10^7 leaked"; }
     ;;
+tracemesh)
+    # a traced run with meshing reads as the same run without it: the same
+    # live blocks and bytes at exit (the program's, and the few the C
+    # library keeps), the same warnings (frees through meshed pages are
+    # reported at the program's addresses, so none is of a block the trace
+    # does not know that was not so without meshing)
+    PROG=${3:?trace_prog program}
+    for how in plain mesh; do
+        flag=; [ $how = mesh ] && flag=--mesh
+        "$NEAP" run $flag --trace $how.trc -- "$PROG" mesh >"$WORK/out.$how" 2>"$WORK/err" ||
+            { cat "$WORK/err"; fail "$how: trace_prog mesh failed"; }
+        [ $how = plain ] || grep -q "meshing .* [1-9][0-9]* meshes" "$WORK/err" ||
+            { cat "$WORK/err"; fail "nothing was meshed"; }
+        "$NEAP" report --bytes $how.trc >"$WORK/report.$how" 2>&1 || { cat "$WORK/report.$how"; fail "$how: neap report failed"; }
+        grep "^  at exit \|^warning" "$WORK/report.$how" >"$WORK/sum.$how"
+    done
+    cmp -s "$WORK/out.plain" "$WORK/out.mesh" || fail "the program's own counts differ: $(cat "$WORK/out.plain") $(cat "$WORK/out.mesh")"
+    diff "$WORK/sum.plain" "$WORK/sum.mesh" || { cat "$WORK/report.mesh"; fail "the report with meshing differs"; }
+    want=$(cat "$WORK/out.mesh")
+    live=$(sed -n 's/^  at exit *\([0-9]*\) live.*/\1/p' "$WORK/report.mesh")
+    [ -n "$live" ] && [ "$live" -ge "$want" ] && [ "$live" -le $((want + 8192)) ] ||
+        { cat "$WORK/report.mesh"; fail "$live bytes live at exit in the trace, the program left $want"; }
+    ;;
 tracerealloc)
     PROG=${3:?trace_prog program}
     "$NEAP" run -q --trace t.trc -- "$PROG" realloc || fail "trace_prog realloc failed"

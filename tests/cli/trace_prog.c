@@ -14,7 +14,16 @@
  *                        and waits for it; allocates again; prints its pid
  *                        and the pid of the child that exec'd
  *   trace_prog leaf      allocates, leaks some, exits 0
+ *   trace_prog mesh      100000 blocks of 16..512 bytes, a random 90% freed,
+ *                        malloc_trim (which meshes, under neap run --mesh),
+ *                        then a third of the survivors freed and a third
+ *                        moved by realloc, through the addresses malloc
+ *                        gave (some in meshed pages); prints the bytes it
+ *                        leaves live at exit, and checks every survivor's
+ *                        contents
  */
+#include <malloc.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +69,57 @@ static void *leaker(void *arg) {
     return NULL;
 }
 
+#define MESH_BLOCKS 100000
+static char *mesh_block[MESH_BLOCKS];
+static size_t mesh_size[MESH_BLOCKS];
+
+static int mesh_check(size_t i) {
+    for (size_t k = 0; k < mesh_size[i]; k++)
+        if ((unsigned char)mesh_block[i][k] != (unsigned char)(i * 7 + k)) return 0;
+    return 1;
+}
+
+static int mesh_main(void) {
+    uint64_t x = 88172645463325252ull;
+    for (size_t i = 0; i < MESH_BLOCKS; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        mesh_size[i] = 16 + x % 497;
+        if ((mesh_block[i] = malloc(mesh_size[i])) == NULL) return 3;
+        for (size_t k = 0; k < mesh_size[i]; k++) mesh_block[i][k] = (char)(i * 7 + k);
+    }
+    for (size_t i = 0; i < MESH_BLOCKS; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        if (x % 10 != 0) {
+            free(mesh_block[i]);
+            mesh_block[i] = NULL;
+        }
+    }
+    malloc_trim(0);
+    size_t live = 0, n = 0;
+    for (size_t i = 0; i < MESH_BLOCKS; i++) {
+        if (mesh_block[i] == NULL) continue;
+        if (!mesh_check(i)) return 4;
+        if (n % 3 == 0) {
+            free(mesh_block[i]);
+            mesh_block[i] = NULL;
+        } else if (n % 3 == 1) {
+            char *q = realloc(mesh_block[i], mesh_size[i] + 40);
+            if (q == NULL) return 3;
+            mesh_block[i] = q;
+            if (!mesh_check(i)) return 4;
+            mesh_size[i] += 40;
+            live += mesh_size[i];
+        } else {
+            live += mesh_size[i];
+        }
+        n++;
+    }
+    printf("%zu\n", live);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && strcmp(argv[1], "mesh") == 0) return mesh_main();
     if (argc == 2 && strcmp(argv[1], "threads") == 0) {
         for (int i = 0; i < THREADS; i++) {
             pthread_t t;
@@ -107,6 +166,6 @@ int main(int argc, char **argv) {
         churn(1000, 400);
         return 0;
     }
-    fprintf(stderr, "usage: trace_prog threads|realloc|spawn|leaf\n");
+    fprintf(stderr, "usage: trace_prog threads|realloc|spawn|leaf|mesh\n");
     return 2;
 }
