@@ -985,12 +985,11 @@ static bool neap_mesh_class(neap_heap_t *h, size_t lo, size_t hi, uint64_t deadl
                 neap_pool_t *px = neap_mcand[x], *py = neap_mcand[y];
                 neap_arena_t *a = neap_pool_arena(px);
                 size_t ax = a->nalias[neap_pool_index(px)], ay = a->nalias[neap_pool_index(py)];
-                /* the source: no alias of its own, the fewer blocks to copy */
-                bool x_src = ax == 0 && (ay != 0 || px->used <= py->used);
-                if (!x_src && ay != 0) continue;   /* both have aliases */
+                if (ax + ay + 1 > 255) continue;
+                /* the source: the fewer views to map, then the fewer blocks to copy */
+                bool x_src = ax < ay || (ax == ay && px->used <= py->used);
                 size_t s = x_src ? x : y, d = x_src ? y : x;
                 neap_pool_t *src = neap_mcand[s], *dst = neap_mcand[d];
-                if (a->nalias[neap_pool_index(dst)] == 255) continue;
                 neap_partial_unlink(h, src);   /* its header: before it is protected */
                 if (_neap_mesh_pair(dst, src)) {
                     neap_mtaken[s] = 1;

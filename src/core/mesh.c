@@ -18,7 +18,10 @@
  *   canonical page); S's blocks are freed through the slow path, which
  *   translates them to D's address first (_neap_mesh_canon), so lists only
  *   ever hold canonical addresses.  D may be meshed again (it collects up
- *   to 255 aliases, nalias[D]); a page with aliases is never a source.
+ *   to 255 aliases, nalias[D]), as a destination or as a source: a source
+ *   with aliases has every view of its page protected, copied once and
+ *   mapped onto the destination's slot, so meshing goes on past pairs
+ *   (pages of one survivor each merge by the dozen).
  *
  * Who may mesh, and why no fast path can see it.  The owner marks pools on
  * its partial lists COLD at its purge checks (heap.c, neap_heap_cool);
@@ -31,7 +34,8 @@
  * the arena's remote stack).  So S is write-protected while it is copied
  * and remapped; a thread that writes it meanwhile takes a SIGSEGV, and
  * neap's handler waits until the page is meshed and returns, so the write
- * is made again, into the merged page.  A remote free whose link went into
+ * is made again, into the merged page (a view of S, for a source with
+ * aliases: all of them are protected).  A remote free whose link went into
  * S before the protection was copied with the block; a free's push comes
  * after its link, so the stack only ever holds blocks the copy holds.  D is
  * not protected: the copy and the new free list go only into offsets that
@@ -161,8 +165,10 @@ static __thread unsigned neap_fault_count;
 static bool neap_mesh_fault(uintptr_t addr, bool access) {
     if (!access || _neap_map_kind(addr) != NEAP_MAP_ARENA) return false;
     uintptr_t page = addr & ~NEAP_PAGE_MASK;
-    if (atomic_load(&neap_mesh_busy) == page) {
-        while (atomic_load(&neap_mesh_busy) == page) _neap_os_yield();
+    uintptr_t busy = atomic_load(&neap_mesh_busy);
+    /* the page under mesh, or one of its aliases (their kind names it) */
+    if (busy != 0 && (busy == page || busy == (_neap_mesh_canon(page) & ~NEAP_PAGE_MASK))) {
+        while (atomic_load(&neap_mesh_busy) == busy) _neap_os_yield();
         neap_fault_page = 0;
         return true;
     }
@@ -259,12 +265,26 @@ neap_copy_blocks(neap_pool_t *dst, const neap_pool_t *src, const uint64_t live[4
     }
 }
 
+/* The virtual pages that map src's physical page: src's own and its
+ * aliases (a source meshed before as a destination); their count. */
+static size_t neap_src_views(const neap_arena_t *a, size_t si, uint16_t *view) {
+    size_t n = 0;
+    view[n++] = (uint16_t)si;
+    for (size_t j = NEAP_META_PAGES; j < NEAP_ARENA_PAGES && n <= a->nalias[si]; j++)
+        if (_neap_kind_get(a, j) == NEAP_PK(NEAP_PS_ALIAS, si)) view[n++] = (uint16_t)j;
+    return n;
+}
+
+static inline void *neap_view(const neap_arena_t *a, size_t j) { return (void *)_neap_page_addr(a, j); }
+static inline uint64_t neap_slot(const neap_arena_t *a, size_t j) {
+    return a->file_off + ((uint64_t)j << NEAP_PAGE_SHIFT);
+}
+
 bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src) {
     neap_arena_t *a = _neap_arena_of((uintptr_t)dst);
     size_t di = _neap_page_index((uintptr_t)dst), si = _neap_page_index((uintptr_t)src);
     neap_assert(_neap_arena_of((uintptr_t)src) == a && di != si && dst->cls == src->cls);
-    neap_assert(a->nalias[si] == 0 && a->nalias[di] < 255);
-    if (a->backing != NEAP_BACK_FILE) return false;
+    if (a->backing != NEAP_BACK_FILE || (size_t)a->nalias[di] + a->nalias[si] + 1 > 255) return false;
     if ((long)atomic_load_explicit(&_neap_mstats.pages, memory_order_relaxed) >=
         atomic_load_explicit(&neap_mesh_alias_max, memory_order_relaxed))
         return false;   /* the mapping budget */
@@ -274,40 +294,51 @@ bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src) {
         if (ld[w] & ls[w]) return false;
     if (!neap_mesh_handler_ok()) return false;
     uint64_t t0 = _neap_os_clock_ns();
+    uint16_t view[256];
+    size_t nv = neap_src_views(a, si, view);
+    neap_assert(nv == (size_t)a->nalias[si] + 1);
+    /* every view of src's page read-only: the program's writes to src's
+     * blocks wait in the fault handler until they can go to dst's page */
     atomic_store(&neap_mesh_busy, (uintptr_t)src);
-    if (!_neap_os_protect(src, NEAP_PAGE_SIZE, false)) {
-        atomic_store(&neap_mesh_busy, 0);
-        return false;
-    }
+    size_t prot = 0;
+    while (prot < nv && _neap_os_protect(neap_view(a, view[prot]), NEAP_PAGE_SIZE, false)) prot++;
     /* the layers above set flags from any thread: one set before the
      * protection is seen now, and none can come after it.  Two pools mesh
      * if neither has a flag, or both only REPORT_ALL (every free reported:
      * an exact trace's pools), which the merged pool keeps; WATCH names one
      * block of one pool, which a merge would lose */
     uint16_t sf = __atomic_load_n(&src->flags, __ATOMIC_ACQUIRE), df = __atomic_load_n(&dst->flags, __ATOMIC_ACQUIRE);
-    bool ok = sf == df && (sf & ~NEAP_POOL_REPORT_ALL) == 0;
-    uint64_t both[4];
-    for (size_t w = 0; w < 4; w++) both[w] = ld[w] | ls[w];
+    bool ok = prot == nv && sf == df && (sf & ~NEAP_POOL_REPORT_ALL) == 0;
+    size_t moved = 0;   /* views mapped onto dst's slot */
     if (ok) {
+        uint64_t both[4];
+        for (size_t w = 0; w < 4; w++) both[w] = ld[w] | ls[w];
         neap_copy_blocks(dst, src, ls);
         neap_pool_relist(dst, both);
         dst->used = (uint16_t)(dst->used + src->used);
-        ok = _neap_os_map_file_fixed(src, NEAP_PAGE_SIZE, a->file_fd, a->file_off + ((uint64_t)di << NEAP_PAGE_SHIFT), false);
-        if (!ok) {   /* as it was: dst's lists without src's blocks */
+        while (moved < nv &&
+               _neap_os_map_file_fixed(neap_view(a, view[moved]), NEAP_PAGE_SIZE, a->file_fd, neap_slot(a, di), false))
+            moved++;
+        if (moved < nv) {   /* as it was: the views on src's slot (not punched yet), dst without src's blocks */
+            ok = false;
+            for (size_t k = 0; k < moved; k++)
+                if (!_neap_os_map_file_fixed(neap_view(a, view[k]), NEAP_PAGE_SIZE, a->file_fd, neap_slot(a, si), false))
+                    _neap_fatal_pointer("mesh", neap_view(a, view[k]), "a page could not be mapped back (mmap failed)");
             dst->used = (uint16_t)(dst->used - src->used);
             neap_pool_relist(dst, ld);
         }
     }
     if (ok) {
-        _neap_kind_set(a, si, NEAP_PK(NEAP_PS_ALIAS, di));
-        a->nalias[di]++;
+        for (size_t k = 0; k < nv; k++) _neap_kind_set(a, view[k], NEAP_PK(NEAP_PS_ALIAS, di));
+        a->nalias[di] = (uint8_t)(a->nalias[di] + nv);
+        a->nalias[si] = 0;
         a->aliases++;
     } else {
-        _neap_os_protect(src, NEAP_PAGE_SIZE, true);
+        for (size_t k = 0; k < prot; k++) _neap_os_protect(neap_view(a, view[k]), NEAP_PAGE_SIZE, true);
     }
     atomic_store(&neap_mesh_busy, 0);
     if (ok) {
-        _neap_os_punch(a->file_fd, a->file_off + ((uint64_t)si << NEAP_PAGE_SHIFT), NEAP_PAGE_SIZE);
+        _neap_os_punch(a->file_fd, neap_slot(a, si), NEAP_PAGE_SIZE);
         atomic_fetch_add_explicit(&_neap_mstats.meshes, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&_neap_mstats.pages, 1, memory_order_relaxed);
     }
