@@ -316,8 +316,7 @@ bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src) {
         neap_copy_blocks(dst, src, ls);
         neap_pool_relist(dst, both);
         dst->used = (uint16_t)(dst->used + src->used);
-        while (moved < nv &&
-               _neap_os_map_file_fixed(neap_view(a, view[moved]), NEAP_PAGE_SIZE, a->file_fd, neap_slot(a, di), false))
+        while (moved < nv && _neap_os_map_file_page(neap_view(a, view[moved]), a->file_fd, neap_slot(a, di)))
             moved++;
         if (moved < nv) {   /* as it was: the views on src's slot (not punched yet), dst without src's blocks */
             ok = false;

@@ -764,6 +764,15 @@ bool _neap_os_map_file_fixed(void *p, size_t size, int fd, uint64_t off, bool pr
     return r == p;
 }
 
+bool _neap_os_map_file_page(void *p, int fd, uint64_t off) {
+    int saved = errno;
+    /* populated: the page's entry made now, in this call, rather than by a
+     * fault at the program's next touch (a trap costs more than the work) */
+    void *r = neap_os_mmap_raw(p, 4096, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_SHARED | MAP_POPULATE, fd, off);
+    errno = saved;
+    return r == p;
+}
+
 bool _neap_os_map_anon_fixed(void *p, size_t size) {
     int saved = errno;
     void *r = neap_os_mmap_raw(p, size, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,

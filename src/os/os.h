@@ -143,6 +143,9 @@ NEAP_INTERNAL void *_neap_os_map_file_aligned(int fd, uint64_t off, size_t size,
  * read-write, shared or private (copy on write); false on failure (the
  * range as it was) */
 NEAP_INTERNAL bool _neap_os_map_file_fixed(void *p, size_t size, int fd, uint64_t off, bool priv);
+/* One page of fd at off, shared, in place, its page table entry made now
+ * (a resident page: no fault at the next touch). */
+NEAP_INTERNAL bool _neap_os_map_file_page(void *p, int fd, uint64_t off);
 NEAP_INTERNAL bool _neap_os_map_anon_fixed(void *p, size_t size);   /* fresh zero pages in place */
 NEAP_INTERNAL bool _neap_os_protect(void *p, size_t size, bool writable);
 /* The file's pages [off, off+len) freed (a hole that reads as zero). */
