@@ -33,6 +33,9 @@
  *   pool made partial again, with no search and none of the general slow
  *   path's tests, which a FULL pool's state makes moot; the start of the
  *   block is checked there only at NEAP_DEBUG >= 1, as here);
+ *   A block of a pool left to the mesher (COLD, meshing only) goes to
+ *   _neap_free_cold the same way: the push under the slow paths'
+ *   handshake, which keeps the mesher off.
  *   everything else (other threads' blocks, large and huge blocks, FULL
  *   medium pools, flagged pools, the last block of a pool that is not
  *   direct, bad pointers) goes to _neap_free_generic.
@@ -110,6 +113,11 @@ neap_inline bool neap_free_try(void *p) {
         /* a FULL small pool: the slow path's work, without the search */
         if (k == NEAP_PK(NEAP_PS_FULL, 0)) {
             _neap_free_full(p);   /* a tail call: free keeps no frame */
+            return true;
+        }
+        /* a pool left to the mesher (meshing): its own short way */
+        if (k == NEAP_PK(NEAP_PS_COLD, 0)) {
+            _neap_free_cold(p);
             return true;
         }
         /* a later page of a medium pool: its head is count pages back */

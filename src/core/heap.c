@@ -926,8 +926,9 @@ static void neap_heap_cool(neap_heap_t *h, bool all) {
 static __attribute__((noinline)) void neap_heap_cool_due(neap_heap_t *h) {
     h->cool_countdown = 16;   /* the clock read at most every 16 slow paths */
     uint64_t now = _neap_os_clock_ms();
-    if (now - h->cooled_at < (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY)) return;
-    h->cooled_at = now;
+    if (now - atomic_load_explicit(&h->cooled_at, memory_order_relaxed) < (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY))
+        return;
+    atomic_store_explicit(&h->cooled_at, now, memory_order_relaxed);
     neap_heap_cool(h, false);
 }
 static inline void neap_heap_cool_check(neap_heap_t *h) {
@@ -1530,6 +1531,36 @@ void _neap_free_full(void *p) {
     _neap_heap_leave(h);
 }
 
+void _neap_free_cold(void *p) {
+    uintptr_t addr = (uintptr_t)p;
+    neap_pool_t *pool = (neap_pool_t *)(addr & ~NEAP_PAGE_MASK);
+    neap_heap_t *h = _neap_tl_heap;
+    _neap_heap_enter(h);   /* the mesher, if it holds the heap, is done first */
+    neap_arena_t *a = neap_pool_arena(pool);
+    /* still COLD (not meshed away meanwhile: its page would say ALIAS now),
+     * no flag, not the last block, not an immediate double free */
+    uint32_t t = neap_pool_tag(pool);
+    if (neap_unlikely(_neap_kind_get(a, neap_pool_index(pool)) != NEAP_PK(NEAP_PS_COLD, 0) ||
+                      NEAP_POOL_TAG_UNUSUAL(t) || (neap_block_t *)p == pool->local_free ||
+                      (NEAP_DEBUG >= 1 && !neap_pool_block_ok(pool, addr)))) {
+        _neap_heap_leave(h);
+        _neap_free_generic(p, "free");
+        return;
+    }
+    neap_block_t *b = p;
+#if NEAP_HARDENED
+    _neap_freed_mark(b, "free");
+#endif
+    _neap_link_set(b, pool->local_free);
+    pool->local_free = b;
+    pool->used = (uint16_t)(t - 1);
+    a->mesh_todo = 1;   /* fewer blocks: it may mesh where it could not */
+    atomic_store_explicit(&h->mesh_pub, 1, memory_order_relaxed);
+    neap_heap_cool_check(h);
+    neap_heap_check(h);
+    _neap_heap_leave(h);
+}
+
 void _neap_free_generic(void *p, const char *func) {
     if (p == NULL) return;
     if (neap_unlikely(neap_debug_mode())) {   /* p is a guarded block (debug.c) */
@@ -1968,11 +1999,17 @@ int _neap_orphans_collect(bool force) {
     return released;
 }
 
-/* The background thread's meshing of h (claimed): within a quarter of the
- * time since its last pass (2..50 ms a pass), so that it takes at most
- * about a quarter of one CPU however much waits.  false: more to do. */
+/* The background thread's meshing of h (claimed), once h has been quiet
+ * for a while: within a quarter of the time since its last pass (2..50 ms
+ * a pass), so that it takes at most about a quarter of one CPU however
+ * much waits.  false: more to do. */
 static uint64_t neap_bg_mesh_end;
 static bool neap_heap_mesh_bg(neap_heap_t *h) {
+    /* only a heap whose owner has not cooled it for 4 purge delays: one
+     * busy in its slow paths (churn) would undo the meshes soon, and pays
+     * the faults the mesher's protections cause while it runs */
+    uint64_t quiet = 4 * (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
+    if (_neap_os_clock_ms() - atomic_load_explicit(&h->cooled_at, memory_order_relaxed) < quiet) return false;
     if (!_neap_mesh_trylock()) return false;   /* a trim meshes: next time */
     if (neap_bg_mesh_end == 0) _neap_mesh_budget();
     uint64_t now = _neap_os_clock_ns();

@@ -457,7 +457,8 @@ struct neap_heap_s {
     int alive;                   /* 1 while a thread uses it */
     unsigned validate_count;     /* slow paths since the last validation (validate.c) */
     unsigned validate_every;     /* NEAP_DEBUG 2: slow paths between validations (0: the minimum) */
-    uint64_t cooled_at;          /* meshing: ms clock of the last cooling (heap.c) */
+    _Atomic uint64_t cooled_at;  /* meshing: ms clock of the last cooling (heap.c; the owner
+                                    stores, the background thread reads, relaxed) */
     unsigned cool_countdown;     /* meshing: slow paths until the clock is read for it */
     _Atomic int mesh_pub;        /* meshing: the owner left pools for the mesher (owner stores,
                                     the background thread reads and clears, relaxed) */
@@ -676,6 +677,11 @@ NEAP_INTERNAL void _neap_free_unchecked(void *p, const char *func);
  * pool up again (or by _neap_free_generic when the pool's flags ask for a
  * report, or p is not the start of a block). */
 NEAP_INTERNAL void _neap_free_full(void *p);
+/* The same for p in this thread's one-page pool whose head page says COLD
+ * (meshing): pushed as the fast path would, inside the slow paths'
+ * handshake (the mesher may hold the heap); or _neap_free_generic for
+ * anything unusual (flags, the pool's last block, a double free). */
+NEAP_INTERNAL void _neap_free_cold(void *p);
 /* Whether the free of block p of pool must be reported: the pool says
  * REPORT_ALL, or WATCH for every block or for p's offset. */
 neap_inline bool _neap_pool_watches(neap_pool_t *pool, const void *p) {
