@@ -34,6 +34,10 @@
  *               most of their blocks at once, handing blocks to each other
  *               to free, one of them calling neap_trim() every few thousand
  *               steps; every live block checked at the end
+ *   signals     the program's own SIGSEGV handler, installed before the first
+ *               mesh, still gets the program's own faults (neap's handler
+ *               chains to it); one installed after neap's stops meshing
+ *               (no mesh more, and a warning), and the program goes on
  *   off         run WITHOUT NEAP_MESH: the same workload as basic makes no
  *               mesh, no alias page, and no memory file is open
  *
@@ -65,6 +69,8 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -1331,6 +1337,74 @@ mesh_off(void)
 
 /* ---------------------------------------------------------------------- */
 
+/* ------------------------------------------------------------------------
+ * signals: neap's fault handler and the program's own
+ * ---------------------------------------------------------------------- */
+static sigjmp_buf sig_jump;
+static volatile sig_atomic_t sig_seen;
+
+static void
+sig_program_handler(int sig, siginfo_t *si, void *uc)
+{
+    (void)sig;
+    (void)si;
+    (void)uc;
+    sig_seen++;
+    siglongjmp(sig_jump, 1);
+}
+
+/* A scattered heap, thinned and trimmed: the meshes it made. */
+static size_t
+sig_mesh_round(struct item *it, size_t n, uint64_t *s)
+{
+    neap_stats_t a, b;
+    neap_stats_get(&a);
+    blks_alloc(it, n, 16, 512, 7, s);
+    size_t k = blks_thin(it, n, 10, s);
+    neap_trim();
+    neap_stats_get(&b);
+    blks_check(it, k);
+    blks_free(it, k);
+    return b.meshes - a.meshes;
+}
+
+static void
+mesh_signals(void)
+{
+    size_t n = test_scaled(60000);
+    struct item *it = calloc(n, sizeof *it);
+    uint64_t s = 0x5167A15ull;
+    CHECK(it != NULL);
+    /* the program's handler first, then neap's on top of it at the first mesh */
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = sig_program_handler;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGSEGV, &sa, NULL) == 0);
+    size_t m = sig_mesh_round(it, n, &s);
+    CHECKF(m > 0, "%zu meshes with the program's handler installed before", m);
+    CHECK(sigaction(SIGSEGV, NULL, &old) == 0);
+    CHECKF((old.sa_flags & SA_SIGINFO) && old.sa_sigaction != sig_program_handler,
+           "neap's handler is the process's after the first mesh");
+    /* a fault of the program's own (a write to a read-only page it mapped)
+     * reaches its handler through neap's */
+    char *ro = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(ro != MAP_FAILED);
+    if (sigsetjmp(sig_jump, 1) == 0) {
+        *(volatile char *)ro = 1;
+        CHECKF(0, "the write to a read-only page did not fault");
+    }
+    CHECKF(sig_seen == 1, "the program's handler saw %d faults, 1 made", (int)sig_seen);
+    munmap(ro, PAGE);
+    /* the program takes SIGSEGV back: neap stops meshing, the program runs on */
+    CHECK(sigaction(SIGSEGV, &sa, NULL) == 0);
+    m = sig_mesh_round(it, n, &s);
+    CHECKF(m == 0, "%zu meshes after the program replaced neap's handler", m);
+    printf("signals: the program's handler got its fault through neap's; none meshed after it took SIGSEGV back\n");
+    free(it);
+}
+
 static const struct test_section sections[] = {
     {"basic", mesh_basic},
     {"threads", mesh_threads},
@@ -1338,6 +1412,7 @@ static const struct test_section sections[] = {
     {"background", mesh_background},
     {"classes", mesh_classes},
     {"churn", mesh_churn},
+    {"signals", mesh_signals},
     {"off", mesh_off}, /* the one without NEAP_MESH */
 };
 #define N_SECTIONS (sizeof sections / sizeof sections[0])

@@ -158,7 +158,7 @@ neap_arena_t *_neap_arena_create(void) {
     }
     /* Fresh mapping: everything is zero, so only the non-zero fields. */
     if (file) {
-        a->backing = NEAP_BACK_FILE;
+        neap_arena_set_backing(a, NEAP_BACK_FILE);
         a->file_fd = fd;
         a->file_off = off;
     }
@@ -178,7 +178,7 @@ neap_arena_t *_neap_arena_create(void) {
 
 void _neap_arena_destroy(neap_arena_t *a) {
     neap_assert(a->pages_used == 0 && a->aliases == 0);
-    uint8_t backing = a->backing;
+    unsigned backing = neap_arena_backing(a);
     int fd = a->file_fd;
     uint64_t off = a->file_off;
     pthread_mutex_lock(&_neap_lock);
@@ -204,7 +204,7 @@ void _neap_arena_destroy(neap_arena_t *a) {
  * advice fits anonymous or FILE arenas: _neap_purge_batch_init), or at
  * once for a PRIVATE arena, whose copies are dropped. */
 void _neap_arena_purge_add(neap_arena_t *a, neap_purge_batch_t *b, void *p, size_t size) {
-    if (neap_likely((a->backing == NEAP_BACK_FILE) == b->remove)) _neap_os_purge_add(b, p, size);
+    if (neap_likely((neap_arena_backing(a) == NEAP_BACK_FILE) == b->remove)) _neap_os_purge_add(b, p, size);
     else _neap_os_drop(p, size);   /* a PRIVATE arena, or an anonymous one beside FILE arenas */
 }
 
@@ -268,7 +268,7 @@ bool _neap_arena_run_is_free(const neap_arena_t *a, size_t first, size_t n) {
 
 bool _neap_arena_run_is_clean(const neap_arena_t *a, size_t first, size_t n) {
     /* a PRIVATE arena's purged page reads its file's page again */
-    return a->backing != NEAP_BACK_PRIVATE && neap_count_bits(a->dirty_map, first, n) == 0;
+    return neap_arena_backing(a) != NEAP_BACK_PRIVATE && neap_count_bits(a->dirty_map, first, n) == 0;
 }
 
 size_t _neap_arena_take_run(neap_arena_t *a, size_t first, size_t n) {

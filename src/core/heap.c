@@ -908,7 +908,7 @@ static void neap_heap_cool(neap_heap_t *h, bool all) {
                 continue;
             }
             cold_run = 0;
-            if (v == NEAP_PK(NEAP_PS_POOL, 0) && a->backing == NEAP_BACK_FILE &&
+            if (v == NEAP_PK(NEAP_PS_POOL, 0) && neap_arena_backing(a) == NEAP_BACK_FILE &&
                 (__atomic_load_n(&pool->flags, __ATOMIC_RELAXED) & ~NEAP_POOL_REPORT_ALL) == 0) {
                 neap_pool_set_state(pool, NEAP_PS_COLD);
                 a->mesh_todo = 1;
@@ -1018,7 +1018,7 @@ static bool neap_mesh_class(neap_heap_t *h, size_t lo, size_t hi, uint64_t deadl
  * path, or claimed), the mesh lock held.  true: done. */
 static bool neap_heap_mesh(neap_heap_t *h, uint64_t deadline) {
     for (neap_arena_t *a = h->arenas; a; a = a->hnext) {
-        if (a->backing != NEAP_BACK_FILE || !a->mesh_todo) continue;
+        if (neap_arena_backing(a) != NEAP_BACK_FILE || !a->mesh_todo) continue;
         /* by class: a counting sort of the arena's COLD heads */
         size_t count[NEAP_SMALL_CLASSES + 2] = {0};
         size_t n = 0;

@@ -93,7 +93,7 @@ static void neap_fork_prepare(void) {
 }
 
 static void neap_fork_parent(void) {
-    _neap_mesh_fork_after();
+    _neap_mesh_fork_after(false);
     _neap_mesh_unlock();
     pthread_mutex_unlock(&_neap_huge_lock);
     pthread_mutex_unlock(&_neap_lock);
@@ -106,7 +106,7 @@ static void neap_fork_child(void) {
     /* the forking thread took the core's locks in prepare, so the child's
      * one thread owns them: unlocked, not initialised anew (a sanitizer
      * would see the old owner's lock taken twice) */
-    _neap_mesh_fork_after();
+    _neap_mesh_fork_after(true);
     _neap_mesh_unlock();
     pthread_mutex_unlock(&_neap_huge_lock);   /* the huge cache is the parent's, intact */
     _neap_fork_child(_neap_tl_heap);

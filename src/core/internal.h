@@ -409,6 +409,12 @@ struct neap_arena_s {
     uint8_t nalias[NEAP_ARENA_PAGES];
 };
 
+/* neap_arena_t.backing: written once by the arena's creator, and by a fork
+ * (in any thread) turning FILE into PRIVATE; read by the owner: relaxed */
+neap_inline unsigned neap_arena_backing(const neap_arena_t *a) { return __atomic_load_n(&a->backing, __ATOMIC_RELAXED); }
+neap_inline void neap_arena_set_backing(neap_arena_t *a, unsigned v) {
+    __atomic_store_n(&a->backing, (uint8_t)v, __ATOMIC_RELAXED);
+}
 /* neap_arena_t.backing */
 #define NEAP_BACK_ANON 0      /* anonymous private memory (meshing off) */
 #define NEAP_BACK_FILE 1      /* a shared mapping of the memory file: pages can be meshed */
@@ -559,7 +565,7 @@ NEAP_INTERNAL void _neap_mesh_unlock(void);
  * under _neap_lock, every thread's meshing stopped), and new arenas use a
  * new file (parent and child, after). */
 NEAP_INTERNAL void _neap_mesh_fork_prepare(void);
-NEAP_INTERNAL void _neap_mesh_fork_after(void);
+NEAP_INTERNAL void _neap_mesh_fork_after(bool child);
 /* The address of block p as its pool's head page holds it: p itself, or,
  * in an ALIAS page, the same offset in the pool's page. */
 neap_inline uintptr_t _neap_mesh_canon(uintptr_t p) {

@@ -187,7 +187,7 @@ static bool neap_mesh_fault(uintptr_t addr, bool access) {
 /* The handler installed and still the process's own: a program that put
  * its own in place of neap's would take meshing's faults for crashes. */
 static bool neap_mesh_handler_ok(void) {
-    static int installed;
+    static int installed, replaced;
     if (!installed) {
         installed = 1;
         if (!_neap_os_fault_install(neap_mesh_fault)) {
@@ -195,7 +195,12 @@ static bool neap_mesh_handler_ok(void) {
             return false;
         }
     }
-    return _neap_os_fault_ok();
+    if (_neap_os_fault_ok()) return true;
+    if (!replaced)
+        _neap_warning("meshing stops",
+                      "the program put its own SIGSEGV handler in place of neap's (installed at the first mesh)");
+    replaced = 1;
+    return false;
 }
 
 /* ---------------------------------------------------------------------------
@@ -284,7 +289,7 @@ bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src) {
     neap_arena_t *a = _neap_arena_of((uintptr_t)dst);
     size_t di = _neap_page_index((uintptr_t)dst), si = _neap_page_index((uintptr_t)src);
     neap_assert(_neap_arena_of((uintptr_t)src) == a && di != si && dst->cls == src->cls);
-    if (a->backing != NEAP_BACK_FILE || (size_t)a->nalias[di] + a->nalias[si] + 1 > 255) return false;
+    if (neap_arena_backing(a) != NEAP_BACK_FILE || (size_t)a->nalias[di] + a->nalias[si] + 1 > 255) return false;
     if ((long)atomic_load_explicit(&_neap_mstats.pages, memory_order_relaxed) >=
         atomic_load_explicit(&neap_mesh_alias_max, memory_order_relaxed))
         return false;   /* the mapping budget */
@@ -352,7 +357,7 @@ void _neap_mesh_unmesh_page(neap_arena_t *a, size_t j) {
     void *page = (void *)_neap_page_addr(a, j);
     _neap_mesh_lock();   /* not while a fork turns the arena private */
     bool ok;
-    if (a->backing == NEAP_BACK_FILE) {
+    if (neap_arena_backing(a) == NEAP_BACK_FILE) {
         /* its own slot, punched when it was meshed: zero */
         ok = _neap_os_map_file_fixed(page, NEAP_PAGE_SIZE, a->file_fd, a->file_off + ((uint64_t)j << NEAP_PAGE_SHIFT), false);
     } else {
@@ -375,7 +380,7 @@ extern NEAP_INTERNAL neap_arena_t *_neap_all_arenas;
 void _neap_mesh_fork_prepare(void) {
     if (!neap_mesh_on()) return;
     for (neap_arena_t *a = _neap_all_arenas; a; a = a->gnext) {
-        if (a->backing != NEAP_BACK_FILE) continue;
+        if (neap_arena_backing(a) != NEAP_BACK_FILE) continue;
         /* stretches of pages at their own slots, and alias pages at their
          * canonical page's */
         size_t i = 0;
@@ -393,14 +398,18 @@ void _neap_mesh_fork_prepare(void) {
             i = j;
         }
         if (!ok) _neap_warning("fork: an arena could not be made private", "mmap failed; parent and child may share its pages");
-        a->backing = NEAP_BACK_PRIVATE;
+        neap_arena_set_backing(a, NEAP_BACK_PRIVATE);
     }
 }
 
-void _neap_mesh_fork_after(void) {
-    if (!neap_mesh_on()) return;
-    /* the old file lives on in the private arenas' mappings; slots of it are
-     * never handed out again, in either process */
+void _neap_mesh_fork_after(bool child) {
+    if (!neap_mesh_on() || !child) return;
+    /* The parent goes on with its file: the arenas the child maps are
+     * private now and their slots never punched nor handed out again (a
+     * destroyed PRIVATE arena keeps its slot), so its new arenas take slots
+     * the child never maps.  The child takes a file of its own, or the two
+     * would hand out the same fresh slots; the old file lives on in the
+     * mappings of its private arenas. */
     if (neap_mfd >= 0) _neap_os_close(neap_mfd);
     neap_mfd = _neap_os_memfile(NEAP_MFILE_SIZE);
     neap_mnext = 0;

@@ -311,7 +311,7 @@ static void neap_varena(const neap_heap_t *h, const neap_arena_t *a, neap_vcount
              * class, in this arena, itself no alias */
             uint16_t cv = count < NEAP_ARENA_PAGES ? _neap_kind_get(a, count) : 0;
             unsigned cs = NEAP_PK_KIND(cv);
-            if (a->backing == NEAP_BACK_ANON || count < NEAP_META_PAGES || count >= NEAP_ARENA_PAGES || count == i ||
+            if (neap_arena_backing(a) == NEAP_BACK_ANON || count < NEAP_META_PAGES || count >= NEAP_ARENA_PAGES || count == i ||
                 NEAP_PK_COUNT(cv) != 0 || (cs != NEAP_PS_POOL && cs != NEAP_PS_FULL && cs != NEAP_PS_COLD) ||
                 ((const neap_pool_t *)_neap_page_addr(a, count))->npages != 1)
                 FAIL2(w, "an ALIAS page names a one-page pool of its arena", "canon", count, "canon_kind", cs);

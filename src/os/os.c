@@ -321,8 +321,12 @@ void _neap_os_purge_flush(neap_purge_batch_t *b) {
     }
     for (; i < b->n; i++, done = 0) {
         b->calls++;
-        if (madvise((char *)b->range[i].base + done, b->range[i].len - done,
-                    b->remove ? MADV_REMOVE : MADV_DONTNEED) != 0)
+        char *base = (char *)b->range[i].base + done;
+        size_t len = b->range[i].len - done;
+        /* REMOVE is refused (EINVAL) on a range a fork turned private
+         * since it was added: its copies are dropped instead */
+        if (madvise(base, len, b->remove ? MADV_REMOVE : MADV_DONTNEED) != 0 &&
+            !(b->remove && errno == EINVAL && madvise(base, len, MADV_DONTNEED) == 0))
             _neap_warning("madvise failed", NULL);
     }
     b->n = 0;
