@@ -1126,7 +1126,9 @@ static PyObject *neap_py_get_stats(PyObject *mod, PyObject *unused) {
         || STAT_ITEM(d, &st, bytes_huge_cached) || STAT_ITEM(d, &st, bytes_mapped)
         || STAT_ITEM(d, &st, bytes_purged) || STAT_ITEM(d, &st, bytes_unmapped)
         || STAT_ITEM(d, &st, huge_current) || STAT_ITEM(d, &st, large_current)
-        || STAT_ITEM(d, &st, heaps_current) || STAT_ITEM(d, &st, arenas_orphaned))
+        || STAT_ITEM(d, &st, heaps_current) || STAT_ITEM(d, &st, arenas_orphaned)
+        || STAT_ITEM(d, &st, mesh_pages) || STAT_ITEM(d, &st, meshes) || STAT_ITEM(d, &st, unmeshes)
+        || STAT_ITEM(d, &st, mesh_ns))
         goto fail;
     PyObject *classes = PyList_New(0);
     if (classes == NULL || PyDict_SetItemString(d, "classes", classes) < 0) {

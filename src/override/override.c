@@ -221,6 +221,8 @@ NEAP_OVERRIDE int malloc_info(int options, FILE *fp) {
         {"arenas_highwater", st->arenas_highwater}, {"pools_current", st->pools_current},
         {"large_current", st->large_current},     {"huge_current", st->huge_current},
         {"heaps_current", st->heaps_current},
+        {"mesh_pages", st->mesh_pages},           {"meshes", st->meshes},
+        {"unmeshes", st->unmeshes},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
         fprintf(fp, "<neap type=\"%s\" size=\"%zu\"/>\n", extra[i].type, extra[i].size);
