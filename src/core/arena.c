@@ -204,8 +204,15 @@ void _neap_arena_destroy(neap_arena_t *a) {
  * advice fits anonymous or FILE arenas: _neap_purge_batch_init), or at
  * once for a PRIVATE arena, whose copies are dropped. */
 void _neap_arena_purge_add(neap_arena_t *a, neap_purge_batch_t *b, void *p, size_t size) {
-    if (neap_likely((neap_arena_backing(a) == NEAP_BACK_FILE) == b->remove)) _neap_os_purge_add(b, p, size);
-    else _neap_os_drop(p, size);   /* a PRIVATE arena, or an anonymous one beside FILE arenas */
+    bool file = neap_arena_backing(a) == NEAP_BACK_FILE;
+    if (neap_likely(!file && !b->remove)) {
+        _neap_os_purge_add(b, p, size);
+    } else if (file && b->remove && a->file_fd == b->fd) {
+        _neap_os_purge_add_file(b, p, size, a->file_off + ((uintptr_t)p - (uintptr_t)a));
+    } else {
+        _neap_os_drop(p, size);   /* a PRIVATE arena, or an anonymous one beside FILE arenas */
+        if (file) _neap_os_punch(a->file_fd, a->file_off + ((uintptr_t)p - (uintptr_t)a), size);
+    }
 }
 
 /* ---------------------------------------------------------------------------
@@ -365,6 +372,7 @@ void _neap_purge_batch_init(neap_purge_batch_t *b) {
     /* with meshing, arenas are shared mappings of the memory file, whose
      * pages only MADV_REMOVE frees (DONTNEED would only unmap them) */
     b->remove = neap_mesh_on();
+    b->fd = _neap_mesh_file_fd();
 }
 
 /* ---------------------------------------------------------------------------

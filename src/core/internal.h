@@ -545,6 +545,7 @@ NEAP_INTERNAL void _neap_mesh_init(bool on);    /* process start (init.c) */
  * and a fresh or reused 4 MiB slot of it; false: none (anonymous arena). */
 NEAP_INTERNAL bool _neap_mesh_file_slot(int *fd, uint64_t *off);
 NEAP_INTERNAL void _neap_mesh_file_release(int fd, uint64_t off);   /* under _neap_lock */
+NEAP_INTERNAL int _neap_mesh_file_fd(void);   /* the memory file of new arenas, or -1 */
 /* Meshes src into dst: two COLD one-page pools of one class in one arena
  * of the caller's (the owner in a slow path, or the background thread
  * holding the owner's claim); src has no alias and is on no list.  true:

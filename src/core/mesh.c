@@ -130,6 +130,8 @@ bool _neap_mesh_file_slot(int *fd, uint64_t *off) {
     return true;
 }
 
+int _neap_mesh_file_fd(void) { return neap_mfd; }
+
 void _neap_mesh_file_release(int fd, uint64_t off) {
     if (fd != neap_mfd || neap_mnfree == NEAP_MFREE_MAX) return;   /* an older file's: never reused */
     neap_mfree[neap_mnfree++] = off;

@@ -283,8 +283,7 @@ static long neap_pm_call(neap_purge_batch_t *b) {
             return -1;
         }
         b->calls++;
-        long r = syscall(SYS_process_madvise, fd, (const struct iovec *)b->range, b->n,
-                         b->remove ? MADV_REMOVE : MADV_DONTNEED, 0u);
+        long r = syscall(SYS_process_madvise, fd, (const struct iovec *)b->range, b->n, MADV_DONTNEED, 0u);
         if (r >= 0) return r;
         if (errno == EBADF && how == NEAP_PM_SELF) {
             atomic_store(&neap_pm_how, NEAP_PM_PIDFD);
@@ -293,10 +292,6 @@ static long neap_pm_call(neap_purge_batch_t *b) {
         if (errno == EBADF) {   /* the program closed the pidfd: open it again */
             neap_pm_forget(fd);
             continue;
-        }
-        if (b->remove && errno == EINVAL) {   /* REMOVE refused, DONTNEED may not be */
-            b->plain = true;
-            return -1;
         }
         if (errno == EINVAL || errno == ENOSYS || errno == EPERM) atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
         return -1;
@@ -307,6 +302,24 @@ static long neap_pm_call(neap_purge_batch_t *b) {
     atomic_store(&neap_pm_how, NEAP_PM_PLAIN);
     return -1;
 #endif
+}
+
+/* A file batch's pages freed in the file, once unmapped: one punch per
+ * range, which finds no page table entry left to clear (MADV_REMOVE would
+ * clear them range by range, a TLB flush each, where one DONTNEED call
+ * clears a whole batch with one); where the punch fails (the program closed
+ * the file), MADV_REMOVE frees the range through the mapping. */
+static void neap_purge_punch(neap_purge_batch_t *b) {
+    for (size_t i = 0; i < b->n; i++) {
+        if (b->off[i] == NEAP_PURGE_NOFILE) continue;   /* anonymous memory: given back already */
+        b->calls++;
+        if (fallocate(b->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)b->off[i], (off_t)b->range[i].len) == 0)
+            continue;
+        /* or a range a fork turned private since it was added: its copies
+         * are dropped already, the file's pages are the child's */
+        if (madvise(b->range[i].base, b->range[i].len, MADV_REMOVE) != 0 && errno != EINVAL)
+            _neap_warning("madvise failed", NULL);
+    }
 }
 
 void _neap_os_purge_flush(neap_purge_batch_t *b) {
@@ -321,23 +334,39 @@ void _neap_os_purge_flush(neap_purge_batch_t *b) {
     }
     for (; i < b->n; i++, done = 0) {
         b->calls++;
-        char *base = (char *)b->range[i].base + done;
-        size_t len = b->range[i].len - done;
-        /* REMOVE is refused (EINVAL) on a range a fork turned private
-         * since it was added: its copies are dropped instead */
-        if (madvise(base, len, b->remove ? MADV_REMOVE : MADV_DONTNEED) != 0 &&
-            !(b->remove && errno == EINVAL && madvise(base, len, MADV_DONTNEED) == 0))
+        if (madvise((char *)b->range[i].base + done, b->range[i].len - done, MADV_DONTNEED) != 0)
             _neap_warning("madvise failed", NULL);
     }
+    if (b->remove) neap_purge_punch(b);
     b->n = 0;
     b->bytes = 0;
     errno = saved;
 }
 
+void _neap_os_purge_add_file(neap_purge_batch_t *b, void *p, size_t size, uint64_t off) {
+    if (b->n > 0) {
+        neap_purge_range_t *last = &b->range[b->n - 1];
+        if ((char *)last->base + last->len == (char *)p && b->off[b->n - 1] != NEAP_PURGE_NOFILE &&
+            b->off[b->n - 1] + last->len == off &&
+            last->len + size <= ((size_t)1 << 30)) {
+            last->len += size;
+            b->bytes += size;
+            return;
+        }
+    }
+    if (b->n == NEAP_PURGE_BATCH || b->bytes + size > ((size_t)1 << 30)) _neap_os_purge_flush(b);
+    b->range[b->n].base = p;
+    b->range[b->n].len = size;
+    b->off[b->n] = off;
+    b->n++;
+    b->bytes += size;
+}
+
 void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size) {
     if (b->n > 0) {
         neap_purge_range_t *last = &b->range[b->n - 1];
-        if ((char *)last->base + last->len == (char *)p && last->len + size <= ((size_t)1 << 30)) {
+        if ((char *)last->base + last->len == (char *)p && b->off[b->n - 1] == NEAP_PURGE_NOFILE &&
+            last->len + size <= ((size_t)1 << 30)) {
             last->len += size;
             b->bytes += size;
             return;
@@ -347,6 +376,7 @@ void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size) {
     if (b->n == NEAP_PURGE_BATCH || b->bytes + size > ((size_t)1 << 30)) _neap_os_purge_flush(b);
     b->range[b->n].base = p;
     b->range[b->n].len = size;
+    b->off[b->n] = NEAP_PURGE_NOFILE;
     b->n++;
     b->bytes += size;
 }

@@ -55,6 +55,7 @@ NEAP_INTERNAL bool _neap_os_is_mapped(const void *p);     /* a mapping holds p's
  * batch where the kernel allows it, else madvise per range (os.c).  Lives on
  * the purging thread's stack; range has struct iovec's layout. */
 #define NEAP_PURGE_BATCH 256
+#define NEAP_PURGE_NOFILE UINT64_MAX   /* a range of anonymous memory */
 typedef struct neap_purge_range_s {
     void *base;
     size_t len;
@@ -65,13 +66,18 @@ typedef struct neap_purge_batch_s {
     size_t calls;              /* system calls made so far (statistics, tests) */
     bool plain;                /* madvise per range, never process_madvise */
     bool remove;               /* the ranges are shared mappings of the memory file
-                                  (meshing): MADV_REMOVE, which frees the file's
-                                  pages too, instead of MADV_DONTNEED */
+                                  (meshing): after the DONTNEED, which only unmaps
+                                  them, the file's pages are punched (off[]) */
+    int fd;                    /* with remove: the memory file */
     neap_purge_range_t range[NEAP_PURGE_BATCH];
+    uint64_t off[NEAP_PURGE_BATCH];   /* each range's offset in fd, or NEAP_PURGE_NOFILE */
 } neap_purge_batch_t;
 /* Adds [p, p+size) (page-aligned): joined to the last range if it starts
- * where that one ends; the batch is flushed first when it is full. */
+ * where that one ends; the batch is flushed first when it is full.  _file:
+ * a range of a shared mapping of the batch's file at off (its pages are
+ * freed in the file too), joined only where the offsets follow on too. */
 NEAP_INTERNAL void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size);
+NEAP_INTERNAL void _neap_os_purge_add_file(neap_purge_batch_t *b, void *p, size_t size, uint64_t off);
 NEAP_INTERNAL void _neap_os_purge_flush(neap_purge_batch_t *b);   /* the batch is empty after */
 /* mremap: in place (dest NULL) or moved onto the caller's reservation dest */
 NEAP_INTERNAL void *_neap_os_remap(void *p, size_t old_size, size_t new_size, void *dest);
