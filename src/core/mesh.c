@@ -59,8 +59,9 @@
  * Limits, measured in docs/design/meshing.md: every ALIAS page is a mapping
  * of its own (about two per mesh), against vm.max_map_count (65530 by
  * default, and mmap fails for the whole process past it): meshing stops
- * 8192 mappings under the limit, counted at every full pass (neap_trim) and
- * at the background thread's first pass, two more assumed per alias since.  A write by the kernel (read(2) into a block of a
+ * 8192 mappings under the limit.  The process's mappings are counted at
+ * every full pass (neap_trim), at the background thread's first pass, and
+ * again whenever the estimate (two more per alias since) runs out.  A write by the kernel (read(2) into a block of a
  * page under mesh) fails with EFAULT instead of waiting; the window is one
  * mesh (tens of microseconds) on one page.
  */
@@ -137,15 +138,19 @@ void _neap_mesh_file_release(int fd, uint64_t off) {
     neap_mfree[neap_mnfree++] = off;
 }
 
+static long neap_mesh_counted_at = -1;   /* alias pages at the last count (mesh lock) */
+
 void _neap_mesh_budget(void) {
     long maps = _neap_os_map_count();
     if (maps < 0) return;
     long aliases = (long)atomic_load_explicit(&_neap_mstats.pages, memory_order_relaxed);
-    /* the mappings not due to aliases, and room for two per alias beyond */
-    long base = maps - 2 * aliases;
-    if (base < 0) base = 0;
-    long max = (neap_mesh_map_max - NEAP_MESH_MAP_ROOM - base) / 2;
-    atomic_store(&neap_mesh_alias_max, max > 0 ? max : 0);
+    /* the aliases there are, and room for two mappings per alias beyond
+     * (an alias page splits a mapping in three; next to another alias it
+     * costs one: about 1.5 a mesh measured, so the count is made again
+     * when the estimate runs out) */
+    long room = (neap_mesh_map_max - NEAP_MESH_MAP_ROOM - maps) / 2;
+    atomic_store(&neap_mesh_alias_max, aliases + (room > 0 ? room : 0));
+    neap_mesh_counted_at = aliases;
 }
 
 void _neap_mesh_lock(void) { pthread_mutex_lock(&neap_mesh_mutex); }
@@ -292,9 +297,13 @@ bool _neap_mesh_pair(neap_pool_t *dst, neap_pool_t *src) {
     size_t di = _neap_page_index((uintptr_t)dst), si = _neap_page_index((uintptr_t)src);
     neap_assert(_neap_arena_of((uintptr_t)src) == a && di != si && dst->cls == src->cls);
     if (neap_arena_backing(a) != NEAP_BACK_FILE || (size_t)a->nalias[di] + a->nalias[si] + 1 > 255) return false;
-    if ((long)atomic_load_explicit(&_neap_mstats.pages, memory_order_relaxed) >=
-        atomic_load_explicit(&neap_mesh_alias_max, memory_order_relaxed))
-        return false;   /* the mapping budget */
+    long aliases = (long)atomic_load_explicit(&_neap_mstats.pages, memory_order_relaxed);
+    if (aliases >= atomic_load_explicit(&neap_mesh_alias_max, memory_order_relaxed)) {
+        /* the estimate ran out: count again, once for so many aliases */
+        if (aliases == neap_mesh_counted_at) return false;
+        _neap_mesh_budget();
+        if (aliases >= atomic_load_explicit(&neap_mesh_alias_max, memory_order_relaxed)) return false;
+    }
     uint64_t ld[4], ls[4];
     if (_neap_mesh_live(dst, ld) != dst->used || _neap_mesh_live(src, ls) != src->used) return false;
     for (size_t w = 0; w < 4; w++)
