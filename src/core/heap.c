@@ -2002,14 +2002,15 @@ int _neap_orphans_collect(bool force) {
 /* The background thread's meshing of h (claimed), once h has been quiet
  * for a while: within a quarter of the time since its last pass (2..50 ms
  * a pass), so that it takes at most about a quarter of one CPU however
- * much waits.  false: more to do. */
+ * much waits.  false: more to do (the next tick comes soon). */
 static uint64_t neap_bg_mesh_end;
 static bool neap_heap_mesh_bg(neap_heap_t *h) {
     /* only a heap whose owner has not cooled it for 4 purge delays: one
      * busy in its slow paths (churn) would undo the meshes soon, and pays
      * the faults the mesher's protections cause while it runs */
     uint64_t quiet = 4 * (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
-    if (_neap_os_clock_ms() - atomic_load_explicit(&h->cooled_at, memory_order_relaxed) < quiet) return false;
+    if (_neap_os_clock_ms() - atomic_load_explicit(&h->cooled_at, memory_order_relaxed) < quiet)
+        return true;   /* nothing to do until it is quiet: no hurry for the next tick */
     if (!_neap_mesh_trylock()) return false;   /* a trim meshes: next time */
     if (neap_bg_mesh_end == 0) _neap_mesh_budget();
     uint64_t now = _neap_os_clock_ns();
