@@ -626,11 +626,27 @@ static void neap_heap_drop_arena(neap_heap_t *h, neap_arena_t *a);
  * Every range goes into one batch on this stack, given back by one system
  * call per NEAP_PURGE_BATCH ranges (os.c); the empty arenas to unmap wait
  * until it has been flushed. */
+/* Meshing: whether the background thread purges heaps (it runs, and can
+ * claim them); and whether the calling thread is it. */
+static _Atomic int neap_bg_purges;
+static __thread int neap_in_background;
+
 static size_t neap_heap_purge(neap_heap_t *h, bool force) {
     size_t purged = 0;
     uint64_t delay = (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
     size_t max_pages = (size_t)neap_opt(NEAP_OPTION_PURGE_MAX) >> NEAP_PAGE_SHIFT;
     bool over = h->dirty_pages > max_pages;
+    /* With meshing, giving back a page of the memory file costs the thread
+     * that does it several times an anonymous page's (here: the page
+     * table's entries of a shared file, cleared with the other CPUs'
+     * TLBs), so the owner leaves its pages to the background thread, which
+     * comes within a purge delay, unless they pass 8 times NEAP_PURGE_MAX */
+    if (neap_mesh_on() && !force && !neap_in_background && h->dirty_pages <= 8 * max_pages &&
+        atomic_load_explicit(&neap_bg_purges, memory_order_relaxed)) {
+        h->now = _neap_os_clock_ms();
+        _neap_huge_cache_expire(h->now);
+        return 0;
+    }
     neap_arena_t *drop = NULL;   /* empty arenas to unmap, through dnext */
     size_t dropping = 0;
     neap_purge_batch_t batch;
@@ -2039,8 +2055,11 @@ static int neap_purge_barrier;
 size_t _neap_heaps_purge_expired(void) {
     neap_heap_t *heaps[256];
     size_t n = 0, left = 0;
-    if (neap_purge_barrier == NEAP_BARRIER_UNKNOWN)
+    if (neap_purge_barrier == NEAP_BARRIER_UNKNOWN) {
         neap_purge_barrier = _neap_os_barrier_register() == 0 ? NEAP_BARRIER_YES : NEAP_BARRIER_NO;
+        neap_in_background = 1;
+        atomic_store_explicit(&neap_bg_purges, neap_purge_barrier == NEAP_BARRIER_YES, memory_order_relaxed);
+    }
     pthread_mutex_lock(&_neap_lock);
     for (neap_heap_t *h = _neap_all_heaps; h; h = h->gnext) {
         size_t dirty = atomic_load_explicit(&h->dirty_pub, memory_order_relaxed);
@@ -2135,6 +2154,7 @@ void _neap_fork_child(neap_heap_t *survivor) {
         atomic_store_explicit(&h->claimed, 0, memory_order_relaxed);
     /* the child's background thread registers membarrier for itself */
     neap_purge_barrier = NEAP_BARRIER_UNKNOWN;
+    atomic_store_explicit(&neap_bg_purges, 0, memory_order_relaxed);   /* until its thread claims */
     if (neap_check_rare()) {   /* the survivor's heap, the orphans and the huge cache came through whole */
         if (keep) _neap_heap_validate(keep);
         _neap_orphans_validate();
