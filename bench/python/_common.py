@@ -47,9 +47,11 @@ def neap_mesh_stats():
     except (OSError, AttributeError):
         return None
     opt.restype = ctypes.c_long
+    mesh = opt(16)      # NEAP_OPTION_MESH
+    if mesh not in (0, 1):
+        return None     # a neap from before meshing: no such option, no such counters
     buf = (ctypes.c_size_t * 512)()
     get(buf)
-    mesh = opt(16)      # NEAP_OPTION_MESH
     return {"mesh": mesh, "meshes": buf[19], "mesh_pages": buf[18], "unmeshes": buf[20],
             "mesh_ns": buf[21], "pages_used": buf[5]}
 

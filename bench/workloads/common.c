@@ -316,10 +316,13 @@ static void neap_mesh_stats(char *buf, size_t cap)
     buf[0] = 0;
     if (!get || !opt)
         return;
+    long mesh = opt(NEAP_OPTION_MESH);
+    if (mesh != 0 && mesh != 1)
+        return;         /* a neap from before meshing: no such option, no such counters */
     double t0 = now();
     get(&st);
     snprintf(buf, cap, "{\"mesh\":%ld,\"meshes\":%zu,\"mesh_pages\":%zu,\"unmeshes\":%zu,"
-             "\"mesh_ns\":%zu,\"pages_used\":%zu}", opt(NEAP_OPTION_MESH), st.meshes,
+             "\"mesh_ns\":%zu,\"pages_used\":%zu}", mesh, st.meshes,
              st.mesh_pages, st.unmeshes, st.mesh_ns, st.pages_used);
     S.untimed_seconds += now() - t0;
 }
