@@ -13,16 +13,24 @@ Self-check: each survivor must still equal str(i) for its index i; "check"
 gives their count and the CRC-32 of the survivors joined by newlines, which
 is the same under every allocator.
 
+After the idle second it waits on until Pss settles (marks.settled: a
+meshing allocator works on in the background; every 0.5 s, at most 8 s),
+then reports the survivors' page floor ("floor"): the bytes of the distinct
+4 KiB pages the survivors occupy, from id() (the object's address in
+CPython) and sys.getsizeof() of each; not timed.
+
 Phases: alloc (building the list), free (del + gc.collect()).
 """
 import gc
 import sys
+import time
 import zlib
 
 sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 from _common import Workload     # noqa: E402
 
 KEEP = 1000
+FLOOR_PAGE = 4096
 CHUNK = 1 << 16
 
 
@@ -42,6 +50,17 @@ def main():
         gc.collect()
     w.after_free()
     w.idle(1.0)
+    w.settle()
+    w.mark("settled")
+
+    t = time.monotonic()
+    pages = set()
+    for s in kept:
+        a = id(s)
+        pages.update(range(a // FLOOR_PAGE, (a + sys.getsizeof(s) - 1) // FLOOR_PAGE + 1))
+    w.extra["floor"] = len(pages) * FLOOR_PAGE
+    del pages
+    w.untimed += time.monotonic() - t
 
     for j, s in enumerate(kept):
         if s != str(j * KEEP):

@@ -2,13 +2,24 @@
  * common.c: clock, RSS sampling, failures, checked allocation wrappers and
  * the one-line JSON report shared by all neapwork workloads.
  *
- * RSS is read from /proc/self/statm (resident pages * page size).  The
- * report is assembled in a static buffer and written with write(2), so that
- * printing it does not allocate through the allocator under test.
+ * RSS is read from /proc/self/statm (resident pages * page size), often
+ * (every 10 ms, for the peak).  Pss is read from /proc/self/smaps_rollup at
+ * the explicit samples only (rss_begin, rss_sample, rss_after_free,
+ * rss_idle, rss_settle, rss_mark): it walks the page tables (about 6 ms per
+ * GiB), and the time it takes is reported as untimed_seconds, which the
+ * runner subtracts like the idle pause.  Why Pss: an allocator that meshes
+ * (neap with NEAP_MESH=1) maps one physical page at several virtual pages,
+ * and RSS counts it once per virtual page, Pss once; for private anonymous
+ * memory (every other allocator) Pss equals RSS.  The report is assembled
+ * in a static buffer and written with write(2), so that printing it does
+ * not allocate through the allocator under test.
  */
 #define _GNU_SOURCE
 #include "common.h"
 
+#include "../../include/neap.h"     /* neap_stats_t, looked up with dlsym */
+
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -154,10 +165,19 @@ static struct {
     double next_peak, next_series, series_interval;
     long base, peak, after_free, after_idle;
     double idle_seconds;   /* time spent in rss_idle: not the allocator's */
+    /* Pss, bytes, at the explicit samples; -1 when not read (or no
+     * smaps_rollup: pss_ok false) */
+    bool pss_ok, pss_peak_sampled;
+    int pss_fd;
+    long pss_base, pss_peak, pss_after_free, pss_after_idle;
+    double untimed_seconds;    /* reading Pss and other measuring: not the allocator's */
+    int nmarks;
+    struct { char name[32]; long rss, pss; double t; char neap[256]; } mark[16];
     int n;
     double t[SERIES_CAP];
     long rss[SERIES_CAP];
-} S = { .fd = -1, .after_free = -1, .after_idle = -1 };
+} S = { .fd = -1, .after_free = -1, .after_idle = -1, .pss_fd = -1, .pss_base = -1,
+        .pss_peak = -1, .pss_after_free = -1, .pss_after_idle = -1 };
 
 unsigned g_poll_count;
 
@@ -181,6 +201,32 @@ static long rss_read(void)
     strtol(q, &q, 10);
     long resident = strtol(q, NULL, 10);
     return resident * S.page;
+}
+
+/* Pss in bytes from /proc/self/smaps_rollup ("Pss:  N kB"), -1 if it cannot
+ * be read (kernels before 4.14); never allocates.  Its time is untimed. */
+static char pss_buf[8192];
+
+static long pss_read(void)
+{
+    double t0 = now();
+    long pss = -1;
+    if (S.pss_fd < 0)
+        S.pss_fd = open("/proc/self/smaps_rollup", O_RDONLY | O_CLOEXEC);
+    if (S.pss_fd >= 0) {
+        ssize_t len = pread(S.pss_fd, pss_buf, sizeof pss_buf - 1, 0);
+        if (len > 0) {
+            pss_buf[len] = 0;
+            char *q = strstr(pss_buf, "\nPss:");
+            if (q)
+                pss = strtol(q + 5, NULL, 10) * 1024;
+        }
+    }
+    S.pss_ok = pss >= 0;
+    if (pss > S.pss_peak)
+        S.pss_peak = pss;
+    S.untimed_seconds += now() - t0;
+    return pss;
 }
 
 static void series_add(double t, long rss)
@@ -219,9 +265,18 @@ void rss_begin(void)
     S.series_interval = SERIES_INTERVAL;
     S.peak = 0;
     S.base = sample_at(0.0, true);
+    S.pss_base = pss_read();
 }
 
-long rss_sample(void) { return sample_at(now() - S.t0, true); }
+long rss_sample(void)
+{
+    long r = sample_at(now() - S.t0, true);
+    pss_read();
+    S.pss_peak_sampled = true;
+    return r;
+}
+
+long pss_sample(void) { return pss_read(); }
 
 void rss_poll_clock(void)
 {
@@ -230,7 +285,11 @@ void rss_poll_clock(void)
         sample_at(t, false);
 }
 
-void rss_after_free(void) { S.after_free = rss_sample(); }
+void rss_after_free(void)
+{
+    S.after_free = sample_at(now() - S.t0, true);
+    S.pss_after_free = pss_read();
+}
 
 void rss_idle(double seconds)
 {
@@ -242,9 +301,78 @@ void rss_idle(double seconds)
         sleep_seconds(left < PEAK_INTERVAL ? left : PEAK_INTERVAL);
         rss_poll_clock();
     }
-    S.after_idle = rss_sample();
+    S.after_idle = sample_at(now() - S.t0, true);
+    S.pss_after_idle = pss_read();
     S.idle_seconds += now() - start;
 }
+
+/* Under neap (neap_stats_get found by dlsym): its meshing counters as a JSON
+ * object into buf, else "".  Never allocates through the allocator. */
+static void neap_mesh_stats(char *buf, size_t cap)
+{
+    static neap_stats_t st;
+    void (*get)(neap_stats_t *) = (void (*)(neap_stats_t *))dlsym(RTLD_DEFAULT, "neap_stats_get");
+    long (*opt)(neap_option_t) = (long (*)(neap_option_t))dlsym(RTLD_DEFAULT, "neap_option_get");
+    buf[0] = 0;
+    if (!get || !opt)
+        return;
+    long mesh = opt(NEAP_OPTION_MESH);
+    if (mesh != 0 && mesh != 1)
+        return;         /* a neap from before meshing: no such option, no such counters */
+    double t0 = now();
+    get(&st);
+    snprintf(buf, cap, "{\"mesh\":%ld,\"meshes\":%zu,\"mesh_pages\":%zu,\"unmeshes\":%zu,"
+             "\"mesh_ns\":%zu,\"pages_used\":%zu}", mesh, st.meshes,
+             st.mesh_pages, st.unmeshes, st.mesh_ns, st.pages_used);
+    S.untimed_seconds += now() - t0;
+}
+
+void rss_mark(const char *name)
+{
+    if (S.nmarks == (int)(sizeof S.mark / sizeof S.mark[0]))
+        return;
+    double t = now() - S.t0;
+    long r = sample_at(t, true);
+    snprintf(S.mark[S.nmarks].name, sizeof S.mark[0].name, "%s", name);
+    S.mark[S.nmarks].rss = r;
+    S.mark[S.nmarks].pss = pss_read();
+    S.mark[S.nmarks].t = t;
+    neap_mesh_stats(S.mark[S.nmarks].neap, sizeof S.mark[0].neap);
+    S.nmarks++;
+}
+
+double rss_settle(double max_seconds, double interval)
+{
+    double start = now(), end = start + max_seconds;
+    long prev[3] = { pss_read(), -1, -1 };
+    long growth = (S.pss_peak_sampled ? S.pss_peak : S.peak) - (S.pss_base >= 0 ? S.pss_base : S.base);
+    long tol = growth / 200 > (256L << 10) ? growth / 200 : (256L << 10);
+    for (;;) {
+        double stop = now() + interval;
+        if (stop > end)
+            stop = end;
+        for (double left; (left = stop - now()) > 0;) {
+            sleep_seconds(left < PEAK_INTERVAL ? left : PEAK_INTERVAL);
+            rss_poll_clock();
+        }
+        long p = pss_read();
+        if (p < 0)
+            break;          /* no Pss: nothing to wait for */
+        prev[2] = prev[1];
+        prev[1] = prev[0];
+        prev[0] = p;
+        /* stable: three polls in a row (two intervals) within the tolerance */
+        if (prev[2] >= 0 && labs(prev[0] - prev[2]) <= tol && labs(prev[0] - prev[1]) <= tol)
+            break;
+        if (now() >= end - 1e-3)
+            break;
+    }
+    double took = now() - start;
+    S.idle_seconds += took;
+    return took;
+}
+
+void report_untimed(double seconds) { S.untimed_seconds += seconds; }
 
 void rss_wait_for(_Atomic int *counter, int target)
 {
@@ -252,6 +380,22 @@ void rss_wait_for(_Atomic int *counter, int target)
         sleep_seconds(0.002);
         rss_poll_clock();
     }
+}
+
+static int cmp_uptr(const void *a, const void *b)
+{
+    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+size_t distinct_pages(uintptr_t *pages, size_t m)
+{
+    qsort(pages, m, sizeof *pages, cmp_uptr);
+    size_t distinct = 0;
+    for (size_t k = 0; k < m; k++)
+        if (k == 0 || pages[k] != pages[k - 1])
+            distinct++;
+    return distinct * FLOOR_PAGE;
 }
 
 /* ---- report ------------------------------------------------------------------- */
@@ -357,6 +501,10 @@ static char out[SERIES_CAP * 40 + 16384];
 
 void report_print(void)
 {
+    char neap[256];
+    neap_mesh_stats(neap, sizeof neap);
+    if (neap[0])
+        report_extra("neap", "%s", neap);
     out[0] = 0;
     append(out, sizeof out, "{\"workload\":");
     append_str(out, sizeof out, g_workload);
@@ -374,7 +522,30 @@ void report_print(void)
         append(out, sizeof out, ",\"after_free\":%ld", S.after_free);
     if (S.after_idle >= 0)
         append(out, sizeof out, ",\"after_idle\":%ld", S.after_idle);
-    append(out, sizeof out, "},\"idle_seconds\":%.6f", S.idle_seconds);
+    append(out, sizeof out, "}");
+    if (S.pss_ok || S.pss_base >= 0) {
+        append(out, sizeof out, ",\"pss\":{\"base\":%ld,\"peak\":%ld", S.pss_base, S.pss_peak);
+        if (S.pss_after_free >= 0)
+            append(out, sizeof out, ",\"after_free\":%ld", S.pss_after_free);
+        if (S.pss_after_idle >= 0)
+            append(out, sizeof out, ",\"after_idle\":%ld", S.pss_after_idle);
+        append(out, sizeof out, "},\"pss_peak_sampled\":%s", S.pss_peak_sampled ? "true" : "false");
+    }
+    if (S.nmarks) {
+        append(out, sizeof out, ",\"marks\":{");
+        for (int i = 0; i < S.nmarks; i++) {
+            append(out, sizeof out, i ? "," : "");
+            append_str(out, sizeof out, S.mark[i].name);
+            append(out, sizeof out, ":{\"t\":%.3f,\"rss\":%ld,\"pss\":%ld", S.mark[i].t,
+                   S.mark[i].rss, S.mark[i].pss);
+            if (S.mark[i].neap[0])
+                append(out, sizeof out, ",\"neap\":%s", S.mark[i].neap);
+            append(out, sizeof out, "}");
+        }
+        append(out, sizeof out, "}");
+    }
+    append(out, sizeof out, ",\"idle_seconds\":%.6f,\"untimed_seconds\":%.6f", S.idle_seconds,
+           S.untimed_seconds);
     append(out, sizeof out, ",\"series_interval\":%.3f,\"series\":[", S.series_interval);
     for (int i = 0; i < S.n; i++)
         append(out, sizeof out, "%s[%.3f,%ld]", i ? "," : "", S.t[i], S.rss[i]);

@@ -67,6 +67,7 @@ void run_realloc(const opts_t *o);
 void run_mixed(const opts_t *o);
 void run_scaling(const opts_t *o);
 void run_frees(const opts_t *o);
+void run_redis(const opts_t *o);
 
 extern const char *g_workload;   /* name, for messages */
 
@@ -219,6 +220,32 @@ static inline void rss_poll(void)
 }
 void rss_after_free(void);         /* record "after_free" */
 void rss_idle(double seconds);     /* sleep, sampling; record "after_idle" */
+/*
+ * Pss (proportional set size, /proc/self/smaps_rollup) is read at the
+ * explicit samples above (rss_begin, rss_sample, rss_after_free, the end of
+ * rss_idle) and reported as "pss" beside "rss"; rss_sample also marks the
+ * Pss peak as sampled ("pss_peak_sampled"), so workloads call it at their
+ * peak.  A meshing allocator maps one physical page at several virtual
+ * pages: RSS counts it at each, Pss once.
+ *
+ * rss_settle: idle on, reading Pss every `interval` seconds, until three
+ * reads in a row agree within 0.5% of the peak's growth (at least 256 KiB)
+ * or max_seconds have passed; returns the seconds waited (counted as idle).
+ * rss_mark: an extra named sample, RSS and Pss, into "marks".
+ * pss_sample: Pss now, bytes (-1 if unreadable).
+ * report_untimed: seconds of measuring, not the allocator's work, that the
+ * runner subtracts from the time ("untimed_seconds").
+ */
+#define SETTLE_MAX 8.0          /* the workloads' rss_settle: at most 8 s more, */
+#define SETTLE_INTERVAL 0.5     /* Pss read every 0.5 s */
+double rss_settle(double max_seconds, double interval);
+void rss_mark(const char *name);
+long pss_sample(void);
+void report_untimed(double seconds);
+/* the bytes of the distinct FLOOR_PAGE pages among pages[0..m) (page
+ * numbers, sorted in place) */
+#define FLOOR_PAGE 4096
+size_t distinct_pages(uintptr_t *pages, size_t m);
 /* sleep-and-sample until *counter reaches target (threads finishing) */
 void rss_wait_for(_Atomic int *counter, int target);
 

@@ -11,6 +11,10 @@
  *   free_cpu             CPU seconds (user + system, getrusage of the whole
  *                        process) of the free phase; free_user, free_sys
  *   rss.after_free       RSS right after the frees, rss.after_idle 1 s later
+ *                        (and the same in Pss: pss.after_free, ...)
+ *   marks.settled        RSS and Pss once Pss stops moving (read every
+ *                        0.5 s, at most 8 s more): a meshing allocator's
+ *                        background work goes on after the first second
  *   floor                the bytes of the distinct 4 KiB pages the
  *                        survivors occupy (each survivor spans [p, p+size)):
  *                        what an allocator that kept nothing else would
@@ -40,7 +44,6 @@
 #define FREES_SMALL 1e6
 #define FREES_KEEP 1000
 #define FREES_SALT 0xf4eef4eeull
-#define FLOOR_PAGE 4096
 
 static struct {
     size_t n, nlarge;
@@ -107,12 +110,6 @@ static double cpu_seconds(double *user, double *sys)
     return *user + *sys;
 }
 
-static int cmp_uptr(const void *a, const void *b)
-{
-    uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* The bytes of the distinct pages [p, p+size) of the survivors touch. */
 static size_t survivor_floor(void)
 {
@@ -124,13 +121,9 @@ static size_t survivor_floor(void)
         for (uintptr_t q = p / FLOOR_PAGE; q <= (p + blk_size(i) - 1) / FLOOR_PAGE; q++)
             pages[m++] = q;
     }
-    qsort(pages, m, sizeof *pages, cmp_uptr);
-    size_t distinct = 0;
-    for (size_t k = 0; k < m; k++)
-        if (k == 0 || pages[k] != pages[k - 1])
-            distinct++;
+    size_t bytes = distinct_pages(pages, m);
     book_free(pages, cap * sizeof *pages);
-    return distinct * FLOOR_PAGE;
+    return bytes;
 }
 
 void run_frees(const opts_t *o)
@@ -199,6 +192,9 @@ void run_frees(const opts_t *o)
     book_free(G.order, G.nfree * sizeof *G.order);
     rss_after_free();
     rss_idle(1.0);
+    /* then on until Pss settles (a meshing allocator's background work) */
+    rss_settle(SETTLE_MAX, SETTLE_INTERVAL);
+    rss_mark("settled");
 
     if (G.nthreads > 1) {
         pthread_barrier_wait(&G.phase);

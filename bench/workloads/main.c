@@ -39,6 +39,8 @@ static const workload_t workloads[] = {
       OPT_THREADS, 1, run_scaling },
     { "frees", "2.5*10^5 blocks of 1-4 KiB and 10^6 of 16-512 B, 99.9% freed at random (--threads N); free CPU, RSS vs floor",
       OPT_THREADS, 1, run_frees },
+    { "redis", "a store of Redis's shape: 10^6 keys (4 blocks each, values 16-512 B), 90% deleted; Pss after, idle, settled (--seconds S, default 12), trimmed",
+      OPT_SECONDS, 0, run_redis },
 };
 #define NWORKLOADS (sizeof workloads / sizeof workloads[0])
 
@@ -54,7 +56,8 @@ static void usage(FILE *f)
         "  --threads N  threads (server: default 4; scaling, frees: default 1)\n"
         "  --keep K     survivors: every K-th object survives (default 1000)\n"
         "  --order O    churn: replacement order lifo, fifo or random (default random)\n"
-        "  --seconds S  mixed: run time (default 10 * scale)\n"
+        "  --seconds S  mixed: run time (default 10 * scale); redis: the longest wait\n"
+        "               for Pss to settle after the first idle second (default 12)\n"
         "Exit status: 0 ok, 1 the workload's check failed, 2 bad command line.\n"
         "\nWorkloads:\n");
     for (size_t i = 0; i < NWORKLOADS; i++)
@@ -171,7 +174,7 @@ int main(int argc, char **argv)
     if (!(given & OPT_THREADS))
         o.threads = w->default_threads;
     if (!(given & OPT_SECONDS))
-        o.seconds = 10.0 * o.scale;
+        o.seconds = w->run == run_mixed ? 10.0 * o.scale : 0;   /* 0: the workload's default */
 
     g_workload = w->name;
     report_param_num("scale", o.scale);

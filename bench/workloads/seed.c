@@ -10,7 +10,10 @@
  * survivors --keep K: the same, but every K-th object in allocation order
  * (index 0, K, 2K, ...) survives the frees, the case where one live object
  * can pin a whole page or arena.  The survivors are verified and freed at
- * the very end, after "after_idle" has been read.
+ * the very end, after "after_idle" has been read, after Pss has settled
+ * (marks.settled: a meshing allocator works on in the background) and after
+ * the floor (the bytes of the distinct 4 KiB pages the survivors occupy,
+ * "floor") has been counted.
  *
  * Self-check: object i has a size and a tag that are pure functions of i;
  * its bytes are all written from the tag and all verified before it is
@@ -70,6 +73,23 @@ static void seed_like(const opts_t *o, long keep)
     rss_idle(1.0);
 
     if (keep) {
+        /* on until Pss settles (a meshing allocator's background work), then
+         * the floor: the bytes of the distinct 4 KiB pages the survivors
+         * occupy (not timed: it is measuring, not the allocator's work) */
+        rss_settle(SETTLE_MAX, SETTLE_INTERVAL);
+        rss_mark("settled");
+        t = now();
+        size_t m = 0;
+        uintptr_t *pages = book_alloc(nsurv * 2 * sizeof *pages);
+        for (size_t j = 0; j < nsurv; j++) {
+            uintptr_t p = (uintptr_t)surv[j];
+            size_t sz = obj_size(obj_hash(j * (size_t)keep));
+            for (uintptr_t q = p / FLOOR_PAGE; q <= (p + sz - 1) / FLOOR_PAGE; q++)
+                pages[m++] = q;
+        }
+        report_extra("floor", "%zu", distinct_pages(pages, m));
+        book_free(pages, nsurv * 2 * sizeof *pages);
+        report_untimed(now() - t);
         t = now();
         for (size_t j = 0; j < nsurv; j++) {
             uint64_t h = obj_hash(j * (size_t)keep);
