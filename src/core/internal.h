@@ -466,6 +466,7 @@ struct neap_heap_s {
     _Atomic uint64_t cooled_at;  /* meshing: ms clock of the last cooling (heap.c; the owner
                                     stores, the background thread reads, relaxed) */
     unsigned cool_countdown;     /* meshing: slow paths until the clock is read for it */
+    unsigned cool_pending;       /* meshing: pools pushed on partial lists since the last cooling */
     _Atomic int mesh_pub;        /* meshing: the owner left pools for the mesher (owner stores,
                                     the background thread reads and clears, relaxed) */
     /* What other threads read (atomics; heap.c's opening comment) */
