@@ -483,6 +483,10 @@ static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
     h->partial_tail[c] = pool;
     pool->linked = NEAP_POOL_ON_PARTIAL;
     h->cool_pending++;   /* meshing: pools the next cooling has to look at */
+    /* meshing: how busy the owner is, for the background thread (owner
+     * stores, relaxed: no read-modify-write) */
+    atomic_store_explicit(&h->mesh_activity, atomic_load_explicit(&h->mesh_activity, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
 }
 
 static void neap_partial_unlink(neap_heap_t *h, neap_pool_t *pool) {
@@ -1580,6 +1584,8 @@ void _neap_free_cold(void *p) {
     pool->used = (uint16_t)(t - 1);
     a->mesh_todo = 1;   /* fewer blocks: it may mesh where it could not */
     atomic_store_explicit(&h->mesh_pub, 1, memory_order_relaxed);
+    atomic_store_explicit(&h->mesh_activity, atomic_load_explicit(&h->mesh_activity, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     neap_heap_cool_check(h);
     neap_heap_check(h);
     _neap_heap_leave(h);
@@ -2023,17 +2029,24 @@ int _neap_orphans_collect(bool force) {
     return released;
 }
 
-/* The background thread's meshing of h (claimed), once h has been quiet
- * for a while: within a quarter of the time since its last pass (2..50 ms
+/* The background thread's meshing of h (claimed), once h is quiet: within a quarter of the time since its last pass (2..50 ms
  * a pass), so that it takes at most about a quarter of one CPU however
  * much waits.  false: more to do (the next tick comes soon). */
 static uint64_t neap_bg_mesh_end;
+#define NEAP_MESH_QUIET 2000
 static bool neap_heap_mesh_bg(neap_heap_t *h) {
-    /* only a heap whose owner has not cooled it for 4 purge delays: one
-     * busy in its slow paths (churn) would undo the meshes soon, and pays
-     * the faults the mesher's protections cause while it runs */
-    uint64_t quiet = 4 * (uint64_t)neap_opt(NEAP_OPTION_PURGE_DELAY);
-    if (_neap_os_clock_ms() - atomic_load_explicit(&h->cooled_at, memory_order_relaxed) < quiet)
+    /* only a heap whose owner is quiet: fewer than NEAP_MESH_QUIET pools
+     * a second turned partial or freed into while cold, since the last
+     * look (an owner busy churning would undo the meshes soon, and pays
+     * for the mesher's protections; one that wakes now and then to do a
+     * little, a timer's work, is quiet enough) */
+    uint64_t now_ms = _neap_os_clock_ms();
+    unsigned long act = atomic_load_explicit(&h->mesh_activity, memory_order_relaxed);
+    unsigned long busy = act - h->mesh_seen;
+    uint64_t dt = now_ms - h->mesh_seen_ms;
+    h->mesh_seen = act;
+    h->mesh_seen_ms = now_ms;
+    if (dt == 0 || busy * 1000 > NEAP_MESH_QUIET * dt)
         return true;   /* nothing to do until it is quiet: no hurry for the next tick */
     if (!_neap_mesh_trylock()) return false;   /* a trim meshes: next time */
     if (neap_bg_mesh_end == 0) _neap_mesh_budget();

@@ -469,6 +469,10 @@ struct neap_heap_s {
     unsigned cool_pending;       /* meshing: pools pushed on partial lists since the last cooling */
     _Atomic int mesh_pub;        /* meshing: the owner left pools for the mesher (owner stores,
                                     the background thread reads and clears, relaxed) */
+    _Atomic unsigned long mesh_activity;   /* meshing: pools turned partial, and frees into COLD
+                                    pools (owner stores, the background thread reads) */
+    unsigned long mesh_seen;     /* meshing, the background thread's: mesh_activity and the */
+    uint64_t mesh_seen_ms;       /* ms clock at its last look */
     /* What other threads read (atomics; heap.c's opening comment) */
     _Atomic size_t dirty_pub;    /* dirty_pages, as the owner or the purge last left them */
     size_t pools_made[NEAP_CLASS_MAX + 1];  /* per class, made by this heap (owner stores,
