@@ -345,28 +345,13 @@ void _neap_os_purge_flush(neap_purge_batch_t *b) {
 
 void _neap_os_purge_add_file(neap_purge_batch_t *b, void *p, size_t size, uint64_t off) {
     if (b->n > 0) {
+        /* joined where the addresses follow on, and the offsets too (or
+         * neither range is of the file) */
         neap_purge_range_t *last = &b->range[b->n - 1];
-        if ((char *)last->base + last->len == (char *)p && b->off[b->n - 1] != NEAP_PURGE_NOFILE &&
-            b->off[b->n - 1] + last->len == off &&
-            last->len + size <= ((size_t)1 << 30)) {
-            last->len += size;
-            b->bytes += size;
-            return;
-        }
-    }
-    if (b->n == NEAP_PURGE_BATCH || b->bytes + size > ((size_t)1 << 30)) _neap_os_purge_flush(b);
-    b->range[b->n].base = p;
-    b->range[b->n].len = size;
-    b->off[b->n] = off;
-    b->n++;
-    b->bytes += size;
-}
-
-void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size) {
-    if (b->n > 0) {
-        neap_purge_range_t *last = &b->range[b->n - 1];
-        if ((char *)last->base + last->len == (char *)p && b->off[b->n - 1] == NEAP_PURGE_NOFILE &&
-            last->len + size <= ((size_t)1 << 30)) {
+        uint64_t loff = b->off[b->n - 1];
+        bool follows = off == NEAP_PURGE_NOFILE ? loff == NEAP_PURGE_NOFILE
+                                                : loff != NEAP_PURGE_NOFILE && loff + last->len == off;
+        if ((char *)last->base + last->len == (char *)p && follows && last->len + size <= ((size_t)1 << 30)) {
             last->len += size;
             b->bytes += size;
             return;
@@ -376,9 +361,13 @@ void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size) {
     if (b->n == NEAP_PURGE_BATCH || b->bytes + size > ((size_t)1 << 30)) _neap_os_purge_flush(b);
     b->range[b->n].base = p;
     b->range[b->n].len = size;
-    b->off[b->n] = NEAP_PURGE_NOFILE;
+    b->off[b->n] = off;
     b->n++;
     b->bytes += size;
+}
+
+void _neap_os_purge_add(neap_purge_batch_t *b, void *p, size_t size) {
+    _neap_os_purge_add_file(b, p, size, NEAP_PURGE_NOFILE);
 }
 
 /* dest NULL: grow or shrink in place (growing fails when the pages after the
