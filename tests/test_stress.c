@@ -481,8 +481,9 @@ static struct {
     unsigned idle;          /* idlers that have emptied their pools */
     int release;            /* main lets the idlers finish */
     _Atomic int churning;   /* churners still at work */
+    _Atomic int started;    /* churners that have a heap (made their first block) */
     _Atomic size_t reads;   /* statistics read */
-} pg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+} pg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0};
 
 static size_t
 purge_size(uint64_t *s)
@@ -510,6 +511,8 @@ purge_churner(void *arg)
         if (it->p != NULL)
             item_free(it);
         item_new(it, purge_size(&s), make_tag(100 + id, seq++));
+        if (i == 0)
+            atomic_fetch_add(&pg.started, 1);   /* a heap of neap's lives from here on */
         /* now and then most blocks go at once: pools empty, pages turn
          * dirty, the purges (the owner's and the background's) have work */
         if (i % 50000 == 49999)
@@ -575,6 +578,10 @@ purge_reader(void *arg)
 {
     neap_stats_t st;
     (void)arg;
+    /* no heap may exist before a churner's first block (in a sanitizer
+     * build the main thread's and the idlers' malloc is the runtime's) */
+    while (atomic_load(&pg.started) == 0 && atomic_load(&pg.churning) > 0)
+        sched_yield();
     while (atomic_load(&pg.churning) > 0) {
         neap_stats_get(&st);
         purge_check_stats(&st);
