@@ -130,7 +130,7 @@ neap_inline bool neap_free_try(void *p) {
     {
         /* in the header, before block 0: wraps around, fails the bumped test */
         uint32_t off = (uint32_t)(a - head) - pool->first;
-        uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
+        uint32_t idx = _neap_pool_block_index(pool, off);
         if (idx * pool->block_size != off || idx >= pool->bumped) return false;
     }
 #endif

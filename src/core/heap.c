@@ -472,6 +472,21 @@ static inline size_t neap_pool_out(const neap_heap_t *h, const neap_pool_t *pool
  * other pool's header (the next pool's is often cold: headers all sit at
  * page offset 0, in few cache sets).  Whether a pool is the head is read
  * from h->partial, never from prev. */
+/* Meshing: how busy the owner is, a count the background thread reads
+ * (pools turned partial, frees into COLD pools); the owner's store, relaxed,
+ * with no read-modify-write. */
+static inline void neap_mesh_busy(neap_heap_t *h) {
+    atomic_store_explicit(&h->mesh_activity, atomic_load_explicit(&h->mesh_activity, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+}
+/* Meshing: a block freed into a COLD pool of arena a: with fewer blocks the
+ * pool may mesh where it could not, so the mesher goes through a again. */
+static inline void neap_mesh_cold_freed(neap_heap_t *h, neap_arena_t *a) {
+    a->mesh_todo = 1;
+    atomic_store_explicit(&h->mesh_pub, 1, memory_order_relaxed);
+    neap_mesh_busy(h);
+}
+
 static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
     size_t c = pool->cls;
     neap_assert_internal(!pool->linked && h->direct[c] != pool);   /* in one place at most */
@@ -483,10 +498,7 @@ static void neap_partial_push(neap_heap_t *h, neap_pool_t *pool) {
     h->partial_tail[c] = pool;
     pool->linked = NEAP_POOL_ON_PARTIAL;
     h->cool_pending++;   /* meshing: pools the next cooling has to look at */
-    /* meshing: how busy the owner is, for the background thread (owner
-     * stores, relaxed: no read-modify-write) */
-    atomic_store_explicit(&h->mesh_activity, atomic_load_explicit(&h->mesh_activity, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    neap_mesh_busy(h);
 }
 
 static void neap_partial_unlink(neap_heap_t *h, neap_pool_t *pool) {
@@ -837,16 +849,20 @@ static neap_pool_t *neap_pool_new(neap_heap_t *h, size_t cls) {
  * sequential but for one jump), so that survivors of regular patterns
  * (every nth object kept) sit at different offsets in different pages and
  * the pages can mesh (docs/design/meshing.md measures both). */
-static __thread uint64_t neap_carve_rng;
-static __attribute__((noinline)) neap_block_t *neap_pool_extend_rotated(neap_pool_t *pool, char *start, size_t n) {
-    const neap_class_t *k = &_neap_class[pool->cls];
-    uint64_t x = neap_carve_rng;
-    if (x == 0) x = (uintptr_t)pool ^ _neap_os_clock_ns() ^ 0x9E3779B97F4A7C15ull;
+/* xorshift64: meshing's cheap randomness (placement, the search's order) */
+static inline uint64_t neap_xorshift(uint64_t *s) {
+    uint64_t x = *s;
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    neap_carve_rng = x;
-    size_t r = (size_t)(x % n);
+    return *s = x;
+}
+
+static __thread uint64_t neap_carve_rng;
+static __attribute__((noinline)) neap_block_t *neap_pool_extend_rotated(neap_pool_t *pool, char *start, size_t n) {
+    const neap_class_t *k = &_neap_class[pool->cls];
+    if (neap_carve_rng == 0) neap_carve_rng = (uintptr_t)pool ^ _neap_os_clock_ns() ^ 0x9E3779B97F4A7C15ull;
+    size_t r = (size_t)(neap_xorshift(&neap_carve_rng) % n);
     for (size_t j = 0; j + 1 < n; j++)
         _neap_link_set((neap_block_t *)(start + ((r + j) % n) * k->size),
                        (neap_block_t *)(start + ((r + j + 1) % n) * k->size));
@@ -973,13 +989,6 @@ static uint64_t neap_mrng = 0x9E3779B97F4A7C15ull;
 #define NEAP_MESH_PROBES 64
 #define NEAP_MESH_ROUNDS 8
 
-static inline uint64_t neap_mrand(void) {
-    neap_mrng ^= neap_mrng << 13;
-    neap_mrng ^= neap_mrng >> 7;
-    neap_mrng ^= neap_mrng << 17;
-    return neap_mrng;
-}
-
 /* One class's candidates [lo, hi) of neap_mcand: split-and-match in rounds
  * (shuffle, halves L and R, each pool of L probes up to 64 of R and meshes
  * with the first whose blocks are disjoint from its own), until a round
@@ -995,7 +1004,7 @@ static bool neap_mesh_class(neap_heap_t *h, size_t lo, size_t hi, uint64_t deadl
             if (!neap_mtaken[k]) neap_morder[m++] = (uint16_t)k;
         if (m < 2) return true;
         for (size_t k = m - 1; k > 0; k--) {
-            size_t r = (size_t)(neap_mrand() % (k + 1));
+            size_t r = (size_t)(neap_xorshift(&neap_mrng) % (k + 1));
             uint16_t t = neap_morder[k];
             neap_morder[k] = neap_morder[r];
             neap_morder[r] = t;
@@ -1322,7 +1331,7 @@ static inline size_t neap_run_head(const neap_arena_t *a, uintptr_t p, uint16_t 
  * address in the header, before block 0, wraps around and fails). */
 static inline bool neap_pool_block_ok(const neap_pool_t *pool, uintptr_t p) {
     uint32_t off = (uint32_t)(p - (uintptr_t)pool) - pool->first;
-    uint32_t idx = (uint32_t)(((uint64_t)off * pool->recip) >> 32);
+    uint32_t idx = _neap_pool_block_index(pool, off);
     return idx < neap_load_relaxed(pool->bumped) && idx * pool->block_size == off;
 }
 
@@ -1387,10 +1396,7 @@ static void neap_free_local(neap_heap_t *h, neap_arena_t *a, size_t head, uint16
     _neap_link_set(b, pool->local_free);
     pool->local_free = b;
     pool->used--;
-    if (state == NEAP_PS_COLD && h) {   /* fewer blocks: it may mesh where it could not */
-        a->mesh_todo = 1;
-        atomic_store_explicit(&h->mesh_pub, 1, memory_order_relaxed);
-    }
+    if (state == NEAP_PS_COLD && h) neap_mesh_cold_freed(h, a);
     if (state == NEAP_PS_FULL) {
         neap_assert_internal(!pool->linked && pool->free == NULL);
         neap_pool_set_state(pool, NEAP_PS_POOL);
@@ -1582,10 +1588,7 @@ void _neap_free_cold(void *p) {
     _neap_link_set(b, pool->local_free);
     pool->local_free = b;
     pool->used = (uint16_t)(t - 1);
-    a->mesh_todo = 1;   /* fewer blocks: it may mesh where it could not */
-    atomic_store_explicit(&h->mesh_pub, 1, memory_order_relaxed);
-    atomic_store_explicit(&h->mesh_activity, atomic_load_explicit(&h->mesh_activity, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
+    neap_mesh_cold_freed(h, a);
     neap_heap_cool_check(h);
     neap_heap_check(h);
     _neap_heap_leave(h);

@@ -324,6 +324,12 @@ neap_inline neap_block_t *_neap_pool_link(const neap_pool_t *pool, const neap_bl
     return next;
 }
 
+/* The index of the block at offset off of pool's blocks (off counted from
+ * block 0; an offset before it wraps around to a huge index). */
+neap_inline uint32_t _neap_pool_block_index(const neap_pool_t *pool, uint32_t off) {
+    return (uint32_t)(((uint64_t)off * pool->recip) >> 32);
+}
+
 /* neap_pool_t.linked */
 #define NEAP_POOL_ON_NONE 0      /* direct, FULL, or an orphan's */
 #define NEAP_POOL_ON_PARTIAL 1   /* the partial list of its class */

@@ -214,8 +214,7 @@ static bool neap_mesh_handler_ok(void) {
  * Live blocks and the mesh of two pools
  * ------------------------------------------------------------------------- */
 static inline size_t neap_block_index(const neap_pool_t *pool, const neap_block_t *b) {
-    uint32_t off = (uint32_t)((uintptr_t)b - (uintptr_t)pool) - pool->first;
-    return (size_t)(((uint64_t)off * pool->recip) >> 32);
+    return _neap_pool_block_index(pool, (uint32_t)((uintptr_t)b - (uintptr_t)pool) - pool->first);
 }
 
 size_t _neap_mesh_live(const neap_pool_t *pool, uint64_t live[4]) {
